@@ -111,4 +111,16 @@ bool FrameDecoder::next(Frame& out) {
   return true;
 }
 
+bool FrameDecoder::next_raw(Header& header, Bytes& out) {
+  std::size_t avail = buf_.size() - pos_;
+  if (avail < kHeaderSize) return false;
+  Header h = decode_header(BytesView(buf_.data() + pos_, avail), max_body_);
+  if (avail < kHeaderSize + h.length) return false;
+  header = h;
+  auto begin = buf_.begin() + static_cast<std::ptrdiff_t>(pos_);
+  out.assign(begin, begin + static_cast<std::ptrdiff_t>(kHeaderSize + h.length));
+  pos_ += kHeaderSize + h.length;
+  return true;
+}
+
 }  // namespace zdm::cql

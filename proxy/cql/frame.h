@@ -114,6 +114,9 @@ class FrameDecoder {
   /// Moves the next complete frame into `out`; false if more bytes are needed.
   /// Throws ProtocolError on a corrupt header (body too long).
   bool next(Frame& out);
+  /// Like next(), but moves the whole frame (header + body, contiguous) into `out`, ready to be
+  /// forwarded with only the stream id patched.
+  bool next_raw(Header& header, Bytes& out);
   std::size_t buffered() const { return buf_.size() - pos_; }
   void set_max_body(uint32_t max_body) { max_body_ = max_body; }
 
