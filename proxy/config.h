@@ -1,0 +1,102 @@
+// zdm-proxy configuration: ZDM's keys and defaults (reference/zdm-proxy.md §3), read from a YAML
+// file (--config) or from ZDM_* environment variables (never merged, as in ZDM).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace zdm::proxy {
+
+enum class Cluster : uint8_t { kOrigin = 0, kTarget = 1 };
+const char* cluster_name(Cluster c);  // "ORIGIN" / "TARGET"
+inline Cluster other(Cluster c) {
+  return c == Cluster::kOrigin ? Cluster::kTarget : Cluster::kOrigin;
+}
+
+enum class ReadMode : uint8_t { kPrimaryOnly, kDualAsyncOnSecondary };
+
+/// A bad configuration value. what() names the source (file:line or env var) and the key.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Config {
+  Cluster primary_cluster = Cluster::kOrigin;
+  ReadMode read_mode = ReadMode::kPrimaryOnly;
+  bool replace_cql_functions = false;
+  int async_handshake_timeout_ms = 4000;
+  std::string log_level = "INFO";
+  std::string control_conn_max_protocol_version = "DseV2";
+  std::vector<std::string> blocked_protocol_versions;
+
+  int proxy_topology_index = 0;
+  std::vector<std::string> proxy_topology_addresses;
+  int proxy_topology_num_tokens = 8;
+
+  std::vector<std::string> origin_contact_points;
+  int origin_port = 9042;
+  std::string origin_username, origin_password;
+  std::string origin_local_datacenter;
+  int origin_connection_timeout_ms = 30000;
+  std::vector<std::string> target_contact_points;
+  int target_port = 9042;
+  std::string target_username, target_password;
+  std::string target_local_datacenter;
+  int target_connection_timeout_ms = 30000;
+
+  std::string proxy_listen_address = "localhost";
+  int proxy_listen_port = 14002;
+  int proxy_request_timeout_ms = 10000;
+  int proxy_max_client_connections = 1000;
+  int proxy_max_stream_ids = 2048;
+
+  bool metrics_enabled = true;
+  std::string metrics_address = "localhost";
+  int metrics_port = 14001;
+  std::string metrics_prefix = "zdm";
+  std::vector<double> metrics_origin_latency_buckets_ms = default_buckets_ms();
+  std::vector<double> metrics_target_latency_buckets_ms = default_buckets_ms();
+  std::vector<double> metrics_async_read_latency_buckets_ms = default_buckets_ms();
+
+  int heartbeat_interval_ms = 30000;
+  int heartbeat_retry_interval_min_ms = 250;
+  int heartbeat_retry_interval_max_ms = 30000;
+  double heartbeat_retry_backoff_factor = 2;
+  int heartbeat_failure_threshold = 1;
+
+  /// Worker threads (one io_context each); 0 = one per core. Not a ZDM key.
+  int proxy_worker_threads = 0;
+
+  static std::vector<double> default_buckets_ms() {
+    return {1, 4, 7, 10, 25, 40, 60, 80, 100, 150, 250, 500, 1000, 2500, 5000, 10000, 15000};
+  }
+
+  /// The secondary cluster (the one that is not primary).
+  Cluster secondary() const { return other(primary_cluster); }
+  const std::vector<std::string>& contact_points(Cluster c) const {
+    return c == Cluster::kOrigin ? origin_contact_points : target_contact_points;
+  }
+  int port(Cluster c) const { return c == Cluster::kOrigin ? origin_port : target_port; }
+  /// This proxy's own address in the topology (proxy_topology_addresses[index], else the
+  /// listen address, else 127.0.0.1).
+  std::string own_topology_address() const;
+
+  /// JSON of the parsed configuration with ZDM's Go field names, passwords omitted.
+  std::string to_log_json() const;
+};
+
+/// Parses YAML text; `source` names the file in errors ("zdm.yml:4: key 'read_mode': ...").
+/// Throws ConfigError on unknown keys, bad values or failed validation.
+Config parse_config_yaml(const std::string& text, const std::string& source);
+/// Reads and parses a YAML file. Throws ConfigError (also when the file cannot be read).
+Config load_config_file(const std::string& path);
+/// Reads ZDM_* variables from `env` ("ZDM_READ_MODE" -> read_mode). Throws ConfigError.
+Config load_config_env(const std::map<std::string, std::string>& env);
+/// Checks required keys and ranges. Throws ConfigError.
+void validate(const Config& c, const std::string& source);
+
+}  // namespace zdm::proxy

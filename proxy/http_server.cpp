@@ -1,0 +1,76 @@
+#include "proxy/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace zdm::proxy {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+HttpServer::HttpServer(asio::io_context& ioc, const std::string& address, int port,
+                       HttpHandler handler)
+    : ioc_(ioc), acceptor_(ioc), handler_(std::move(handler)) {
+  tcp::resolver resolver(ioc);
+  auto ep = resolver.resolve(address, std::to_string(port)).begin()->endpoint();
+  acceptor_.open(ep.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  acceptor_.bind(ep);
+  acceptor_.listen();
+}
+
+void HttpServer::start() {
+  asio::co_spawn(ioc_, accept_loop(), [](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("HTTP server stopped: {}", ex.what());
+      }
+    }
+  });
+}
+
+void HttpServer::stop() {
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+}
+
+awaitable<void> HttpServer::accept_loop() {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(nothrow(ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      continue;
+    }
+    asio::co_spawn(ioc_, serve(std::move(socket)), asio::detached);
+  }
+}
+
+awaitable<void> HttpServer::serve(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request<http::string_body> req;
+    boost::system::error_code ec;
+    stream.expires_after(std::chrono::seconds(30));
+    co_await http::async_read(stream, buffer, req, nothrow(ec));
+    if (ec) break;
+    HttpResponse r = handler_(std::string(req.method_string()), std::string(req.target()));
+    http::response<http::string_body> res{static_cast<http::status>(r.status), req.version()};
+    res.set(http::field::server, "zdm-proxy");
+    res.set(http::field::content_type, r.content_type);
+    res.keep_alive(req.keep_alive());
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    co_await http::async_write(stream, res, nothrow(ec));
+    if (ec || !res.keep_alive()) break;
+  }
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+}  // namespace zdm::proxy

@@ -1,0 +1,74 @@
+// zdm-proxy: the CQL proxy for zero-downtime migrations from origin to target.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <map>
+
+#include "proxy/config.h"
+#include "proxy/proxy.h"
+
+extern char** environ;
+
+namespace po = boost::program_options;
+
+namespace {
+
+spdlog::level::level_enum to_spdlog(const std::string& level) {
+  if (level == "TRACE") return spdlog::level::trace;
+  if (level == "DEBUG") return spdlog::level::debug;
+  if (level == "WARN" || level == "WARNING") return spdlog::level::warn;
+  if (level == "ERROR") return spdlog::level::err;
+  if (level == "FATAL" || level == "PANIC") return spdlog::level::critical;
+  return spdlog::level::info;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description opts("zdm-proxy options");
+  opts.add_options()("help,h", "print this help")("version", "print the version and exit")(
+      "config", po::value<std::string>(),
+      "YAML configuration file with ZDM's keys; without it, ZDM_* environment variables are read");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "zdm-proxy: " << e.what() << "\n" << opts;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << "zdm-proxy " << ZDM_VERSION << "\n";
+    return 0;
+  }
+  auto logger = spdlog::stderr_logger_mt("zdm-proxy");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("time=\"%Y-%m-%dT%H:%M:%S.%e%z\" level=%l msg=\"%v\"");
+  zdm::proxy::Config config;
+  try {
+    if (vm.count("config")) {
+      config = zdm::proxy::load_config_file(vm["config"].as<std::string>());
+    } else {
+      std::map<std::string, std::string> env;
+      for (char** e = environ; *e; ++e) {
+        std::string kv(*e);
+        auto eq = kv.find('=');
+        if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+      }
+      config = zdm::proxy::load_config_env(env);
+    }
+  } catch (const zdm::proxy::ConfigError& e) {
+    spdlog::critical("Invalid configuration: {}", e.what());
+    return 2;
+  }
+  spdlog::set_level(to_spdlog(config.log_level));
+  spdlog::info("Starting ZDM proxy version {}", ZDM_VERSION);
+  spdlog::info("Parsed configuration: {}", config.to_log_json());
+  return zdm::proxy::run_proxy(config);
+}

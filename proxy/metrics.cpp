@@ -1,0 +1,252 @@
+#include "proxy/metrics.h"
+
+#include <dirent.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "proxy/cql/messages.h"
+
+namespace zdm::proxy {
+
+Histogram::Histogram(std::vector<double> bounds_s)
+    : bounds_(std::move(bounds_s)), counts_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0);
+}
+
+void Histogram::observe(double seconds) {
+  std::size_t i = 0;
+  while (i < bounds_.size() && seconds > bounds_[i]) ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  sum_ns_.fetch_add(static_cast<uint64_t>(seconds * 1e9), std::memory_order_relaxed);
+}
+
+Registry::Family& Registry::family(const std::string& name, const std::string& help,
+                                   const char* type) {
+  auto& f = families_[name];
+  if (f.type.empty()) {
+    f.help = help;
+    f.type = type;
+  }
+  return f;
+}
+
+Counter& Registry::counter(const std::string& name, const std::string& help,
+                           const std::string& labels) {
+  std::lock_guard lock(mu_);
+  auto& f = family(name, help, "counter");
+  auto& slot = f.counters[labels];
+  if (!slot) slot = &counters_.emplace_back();
+  return *slot;
+}
+
+Gauge& Registry::gauge(const std::string& name, const std::string& help,
+                       const std::string& labels) {
+  std::lock_guard lock(mu_);
+  auto& f = family(name, help, "gauge");
+  auto& slot = f.gauges[labels];
+  if (!slot) slot = &gauges_.emplace_back();
+  return *slot;
+}
+
+Histogram& Registry::histogram(const std::string& name, const std::string& help,
+                               const std::vector<double>& bounds_s, const std::string& labels) {
+  std::lock_guard lock(mu_);
+  auto& f = family(name, help, "histogram");
+  auto& slot = f.histograms[labels];
+  if (!slot) slot = histograms_.emplace_back(std::make_unique<Histogram>(bounds_s)).get();
+  return *slot;
+}
+
+namespace {
+
+std::string with_label(const std::string& labels, const std::string& extra) {
+  if (labels.empty()) return "{" + extra + "}";
+  return "{" + labels + "," + extra + "}";
+}
+
+std::string braces(const std::string& labels) {
+  return labels.empty() ? "" : "{" + labels + "}";
+}
+
+void render_process(std::string& out) {
+  long ticks = sysconf(_SC_CLK_TCK);
+  long page = sysconf(_SC_PAGESIZE);
+  std::ifstream stat("/proc/self/stat");
+  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto rparen = content.rfind(')');
+  if (rparen == std::string::npos) return;
+  std::istringstream fields(content.substr(rparen + 2));
+  std::vector<std::string> f;
+  std::string tok;
+  while (fields >> tok) f.push_back(tok);
+  // Fields after ')' start at field 3 (state); utime=14, stime=15, starttime=22, vsize=23, rss=24.
+  auto at = [&](int field) { return std::stod(f.at(static_cast<std::size_t>(field - 3))); };
+  double cpu = (at(14) + at(15)) / static_cast<double>(ticks);
+  double boot_time = 0;
+  std::ifstream st("/proc/stat");
+  std::string line;
+  while (std::getline(st, line))
+    if (line.rfind("btime ", 0) == 0) boot_time = std::stod(line.substr(6));
+  int fds = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d)) ++fds;
+    closedir(d);
+    fds -= 3;  // ".", ".." and the directory's own fd
+  }
+  out +=
+      "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+      "# TYPE process_cpu_seconds_total counter\n";
+  out += fmt::format("process_cpu_seconds_total {}\n", cpu);
+  out +=
+      "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\n";
+  out += fmt::format("process_open_fds {}\n", fds);
+  out +=
+      "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+      "# TYPE process_resident_memory_bytes gauge\n";
+  out += fmt::format("process_resident_memory_bytes {}\n", at(24) * static_cast<double>(page));
+  out +=
+      "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+      "# TYPE process_virtual_memory_bytes gauge\n";
+  out += fmt::format("process_virtual_memory_bytes {}\n", at(23));
+  out +=
+      "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+      "# TYPE process_start_time_seconds gauge\n";
+  out += fmt::format("process_start_time_seconds {}\n",
+                     boot_time + at(22) / static_cast<double>(ticks));
+}
+
+}  // namespace
+
+std::string Registry::render() const {
+  std::string out;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, f] : families_) {
+      out += "# HELP " + name + " " + f.help + "\n# TYPE " + name + " " + f.type + "\n";
+      for (const auto& [labels, c] : f.counters)
+        out += fmt::format("{}{} {}\n", name, braces(labels), c->value());
+      for (const auto& [labels, g] : f.gauges)
+        out += fmt::format("{}{} {}\n", name, braces(labels), g->value());
+      for (const auto& [labels, h] : f.histograms) {
+        uint64_t cumulative = 0;
+        for (std::size_t i = 0; i < h->bounds().size(); ++i) {
+          cumulative += h->bucket(i);
+          out +=
+              fmt::format("{}_bucket{} {}\n", name,
+                          with_label(labels, fmt::format("le=\"{}\"", h->bounds()[i])), cumulative);
+        }
+        cumulative += h->bucket(h->bounds().size());
+        out += fmt::format("{}_bucket{} {}\n", name, with_label(labels, "le=\"+Inf\""), cumulative);
+        out += fmt::format("{}_sum{} {}\n", name, braces(labels), h->sum());
+        out += fmt::format("{}_count{} {}\n", name, braces(labels), h->count());
+      }
+    }
+  }
+  render_process(out);
+  return out;
+}
+
+const char* error_label(int32_t code) {
+  using cql::ErrorCode;
+  switch (static_cast<ErrorCode>(code)) {
+    case ErrorCode::kReadTimeout:
+      return "read_timeout";
+    case ErrorCode::kReadFailure:
+      return "read_failure";
+    case ErrorCode::kWriteTimeout:
+      return "write_timeout";
+    case ErrorCode::kWriteFailure:
+      return "write_failure";
+    case ErrorCode::kOverloaded:
+      return "overloaded";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
+    case ErrorCode::kUnprepared:
+      return "unprepared";
+    default:
+      return "other";
+  }
+}
+
+namespace {
+std::vector<double> to_seconds(const std::vector<double>& ms) {
+  std::vector<double> s;
+  for (double v : ms) s.push_back(v / 1000.0);
+  return s;
+}
+}  // namespace
+
+ProxyMetrics::ProxyMetrics(const Config& config, Registry& registry)
+    : config_(config), registry_(registry) {
+  const std::string p = config.metrics_prefix + "_";
+  auto origin_b = to_seconds(config.metrics_origin_latency_buckets_ms);
+  auto target_b = to_seconds(config.metrics_target_latency_buckets_ms);
+  const std::string dur = p + "proxy_request_duration_seconds";
+  const std::string dur_help = "Histogram that tracks the latency of requests at proxy entry point";
+  duration_[0] = &registry.histogram(dur, dur_help, origin_b, "type=\"reads_origin\"");
+  duration_[1] = &registry.histogram(dur, dur_help, target_b, "type=\"reads_target\"");
+  duration_[2] = &registry.histogram(dur, dur_help, origin_b, "type=\"writes\"");
+  const std::string inf = p + "proxy_inflight_requests_total";
+  const std::string inf_help = "Number of requests currently in flight in the proxy";
+  inflight_[0] = &registry.gauge(inf, inf_help, "type=\"reads_origin\"");
+  inflight_[1] = &registry.gauge(inf, inf_help, "type=\"reads_target\"");
+  inflight_[2] = &registry.gauge(inf, inf_help, "type=\"writes\"");
+  const std::string fr = p + "proxy_failed_reads_total";
+  failed_reads_[0] = &registry.counter(fr, "Running total of failed reads", "cluster=\"origin\"");
+  failed_reads_[1] = &registry.counter(fr, "Running total of failed reads", "cluster=\"target\"");
+  const std::string fw = p + "proxy_failed_writes_total";
+  const std::string fw_help = "Running total of failed writes";
+  failed_writes_[0] = &registry.counter(fw, fw_help, "failed_on=\"origin\"");
+  failed_writes_[1] = &registry.counter(fw, fw_help, "failed_on=\"target\"");
+  failed_writes_[2] = &registry.counter(fw, fw_help, "failed_on=\"both\"");
+  const std::string fc = p + "proxy_failed_connections_total";
+  const std::string fc_help = "Running total of failed requests due to inability to connect";
+  failed_connections_[0] = &registry.counter(fc, fc_help, "cluster=\"origin\"");
+  failed_connections_[1] = &registry.counter(fc, fc_help, "cluster=\"target\"");
+  client_connections_ = &registry.gauge(p + "client_connections_total",
+                                        "Number of client connections currently open");
+  pscache_entries_ = &registry.gauge(p + "pscache_entries_total",
+                                     "Number of entries in the prepared statements cache");
+  pscache_miss_ = &registry.counter(p + "pscache_miss_total",
+                                    "Running total of prepared statement cache misses");
+}
+
+NodeMetrics& ProxyMetrics::node(const std::string& kind, const std::string& node) {
+  std::lock_guard lock(mu_);
+  auto& slot = nodes_[kind + "|" + node];
+  if (slot) return *slot;
+  slot = std::make_unique<NodeMetrics>();
+  const std::string p = config_.metrics_prefix + "_" + kind + "_";
+  const std::string nl = "node=\"" + node + "\"";
+  const auto& ms = kind == "origin"   ? config_.metrics_origin_latency_buckets_ms
+                   : kind == "target" ? config_.metrics_target_latency_buckets_ms
+                                      : config_.metrics_async_read_latency_buckets_ms;
+  auto b = to_seconds(ms);
+  const std::string dh = "Histogram that tracks the latency of " + kind + " requests";
+  slot->reads = &registry_.histogram(p + "request_duration_seconds", dh, b, nl + ",type=\"reads\"");
+  if (kind != "async")
+    slot->writes =
+        &registry_.histogram(p + "request_duration_seconds", dh, b, nl + ",type=\"writes\"");
+  slot->connections =
+      &registry_.gauge(p + "connections_total", "Number of connections to " + kind, nl);
+  slot->failed_connections = &registry_.counter(
+      p + "failed_connections_total", "Running total of failed connection attempts to " + kind, nl);
+  slot->used_stream_ids =
+      &registry_.gauge(p + "used_stream_ids_total", "Number of used stream ids on " + kind, nl);
+  if (kind == "async")
+    slot->inflight = &registry_.gauge(config_.metrics_prefix + "_async_inflight_requests_total",
+                                      "Number of async requests currently in flight", nl);
+  for (const char* e : {"client_timeout", "read_timeout", "read_failure", "write_timeout",
+                        "write_failure", "overloaded", "unavailable", "unprepared", "other"}) {
+    slot->requests_failed[e] = &registry_.counter(p + "requests_failed_total",
+                                                  "Running total of failed requests on " + kind,
+                                                  nl + ",error=\"" + e + "\"");
+  }
+  return *slot;
+}
+
+}  // namespace zdm::proxy

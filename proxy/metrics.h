@@ -1,0 +1,135 @@
+// Prometheus metrics with ZDM's names and labels (reference/zdm-proxy.md §4), rendered in the
+// Prometheus text exposition format 0.0.4. Updates are lock-free atomics; series creation
+// (lazy per node) and rendering take a mutex.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "proxy/config.h"
+
+namespace zdm::proxy {
+
+class Counter {
+ public:
+  void inc(uint64_t n = 1) { v_.fetch_add(n, std::memory_order_relaxed); }
+  uint64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+class Gauge {
+ public:
+  void add(int64_t n = 1) { v_.fetch_add(n, std::memory_order_relaxed); }
+  void sub(int64_t n = 1) { v_.fetch_sub(n, std::memory_order_relaxed); }
+  void set(int64_t n) { v_.store(n, std::memory_order_relaxed); }
+  int64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> v_{0};
+};
+
+/// Cumulative histogram; bucket bounds in seconds (upper bounds, +Inf implied).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds_s);
+  void observe(double seconds);
+  const std::vector<double>& bounds() const { return bounds_; }
+  uint64_t bucket(std::size_t i) const { return counts_[i].load(std::memory_order_relaxed); }
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  double sum() const { return static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9; }
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // per bucket (non-cumulative)
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_ns_{0};
+};
+
+/// A set of metric families; series are created on first use and live as long as the registry.
+class Registry {
+ public:
+  Counter& counter(const std::string& name, const std::string& help,
+                   const std::string& labels = "");
+  Gauge& gauge(const std::string& name, const std::string& help, const std::string& labels = "");
+  Histogram& histogram(const std::string& name, const std::string& help,
+                       const std::vector<double>& bounds_s, const std::string& labels = "");
+  /// Text exposition of every series, families sorted by name; `process_*` appended.
+  std::string render() const;
+
+ private:
+  struct Family {
+    std::string help, type;
+    std::map<std::string, Counter*> counters;
+    std::map<std::string, Gauge*> gauges;
+    std::map<std::string, Histogram*> histograms;
+  };
+  Family& family(const std::string& name, const std::string& help, const char* type);
+  mutable std::mutex mu_;
+  std::map<std::string, Family> families_;
+  std::deque<Counter> counters_;
+  std::deque<Gauge> gauges_;
+  std::deque<std::unique_ptr<Histogram>> histograms_;
+};
+
+/// Request types of zdm_proxy_request_duration_seconds / zdm_proxy_inflight_requests_total.
+enum class RequestType : uint8_t { kReadsOrigin = 0, kReadsTarget = 1, kWrites = 2, kNone = 3 };
+
+/// The per-node series of one connector kind (origin, target or async).
+struct NodeMetrics {
+  Histogram* reads = nullptr;   // {node, type="reads"}
+  Histogram* writes = nullptr;  // {node, type="writes"}
+  Gauge* connections = nullptr;
+  Counter* failed_connections = nullptr;
+  Gauge* used_stream_ids = nullptr;
+  Gauge* inflight = nullptr;                        // async only: zdm_async_inflight_requests_total
+  std::map<std::string, Counter*> requests_failed;  // by error label
+};
+
+/// Error labels of zdm_*_requests_failed_total{error}.
+const char* error_label(int32_t error_code);
+
+/// Every metric the proxy exports, created at start-up (node series lazily).
+class ProxyMetrics {
+ public:
+  ProxyMetrics(const Config& config, Registry& registry);
+
+  Histogram& request_duration(RequestType t) { return *duration_[static_cast<int>(t)]; }
+  Gauge& inflight(RequestType t) { return *inflight_[static_cast<int>(t)]; }
+  Counter& failed_reads(Cluster c) { return *failed_reads_[static_cast<int>(c)]; }
+  Counter& failed_writes_origin() { return *failed_writes_[0]; }
+  Counter& failed_writes_target() { return *failed_writes_[1]; }
+  Counter& failed_writes_both() { return *failed_writes_[2]; }
+  Counter& failed_connections(Cluster c) { return *failed_connections_[static_cast<int>(c)]; }
+  Gauge& client_connections() { return *client_connections_; }
+  Gauge& pscache_entries() { return *pscache_entries_; }
+  Counter& pscache_miss() { return *pscache_miss_; }
+  /// kind: "origin", "target" or "async"; node: "ip:port". Thread-safe; cached per caller.
+  NodeMetrics& node(const std::string& kind, const std::string& node);
+
+  Registry& registry() { return registry_; }
+
+ private:
+  const Config& config_;
+  Registry& registry_;
+  std::array<Histogram*, 3> duration_{};
+  std::array<Gauge*, 3> inflight_{};
+  std::array<Counter*, 2> failed_reads_{};
+  std::array<Counter*, 3> failed_writes_{};
+  std::array<Counter*, 2> failed_connections_{};
+  Gauge* client_connections_ = nullptr;
+  Gauge* pscache_entries_ = nullptr;
+  Counter* pscache_miss_ = nullptr;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<NodeMetrics>> nodes_;
+};
+
+}  // namespace zdm::proxy

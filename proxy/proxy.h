@@ -1,0 +1,25 @@
+// The zdm-proxy program: HTTP endpoint, control connections, listener and worker threads,
+// graceful shutdown on SIGINT/SIGTERM.
+#pragma once
+
+#include "proxy/config.h"
+
+namespace zdm::proxy {
+
+/// Readiness JSON as ZDM serves it (reference/zdm-proxy.md §4); sets `ready`.
+struct ReadinessInput {
+  bool started = false;
+  bool shutting_down = false;
+  struct Side {
+    std::string addr;
+    int failures = 0;
+    bool up = false;
+  } origin, target;
+  int threshold = 1;
+};
+std::string readiness_json(const ReadinessInput& in, bool& ready);
+
+/// Runs the proxy until SIGINT/SIGTERM; returns the process exit code.
+int run_proxy(const Config& config);
+
+}  // namespace zdm::proxy

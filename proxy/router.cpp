@@ -1,0 +1,60 @@
+#include "proxy/router.h"
+
+namespace zdm::proxy {
+
+Decision route_statement(const cql::StatementInfo& info, const std::string& session_keyspace,
+                         const Config& config) {
+  using cql::StatementKind;
+  Decision d;
+  switch (info.kind) {
+    case StatementKind::kSelect: {
+      const std::string& ks = info.keyspace.empty() ? session_keyspace : info.keyspace;
+      if (ks == "system") {
+        if (info.table == "local")
+          return {Destination::kLocal, false, RequestType::kNone, LocalTable::kSystemLocal};
+        if (info.table == "peers")
+          return {Destination::kLocal, false, RequestType::kNone, LocalTable::kSystemPeers};
+        if (info.table == "peers_v2")
+          return {Destination::kLocal, false, RequestType::kNone, LocalTable::kSystemPeersV2};
+      }
+      if (cql::is_system_keyspace(ks)) {
+        // System keyspace reads go to origin only, never mirrored (ZDM #41).
+        d.destination = Destination::kOrigin;
+        d.metric = RequestType::kReadsOrigin;
+        return d;
+      }
+      d.destination = only(config.primary_cluster);
+      d.metric = read_metric(config.primary_cluster);
+      d.async_mirror = config.read_mode == ReadMode::kDualAsyncOnSecondary;
+      return d;
+    }
+    case StatementKind::kUse:
+      d.destination = Destination::kBoth;
+      d.metric = RequestType::kWrites;
+      d.async_mirror = config.read_mode == ReadMode::kDualAsyncOnSecondary;
+      return d;
+    default:
+      d.destination = Destination::kBoth;
+      d.metric = RequestType::kWrites;
+      return d;
+  }
+}
+
+Decision route_opcode(cql::Opcode op, const Config& config) {
+  Decision d;
+  switch (op) {
+    case cql::Opcode::kBatch:
+      d.destination = Destination::kBoth;
+      d.metric = RequestType::kWrites;
+      return d;
+    case cql::Opcode::kOptions:
+      d.destination = Destination::kBoth;
+      d.async_mirror = config.read_mode == ReadMode::kDualAsyncOnSecondary;
+      return d;
+    default:  // STARTUP, REGISTER, AUTH_RESPONSE and anything else: both, not tracked
+      d.destination = Destination::kBoth;
+      return d;
+  }
+}
+
+}  // namespace zdm::proxy

@@ -1,0 +1,48 @@
+// Routing decisions (reference/zdm-proxy.md §2 "Routing table"): pure functions from a request's
+// opcode and statement to the clusters it goes to. No I/O.
+#pragma once
+
+#include <string>
+
+#include "proxy/config.h"
+#include "proxy/cql/classifier.h"
+#include "proxy/cql/frame.h"
+#include "proxy/metrics.h"
+
+namespace zdm::proxy {
+
+enum class Destination : uint8_t {
+  kOrigin,  // origin only
+  kTarget,  // target only
+  kBoth,    // origin and target; the client waits for both
+  kLocal,   // answered by the proxy itself (system.local / system.peers / peers_v2)
+  kDrop,    // no cluster, no response (CALL InsightsRpc.*)
+};
+
+enum class LocalTable : uint8_t { kNone, kSystemLocal, kSystemPeers, kSystemPeersV2 };
+
+struct Decision {
+  Destination destination = Destination::kBoth;
+  bool async_mirror = false;  // also sent to the secondary on the async connector
+  RequestType metric = RequestType::kNone;
+  LocalTable local = LocalTable::kNone;
+  bool operator==(const Decision&) const = default;
+};
+
+/// Routes a QUERY/PREPARE/EXECUTE statement. `session_keyspace` is the connection's keyspace
+/// (from USE) for unqualified table names.
+Decision route_statement(const cql::StatementInfo& info, const std::string& session_keyspace,
+                         const Config& config);
+
+/// Routes requests that carry no statement: STARTUP, OPTIONS, REGISTER, AUTH_RESPONSE, BATCH.
+Decision route_opcode(cql::Opcode op, const Config& config);
+
+/// Which cluster a single-cluster read went to, for the metric type.
+inline RequestType read_metric(Cluster c) {
+  return c == Cluster::kOrigin ? RequestType::kReadsOrigin : RequestType::kReadsTarget;
+}
+inline Destination only(Cluster c) {
+  return c == Cluster::kOrigin ? Destination::kOrigin : Destination::kTarget;
+}
+
+}  // namespace zdm::proxy
