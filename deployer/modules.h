@@ -1,0 +1,48 @@
+// The modules a task can run: file, copy, template, command, shell, uri, wait_for, pause,
+// set_fact, debug, fail, stat, assert.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "template.h"
+#include "transport.h"
+
+namespace zdm::deploy {
+
+using Json = nlohmann::json;
+
+struct TaskResult {
+  bool changed = false;
+  bool failed = false;
+  bool skipped = false;
+  bool unreachable = false;
+  std::string msg;
+  Json data = Json::object();  // module-specific fields (rc, stdout, status, stat, ...)
+
+  // The value `register:` stores: data plus changed/failed/skipped/msg.
+  Json registered() const;
+};
+
+struct ModuleContext {
+  std::string host;   // inventory name
+  const Json& scope;  // the host's merged variables
+  std::string playbook_dir;
+  Source src;                             // the task's file:line
+  std::function<Transport&()> transport;  // connects on first use; throws UnreachableError
+  Json& facts;                            // set_fact writes here
+};
+
+// Runs one module with rendered arguments. Failures are returned, not thrown, except
+// UnreachableError (connection lost) and TemplateError (bad expression in assert).
+TaskResult run_module(const std::string& module, const Json& args, ModuleContext& ctx);
+
+// Hex sha256 of bytes.
+std::string sha256_hex(std::string_view data);
+
+// "0755" / 755 / 493 → mode bits; -1 if absent; throws std::invalid_argument if malformed.
+int parse_mode(const Json& mode);
+
+}  // namespace zdm::deploy

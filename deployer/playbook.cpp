@@ -1,0 +1,357 @@
+#include "playbook.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include "vars.h"
+
+namespace zdm::deploy {
+namespace {
+
+int line_of(const YAML::Node& n) {
+  return n.Mark().line + 1;
+}
+
+class PlaybookParser {
+ public:
+  explicit PlaybookParser(const std::string& path) : path_(path) {}
+
+  std::vector<Play> plays(const YAML::Node& root) {
+    std::vector<Play> out;
+    if (root.IsNull()) return out;
+    if (!root.IsSequence()) fail(root, "a playbook is a list of plays");
+    for (const auto& p : root) out.push_back(play(p));
+    return out;
+  }
+
+ private:
+  [[noreturn]] void fail(const YAML::Node& n, const std::string& msg) const {
+    throw PlaybookError(fmt::format("{}:{}: {}", path_, line_of(n), msg));
+  }
+
+  std::string scalar(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsScalar()) fail(n, fmt::format("'{}' must be a string", key));
+    return n.Scalar();
+  }
+
+  bool boolean(const YAML::Node& n, const std::string& key) const {
+    Json j = yaml_to_json(n);
+    if (!j.is_boolean()) fail(n, fmt::format("'{}' must be true or false", key));
+    return j.get<bool>();
+  }
+
+  Play play(const YAML::Node& n) {
+    if (!n.IsMap()) fail(n, "a play must be a mapping");
+    Play p;
+    p.file = path_;
+    p.line = line_of(n);
+    bool has_hosts = false;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string key = it->first.as<std::string>();
+      YAML::Node v = it->second;
+      if (key == "name") {
+        p.name = scalar(v, key);
+      } else if (key == "hosts") {
+        if (v.IsSequence()) {
+          for (const auto& h : v) p.hosts += (p.hosts.empty() ? "" : ":") + scalar(h, key);
+        } else {
+          p.hosts = scalar(v, key);
+        }
+        has_hosts = true;
+      } else if (key == "serial") {
+        Json s = yaml_to_json(v);
+        bool ok = s.is_number_integer() && s.get<long long>() >= 0;
+        if (s.is_string()) {
+          std::string t = s.get<std::string>();
+          ok = !t.empty() && (t.back() == '%' || t.find("{{") != std::string::npos);
+          if (t.back() == '%') {
+            std::string num = t.substr(0, t.size() - 1);
+            ok = !num.empty() && std::all_of(num.begin(), num.end(), ::isdigit);
+          }
+        }
+        if (!ok) fail(v, "'serial' must be an integer or a percentage like \"50%\"");
+        p.serial = s;
+      } else if (key == "vars") {
+        Json j = yaml_to_json(v);
+        if (!j.is_object() && !j.is_null()) fail(v, "'vars' must be a mapping");
+        if (j.is_object()) p.vars = j;
+      } else if (key == "vars_files") {
+        if (!v.IsSequence()) fail(v, "'vars_files' must be a list");
+        for (const auto& f : v) p.vars_files.push_back(scalar(f, key));
+      } else if (key == "tasks") {
+        p.tasks = task_list(v, key);
+      } else if (key == "any_errors_fatal") {
+        p.any_errors_fatal = boolean(v, key);
+      } else if (key == "gather_facts" || key == "become" || key == "tags" || key == "connection") {
+        // Accepted and ignored: we gather no facts and run as the SSH user.
+      } else {
+        fail(it->first, fmt::format("unknown play keyword '{}'", key));
+      }
+    }
+    if (!has_hosts) fail(n, "play has no 'hosts'");
+    return p;
+  }
+
+  std::vector<Task> task_list(const YAML::Node& v, const std::string& key) {
+    std::vector<Task> out;
+    if (v.IsNull()) return out;
+    if (!v.IsSequence()) fail(v, fmt::format("'{}' must be a list of tasks", key));
+    for (const auto& t : v) out.push_back(task(t));
+    return out;
+  }
+
+  Task task(const YAML::Node& n) {
+    if (!n.IsMap()) fail(n, "a task must be a mapping");
+    Task t;
+    t.file = path_;
+    t.line = line_of(n);
+    const auto& modules = known_modules();
+    int args_line = t.line;
+    bool has_block = false;
+    Json extra_args;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      std::string key = it->first.as<std::string>();
+      YAML::Node v = it->second;
+      std::string bare = key.rfind("ansible.builtin.", 0) == 0 ? key.substr(16) : key;
+      if (key == "name") {
+        t.name = scalar(v, key);
+      } else if (key == "when") {
+        if (v.IsSequence()) {
+          for (const auto& c : v) t.when.push_back(scalar(c, key));
+        } else {
+          Json j = yaml_to_json(v);
+          t.when.push_back(j.is_string() ? j.get<std::string>() : j.dump());
+        }
+      } else if (key == "register") {
+        t.register_as = scalar(v, key);
+      } else if (key == "retries") {
+        t.retries = yaml_to_json(v);
+      } else if (key == "delay") {
+        t.delay = yaml_to_json(v);
+      } else if (key == "until") {
+        t.until = scalar(v, key);
+      } else if (key == "ignore_errors") {
+        t.ignore_errors = yaml_to_json(v);
+      } else if (key == "changed_when" || key == "failed_when") {
+        Json j = yaml_to_json(v);
+        std::string cond = j.is_string() ? j.get<std::string>() : j.dump();
+        if (v.IsSequence()) {
+          cond.clear();
+          for (const auto& c : v) cond += (cond.empty() ? "(" : " and (") + scalar(c, key) + ")";
+        }
+        (key == "changed_when" ? t.changed_when : t.failed_when) = cond;
+      } else if (key == "run_once") {
+        t.run_once = boolean(v, key);
+      } else if (key == "no_log") {
+        t.no_log = boolean(v, key);
+      } else if (key == "delegate_to") {
+        t.delegate_to = scalar(v, key);
+      } else if (key == "vars") {
+        Json j = yaml_to_json(v);
+        if (!j.is_object()) fail(v, "'vars' must be a mapping");
+        t.vars = j;
+      } else if (key == "args") {
+        extra_args = yaml_to_json(v);
+        if (!extra_args.is_object()) fail(v, "'args' must be a mapping");
+      } else if (key == "block" || key == "rescue" || key == "always") {
+        auto list = task_list(v, key);
+        (key == "block" ? t.block : key == "rescue" ? t.rescue : t.always) = std::move(list);
+        has_block = true;
+      } else if (key == "tags") {
+        // accepted, ignored
+      } else if (std::find(modules.begin(), modules.end(), bare) != modules.end()) {
+        if (!t.module.empty())
+          fail(it->first, fmt::format("task has two modules: '{}' and '{}'", t.module, bare));
+        t.module = bare;
+        args_line = line_of(v);
+        module_args(t, v);
+      } else {
+        fail(it->first, fmt::format("unknown module or task keyword '{}'", key));
+      }
+    }
+    if (has_block) {
+      if (!t.module.empty()) fail(n, fmt::format("a block cannot also run module '{}'", t.module));
+      if (t.block.empty()) fail(n, "'rescue'/'always' without 'block'");
+      return t;
+    }
+    if (t.module.empty()) fail(n, "task has no module");
+    if (extra_args.is_object())
+      for (auto& [k, v] : extra_args.items()) t.args[k] = v;
+    if (auto err = check_args(t); !err.empty())
+      throw PlaybookError(fmt::format("{}:{}: {}", path_, args_line, err));
+    return t;
+  }
+
+  void module_args(Task& t, const YAML::Node& v) const {
+    bool free_form = t.module == "command" || t.module == "shell";
+    if (v.IsMap()) {
+      t.args = yaml_to_json(v);
+    } else if (v.IsScalar()) {
+      try {
+        t.args = parse_kv_args(v.Scalar(), free_form);
+      } catch (const PlaybookError& e) {
+        fail(v, fmt::format("module '{}': {}", t.module, e.what()));
+      }
+    } else if (v.IsNull()) {
+      t.args = Json::object();
+    } else {
+      fail(v, fmt::format("arguments of '{}' must be a mapping or k=v text", t.module));
+    }
+  }
+
+  // Unknown arguments are errors, named like Ansible's "Unsupported parameters".
+  static std::string check_args(const Task& t) {
+    static const std::map<std::string, std::set<std::string>> allowed = {
+        {"file", {"path", "dest", "name", "state", "src", "mode", "recurse", "force"}},
+        {"copy", {"src", "content", "dest", "mode", "force", "backup"}},
+        {"template", {"src", "dest", "mode", "force", "backup"}},
+        {"command", {"_raw_params", "cmd", "argv", "chdir", "creates", "removes", "stdin"}},
+        {"shell", {"_raw_params", "cmd", "chdir", "creates", "removes", "stdin", "executable"}},
+        {"uri",
+         {"url", "method", "status_code", "timeout", "return_content", "body", "body_format",
+          "headers", "follow_redirects", "validate_certs"}},
+        {"wait_for",
+         {"host", "port", "timeout", "state", "delay", "sleep", "connect_timeout", "msg"}},
+        {"pause", {"seconds", "minutes", "prompt", "echo"}},
+        {"debug", {"msg", "var", "verbosity"}},
+        {"fail", {"msg"}},
+        {"stat", {"path", "get_checksum", "checksum_algorithm", "follow"}},
+        {"assert", {"that", "fail_msg", "msg", "success_msg", "quiet"}},
+    };
+    auto it = allowed.find(t.module);
+    if (it == allowed.end()) return {};  // set_fact takes any names
+    if (!t.args.is_object()) return fmt::format("arguments of '{}' must be a mapping", t.module);
+    for (auto& [k, v] : t.args.items())
+      if (!it->second.count(k))
+        return fmt::format("module '{}': unsupported parameter '{}'", t.module, k);
+    return {};
+  }
+
+  const std::string& path_;
+};
+
+}  // namespace
+
+std::string Task::display_name() const {
+  if (!name.empty()) return name;
+  return module.empty() ? "block" : module;
+}
+
+const std::vector<std::string>& known_modules() {
+  static const std::vector<std::string> m = {"file", "copy",     "template", "command",  "shell",
+                                             "uri",  "wait_for", "pause",    "set_fact", "debug",
+                                             "fail", "stat",     "assert"};
+  return m;
+}
+
+Json parse_kv_args(std::string_view text, bool free_form) {
+  Json out = Json::object();
+  std::vector<std::string> tokens;
+  std::vector<bool> quoted;
+  std::string cur;
+  bool in_tok = false, q = false;
+  char quote = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (quote) {
+      if (c == quote)
+        quote = 0;
+      else
+        cur += c;
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_tok)
+        tokens.push_back(cur), quoted.push_back(q), cur.clear(), in_tok = false, q = false;
+      continue;
+    }
+    in_tok = true;
+    if (c == '"' || c == '\'') {
+      quote = c;
+      q = true;
+    } else {
+      cur += c;
+    }
+  }
+  if (in_tok) tokens.push_back(cur), quoted.push_back(q);
+  auto is_kv = [&](size_t i) {
+    auto eq = tokens[i].find('=');
+    if (eq == std::string::npos || eq == 0) return false;
+    std::string k = tokens[i].substr(0, eq);
+    return std::all_of(k.begin(), k.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+    });
+  };
+  if (!free_form) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (!is_kv(i)) throw PlaybookError(fmt::format("bad key=value '{}'", tokens[i]));
+      auto eq = tokens[i].find('=');
+      out[tokens[i].substr(0, eq)] = tokens[i].substr(eq + 1);
+    }
+    return out;
+  }
+  // Free form: the command text as written, minus known option pairs.
+  static const std::set<std::string> opts = {"chdir", "creates", "removes", "executable", "stdin"};
+  std::string raw(text);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (!is_kv(i)) continue;
+    auto eq = tokens[i].find('=');
+    std::string k = tokens[i].substr(0, eq);
+    if (!opts.count(k)) continue;
+    out[k] = tokens[i].substr(eq + 1);
+    // Remove "k=..." from the raw text (first occurrence of the key= prefix).
+    size_t at = raw.find(k + "=");
+    if (at != std::string::npos) {
+      size_t end = at + k.size() + 1;
+      char qc = end < raw.size() && (raw[end] == '"' || raw[end] == '\'') ? raw[end] : 0;
+      if (qc) {
+        end = raw.find(qc, end + 1);
+        end = end == std::string::npos ? raw.size() : end + 1;
+      } else {
+        while (end < raw.size() && raw[end] != ' ' && raw[end] != '\t') ++end;
+      }
+      raw.erase(at, end - at);
+    }
+  }
+  size_t b = raw.find_first_not_of(" \t\n");
+  size_t e = raw.find_last_not_of(" \t\n");
+  out["_raw_params"] = b == std::string::npos ? "" : raw.substr(b, e - b + 1);
+  return out;
+}
+
+Playbook parse_playbook(std::string_view text, const std::string& path) {
+  Playbook pb;
+  pb.path = path;
+  auto parent = std::filesystem::path(path).parent_path().string();
+  pb.dir = parent.empty() ? "." : parent;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    throw PlaybookError(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
+  }
+  try {
+    pb.plays = PlaybookParser(path).plays(root);
+  } catch (const PlaybookError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw PlaybookError(fmt::format("{}: {}", path, e.what()));
+  }
+  return pb;
+}
+
+Playbook load_playbook(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw PlaybookError(fmt::format("{}: cannot read playbook", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_playbook(ss.str(), path);
+}
+
+}  // namespace zdm::deploy

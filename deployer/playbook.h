@@ -1,0 +1,75 @@
+// The playbook model: plays and tasks, parsed from YAML with file:line for every task.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace zdm::deploy {
+
+using Json = nlohmann::json;
+
+// what() is "file:line: message".
+class PlaybookError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Task {
+  std::string name;
+  std::string module;             // "" for a block
+  Json args = Json::object();     // untemplated; free-form text is under "_raw_params"
+  std::vector<std::string> when;  // all must hold
+  std::string register_as;
+  Json retries;  // null, int or template string
+  Json delay;
+  std::string until;
+  Json ignore_errors = false;  // bool or template
+  std::optional<std::string> changed_when;
+  std::optional<std::string> failed_when;
+  bool run_once = false;
+  std::string delegate_to;
+  Json vars = Json::object();
+  bool no_log = false;
+  std::vector<Task> block, rescue, always;
+  std::string file;
+  int line = 0;
+
+  bool is_block() const { return module.empty(); }
+  // "name" if set, else the module name (Ansible shows the action).
+  std::string display_name() const;
+};
+
+struct Play {
+  std::string name;
+  std::string hosts;  // pattern
+  Json serial;        // null, int or "N%"
+  Json vars = Json::object();
+  std::vector<std::string> vars_files;
+  std::vector<Task> tasks;
+  bool any_errors_fatal = false;
+  std::string file;
+  int line = 0;
+};
+
+struct Playbook {
+  std::string path;
+  std::string dir;
+  std::vector<Play> plays;
+};
+
+// Modules the executor implements.
+const std::vector<std::string>& known_modules();
+
+Playbook parse_playbook(std::string_view text, const std::string& path);
+Playbook load_playbook(const std::string& path);
+
+// "k=v k2='v 2'" → {"k": "v", "k2": "v 2"}; free text (no k=v at the start) is returned
+// under "_raw_params" (for command/shell), with trailing k=v pairs for command options.
+Json parse_kv_args(std::string_view text, bool free_form);
+
+}  // namespace zdm::deploy
