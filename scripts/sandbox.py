@@ -1,0 +1,412 @@
+#!/usr/bin/python3
+"""Sandbox orchestration behind scripts/sandbox (see its header). Addresses follow the sandbox
+plan of docs/DESIGN: proxies 127.0.1.1-3, monitoring 127.0.1.10, origin 127.0.2.1-3, target
+127.0.3.1-3; sshd on 2222, CQL 9042, metrics 14001.
+
+`up` ends with a machine-readable line:
+TALLY acknowledged_writes=<n> origin_rows=<n> target_rows=<n> app_errors=<n>
+and exits 0 only if every check passed. Everything stays up until `down`.
+"""
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(REPO, "build")
+SB = os.environ.get("ZDM_SANDBOX_DIR", os.path.join(BUILD, "sandbox"))
+INVENTORY = os.path.join(REPO, "inventory", "sandbox.ini")
+PROXIES = [("proxy1", "127.0.1.1"), ("proxy2", "127.0.1.2"), ("proxy3", "127.0.1.3")]
+MONITORING = [("monitoring", "127.0.1.10")]
+ORIGIN = ["127.0.2.1", "127.0.2.2", "127.0.2.3"]
+TARGET = ["127.0.3.1", "127.0.3.2", "127.0.3.3"]
+SSH_PORT, CQL_PORT, METRICS_PORT = 2222, 9042, 14001
+DEPLOY = os.path.join(BUILD, "deployer", "zdm-deploy")
+TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+KNOWN_HOSTS = os.path.join(SB, "ssh", "known_hosts")
+APP_DIR = os.path.join(SB, "app")
+PHASE_WINDOW_S = float(os.environ.get("ZDM_SANDBOX_WINDOW", "8"))
+
+failures = []
+
+
+def say(msg=""):
+    print(msg, flush=True)
+
+
+def check(ok, what):
+    say(f"  [{'ok' if ok else 'FAIL'}] {what}")
+    if not ok:
+        failures.append(what)
+    return ok
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def start(name, argv, log):
+    """Starts a background process in its own session; records its pid in SB/pids/<name>."""
+    os.makedirs(os.path.join(SB, "pids"), exist_ok=True)
+    with open(log, "ab") as out:
+        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+    with open(os.path.join(SB, "pids", name), "w") as f:
+        f.write(str(p.pid))
+    return p
+
+
+def wait_port(host, port, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, text=True, **kw)
+
+
+def deploy_cmd(verb, *extra):
+    return [DEPLOY, verb, "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS,
+            "-e", "pause_between_restarts_in_seconds=4", *extra]
+
+
+def metrics(ip):
+    with urllib.request.urlopen(f"http://{ip}:{METRICS_PORT}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def read_counts():
+    """Sums over the proxies: reads sent to origin / target as primary, and async mirrored reads."""
+    totals = {"reads_origin": 0.0, "reads_target": 0.0, "async_reads": 0.0, "writes": 0.0}
+    for _, ip in PROXIES:
+        for line in metrics(ip).splitlines():
+            if line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            if name.startswith("zdm_proxy_request_duration_seconds_count"):
+                for t in ("reads_origin", "reads_target", "writes"):
+                    if f'type="{t}"' in name:
+                        totals[t] += float(value)
+            elif name.startswith("zdm_async_request_duration_seconds_count"):
+                totals["async_reads"] += float(value)
+    return totals
+
+
+def app_status():
+    try:
+        with open(os.path.join(APP_DIR, "status.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def deploy_status():
+    r = run([DEPLOY, "status", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, "--json"],
+            capture_output=True)
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        say(r.stdout + r.stderr)
+        return []
+
+
+def check_status(previous_checksums):
+    hosts = deploy_status()
+    sums = {h.get("host"): h.get("config_sha256") for h in hosts}
+    check(len(hosts) == len(PROXIES) and all(h.get("running") for h in hosts),
+          f"status: zdm-proxy running on all {len(PROXIES)} hosts")
+    check(all(h.get("readiness_status") == 200 for h in hosts), "status: /health/readiness 200 on every host")
+    distinct = set(sums.values())
+    check(len(distinct) == 1 and None not in distinct and "" not in distinct,
+          f"status: one config checksum on every host ({next(iter(distinct), '')[:12]})")
+    if previous_checksums is not None:
+        check(all(sums[h] != previous_checksums.get(h) for h in sums),
+              "status: every host runs the new configuration (checksum changed)")
+    return sums
+
+
+def phase_window(name, expect):
+    """Observes the proxies' read metrics for a while and checks where reads went."""
+    before, app_before = read_counts(), app_status()
+    time.sleep(PHASE_WINDOW_S)
+    after, app_after = read_counts(), app_status()
+    d = {k: after[k] - before[k] for k in after}
+    ok_delta = app_after.get("reads_ok", 0) - app_before.get("reads_ok", 0)
+    say(f"  {name}: in {PHASE_WINDOW_S:.0f} s the app did {ok_delta} reads; proxies counted "
+        f"reads_origin +{d['reads_origin']:.0f}, reads_target +{d['reads_target']:.0f}, "
+        f"async (mirrored) reads +{d['async_reads']:.0f}, writes +{d['writes']:.0f}")
+    if expect == "origin":
+        check(d["reads_origin"] > 0 and d["reads_target"] == 0 and d["async_reads"] == 0,
+              "reads went to ORIGIN only")
+    elif expect == "origin+async":
+        check(d["reads_origin"] > 0 and d["reads_target"] == 0 and d["async_reads"] > 0,
+              "reads went to ORIGIN and were mirrored to TARGET asynchronously")
+    elif expect == "target":
+        # System-keyspace reads (driver schema refreshes) still go to origin by design.
+        check(d["reads_target"] > 0 and d["reads_origin"] <= 0.1 * d["reads_target"] and d["async_reads"] == 0,
+              "reads went to TARGET (origin sees only system-keyspace reads)")
+    check(d["writes"] > 0, "writes went to both clusters")
+
+
+def write_inventory(user, key):
+    def line(name, ip):
+        home = os.path.join(SB, "hosts", name, "home")
+        return (f"{name} ansible_host={ip} ansible_port={SSH_PORT} ansible_user={user} "
+                f"ansible_ssh_private_key_file={key} zdm_proxy_home_dir={home}")
+    text = ["# Written by scripts/sandbox up; removed by scripts/sandbox down.", "[proxies]"]
+    text += [line(n, ip) for n, ip in PROXIES]
+    text += ["", "[monitoring]"] + [line(n, ip) for n, ip in MONITORING]
+    text += ["", "[proxies:vars]",
+             "origin_contact_points=" + ",".join(ORIGIN), f"origin_port={CQL_PORT}",
+             "target_contact_points=" + ",".join(TARGET), f"target_port={CQL_PORT}", ""]
+    with open(INVENTORY, "w") as f:
+        f.write("\n".join(text))
+
+
+def start_hosts():
+    """One sshd per host on its own loopback address, its own host key and base directory."""
+    user = getpass.getuser()
+    ssh_dir = os.path.join(SB, "ssh")
+    os.makedirs(ssh_dir, exist_ok=True)
+    key = os.path.join(ssh_dir, "id_ed25519")
+    if not os.path.exists(key):
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "zdm-sandbox", "-f", key], check=True)
+    shutil.copy(key + ".pub", os.path.join(ssh_dir, "authorized_keys"))
+    os.chmod(os.path.join(ssh_dir, "authorized_keys"), 0o644)
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)
+    known = []
+    for name, ip in PROXIES + MONITORING:
+        hdir = os.path.join(SB, "hosts", name)
+        os.makedirs(os.path.join(hdir, "home"), exist_ok=True)
+        hostkey = os.path.join(hdir, "ssh_host_ed25519_key")
+        if not os.path.exists(hostkey):
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey], check=True)
+        conf = os.path.join(hdir, "sshd_config")
+        with open(conf, "w") as f:
+            f.write(f"""Port {SSH_PORT}
+ListenAddress {ip}
+HostKey {hostkey}
+AuthorizedKeysFile {os.path.join(ssh_dir, 'authorized_keys')}
+PidFile {os.path.join(hdir, 'sshd.pid')}
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+Subsystem sftp internal-sftp
+PrintMotd no
+LogLevel ERROR
+""")
+        start(f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f", conf], os.path.join(hdir, "sshd.log"))
+        with open(hostkey + ".pub") as f:
+            known.append(f"[{ip}]:{SSH_PORT} " + " ".join(f.read().split()[:2]))
+    with open(KNOWN_HOSTS, "w") as f:
+        f.write("\n".join(known) + "\n")
+    for name, ip in PROXIES + MONITORING:
+        if not wait_port(ip, SSH_PORT, 15):
+            raise SystemExit(f"sandbox: sshd for {name} did not start on {ip}:{SSH_PORT} "
+                             f"(see {os.path.join(SB, 'hosts', name, 'sshd.log')})")
+    return user, key
+
+
+def rolling_update(title, extra):
+    say(f"\n== {title} ==")
+    say(f"$ zdm-deploy rolling-update -i inventory/sandbox.ini {' '.join(extra)}")
+    r = run(deploy_cmd("rolling-update", *extra), capture_output=True)
+    with open(os.path.join(SB, "deploy.log"), "a") as f:
+        f.write(r.stdout + r.stderr)
+    recap = [l for l in r.stdout.splitlines() if " : ok=" in l]
+    for l in recap:
+        say("  " + l.strip())
+    return check(r.returncode == 0, f"rolling update finished (exit {r.returncode})")
+
+
+def up():
+    if os.path.isdir(os.path.join(SB, "pids")):
+        down(quiet=True)
+    os.makedirs(os.path.join(SB, "logs"), exist_ok=True)
+    t0 = time.monotonic()
+    say("== Clusters ==")
+    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
+        start(name, [TESTCLUSTER, "--cluster-name", name, "--nodes", ",".join(nodes), "--port", str(CQL_PORT)],
+              os.path.join(SB, "logs", f"{name}.log"))
+    for ip in ORIGIN + TARGET:
+        if not wait_port(ip, CQL_PORT):
+            raise SystemExit(f"sandbox: test cluster node {ip}:{CQL_PORT} did not start (see {SB}/logs)")
+    say(f"  origin nodes {', '.join(ORIGIN)}; target nodes {', '.join(TARGET)} (zdm-testcluster, CQL {CQL_PORT})")
+
+    say("\n== Hosts ==")
+    user, key = start_hosts()
+    write_inventory(user, key)
+    say(f"  sshd on {', '.join(ip for _, ip in PROXIES + MONITORING)} port {SSH_PORT}; inventory {INVENTORY}")
+
+    say("\n== Phase 1: deploy the proxies (primary ORIGIN, read mode PRIMARY_ONLY) ==")
+    say("$ zdm-deploy deploy -i inventory/sandbox.ini")
+    r = run(deploy_cmd("deploy"), capture_output=True)
+    with open(os.path.join(SB, "deploy.log"), "a") as f:
+        f.write(r.stdout + r.stderr)
+    for l in r.stdout.splitlines():
+        if " : ok=" in l:
+            say("  " + l.strip())
+    if not check(r.returncode == 0, f"deploy finished (exit {r.returncode})"):
+        say(r.stdout[-3000:] + r.stderr[-3000:])
+        return finish()
+    sums = check_status(None)
+
+    say("\n== Application: python-driver client through all three proxies ==")
+    shutil.rmtree(APP_DIR, ignore_errors=True)
+    os.makedirs(APP_DIR)
+    start("app", ["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
+                  "--contact-points", ",".join(ip for _, ip in PROXIES), "--port", str(CQL_PORT),
+                  "--rate", os.environ.get("ZDM_SANDBOX_RATE", "40"), "--out", APP_DIR],
+          os.path.join(APP_DIR, "app.log"))
+    deadline = time.monotonic() + 60
+    while app_status().get("acknowledged_writes", 0) == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    st = app_status()
+    if not check(st.get("acknowledged_writes", 0) > 0, "application connected and writing"):
+        say(open(os.path.join(APP_DIR, "app.log")).read()[-3000:])
+        return finish()
+    say(f"  protocol v{st.get('protocol_version')}, writing and reading at a steady rate")
+    phase_window("PRIMARY_ONLY", "origin")
+
+    if rolling_update("Phase 3: read mirroring (read_mode DUAL_ASYNC_ON_SECONDARY)",
+                      ["-e", "read_mode=DUAL_ASYNC_ON_SECONDARY"]):
+        sums = check_status(sums)
+        phase_window("DUAL_ASYNC_ON_SECONDARY", "origin+async")
+    st = app_status()
+    say(f"  app so far: {st.get('acknowledged_writes')} writes acknowledged, "
+        f"{st.get('write_errors', 0) + st.get('read_errors', 0) + st.get('read_mismatches', 0)} errors")
+
+    if rolling_update("Phase 4: cutover reads (primary_cluster TARGET, read_mode PRIMARY_ONLY)",
+                      ["-e", "primary_cluster=TARGET", "-e", "read_mode=PRIMARY_ONLY"]):
+        check_status(sums)
+        phase_window("primary TARGET", "target")
+
+    say("\n== Result ==")
+    open(os.path.join(APP_DIR, "stop"), "w").close()
+    pid = int(open(os.path.join(SB, "pids", "app")).read())
+    deadline = time.monotonic() + 30
+    while pid_alive(pid) and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    with open(os.path.join(APP_DIR, "summary.json")) as f:
+        summary = json.load(f)
+    app_errors = summary["write_errors"] + summary["read_errors"] + summary["read_mismatches"]
+    say(f"  application: {summary['acknowledged_writes']} writes acknowledged, {summary['reads_ok']} reads "
+        f"verified, {summary['write_errors']} write errors, {summary['read_errors']} read errors, "
+        f"{summary['read_mismatches']} read mismatches")
+    for e in summary.get("errors", [])[:5]:
+        say(f"    {e}")
+    check(app_errors == 0, "application saw no errors")
+    rows = {}
+    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
+        r = run(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "verify_rows.py"),
+                 "--contact-points", ",".join(nodes), "--port", str(CQL_PORT),
+                 "--acked", os.path.join(APP_DIR, "acked.tsv")], capture_output=True)
+        try:
+            res = json.loads(r.stdout)
+        except ValueError:
+            res = {"rows": -1, "missing": -1, "mismatched": -1}
+            say(r.stdout + r.stderr)
+        rows[name] = res["rows"]
+        say(f"  {name} (read directly from {nodes[0]}): {res['rows']} rows, "
+            f"{res['missing']} acknowledged writes missing, {res['mismatched']} mismatched")
+        check(res["missing"] == 0 and res["mismatched"] == 0, f"every acknowledged write is on {name}")
+    say(f"\n  took {time.monotonic() - t0:.0f} s. Everything is still running:")
+    say("    logs:    build/deployer/zdm-deploy logs -i inventory/sandbox.ini [-f] [--limit proxy1]"
+        f" --known-hosts {KNOWN_HOSTS}")
+    say("    status:  build/deployer/zdm-deploy status -i inventory/sandbox.ini"
+        f" --known-hosts {KNOWN_HOSTS}")
+    say(f"    metrics: curl http://{PROXIES[0][1]}:{METRICS_PORT}/metrics   readiness: /health/readiness")
+    say(f"    cqlsh-style access: /usr/bin/python3 with cassandra.cluster.Cluster(['{PROXIES[0][1]}'])")
+    say("    stop:    scripts/sandbox down")
+    return finish(summary["acknowledged_writes"], rows.get("origin", -1), rows.get("target", -1), app_errors)
+
+
+def finish(acked=0, origin_rows=-1, target_rows=-1, app_errors=-1):
+    if failures:
+        say(f"\nsandbox: {len(failures)} check(s) failed: " + "; ".join(failures))
+    say(f"TALLY acknowledged_writes={acked} origin_rows={origin_rows} target_rows={target_rows} "
+        f"app_errors={app_errors}")
+    return 1 if failures else 0
+
+
+def down(quiet=False):
+    """Stops what `up` started, by recorded pid: app, proxies (via their pid files), sshd, clusters."""
+    pids_dir = os.path.join(SB, "pids")
+    stopped = []
+    for name, _ in PROXIES:
+        pidfile = os.path.join(SB, "hosts", name, "home", "run", "zdm-proxy.pid")
+        if os.path.exists(pidfile):
+            try:
+                pid = int(open(pidfile).read().strip())
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGTERM)
+                    stopped.append((f"zdm-proxy@{name}", pid))
+            except (ValueError, OSError):
+                pass
+    if os.path.isdir(pids_dir):
+        for name in sorted(os.listdir(pids_dir)):
+            try:
+                pid = int(open(os.path.join(pids_dir, name)).read())
+            except ValueError:
+                continue
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGTERM)
+                stopped.append((name, pid))
+        shutil.rmtree(pids_dir)
+    deadline = time.monotonic() + 15
+    for name, pid in stopped:
+        while pid_alive(pid) and time.monotonic() < deadline:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            time.sleep(0.05)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    if os.path.exists(INVENTORY):
+        os.remove(INVENTORY)
+    if not quiet:
+        say(f"sandbox: stopped {len(stopped)} processes" + (": " + ", ".join(n for n, _ in stopped) if stopped else ""))
+    return 0
+
+
+def status():
+    if not os.path.exists(INVENTORY):
+        say("sandbox: not running (scripts/sandbox up starts it)")
+        return 1
+    return run([DEPLOY, "status", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS]).returncode
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if cmd == "up":
+        sys.exit(up())
+    if cmd == "down":
+        sys.exit(down())
+    if cmd == "status":
+        sys.exit(status())
+    say("usage: scripts/sandbox up|down|status")
+    sys.exit(2)
