@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <ostream>
 #include <thread>
 
@@ -53,7 +54,11 @@ ConnectParams connect_params(const std::string& name, const Json& scope,
   p.host = h.is_null() ? name : to_text(h);
   p.port = static_cast<int>(as_int(get("ansible_port"), 22));
   if (Json u = get("ansible_user"); !u.is_null()) p.user = to_text(u);
-  if (Json k = get("ansible_ssh_private_key_file"); !k.is_null()) p.key_file = to_text(k);
+  if (Json k = get("ansible_ssh_private_key_file"); !k.is_null()) {
+    p.key_file = to_text(k);
+    if (p.key_file.rfind("~/", 0) == 0)
+      if (const char* home = std::getenv("HOME")) p.key_file = home + p.key_file.substr(1);
+  }
   if (Json c = get("ansible_connection"); !c.is_null()) p.local = to_text(c) == "local";
   p.known_hosts = known_hosts;
   p.timeout_seconds = timeout_seconds;

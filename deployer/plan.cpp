@@ -37,11 +37,15 @@ std::vector<std::vector<std::string>> make_batches(const std::vector<std::string
 std::string find_vars_file(const std::string& name, const Inventory& inv, const Playbook& pb) {
   namespace fs = std::filesystem;
   if (fs::path(name).is_absolute()) return name;
-  for (const std::string& dir : {inv.dir, pb.dir}) {
+  // The repository keeps vars/ next to the example inventories (inventory/vars/), so an
+  // inventory kept elsewhere still finds them through <playbook_dir>/../inventory.
+  std::string shipped = (fs::path(pb.dir) / ".." / "inventory").lexically_normal().string();
+  for (const std::string& dir : {inv.dir, pb.dir, shipped}) {
     fs::path p = fs::path(dir) / name;
     if (fs::exists(p)) return p.string();
   }
-  throw VarsError(fmt::format("vars file '{}' not found in {} or {}", name, inv.dir, pb.dir));
+  throw VarsError(
+      fmt::format("vars file '{}' not found in {}, {} or {}", name, inv.dir, pb.dir, shipped));
 }
 
 Plan make_plan(const Inventory& inv, const Playbook& pb, const PlanOptions& opts) {

@@ -36,7 +36,8 @@ struct Plan {
 std::vector<std::vector<std::string>> make_batches(const std::vector<std::string>& hosts,
                                                    const Json& serial);
 
-// Resolves a vars_files entry: the inventory's directory first, then the playbook's.
+// Resolves a vars_files entry: the inventory's directory first, then the playbook's, then
+// <playbook_dir>/../inventory (where the repository keeps vars/).
 std::string find_vars_file(const std::string& name, const Inventory& inv, const Playbook& pb);
 
 // Builds the plan. Reads vars files; throws VarsError/InventoryError/PlaybookError.

@@ -257,8 +257,18 @@ Json parse_kv_args(std::string_view text, bool free_form) {
   std::string cur;
   bool in_tok = false, q = false;
   char quote = 0;
+  int braces = 0;  // inside {{ }} or {% %}: spaces do not split
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
+    if (i + 1 < text.size() && c == '{' && (text[i + 1] == '{' || text[i + 1] == '%')) {
+      ++braces;
+    } else if (braces > 0 && i + 1 < text.size() && (c == '}' || c == '%') && text[i + 1] == '}') {
+      --braces;
+      cur += c;
+      cur += text[++i];
+      in_tok = true;
+      continue;
+    }
     if (quote) {
       if (c == quote)
         quote = 0;
@@ -266,7 +276,7 @@ Json parse_kv_args(std::string_view text, bool free_form) {
         cur += c;
       continue;
     }
-    if (c == ' ' || c == '\t' || c == '\n') {
+    if ((c == ' ' || c == '\t' || c == '\n') && braces == 0) {
       if (in_tok)
         tokens.push_back(cur), quoted.push_back(q), cur.clear(), in_tok = false, q = false;
       continue;

@@ -222,37 +222,25 @@ class SshTransport : public Transport {
       throw UnreachableError(fmt::format("{}: exec failed: {}", p_.name, ssh_get_error(session_)));
     ssh_channel_send_eof(ch);
     char buf[16384];
+    auto deliver = [&](int n, int is_stderr) {
+      if (lines)
+        lines->feed(buf, static_cast<size_t>(n));
+      else
+        (is_stderr ? err : out)->append(buf, static_cast<size_t>(n));
+    };
     while (true) {
-      bool got = false;
-      for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
-        int n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, is_stderr);
-        if (n == SSH_ERROR)
-          throw UnreachableError(
-              fmt::format("{}: read failed: {}", p_.name, ssh_get_error(session_)));
-        if (n > 0) {
-          got = true;
-          if (lines)
-            lines->feed(buf, static_cast<size_t>(n));
-          else
-            (is_stderr ? err : out)->append(buf, static_cast<size_t>(n));
-        }
-      }
-      if (got) continue;
-      if (ssh_channel_is_eof(ch) || ssh_channel_is_closed(ch)) break;
-      int p = ssh_channel_poll_timeout(ch, 200, 0);
-      if (p == SSH_ERROR)
+      // Blocks up to 50 ms for stdout; stderr packets read meanwhile are buffered by libssh.
+      int n = ssh_channel_read_timeout(ch, buf, sizeof buf, 0, 50);
+      if (n == SSH_ERROR)
         throw UnreachableError(
             fmt::format("{}: connection lost: {}", p_.name, ssh_get_error(session_)));
-    }
-    // Drain anything left after EOF.
-    for (int is_stderr = 0; is_stderr < 2; ++is_stderr) {
-      int n;
-      while ((n = ssh_channel_read_nonblocking(ch, buf, sizeof buf, is_stderr)) > 0) {
-        if (lines)
-          lines->feed(buf, static_cast<size_t>(n));
-        else
-          (is_stderr ? err : out)->append(buf, static_cast<size_t>(n));
-      }
+      if (n > 0) deliver(n, 0);
+      int e;
+      while ((e = ssh_channel_read_nonblocking(ch, buf, sizeof buf, 1)) > 0) deliver(e, 1);
+      if (e == SSH_ERROR)
+        throw UnreachableError(
+            fmt::format("{}: connection lost: {}", p_.name, ssh_get_error(session_)));
+      if (n == 0 && (ssh_channel_is_eof(ch) || ssh_channel_is_closed(ch))) break;
     }
     int rc = ssh_channel_get_exit_status(ch);
     return rc;
