@@ -282,7 +282,7 @@ Json parse_kv_args(std::string_view text, bool free_form) {
       continue;
     }
     in_tok = true;
-    if (c == '"' || c == '\'') {
+    if ((c == '"' || c == '\'') && braces == 0) {
       quote = c;
       q = true;
     } else {
