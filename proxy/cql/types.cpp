@@ -1,6 +1,7 @@
 #include "proxy/cql/types.h"
 
 #include <cctype>
+#include <cstdio>
 #include <stdexcept>
 
 namespace zdm::cql {
@@ -57,8 +58,11 @@ DataType read_type(Reader& r) {
       for (uint16_t i = 0; i < n; ++i) t.params.push_back(read_type(r));
       break;
     }
-    default:
-      throw ProtocolError("unknown type option id 0x" + std::to_string(raw));
+    default: {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "%04x", static_cast<unsigned>(raw));
+      throw ProtocolError(std::string("unknown type option id 0x") + hex);
+    }
   }
   return t;
 }
