@@ -193,6 +193,7 @@ int status(const CommonOptions& opts, bool json, std::ostream& out, std::ostream
         text += c + 1 < row.size() ? fmt::format("{:<{}}  ", row[c], width[c]) : row[c];
       out << text << '\n';
     }
+    out.flush();
     for (auto& r : rows)
       if (r.contains("error"))
         err << fmt::format("{}: {}\n", r["host"].get<std::string>(), r["error"].get<std::string>());
