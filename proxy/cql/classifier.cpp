@@ -146,8 +146,9 @@ void classify_select(Lexer& lx, StatementInfo& info) {
     if (t.kind == Token::kSymbol && t.text == ")") --depth;
     if (depth == 0 && is_word(t, "from")) {
       std::string_view sel = src.substr(sel_begin, before - sel_begin);
-      // Split the selector text on top-level commas.
+      // Split the selector text on top-level commas, outside quoted identifiers and strings.
       int d = 0;
+      char quote = 0;
       std::string cur;
       auto flush = [&] {
         std::size_t b = cur.find_first_not_of(" \t\r\n");
@@ -156,9 +157,16 @@ void classify_select(Lexer& lx, StatementInfo& info) {
         cur.clear();
       };
       for (char c : sel) {
-        if (c == '(') ++d;
-        if (c == ')') --d;
-        if (c == ',' && d == 0) {
+        if (quote) {
+          if (c == quote) quote = 0;  // a doubled quote closes and reopens
+        } else if (c == '"' || c == '\'') {
+          quote = c;
+        } else if (c == '(') {
+          ++d;
+        } else if (c == ')') {
+          --d;
+        }
+        if (c == ',' && d == 0 && !quote) {
           flush();
         } else {
           cur += c;
