@@ -248,8 +248,19 @@ StatementInfo classify(std::string_view cql) {
     if (is_word(n, "keyspace") || is_word(n, "schema")) {
       Token k = skip_if_exists(lx, lx.next());
       if (is_name(k)) info.keyspace = k.text;
+    } else if (is_word(n, "index") || is_word(n, "custom")) {
+      // CREATE [CUSTOM] INDEX [IF NOT EXISTS] [name] ON [ks.]table; DROP INDEX [ks.]name
+      Token t = lx.next();
+      if (is_word(t, "index")) t = lx.next();
+      t = skip_if_exists(lx, t);
+      if (w == "drop") {
+        read_qualified(lx, t, info);
+      } else {
+        while (t.kind != Token::kEnd && !is_word(t, "on")) t = lx.next();
+        if (is_word(t, "on")) read_qualified(lx, lx.next(), info);
+      }
     } else if (is_word(n, "table") || is_word(n, "columnfamily") || is_word(n, "type") ||
-               is_word(n, "index") || is_word(n, "function") || is_word(n, "aggregate")) {
+               is_word(n, "function") || is_word(n, "aggregate")) {
       read_qualified(lx, skip_if_exists(lx, lx.next()), info);
     } else if (is_word(n, "materialized")) {
       Token v = lx.next();

@@ -109,6 +109,7 @@ class Writer {
   void write_long_string(std::string_view s);
   void write_bytes(const std::optional<Bytes>& b);
   void write_bytes(BytesView b);
+  void write_bytes(const Bytes& b) { write_bytes(BytesView(b)); }
   void write_null_bytes();
   void write_short_bytes(BytesView b);
   void write_value(const Value& v);

@@ -108,6 +108,9 @@ TEST_CASE("statement classifier") {
   SUBCASE("DDL") {
     check_cases({
         {"CREATE TABLE IF NOT EXISTS ks.t (k int PRIMARY KEY)", K::kDdl, "ks", "t"},
+        {"CREATE INDEX IF NOT EXISTS by_v ON ks.t (v)", K::kDdl, "ks", "t"},
+        {"CREATE CUSTOM INDEX ON t (v) USING 'StorageAttachedIndex'", K::kDdl, "", "t"},
+        {"DROP INDEX ks.by_v", K::kDdl, "ks", "by_v"},
         {"CREATE TABLE ks.t(k int PRIMARY KEY)", K::kDdl, "ks", "t"},
         {"CREATE KEYSPACE ks WITH replication = {'class': 'SimpleStrategy'}", K::kDdl, "ks", ""},
         {"CREATE KEYSPACE IF NOT EXISTS \"Ks\" WITH replication = {}", K::kDdl, "Ks", ""},
