@@ -589,10 +589,13 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     auto it = async_started_.find(id & ~kAsyncBit);
     if (it == async_started_.end()) return;
     if (from.metrics) {
-      from.metrics->reads->observe(seconds_since(it->second.first));
       from.metrics->inflight->sub();
-      if (h.opcode == Opcode::kError)
-        from.metrics->requests_failed[error_label(error_code_of(frame))]->inc();
+      // Only requests the proxy tracks (reads, USE) count; OPTIONS heartbeats do not.
+      if (it->second.second != RequestType::kNone) {
+        from.metrics->reads->observe(seconds_since(it->second.first));
+        if (h.opcode == Opcode::kError)
+          from.metrics->requests_failed[error_label(error_code_of(frame))]->inc();
+      }
     }
     async_started_.erase(it);
     return;
