@@ -1,0 +1,69 @@
+// The data store and executor of zdm-testcluster: one catalog and one set of tables shared by
+// every node of the cluster, the system tables each node describes itself with, and the
+// prepared statement cache. Messages in, RESULT or ERROR out; no sockets.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "proxy/cql/messages.h"
+
+namespace zdm::testcluster {
+
+/// One node of the cluster as system.local / system.peers describe it.
+struct NodeInfo {
+  std::string address;  // "127.0.2.1"
+  cql::Bytes address_bytes;
+  cql::Bytes host_id;               // deterministic per address
+  std::vector<std::string> tokens;  // Murmur3 tokens as decimal strings
+};
+
+struct ClusterInfo {
+  std::string name = "zdm-testcluster";
+  std::string datacenter = "dc1";
+  std::string rack = "rack1";
+  std::string release_version = "3.11.16";
+  std::string cql_version = "3.4.4";
+  std::vector<NodeInfo> nodes;
+};
+
+/// Builds the nodes for `addresses`: host ids and 16 tokens each, spread over the ring.
+/// Throws std::invalid_argument on an address that is not IPv4/IPv6.
+std::vector<NodeInfo> make_nodes(const std::vector<std::string>& addresses);
+
+/// Per-connection state: the keyspace set by USE.
+struct Session {
+  std::string keyspace;
+};
+
+/// The answer to one request: a RESULT or an ERROR, plus a SCHEMA_CHANGE event to push to
+/// registered connections after DDL.
+struct Outcome {
+  std::variant<cql::ResultMsg, cql::ErrorMsg> response;
+  std::optional<cql::SchemaChange> event;
+};
+
+class Store {
+ public:
+  explicit Store(ClusterInfo info);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Each call is answered as `node` (an index into info().nodes) would answer it. Thread-safe.
+  Outcome query(std::size_t node, Session& session, const cql::QueryMsg& msg);
+  Outcome prepare(std::size_t node, Session& session, const cql::PrepareMsg& msg);
+  Outcome execute(std::size_t node, Session& session, const cql::ExecuteMsg& msg);
+  Outcome batch(std::size_t node, Session& session, const cql::BatchMsg& msg);
+
+  const ClusterInfo& info() const;
+
+ private:
+  struct State;  // catalog, rows, prepared cache: all in store.cpp
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace zdm::testcluster
