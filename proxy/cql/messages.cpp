@@ -348,7 +348,7 @@ ResultMsg ResultMsg::decode(Reader& r, uint8_t version) {
       if (has_metadata_id(version)) p.result_metadata_id = r.read_short_bytes();
       p.metadata.flags = r.read_int();
       int32_t ncols = r.read_int();
-      int32_t npk = r.read_int();
+      int32_t npk = version >= 4 ? r.read_int() : 0;  // pk indices are v4+ (v3 spec §4.2.5.4)
       if (ncols < 0 || npk < 0) throw ProtocolError("negative prepared metadata count");
       for (int32_t i = 0; i < npk; ++i) p.metadata.pk_indices.push_back(r.read_short());
       bool global = p.metadata.flags & rows_flag::kGlobalTablesSpec;
@@ -389,8 +389,10 @@ void ResultMsg::encode(Writer& w, uint8_t version) const {
     if (global) f |= rows_flag::kGlobalTablesSpec;
     w.write_int(f);
     w.write_int(static_cast<int32_t>(p->metadata.columns.size()));
-    w.write_int(static_cast<int32_t>(p->metadata.pk_indices.size()));
-    for (auto i : p->metadata.pk_indices) w.write_short(i);
+    if (version >= 4) {  // v3 prepared metadata has no pk_count (v3 spec §4.2.5.4)
+      w.write_int(static_cast<int32_t>(p->metadata.pk_indices.size()));
+      for (auto i : p->metadata.pk_indices) w.write_short(i);
+    }
     if (!p->metadata.columns.empty()) write_columns(w, p->metadata.columns, global);
     p->result_metadata.encode(w, version);
   } else if (const auto* sc = std::get_if<SchemaChange>(&body)) {
