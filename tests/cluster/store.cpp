@@ -1110,8 +1110,10 @@ struct Store::State {
                         ColumnSpec{"", "", "", DataType::of(TypeId::kBlob)});
     std::string default_ks, default_table;
     auto set = [&](const Term& term, const ColumnSpec& spec) {
-      if (term.kind == Term::Kind::kBind)
-        meta.columns[static_cast<std::size_t>(term.bind_index)] = spec;
+      if (term.kind != Term::Kind::kBind) return;
+      ColumnSpec& out = meta.columns[static_cast<std::size_t>(term.bind_index)];
+      out = spec;
+      if (!term.bind_name.empty()) out.name = term.bind_name;  // :name markers keep their name
     };
     auto using_specs = [&](const Using& u, const Table& t) {
       if (u.ttl) set(*u.ttl, ColumnSpec{t.keyspace, t.name, "[ttl]", DataType::of(TypeId::kInt)});
