@@ -154,8 +154,10 @@ int run_proxy(const Config& config) {
         auto session = std::make_shared<ClientSession>(w.ioc, std::move(socket), shared);
         std::erase_if(w.sessions, [](const auto& s) { return s.expired(); });
         w.sessions.push_back(session);
-        asio::co_spawn(w.ioc, session->run(),
-                       [](std::exception_ptr e) { log_exception(e, "client session"); });
+        // The function object (and the shared_ptr it holds) lives as long as the coroutine.
+        asio::co_spawn(
+            w.ioc, [session]() { return session->run(); },
+            [](std::exception_ptr e) { log_exception(e, "client session"); });
       });
     }
   };

@@ -62,13 +62,24 @@ def metric_sum(prefix, label=""):
     return total
 
 
+# Emitted by the driver whatever the server (the same against a real Cassandra 3.11): a default
+# Cluster() with contact points, and the protocol negotiation down from DSE_V2 to v4.
+ALLOWED_WARNINGS = (
+    "Cluster.__init__ called with contact_points specified, but no load_balancing_policy",
+    "Downgrading core protocol version from",
+)
+
+
 class DriverErrors(logging.Handler):
     def __init__(self):
         super().__init__(logging.WARNING)
         self.records = []
 
     def emit(self, record):
-        self.records.append(self.format(record))
+        msg = record.getMessage()
+        if record.levelno == logging.WARNING and any(a in msg for a in ALLOWED_WARNINGS):
+            return
+        self.records.append(f"{record.levelname} {record.name}: {msg}")
 
 
 def main():
@@ -128,7 +139,9 @@ proxy_topology_index: 0
     reads_target = metric_sum("zdm_proxy_request_duration_seconds_count", 'type="reads_target"')
     check(reads_origin >= 50 and reads_target == 0,
           f"reads went to origin only (reads_origin +{reads_origin:.0f}, reads_target {reads_target:.0f})")
-    check(metric_sum("zdm_proxy_request_duration_seconds_count", 'type="writes"') >= 57, "writes counted")
+    writes = metric_sum("zdm_proxy_request_duration_seconds_count", 'type="writes"')
+    # 2 DDL + 1 simple INSERT + 50 prepared INSERTs + 1 BATCH
+    check(writes == 54, f"every write counted once (writes {writes:.0f})")
     check(metric_sum("zdm_pscache_entries_total") >= 2, "prepared statements cached")
 
     # Each cluster read directly, not through the proxy.
