@@ -8,6 +8,7 @@ TALLY acknowledged_writes=<n> origin_rows=<n> target_rows=<n> app_errors=<n>
 and exits 0 only if every check passed. Everything stays up until `down`.
 """
 import getpass
+import hashlib
 import json
 import os
 import shutil
@@ -126,15 +127,29 @@ def deploy_status():
         return []
 
 
-def check_status(previous_checksums):
+def check_status(previous_checksums, expect):
+    """`zdm-deploy status` after a deploy or rolling update: every proxy running and ready, and
+    the checksum it reports is that of a configuration with the phase's settings (the sandbox
+    hosts share this machine's filesystem, so the rendered file can be read back here)."""
     hosts = deploy_status()
     sums = {h.get("host"): h.get("config_sha256") for h in hosts}
     check(len(hosts) == len(PROXIES) and all(h.get("running") for h in hosts),
           f"status: zdm-proxy running on all {len(PROXIES)} hosts")
     check(all(h.get("readiness_status") == 200 for h in hosts), "status: /health/readiness 200 on every host")
-    distinct = set(sums.values())
-    check(len(distinct) == 1 and None not in distinct and "" not in distinct,
-          f"status: one config checksum on every host ({next(iter(distinct), '')[:12]})")
+    settings_ok = True
+    for name, _ in PROXIES:
+        path = os.path.join(SB, "hosts", name, "home", "current", "zdm-proxy.yml")
+        try:
+            with open(path, "rb") as f:
+                content = f.read()
+        except OSError:
+            settings_ok = False
+            continue
+        text = content.decode()
+        settings_ok &= hashlib.sha256(content).hexdigest() == sums.get(name)
+        settings_ok &= all(f"\n{k}: {v}\n" in text for k, v in expect.items())
+    check(settings_ok, "status: each host reports the checksum of its config with "
+          + ", ".join(f"{k}: {v}" for k, v in expect.items()))
     if previous_checksums is not None:
         check(all(sums[h] != previous_checksums.get(h) for h in sums),
               "status: every host runs the new configuration (checksum changed)")
@@ -268,7 +283,7 @@ def up():
     if not check(r.returncode == 0, f"deploy finished (exit {r.returncode})"):
         say(r.stdout[-3000:] + r.stderr[-3000:])
         return finish()
-    sums = check_status(None)
+    sums = check_status(None, {"primary_cluster": "ORIGIN", "read_mode": "PRIMARY_ONLY"})
 
     say("\n== Application: python-driver client through all three proxies ==")
     shutil.rmtree(APP_DIR, ignore_errors=True)
@@ -289,7 +304,7 @@ def up():
 
     if rolling_update("Phase 3: read mirroring (read_mode DUAL_ASYNC_ON_SECONDARY)",
                       ["-e", "read_mode=DUAL_ASYNC_ON_SECONDARY"]):
-        sums = check_status(sums)
+        sums = check_status(sums, {"primary_cluster": "ORIGIN", "read_mode": "DUAL_ASYNC_ON_SECONDARY"})
         phase_window("DUAL_ASYNC_ON_SECONDARY", "origin+async")
     st = app_status()
     say(f"  app so far: {st.get('acknowledged_writes')} writes acknowledged, "
@@ -297,7 +312,7 @@ def up():
 
     if rolling_update("Phase 4: cutover reads (primary_cluster TARGET, read_mode PRIMARY_ONLY)",
                       ["-e", "primary_cluster=TARGET", "-e", "read_mode=PRIMARY_ONLY"]):
-        check_status(sums)
+        check_status(sums, {"primary_cluster": "TARGET", "read_mode": "PRIMARY_ONLY"})
         phase_window("primary TARGET", "target")
 
     say("\n== Result ==")

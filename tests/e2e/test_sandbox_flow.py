@@ -39,8 +39,10 @@ def main():
                        "reads went to TARGET (origin sees only system-keyspace reads)",
                        "every host runs the new configuration (checksum changed)"):
             check(any("[ok]" in l and needed in l for l in lines), f"sandbox reported: {needed}")
-        check(sum("every host runs the new configuration" in l for l in lines) == 2,
+        check(sum("[ok]" in l and "every host runs the new configuration" in l for l in lines) == 2,
               "both rolling updates changed the config checksum on every host")
+        check(sum("[ok]" in l and "each host reports the checksum of its config" in l for l in lines) == 3,
+              "after the deploy and each rolling update, status reports the new config's checksum")
         tally = [l for l in lines if l.startswith("TALLY ")]
         check(len(tally) == 1 and lines[-1].startswith("TALLY "), "the last line is the TALLY")
         t = dict(re.findall(r"(\w+)=(-?\d+)", tally[-1])) if tally else {}
