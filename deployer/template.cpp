@@ -1,5 +1,7 @@
 #include "template.h"
 
+#include "transport.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -418,20 +420,6 @@ struct Val {
 };
 
 thread_local int g_depth = 0;
-
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789@%+=:,./-_") == std::string::npos)
-    return s;
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\"'\"'";
-    else
-      out += c;
-  }
-  return out + "'";
-}
 
 class Evaluator {
  public:

@@ -63,9 +63,32 @@ class LineSplitter {
   std::string buf_;
 };
 
+// exec() and stream() are the same for every transport: run() with a different sink.
+class RunTransport : public Transport {
+ public:
+  ExecResult exec(const std::string& command) override {
+    ExecResult r;
+    r.rc = run(command, &r.out, &r.err, nullptr);
+    return r;
+  }
+
+  int stream(const std::string& command,
+             const std::function<void(std::string_view)>& on_line) override {
+    LineSplitter lines(on_line);
+    int rc = run(command, nullptr, nullptr, &lines);
+    lines.finish();
+    return rc;
+  }
+
+ protected:
+  // Runs `command`; output goes to out/err, or line by line to `lines` when it is set.
+  virtual int run(const std::string& command, std::string* out, std::string* err,
+                  LineSplitter* lines) = 0;
+};
+
 // ---------------------------------------------------------------- SSH
 
-class SshTransport : public Transport {
+class SshTransport : public RunTransport {
  public:
   explicit SshTransport(const ConnectParams& p) : p_(p) {}
   ~SshTransport() override {
@@ -135,20 +158,6 @@ class SshTransport : public Transport {
                        p_.key_file.empty() ? "" : fmt::format(" with key {}", p_.key_file)));
   }
 
-  ExecResult exec(const std::string& command) override {
-    ExecResult r;
-    r.rc = run(command, &r.out, &r.err, nullptr);
-    return r;
-  }
-
-  int stream(const std::string& command,
-             const std::function<void(std::string_view)>& on_line) override {
-    LineSplitter out(on_line);
-    int rc = run(command, nullptr, nullptr, &out);
-    out.finish();
-    return rc;
-  }
-
   void upload(std::string_view data, const std::string& remote_path, int mode) override {
     if (!sftp_) {
       sftp_ = sftp_new(session_);
@@ -207,7 +216,8 @@ class SshTransport : public Transport {
     throw UnreachableError(fmt::format("{} ({}:{}): {}", p_.name, p_.host, p_.port, why));
   }
 
-  int run(const std::string& command, std::string* out, std::string* err, LineSplitter* lines) {
+  int run(const std::string& command, std::string* out, std::string* err,
+          LineSplitter* lines) override {
     ssh_channel ch = ssh_channel_new(session_);
     if (!ch)
       throw UnreachableError(
@@ -257,22 +267,8 @@ class SshTransport : public Transport {
 
 // ---------------------------------------------------------------- local
 
-class LocalTransport : public Transport {
+class LocalTransport : public RunTransport {
  public:
-  ExecResult exec(const std::string& command) override {
-    ExecResult r;
-    r.rc = run(command, &r.out, &r.err, nullptr);
-    return r;
-  }
-
-  int stream(const std::string& command,
-             const std::function<void(std::string_view)>& on_line) override {
-    LineSplitter lines(on_line);
-    int rc = run(command, nullptr, nullptr, &lines);
-    lines.finish();
-    return rc;
-  }
-
   void upload(std::string_view data, const std::string& remote_path, int mode) override {
     std::string tmp = remote_path + temp_suffix();
     {
@@ -292,8 +288,8 @@ class LocalTransport : public Transport {
   }
 
  private:
-  static int run(const std::string& command, std::string* out, std::string* err,
-                 LineSplitter* lines) {
+  int run(const std::string& command, std::string* out, std::string* err,
+          LineSplitter* lines) override {
     int po[2], pe[2];
     if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)
       throw std::runtime_error(fmt::format("pipe: {}", std::strerror(errno)));
