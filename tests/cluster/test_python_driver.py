@@ -8,7 +8,6 @@ always emits against a Cassandra 3.11 with a default Cluster() (see ALLOWED_WARN
 """
 import datetime
 import decimal
-import ipaddress
 import logging
 import os
 import socket
@@ -25,52 +24,19 @@ BINARY = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "test
 NODES = ["127.0.2.21", "127.0.2.22", "127.0.2.23"]
 PORT = 19042
 
-# Emitted by the driver itself whatever the server: a default Cluster() with contact points, and
-# the protocol negotiation down from DSE_V2 (the same against a real Cassandra 3.11).
-ALLOWED_WARNINGS = (
-    "Cluster.__init__ called with contact_points specified, but no load_balancing_policy",
-    "Downgrading core protocol version from",
-)
-
-
-class Collector(logging.Handler):
-    def __init__(self):
-        super().__init__(level=logging.WARNING)
-        self.records = []
-
-    def emit(self, record):
-        msg = record.getMessage()
-        if record.levelno == logging.WARNING and any(a in msg for a in ALLOWED_WARNINGS):
-            return
-        self.records.append(f"{record.levelname} {record.name}: {msg}")
-
+sys.path.insert(0, os.path.join(ROOT, "tests", "drivers"))
+from harness import Checks, DriverLogCollector, wait_port  # noqa: E402
 
 logging.basicConfig(level=logging.WARNING)
-collector = Collector()
+collector = DriverLogCollector()
 logging.getLogger("cassandra").addHandler(collector)
 
 from cassandra import AlreadyExists, InvalidRequest, ProtocolVersion  # noqa: E402
 from cassandra.cluster import Cluster  # noqa: E402
 from cassandra.query import BatchStatement, BatchType, SimpleStatement  # noqa: E402
 
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def wait_port(host, port, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+check = Checks()
+failures = check.failures
 
 
 def host_of(cluster, address):
@@ -186,10 +152,9 @@ def main():
             print(open(log.name).read()[-4000:])
         os.unlink(log.name)
     check(not collector.records, "no driver warnings or errors: " + "; ".join(collector.records))
+    print(check.summary())
     if failures:
-        print(f"{len(failures)} FAILED")
         sys.exit(1)
-    print("all passed")
 
 
 def run():

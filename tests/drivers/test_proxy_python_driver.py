@@ -11,7 +11,6 @@ Starts origin (127.0.2.41-42) and target (127.0.3.41-42) clusters and one proxy
 - SIGTERM stops the proxy with exit code 0.
 Processes started here are stopped by pid at the end.
 """
-import json
 import logging
 import os
 import signal
@@ -20,9 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-import uuid
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "build")
 TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
@@ -31,25 +28,12 @@ ORIGIN = ["127.0.2.41", "127.0.2.42"]
 TARGET = ["127.0.3.41", "127.0.3.42"]
 PROXY_IP, CQL_PORT, PROXY_PORT, METRICS_PORT = "127.0.1.41", 19043, 19042, 19001
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Checks, DriverLogCollector, wait_port  # noqa: E402
+
 procs = []
-failures = []
-
-
-def check(ok, what):
-    print(f"[{'ok' if ok else 'FAIL'}] {what}", flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def wait_port(host, port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+check = Checks()
+failures = check.failures
 
 
 def metric_sum(prefix, label=""):
@@ -60,26 +44,6 @@ def metric_sum(prefix, label=""):
         if line.startswith(prefix) and label in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-# Emitted by the driver whatever the server (the same against a real Cassandra 3.11): a default
-# Cluster() with contact points, and the protocol negotiation down from DSE_V2 to v4.
-ALLOWED_WARNINGS = (
-    "Cluster.__init__ called with contact_points specified, but no load_balancing_policy",
-    "Downgrading core protocol version from",
-)
-
-
-class DriverErrors(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.records = []
-
-    def emit(self, record):
-        msg = record.getMessage()
-        if record.levelno == logging.WARNING and any(a in msg for a in ALLOWED_WARNINGS):
-            return
-        self.records.append(f"{record.levelname} {record.name}: {msg}")
 
 
 def main():
@@ -111,7 +75,7 @@ proxy_topology_index: 0
     from cassandra.cluster import Cluster
     from cassandra.query import BatchStatement
 
-    errors = DriverErrors()
+    errors = DriverLogCollector()
     logging.getLogger("cassandra").addHandler(errors)
     cluster = Cluster(contact_points=[PROXY_IP], port=PROXY_PORT)
     session = cluster.connect()
@@ -206,5 +170,5 @@ if __name__ == "__main__":
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-    print(f"{0 if failures else 1} passed, {1 if failures else 0} failed")
+    print(check.summary())
     sys.exit(1 if failures else 0)
