@@ -146,13 +146,69 @@ proxy_topology_index: 0
     logging.getLogger("cassandra").removeHandler(errors)
     check(not errors.records, f"no driver warnings or errors ({errors.records[:3]})")
 
+    # Graceful shutdown: 400 pipelined INSERTs in one write, then SIGTERM at once. Every
+    # request the proxy took in must be answered before it closes, so the rows on each cluster
+    # equal the RESULTs the client got, and every response is a whole frame.
+    raw = socket.create_connection((PROXY_IP, PROXY_PORT), timeout=10)
+    raw.sendall(frame(0, 0x01, string_map({"CQL_VERSION": "3.0.0"})))
+    reply = read_frames(raw, 1)
+    check(reply and reply[0][1] == 0x02, "raw client handshake: READY")
+    n = 400
+    batch = b"".join(frame(i + 1, 0x07, long_string(f"INSERT INTO zdm_it.kv (k, c, v) VALUES (9, {i}, 'x')")
+                           + struct.pack(">HB", 0x0001, 0)) for i in range(n))
+    raw.sendall(batch)
     proxy.send_signal(signal.SIGTERM)
+    responses = read_frames(raw, n)
+    raw.close()
     try:
         rc = proxy.wait(timeout=20)
     except subprocess.TimeoutExpired:
         rc = None
     check(rc == 0, f"proxy exits 0 on SIGTERM (got {rc})")
+    results = sum(1 for _, op in responses if op == 0x08)
+    check(results == len(responses) and results > 0,
+          f"in-flight requests answered during shutdown: {results} RESULTs of {n} sent, no errors")
+    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
+        direct = Cluster(contact_points=nodes, port=CQL_PORT)
+        rows = direct.connect().execute("SELECT count(*) FROM zdm_it.kv WHERE k = 9").one()[0]
+        direct.shutdown()
+        check(rows == results, f"{name} has exactly the {results} rows whose writes were acknowledged ({rows})")
     return 0
+
+
+def frame(stream, opcode, body):
+    return struct.pack(">BBhBi", 4, 0, stream, opcode, len(body)) + body
+
+
+def string_map(m):
+    out = struct.pack(">H", len(m))
+    for k, v in m.items():
+        out += struct.pack(">H", len(k)) + k.encode() + struct.pack(">H", len(v)) + v.encode()
+    return out
+
+
+def long_string(s):
+    return struct.pack(">i", len(s)) + s.encode()
+
+
+def read_frames(sock, count):
+    """Reads up to `count` whole frames (stream, opcode) until EOF; a partial frame is dropped."""
+    buf, out = b"", []
+    while len(out) < count:
+        try:
+            chunk = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 9:
+            length = struct.unpack(">i", buf[5:9])[0]
+            if len(buf) < 9 + length:
+                break
+            out.append((struct.unpack(">h", buf[2:4])[0], buf[4]))
+            buf = buf[9 + length:]
+    return out
 
 
 if __name__ == "__main__":
