@@ -285,7 +285,8 @@ def up():
         return finish()
     sums = check_status(None, {"primary_cluster": "ORIGIN", "read_mode": "PRIMARY_ONLY"})
 
-    say("\n== Application: python-driver client through all three proxies ==")
+    say("\n== Phase 2: the application writes through the proxies (python-driver, all three as contact points) ==")
+    say("  the tables start empty, so there is no existing data to migrate: every write lands on both clusters")
     shutil.rmtree(APP_DIR, ignore_errors=True)
     os.makedirs(APP_DIR)
     start("app", ["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
