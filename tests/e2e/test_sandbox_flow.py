@@ -16,6 +16,7 @@ then checks independently of the sandbox's own checks:
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +48,8 @@ def status():
 
 
 def verify_on_both(acked_file, what):
+    """Checks acked_file's writes on origin and on target, read directly; returns both results."""
+    results = []
     for name, nodes in (("origin", ORIGIN_NODES), ("target", TARGET_NODES)):
         r = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "verify_rows.py"),
                             "--contact-points", nodes, "--acked", acked_file],
@@ -54,7 +57,8 @@ def verify_on_both(acked_file, what):
         res = json.loads(r.stdout) if r.stdout.strip() else {}
         check(r.returncode == 0 and res.get("missing") == 0 and res.get("mismatched") == 0,
               f"{name}, read directly: every {what} present ({res})")
-        yield res
+        results.append(res)
+    return results
 
 
 def failed_rolling_update():
@@ -63,11 +67,13 @@ def failed_rolling_update():
     check(len(before) == 3 and all(e.get("readiness_status") == 200 for e in before.values()),
           "before: three proxies ready")
     app_dir = os.path.join(SB, "app-failed-update")
-    os.makedirs(app_dir, exist_ok=True)
-    app = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
-                            "--contact-points", "127.0.1.1,127.0.1.2,127.0.1.3", "--rate", "40",
-                            "--out", app_dir, "--max-seconds", "300"],
-                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(app_dir, "app.err"), "w"))
+    shutil.rmtree(app_dir, ignore_errors=True)  # a stale stop file or acked.tsv from an earlier run
+    os.makedirs(app_dir)
+    with open(os.path.join(app_dir, "app.err"), "w") as err:
+        app = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
+                                "--contact-points", "127.0.1.1,127.0.1.2,127.0.1.3", "--rate", "40",
+                                "--out", app_dir, "--max-seconds", "300"],
+                               stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -117,7 +123,7 @@ def failed_rolling_update():
     check(summary["acknowledged_writes"] > 0 and errors == 0,
           f"application during the failed update: {summary['acknowledged_writes']} writes acknowledged, "
           f"{errors} errors {summary.get('errors', [])[:3]}")
-    list(verify_on_both(os.path.join(app_dir, "acked.tsv"), "write acknowledged during the failed update"))
+    verify_on_both(os.path.join(app_dir, "acked.tsv"), "write acknowledged during the failed update")
 
 
 def main():
