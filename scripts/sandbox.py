@@ -1,12 +1,22 @@
 #!/usr/bin/python3
-"""Sandbox orchestration behind scripts/sandbox (see its header). Addresses follow the sandbox
-plan of docs/DESIGN: proxies 127.0.1.1-3, monitoring 127.0.1.10, origin 127.0.2.1-3, target
-127.0.3.1-3; sshd on 2222, CQL 9042, metrics 14001.
+"""Sandbox orchestration behind scripts/sandbox (see its header).
+
+Usage: sandbox.py up|down|status [--net A.B] [--dir DIR] [--inventory FILE]
+
+The address plan follows docs/DESIGN ("The sandbox's address plan"), under a /16 of loopback
+that `--net` chooses (default 127.0, the user's sandbox): proxies NET.1.1-3, monitoring
+NET.1.10, origin NET.2.1-3, target NET.3.1-3; sshd on 2222, CQL 9042, metrics 14001. Tests pass
+a /16 of their own (e.g. --net 127.10), their own --dir and --inventory, so they never touch a
+user's running sandbox.
+
+A running sandbox is registered in /tmp/zdm-sandboxes/<net>.json (its directory, inventory and
+pids). A second `up` on the same plan, or in the same directory, says so in one line and exits 3.
 
 `up` ends with a machine-readable line:
 TALLY acknowledged_writes=<n> origin_rows=<n> target_rows=<n> app_errors=<n>
 and exits 0 only if every check passed. Everything stays up until `down`.
 """
+import argparse
 import getpass
 import hashlib
 import json
@@ -17,22 +27,48 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(REPO, "build")
-SB = os.environ.get("ZDM_SANDBOX_DIR", os.path.join(BUILD, "sandbox"))
-INVENTORY = os.path.join(REPO, "inventory", "sandbox.ini")
-PROXIES = [("proxy1", "127.0.1.1"), ("proxy2", "127.0.1.2"), ("proxy3", "127.0.1.3")]
-MONITORING = [("monitoring", "127.0.1.10")]
-ORIGIN = ["127.0.2.1", "127.0.2.2", "127.0.2.3"]
-TARGET = ["127.0.3.1", "127.0.3.2", "127.0.3.3"]
-SSH_PORT, CQL_PORT, METRICS_PORT = 2222, 9042, 14001
 DEPLOY = os.path.join(BUILD, "deployer", "zdm-deploy")
 TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
-KNOWN_HOSTS = os.path.join(SB, "ssh", "known_hosts")
-APP_DIR = os.path.join(SB, "app")
+SSH_PORT, CQL_PORT, METRICS_PORT = 2222, 9042, 14001
 PHASE_WINDOW_S = float(os.environ.get("ZDM_SANDBOX_WINDOW", "8"))
+REGISTRY = os.environ.get("ZDM_SANDBOX_REGISTRY", "/tmp/zdm-sandboxes")
+
+# Set by configure() from the command line (or ZDM_SANDBOX_NET / _DIR / _INVENTORY).
+NET = SB = INVENTORY = KNOWN_HOSTS = APP_DIR = None
+PROXIES, MONITORING, ORIGIN, TARGET = [], [], [], []
+
+
+def configure(net, sb_dir, inventory):
+    """Sets the address plan, state directory and inventory path every command uses."""
+    global NET, SB, INVENTORY, KNOWN_HOSTS, APP_DIR, PROXIES, MONITORING, ORIGIN, TARGET
+    parts = net.split(".")
+    if len(parts) != 2 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256 for p in parts):
+        raise SystemExit(f"sandbox: --net must be a loopback /16 such as 127.0 or 127.10 (got {net!r})")
+    NET = net
+    SB = os.path.abspath(sb_dir)
+    INVENTORY = os.path.abspath(inventory)
+    KNOWN_HOSTS = os.path.join(SB, "ssh", "known_hosts")
+    APP_DIR = os.path.join(SB, "app")
+    PROXIES = [(f"proxy{i}", f"{net}.1.{i}") for i in (1, 2, 3)]
+    MONITORING = [("monitoring", f"{net}.1.10")]
+    ORIGIN = [f"{net}.2.{i}" for i in (1, 2, 3)]
+    TARGET = [f"{net}.3.{i}" for i in (1, 2, 3)]
+
+
+def plan_ports():
+    """Every (address, port, what) the plan serves on."""
+    ports = [(ip, SSH_PORT, f"sshd of {n}") for n, ip in PROXIES + MONITORING]
+    ports += [(ip, CQL_PORT, f"zdm-proxy of {n}") for n, ip in PROXIES]
+    ports += [(ip, METRICS_PORT, f"zdm-proxy metrics of {n}") for n, ip in PROXIES]
+    ports += [(ip, CQL_PORT, "origin node") for ip in ORIGIN]
+    ports += [(ip, CQL_PORT, "target node") for ip in TARGET]
+    return ports
+
 
 failures = []
 
@@ -49,11 +85,16 @@ def check(ok, what):
 
 
 def pid_alive(pid):
+    """True if `pid` runs (a zombie, dead but not yet reaped, does not count)."""
     try:
         os.kill(pid, 0)
-        return True
     except (ProcessLookupError, PermissionError):
         return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def start(name, argv, log):
@@ -190,6 +231,7 @@ def write_inventory(user, key):
     text += ["", "[proxies:vars]",
              "origin_contact_points=" + ",".join(ORIGIN), f"origin_port={CQL_PORT}",
              "target_contact_points=" + ",".join(TARGET), f"target_port={CQL_PORT}", ""]
+    os.makedirs(os.path.dirname(INVENTORY), exist_ok=True)
     with open(INVENTORY, "w") as f:
         f.write("\n".join(text))
 
@@ -243,7 +285,7 @@ LogLevel ERROR
 
 def rolling_update(title, extra):
     say(f"\n== {title} ==")
-    say(f"$ zdm-deploy rolling-update -i inventory/sandbox.ini {' '.join(extra)}")
+    say(f"$ zdm-deploy rolling-update -i {rel(INVENTORY)} {' '.join(extra)}")
     r = run(deploy_cmd("rolling-update", *extra), capture_output=True)
     with open(os.path.join(SB, "deploy.log"), "a") as f:
         f.write(r.stdout + r.stderr)
@@ -254,9 +296,14 @@ def rolling_update(title, extra):
 
 
 def up():
-    if os.path.isdir(os.path.join(SB, "pids")):
-        down(quiet=True)
+    clash = collision()
+    if clash:
+        say(clash)
+        return 3
+    # Nothing of an earlier run is alive: clear its state.
+    shutil.rmtree(os.path.join(SB, "pids"), ignore_errors=True)
     os.makedirs(os.path.join(SB, "logs"), exist_ok=True)
+    register()
     t0 = time.monotonic()
     say("== Clusters ==")
     for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
@@ -270,10 +317,10 @@ def up():
     say("\n== Hosts ==")
     user, key = start_hosts()
     write_inventory(user, key)
-    say(f"  sshd on {', '.join(ip for _, ip in PROXIES + MONITORING)} port {SSH_PORT}; inventory {INVENTORY}")
+    say(f"  sshd on {', '.join(ip for _, ip in PROXIES + MONITORING)} port {SSH_PORT}; inventory {rel(INVENTORY)}")
 
     say("\n== Phase 1: deploy the proxies (primary ORIGIN, read mode PRIMARY_ONLY) ==")
-    say("$ zdm-deploy deploy -i inventory/sandbox.ini")
+    say(f"$ zdm-deploy deploy -i {rel(INVENTORY)}")
     r = run(deploy_cmd("deploy"), capture_output=True)
     with open(os.path.join(SB, "deploy.log"), "a") as f:
         f.write(r.stdout + r.stderr)
@@ -326,6 +373,8 @@ def up():
         except ChildProcessError:
             pass
         time.sleep(0.1)
+    if not pid_alive(pid):
+        os.remove(os.path.join(SB, "pids", "app"))  # it ended: no longer part of the sandbox
     with open(os.path.join(APP_DIR, "summary.json")) as f:
         summary = json.load(f)
     app_errors = summary["write_errors"] + summary["read_errors"] + summary["read_mismatches"]
@@ -350,13 +399,12 @@ def up():
             f"{res['missing']} acknowledged writes missing, {res['mismatched']} mismatched")
         check(res["missing"] == 0 and res["mismatched"] == 0, f"every acknowledged write is on {name}")
     say(f"\n  took {time.monotonic() - t0:.0f} s. Everything is still running:")
-    say("    logs:    build/deployer/zdm-deploy logs -i inventory/sandbox.ini [-f] [--limit proxy1]"
-        f" --known-hosts {KNOWN_HOSTS}")
-    say("    status:  build/deployer/zdm-deploy status -i inventory/sandbox.ini"
-        f" --known-hosts {KNOWN_HOSTS}")
+    say(f"    logs:    build/deployer/zdm-deploy logs -i {rel(INVENTORY)} [-f] [--limit proxy1]"
+        f" --known-hosts {rel(KNOWN_HOSTS)}")
+    say(f"    status:  scripts/sandbox status{plan_flags()}   (processes, ports, then zdm-deploy status)")
     say(f"    metrics: curl http://{PROXIES[0][1]}:{METRICS_PORT}/metrics   readiness: /health/readiness")
     say(f"    cqlsh-style access: /usr/bin/python3 with cassandra.cluster.Cluster(['{PROXIES[0][1]}'])")
-    say("    stop:    scripts/sandbox down")
+    say(f"    stop:    scripts/sandbox down{plan_flags()}")
     return finish(summary["acknowledged_writes"], rows.get("origin", -1), rows.get("target", -1), app_errors)
 
 
@@ -368,30 +416,113 @@ def finish(acked=0, origin_rows=-1, target_rows=-1, app_errors=-1):
     return 1 if failures else 0
 
 
-def down(quiet=False):
-    """Stops what `up` started, by recorded pid: app, proxies (via their pid files), sshd, clusters."""
-    pids_dir = os.path.join(SB, "pids")
-    stopped = []
-    for name, _ in PROXIES:
-        pidfile = os.path.join(SB, "hosts", name, "home", "run", "zdm-proxy.pid")
-        if os.path.exists(pidfile):
-            try:
-                pid = int(open(pidfile).read().strip())
-                if pid_alive(pid):
-                    os.kill(pid, signal.SIGTERM)
-                    stopped.append((f"zdm-proxy@{name}", pid))
-            except (ValueError, OSError):
-                pass
+def rel(path):
+    """`path` relative to the repository when it is inside it (for commands shown to the user)."""
+    r = os.path.relpath(path, REPO)
+    return path if r.startswith("..") else r
+
+
+def plan_flags():
+    """The flags that select this sandbox again ("" for the user's default one)."""
+    flags = ""
+    if NET != DEFAULTS["net"]:
+        flags += f" --net {NET}"
+    if SB != os.path.abspath(DEFAULTS["dir"]):
+        flags += f" --dir {rel(SB)}"
+    if INVENTORY != os.path.abspath(DEFAULTS["inventory"]):
+        flags += f" --inventory {rel(INVENTORY)}"
+    return flags
+
+
+def registry_file(net=None):
+    return os.path.join(REGISTRY, f"{net or NET}.json")
+
+
+def register():
+    """Records this sandbox as the owner of its address plan (read by collision())."""
+    os.makedirs(REGISTRY, exist_ok=True)
+    with open(registry_file(), "w") as f:
+        json.dump({"net": NET, "dir": SB, "inventory": INVENTORY, "repo": REPO,
+                   "started_by_pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}, f)
+
+
+def recorded_processes(sb_dir):
+    """[(name, pid, alive)] of a sandbox directory: what `up` started, and the proxies (their
+    pid files on each host)."""
+    procs = []
+    pids_dir = os.path.join(sb_dir, "pids")
     if os.path.isdir(pids_dir):
         for name in sorted(os.listdir(pids_dir)):
             try:
-                pid = int(open(os.path.join(pids_dir, name)).read())
-            except ValueError:
+                pid = int(open(os.path.join(pids_dir, name)).read().strip())
+            except (OSError, ValueError):
                 continue
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGTERM)
-                stopped.append((name, pid))
-        shutil.rmtree(pids_dir)
+            procs.append((name, pid, pid_alive(pid)))
+    hosts_dir = os.path.join(sb_dir, "hosts")
+    if os.path.isdir(hosts_dir):
+        for host in sorted(os.listdir(hosts_dir)):
+            pidfile = os.path.join(hosts_dir, host, "home", "run", "zdm-proxy.pid")
+            try:
+                pid = int(open(pidfile).read().strip())
+            except (OSError, ValueError):
+                continue
+            procs.append((f"zdm-proxy@{host}", pid, pid_alive(pid)))
+    return procs
+
+
+def port_open(host, port, timeout=0.3):
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def port_holder(host, port):
+    """'pid N (command line)' of the process listening on host:port, if `ss` can tell."""
+    r = run(["ss", "-Hltnp", f"src {host}:{port}"], capture_output=True)
+    for part in r.stdout.split("pid=")[1:]:
+        pid = part.split(",")[0]
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            cmd = "?"
+        return f"pid {pid} ({cmd[:100]})"
+    return "a process this user cannot see"
+
+
+def collision():
+    """One line saying why `up` must not start here, or None."""
+    alive = [(n, p) for n, p, a in recorded_processes(SB) if a]
+    if alive:
+        return (f"sandbox: already running in {rel(SB)} ({len(alive)} processes: "
+                + ", ".join(f"{n}={p}" for n, p in alive) + f"); stop it with: scripts/sandbox down{plan_flags()}")
+    try:
+        other = json.load(open(registry_file()))
+    except (OSError, ValueError):
+        other = None
+    if other and other.get("dir") != SB and any(a for _, _, a in recorded_processes(other.get("dir", ""))):
+        flags = f" --net {NET}" if NET != DEFAULTS["net"] else ""
+        if other["dir"] != os.path.join(other.get("repo", ""), "build", "sandbox"):
+            flags += f" --dir {other['dir']}"
+        return (f"sandbox: the address plan {NET}.x.x is used by the sandbox running in {other['dir']} "
+                f"(started {other.get('started', '?')}); stop it with: "
+                f"{os.path.join(other.get('repo', REPO), 'scripts', 'sandbox')} down{flags}")
+    for ip, port, what in plan_ports():
+        if port_open(ip, port):
+            return (f"sandbox: {ip}:{port} (the {what}) is already in use by {port_holder(ip, port)}; "
+                    f"stop it, or choose another address plan with --net")
+    return None
+
+
+def down(quiet=False):
+    """Stops what `up` started, by recorded pid: app, proxies (via their pid files), sshd, clusters."""
+    stopped = []
+    for name, pid, alive in recorded_processes(SB):
+        if alive:
+            os.kill(pid, signal.SIGTERM)
+            stopped.append((name, pid))
+    shutil.rmtree(os.path.join(SB, "pids"), ignore_errors=True)
     deadline = time.monotonic() + 15
     for name, pid in stopped:
         while pid_alive(pid) and time.monotonic() < deadline:
@@ -404,25 +535,79 @@ def down(quiet=False):
             os.kill(pid, signal.SIGKILL)
     if os.path.exists(INVENTORY):
         os.remove(INVENTORY)
+    try:
+        if json.load(open(registry_file())).get("dir") == SB:
+            os.remove(registry_file())
+    except (OSError, ValueError):
+        pass
     if not quiet:
-        say(f"sandbox: stopped {len(stopped)} processes" + (": " + ", ".join(n for n, _ in stopped) if stopped else ""))
+        say(f"sandbox: stopped {len(stopped)} processes"
+            + (": " + ", ".join(f"{n} (pid {p})" for n, p in stopped) if stopped else ""))
     return 0
 
 
 def status():
-    if not os.path.exists(INVENTORY):
-        say("sandbox: not running (scripts/sandbox up starts it)")
+    """The truth about this sandbox: each recorded process by pid, each port of the plan, each
+    proxy's readiness; then `zdm-deploy status` when the hosts answer. Exit 0 when everything
+    runs, 1 when nothing does, 2 when only part of it does."""
+    procs = recorded_processes(SB)
+    ports = [(ip, port, what, port_open(ip, port)) for ip, port, what in plan_ports()]
+    if not any(a for _, _, a in procs) and not any(o for *_, o in ports):
+        say(f"sandbox: not running in {rel(SB)}: no recorded process is alive and no port of "
+            f"{NET}.x.x answers (scripts/sandbox up{plan_flags()} starts it)")
         return 1
-    return run([DEPLOY, "status", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS]).returncode
+    say(f"sandbox in {rel(SB)}, address plan {NET}.x.x:")
+    for name, pid, alive in procs:
+        say(f"  process {name:<24} pid {pid:<8} {'running' if alive else 'NOT RUNNING'}")
+    if not procs:
+        say(f"  no processes recorded in {rel(SB)}: the ports below are served by processes "
+            "started elsewhere")
+    for ip, port, what, is_open in ports:
+        extra = ""
+        if port == METRICS_PORT and is_open:
+            try:
+                with urllib.request.urlopen(f"http://{ip}:{port}/health/readiness", timeout=2) as r:
+                    extra = f"  readiness {r.status}"
+            except urllib.error.HTTPError as e:
+                extra = f"  readiness {e.code}"
+            except OSError as e:
+                extra = f"  readiness unknown ({e})"
+        say(f"  port    {ip + ':' + str(port):<24} {'answers' if is_open else 'CLOSED':<8} {what}{extra}")
+    healthy = procs and all(a for _, _, a in procs) and all(o for *_, o in ports)
+    if os.path.exists(INVENTORY) and all(o for ip, port, _, o in ports if port == SSH_PORT):
+        say(f"$ zdm-deploy status -i {rel(INVENTORY)}")
+        sys.stdout.flush()
+        run([DEPLOY, "status", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS])
+    say(f"sandbox: {'running' if healthy else 'PARTLY running'}")
+    return 0 if healthy else 2
+
+
+DEFAULTS = {"net": "127.0", "dir": os.path.join(BUILD, "sandbox"),
+            "inventory": os.path.join(REPO, "inventory", "sandbox.ini")}
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(prog="scripts/sandbox", description="The zdm sandbox (see README).")
+    ap.add_argument("command", nargs="?", default="up", choices=["up", "down", "status", "check"],
+                    help="check: exit 3 with one line if `up` would collide with something running")
+    ap.add_argument("--net", default=os.environ.get("ZDM_SANDBOX_NET", DEFAULTS["net"]),
+                    help="loopback /16 of the address plan (default 127.0)")
+    ap.add_argument("--dir", default=os.environ.get("ZDM_SANDBOX_DIR", DEFAULTS["dir"]),
+                    help="state directory (default build/sandbox)")
+    ap.add_argument("--inventory", default=os.environ.get("ZDM_SANDBOX_INVENTORY", DEFAULTS["inventory"]),
+                    help="inventory file written by up (default inventory/sandbox.ini)")
+    args = ap.parse_args(argv)
+    configure(args.net, args.dir, args.inventory)
+    return {"up": up, "down": down, "status": status, "check": check_free}[args.command]()
+
+
+def check_free():
+    clash = collision()
+    if clash:
+        say(clash)
+        return 3
+    return 0
 
 
 if __name__ == "__main__":
-    cmd = sys.argv[1] if len(sys.argv) > 1 else "up"
-    if cmd == "up":
-        sys.exit(up())
-    if cmd == "down":
-        sys.exit(down())
-    if cmd == "status":
-        sys.exit(status())
-    say("usage: scripts/sandbox up|down|status")
-    sys.exit(2)
+    sys.exit(main(sys.argv[1:]))

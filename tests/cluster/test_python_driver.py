@@ -2,7 +2,7 @@
 """zdm-testcluster with the real DataStax python-driver (default Cluster(), schema metadata on).
 
 Usage: /usr/bin/python3 test_python_driver.py [path/to/zdm-testcluster]
-Starts a 3-node cluster on 127.0.2.21-23:19042 (not the sandbox's addresses), drives it with the
+Starts a 3-node cluster on 127.12.2.1-3:19042 (not the sandbox's addresses), drives it with the
 driver, and fails on any WARNING/ERROR from the `cassandra` logger except the two the driver
 always emits against a Cassandra 3.11 with a default Cluster() (see ALLOWED_WARNINGS).
 """
@@ -21,7 +21,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BINARY = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "tests", "cluster", "zdm-testcluster")
-NODES = ["127.0.2.21", "127.0.2.22", "127.0.2.23"]
+NODES = ["127.12.2.1", "127.12.2.2", "127.12.2.3"]
 PORT = 19042
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "drivers"))

@@ -1,5 +1,5 @@
 #!/bin/bash
-# deployer_ssh: zdm-deploy against one real sshd on 127.0.1.201:2222.
+# deployer_ssh: zdm-deploy against one real sshd on 127.13.1.1:2222.
 #   usage: ssh_test.sh path/to/zdm-deploy
 # Checks: file/copy/template/command/shell/stat over SSH+SFTP with the real files on disk,
 # recap and exit 0, idempotent rerun; a failing task exits 2; a changed host key, an
@@ -7,7 +7,7 @@
 # reason naming it and exit 4.
 set -u
 ZDM=${1:?usage: ssh_test.sh path/to/zdm-deploy}
-ADDR=127.0.1.201
+ADDR=127.13.1.1
 PORT=2222
 T=$(mktemp -d /tmp/zdm_deployer_ssh.XXXXXX)
 SSHD_PID=
@@ -72,7 +72,7 @@ cat > "$T/inventory.ini" <<EOC
 box ansible_host=$ADDR ansible_port=$PORT base=$T/base
 
 [ghosts]
-ghost ansible_host=127.0.1.202 ansible_port=$PORT
+ghost ansible_host=127.13.1.2 ansible_port=$PORT
 
 [all:vars]
 ansible_user=$USER_NAME
@@ -200,7 +200,7 @@ check "unknown host key: reason naming the host" \
 run ghost "$T/known_hosts" "$T/ghost.yml"
 check "unreachable host exits 4" test "$RC" = 4
 check "unreachable host: reason naming it" \
-  grep -qx "unreachable: \[ghost\] => ghost (127.0.1.202:$PORT): connection refused" "$OUT"
+  grep -qx "unreachable: \[ghost\] => ghost (127.13.1.2:$PORT): connection refused" "$OUT"
 check "the reachable host still ran" grep -qx 'box : ok=1 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0' "$OUT"
 
 # --- 7: bad options and parse errors -------------------------------------------------------

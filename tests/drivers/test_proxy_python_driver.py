@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """zdm-proxy with the real DataStax python-driver, between two zdm-testcluster clusters.
 
-Starts origin (127.0.2.41-42) and target (127.0.3.41-42) clusters and one proxy
-(127.0.1.41:19042, metrics :19001), all on ports of this test's own. Asserts:
+Starts origin (127.11.2.1-2) and target (127.11.3.1-2) clusters and one proxy
+(127.11.1.1:19042, metrics :19001), all on ports of this test's own. Asserts:
 - the driver connects through the proxy with default settings and no error logs;
 - writes (simple, prepared, batch) land in both clusters, read directly from each;
 - reads go to the primary only, and the proxy's metrics say so;
@@ -24,9 +24,9 @@ import urllib.request
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "build")
 TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
 PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
-ORIGIN = ["127.0.2.41", "127.0.2.42"]
-TARGET = ["127.0.3.41", "127.0.3.42"]
-PROXY_IP, CQL_PORT, PROXY_PORT, METRICS_PORT = "127.0.1.41", 19043, 19042, 19001
+ORIGIN = ["127.11.2.1", "127.11.2.2"]
+TARGET = ["127.11.3.1", "127.11.3.2"]
+PROXY_IP, CQL_PORT, PROXY_PORT, METRICS_PORT = "127.11.1.1", 19043, 19042, 19001
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Checks, DriverLogCollector, wait_port  # noqa: E402
