@@ -30,6 +30,7 @@ result = {
     "requested_protocol": None,
     "requested_compression": None,
     "phase": "setup",
+    "batch_children": "prepared+simple",
     "written": [],
     "read_back_ok": 0,
     "errors": [],
