@@ -1,22 +1,15 @@
 #include "proxy/cql/messages.h"
 
+#include "proxy/cql/version.h"
+
 namespace zdm::cql {
 namespace {
 
-// v5 (and DSE v1/v2) carry query flags as [int] (native_protocol_v5.spec §4.1.4).
-bool int_flags(uint8_t version) {
-  return version >= 5;
-}
-// v5 and DSE v2 carry result_metadata_id (native_protocol_v5.spec §4.1.6, §4.2.5.4).
-bool has_metadata_id(uint8_t version) {
-  return version >= 5 && version != 0x41;
-}
-
 uint32_t read_flags(Reader& r, uint8_t version) {
-  return int_flags(version) ? static_cast<uint32_t>(r.read_int()) : r.read_byte();
+  return uses_int_query_flags(version) ? static_cast<uint32_t>(r.read_int()) : r.read_byte();
 }
 void write_flags(Writer& w, uint8_t version, uint32_t flags) {
-  if (int_flags(version)) {
+  if (uses_int_query_flags(version)) {
     w.write_int(static_cast<int32_t>(flags));
   } else {
     w.write_byte(static_cast<uint8_t>(flags));
@@ -115,10 +108,10 @@ QueryParameters QueryParameters::decode(Reader& r, uint8_t version) {
   if (p.flags & query_flag::kPagingState) p.paging_state = r.read_bytes();
   if (p.flags & query_flag::kSerialConsistency) p.serial_consistency = r.read_consistency();
   if (p.flags & query_flag::kDefaultTimestamp) p.timestamp = r.read_long();
-  if (int_flags(version)) {
-    if (p.flags & query_flag::kKeyspace) p.keyspace = r.read_string();
-    if (p.flags & query_flag::kNowInSeconds) p.now_in_seconds = r.read_int();
-  }
+  if (uses_keyspace_flag(version) && (p.flags & query_flag::kKeyspace))
+    p.keyspace = r.read_string();
+  if (uses_int_query_flags(version) && (p.flags & query_flag::kNowInSeconds))
+    p.now_in_seconds = r.read_int();
   return p;
 }
 
@@ -138,10 +131,8 @@ void QueryParameters::encode(Writer& w, uint8_t version) const {
   if (f & query_flag::kPagingState) w.write_bytes(paging_state);
   if (f & query_flag::kSerialConsistency) w.write_consistency(serial_consistency);
   if (f & query_flag::kDefaultTimestamp) w.write_long(timestamp);
-  if (int_flags(version)) {
-    if (f & query_flag::kKeyspace) w.write_string(keyspace);
-    if (f & query_flag::kNowInSeconds) w.write_int(now_in_seconds);
-  }
+  if (uses_keyspace_flag(version) && (f & query_flag::kKeyspace)) w.write_string(keyspace);
+  if (uses_int_query_flags(version) && (f & query_flag::kNowInSeconds)) w.write_int(now_in_seconds);
 }
 
 QueryMsg QueryMsg::decode(Reader& r, uint8_t version) {
@@ -159,32 +150,33 @@ void QueryMsg::encode(Writer& w, uint8_t version) const {
 PrepareMsg PrepareMsg::decode(Reader& r, uint8_t version) {
   PrepareMsg p;
   p.query = r.read_long_string();
-  if (int_flags(version) && version != 0x41) {
+  if (uses_prepare_flags(version)) {
     int32_t flags = r.read_int();
-    if (flags & 0x01) p.keyspace = r.read_string();
+    if (uses_keyspace_flag(version) && (flags & 0x01)) p.keyspace = r.read_string();
   }
   return p;
 }
 
 void PrepareMsg::encode(Writer& w, uint8_t version) const {
   w.write_long_string(query);
-  if (int_flags(version) && version != 0x41) {
-    w.write_int(keyspace.empty() ? 0 : 0x01);
-    if (!keyspace.empty()) w.write_string(keyspace);
+  if (uses_prepare_flags(version)) {
+    const bool with_keyspace = uses_keyspace_flag(version) && !keyspace.empty();
+    w.write_int(with_keyspace ? 0x01 : 0);
+    if (with_keyspace) w.write_string(keyspace);
   }
 }
 
 ExecuteMsg ExecuteMsg::decode(Reader& r, uint8_t version) {
   ExecuteMsg e;
   e.id = r.read_short_bytes();
-  if (has_metadata_id(version)) e.result_metadata_id = r.read_short_bytes();
+  if (uses_result_metadata_id(version)) e.result_metadata_id = r.read_short_bytes();
   e.params = QueryParameters::decode(r, version);
   return e;
 }
 
 void ExecuteMsg::encode(Writer& w, uint8_t version) const {
   w.write_short_bytes(id);
-  if (has_metadata_id(version)) w.write_short_bytes(result_metadata_id);
+  if (uses_result_metadata_id(version)) w.write_short_bytes(result_metadata_id);
   params.encode(w, version);
 }
 
@@ -215,10 +207,10 @@ BatchMsg BatchMsg::decode(Reader& r, uint8_t version) {
   b.flags = read_flags(r, version);
   if (b.flags & query_flag::kSerialConsistency) b.serial_consistency = r.read_consistency();
   if (b.flags & query_flag::kDefaultTimestamp) b.timestamp = r.read_long();
-  if (int_flags(version)) {
-    if (b.flags & query_flag::kKeyspace) b.keyspace = r.read_string();
-    if (b.flags & query_flag::kNowInSeconds) b.now_in_seconds = r.read_int();
-  }
+  if (uses_keyspace_flag(version) && (b.flags & query_flag::kKeyspace))
+    b.keyspace = r.read_string();
+  if (uses_int_query_flags(version) && (b.flags & query_flag::kNowInSeconds))
+    b.now_in_seconds = r.read_int();
   return b;
 }
 
@@ -239,10 +231,9 @@ void BatchMsg::encode(Writer& w, uint8_t version) const {
   write_flags(w, version, flags);
   if (flags & query_flag::kSerialConsistency) w.write_consistency(serial_consistency);
   if (flags & query_flag::kDefaultTimestamp) w.write_long(timestamp);
-  if (int_flags(version)) {
-    if (flags & query_flag::kKeyspace) w.write_string(keyspace);
-    if (flags & query_flag::kNowInSeconds) w.write_int(now_in_seconds);
-  }
+  if (uses_keyspace_flag(version) && (flags & query_flag::kKeyspace)) w.write_string(keyspace);
+  if (uses_int_query_flags(version) && (flags & query_flag::kNowInSeconds))
+    w.write_int(now_in_seconds);
 }
 
 RowsMetadata RowsMetadata::decode(Reader& r, uint8_t version) {
@@ -251,7 +242,7 @@ RowsMetadata RowsMetadata::decode(Reader& r, uint8_t version) {
   m.column_count = r.read_int();
   if (m.column_count < 0) throw ProtocolError("negative column count");
   if (m.flags & rows_flag::kHasMorePages) m.paging_state = r.read_bytes();
-  if (has_metadata_id(version) && (m.flags & rows_flag::kMetadataChanged))
+  if (uses_result_metadata_id(version) && (m.flags & rows_flag::kMetadataChanged))
     m.new_metadata_id = r.read_short_bytes();
   if (!(m.flags & rows_flag::kNoMetadata)) {
     bool global = m.flags & rows_flag::kGlobalTablesSpec;
@@ -279,7 +270,7 @@ void RowsMetadata::encode(Writer& w, uint8_t version) const {
   w.write_int(f);
   w.write_int(no_meta ? column_count : static_cast<int32_t>(columns.size()));
   if (paging_state) w.write_bytes(paging_state);
-  if (has_metadata_id(version) && (f & rows_flag::kMetadataChanged))
+  if (uses_result_metadata_id(version) && (f & rows_flag::kMetadataChanged))
     w.write_short_bytes(new_metadata_id);
   if (!no_meta) write_columns(w, columns, global);
 }
@@ -345,10 +336,10 @@ ResultMsg ResultMsg::decode(Reader& r, uint8_t version) {
     case ResultKind::kPrepared: {
       PreparedResult p;
       p.id = r.read_short_bytes();
-      if (has_metadata_id(version)) p.result_metadata_id = r.read_short_bytes();
+      if (uses_result_metadata_id(version)) p.result_metadata_id = r.read_short_bytes();
       p.metadata.flags = r.read_int();
       int32_t ncols = r.read_int();
-      int32_t npk = version >= 4 ? r.read_int() : 0;  // pk indices are v4+ (v3 spec §4.2.5.4)
+      int32_t npk = uses_pk_indices(version) ? r.read_int() : 0;  // v3 has no pk_count
       if (ncols < 0 || npk < 0) throw ProtocolError("negative prepared metadata count");
       for (int32_t i = 0; i < npk; ++i) p.metadata.pk_indices.push_back(r.read_short());
       bool global = p.metadata.flags & rows_flag::kGlobalTablesSpec;
@@ -383,13 +374,13 @@ void ResultMsg::encode(Writer& w, uint8_t version) const {
     w.write_string(ks->keyspace);
   } else if (const auto* p = std::get_if<PreparedResult>(&body)) {
     w.write_short_bytes(p->id);
-    if (has_metadata_id(version)) w.write_short_bytes(p->result_metadata_id);
+    if (uses_result_metadata_id(version)) w.write_short_bytes(p->result_metadata_id);
     bool global = same_table(p->metadata.columns);
     int32_t f = p->metadata.flags & ~rows_flag::kGlobalTablesSpec;
     if (global) f |= rows_flag::kGlobalTablesSpec;
     w.write_int(f);
     w.write_int(static_cast<int32_t>(p->metadata.columns.size()));
-    if (version >= 4) {  // v3 prepared metadata has no pk_count (v3 spec §4.2.5.4)
+    if (uses_pk_indices(version)) {  // v3 prepared metadata has no pk_count (v3 §4.2.5.4)
       w.write_int(static_cast<int32_t>(p->metadata.pk_indices.size()));
       for (auto i : p->metadata.pk_indices) w.write_short(i);
     }

@@ -203,6 +203,19 @@ TEST_CASE("query parameters") {
     CHECK(p.now_in_seconds == 42);
     CHECK(encode(p, kV5) == golden);
   }
+  SUBCASE("DSE v2 has the keyspace flag; DSE v1 has [int] flags but no keyspace") {
+    const Bytes with_ks = bytes({0x00, 0x01,              // consistency ONE
+                                 0x00, 0x00, 0x00, 0x80,  // flags [int]: keyspace
+                                 0x00, 0x02, 'k', 's'});  // keyspace "ks"
+    QueryParameters p = decode<QueryParameters>(with_ks, 0x42);
+    CHECK(p.keyspace == "ks");
+    CHECK(encode(p, 0x42) == with_ks);
+    // DSE v1 defines no 0x80 flag (python-driver: uses_keyspace_flag is false): nothing follows.
+    Reader r(with_ks);
+    QueryParameters v1 = QueryParameters::decode(r, 0x41);
+    CHECK(v1.keyspace.empty());
+    CHECK(r.remaining() == 4);
+  }
   SUBCASE("an invalid [value] length (-3) is an error") {
     const Bytes body = bytes({0x00, 0x01, 0x01, 0x00, 0x01, 0xff, 0xff, 0xff, 0xfd});
     Reader r(body);
@@ -227,6 +240,9 @@ TEST_CASE("PREPARE") {
                       0x00, 0x02, 'k', 's'})},
       {"DSE v1 has no flags", 0x41, "", query},
       {"DSE v2 has flags", 0x42, "", query + bytes({0x00, 0x00, 0x00, 0x00})},
+      {"DSE v2 with a keyspace", 0x42, "ks",
+       query + bytes({0x00, 0x00, 0x00, 0x01,  // flags: keyspace
+                      0x00, 0x02, 'k', 's'})},
   };
   for (const auto& c : cases) {
     SUBCASE(c.name) {
@@ -256,6 +272,14 @@ TEST_CASE("EXECUTE") {
     ExecuteMsg e = decode<ExecuteMsg>(golden, kV5);
     CHECK(e.result_metadata_id == bytes({0x11, 0x22}));
     CHECK(encode(e, kV5) == golden);
+  }
+  SUBCASE("DSE v2 has int flags and a result_metadata_id, as v5") {
+    const Bytes golden = bytes({0x00, 0x01, 0x07,     // id
+                                0x00, 0x01, 0x08}) +  // result_metadata_id
+                         params_v5;
+    ExecuteMsg e = decode<ExecuteMsg>(golden, 0x42);
+    CHECK(e.result_metadata_id == bytes({0x08}));
+    CHECK(encode(e, 0x42) == golden);
   }
   SUBCASE("DSE v1 has int flags but no result_metadata_id") {
     const Bytes golden = bytes({0x00, 0x01, 0x07}) + params_v5;
@@ -488,6 +512,49 @@ TEST_CASE("ERROR") {
     ErrorMsg e = decode<ErrorMsg>(golden);
     CHECK(e.code == ErrorCode::kAlreadyExists);
     CHECK(e.extra == bytes({0x00, 0x02, 'k', 's', 0x00, 0x00}));
+  }
+  SUBCASE("v5 READ_FAILURE carries a <reasonmap> and round-trips verbatim") {
+    // native_protocol_v5.spec §8: <cl><received><blockfor><reasonmap><data_present>; the map
+    // is an [int] n, then n pairs of <endpoint> ([inetaddr]: [byte] size + address, no port)
+    // and <failurecode> ([short]).
+    const Bytes golden = bytes({0x00, 0x00, 0x13, 0x00,  // code 0x1300 READ_FAILURE
+                                0x00, 0x04}) +
+                         text("fail") +                     // message
+                         bytes({0x00, 0x04,                 // <cl> QUORUM
+                                0x00, 0x00, 0x00, 0x01,     // <received> 1
+                                0x00, 0x00, 0x00, 0x02,     // <blockfor> 2
+                                0x00, 0x00, 0x00, 0x02,     // <reasonmap> 2 entries
+                                0x04, 127,  0,    0,    2,  //   endpoint 127.0.0.2
+                                0x00, 0x01,                 //   failure code 1
+                                0x10, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0,    0,
+                                0,    0,    0,    0,    0,    0, 0, 0x01,  //   endpoint 2001:db8::1
+                                0x00, 0x00,                                //   failure code 0
+                                0x01});                                    // <data_present> true
+    ErrorMsg e = decode<ErrorMsg>(golden);
+    CHECK(e.code == ErrorCode::kReadFailure);
+    CHECK(e.message == "fail");
+    CHECK(e.extra.size() == 2 + 4 + 4 + 4 + 5 + 2 + 17 + 2 + 1);
+    CHECK(encode(e) == golden);
+  }
+  SUBCASE("v5 WRITE_FAILURE carries a <reasonmap> then the write type") {
+    const Bytes golden = bytes({0x00, 0x00, 0x15, 0x00,     // code 0x1500 WRITE_FAILURE
+                                0x00, 0x00,                 // message ""
+                                0x00, 0x01,                 // <cl> ONE
+                                0x00, 0x00, 0x00, 0x00,     // <received> 0
+                                0x00, 0x00, 0x00, 0x01,     // <blockfor> 1
+                                0x00, 0x00, 0x00, 0x01,     // <reasonmap> 1 entry
+                                0x04, 10,   0,    0,    1,  //   endpoint 10.0.0.1
+                                0x00, 0x03,                 //   failure code 3
+                                0x00, 0x06}) +
+                         text("SIMPLE");  // <writeType>
+    ErrorMsg e = decode<ErrorMsg>(golden);
+    CHECK(e.code == ErrorCode::kWriteFailure);
+    CHECK(encode(e) == golden);
+    // As a whole v5 response frame.
+    Bytes frame = encode_message(kV5, true, 3, Opcode::kError, e);
+    CHECK(frame == bytes({0x85, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00,
+                          static_cast<unsigned>(golden.size())}) +
+                       golden);
   }
   SUBCASE("unprepared_id of another code is an error") {
     ErrorMsg e{ErrorCode::kInvalid, "bad", {}};
