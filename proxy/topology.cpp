@@ -148,7 +148,8 @@ std::optional<Bytes> host_value(const std::string& name, int host, bool is_local
   const std::string& ip = topo.addresses.at(static_cast<std::size_t>(host));
   if (name == "key" && is_local) return cql::to_bytes("local");
   if (name == "broadcast_address" || name == "listen_address" || name == "rpc_address" ||
-      name == "peer" || name == "preferred_ip" || name == "native_address")
+      name == "peer" || name == "preferred_ip" || name == "native_address" ||
+      name == "native_transport_address")
     return inet_bytes(ip);
   if (name == "host_id") return virtual_host_id(ip);
   if (name == "rack") return cql::to_bytes("rack0");

@@ -27,6 +27,8 @@ inline auto nothrow(error_code& ec) {
 class Stream {
  public:
   explicit Stream(tcp::socket socket) : socket_(std::move(socket)) {}
+  /// An unconnected socket on `ioc` (connect through socket()).
+  explicit Stream(asio::io_context& ioc) : socket_(ioc) {}
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 

@@ -35,8 +35,9 @@ void load_ca(ssl::context& ctx, const TlsFiles& f) {
   require_readable(f.ca_key, f.ca_path);
   boost::system::error_code ec;
   ctx.load_verify_file(f.ca_path, ec);
-  if (ec) throw TlsError(f.ca_key + ": " + f.ca_path + " is not a PEM CA certificate (" +
-                         openssl_reason(ec) + ")");
+  if (ec)
+    throw TlsError(f.ca_key + ": " + f.ca_path + " is not a PEM CA certificate (" +
+                   openssl_reason(ec) + ")");
 }
 
 void load_cert_and_key(ssl::context& ctx, const TlsFiles& f) {
@@ -44,11 +45,13 @@ void load_cert_and_key(ssl::context& ctx, const TlsFiles& f) {
   require_readable(f.key_key, f.key_path);
   boost::system::error_code ec;
   ctx.use_certificate_chain_file(f.cert_path, ec);
-  if (ec) throw TlsError(f.cert_key + ": " + f.cert_path + " is not a PEM certificate (" +
-                         openssl_reason(ec) + ")");
+  if (ec)
+    throw TlsError(f.cert_key + ": " + f.cert_path + " is not a PEM certificate (" +
+                   openssl_reason(ec) + ")");
   ctx.use_private_key_file(f.key_path, ssl::context::pem, ec);
-  if (ec) throw TlsError(f.key_key + ": " + f.key_path + " is not a PEM private key (" +
-                         openssl_reason(ec) + ")");
+  if (ec)
+    throw TlsError(f.key_key + ": " + f.key_path + " is not a PEM private key (" +
+                   openssl_reason(ec) + ")");
   if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
     throw TlsError(f.key_key + ": " + f.key_path + " does not match the certificate in " +
                    f.cert_path);
@@ -86,6 +89,9 @@ std::shared_ptr<ssl::context> make_server_context(const TlsFiles& files, bool re
       throw TlsError(files.ca_key + ": required to verify client certificates");
     load_ca(*ctx, files);
     ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  } else if (!files.ca_path.empty()) {
+    load_ca(*ctx, files);
+    ctx->set_verify_mode(ssl::verify_peer);  // verify a certificate if the client sends one
   } else {
     ctx->set_verify_mode(ssl::verify_none);
   }

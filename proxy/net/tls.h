@@ -3,6 +3,7 @@
 // with one clear error per problem (the key and the file, or the peer).
 #pragma once
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <memory>
@@ -33,8 +34,9 @@ struct TlsFiles {
 std::shared_ptr<ssl::context> make_client_context(const TlsFiles& files);
 
 /// Server side of a hop (client → proxy, zdm-testcluster): presents cert_path + key_path
-/// (required); when `require_client_auth`, asks for a client certificate, verifies it against
-/// ca_path (then required) and refuses clients without one. Throws TlsError.
+/// (required). When `require_client_auth`, asks for a client certificate, verifies it against
+/// ca_path (then required) and refuses clients without one; otherwise, with ca_path set, a
+/// certificate a client presents must chain to it. Throws TlsError.
 std::shared_ptr<ssl::context> make_server_context(const TlsFiles& files, bool require_client_auth);
 
 /// Checks, during the next handshake on `stream`, that the peer's certificate names `host`

@@ -27,16 +27,24 @@ struct ClusterInfo {
   std::string rack = "rack1";
   std::string release_version = "3.11.16";
   std::string cql_version = "3.4.4";
+  /// DSE's version in system.local/peers (drivers pick DSE protocol versions from it); empty
+  /// for Apache Cassandra.
+  std::string dse_version;
+  int native_port = 9042;  // the CQL port every node listens on
   std::vector<NodeInfo> nodes;
+  /// Each node keeps its own prepared statements, as real nodes do: an id prepared on one node
+  /// is UNPREPARED on another until prepared there too.
+  bool prepared_per_node = false;
 };
 
 /// Builds the nodes for `addresses`: host ids and 16 tokens each, spread over the ring.
 /// Throws std::invalid_argument on an address that is not IPv4/IPv6.
 std::vector<NodeInfo> make_nodes(const std::vector<std::string>& addresses);
 
-/// Per-connection state: the keyspace set by USE.
+/// Per-connection state: the keyspace set by USE, the connection's protocol version.
 struct Session {
   std::string keyspace;
+  uint8_t version = 4;
 };
 
 /// The answer to one request: a RESULT or an ERROR, plus a SCHEMA_CHANGE event to push to
@@ -60,6 +68,8 @@ class Store {
   Outcome batch(std::size_t node, Session& session, const cql::BatchMsg& msg);
 
   const ClusterInfo& info() const;
+  /// Forgets every statement prepared on `node` (as a restarted node does).
+  void forget_prepared(std::size_t node);
 
  private:
   struct State;  // catalog, rows, prepared cache: all in store.cpp
