@@ -30,6 +30,24 @@ ColumnSpec read_column(Reader& r, bool global, const std::string& ks, const std:
   return c;
 }
 
+// Smallest encoding of a <col_spec>: empty [string]s and a 2-byte type id (§4.2.5.2).
+std::size_t min_column_size(bool global) {
+  return global ? 2 + 2 : 2 + 2 + 2 + 2;
+}
+
+std::vector<ColumnSpec> read_columns(Reader& r, int32_t count, bool global) {
+  std::string ks, table;
+  if (global) {
+    ks = r.read_string();
+    table = r.read_string();
+  }
+  r.check_count(static_cast<uint64_t>(count), min_column_size(global), "column specs");
+  std::vector<ColumnSpec> cols;
+  cols.reserve(static_cast<std::size_t>(count));
+  for (int32_t i = 0; i < count; ++i) cols.push_back(read_column(r, global, ks, table));
+  return cols;
+}
+
 bool same_table(const std::vector<ColumnSpec>& cols) {
   if (cols.empty()) return false;
   for (const auto& c : cols)
@@ -98,7 +116,10 @@ QueryParameters QueryParameters::decode(Reader& r, uint8_t version) {
   p.flags = read_flags(r, version);
   if (p.flags & query_flag::kValues) {
     uint16_t n = r.read_short();
+    const bool named = p.flags & query_flag::kNamesForValues;
+    r.check_count(n, named ? 2 + 4 : 4, "values");
     p.values.reserve(n);
+    if (named) p.names.reserve(n);
     for (uint16_t i = 0; i < n; ++i) {
       if (p.flags & query_flag::kNamesForValues) p.names.push_back(r.read_string());
       p.values.push_back(r.read_value());
@@ -186,6 +207,8 @@ BatchMsg BatchMsg::decode(Reader& r, uint8_t version) {
   if (type > 2) throw ProtocolError("invalid BATCH type " + std::to_string(type));
   b.type = static_cast<BatchType>(type);
   uint16_t n = r.read_short();
+  // Smallest child: <kind>, an empty [short bytes] id, a zero value count.
+  r.check_count(n, 1 + 2 + 2, "BATCH statements");
   b.children.reserve(n);
   for (uint16_t i = 0; i < n; ++i) {
     BatchChild c;
@@ -199,6 +222,7 @@ BatchMsg BatchMsg::decode(Reader& r, uint8_t version) {
       throw ProtocolError("invalid BATCH statement kind " + std::to_string(kind));
     }
     uint16_t nv = r.read_short();
+    r.check_count(nv, 4, "values");
     c.values.reserve(nv);
     for (uint16_t j = 0; j < nv; ++j) c.values.push_back(r.read_value());
     b.children.push_back(std::move(c));
@@ -244,16 +268,8 @@ RowsMetadata RowsMetadata::decode(Reader& r, uint8_t version) {
   if (m.flags & rows_flag::kHasMorePages) m.paging_state = r.read_bytes();
   if (uses_result_metadata_id(version) && (m.flags & rows_flag::kMetadataChanged))
     m.new_metadata_id = r.read_short_bytes();
-  if (!(m.flags & rows_flag::kNoMetadata)) {
-    bool global = m.flags & rows_flag::kGlobalTablesSpec;
-    std::string ks, table;
-    if (global) {
-      ks = r.read_string();
-      table = r.read_string();
-    }
-    for (int32_t i = 0; i < m.column_count; ++i)
-      m.columns.push_back(read_column(r, global, ks, table));
-  }
+  if (!(m.flags & rows_flag::kNoMetadata))
+    m.columns = read_columns(r, m.column_count, m.flags & rows_flag::kGlobalTablesSpec);
   return m;
 }
 
@@ -320,11 +336,23 @@ ResultMsg ResultMsg::decode(Reader& r, uint8_t version) {
       rows.metadata = RowsMetadata::decode(r, version);
       int32_t n = r.read_int();
       if (n < 0) throw ProtocolError("negative rows count");
+      const int32_t cols = rows.metadata.column_count;
+      // Every cell is at least a 4-byte [bytes] length. A row of no columns takes no bytes, so
+      // its count cannot be checked against the body: Cassandra never sends one (a selection
+      // has at least one column).
+      if (cols == 0 && n > 0) {
+        throw ProtocolError("RESULT Rows with 0 columns claims " + std::to_string(n) + " rows");
+      }
+      const std::size_t row_size = 4 * static_cast<std::size_t>(cols);
+      if (static_cast<uint64_t>(n) > r.remaining() / (row_size ? row_size : 1)) {
+        r.check_count(static_cast<uint64_t>(n), row_size,
+                      "rows of " + std::to_string(cols) + " columns");
+      }
       rows.rows.reserve(static_cast<std::size_t>(n));
       for (int32_t i = 0; i < n; ++i) {
         Row row;
-        row.reserve(static_cast<std::size_t>(rows.metadata.column_count));
-        for (int32_t c = 0; c < rows.metadata.column_count; ++c) row.push_back(r.read_bytes());
+        row.reserve(static_cast<std::size_t>(cols));
+        for (int32_t c = 0; c < cols; ++c) row.push_back(r.read_bytes());
         rows.rows.push_back(std::move(row));
       }
       m.body = std::move(rows);
@@ -341,15 +369,10 @@ ResultMsg ResultMsg::decode(Reader& r, uint8_t version) {
       int32_t ncols = r.read_int();
       int32_t npk = uses_pk_indices(version) ? r.read_int() : 0;  // v3 has no pk_count
       if (ncols < 0 || npk < 0) throw ProtocolError("negative prepared metadata count");
+      r.check_count(static_cast<uint64_t>(npk), 2, "pk indices");
+      p.metadata.pk_indices.reserve(static_cast<std::size_t>(npk));
       for (int32_t i = 0; i < npk; ++i) p.metadata.pk_indices.push_back(r.read_short());
-      bool global = p.metadata.flags & rows_flag::kGlobalTablesSpec;
-      std::string ks, table;
-      if (global) {
-        ks = r.read_string();
-        table = r.read_string();
-      }
-      for (int32_t i = 0; i < ncols; ++i)
-        p.metadata.columns.push_back(read_column(r, global, ks, table));
+      p.metadata.columns = read_columns(r, ncols, p.metadata.flags & rows_flag::kGlobalTablesSpec);
       p.result_metadata = RowsMetadata::decode(r, version);
       m.body = std::move(p);
       break;

@@ -74,6 +74,14 @@ uint32_t segment_crc32(BytesView payload) {
 SegmentEncoder::SegmentEncoder(Compression c) : compression_(check_segment_compression(c)) {}
 
 void SegmentEncoder::encode(std::span<const BytesView> frames, Bytes& out) {
+  // One allocation up front for the usual case (uncompressed size plus worst-case overhead),
+  // growing geometrically so that repeated calls on one buffer stay linear.
+  std::size_t need = out.size();
+  for (BytesView f : frames) {
+    need += f.size() + (f.size() / kMaxSegmentPayload + 1) *
+                           (kCompressedSegmentHeaderSize + kSegmentTrailerSize);
+  }
+  if (out.capacity() < need) out.reserve(std::max(need, 2 * out.capacity()));
   std::size_t i = 0;
   while (i < frames.size()) {
     BytesView frame = frames[i];

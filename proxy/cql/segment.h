@@ -50,6 +50,7 @@ class SegmentEncoder {
   /// frames share self-contained segments of up to kMaxSegmentPayload bytes; a frame larger
   /// than that is split across non-self-contained segments of kMaxSegmentPayload bytes (the
   /// last one shorter). With LZ4, a payload that does not shrink is stored uncompressed.
+  /// `frames` must not point into `out`.
   void encode(std::span<const BytesView> frames, Bytes& out);
   void encode(BytesView frame, Bytes& out) { encode(std::span<const BytesView>(&frame, 1), out); }
 

@@ -106,6 +106,10 @@ TEST_CASE("LZ4 frame bodies (v4)") {
       }
     }
   }
+  SUBCASE("an empty body compresses as the python-driver's lz4_compress(b'') does") {
+    CHECK(compress_body(Compression::kLz4, {}) == bytes({0x00, 0x00, 0x00, 0x00,  // length 0
+                                                         0x00}));  // token: no literals
+  }
   SUBCASE("an empty body may be the bare length prefix") {
     CHECK(decompress_body(Compression::kLz4, bytes({0, 0, 0, 0})).empty());
     CHECK(decompress_body(Compression::kLz4, bytes({0, 0, 0, 0, 0x00})).empty());

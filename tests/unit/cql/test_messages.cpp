@@ -333,7 +333,7 @@ TEST_CASE("BATCH") {
     const Bytes bad_type = bytes({0x03, 0x00, 0x00});
     Reader r1(bad_type);
     CHECK_THROWS_WITH_AS(BatchMsg::decode(r1, kV4), "invalid BATCH type 3", ProtocolError);
-    const Bytes bad_kind = bytes({0x00, 0x00, 0x01, 0x02});
+    const Bytes bad_kind = bytes({0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00});
     Reader r2(bad_kind);
     CHECK_THROWS_WITH_AS(BatchMsg::decode(r2, kV4), "invalid BATCH statement kind 2",
                          ProtocolError);
@@ -486,6 +486,113 @@ TEST_CASE("RESULT") {
     Reader r(body);
     CHECK_THROWS_WITH_AS(ResultMsg::decode(r, kV4),
                          "truncated frame: expected 4 bytes, length is 2", ProtocolError);
+  }
+}
+
+TEST_CASE("untrusted counts are checked against the body before allocating") {
+  // Each body below is small; before the checks, its count went straight into reserve() (or
+  // a loop pushing one element per count) and a 31-byte reply could throw std::bad_alloc. The
+  // exact messages show the count check fired first.
+  auto decode_result = [](const Bytes& body, uint8_t version = kV4) {
+    Reader r(body);
+    return ResultMsg::decode(r, version);
+  };
+  SUBCASE("a ROWS body claiming 2^31-1 rows in 31 bytes") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x02,   // kind Rows
+                              0x00, 0x00, 0x00, 0x04,   // flags: no metadata
+                              0x00, 0x00, 0x00, 0x01,   // columns_count 1
+                              0x7f, 0xff, 0xff, 0xff,   // rows_count 2147483647
+                              0x00, 0x00, 0x00, 0x0b})  // row 1 col 1: [bytes] length 11
+                       + text("hello world");           //   (15 bytes of rows in all)
+    REQUIRE(body.size() == 31);
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 2147483647 rows of 1 columns need at least "
+                         "8589934588 bytes, length is 15",
+                         ProtocolError);
+  }
+  SUBCASE("a ROWS body claiming 2^31-1 columns without metadata") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x02,    // kind Rows
+                              0x00, 0x00, 0x00, 0x04,    // flags: no metadata
+                              0x7f, 0xff, 0xff, 0xff,    // columns_count 2147483647
+                              0x00, 0x00, 0x00, 0x01,    // rows_count 1
+                              0xff, 0xff, 0xff, 0xff});  // one null cell
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 1 rows of 2147483647 columns need at least "
+                         "8589934588 bytes, length is 4",
+                         ProtocolError);
+  }
+  SUBCASE("a ROWS body claiming rows of no columns (nothing bounds their count)") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x02,    // kind Rows
+                              0x00, 0x00, 0x00, 0x04,    // flags: no metadata
+                              0x00, 0x00, 0x00, 0x00,    // columns_count 0
+                              0x7f, 0xff, 0xff, 0xff});  // rows_count 2147483647
+    CHECK_THROWS_WITH_AS(decode_result(body), "RESULT Rows with 0 columns claims 2147483647 rows",
+                         ProtocolError);
+    const Bytes none = bytes({0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x04,    // Rows, no meta
+                              0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});  // 0 cols, 0 rows
+    CHECK(std::get<RowsResult>(decode_result(none).body).rows.empty());
+  }
+  SUBCASE("Rows metadata claiming 2^31-1 column specs") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x02,          // kind Rows
+                              0x00, 0x00, 0x00, 0x01,          // flags: global table spec
+                              0x7f, 0xff, 0xff, 0xff,          // columns_count 2147483647
+                              0x00, 0x01, 'k',                 // keyspace "k"
+                              0x00, 0x01, 't',                 // table "t"
+                              0x00, 0x01, 'c',  0x00, 0x09});  // one column "c" int
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 2147483647 column specs need at least 8589934588 "
+                         "bytes, length is 5",
+                         ProtocolError);
+  }
+  SUBCASE("Prepared metadata claiming 2^31-1 pk indices") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x04,  // kind Prepared
+                              0x00, 0x01, 0x07,        // id
+                              0x00, 0x00, 0x00, 0x00,  // flags
+                              0x00, 0x00, 0x00, 0x01,  // columns_count 1
+                              0x7f, 0xff, 0xff, 0xff,  // pk_count 2147483647
+                              0x00, 0x00});            // pk_index_1
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 2147483647 pk indices need at least 4294967294 "
+                         "bytes, length is 2",
+                         ProtocolError);
+  }
+  SUBCASE("Prepared metadata claiming 2^31-1 bind markers, each with its own table spec") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x04,    // kind Prepared
+                              0x00, 0x01, 0x07,          // id
+                              0x00, 0x00, 0x00, 0x00,    // flags: no global table spec
+                              0x7f, 0xff, 0xff, 0xff,    // columns_count 2147483647
+                              0x00, 0x00, 0x00, 0x00});  // pk_count 0
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 2147483647 column specs need at least 17179869176 "
+                         "bytes, length is 0",
+                         ProtocolError);
+  }
+  SUBCASE("QUERY values, BATCH statements and BATCH values") {
+    const Bytes values = bytes({0x00, 0x01,                // consistency ONE
+                                0x01,                      // flags: values
+                                0xff, 0xff,                // 65535 values
+                                0xff, 0xff, 0xff, 0xff});  // one null
+    Reader r1(values);
+    CHECK_THROWS_WITH_AS(QueryParameters::decode(r1, kV4),
+                         "truncated frame: 65535 values need at least 262140 bytes, length is 4",
+                         ProtocolError);
+    const Bytes statements = bytes({0x00,        // LOGGED
+                                    0xff, 0xff,  // 65535 statements
+                                    0x00, 0x00, 0x00, 0x00, 0x00});
+    Reader r2(statements);
+    CHECK_THROWS_WITH_AS(BatchMsg::decode(r2, kV4),
+                         "truncated frame: 65535 BATCH statements need at least 327675 bytes, "
+                         "length is 5",
+                         ProtocolError);
+    const Bytes child_values = bytes({0x00,                    // LOGGED
+                                      0x00, 0x01,              // 1 statement
+                                      0x01, 0x00, 0x01, 0x07,  // prepared, id 07
+                                      0xff, 0xff,              // 65535 values
+                                      0x00, 0x01, 0x00});      // ONE, flags
+    Reader r3(child_values);
+    CHECK_THROWS_WITH_AS(BatchMsg::decode(r3, kV4),
+                         "truncated frame: 65535 values need at least 262140 bytes, length is 3",
+                         ProtocolError);
   }
 }
 

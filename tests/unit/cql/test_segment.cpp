@@ -380,6 +380,52 @@ TEST_CASE("SegmentEncoder packing") {
   }
 }
 
+TEST_CASE("segment round trips") {
+  // Envelopes of sizes around the segment boundary, in random groups, fed in random pieces.
+  uint32_t x = 12345;
+  auto rnd = [&](uint32_t n) {
+    x = x * 1664525u + 1013904223u;
+    return (x >> 8) % n;
+  };
+  const std::size_t sizes[] = {9,
+                               10,
+                               100,
+                               65536,
+                               kMaxSegmentPayload - 1,
+                               kMaxSegmentPayload,
+                               kMaxSegmentPayload + 1,
+                               2 * kMaxSegmentPayload + 5,
+                               300000};
+  for (Compression c : {Compression::kNone, Compression::kLz4}) {
+    for (int round = 0; round < 8; ++round) {
+      CAPTURE(round);
+      std::vector<Bytes> frames;
+      for (uint32_t n = 1 + rnd(5); n > 0; --n) {
+        std::size_t total = sizes[rnd(std::size(sizes))];
+        Bytes f(total);
+        for (auto& b : f) b = static_cast<std::byte>(rnd(4) ? 'a' : rnd(256));  // compressible
+        encode_header(Header{5, true, 0, static_cast<int16_t>(frames.size()), Opcode::kResult,
+                             static_cast<uint32_t>(total - kHeaderSize)},
+                      f.data());
+        frames.push_back(std::move(f));
+      }
+      Bytes wire = encode(frames, c);
+      SegmentDecoder d(c);
+      std::vector<Bytes> got;
+      Header h;
+      Bytes raw;
+      for (std::size_t off = 0; off < wire.size();) {
+        std::size_t step = std::min<std::size_t>(1 + rnd(70000), wire.size() - off);
+        d.feed(BytesView(wire).subspan(off, step));
+        off += step;
+        while (d.next_raw(h, raw)) got.push_back(raw);
+      }
+      CHECK(got == frames);
+      CHECK(d.buffered() == 0);
+    }
+  }
+}
+
 TEST_CASE("SegmentDecoder errors") {
   Frame f;
   SUBCASE("a corrupt header fails its CRC24 before its length is trusted") {
