@@ -844,8 +844,10 @@ void ClientSession::dispatch(const cql::Header& h, Bytes frame, Decision d, Pend
       Cluster sec = config_.secondary();
       Bytes copy = (sec == Cluster::kTarget && target_frame) ? *target_frame : frame;
       cql::patch_stream(copy.data(), *s);
+      AsyncRequest& r = async_started_[id];
+      r = AsyncRequest{p.start, d.metric, {}, false};
+      if (h.opcode == Opcode::kExecute) r.execute = copy;
       async_->send(std::move(copy));
-      async_started_[id] = {p.start, d.metric};
       if (async_->metrics) async_->metrics->inflight->add();
     }
   }
@@ -884,18 +886,7 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
   }
   const uint64_t id = from.release(h.stream);
   if (from.role() == Connector::Role::kAsync) {
-    auto it = async_started_.find(id & ~kAsyncBit);
-    if (it == async_started_.end()) return;
-    if (from.metrics) {
-      from.metrics->inflight->sub();
-      // Only requests the proxy tracks (reads, USE) count; OPTIONS heartbeats do not.
-      if (it->second.second != RequestType::kNone) {
-        from.metrics->reads->observe(seconds_since(it->second.first));
-        if (h.opcode == Opcode::kError)
-          from.metrics->requests_failed[error_label(error_code_of(frame, compression_))]->inc();
-      }
-    }
-    async_started_.erase(it);
+    on_async_frame(from, id & ~kAsyncBit, h, std::move(frame));
     return;
   }
   auto it = pending_.find(id);
@@ -916,6 +907,67 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
   pending_.erase(it);
   shared_.inflight--;
   if ((draining_ || closing_) && pending_.empty()) drained_.cancel();
+}
+
+void ClientSession::on_async_frame(Connector& from, uint64_t id, const cql::Header& h,
+                                   Bytes frame) {
+  auto it = async_started_.find(id);
+  if (it == async_started_.end()) return;
+  AsyncRequest& r = it->second;
+  if (r.repreparing) {
+    // The answer to our PREPARE: retry the mirrored EXECUTE once, whatever it said.
+    r.repreparing = false;
+    if (h.opcode == Opcode::kResult) {
+      if (auto s = from.acquire(id | kAsyncBit)) {
+        Bytes retry = std::move(r.execute);
+        r.execute.clear();
+        cql::patch_stream(retry.data(), *s);
+        from.send(std::move(retry));
+        return;
+      }
+    }
+  } else if (h.opcode == Opcode::kError && !r.execute.empty() &&
+             error_code_of(frame, compression_) ==
+                 static_cast<int32_t>(cql::ErrorCode::kUnprepared) &&
+             reprepare_async(id, r, frame)) {
+    return;
+  }
+  if (from.metrics) {
+    from.metrics->inflight->sub();
+    // Only requests the proxy tracks (reads, USE) count; OPTIONS heartbeats do not.
+    if (r.metric != RequestType::kNone) {
+      from.metrics->reads->observe(seconds_since(r.start));
+      if (h.opcode == Opcode::kError)
+        from.metrics->requests_failed[error_label(error_code_of(frame, compression_))]->inc();
+    }
+  }
+  async_started_.erase(it);
+}
+
+bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& error_frame) {
+  std::optional<PreparedEntry> entry;
+  try {
+    Bytes scratch;
+    cql::Reader rd = response_reader(error_frame, compression_, scratch);
+    Bytes unknown = cql::ErrorMsg::decode(rd).unprepared_id();
+    entry = shared_.prepared.by_origin_id(unknown);
+    if (!entry)
+      if (auto origin_id = shared_.prepared.origin_id_for_target(unknown))
+        entry = shared_.prepared.by_origin_id(*origin_id);
+  } catch (const cql::ProtocolError&) {
+    return false;
+  }
+  if (!entry) return false;
+  auto s = async_->acquire(id | kAsyncBit);
+  if (!s) return false;
+  cql::PrepareMsg prep;
+  prep.query = entry->query;
+  if (cql::uses_keyspace_flag(version_)) prep.keyspace = entry->keyspace;
+  async_->send(cql::encode_message(version_, false, *s, Opcode::kPrepare, prep));
+  r.repreparing = true;
+  spdlog::debug("Async connector: statement unprepared on {}; re-preparing and retrying once",
+                async_->node());
+  return true;
 }
 
 void ClientSession::complete(uint64_t, PendingRequest& p) {
@@ -1011,7 +1063,7 @@ void ClientSession::sweep_timeouts() {
     }
   }
   for (auto it = async_started_.begin(); it != async_started_.end();) {
-    if (it->second.first < deadline) {
+    if (it->second.start < deadline) {
       if (async_ && async_->metrics) {
         async_->metrics->requests_failed["client_timeout"]->inc();
         async_->metrics->inflight->sub();

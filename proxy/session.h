@@ -165,9 +165,18 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool closed_ = false;
   bool async_ready_ = false;
   std::string keyspace_;
-  // Async (mirrored) requests in flight: request id → start time and type.
-  std::unordered_map<uint64_t, std::pair<std::chrono::steady_clock::time_point, RequestType>>
-      async_started_;
+  /// A mirrored request in flight on the async connector.
+  struct AsyncRequest {
+    std::chrono::steady_clock::time_point start;
+    RequestType metric = RequestType::kNone;
+    cql::Bytes execute;        // an EXECUTE, kept to retry it once after re-preparing
+    bool repreparing = false;  // a PREPARE for it is in flight
+  };
+  void on_async_frame(Connector& from, uint64_t id, const cql::Header& h, cql::Bytes frame);
+  /// UNPREPARED on the async connector: PREPAREs the statement there and retries the EXECUTE
+  /// once (reference §2: ZDM only re-prepares). False if it cannot.
+  bool reprepare_async(uint64_t id, AsyncRequest& r, const cql::Bytes& error_frame);
+  std::unordered_map<uint64_t, AsyncRequest> async_started_;
   asio::steady_timer sweep_timer_;
   asio::steady_timer drained_;  // fires (cancel) when draining and no request is pending
 };

@@ -315,7 +315,10 @@ def group_auth():
     cases = [
         ("origin-only", ["--auth", "ouser:opass"], [], "", o_creds),
         ("target-only", [], ["--auth", "tuser:tpass"], "", t_creds),
-        ("both", ["--auth", "ouser:opass"], ["--auth", "tuser:tpass"], "", t_creds),
+        # Reads mirrored to target: the async connector authenticates with the client's (target's)
+        # credentials before any read is mirrored.
+        ("both", ["--auth", "ouser:opass"], ["--auth", "tuser:tpass"],
+         "read_mode: DUAL_ASYNC_ON_SECONDARY\n", t_creds),
         ("both-fwd-origin", ["--auth", "ouser:opass"], ["--auth", "tuser:tpass"],
          "forward_client_credentials_to_origin: true\n", o_creds),
     ]
@@ -332,6 +335,11 @@ def group_auth():
                            r"Provided username \w+ and/or password are incorrect",
                            creds=(client_creds[0], "wrong"))
         if name == "both":
+            mirrored = sum(metric_values("zdm_async_request_duration_seconds_count"))
+            failed = sum(metric_values("zdm_async_requests_failed_total"))
+            check(mirrored > 0 and failed == 0,
+                  f"auth both, DUAL_ASYNC_ON_SECONDARY: reads mirrored to target after the async handshake "
+                  f"with the client's credentials ({mirrored:.0f} mirrored, {failed:.0f} failed)")
             expect_refused("python", "auth-both-origin-creds", "origin's credentials (target's expected)",
                            r"Provided username ouser and/or password are incorrect", creds=o_creds)
             expect_refused("python", "auth-both-none", "no credentials",

@@ -35,6 +35,8 @@ import urllib.error
 import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import sandbox  # noqa: E402  (the sandbox's credentials and direct-access flags)
 NET = "127.10"  # this test's own address plan (the user's sandbox uses 127.0)
 SB = os.environ.get("ZDM_E2E_DIR", os.path.join(REPO, "build", "e2e-sandbox"))
 INVENTORY = os.path.join(SB, "inventory.ini")
@@ -43,6 +45,7 @@ PLAN = ["--net", NET, "--dir", SB, "--inventory", INVENTORY]
 DEPLOY = os.path.join(REPO, "build", "deployer", "zdm-deploy")
 KNOWN_HOSTS = os.path.join(SB, "ssh", "known_hosts")
 PROXY_IPS = [f"{NET}.1.{i}" for i in (1, 2, 3)]
+sandbox.configure(NET, SB, INVENTORY)
 ORIGIN_NODES = ",".join(f"{NET}.2.{i}" for i in (1, 2, 3))
 TARGET_NODES = ",".join(f"{NET}.3.{i}" for i in (1, 2, 3))
 # The user's sandbox plan (scripts/sandbox up without flags): ports the test must never touch.
@@ -123,7 +126,7 @@ def verify_on_both(acked_file, what):
     results = []
     for name, nodes in (("origin", ORIGIN_NODES), ("target", TARGET_NODES)):
         r = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "verify_rows.py"),
-                            "--contact-points", nodes, "--acked", acked_file],
+                            "--contact-points", nodes, "--acked", acked_file, *sandbox.direct_access(name)],
                            capture_output=True, text=True, timeout=120)
         res = json.loads(r.stdout) if r.stdout.strip() else {}
         check(r.returncode == 0 and res.get("missing") == 0 and res.get("mismatched") == 0,
@@ -143,6 +146,7 @@ def failed_rolling_update():
     with open(os.path.join(app_dir, "app.err"), "w") as err:
         app = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
                                 "--contact-points", ",".join(PROXY_IPS), "--rate", "40",
+                                "--username", sandbox.TARGET_CREDS[0], "--password", sandbox.TARGET_CREDS[1],
                                 "--out", app_dir, "--max-seconds", "300"],
                                stdout=subprocess.DEVNULL, stderr=err)
     try:
