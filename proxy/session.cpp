@@ -466,10 +466,15 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
     }
     if (r->header.opcode == Opcode::kError) {
       // E.g. a PROTOCOL_ERROR for a version this cluster does not speak: forwarded, so the
-      // driver downgrades on a new connection.
+      // driver downgrades on a new connection. On the request's stream (python-driver and the
+      // Node.js driver match it there) and, once, on stream 0 (gocql only believes a version
+      // error there: CASSGO-97, ZDM's behaviour); nothing else is in flight on the connection.
       spdlog::info("{} refused the STARTUP of client {} (protocol {}): {}", cluster_name(c),
                    client_addr_, version_, error_message(*r));
       client_writer_.push(client_frame(*r, h.stream));
+      if (h.stream != 0 && error_code_of(client_frame(*r, 0), cql::Compression::kNone) ==
+                               static_cast<int32_t>(cql::ErrorCode::kProtocolError))
+        client_writer_.push(client_frame(*r, 0));
       close_after_flush();
       co_return;
     }

@@ -296,6 +296,17 @@ def group_dse():
     matrix_run("python", "4", "lz4", creds=creds, auth="dse", expect_version=4, direct=direct)
     matrix_run("node", "default", creds=creds, auth="dse", expect_version=0x42, direct=direct)
     matrix_run("gocql", "default", creds=creds, auth="dse", expect_version=4, direct=direct)
+    # A cluster's PROTOCOL_ERROR during STARTUP reaches the client on its stream and on stream 0.
+    with socket.create_connection((PROXY_IP, CQL_PORT), timeout=5) as s:
+        s.sendall(frame(5, 7, 0x01, string_map({"CQL_VERSION": "3.0.0"})))
+        data, closed = recv_all(s)
+    streams = []
+    while len(data) >= 9:
+        _, _, st, op, n = struct.unpack(">BBhBI", data[:9])
+        streams.append((st, op))
+        data = data[9 + n:]
+    check(closed and streams == [(7, 0), (0, 0)],
+          f"v5 STARTUP refused by the clusters: PROTOCOL_ERROR on stream 7, then on stream 0, closed ({streams})")
     expect_refused("python", "dse-v5", "protocol v5 against clusters without it",
                    r"ProtocolError returned from server while using explicitly set client protocol_version 5",
                    protocol="5")
