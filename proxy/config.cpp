@@ -200,7 +200,7 @@ const std::map<std::string, Setter>& setters() {
       if (f < 1 || f > 100) throw BadValue{v + " is out of range (1 to 100)"};
       c.heartbeat_retry_backoff_factor = f;
     };
-    only_default("replace_cql_functions", "false", "now() replacement is not implemented yet");
+    flag("replace_cql_functions", &Config::replace_cql_functions);
     num("async_handshake_timeout_ms", &Config::async_handshake_timeout_ms, 1, kMaxMs);
     num("proxy_topology_index", &Config::proxy_topology_index, 0, 1000);
     num("proxy_topology_num_tokens", &Config::proxy_topology_num_tokens, 1, 256);

@@ -27,6 +27,9 @@ class ConfigError : public std::runtime_error {
 struct Config {
   Cluster primary_cluster = Cluster::kOrigin;
   ReadMode read_mode = ReadMode::kPrimaryOnly;
+  /// Prepared writes: now(), uuid() and friends become bind markers the proxy fills with one
+  /// value for both clusters. (Simple statements always get literals: that cannot change
+  /// their meaning.)
   bool replace_cql_functions = false;
   int async_handshake_timeout_ms = 4000;
   std::string log_level = "INFO";

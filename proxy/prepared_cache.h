@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "proxy/cql/frame.h"
+#include "proxy/rewrite.h"
 #include "proxy/router.h"
 
 namespace zdm::proxy {
@@ -17,8 +18,9 @@ struct PreparedEntry {
   cql::Bytes origin_id;
   cql::Bytes target_id;
   Decision decision;  // routing of EXECUTEs of this statement
-  std::string query;
+  std::string query;  // as the clusters prepared it (generated calls already markers)
   std::string keyspace;
+  WritePlan plan;  // how EXECUTEs of a write are completed
 };
 
 class PreparedCache {

@@ -722,11 +722,31 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
           answer_local(h, d.local, info);
           return;
         }
+        // One value of now()/uuid() and one write timestamp for both clusters; the common case
+        // (a timestamp from the driver, no call) costs two byte scans.
+        if (info.is_write() &&
+            (may_have_calls(query) || !has_default_timestamp(body, r.position(), h.version))) {
+          auto scan = cql::scan_statement(query);
+          if (auto nb = rewrite_query(body, prefix_end, h.version, scan, write_timestamp_us()))
+            frame = with_body(frame, *nb);
+        }
         break;
       }
       case Opcode::kPrepare: {
         auto prep = cql::PrepareMsg::decode(r, h.version);
         auto info = cql::classify(prep.query);
+        if (info.is_write()) {
+          auto scan = cql::scan_statement(prep.query);
+          p.plan = plan_write(scan, config_.replace_cql_functions);
+          if (!p.plan.generated.empty()) {
+            // Both clusters prepare the calls as bind markers; the proxy fills them in.
+            prep.query = cql::calls_to_markers(prep.query, scan);
+            Bytes nb(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(prefix_end));
+            cql::Writer w(nb);
+            prep.encode(w, h.version);
+            frame = with_body(frame, nb);
+          }
+        }
         p.query = prep.query;
         p.execute_decision = route_statement(info, keyspace_, config_);
         if (p.execute_decision.destination == Destination::kLocal) {
@@ -753,6 +773,11 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         }
         d = entry->decision;
         p.origin_prepared_id = id;
+        if (auto nb =
+                rewrite_execute(body, prefix_end, h.version, entry->plan, write_timestamp_us())) {
+          frame = with_body(frame, *nb);
+          body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+        }
         bool target_needed = d.destination == Destination::kTarget ||
                              d.destination == Destination::kBoth ||
                              (d.async_mirror && config_.secondary() == Cluster::kTarget);
@@ -766,6 +791,21 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         break;
       }
       case Opcode::kBatch: {
+        std::vector<PreparedEntry> entries;
+        auto plan_of = [&](const Bytes& id) -> const WritePlan* {
+          auto e = shared_.prepared.by_origin_id(id);
+          if (!e) return nullptr;
+          entries.push_back(std::move(*e));
+          return &entries.back().plan;
+        };
+        entries.reserve(64);
+        if (auto nb = rewrite_batch(body, prefix_end, h.version, plan_of, write_timestamp_us())) {
+          frame = with_body(frame, *nb);
+          body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+          r = cql::Reader(body);
+          cql::skip_request_prefix(r, 0);
+          r.read_raw(prefix_end);
+        }
         auto batch = cql::BatchMsg::decode(r, h.version);
         d = route_opcode(Opcode::kBatch, config_);
         bool any_prepared = false;
@@ -1017,17 +1057,29 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
         e.decision = p.execute_decision;
         e.query = p.query;
         e.keyspace = keyspace_;
+        e.plan = p.plan;
         shared_.prepared.put(std::move(e));
         shared_.metrics.pscache_entries().set(static_cast<int64_t>(shared_.prepared.size()));
+        if (!p.plan.generated.empty()) {
+          // The client sees the statement it prepared: without the proxy's markers.
+          cql::Reader rr = response_reader(resp, compression_, scratch_);
+          auto msg = hide_generated(cql::ResultMsg::decode(rr, p.version), p.plan);
+          resp = cql::encode_message(p.version, true, 0, Opcode::kResult, msg);
+        }
       }
     }
     if (err[static_cast<int>(chosen)] && chosen == Cluster::kTarget &&
         !p.origin_prepared_id.empty() &&
         error_code_of(resp, compression_) == static_cast<int32_t>(cql::ErrorCode::kUnprepared)) {
-      // The client only knows origin ids (reference §2 "Prepared ids").
+      // The client only knows origin ids (reference §2 "Prepared ids"): target's id of the
+      // statement target does not know (the right child of a BATCH) maps back to origin's.
+      cql::Reader rd = response_reader(resp, compression_, scratch_);
+      Bytes target_id = cql::ErrorMsg::decode(rd).unprepared_id();
+      Bytes origin_id =
+          shared_.prepared.origin_id_for_target(target_id).value_or(p.origin_prepared_id);
       resp = cql::encode_message(
           p.version, true, 0, Opcode::kError,
-          cql::ErrorMsg::unprepared("Prepared statement unknown on TARGET", p.origin_prepared_id));
+          cql::ErrorMsg::unprepared("Prepared statement unknown on TARGET", origin_id));
     }
     if (frame_opcode(resp) == Opcode::kResult) {
       cql::Reader r = response_reader(resp, compression_, scratch_);

@@ -20,6 +20,7 @@
 #include "proxy/net.h"
 #include "proxy/net/node_connection.h"
 #include "proxy/prepared_cache.h"
+#include "proxy/rewrite.h"
 #include "proxy/router.h"
 #include "proxy/stream_ids.h"
 
@@ -88,6 +89,7 @@ struct PendingRequest {
   std::string query;
   cql::Bytes origin_prepared_id;
   Decision execute_decision;
+  WritePlan plan;  // PREPARE of a write: how its EXECUTEs are completed
 };
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
