@@ -234,6 +234,8 @@ const std::map<std::string, Setter>& setters() {
     str("proxy_listen_address", &Config::proxy_listen_address);
     num("proxy_listen_port", &Config::proxy_listen_port, 1, 65535);
     num("proxy_request_timeout_ms", &Config::proxy_request_timeout_ms, 1, kMaxMs);
+    num("proxy_handshake_timeout_ms", &Config::proxy_handshake_timeout_ms, 1, kMaxMs);
+    num("proxy_idle_timeout_ms", &Config::proxy_idle_timeout_ms, 0, kMaxMs);
     num("proxy_max_client_connections", &Config::proxy_max_client_connections, 1, 1000000);
     // Cassandra allows 32768 stream ids per connection from v3 on (spec §2.3).
     num("proxy_max_stream_ids", &Config::proxy_max_stream_ids, 1, 32768);
@@ -495,6 +497,8 @@ std::string Config::to_log_json() const {
   j["ProxyListenAddress"] = proxy_listen_address;
   j["ProxyListenPort"] = proxy_listen_port;
   j["ProxyRequestTimeoutMs"] = proxy_request_timeout_ms;
+  j["ProxyHandshakeTimeoutMs"] = proxy_handshake_timeout_ms;
+  j["ProxyIdleTimeoutMs"] = proxy_idle_timeout_ms;
   j["ProxyMaxClientConnections"] = proxy_max_client_connections;
   j["ProxyMaxStreamIds"] = proxy_max_stream_ids;
   j["MetricsEnabled"] = metrics_enabled;

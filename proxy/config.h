@@ -81,6 +81,12 @@ struct Config {
   std::string proxy_listen_address = "localhost";
   int proxy_listen_port = 14002;
   int proxy_request_timeout_ms = 10000;
+  /// A client connection that has not completed its handshake (STARTUP … READY) by then is
+  /// closed (not a ZDM key).
+  int proxy_handshake_timeout_ms = 10000;
+  /// A client connection with nothing in flight that sends nothing for this long is closed;
+  /// 0 = never, as Cassandra's native_transport_idle_timeout (not a ZDM key).
+  int proxy_idle_timeout_ms = 0;
   int proxy_max_client_connections = 1000;
   int proxy_max_stream_ids = 2048;
 

@@ -10,6 +10,8 @@ namespace zdm::proxy {
 
 namespace {
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
+// A heartbeat answers at once on a live node: a silent one is noticed within this.
+constexpr auto kHeartbeatTimeout = std::chrono::seconds(2);
 
 std::string endpoint_string(const tcp::endpoint& ep) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -108,10 +110,20 @@ tcp::endpoint ControlConnection::pick_node() {
   return assigned_[next_node_++ % assigned_.size()];
 }
 
+std::size_t ControlConnection::assigned_count() const {
+  std::lock_guard lock(mu_);
+  return assigned_.size();
+}
+
 void ControlConnection::stop() {
   stopped_ = true;
   if (conn_) conn_->close();
   sleep_.cancel();
+}
+
+void ControlConnection::check_now() {
+  if (check_requested_.exchange(true)) return;
+  asio::post(ioc_, [this] { sleep_.cancel(); });
 }
 
 awaitable<std::optional<cql::RowsResult>> ControlConnection::query(const char* text,
@@ -288,7 +300,7 @@ awaitable<bool> ControlConnection::open_and_refresh() {
 
 awaitable<bool> ControlConnection::heartbeat() {
   auto resp = co_await conn_->exchange(
-      cql::encode_empty(conn_->version(), false, 4, cql::Opcode::kOptions), kRequestTimeout);
+      cql::encode_empty(conn_->version(), false, 4, cql::Opcode::kOptions), kHeartbeatTimeout);
   co_return resp && resp->header.opcode == cql::Opcode::kSupported;
 }
 
@@ -296,7 +308,12 @@ awaitable<void> ControlConnection::run() {
   const char* name = cluster_name(cluster_);
   double backoff = config_.heartbeat_retry_interval_min_ms;
   while (!stopped_) {
-    bool ok = co_await open_and_refresh();
+    bool ok = false;
+    try {
+      ok = co_await open_and_refresh();
+    } catch (const std::exception& e) {
+      spdlog::error("Control connection to {} failed: {}", name, e.what());
+    }
     attempted_ = true;
     if (ok) {
       connected_ = true;
@@ -304,10 +321,19 @@ awaitable<void> ControlConnection::run() {
       backoff = config_.heartbeat_retry_interval_min_ms;
       while (!stopped_) {
         boost::system::error_code ec;
-        sleep_.expires_after(std::chrono::milliseconds(config_.heartbeat_interval_ms));
-        co_await sleep_.async_wait(nothrow(ec));
+        if (!check_requested_) {
+          sleep_.expires_after(std::chrono::milliseconds(config_.heartbeat_interval_ms));
+          co_await sleep_.async_wait(nothrow(ec));
+        }
+        check_requested_ = false;
         if (stopped_) break;
-        if (!co_await heartbeat()) {
+        bool alive = false;
+        try {
+          alive = co_await heartbeat();
+        } catch (const std::exception& e) {
+          spdlog::warn("Heartbeat on {} control connection: {}", name, e.what());
+        }
+        if (!alive) {
           spdlog::warn("Heartbeat on {} control connection failed; reconnecting", name);
           break;
         }
@@ -326,6 +352,7 @@ awaitable<void> ControlConnection::run() {
     boost::system::error_code ec;
     sleep_.expires_after(std::chrono::milliseconds(static_cast<int>(backoff)));
     co_await sleep_.async_wait(nothrow(ec));
+    check_requested_ = false;
     backoff = std::min<double>(backoff * config_.heartbeat_retry_backoff_factor,
                                config_.heartbeat_retry_interval_max_ms);
   }

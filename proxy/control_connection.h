@@ -33,9 +33,14 @@ class ControlConnection {
   ControlConnection(asio::io_context& ioc, const Config& config, Cluster cluster,
                     net::HopSettings hop);
 
-  /// Runs forever (until stop()): connect, refresh, heartbeat, reconnect.
+  /// Runs forever (until stop()): connect, refresh, heartbeat, reconnect. Any failure (a
+  /// refused connection, a bad reply, an exception) is retried with backoff over every contact
+  /// point.
   awaitable<void> run();
   void stop();
+  /// Heartbeat now instead of at the next interval: a request connection saw its node fail or
+  /// fall silent, so readiness should reflect it within a second or two. Thread-safe.
+  void check_now();
 
   Cluster cluster() const { return cluster_; }
   bool connected() const { return connected_.load(); }
@@ -54,6 +59,8 @@ class ControlConnection {
   /// when there are at least N nodes, else node index mod H); only the control connection's
   /// node when host assignment is off. Throws std::runtime_error before the first refresh.
   tcp::endpoint pick_node();
+  /// How many nodes pick_node() rotates over.
+  std::size_t assigned_count() const;
 
  private:
   awaitable<bool> open_and_refresh();
@@ -80,6 +87,7 @@ class ControlConnection {
   ClusterFacts facts_;
   std::vector<tcp::endpoint> assigned_;
   asio::steady_timer sleep_;
+  std::atomic<bool> check_requested_{false};
 };
 
 }  // namespace zdm::proxy

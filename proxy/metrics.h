@@ -112,6 +112,18 @@ class ProxyMetrics {
   Gauge& client_connections() { return *client_connections_; }
   Gauge& pscache_entries() { return *pscache_entries_; }
   Counter& pscache_miss() { return *pscache_miss_; }
+  /// Errors the proxy answered or caused itself (not forwarded from a cluster), by reason:
+  /// zdm_proxy_client_errors_total{reason="overloaded"|"server_error"|"protocol_error"|
+  /// "handshake_timeout"|"idle_timeout"|"unanswered_streams"}.
+  enum class ClientError : uint8_t {
+    kOverloaded,
+    kServerError,
+    kProtocolError,
+    kHandshakeTimeout,
+    kIdleTimeout,
+    kUnansweredStreams,
+  };
+  Counter& client_errors(ClientError e) { return *client_errors_[static_cast<int>(e)]; }
   /// kind: "origin", "target" or "async"; node: "ip:port". Thread-safe; cached per caller.
   NodeMetrics& node(const std::string& kind, const std::string& node);
 
@@ -128,6 +140,7 @@ class ProxyMetrics {
   Gauge* client_connections_ = nullptr;
   Gauge* pscache_entries_ = nullptr;
   Counter* pscache_miss_ = nullptr;
+  std::array<Counter*, 6> client_errors_{};
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<NodeMetrics>> nodes_;
 };

@@ -177,19 +177,30 @@ ClientSession::~ClientSession() {
 
 awaitable<void> ClientSession::run() {
   auto self = shared_from_this();
-  spdlog::info("Accepted connection from {}", client_addr_);
-  if (shared_.client_tls) {
-    client_.use_tls(*shared_.client_tls);
-    auto ec = co_await client_.handshake(
-        ssl::stream_base::server, std::chrono::milliseconds(config_.proxy_request_timeout_ms));
-    if (ec) {
-      std::string reason = net::verify_failure(*client_.tls_stream());
-      spdlog::warn("TLS handshake with client {} failed: {}{}", client_addr_, ec.message(),
-                   reason.empty() ? "" : " (" + reason + ")");
-      close();
-      co_return;
-    }
+  // Whatever ends this coroutine (an exception included), the session and its cluster
+  // connections end too (STYLE §5).
+  try {
+    co_await serve();
+  } catch (const std::exception& e) {
+    spdlog::error("Client session {} failed: {}; closing it", client_addr_, e.what());
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kServerError).inc();
   }
+  if (closing_ || (draining_ && !closed_)) {
+    // Answer what is in flight, then the writer flushes and closes the session.
+    while ((!pending_.empty() || !waiting_.empty()) && !closed_) {
+      boost::system::error_code ec;
+      drained_.expires_after(std::chrono::milliseconds(config_.proxy_request_timeout_ms));
+      co_await drained_.async_wait(nothrow(ec));
+      if (!ec) break;  // deadline passed
+    }
+    client_writer_.close();
+  } else {
+    close();
+  }
+}
+
+void ClientSession::start_timers() {
+  auto self = shared_from_this();
   asio::co_spawn(
       ioc_,
       [self]() -> awaitable<void> {
@@ -200,21 +211,51 @@ awaitable<void> ClientSession::run() {
   asio::co_spawn(
       ioc_,
       [self]() -> awaitable<void> {
+        const auto handshake_deadline =
+            std::chrono::steady_clock::now() +
+            std::chrono::milliseconds(self->config_.proxy_handshake_timeout_ms);
         while (!self->closed_) {
           boost::system::error_code ec;
           self->sweep_timer_.expires_after(std::chrono::seconds(1));
           co_await self->sweep_timer_.async_wait(nothrow(ec));
-          if (!self->closed_) self->sweep_timeouts();
+          if (self->closed_) break;
+          if (!self->ready_ && std::chrono::steady_clock::now() > handshake_deadline) {
+            // Connected and silent, or a slowloris: it must not hold a connection slot.
+            spdlog::info("Closing client {}: no handshake within {} ms", self->client_addr_,
+                         self->config_.proxy_handshake_timeout_ms);
+            self->shared_.metrics.client_errors(ProxyMetrics::ClientError::kHandshakeTimeout).inc();
+            self->close();
+            break;
+          }
+          self->sweep_timeouts();
         }
       },
       asio::detached);
+}
 
+awaitable<void> ClientSession::serve() {
+  spdlog::info("Accepted connection from {}", client_addr_);
+  last_activity_ = std::chrono::steady_clock::now();
+  start_timers();
+  if (shared_.client_tls) {
+    client_.use_tls(*shared_.client_tls);
+    auto ec = co_await client_.handshake(
+        ssl::stream_base::server, std::chrono::milliseconds(config_.proxy_handshake_timeout_ms));
+    if (ec) {
+      std::string reason = net::verify_failure(*client_.tls_stream());
+      spdlog::warn("TLS handshake with client {} failed: {}{}", client_addr_, ec.message(),
+                   reason.empty() ? "" : " (" + reason + ")");
+      close();
+      co_return;
+    }
+  }
   std::vector<std::byte> buf(static_cast<std::size_t>(config_.request_read_buffer_size_bytes));
   bool first = true;
   while (!closed_ && !draining_ && !closing_) {
     boost::system::error_code ec;
     std::size_t n = co_await client_.read_some(asio::buffer(buf), ec);
     if (ec) break;
+    last_activity_ = std::chrono::steady_clock::now();
     if (first) {
       first = false;
       // v1/v2 headers are 8 bytes, unknown versions any size: answer from the first byte rather
@@ -229,36 +270,38 @@ awaitable<void> ClientSession::run() {
         break;
       }
     }
-    cql::Header h;
-    Bytes frame;
     try {
       client_frames_.feed(BytesView(buf.data(), n));
-      while (!closed_ && !closing_ && client_frames_.next_raw(h, frame)) {
-        if (!accept_version(h)) break;
-        if (!ready_) {
-          co_await handshake_frame(h, std::move(frame));
-          if (ready_) client_frames_.set_max_body(cql::kMaxBodyLength);
-        } else {
-          on_client_frame(h, std::move(frame));
-        }
-      }
+      co_await take_frames();
     } catch (const cql::ProtocolError& e) {
       spdlog::warn("Closing client {}: {}", client_addr_, e.what());
+      shared_.metrics.client_errors(ProxyMetrics::ClientError::kProtocolError).inc();
       reply_error(version_ ? version_ : 4, 0, cql::ErrorCode::kProtocolError, e.what());
       close_after_flush();
     }
   }
-  if (closing_ || (draining_ && !closed_)) {
-    // Answer what is in flight, then the writer flushes and closes the session.
-    while (!pending_.empty() && !closed_) {
-      boost::system::error_code ec;
-      drained_.expires_after(std::chrono::milliseconds(config_.proxy_request_timeout_ms));
-      co_await drained_.async_wait(nothrow(ec));
-      if (!ec) break;  // deadline passed
+}
+
+awaitable<void> ClientSession::take_frames() {
+  cql::Header h;
+  Bytes frame;
+  while (!closed_ && !closing_ && client_frames_.next_raw(h, frame)) {
+    if (!accept_version(h)) break;
+    if (!ready_) {
+      co_await handshake_frame(h, std::move(frame));
+      if (ready_) client_frames_.set_max_body(cql::kMaxBodyLength);
+      continue;
     }
-    client_writer_.close();
-  } else {
-    close();
+    try {
+      on_client_frame(h, std::move(frame));
+    } catch (const std::exception& e) {
+      // A bug or an unexpected input in one request: that request fails, the connection lives.
+      spdlog::error("Request {} on stream {} from client {} failed in the proxy: {}",
+                    cql::opcode_name(h.opcode), h.stream, client_addr_, e.what());
+      shared_.metrics.client_errors(ProxyMetrics::ClientError::kServerError).inc();
+      reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
+                  std::string("zdm-proxy: ") + e.what());
+    }
   }
 }
 
@@ -365,27 +408,40 @@ awaitable<bool> ClientSession::connect_clusters(const cql::Header& h) {
   auto self = shared_from_this();
   for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
     const bool is_origin = c == Cluster::kOrigin;
-    auto conn = std::make_shared<Connector>(
-        ioc_, is_origin ? Connector::Role::kOrigin : Connector::Role::kTarget, c,
-        config_.proxy_max_stream_ids);
-    conn->session = self;
+    auto& cc = shared_.cc(c);
+    std::shared_ptr<Connector> conn;
     std::string why;
-    tcp::endpoint ep;
-    try {
-      ep = shared_.cc(c).pick_node();
-    } catch (const std::exception& e) {
-      why = e.what();
+    // A node that refuses goes to the back: the next assigned node is tried (each once).
+    const std::size_t tries = std::max<std::size_t>(1, cc.assigned_count());
+    for (std::size_t attempt = 0; attempt < tries && !conn && !closed_; ++attempt) {
+      tcp::endpoint ep;
+      try {
+        ep = cc.pick_node();
+      } catch (const std::exception& e) {
+        why = e.what();
+        break;
+      }
+      auto k = std::make_shared<Connector>(
+          ioc_, is_origin ? Connector::Role::kOrigin : Connector::Role::kTarget, c,
+          config_.proxy_max_stream_ids);
+      k->session = self;
+      std::string err;
+      bool ok = co_await k->open(ep, ep.address().to_string(), cc.hop(), err);
+      k->metrics = &shared_.metrics.node(is_origin ? "origin" : "target", k->node());
+      if (ok) {
+        conn = std::move(k);
+        break;
+      }
+      k->metrics->failed_connections->inc();
+      shared_.metrics.failed_connections(c).inc();
+      why = k->node() + ": " + err;
+      spdlog::warn("Cannot open {} connection to {} for client {}: {}", cluster_name(c), k->node(),
+                   client_addr_, err);
+      cc.check_now();
     }
-    if (why.empty()) {
-      const auto& cc = shared_.cc(c);
-      co_await conn->open(ep, ep.address().to_string(), cc.hop(), why);
-      conn->metrics = &shared_.metrics.node(is_origin ? "origin" : "target", conn->node());
-      if (!why.empty()) conn->metrics->failed_connections->inc();
-    }
-    if (!why.empty()) {
+    if (!conn) {
       spdlog::error("Cannot open {} connection for client {}: {}", cluster_name(c), client_addr_,
                     why);
-      shared_.metrics.failed_connections(c).inc();
       reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
                   std::string("ZDM proxy could not connect to ") + cluster_name(c) + ": " + why);
       co_return false;
@@ -854,18 +910,37 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
     close_after_flush();
     return;
   }
+  p.header = h;
   p.client_stream = h.stream;
   p.opcode = h.opcode;
   p.version = h.version;
   p.decision = d;
   p.start = std::chrono::steady_clock::now();
-  dispatch(h, std::move(frame), d, std::move(p), std::move(target_frame));
+  dispatch(Outgoing{std::move(frame), std::move(target_frame), std::move(p)});
 }
 
-void ClientSession::dispatch(const cql::Header& h, Bytes frame, Decision d, PendingRequest p,
-                             std::optional<Bytes> target_frame) {
-  if (d.destination == Destination::kDrop) return;
-  const uint64_t id = next_request_id_++;
+void ClientSession::dispatch(Outgoing o) {
+  if (o.pending.decision.destination == Destination::kDrop) return;
+  if (waiting_.empty() && try_send(o)) return;
+  // Bounded by the client's own stream ids (32768): more cannot be in flight on one connection.
+  if (waiting_.size() >= 32768) {
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
+    reply_error(o.pending.version, o.pending.client_stream, cql::ErrorCode::kOverloaded,
+                "zdm-proxy: 32768 requests of this connection are already waiting for a cluster "
+                "stream id; retry later");
+    return;
+  }
+  waiting_.push_back(std::move(o));
+}
+
+void ClientSession::send_waiting() {
+  while (!waiting_.empty() && !closed_ && try_send(waiting_.front())) waiting_.pop_front();
+}
+
+bool ClientSession::try_send(Outgoing& o) {
+  PendingRequest& p = o.pending;
+  const Decision& d = p.decision;
+  const uint64_t id = next_request_id_;
   const bool to_origin =
       d.destination == Destination::kOrigin || d.destination == Destination::kBoth;
   const bool to_target =
@@ -876,10 +951,9 @@ void ClientSession::dispatch(const cql::Header& h, Bytes frame, Decision d, Pend
   if ((to_origin && !so) || (to_target && !st)) {
     if (so) origin_->release(*so);
     if (st) target_->release(*st);
-    reply_error(h.version, h.stream, cql::ErrorCode::kOverloaded,
-                "Shutting down, please retry on next host.");
-    return;
+    return false;
   }
+  ++next_request_id_;
   if (d.async_mirror && async_ && async_ready_) {
     if (async_started_.size() >=
         static_cast<std::size_t>(config_.async_connector_write_queue_size_frames)) {
@@ -887,34 +961,52 @@ void ClientSession::dispatch(const cql::Header& h, Bytes frame, Decision d, Pend
       if (async_->metrics) async_->metrics->requests_failed["other"]->inc();
     } else if (auto s = async_->acquire(id | kAsyncBit)) {
       Cluster sec = config_.secondary();
-      Bytes copy = (sec == Cluster::kTarget && target_frame) ? *target_frame : frame;
+      Bytes copy = (sec == Cluster::kTarget && o.target_frame) ? *o.target_frame : o.frame;
       cql::patch_stream(copy.data(), *s);
       AsyncRequest& r = async_started_[id];
       r = AsyncRequest{p.start, d.metric, {}, false};
-      if (h.opcode == Opcode::kExecute) r.execute = copy;
+      if (p.opcode == Opcode::kExecute) r.execute = copy;
       async_->send(std::move(copy));
       if (async_->metrics) async_->metrics->inflight->add();
     }
   }
-  if (to_origin && to_target) {
-    Bytes tf = target_frame ? std::move(*target_frame) : frame;
-    cql::patch_stream(frame.data(), *so);
-    cql::patch_stream(tf.data(), *st);
-    origin_->send(std::move(frame));
-    target_->send(std::move(tf));
-  } else if (to_origin) {
-    cql::patch_stream(frame.data(), *so);
-    origin_->send(std::move(frame));
-  } else {
-    Bytes tf = target_frame ? std::move(*target_frame) : std::move(frame);
+  if (to_target) {
+    Bytes tf =
+        o.target_frame ? std::move(*o.target_frame) : (to_origin ? o.frame : std::move(o.frame));
     cql::patch_stream(tf.data(), *st);
     target_->send(std::move(tf));
+  }
+  if (to_origin) {
+    cql::patch_stream(o.frame.data(), *so);
+    origin_->send(std::move(o.frame));
   }
   p.expected[0] = to_origin;
   p.expected[1] = to_target;
   if (d.metric != RequestType::kNone) shared_.metrics.inflight(d.metric).add();
   shared_.inflight++;
   pending_.emplace(id, std::move(p));
+  return true;
+}
+
+void ClientSession::fail_pending(Cluster c) {
+  const int ci = static_cast<int>(c);
+  for (auto& [id, p] : pending_) {
+    if (!p.expected[ci] || p.received[ci] || p.decision.metric == RequestType::kNone) continue;
+    if (p.decision.metric == RequestType::kWrites) {
+      const bool other_failed = p.expected[1 - ci] && p.received[1 - ci] &&
+                                frame_opcode(p.responses[1 - ci]) == Opcode::kError;
+      if (other_failed) {
+        shared_.metrics.failed_writes_both().inc();
+      } else if (c == Cluster::kOrigin) {
+        shared_.metrics.failed_writes_origin().inc();
+      } else {
+        shared_.metrics.failed_writes_target().inc();
+      }
+    } else {
+      shared_.metrics.failed_reads(c).inc();
+    }
+  }
+  shared_.cc(c).check_now();
 }
 
 void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame) {
@@ -935,7 +1027,12 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     return;
   }
   auto it = pending_.find(id);
-  if (it == pending_.end()) return;  // timed out earlier
+  if (it == pending_.end()) {
+    // The late answer to a request that timed out: its stream id is free again.
+    if (id != 0 && from.unanswered > 0) --from.unanswered;
+    if (!waiting_.empty()) send_waiting();
+    return;
+  }
   PendingRequest& p = it->second;
   const int c = static_cast<int>(from.cluster());
   if (from.metrics && p.decision.metric != RequestType::kNone) {
@@ -951,7 +1048,8 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
   complete(id, p);
   pending_.erase(it);
   shared_.inflight--;
-  if ((draining_ || closing_) && pending_.empty()) drained_.cancel();
+  if (!waiting_.empty()) send_waiting();
+  if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
 }
 
 void ClientSession::on_async_frame(Connector& from, uint64_t id, const cql::Header& h,
@@ -1097,27 +1195,50 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
 }
 
 void ClientSession::sweep_timeouts() {
-  auto deadline = std::chrono::steady_clock::now() -
-                  std::chrono::milliseconds(config_.proxy_request_timeout_ms);
+  const auto now = std::chrono::steady_clock::now();
+  const auto deadline = now - std::chrono::milliseconds(config_.proxy_request_timeout_ms);
+  // A request unanswered this long may mean a silent cluster: its control connection checks.
+  const auto suspicious = now - std::chrono::seconds(2);
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.start < deadline) {
-      // ZDM sends nothing for a timed-out request; the driver times out on its own.
-      const auto& p = it->second;
-      spdlog::warn("Request {} on stream {} from client {} timed out after {} ms",
-                   cql::opcode_name(p.opcode), p.client_stream, client_addr_,
-                   config_.proxy_request_timeout_ms);
-      for (int c = 0; c < 2; ++c) {
-        Connector* k = c == 0 ? origin_.get() : target_.get();
-        if (p.expected[c] && !p.received[c] && k && k->metrics)
-          k->metrics->requests_failed["client_timeout"]->inc();
-      }
-      if (p.decision.metric != RequestType::kNone)
-        shared_.metrics.inflight(p.decision.metric).sub();
-      shared_.inflight--;
-      it = pending_.erase(it);
-    } else {
+    const PendingRequest& p = it->second;
+    for (Cluster c : {Cluster::kOrigin, Cluster::kTarget})
+      if (p.expected[static_cast<int>(c)] && !p.received[static_cast<int>(c)] &&
+          p.start < suspicious)
+        shared_.cc(c).check_now();
+    if (p.start >= deadline) {
       ++it;
+      continue;
     }
+    // ZDM sends nothing for a timed-out request; the driver times out on its own. Its stream
+    // ids stay taken until an answer comes (a new request must not get the old answer).
+    spdlog::warn("Request {} on stream {} from client {} timed out after {} ms",
+                 cql::opcode_name(p.opcode), p.client_stream, client_addr_,
+                 config_.proxy_request_timeout_ms);
+    const bool unanswered[2] = {p.expected[0] && !p.received[0], p.expected[1] && !p.received[1]};
+    for (int c = 0; c < 2; ++c) {
+      Connector* k = c == 0 ? origin_.get() : target_.get();
+      if (!unanswered[c] || !k) continue;
+      ++k->unanswered;
+      if (k->metrics) k->metrics->requests_failed["client_timeout"]->inc();
+    }
+    if (p.decision.metric == RequestType::kWrites) {
+      if (unanswered[0] && unanswered[1]) {
+        shared_.metrics.failed_writes_both().inc();
+      } else {
+        (unanswered[0] ? shared_.metrics.failed_writes_origin()
+                       : shared_.metrics.failed_writes_target())
+            .inc();
+      }
+    } else if (p.decision.metric != RequestType::kNone) {
+      shared_.metrics.failed_reads(unanswered[0] ? Cluster::kOrigin : Cluster::kTarget).inc();
+    }
+    if (p.decision.metric != RequestType::kNone) shared_.metrics.inflight(p.decision.metric).sub();
+    shared_.inflight--;
+    it = pending_.erase(it);
+  }
+  while (!waiting_.empty() && waiting_.front().pending.start < deadline) {
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
+    waiting_.pop_front();
   }
   for (auto it = async_started_.begin(); it != async_started_.end();) {
     if (it->second.start < deadline) {
@@ -1130,7 +1251,27 @@ void ClientSession::sweep_timeouts() {
       ++it;
     }
   }
-  if ((draining_ || closing_) && pending_.empty()) drained_.cancel();
+  for (Connector* k : {origin_.get(), target_.get()}) {
+    if (!k || k->unanswered * 4 <= k->capacity() * 3) continue;
+    // Most stream ids wait for answers that do not come: the node is not answering this
+    // connection. Closing it lets the driver reconnect (and the proxy pick a node again).
+    spdlog::warn(
+        "{} of {} stream ids to {} node {} await answers that never came; closing "
+        "client connection {}",
+        k->unanswered, k->capacity(), cluster_name(k->cluster()), k->node(), client_addr_);
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kUnansweredStreams).inc();
+    close();
+    return;
+  }
+  if (config_.proxy_idle_timeout_ms > 0 && pending_.empty() && waiting_.empty() && ready_ &&
+      now - last_activity_ > std::chrono::milliseconds(config_.proxy_idle_timeout_ms)) {
+    spdlog::info("Closing client {}: idle for {} ms (proxy_idle_timeout_ms)", client_addr_,
+                 config_.proxy_idle_timeout_ms);
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kIdleTimeout).inc();
+    close();
+    return;
+  }
+  if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
 }
 
 void ClientSession::on_connector_closed(Connector& c) {
@@ -1145,6 +1286,7 @@ void ClientSession::on_connector_closed(Connector& c) {
   if (!draining_ && !closing_) {
     spdlog::warn("[{}-CONNECTOR] Connection to {} closed; closing client connection {}",
                  cluster_name(c.cluster()), c.node(), client_addr_);
+    fail_pending(c.cluster());
   }
   close();
 }
@@ -1166,6 +1308,7 @@ void ClientSession::close() {
     shared_.inflight--;
   }
   pending_.clear();
+  waiting_.clear();
   if (async_ && async_->metrics)
     for (std::size_t i = 0; i < async_started_.size(); ++i) async_->metrics->inflight->sub();
   async_started_.clear();

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -63,8 +64,11 @@ class Connector : public net::NodeConnection {
 
   Role role() const { return role_; }
   Cluster cluster() const { return cluster_; }
+  std::size_t capacity() const { return ids_.capacity(); }
   NodeMetrics* metrics = nullptr;
   std::weak_ptr<ClientSession> session;
+  /// Stream ids held by requests that timed out: freed if their answer ever comes.
+  std::size_t unanswered = 0;
 
  protected:
   void on_write_error(const net::error_code& ec) override;
@@ -77,6 +81,7 @@ class Connector : public net::NodeConnection {
 
 /// A request in flight: where it went, what came back.
 struct PendingRequest {
+  cql::Header header;
   int16_t client_stream = 0;
   cql::Opcode opcode = cql::Opcode::kQuery;
   uint8_t version = 4;
@@ -107,6 +112,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void on_connector_closed(Connector& c);
 
  private:
+  awaitable<void> serve();
+  awaitable<void> take_frames();
+  void start_timers();
+
   // Handshake (before READY/AUTH_SUCCESS reaches the client).
   awaitable<void> handshake_frame(const cql::Header& h, cql::Bytes frame);
   awaitable<void> on_startup(const cql::Header& h, cql::Bytes frame);
@@ -125,8 +134,20 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // Requests (after the handshake).
   void on_client_frame(const cql::Header& h, cql::Bytes frame);
-  void dispatch(const cql::Header& h, cql::Bytes frame, Decision d, PendingRequest p,
-                std::optional<cql::Bytes> target_frame);
+  /// A request ready for the clusters.
+  struct Outgoing {
+    cql::Bytes frame;
+    std::optional<cql::Bytes> target_frame;  // when target's differs (prepared ids)
+    PendingRequest pending;
+  };
+  /// Sends `o`, or queues it until stream ids free up (a client may have more requests in
+  /// flight than a cluster connection has ids: it waits, it does not fail).
+  void dispatch(Outgoing o);
+  bool try_send(Outgoing& o);
+  void send_waiting();
+  /// Counts the requests in flight as failed on `c` (its connection was lost) and asks its
+  /// control connection to check the cluster now.
+  void fail_pending(Cluster c);
   void complete(uint64_t id, PendingRequest& p);
   void reply(cql::Bytes frame, int16_t stream);
   void reply_error(uint8_t version, int16_t stream, cql::ErrorCode code, std::string message);
@@ -146,6 +167,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   std::string client_addr_;
   std::shared_ptr<Connector> origin_, target_, async_;
   std::unordered_map<uint64_t, PendingRequest> pending_;
+  std::deque<Outgoing> waiting_;                         // for stream ids, oldest first
+  std::chrono::steady_clock::time_point last_activity_;  // last frame from the client
   uint64_t next_request_id_ = 1;
   uint8_t version_ = 0;  // negotiated protocol version, 0 until the first accepted frame
   cql::Compression compression_ = cql::Compression::kNone;
