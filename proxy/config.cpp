@@ -239,6 +239,7 @@ const std::map<std::string, Setter>& setters() {
     num("proxy_max_client_connections", &Config::proxy_max_client_connections, 1, 1000000);
     // Cassandra allows 32768 stream ids per connection from v3 on (spec §2.3).
     num("proxy_max_stream_ids", &Config::proxy_max_stream_ids, 1, 32768);
+    num("proxy_prepared_cache_size", &Config::proxy_prepared_cache_size, 1, 10000000);
     flag("metrics_enabled", &Config::metrics_enabled);
     str("metrics_address", &Config::metrics_address);
     num("metrics_port", &Config::metrics_port, 1, 65535);
@@ -501,6 +502,7 @@ std::string Config::to_log_json() const {
   j["ProxyIdleTimeoutMs"] = proxy_idle_timeout_ms;
   j["ProxyMaxClientConnections"] = proxy_max_client_connections;
   j["ProxyMaxStreamIds"] = proxy_max_stream_ids;
+  j["ProxyPreparedCacheSize"] = proxy_prepared_cache_size;
   j["MetricsEnabled"] = metrics_enabled;
   j["MetricsAddress"] = metrics_address;
   j["MetricsPort"] = metrics_port;

@@ -89,6 +89,8 @@ struct Config {
   int proxy_idle_timeout_ms = 0;
   int proxy_max_client_connections = 1000;
   int proxy_max_stream_ids = 2048;
+  /// Prepared statements the proxy remembers (least recently used evicted; not a ZDM key).
+  int proxy_prepared_cache_size = 10000;
 
   bool metrics_enabled = true;
   std::string metrics_address = "localhost";

@@ -112,6 +112,8 @@ class ProxyMetrics {
   Gauge& client_connections() { return *client_connections_; }
   Gauge& pscache_entries() { return *pscache_entries_; }
   Counter& pscache_miss() { return *pscache_miss_; }
+  /// Statements evicted from the bounded prepared cache (zdm_pscache_evictions_total).
+  Counter& pscache_evictions() { return *pscache_evictions_; }
   /// Errors the proxy answered or caused itself (not forwarded from a cluster), by reason:
   /// zdm_proxy_client_errors_total{reason="overloaded"|"server_error"|"protocol_error"|
   /// "handshake_timeout"|"idle_timeout"|"unanswered_streams"}.
@@ -140,6 +142,7 @@ class ProxyMetrics {
   Gauge* client_connections_ = nullptr;
   Gauge* pscache_entries_ = nullptr;
   Counter* pscache_miss_ = nullptr;
+  Counter* pscache_evictions_ = nullptr;
   std::array<Counter*, 6> client_errors_{};
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<NodeMetrics>> nodes_;

@@ -106,7 +106,7 @@ int run_proxy(const Config& config) {
   asio::io_context main_ioc{1};
   Registry registry;
   ProxyMetrics metrics(config, registry);
-  PreparedCache prepared;
+  PreparedCache prepared(static_cast<std::size_t>(config.proxy_prepared_cache_size));
   ControlConnection origin_cc(main_ioc, config, Cluster::kOrigin, origin_hop);
   ControlConnection target_cc(main_ioc, config, Cluster::kTarget, target_hop);
 

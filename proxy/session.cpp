@@ -1,5 +1,6 @@
 #include "proxy/session.h"
 
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -57,6 +58,42 @@ Bytes with_body(const Bytes& original, const Bytes& body) {
   cql::Header h = cql::decode_header(BytesView(original.data(), cql::kHeaderSize));
   h.flags &= static_cast<uint8_t>(~cql::flag::kCompression);
   return cql::encode_frame(h, body);
+}
+
+Bytes md5(std::string_view s) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), digest, &n, EVP_md5(), nullptr);
+  return Bytes(reinterpret_cast<std::byte*>(digest), reinterpret_cast<std::byte*>(digest) + n);
+}
+
+// The first UUID literal (8-4-4-4-12 hex digits) of `text`, as 16 bytes: the trace session id of
+// a system_traces query.
+std::optional<Bytes> uuid_in(std::string_view text) {
+  auto hexval = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  static constexpr int kGroups[] = {8, 4, 4, 4, 12};
+  for (std::size_t i = 0; i + 36 <= text.size(); ++i) {
+    std::string digits;
+    std::size_t j = i;
+    bool ok = true;
+    for (int g = 0; g < 5 && ok; ++g) {
+      for (int k = 0; k < kGroups[g] && ok; ++k, ++j) ok = hexval(text[j]) >= 0;
+      for (std::size_t k = j - static_cast<std::size_t>(kGroups[g]); ok && k < j; ++k)
+        digits += text[k];
+      if (ok && g < 4) ok = text[j++] == '-';
+    }
+    if (!ok) continue;
+    Bytes out;
+    for (std::size_t k = 0; k < 32; k += 2)
+      out.push_back(static_cast<std::byte>(hexval(digits[k]) * 16 + hexval(digits[k + 1])));
+    return out;
+  }
+  return std::nullopt;
 }
 
 bool known_version(uint8_t v) {
@@ -732,7 +769,8 @@ void ClientSession::reply_error(uint8_t version, int16_t stream, cql::ErrorCode 
 }
 
 void ClientSession::answer_local(const cql::Header& h, LocalTable table,
-                                 const cql::StatementInfo& info) {
+                                 const cql::StatementInfo& info, std::string_view query,
+                                 const cql::QueryParameters* params) {
   auto snap = shared_.cc(config_.system_queries_mode).snapshot();
   if (!snap) {
     reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
@@ -740,13 +778,79 @@ void ClientSession::answer_local(const cql::Header& h, LocalTable table,
                     " topology yet");
     return;
   }
-  auto answer = answer_system_select(table, info, *snap, shared_.topology);
+  std::optional<SystemFilter> filter;
+  std::optional<Bytes> value;
+  try {
+    filter = parse_system_filter(query);
+    if (filter && filter->marker < 0) {
+      value = filter_value(filter->column, filter->literal);
+    } else if (filter && params &&
+               static_cast<std::size_t>(filter->marker) < params->values.size()) {
+      value = params->values[static_cast<std::size_t>(filter->marker)].bytes;
+    }
+  } catch (const std::invalid_argument& e) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kInvalid, e.what());
+    return;
+  }
+  auto answer = answer_system_select(table, info, *snap, shared_.topology,
+                                     filter ? filter->column : "", value);
   if (auto* rows = std::get_if<cql::RowsResult>(&answer)) {
+    if (params && (params->flags & cql::query_flag::kSkipMetadata))
+      rows->metadata.flags |= cql::rows_flag::kNoMetadata;
     cql::ResultMsg msg{std::move(*rows)};
     client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kResult, msg));
   } else {
     client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError,
                                             std::get<cql::ErrorMsg>(answer)));
+  }
+}
+
+void ClientSession::prepare_local(const cql::Header& h, LocalTable table,
+                                  const cql::StatementInfo& info, const std::string& query) {
+  auto snap = shared_.cc(config_.system_queries_mode).snapshot();
+  if (!snap) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kServerError, "ZDM proxy has no topology yet");
+    return;
+  }
+  // Prepared by the proxy itself (ZDM: id = md5(query + keyspace)); EXECUTEs answered here.
+  auto answer = answer_system_select(table, info, *snap, shared_.topology);
+  if (auto* e = std::get_if<cql::ErrorMsg>(&answer)) {
+    client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError, *e));
+    return;
+  }
+  cql::PreparedResult pr;
+  pr.id = md5(query + keyspace_);
+  pr.result_metadata = std::get<cql::RowsResult>(answer).metadata;
+  std::string spec;
+  for (const auto& c : pr.result_metadata.columns) spec += c.name + ";";
+  pr.result_metadata_id = md5(spec);
+  std::optional<SystemFilter> filter;
+  try {
+    filter = parse_system_filter(query);
+  } catch (const std::invalid_argument& e) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kInvalid, e.what());
+    return;
+  }
+  if (filter && filter->marker >= 0) {
+    const bool inet = filter->column == "peer" || filter->column.ends_with("address");
+    pr.metadata.columns.push_back(cql::ColumnSpec{
+        "system", table == LocalTable::kSystemLocal ? "local" : "peers", filter->column,
+        cql::DataType::of(inet ? cql::TypeId::kInet : cql::TypeId::kVarchar)});
+    if (filter->column == "peer" || filter->column == "key") pr.metadata.pk_indices = {0};
+  }
+  shared_.prepared.put_local(pr.id, LocalStatement{table, info, query});
+  client_writer_.push(
+      cql::encode_message(h.version, true, h.stream, Opcode::kResult, cql::ResultMsg{pr}));
+}
+
+void ClientSession::route_traces(std::string_view query, Decision& d) {
+  auto id = uuid_in(query);
+  if (!id) return;
+  for (auto it = traced_.rbegin(); it != traced_.rend(); ++it) {
+    if (it->first != *id) continue;
+    d.destination = only(it->second);
+    d.metric = read_metric(it->second);
+    return;
   }
 }
 
@@ -775,9 +879,10 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         auto info = cql::classify(query);
         d = route_statement(info, keyspace_, config_);
         if (d.destination == Destination::kLocal) {
-          answer_local(h, d.local, info);
+          answer_local(h, d.local, info, query, nullptr);
           return;
         }
+        if (info.keyspace == "system_traces") route_traces(query, d);
         // One value of now()/uuid() and one write timestamp for both clusters; the common case
         // (a timestamp from the driver, no call) costs two byte scans.
         if (info.is_write() &&
@@ -806,10 +911,8 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         p.query = prep.query;
         p.execute_decision = route_statement(info, keyspace_, config_);
         if (p.execute_decision.destination == Destination::kLocal) {
-          // Prepared system.local/peers reads are served by the system_queries_mode cluster.
-          p.execute_decision =
-              Decision{only(config_.system_queries_mode), false,
-                       read_metric(config_.system_queries_mode), LocalTable::kNone};
+          prepare_local(h, p.execute_decision.local, info, prep.query);
+          return;
         }
         d = Decision{Destination::kBoth, false, RequestType::kNone, LocalTable::kNone};
         break;
@@ -817,6 +920,13 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
       case Opcode::kExecute: {
         Bytes id = r.read_short_bytes();
         const std::size_t after_id = r.position();
+        if (auto local = shared_.prepared.local(id)) {
+          cql::Reader er(body);
+          cql::skip_request_prefix(er, h.flags);
+          auto exec = cql::ExecuteMsg::decode(er, h.version);
+          answer_local(h, local->table, local->info, local->query, &exec.params);
+          return;
+        }
         auto entry = shared_.prepared.by_origin_id(id);
         if (!entry) {
           shared_.metrics.pscache_miss().inc();
@@ -847,14 +957,13 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         break;
       }
       case Opcode::kBatch: {
-        std::vector<PreparedEntry> entries;
+        std::vector<std::shared_ptr<const PreparedEntry>> entries;
         auto plan_of = [&](const Bytes& id) -> const WritePlan* {
           auto e = shared_.prepared.by_origin_id(id);
           if (!e) return nullptr;
-          entries.push_back(std::move(*e));
-          return &entries.back().plan;
+          entries.push_back(e);
+          return &e->plan;
         };
-        entries.reserve(64);
         if (auto nb = rewrite_batch(body, prefix_end, h.version, plan_of, write_timestamp_us())) {
           frame = with_body(frame, *nb);
           body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
@@ -1088,7 +1197,7 @@ void ClientSession::on_async_frame(Connector& from, uint64_t id, const cql::Head
 }
 
 bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& error_frame) {
-  std::optional<PreparedEntry> entry;
+  std::shared_ptr<const PreparedEntry> entry;
   try {
     Bytes scratch;
     cql::Reader rd = response_reader(error_frame, compression_, scratch);
@@ -1156,7 +1265,7 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
         e.query = p.query;
         e.keyspace = keyspace_;
         e.plan = p.plan;
-        shared_.prepared.put(std::move(e));
+        if (shared_.prepared.put(e)) shared_.metrics.pscache_evictions().inc();
         shared_.metrics.pscache_entries().set(static_cast<int64_t>(shared_.prepared.size()));
         if (!p.plan.generated.empty()) {
           // The client sees the statement it prepared: without the proxy's markers.
@@ -1186,6 +1295,17 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
     }
   } catch (const cql::ProtocolError& e) {
     spdlog::warn("Malformed response from {}: {}", cluster_name(chosen), e.what());
+  }
+  if (std::to_integer<uint8_t>(resp[1]) & cql::flag::kTracing) {
+    // Traced: its session id leads later system_traces reads to this cluster.
+    try {
+      BytesView b = net::frame_body(resp, compression_, scratch_);
+      if (b.size() >= 16) {
+        traced_.emplace_back(Bytes(b.begin(), b.begin() + 16), chosen);
+        if (traced_.size() > 256) traced_.pop_front();
+      }
+    } catch (const cql::ProtocolError&) {
+    }
   }
   if (p.decision.metric != RequestType::kNone) {
     shared_.metrics.request_duration(p.decision.metric).observe(seconds_since(p.start));

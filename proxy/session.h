@@ -151,7 +151,15 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void complete(uint64_t id, PendingRequest& p);
   void reply(cql::Bytes frame, int16_t stream);
   void reply_error(uint8_t version, int16_t stream, cql::ErrorCode code, std::string message);
-  void answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info);
+  /// Answers a query on system.local/peers/peers_v2 (a WHERE col = value applied; `params`:
+  /// an EXECUTE's, for its bound value and skip-metadata flag).
+  void answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
+                    std::string_view query, const cql::QueryParameters* params);
+  void prepare_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
+                     const std::string& query);
+  /// system_traces reads go to the cluster that served the traced request (reference §2: ZDM
+  /// sends them to origin, which breaks tracing after cutover).
+  void route_traces(std::string_view query, Decision& d);
   /// Answers what was queued, then closes (after a fatal protocol or handshake error).
   void close_after_flush();
   void close();
@@ -190,6 +198,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool closed_ = false;
   bool async_ready_ = false;
   std::string keyspace_;
+  // Trace session ids of traced responses and the cluster that served each (the last 256).
+  std::deque<std::pair<cql::Bytes, Cluster>> traced_;
   /// A mirrored request in flight on the async connector.
   struct AsyncRequest {
     std::chrono::steady_clock::time_point start;
