@@ -1300,31 +1300,25 @@ bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& e
 
 void ClientSession::complete(uint64_t, PendingRequest& p) {
   const bool both = p.expected[0] && p.expected[1];
-  bool err[2] = {p.expected[0] && frame_opcode(p.responses[0]) == Opcode::kError,
-                 p.expected[1] && frame_opcode(p.responses[1]) == Opcode::kError};
-  Cluster chosen;
-  if (both) {
-    if (err[0]) {
-      chosen = Cluster::kOrigin;  // origin failed (alone or with target): origin's error
-    } else if (err[1]) {
-      chosen = Cluster::kTarget;
-    } else {
-      chosen = p.opcode == Opcode::kPrepare ? Cluster::kOrigin : config_.primary_cluster;
-    }
-    if (p.decision.metric == RequestType::kWrites) {
-      if (err[0] && err[1]) {
-        shared_.metrics.failed_writes_both().inc();
-      } else if (err[0]) {
-        shared_.metrics.failed_writes_origin().inc();
-      } else if (err[1]) {
-        shared_.metrics.failed_writes_target().inc();
-      }
-    }
-  } else {
-    chosen = p.expected[0] ? Cluster::kOrigin : Cluster::kTarget;
-    if (err[static_cast<int>(chosen)] && p.decision.metric != RequestType::kNone)
-      shared_.metrics.failed_reads(chosen).inc();
+  const bool err[2] = {p.expected[0] && frame_opcode(p.responses[0]) == Opcode::kError,
+                       p.expected[1] && frame_opcode(p.responses[1]) == Opcode::kError};
+  const Aggregate a =
+      aggregate(p.expected, err, p.opcode, p.decision.metric, config_.primary_cluster);
+  const Cluster chosen = a.chosen;
+  switch (a.failed_write) {
+    case Aggregate::FailedWrite::kBoth:
+      shared_.metrics.failed_writes_both().inc();
+      break;
+    case Aggregate::FailedWrite::kOrigin:
+      shared_.metrics.failed_writes_origin().inc();
+      break;
+    case Aggregate::FailedWrite::kTarget:
+      shared_.metrics.failed_writes_target().inc();
+      break;
+    case Aggregate::FailedWrite::kNone:
+      break;
   }
+  if (a.failed_read) shared_.metrics.failed_reads(chosen).inc();
   Bytes resp = std::move(p.responses[static_cast<int>(chosen)]);
   try {
     if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) {
