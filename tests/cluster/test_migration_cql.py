@@ -247,6 +247,15 @@ def write_times(session, cluster):
         cluster.timestamp_generator = saved
     got = {r.k: r.writetime_v for r in s.execute("SELECT k, writetime(v) FROM wt.t WHERE k IN (2, 3, 4)")}
     check(got == {2: 424242, 3: 424242, 4: 424242}, f"the default timestamp of QUERY, EXECUTE and BATCH is the write time ({got})")
+    # BATCH USING TIMESTAMP applies to every child; a child's USING TTL to its own cells.
+    s.execute("BEGIN BATCH USING TIMESTAMP 5000 INSERT INTO wt.t (k, v) VALUES (20, 'b1'); "
+              "INSERT INTO wt.t (k, v) VALUES (21, 'b2') USING TTL 50; APPLY BATCH")
+    got = {r.k: (r.writetime_v, r.ttl_v) for r in s.execute("SELECT k, writetime(v), ttl(v) FROM wt.t WHERE k IN (20, 21)")}
+    check(got[20] == (5000, None) and got[21][0] == 5000 and 48 <= got[21][1] <= 50,
+          f"BEGIN BATCH USING TIMESTAMP, a child's USING TTL ({got})")
+    expect_error(lambda: s.execute("BEGIN BATCH USING TIMESTAMP 5 INSERT INTO wt.t (k, v) VALUES (22, 'x') "
+                                   "USING TIMESTAMP 6; APPLY BATCH"), InvalidRequest, "timestamps on the batch and a child",
+                 "Timestamp must be set either on BATCH or individual statements")
     # TTL really expires (bounded wait).
     s.execute("INSERT INTO wt.t (k, v, w) VALUES (10, 'short', 1) USING TTL 1")
     check(s.execute("SELECT v FROM wt.t WHERE k = 10").one().v == "short", "a row with TTL 1 is there at first")
@@ -286,6 +295,12 @@ def tokens(session):
         seen += part
     check(sorted(seen) == list(range(200)) and outside == 0,
           f"token-range scan over 7 ranges: every row exactly once, each in its range ({len(seen)} rows)")
+    named = s.prepare("SELECT k FROM tk.t WHERE token(k) > :start AND token(k) <= :end")
+    check([c.name for c in named.column_metadata] == ["start", "end"] and
+          sorted(r.k for r in s.execute(named, {"start": -2**63, "end": 2**63 - 1})) == list(range(200)),
+          "DSBulk's named markers: token(k) > :start AND token(k) <= :end")
+    pin = s.prepare("SELECT k, v FROM tk.t WHERE k IN ?")
+    check(sorted((r.k, r.v) for r in s.execute(pin, ([3, 1, 2],))) == [(1, 10), (2, 20), (3, 30)], "prepared k IN ?")
     t5 = token_of((5, ">i"))
     check([r.k for r in s.execute("SELECT k FROM tk.t WHERE token(k) = token(5)")] == [5], "WHERE token(k) = token(5)")
     check([r.k for r in s.execute("SELECT k FROM tk.t WHERE token(k) >= %s AND token(k) <= %s", (t5, t5))] == [5],
@@ -401,6 +416,8 @@ def queries(session):
     s.execute("UPDATE q.t SET st = 'shared' WHERE p = 2")
     sts = {(r.c1, r.c2): r.st for r in s.execute("SELECT c1, c2, st FROM q.t WHERE p = 2")}
     check(len(sts) == 10 and set(sts.values()) == {"shared"}, "a static column shows on every row of its partition")
+    s.execute("INSERT INTO q.t (p, st) VALUES (9, 'first')")
+    check(s.execute("SELECT st FROM q.t WHERE p = 9").one().st == "first", "INSERT of a static column alone")
     s.execute("UPDATE q.t SET st = 'alone' WHERE p = 9")
     r = list(s.execute("SELECT p, c1, st, v FROM q.t WHERE p = 9"))
     check([(x.p, x.c1, x.st, x.v) for x in r] == [(9, None, "alone", None)], "a partition with only statics reads as one row")
