@@ -2016,53 +2016,51 @@ struct Store::State {
     return false;
   }
 
-  // Checks one conditional child of a batch; the RESULT when it does not apply.
-  std::optional<cql::RowsResult> check_child(const Child& ch, Ctx& c,
-                                             std::set<std::pair<std::string, Bytes>>& partitions) {
-    Session s = c.session;
-    if (!ch.keyspace.empty()) s.keyspace = ch.keyspace;
-    Table& t = table(table_of(*ch.st), s);
+  // The row a conditional batch's child writes: its table and primary key.
+  struct Target {
+    Table* table;
     std::vector<Bytes> pk;
     Key ck;
+  };
+
+  Target target_of(const Child& ch, Ctx& c) {
+    Session s = c.session;
+    if (!ch.keyspace.empty()) s.keyspace = ch.keyspace;
+    Target tg{&table(table_of(*ch.st), s), {}, {}};
+    Table& t = *tg.table;
     if (const auto* ins = std::get_if<Insert>(&ch.st->body)) {
-      pk.resize(t.pk_count);
-      ck.resize(t.ck_count);
+      tg.pk.resize(t.pk_count);
+      tg.ck.resize(t.ck_count);
       for (std::size_t i = 0; i < ins->columns.size(); ++i) {
         int idx = t.index(ins->columns[i]);
-        if (idx >= 0 && static_cast<std::size_t>(idx) < t.key_size()) {
-          Bytes v =
-              eval_required(ins->values[i], t.columns[static_cast<std::size_t>(idx)], ch.binds);
-          (static_cast<std::size_t>(idx) < t.pk_count
-               ? pk[static_cast<std::size_t>(idx)]
-               : ck[static_cast<std::size_t>(idx) - t.pk_count]) = v;
-        }
+        if (idx < 0 || static_cast<std::size_t>(idx) >= t.key_size()) continue;
+        auto ui = static_cast<std::size_t>(idx);
+        Bytes v = eval_required(ins->values[i], t.columns[ui], ch.binds);
+        (ui < t.pk_count ? tg.pk[ui] : tg.ck[ui - t.pk_count]) = std::move(v);
       }
-      lwt_checks(t, ins->using_, nullptr);
-    } else {
-      const auto& where = std::holds_alternative<Update>(ch.st->body)
-                              ? std::get<Update>(ch.st->body).where
-                              : std::get<Delete>(ch.st->body).where;
-      ModKeys mk = mod_keys(t, where, ch.binds,
-                            std::holds_alternative<Update>(ch.st->body) ? "UPDATE" : "DELETE");
-      lwt_checks(t, using_of(*ch.st), &mk);
-      pk = mk.pks[0];
-      ck = mk.cks[0];
+      if (conditional(*ch.st)) lwt_checks(t, ins->using_, nullptr);
+      return tg;
     }
-    partitions.emplace(t.keyspace + "." + t.name, partition_key_bytes(pk));
-    if (partitions.size() > 1) {
-      bool same_table = std::all_of(partitions.begin(), partitions.end(), [&](const auto& p) {
-        return p.first == partitions.begin()->first;
-      });
-      throw InvalidRequest(same_table ? "Batch with conditions cannot span multiple partitions"
-                                      : "Batch with conditions cannot span multiple tables");
-    }
-    require_replicas(c, t, Table::position_of(pk).token);
+    bool is_update = std::holds_alternative<Update>(ch.st->body);
+    const auto& where =
+        is_update ? std::get<Update>(ch.st->body).where : std::get<Delete>(ch.st->body).where;
+    ModKeys mk = mod_keys(t, where, ch.binds, is_update ? "UPDATE" : "DELETE");
+    lwt_checks(t, using_of(*ch.st), &mk);
+    tg.pk = mk.pks[0];
+    tg.ck = mk.cks[0];
+    return tg;
+  }
+
+  // Checks one conditional child of a batch; the RESULT when it does not apply.
+  std::optional<cql::RowsResult> check_child(const Child& ch, const Target& tg, Ctx& c) {
+    Table& t = *tg.table;
+    require_replicas(c, t, Table::position_of(tg.pk).token);
     if (const auto* ins = std::get_if<Insert>(&ch.st->body))
-      return check_conditions(t, pk, ck, false, ins->if_not_exists, {}, ch.binds, c.now);
+      return check_conditions(t, tg.pk, tg.ck, false, ins->if_not_exists, {}, ch.binds, c.now);
     if (const auto* u = std::get_if<Update>(&ch.st->body))
-      return check_conditions(t, pk, ck, u->if_exists, false, u->conditions, ch.binds, c.now);
+      return check_conditions(t, tg.pk, tg.ck, u->if_exists, false, u->conditions, ch.binds, c.now);
     const auto& d = std::get<Delete>(ch.st->body);
-    return check_conditions(t, pk, ck, d.if_exists, false, d.conditions, ch.binds, c.now);
+    return check_conditions(t, tg.pk, tg.ck, d.if_exists, false, d.conditions, ch.binds, c.now);
   }
 
   ResultMsg run_batch(const std::vector<Child>& children, Batch::Type type,
@@ -2091,10 +2089,21 @@ struct Store::State {
     Ctx bc = c;
     bc.default_ts = batch_ts ? batch_ts : (c.default_ts ? c.default_ts : next_write_timestamp());
     if (cas) {
-      std::set<std::pair<std::string, Bytes>> partitions;
+      // Every statement of a conditional batch writes one partition of one table (checked
+      // before any condition is read, as Cassandra's BatchStatement does).
+      std::vector<Target> targets;
       for (const auto& ch : children) {
-        if (!conditional(*ch.st)) continue;
-        if (auto r = check_child(ch, bc, partitions)) return ResultMsg{*r};
+        targets.push_back(target_of(ch, bc));
+        const Target& first = targets.front();
+        const Target& t = targets.back();
+        if (t.table != first.table)
+          throw InvalidRequest("Batch with conditions cannot span multiple tables");
+        if (partition_key_bytes(t.pk) != partition_key_bytes(first.pk))
+          throw InvalidRequest("Batch with conditions cannot span multiple partitions");
+      }
+      for (std::size_t i = 0; i < children.size(); ++i) {
+        if (!conditional(*children[i].st)) continue;
+        if (auto r = check_child(children[i], targets[i], bc)) return ResultMsg{*r};
       }
       bc.cas_checked = true;
     }

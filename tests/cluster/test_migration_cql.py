@@ -388,6 +388,14 @@ def lwt(session):
     check(r.was_applied and s.execute("SELECT * FROM lwt.t WHERE k = 1").one() is None, "DELETE IF EXISTS applied")
     p = s.prepare("INSERT INTO lwt.t (k, c, v) VALUES (?, ?, ?) IF NOT EXISTS")
     check(s.execute(p, (2, 2, "p")).was_applied and not s.execute(p, (2, 2, "q")).was_applied, "prepared IF NOT EXISTS")
+    r = s.execute("BEGIN BATCH INSERT INTO lwt.t (k, c, v) VALUES (3, 1, 'a') IF NOT EXISTS; "
+                  "INSERT INTO lwt.t (k, c, v) VALUES (3, 2, 'b'); APPLY BATCH")
+    check(r.was_applied and s.execute("SELECT count(*) FROM lwt.t WHERE k = 3").one()[0] == 2,
+          "a conditional batch on one partition applies")
+    expect_error(lambda: s.execute("BEGIN BATCH INSERT INTO lwt.t (k, c, v) VALUES (4, 1, 'a') IF NOT EXISTS; "
+                                   "INSERT INTO lwt.t (k, c, v) VALUES (5, 1, 'b'); APPLY BATCH"),
+                 InvalidRequest, "a conditional batch over two partitions",
+                 "Batch with conditions cannot span multiple partitions")
     expect_error(lambda: s.execute("UPDATE lwt.t USING TIMESTAMP 5 SET v = 'x' WHERE k = 2 AND c = 2 IF EXISTS"),
                  InvalidRequest, "USING TIMESTAMP with IF", "Cannot provide custom timestamp for conditional updates")
 
