@@ -1,5 +1,7 @@
 #include "tests/cluster/journal.h"
 
+#include "proxy/cql/notation.h"
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -40,7 +42,117 @@ void read_file(const std::string& path, const std::function<void(cql::BytesView)
   std::fclose(f);
 }
 
+void encode_cell(cql::Writer& w, const CellData& c) {
+  w.write_long(c.ts);
+  if (!c.present()) return;
+  w.write_byte(c.tombstone ? 1 : 0);
+  w.write_int(c.ttl);
+  w.write_int(c.expires);
+  w.write_bytes(cql::BytesView(c.value));
+}
+CellData decode_cell(cql::Reader& r) {
+  CellData c;
+  c.ts = r.read_long();
+  if (!c.present()) return c;
+  c.tombstone = r.read_byte() != 0;
+  c.ttl = r.read_int();
+  c.expires = r.read_int();
+  auto v = r.read_bytes();
+  c.value = v ? std::move(*v) : Bytes{};
+  return c;
+}
 }  // namespace
+
+void encode_key(cql::Writer& w, const std::vector<Bytes>& k) {
+  w.write_short(static_cast<uint16_t>(k.size()));
+  for (const auto& b : k) w.write_bytes(cql::BytesView(b));
+}
+std::vector<Bytes> decode_key(cql::Reader& r) {
+  std::vector<Bytes> k(r.read_short());
+  for (auto& b : k) {
+    auto v = r.read_bytes();
+    b = v ? std::move(*v) : Bytes{};
+  }
+  return k;
+}
+void encode_row(cql::Writer& w, const RowData& row) {
+  encode_cell(w, row.marker);
+  w.write_long(row.deleted_at);
+  w.write_short(static_cast<uint16_t>(row.slots.size()));
+  for (const auto& s : row.slots) {
+    encode_cell(w, s.cell);
+    w.write_byte(s.complex ? 1 : 0);
+    if (!s.complex) continue;
+    w.write_long(s.complex->deleted_at);
+    w.write_int(static_cast<int32_t>(s.complex->elems.size()));
+    for (const auto& [k, c] : s.complex->elems) {
+      w.write_bytes(cql::BytesView(k));
+      encode_cell(w, c);
+    }
+  }
+}
+void decode_row(cql::Reader& r, const Table& t, RowData& row) {
+  row.marker = decode_cell(r);
+  row.deleted_at = r.read_long();
+  uint16_t n = r.read_short();
+  if (n != t.slot_count()) throw cql::ProtocolError("row image does not fit the table");
+  row.slots.clear();
+  row.slots.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    Slot& s = row.slots[i];
+    s.cell = decode_cell(r);
+    if (r.read_byte() == 0) continue;
+    ComplexData& c = complex_of(s, t.columns[t.key_size() + i]);
+    c.deleted_at = r.read_long();
+    int32_t count = r.read_int();
+    for (int32_t j = 0; j < count; ++j) {
+      auto k = r.read_bytes();
+      c.elems[k ? *k : Bytes{}] = decode_cell(r);
+    }
+  }
+}
+
+Bytes partition_record(const Table& t, const PartitionData& p) {
+  Bytes out;
+  cql::Writer w(out);
+  w.write_byte('P');
+  w.write_string(t.keyspace);
+  w.write_string(t.name);
+  encode_key(w, p.pk);
+  w.write_long(p.deleted_at);
+  encode_row(w, p.statics);
+  w.write_int(static_cast<int32_t>(p.ranges.size()));
+  for (const auto& r : p.ranges) {
+    encode_key(w, r.from);
+    w.write_byte(r.from_inclusive ? 1 : 0);
+    encode_key(w, r.to);
+    w.write_byte(r.to_inclusive ? 1 : 0);
+    w.write_long(r.ts);
+  }
+  return out;
+}
+
+Bytes row_record(const Table& t, const std::vector<Bytes>& pk, const Key& ck, const RowData* row) {
+  Bytes out;
+  cql::Writer w(out);
+  w.write_byte('R');
+  w.write_string(t.keyspace);
+  w.write_string(t.name);
+  encode_key(w, pk);
+  encode_key(w, ck);
+  w.write_byte(row ? 1 : 0);
+  if (row) encode_row(w, *row);
+  return out;
+}
+
+Bytes ddl_record(const std::string& ks, const std::string& cql) {
+  Bytes out;
+  cql::Writer w(out);
+  w.write_byte('D');
+  w.write_string(ks);
+  w.write_long_string(cql);
+  return out;
+}
 
 Journal::Journal(std::string dir) : dir_(std::move(dir)) {
   std::error_code ec;

@@ -1,6 +1,7 @@
 // Persistence of zdm-testcluster (--data-dir): a snapshot file plus an append-only log of
-// records, each framed as [int length][bytes]. What a record holds is the store's business
-// (schema statements, partition and row images); this file only frames, flushes and replays.
+// records, each framed as [int length][bytes]. A record is a schema statement as CQL text ('D'),
+// a partition header image ('P': deletion, static row, range tombstones) or a row image ('R');
+// images are the state after a request, so replaying them in order is idempotent.
 #pragma once
 
 #include <cstdio>
@@ -8,8 +9,24 @@
 #include <string>
 
 #include "proxy/cql/frame.h"
+#include "proxy/cql/notation.h"
+#include "tests/cluster/table.h"
 
 namespace zdm::testcluster {
+
+// Record bodies: [byte kind] then the fields below (cql::Writer notations).
+/// 'D' [string keyspace][long string statement].
+Bytes ddl_record(const std::string& keyspace, const std::string& cql);
+/// 'P' [string ks][string table][key pk][long deleted_at][row statics][int n][range]*.
+Bytes partition_record(const Table& t, const PartitionData& p);
+/// 'R' [string ks][string table][key pk][key ck][byte exists][row]; row null: erased.
+Bytes row_record(const Table& t, const std::vector<Bytes>& pk, const Key& ck, const RowData* row);
+
+void encode_key(cql::Writer& w, const std::vector<Bytes>& k);
+std::vector<Bytes> decode_key(cql::Reader& r);
+void encode_row(cql::Writer& w, const RowData& row);
+/// Throws cql::ProtocolError when the image does not fit `t` (a schema changed since).
+void decode_row(cql::Reader& r, const Table& t, RowData& row);
 
 class Journal {
  public:

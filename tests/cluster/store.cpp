@@ -13,6 +13,7 @@
 #include "tests/cluster/journal.h"
 #include "tests/cluster/parser.h"
 #include "tests/cluster/schema.h"
+#include "tests/cluster/selection.h"
 #include "tests/cluster/table.h"
 #include "tests/cluster/values.h"
 
@@ -164,331 +165,8 @@ std::optional<int64_t> eval_number(const Term& t, const Binds& binds, const std:
   return read_be(**c);
 }
 
-// ---------------------------------------------------------------------------------------------
-// Paging state: where the last page stopped.
-
-struct PagingState {
-  int32_t returned = 0;      // rows returned so far (LIMIT)
-  int32_t in_partition = 0;  // rows returned from the last partition (PER PARTITION LIMIT)
-  PartitionPos partition;
-  bool has_row = false;  // false: the partition's static row was the last
-  Key ck;
-};
-
-Bytes encode_paging(const PagingState& p) {
-  Bytes out;
-  cql::Writer w(out);
-  w.write_int(p.returned);
-  w.write_int(p.in_partition);
-  w.write_long(p.partition.token);
-  w.write_bytes(cql::BytesView(p.partition.key));
-  w.write_byte(p.has_row ? 1 : 0);
-  w.write_short(static_cast<uint16_t>(p.ck.size()));
-  for (const auto& k : p.ck) w.write_bytes(cql::BytesView(k));
-  return out;
-}
-
-PagingState decode_paging(const Bytes& state) {
-  PagingState p;
-  try {
-    cql::Reader r(state);
-    p.returned = r.read_int();
-    p.in_partition = r.read_int();
-    p.partition.token = r.read_long();
-    auto key = r.read_bytes();
-    p.partition.key = key ? std::move(*key) : Bytes{};
-    p.has_row = r.read_byte() != 0;
-    uint16_t n = r.read_short();
-    for (uint16_t i = 0; i < n; ++i) {
-      auto b = r.read_bytes();
-      p.ck.push_back(b ? std::move(*b) : Bytes{});
-    }
-    if (r.remaining() != 0) throw cql::ProtocolError("trailing bytes");
-  } catch (const cql::ProtocolError&) {
-    throw cql::ProtocolError("Invalid value for the paging state");
-  }
-  return p;
-}
-
 ResultMsg void_result() {
   return ResultMsg{cql::VoidResult{}};
-}
-
-// ---------------------------------------------------------------------------------------------
-// One row as a query sees it: key columns, statics, regular cells, and what shadows them.
-
-struct RowView {
-  const Table* t = nullptr;
-  const PartitionData* p = nullptr;
-  int64_t token = 0;
-  const Key* ck = nullptr;  // null: the partition's static row alone
-  const RowData* row = nullptr;
-  int64_t deleted = kNoTimestamp;
-  int32_t now = 0;
-
-  Cell value(std::size_t col) const {
-    if (col < t->pk_count) return p->pk[col];
-    if (col < t->key_size()) return ck ? Cell{(*ck)[col - t->pk_count]} : std::nullopt;
-    if (t->columns[col].kind == ColumnKind::kStatic)
-      return read_slot(*t, col, p->statics, p->deleted_at, now);
-    if (!row) return std::nullopt;
-    return read_slot(*t, col, *row, deleted, now);
-  }
-  const CellData* cell(std::size_t col) const {
-    if (t->columns[col].kind == ColumnKind::kStatic)
-      return live_cell(*t, col, p->statics, p->deleted_at, now);
-    if (!row) return nullptr;
-    return live_cell(*t, col, *row, deleted, now);
-  }
-};
-
-// A WHERE relation or an IF condition with its evaluated values.
-struct Cond {
-  int column = -1;
-  Relation::Op op = Relation::Op::kEq;
-  std::vector<Bytes> values;
-};
-
-bool compare_op(int c, Relation::Op op) {
-  switch (op) {
-    case Relation::Op::kEq:
-      return c == 0;
-    case Relation::Op::kNeq:
-      return c != 0;
-    case Relation::Op::kLt:
-      return c < 0;
-    case Relation::Op::kLe:
-      return c <= 0;
-    case Relation::Op::kGt:
-      return c > 0;
-    case Relation::Op::kGe:
-      return c >= 0;
-    default:
-      return false;
-  }
-}
-
-bool matches(const Cond& c, const RowView& v) {
-  const Column& col = v.t->columns[static_cast<std::size_t>(c.column)];
-  Cell cell = v.value(static_cast<std::size_t>(c.column));
-  if (!cell) return false;
-  switch (c.op) {
-    case Relation::Op::kIn:
-      return std::any_of(c.values.begin(), c.values.end(),
-                         [&](const Bytes& x) { return compare_values(*cell, x, col.type) == 0; });
-    case Relation::Op::kContains:
-    case Relation::Op::kContainsKey: {
-      auto elems = collection_elements(*cell);
-      bool is_map = col.type.id == TypeId::kMap;
-      const DataType& et =
-          is_map && c.op == Relation::Op::kContains ? col.type.params.at(1) : col.type.params.at(0);
-      for (std::size_t i = 0; i < elems.size(); ++i) {
-        if (is_map && (i % 2 == 0) != (c.op == Relation::Op::kContainsKey)) continue;
-        if (compare_values(elems[i], c.values[0], et) == 0) return true;
-      }
-      return false;
-    }
-    default:
-      return compare_op(compare_values(*cell, c.values[0], col.type), c.op);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Projection: the compiled selectors of a SELECT.
-
-struct Proj {
-  enum class Kind : uint8_t { kColumn, kWritetime, kTtl, kToken, kCount, kFunction };
-  Kind kind = Kind::kColumn;
-  int column = -1;  // kColumn, kWritetime, kTtl, kCount (count(col)); -1 for count(*)
-  std::string function;
-  std::vector<Proj> args;
-  DataType type;
-  std::string name;  // the result column's name
-};
-
-const std::set<std::string> kTimeFunctions = {
-    "now",         "uuid",   "currenttimestamp", "currentdate", "currenttime",    "currenttimeuuid",
-    "totimestamp", "todate", "tounixtimestamp",  "dateof",      "unixtimestampof"};
-
-// ms since the epoch of a timeuuid, timestamp or date value.
-int64_t time_ms(const Bytes& v, const DataType& type) {
-  switch (type.id) {
-    case TypeId::kTimeuuid:
-      return timeuuid_ms(v);
-    case TypeId::kDate:
-      return (static_cast<int64_t>(static_cast<uint32_t>(read_be(v))) - (1LL << 31)) * 86'400'000;
-    default:
-      return read_be(v);
-  }
-}
-
-// <type>asblob / blobas<type>: the CQL type named in a conversion function, or nullopt.
-std::optional<DataType> conversion_type(const std::string& name) {
-  try {
-    return cql::parse_cql_type(name);
-  } catch (const std::invalid_argument&) {
-    return std::nullopt;
-  }
-}
-
-Proj compile_function(const Selector& s, const Table& t);
-
-Proj compile_selector(const Selector& s, const Table& t) {
-  Proj p;
-  switch (s.kind) {
-    case Selector::Kind::kColumn: {
-      int idx = t.index(s.name);
-      if (idx < 0) throw InvalidRequest("Undefined column name " + s.name);
-      p.column = idx;
-      p.type = t.columns[static_cast<std::size_t>(idx)].type;
-      p.name = s.name;
-      return p;
-    }
-    case Selector::Kind::kCount:
-      p.kind = Proj::Kind::kCount;
-      p.type = DataType::of(TypeId::kBigint);
-      p.name = "count";
-      if (!s.args.empty()) {
-        p.column = t.index(s.args[0].name);
-        if (p.column < 0) throw InvalidRequest("Undefined column name " + s.args[0].name);
-        p.name = "system.count(" + s.args[0].name + ")";
-      }
-      return p;
-    case Selector::Kind::kFunction:
-      return compile_function(s, t);
-    case Selector::Kind::kTerm:
-      break;
-  }
-  throw InvalidRequest("Literal selectors are not supported by zdm-testcluster");
-}
-
-Proj compile_function(const Selector& s, const Table& t) {
-  Proj p;
-  p.kind = Proj::Kind::kFunction;
-  p.function = s.name;
-  if (s.name == "writetime" || s.name == "ttl") {
-    const char* fname = s.name == "writetime" ? "writeTime" : "ttl";
-    if (s.args.size() != 1 || s.args[0].kind != Selector::Kind::kColumn)
-      throw InvalidRequest(std::string("Invalid arguments for ") + fname);
-    int idx = t.index(s.args[0].name);
-    if (idx < 0) throw InvalidRequest("Undefined column name " + s.args[0].name);
-    const Column& c = t.columns[static_cast<std::size_t>(idx)];
-    if (static_cast<std::size_t>(idx) < t.key_size())
-      throw InvalidRequest(std::string("Cannot use selection function ") + fname +
-                           " on PRIMARY KEY part " + c.name);
-    if (c.multi_cell)
-      throw InvalidRequest(std::string("Cannot use selection function ") + fname +
-                           " on non-frozen collection " + c.name);
-    if (c.type.id == TypeId::kCounter)
-      throw InvalidRequest(std::string("Cannot use selection function ") + fname +
-                           " on counter column " + c.name);
-    p.kind = s.name == "writetime" ? Proj::Kind::kWritetime : Proj::Kind::kTtl;
-    p.column = idx;
-    p.type = DataType::of(s.name == "writetime" ? TypeId::kBigint : TypeId::kInt);
-    p.name = s.name + "(" + c.name + ")";
-    return p;
-  }
-  std::string args_text;
-  for (const auto& a : s.args) {
-    p.args.push_back(compile_selector(a, t));
-    args_text += (args_text.empty() ? "" : ", ") + p.args.back().name;
-  }
-  p.name = "system." + s.name + "(" + args_text + ")";
-  if (s.name == "token") {
-    bool ok = s.args.size() == t.pk_count;
-    for (std::size_t i = 0; ok && i < s.args.size(); ++i)
-      ok = p.args[i].kind == Proj::Kind::kColumn && p.args[i].column == static_cast<int>(i);
-    if (!ok)
-      throw InvalidRequest(
-          "Invalid arguments for function system.token: it takes the partition "
-          "key columns, in order");
-    p.kind = Proj::Kind::kToken;
-    p.type = DataType::of(TypeId::kBigint);
-    return p;
-  }
-  auto arity = [&](std::size_t n) {
-    if (p.args.size() != n)
-      throw InvalidRequest("Invalid number of arguments in call to function system." + s.name +
-                           ": " + std::to_string(n) + " required but " +
-                           std::to_string(p.args.size()) + " provided");
-  };
-  static const std::map<std::string, TypeId> kNullary = {
-      {"now", TypeId::kTimeuuid},     {"currenttimeuuid", TypeId::kTimeuuid},
-      {"uuid", TypeId::kUuid},        {"currenttimestamp", TypeId::kTimestamp},
-      {"currentdate", TypeId::kDate}, {"currenttime", TypeId::kTime}};
-  if (auto it = kNullary.find(s.name); it != kNullary.end()) {
-    arity(0);
-    p.type = DataType::of(it->second);
-    return p;
-  }
-  static const std::map<std::string, TypeId> kUnary = {{"totimestamp", TypeId::kTimestamp},
-                                                       {"dateof", TypeId::kTimestamp},
-                                                       {"todate", TypeId::kDate},
-                                                       {"tounixtimestamp", TypeId::kBigint},
-                                                       {"unixtimestampof", TypeId::kBigint}};
-  if (auto it = kUnary.find(s.name); it != kUnary.end()) {
-    arity(1);
-    TypeId in = p.args[0].type.id;
-    if (in != TypeId::kTimeuuid && in != TypeId::kTimestamp && in != TypeId::kDate)
-      throw InvalidRequest("Type error: " + p.args[0].name +
-                           " cannot be passed as argument 0 of "
-                           "function system." +
-                           s.name + " of type timeuuid");
-    p.type = DataType::of(it->second);
-    return p;
-  }
-  if (s.name.size() > 6 && s.name.ends_with("asblob")) {
-    arity(1);
-    p.type = DataType::of(TypeId::kBlob);
-    return p;
-  }
-  if (s.name.rfind("blobas", 0) == 0) {
-    if (auto type = conversion_type(s.name.substr(6))) {
-      arity(1);
-      p.type = *type;
-      return p;
-    }
-  }
-  throw InvalidRequest("Unknown function '" + s.name + "'");
-}
-
-Cell eval_proj(const Proj& p, const RowView& v) {
-  switch (p.kind) {
-    case Proj::Kind::kColumn:
-      return v.value(static_cast<std::size_t>(p.column));
-    case Proj::Kind::kWritetime: {
-      const CellData* c = v.cell(static_cast<std::size_t>(p.column));
-      return c ? Cell{be_int(c->ts, 8)} : std::nullopt;
-    }
-    case Proj::Kind::kTtl: {
-      const CellData* c = v.cell(static_cast<std::size_t>(p.column));
-      if (!c || c->ttl == 0) return std::nullopt;
-      return be_int(std::max(0, c->expires - v.now), 4);
-    }
-    case Proj::Kind::kToken:
-      return be_int(v.token, 8);
-    case Proj::Kind::kCount:
-      return std::nullopt;  // aggregated by the caller
-    case Proj::Kind::kFunction:
-      break;
-  }
-  const std::string& f = p.function;
-  if (f == "now" || f == "currenttimeuuid") return timeuuid_now();
-  if (f == "uuid") return random_uuid();
-  if (f == "currenttimestamp") return be_int(now_ms(), 8);
-  if (f == "currentdate") return be_int(now_ms() / 86'400'000 + (1LL << 31), 4);
-  if (f == "currenttime") return be_int((now_ms() % 86'400'000) * 1'000'000, 8);
-  Cell arg = eval_proj(p.args.at(0), v);
-  if (!arg) return std::nullopt;
-  if (kTimeFunctions.contains(f)) {
-    int64_t ms = time_ms(*arg, p.args[0].type);
-    if (p.type.id == TypeId::kDate) {
-      int64_t days = ms >= 0 ? ms / 86'400'000 : (ms - 86'399'999) / 86'400'000;
-      return be_int(days + (1LL << 31), 4);
-    }
-    return be_int(ms, 8);
-  }
-  return arg;  // blob conversions keep the bytes
 }
 
 }  // namespace
@@ -2371,117 +2049,6 @@ struct Store::State {
 
   // ---- persistence ----
 
-  static void put_cell(cql::Writer& w, const CellData& c) {
-    w.write_long(c.ts);
-    if (!c.present()) return;
-    w.write_byte(c.tombstone ? 1 : 0);
-    w.write_int(c.ttl);
-    w.write_int(c.expires);
-    w.write_bytes(cql::BytesView(c.value));
-  }
-  static CellData get_cell(cql::Reader& r) {
-    CellData c;
-    c.ts = r.read_long();
-    if (!c.present()) return c;
-    c.tombstone = r.read_byte() != 0;
-    c.ttl = r.read_int();
-    c.expires = r.read_int();
-    auto v = r.read_bytes();
-    c.value = v ? std::move(*v) : Bytes{};
-    return c;
-  }
-  static void put_key(cql::Writer& w, const std::vector<Bytes>& k) {
-    w.write_short(static_cast<uint16_t>(k.size()));
-    for (const auto& b : k) w.write_bytes(cql::BytesView(b));
-  }
-  static std::vector<Bytes> get_key(cql::Reader& r) {
-    std::vector<Bytes> k(r.read_short());
-    for (auto& b : k) {
-      auto v = r.read_bytes();
-      b = v ? std::move(*v) : Bytes{};
-    }
-    return k;
-  }
-  static void put_row(cql::Writer& w, const RowData& row) {
-    put_cell(w, row.marker);
-    w.write_long(row.deleted_at);
-    w.write_short(static_cast<uint16_t>(row.slots.size()));
-    for (const auto& s : row.slots) {
-      put_cell(w, s.cell);
-      w.write_byte(s.complex ? 1 : 0);
-      if (!s.complex) continue;
-      w.write_long(s.complex->deleted_at);
-      w.write_int(static_cast<int32_t>(s.complex->elems.size()));
-      for (const auto& [k, c] : s.complex->elems) {
-        w.write_bytes(cql::BytesView(k));
-        put_cell(w, c);
-      }
-    }
-  }
-  static void get_row(cql::Reader& r, const Table& t, RowData& row) {
-    row.marker = get_cell(r);
-    row.deleted_at = r.read_long();
-    uint16_t n = r.read_short();
-    if (n != t.slot_count()) throw cql::ProtocolError("row image does not fit the table");
-    row.slots.clear();
-    row.slots.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      Slot& s = row.slots[i];
-      s.cell = get_cell(r);
-      if (r.read_byte() == 0) continue;
-      ComplexData& c = complex_of(s, t.columns[t.key_size() + i]);
-      c.deleted_at = r.read_long();
-      int32_t count = r.read_int();
-      for (int32_t j = 0; j < count; ++j) {
-        auto k = r.read_bytes();
-        c.elems[k ? *k : Bytes{}] = get_cell(r);
-      }
-    }
-  }
-
-  Bytes partition_record(const Table& t, const PartitionData& p) {
-    Bytes out;
-    cql::Writer w(out);
-    w.write_byte('P');
-    w.write_string(t.keyspace);
-    w.write_string(t.name);
-    put_key(w, p.pk);
-    w.write_long(p.deleted_at);
-    put_row(w, p.statics);
-    w.write_int(static_cast<int32_t>(p.ranges.size()));
-    for (const auto& r : p.ranges) {
-      put_key(w, r.from);
-      w.write_byte(r.from_inclusive ? 1 : 0);
-      put_key(w, r.to);
-      w.write_byte(r.to_inclusive ? 1 : 0);
-      w.write_long(r.ts);
-    }
-    return out;
-  }
-
-  Bytes row_record(const Table& t, const std::vector<Bytes>& pk, const Key& ck,
-                   const RowData* row) {
-    Bytes out;
-    cql::Writer w(out);
-    w.write_byte('R');
-    w.write_string(t.keyspace);
-    w.write_string(t.name);
-    put_key(w, pk);
-    put_key(w, ck);
-    w.write_byte(row ? 1 : 0);
-    if (row) put_row(w, *row);
-    return out;
-  }
-
-  Bytes ddl_record(const std::string& ks, const std::string& cql) {
-    Bytes out;
-    cql::Writer w(out);
-    w.write_byte('D');
-    w.write_string(ks);
-    w.write_long_string(cql);
-    return out;
-  }
-
   Table* find_table(const std::string& ks, const std::string& name) {
     auto k = keyspaces.find(ks);
     if (k == keyspaces.end()) return nullptr;
@@ -2507,29 +2074,29 @@ struct Store::State {
     std::string ks = r.read_string(), name = r.read_string();
     Table* t = find_table(ks, name);
     if (!t) return;
-    std::vector<Bytes> pk = get_key(r);
+    std::vector<Bytes> pk = decode_key(r);
     PartitionData& p = t->partition(pk);
     if (kind == 'P') {
       int64_t deleted = r.read_long();
       if (deleted != kNoTimestamp) delete_partition(*t, p, deleted);
-      get_row(r, *t, p.statics);
+      decode_row(r, *t, p.statics);
       int32_t n = r.read_int();
       p.ranges.clear();
       for (int32_t i = 0; i < n; ++i) {
         RangeTombstone range;
-        range.from = get_key(r);
+        range.from = decode_key(r);
         range.from_inclusive = r.read_byte() != 0;
-        range.to = get_key(r);
+        range.to = decode_key(r);
         range.to_inclusive = r.read_byte() != 0;
         range.ts = r.read_long();
         delete_range(*t, p, std::move(range));
       }
     } else if (kind == 'R') {
-      Key ck = get_key(r);
+      Key ck = decode_key(r);
       if (r.read_byte() == 0) {
         p.rows.erase(ck);
       } else {
-        get_row(r, *t, t->row(p, ck));
+        decode_row(r, *t, t->row(p, ck));
       }
     }
   }
