@@ -67,6 +67,7 @@ void Admin::start() {
 void Admin::stop() {
   boost::system::error_code ec;
   acceptor_.close(ec);
+  for (tcp::socket* s : open_) s->close(ec);
 }
 
 asio::awaitable<void> Admin::accept_loop() {
@@ -90,6 +91,7 @@ asio::awaitable<void> Admin::accept_loop() {
 
 asio::awaitable<void> Admin::serve(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
+  open_.insert(&stream.socket());
   beast::flat_buffer buffer;
   for (;;) {
     http::request<http::string_body> req;
@@ -107,6 +109,7 @@ asio::awaitable<void> Admin::serve(tcp::socket socket) {
     co_await http::async_write(stream, res, net::nothrow(ec));
     if (ec || !res.keep_alive()) break;
   }
+  open_.erase(&stream.socket());
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
 }

@@ -32,6 +32,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <set>
 #include <string>
 
 #include "tests/cluster/server.h"
@@ -62,6 +63,7 @@ class Admin {
 
   boost::asio::io_context& ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  std::set<boost::asio::ip::tcp::socket*> open_;  // keep-alive connections, closed by stop()
   Server& server_;
   Store& store_;
 };

@@ -113,6 +113,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (requests_ > 0)
       spdlog::info("{}: closed after {} requests ({} compressed)", peer_, requests_, compressed_);
     server_.remove(this);
+    for (const auto& t : delayed_) t->cancel();  // late answers die with the connection
+    delayed_.clear();
     stream_.close();
     writer_.close();
   }
@@ -355,8 +357,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (delay_ms <= 0) return send(std::move(frame));
     auto timer = std::make_shared<asio::steady_timer>(stream_.socket().get_executor(),
                                                       std::chrono::milliseconds(delay_ms));
+    delayed_.insert(timer);
     timer->async_wait([self = shared_from_this(), timer,
                        frame = std::move(frame)](const net::error_code& ec) mutable {
+      self->delayed_.erase(timer);
       if (!ec) self->deliver(std::move(frame));
     });
   }
@@ -565,6 +569,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t node_;
   std::string peer_ = "?";
   Bytes peer_address_;
+  std::set<std::shared_ptr<asio::steady_timer>> delayed_;  // answers held back by latency
   Session session_;
   State state_ = State::kUninitialized;
   cql::Compression compression_ = cql::Compression::kNone;
