@@ -504,8 +504,14 @@ struct Store::State {
     table->pk_count = c.partition_key.size();
     table->ck_count = c.clustering_key.size();
     int counters = 0, others = 0;
-    for (const auto& [name, d] : defs) {
-      if (used.contains(name)) continue;
+    // SELECT * order, as Cassandra's allColumnsInSelectOrder: key columns, then the static
+    // columns, then the regular ones, each by name.
+    std::vector<const ColumnDef*> rest;
+    for (bool statics : {true, false})
+      for (const auto& [name, d] : defs)
+        if (!used.contains(name) && d.is_static == statics) rest.push_back(&d);
+    for (const ColumnDef* dp : rest) {
+      const ColumnDef& d = *dp;
       Column column = column_of(d, d.is_static ? ColumnKind::kStatic : ColumnKind::kRegular, -1);
       if (d.is_static && table->ck_count == 0)
         throw InvalidRequest(

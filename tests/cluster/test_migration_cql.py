@@ -388,6 +388,11 @@ def lwt(session):
     check(r.was_applied and s.execute("SELECT * FROM lwt.t WHERE k = 1").one() is None, "DELETE IF EXISTS applied")
     p = s.prepare("INSERT INTO lwt.t (k, c, v) VALUES (?, ?, ?) IF NOT EXISTS")
     check(s.execute(p, (2, 2, "p")).was_applied and not s.execute(p, (2, 2, "q")).was_applied, "prepared IF NOT EXISTS")
+    s.execute("CREATE TABLE lwt.s (k int, c int, a text, zz text static, PRIMARY KEY (k, c))")
+    s.execute("INSERT INTO lwt.s (k, c, a, zz) VALUES (1, 1, 'a', 'z')")
+    r = s.execute("INSERT INTO lwt.s (k, c, a) VALUES (1, 1, 'b') IF NOT EXISTS")
+    check(r.column_names == ["[applied]", "k", "c", "zz", "a"] and s.execute("SELECT * FROM lwt.s").column_names ==
+          ["k", "c", "zz", "a"], f"SELECT * order: keys, statics, regulars, each by name ({r.column_names})")
     r = s.execute("BEGIN BATCH INSERT INTO lwt.t (k, c, v) VALUES (3, 1, 'a') IF NOT EXISTS; "
                   "INSERT INTO lwt.t (k, c, v) VALUES (3, 2, 'b'); APPLY BATCH")
     check(r.was_applied and s.execute("SELECT count(*) FROM lwt.t WHERE k = 3").one()[0] == 2,
