@@ -722,7 +722,7 @@ struct Store::State {
     c.view.now = now;
     PartitionPos pos = Table::position_of(pk);
     c.view.token = pos.token;
-    auto pit = t.partitions.find(pos);
+    auto pit = t.find(pos);
     if (pit == t.partitions.end()) return c;
     c.p = &pit->second;
     c.view.p = c.p;
@@ -1646,7 +1646,7 @@ struct Store::State {
             if (!(pos == resume->partition)) continue;
             skipping = false;
           }
-          auto it = t.partitions.find(pos);
+          auto it = t.find(pos);
           if (it == t.partitions.end()) continue;
           if (!visit(it->first, it->second)) break;
         }
@@ -1832,7 +1832,7 @@ struct Store::State {
             if (!all_up())
               throw Unavailable{cql::Consistency::kAll, static_cast<int>(info.nodes.size()),
                                 static_cast<int>(std::count(up.begin(), up.end(), true))};
-            t.partitions.clear();
+            t.clear();
             touched.clear();
             return void_result();
           } else if constexpr (std::is_same_v<T, Use>) {
@@ -2116,7 +2116,7 @@ struct Store::State {
     std::set<std::tuple<Table*, PartitionPos, bool, Key>> seen;
     for (const auto& t : touched) {
       if (!seen.emplace(t.table, t.pos, t.ck.has_value(), t.ck ? *t.ck : Key{}).second) continue;
-      auto pit = t.table->partitions.find(t.pos);
+      auto pit = t.table->find(t.pos);
       if (pit == t.table->partitions.end()) continue;
       const PartitionData& p = pit->second;
       if (!t.ck) {

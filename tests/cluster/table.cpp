@@ -188,11 +188,29 @@ PartitionPos Table::position_of(const std::vector<Bytes>& pk) {
   return pos;
 }
 
+Table::Partitions::iterator Table::find(const PartitionPos& pos) {
+  auto [b, e] = by_token.equal_range(pos.token);
+  for (auto it = b; it != e; ++it)
+    if (it->second->first.key == pos.key) return it->second;
+  return partitions.end();
+}
+
+Table::Partitions::const_iterator Table::find(const PartitionPos& pos) const {
+  return const_cast<Table*>(this)->find(pos);
+}
+
+void Table::clear() {
+  by_token.clear();
+  partitions.clear();
+}
+
 PartitionData& Table::partition(const std::vector<Bytes>& pk) {
   PartitionPos pos = position_of(pk);
-  auto it = partitions.find(pos);
+  auto it = find(pos);
   if (it == partitions.end()) {
+    int64_t token = pos.token;
     it = partitions.emplace(std::move(pos), PartitionData(clustering_less())).first;
+    by_token.emplace(token, it);
     it->second.pk = pk;
     it->second.statics.slots.resize(slot_count());
   }

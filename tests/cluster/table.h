@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "proxy/cql/types.h"
@@ -130,7 +131,10 @@ struct Table {
   bool counter = false;                                    // a counter table
   int32_t default_ttl = 0;
   std::map<std::string, std::string> options;  // WITH options as CQL text (comment, ...)
-  std::map<PartitionPos, PartitionData> partitions;
+  using Partitions = std::map<PartitionPos, PartitionData>;
+  Partitions partitions;  // ring order; add through partition(), empty through clear()
+  /// Point lookups by token (one hash probe instead of a tree walk on the key-value path).
+  std::unordered_multimap<int64_t, Partitions::iterator> by_token;
 
   int index(const std::string& col) const;
   std::size_t key_size() const { return pk_count + ck_count; }
@@ -138,6 +142,11 @@ struct Table {
   ClusteringLess clustering_less() const { return ClusteringLess{&clustering}; }
   /// The ring position of a full partition key.
   static PartitionPos position_of(const std::vector<Bytes>& pk);
+  /// The partition at `pos`, or null.
+  Partitions::iterator find(const PartitionPos& pos);
+  Partitions::const_iterator find(const PartitionPos& pos) const;
+  /// Removes every partition (TRUNCATE).
+  void clear();
   /// Finds or creates a partition / a row in it / the slot of column `col`.
   PartitionData& partition(const std::vector<Bytes>& pk);
   RowData& row(PartitionData& p, const Key& ck);
