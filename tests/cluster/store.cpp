@@ -2251,6 +2251,11 @@ bool has_result_metadata_id(uint8_t version) {
   return version >= 5 && version != 0x41;  // v5 and DSE_V2; not DSE_V1
 }
 
+// v5's now_in_seconds (flag 0x100): the clock TTLs are counted from, when the client sets it.
+int32_t now_of(uint32_t flags, int32_t now_in_seconds) {
+  return flags & cql::query_flag::kNowInSeconds ? now_in_seconds : now_seconds();
+}
+
 std::optional<int64_t> default_timestamp(const cql::QueryParameters& p) {
   if (p.flags & cql::query_flag::kDefaultTimestamp) return p.timestamp;
   return std::nullopt;
@@ -2279,11 +2284,16 @@ Outcome Store::query(std::size_t node, Session& session, const cql::QueryMsg& ms
   Outcome out = guarded([&] {
     Statement st = parse_statement(msg.query);
     Binds binds{&msg.params.values, &msg.params.names, &st};
-    State::Ctx c{session,
+    // v5's per-query keyspace (flag 0x80) applies to this statement only.
+    Session scoped = session;
+    bool per_query =
+        (msg.params.flags & cql::query_flag::kKeyspace) && !msg.params.keyspace.empty();
+    if (per_query) scoped.keyspace = msg.params.keyspace;
+    State::Ctx c{per_query ? scoped : session,
                  node,
                  msg.params.consistency,
                  default_timestamp(msg.params),
-                 now_seconds(),
+                 now_of(msg.params.flags, msg.params.now_in_seconds),
                  &msg.params,
                  &msg.query,
                  false};
@@ -2389,7 +2399,7 @@ Outcome Store::execute(std::size_t node, Session& session, const cql::ExecuteMsg
                  node,
                  msg.params.consistency,
                  default_timestamp(msg.params),
-                 now_seconds(),
+                 now_of(msg.params.flags, msg.params.now_in_seconds),
                  &msg.params,
                  &p.query,
                  false};
@@ -2437,8 +2447,17 @@ Outcome Store::batch(std::size_t node, Session& session, const cql::BatchMsg& ms
     Batch::Type type = msg.type == cql::BatchType::kCounter    ? Batch::Type::kCounter
                        : msg.type == cql::BatchType::kUnlogged ? Batch::Type::kUnlogged
                                                                : Batch::Type::kLogged;
-    State::Ctx c{session,       node,    msg.consistency, std::nullopt,
-                 now_seconds(), nullptr, nullptr,         false};
+    Session scoped = session;
+    if ((msg.flags & cql::query_flag::kKeyspace) && !msg.keyspace.empty())
+      scoped.keyspace = msg.keyspace;
+    State::Ctx c{scoped,
+                 node,
+                 msg.consistency,
+                 std::nullopt,
+                 now_of(msg.flags, msg.now_in_seconds),
+                 nullptr,
+                 nullptr,
+                 false};
     std::optional<int64_t> ts;
     if (msg.flags & cql::query_flag::kDefaultTimestamp) ts = msg.timestamp;
     // The protocol's timestamp is the batch's default, not a USING TIMESTAMP.
