@@ -525,7 +525,11 @@ struct Store::State {
     table->counter = counters > 0;
     for (const auto& [name, term] : c.options) {
       if (name == "default_time_to_live") {
-        table->default_ttl = static_cast<int32_t>(std::stol(term.text));
+        int64_t ttl = -1;
+        if (term.kind == Term::Kind::kInteger) ttl = std::strtoll(term.text.c_str(), nullptr, 10);
+        if (ttl < 0 || ttl > kMaxTtl)
+          throw InvalidRequest("Invalid value for default_time_to_live: " + term.text);
+        table->default_ttl = static_cast<int32_t>(ttl);
         if (table->counter && table->default_ttl != 0)
           throw InvalidRequest("Cannot set default_time_to_live on a table with counters");
       } else if (name == "comment") {
