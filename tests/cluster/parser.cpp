@@ -520,6 +520,11 @@ class Parser {
       if (keyword("table") || keyword("columnfamily")) return create_table();
       fail_at(peek());
     }
+    if (w == "alter") {
+      take();
+      if (keyword("table") || keyword("columnfamily")) return alter_table();
+      fail_at(peek());
+    }
     if (w == "drop") {
       take();
       if (keyword("keyspace") || keyword("schema")) {
@@ -670,6 +675,37 @@ class Parser {
       } while (keyword("and"));
     }
     return c;
+  }
+
+  Body alter_table() {
+    AlterTable a;
+    a.table = qualified_name();
+    if (keyword("add")) {
+      bool parens = symbol("(");
+      do {
+        ColumnDef def;
+        def.name = identifier();
+        def.type = type_text();
+        def.is_static = keyword("static");
+        a.add.push_back(std::move(def));
+      } while (symbol(","));
+      if (parens) expect_symbol(")");
+    } else if (keyword("drop")) {
+      bool parens = symbol("(");
+      do {
+        a.drop.push_back(identifier());
+      } while (symbol(","));
+      if (parens) expect_symbol(")");
+    } else if (keyword("with")) {
+      do {
+        std::string name = identifier();
+        expect_symbol("=");
+        a.options[name] = term();
+      } while (keyword("and"));
+    } else {
+      fail_at(peek());  // ALTER ... TYPE / RENAME: not supported here
+    }
+    return a;
   }
 
   Body insert() {

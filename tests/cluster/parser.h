@@ -85,6 +85,14 @@ struct CreateTable {
   std::map<std::string, Term> options;                  // WITH name = value (comment, ttl...)
 };
 
+/// ALTER TABLE: ADD columns, DROP columns, or WITH options.
+struct AlterTable {
+  QualifiedName table;
+  std::vector<ColumnDef> add;
+  std::vector<std::string> drop;
+  std::map<std::string, Term> options;
+};
+
 struct DropKeyspace {
   std::string name;
   bool if_exists = false;
@@ -217,8 +225,8 @@ struct Batch {
 };
 
 struct Statement {
-  std::variant<CreateKeyspace, CreateTable, DropKeyspace, DropTable, Truncate, Use, Insert, Update,
-               Delete, Select, Batch, Describe>
+  std::variant<CreateKeyspace, CreateTable, AlterTable, DropKeyspace, DropTable, Truncate, Use,
+               Insert, Update, Delete, Select, Batch, Describe>
       body;
   int bind_count = 0;                   // number of bind markers
   std::vector<std::string> bind_names;  // per marker: its :name, or ""

@@ -523,22 +523,93 @@ struct Store::State {
     if (counters > 0 && others > 0)
       throw InvalidRequest("Cannot mix counter and non counter columns in the same table");
     table->counter = counters > 0;
-    for (const auto& [name, term] : c.options) {
+    set_options(*table, c.options);
+    k.tables.emplace(c.table.name, std::move(table));
+    bump_schema();
+    event = cql::SchemaChange{"CREATED", "TABLE", ks, c.table.name, {}};
+    return ResultMsg{*event};
+  }
+
+  // WITH options: the ones that change behaviour (default_time_to_live) or show (comment);
+  // the others (compaction, caching, ...) are accepted, as they change nothing here.
+  static void set_options(Table& t, const std::map<std::string, Term>& options) {
+    for (const auto& [name, term] : options) {
       if (name == "default_time_to_live") {
         int64_t ttl = -1;
         if (term.kind == Term::Kind::kInteger) ttl = std::strtoll(term.text.c_str(), nullptr, 10);
         if (ttl < 0 || ttl > kMaxTtl)
           throw InvalidRequest("Invalid value for default_time_to_live: " + term.text);
-        table->default_ttl = static_cast<int32_t>(ttl);
-        if (table->counter && table->default_ttl != 0)
+        if (t.counter && ttl != 0)
           throw InvalidRequest("Cannot set default_time_to_live on a table with counters");
+        t.default_ttl = static_cast<int32_t>(ttl);
       } else if (name == "comment") {
-        table->options["comment"] = term.text;
+        t.options["comment"] = term.text;
       }
     }
-    k.tables.emplace(c.table.name, std::move(table));
+  }
+
+  // Inserts or removes slot `at` (a non-key column's position) in every row of `t`.
+  static void reshape_rows(Table& t, std::size_t at, bool insert) {
+    auto reshape = [&](RowData& row) {
+      auto pos = row.slots.begin() + static_cast<std::ptrdiff_t>(at - t.key_size());
+      if (insert) {
+        row.slots.insert(pos, Slot{});
+      } else {
+        row.slots.erase(pos);
+      }
+    };
+    for (auto& [pos, p] : t.partitions) {
+      reshape(p.statics);
+      for (auto& [ck, row] : p.rows) reshape(row);
+    }
+  }
+
+  ResultMsg alter_table(const AlterTable& a, const Session& s,
+                        std::optional<cql::SchemaChange>& event) {
+    Table& t = table(a.table, s);
+    for (const auto& d : a.add) {
+      if (t.index(d.name) >= 0)
+        throw InvalidRequest("Column with name '" + d.name + "' already exists");
+      Column column;
+      try {
+        column =
+            make_column(d.name, d.type, d.is_static ? ColumnKind::kStatic : ColumnKind::kRegular);
+      } catch (const std::invalid_argument&) {
+        throw InvalidRequest("Unknown type " + t.keyspace + "." + d.type);
+      }
+      if (d.is_static && t.ck_count == 0)
+        throw InvalidRequest(
+            "Static columns are only useful (and thus allowed) if the table has "
+            "at least one clustering column");
+      bool is_counter = column.type.id == TypeId::kCounter;
+      if (is_counter && !t.counter && t.slot_count() > 0)
+        throw InvalidRequest("Cannot add a counter column (" + d.name +
+                             ") in a non counter column family");
+      if (!is_counter && t.counter)
+        throw InvalidRequest("Cannot add a non counter column (" + d.name +
+                             ") in a counter column family");
+      // SELECT * order: statics, then regulars, each by name.
+      auto sorts_before = [&](const Column& c) {
+        bool c_static = c.kind == ColumnKind::kStatic;
+        return c_static != d.is_static ? c_static : c.name < d.name;
+      };
+      std::size_t at = t.key_size();
+      while (at < t.columns.size() && sorts_before(t.columns[at])) ++at;
+      t.columns.insert(t.columns.begin() + static_cast<std::ptrdiff_t>(at), column);
+      reshape_rows(t, at, true);
+      t.counter = t.counter || is_counter;
+    }
+    for (const auto& name : a.drop) {
+      int idx = t.index(name);
+      if (idx < 0) throw InvalidRequest("Column " + name + " was not found in table " + t.name);
+      if (static_cast<std::size_t>(idx) < t.key_size())
+        throw InvalidRequest("Cannot drop PRIMARY KEY column " + name);
+      reshape_rows(t, static_cast<std::size_t>(idx), false);
+      t.columns.erase(t.columns.begin() + idx);
+    }
+    set_options(t, a.options);
     bump_schema();
-    event = cql::SchemaChange{"CREATED", "TABLE", ks, c.table.name, {}};
+    event = cql::SchemaChange{"UPDATED", "TABLE", t.keyspace, t.name, {}};
     return ResultMsg{*event};
   }
 
@@ -1827,6 +1898,8 @@ struct Store::State {
             return create_keyspace(body, event);
           } else if constexpr (std::is_same_v<T, CreateTable>) {
             return create_table(body, c.session, event);
+          } else if constexpr (std::is_same_v<T, AlterTable>) {
+            return alter_table(body, c.session, event);
           } else if constexpr (std::is_same_v<T, DropKeyspace>) {
             return drop_keyspace(body, event);
           } else if constexpr (std::is_same_v<T, DropTable>) {
@@ -1867,6 +1940,7 @@ struct Store::State {
         st.body);
     bool ddl = std::holds_alternative<CreateKeyspace>(st.body) ||
                std::holds_alternative<CreateTable>(st.body) ||
+               std::holds_alternative<AlterTable>(st.body) ||
                std::holds_alternative<DropKeyspace>(st.body) ||
                std::holds_alternative<DropTable>(st.body) ||
                std::holds_alternative<Truncate>(st.body);

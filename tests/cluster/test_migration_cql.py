@@ -206,6 +206,17 @@ def seeds(session):
     check("users" in [r.name for r in s.execute("DESCRIBE TABLES")] and
           {"myapp", "training", "system_traces"} <= {r.name for r in s.execute("DESCRIBE KEYSPACES")},
           "DESCRIBE's CREATE TABLE runs again; DESCRIBE TABLES / KEYSPACES list them")
+    # ALTER TABLE, as schema alignment before a migration does it.
+    s.execute("INSERT INTO myapp2.users (user_id, username) VALUES (1, 'old')")
+    s.execute("ALTER TABLE myapp2.users ADD (country text, age int)")
+    s.execute("UPDATE myapp2.users SET country = 'fr', age = 7 WHERE user_id = 1")
+    s.execute("ALTER TABLE myapp2.users DROP email")
+    s.execute("ALTER TABLE myapp2.users WITH comment = 'aligned' AND default_time_to_live = 0")
+    r = s.execute("SELECT * FROM myapp2.users WHERE user_id = 1")
+    check(r.column_names == ["user_id", "age", "country", "username"] and tuple(r.one()) == (1, 7, "fr", "old"),
+          f"ALTER TABLE ADD / DROP / WITH keep the rows ({r.column_names})")
+    expect_error(lambda: s.execute("ALTER TABLE myapp2.users DROP user_id"), InvalidRequest,
+                 "ALTER TABLE DROP of a key column", "Cannot drop PRIMARY KEY column user_id")
     expect_error(lambda: s.execute("DESCRIBE KEYSPACE nope"), InvalidRequest, "DESCRIBE of an unknown keyspace",
                  "'nope' not found in keyspaces")
     for i in range(20):
@@ -594,6 +605,8 @@ def persistence():
         s.execute("UPDATE keep.t SET l = l + [3] WHERE k = 0 AND c = 0")
         s.execute("DELETE FROM keep.t WHERE k = 4")
         s.execute("UPDATE keep.n SET hits = hits + 3 WHERE k = 1")
+        s.execute("ALTER TABLE keep.t ADD extra text")
+        s.execute("UPDATE keep.t SET extra = 'x' WHERE k = 1 AND c = 1")
         c.shutdown()
         check(stop(proc) == 0, "persistence: SIGTERM exits 0")
 
@@ -604,9 +617,11 @@ def persistence():
         rows = list(s.execute("SELECT k, c, v, l, writetime(v) FROM keep.t"))
         check(len(rows) == 40 and all(r.writetime_v == 777 for r in rows) and
               next(list(r.l) for r in rows if r.c == 0) == [1, 2, 3] and
-              s.execute("SELECT hits FROM keep.n WHERE k = 1").one().hits == 3,
+              s.execute("SELECT hits FROM keep.n WHERE k = 1").one().hits == 3 and
+              s.execute("SELECT extra FROM keep.t WHERE k = 1 AND c = 1").one().extra == "x",
               f"persistence: after a restart, rows, write times, collections, deletions, counters are kept ({len(rows)} rows)")
         s.execute("INSERT INTO keep.t (k, c, v) VALUES (9, 9, 'after-restart')")
+        s.execute("ALTER TABLE keep.t DROP l")
         c.shutdown()
         stop(proc, "kill")  # no final snapshot: the log alone must have it
 
@@ -615,7 +630,9 @@ def persistence():
                     execution_profiles={EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=RoundRobinPolicy())})
         s = c.connect()
         check(s.execute("SELECT v FROM keep.t WHERE k = 9 AND c = 9").one().v == "after-restart" and
-              s.execute("SELECT count(*) FROM keep.t").one()[0] == 41, "persistence: a SIGKILLed process replays its log")
+              s.execute("SELECT count(*) FROM keep.t").one()[0] == 41 and
+              "l" not in s.execute("SELECT * FROM keep.t LIMIT 1").column_names,
+              "persistence: a SIGKILLed process replays its log (rows and an ALTER TABLE)")
         c.shutdown()
         stop(proc)
         for lg in (log, log2, log3):

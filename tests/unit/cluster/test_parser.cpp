@@ -51,6 +51,18 @@ TEST_CASE("the seeds' statements parse") {
   }
 }
 
+TEST_CASE("ALTER TABLE ADD / DROP / WITH") {
+  auto add =
+      std::get<AlterTable>(parse_statement("ALTER TABLE ks.t ADD (a text, b int static)").body);
+  REQUIRE(add.add.size() == 2);
+  CHECK(add.add[1].is_static);
+  auto drop = std::get<AlterTable>(parse_statement("alter table t drop a").body);
+  CHECK(drop.drop == std::vector<std::string>{"a"});
+  auto with = std::get<AlterTable>(
+      parse_statement("ALTER TABLE t WITH comment = 'x' AND default_time_to_live = 5").body);
+  CHECK(with.options.at("default_time_to_live").text == "5");
+}
+
 TEST_CASE("syntax errors read as Cassandra's") {
   CHECK_THROWS_WITH_AS(
       parse_statement("DELETE FROM training.users WHERE username LIKE 'zdm_%' ALLOW FILTERING;"),
