@@ -1822,6 +1822,55 @@ struct Store::State {
     return check_conditions(t, tg.pk, tg.ck, d.if_exists, false, d.conditions, ch.binds, c.now);
   }
 
+  // A conditional batch that did not apply, as Cassandra answers it: [applied] false, then
+  // the primary key and the condition columns (every column when a statement says IF EXISTS or
+  // IF NOT EXISTS) of each row the conditions read that exists.
+  cql::RowsResult batch_cas_failure(const std::vector<Child>& children,
+                                    const std::vector<Target>& targets, int32_t now) {
+    const Table& t = *targets.front().table;
+    bool wildcard = false;
+    std::vector<int> cols;
+    for (std::size_t i = 0; i < t.key_size(); ++i) cols.push_back(static_cast<int>(i));
+    for (const auto& ch : children) {
+      const std::vector<Condition>* conds = nullptr;
+      if (const auto* ins = std::get_if<Insert>(&ch.st->body)) {
+        wildcard = wildcard || ins->if_not_exists;
+      } else if (const auto* u = std::get_if<Update>(&ch.st->body)) {
+        wildcard = wildcard || u->if_exists;
+        conds = &u->conditions;
+      } else if (const auto* d = std::get_if<Delete>(&ch.st->body)) {
+        wildcard = wildcard || d->if_exists;
+        conds = &d->conditions;
+      }
+      for (const auto& c : conds ? *conds : std::vector<Condition>{}) {
+        int idx = t.index(c.column);
+        if (idx >= 0 && std::find(cols.begin(), cols.end(), idx) == cols.end()) cols.push_back(idx);
+      }
+    }
+    if (wildcard) {
+      cols.clear();
+      for (std::size_t i = 0; i < t.columns.size(); ++i) cols.push_back(static_cast<int>(i));
+    }
+    cql::RowsResult r = applied_result(t, false);
+    r.rows.clear();
+    for (int idx : cols) {
+      const Column& c = t.columns[static_cast<std::size_t>(idx)];
+      r.metadata.columns.push_back(ColumnSpec{t.keyspace, t.name, c.name, c.type});
+    }
+    r.metadata.column_count = static_cast<int32_t>(r.metadata.columns.size());
+    std::set<Key> seen;
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      if (!conditional(*children[i].st) || !seen.insert(targets[i].ck).second) continue;
+      Current cur = current(t, targets[i].pk, targets[i].ck, now);
+      if (!cur.exists) continue;
+      Row row{be_int(0, 1)};
+      for (int idx : cols) row.push_back(cur.view.value(static_cast<std::size_t>(idx)));
+      r.rows.push_back(std::move(row));
+    }
+    if (r.rows.empty()) return applied_result(t, false);
+    return r;
+  }
+
   ResultMsg run_batch(const std::vector<Child>& children, Batch::Type type,
                       const std::optional<int64_t>& batch_ts, Ctx& c) {
     bool counters = false, others = false, cas = false;
@@ -1860,10 +1909,11 @@ struct Store::State {
         if (partition_key_bytes(t.pk) != partition_key_bytes(first.pk))
           throw InvalidRequest("Batch with conditions cannot span multiple partitions");
       }
-      for (std::size_t i = 0; i < children.size(); ++i) {
-        if (!conditional(*children[i].st)) continue;
-        if (auto r = check_child(children[i], targets[i], bc)) return ResultMsg{*r};
-      }
+      bool applied = true;
+      for (std::size_t i = 0; i < children.size(); ++i)
+        if (conditional(*children[i].st) && check_child(children[i], targets[i], bc))
+          applied = false;
+      if (!applied) return ResultMsg{batch_cas_failure(children, targets, bc.now)};
       bc.cas_checked = true;
     }
     ResultMsg out = void_result();

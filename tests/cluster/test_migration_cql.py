@@ -408,6 +408,11 @@ def lwt(session):
                   "INSERT INTO lwt.t (k, c, v) VALUES (3, 2, 'b'); APPLY BATCH")
     check(r.was_applied and s.execute("SELECT count(*) FROM lwt.t WHERE k = 3").one()[0] == 2,
           "a conditional batch on one partition applies")
+    r = s.execute("BEGIN BATCH UPDATE lwt.t SET v = 'x' WHERE k = 3 AND c = 1 IF v = 'nope'; "
+                  "UPDATE lwt.t SET n = 1 WHERE k = 3 AND c = 2 IF n = 5; APPLY BATCH")
+    check(r.column_names == ["[applied]", "k", "c", "v", "n"] and
+          [tuple(x) for x in r] == [(False, 3, 1, "a", None), (False, 3, 2, "b", None)],
+          f"a conditional batch not applied: the key and condition columns of each row read ({list(r)})")
     expect_error(lambda: s.execute("BEGIN BATCH INSERT INTO lwt.t (k, c, v) VALUES (4, 1, 'a') IF NOT EXISTS; "
                                    "INSERT INTO lwt.t (k, c, v) VALUES (5, 1, 'b'); APPLY BATCH"),
                  InvalidRequest, "a conditional batch over two partitions",
