@@ -809,7 +809,6 @@ struct Store::State {
       c.view.deleted = shadowing(t, *c.p, ck, *c.row);
       c.exists = row_live(t, *c.row, c.view.deleted, now);
     }
-    if (t.ck_count == 0 && !c.exists) c.exists = false;
     return c;
   }
 
