@@ -214,6 +214,7 @@ struct Store::State {
     const cql::QueryParameters* params = nullptr;
     const std::string* query = nullptr;  // the statement's text (DDL is journaled as text)
     bool cas_checked = false;            // a conditional batch checked its conditions already
+    std::optional<int64_t> cas_ts;       // the ballot time of a conditional batch
   };
   // A partition header or row changed by the current request (journaled at its end).
   struct Touch {
@@ -647,12 +648,19 @@ struct Store::State {
 
   // ---- writes ----
 
-  WriteTime write_time(const Using& u, const Table& t, const Ctx& c, const Binds& binds) {
+  // A conditional write (`cas`) is stamped with its Paxos ballot's time, as Cassandra's: the
+  // client's default timestamp does not apply (USING TIMESTAMP is refused before this).
+  WriteTime write_time(const Using& u, const Table& t, const Ctx& c, const Binds& binds,
+                       bool cas = false) {
     WriteTime wt;
     wt.now = c.now;
     std::optional<int64_t> ts;
     if (u.timestamp) ts = eval_number(*u.timestamp, binds, "timestamp", TypeId::kBigint);
-    wt.ts = ts ? *ts : (c.default_ts ? *c.default_ts : next_write_timestamp());
+    if (cas) {
+      wt.ts = c.cas_ts ? *c.cas_ts : next_write_timestamp();
+    } else {
+      wt.ts = ts ? *ts : (c.default_ts ? *c.default_ts : next_write_timestamp());
+    }
     wt.ttl = t.default_ttl;
     if (u.ttl) {
       if (auto ttl = eval_number(*u.ttl, binds, "ttl", TypeId::kInt)) {
@@ -991,7 +999,7 @@ struct Store::State {
     for (std::size_t i = t.pk_count; i < t.key_size() && !statics_only; ++i)
       if (!have[i]) throw InvalidRequest("Some clustering keys are missing: " + t.columns[i].name);
     if (ins.if_not_exists) lwt_checks(t, ins.using_, nullptr);
-    WriteTime wt = write_time(ins.using_, t, c, binds);
+    WriteTime wt = write_time(ins.using_, t, c, binds, ins.if_not_exists);
     PartitionPos pos = Table::position_of(pk);
     require_replicas(c, t, pos.token);
     if (ins.if_not_exists && !c.cas_checked) {
@@ -1156,7 +1164,7 @@ struct Store::State {
                            t.columns[t.pk_count + mk.cks.front().size()].name);
     bool conditional = u.if_exists || !u.conditions.empty();
     if (conditional) lwt_checks(t, u.using_, &mk);
-    WriteTime wt = write_time(u.using_, t, c, binds);
+    WriteTime wt = write_time(u.using_, t, c, binds, conditional);
     for (const auto& pk : mk.pks) require_replicas(c, t, Table::position_of(pk).token);
     if (conditional && !c.cas_checked) {
       if (auto r = check_conditions(t, mk.pks[0], mk.cks[0], u.if_exists, false, u.conditions,
@@ -1211,7 +1219,7 @@ struct Store::State {
             "DELETE statements must restrict all PRIMARY KEY columns with "
             "equality relations in order to use IF conditions");
     }
-    WriteTime wt = write_time(d.using_, t, c, binds);
+    WriteTime wt = write_time(d.using_, t, c, binds, conditional);
     for (const auto& pk : mk.pks) require_replicas(c, t, Table::position_of(pk).token);
     if (conditional && !c.cas_checked) {
       if (auto r = check_conditions(t, mk.pks[0], mk.cks[0], d.if_exists, false, d.conditions,
@@ -1914,12 +1922,15 @@ struct Store::State {
           applied = false;
       if (!applied) return ResultMsg{batch_cas_failure(children, targets, bc.now)};
       bc.cas_checked = true;
+      bc.cas_ts = next_write_timestamp();  // every write of a conditional batch: the ballot's
+      bc.default_ts = bc.cas_ts;
     }
     ResultMsg out = void_result();
     for (const auto& ch : children) {
       Session s = c.session;
       if (!ch.keyspace.empty()) s.keyspace = ch.keyspace;
-      Ctx child{s, bc.node, bc.cl, bc.default_ts, bc.now, nullptr, nullptr, bc.cas_checked};
+      Ctx child{s,       bc.node, bc.cl,          bc.default_ts, bc.now,
+                nullptr, nullptr, bc.cas_checked, bc.cas_ts};
       ResultMsg r = run_child(*ch.st, child, ch.binds);
       if (cas && std::holds_alternative<cql::RowsResult>(r.body)) out = r;
     }
@@ -2200,7 +2211,9 @@ struct Store::State {
       Binds binds{nullptr, nullptr, &st};
       std::vector<Value> none;
       binds.values = &none;
-      Ctx c{s, 0, cql::Consistency::kOne, std::nullopt, now_seconds(), nullptr, nullptr, false};
+      Ctx c{
+          s,     0,           cql::Consistency::kOne, std::nullopt, now_seconds(), nullptr, nullptr,
+          false, std::nullopt};
       run(st, c, binds);
       return;
     }
@@ -2423,7 +2436,8 @@ Outcome Store::query(std::size_t node, Session& session, const cql::QueryMsg& ms
                  now_of(msg.params.flags, msg.params.now_in_seconds),
                  &msg.params,
                  &msg.query,
-                 false};
+                 false,
+                 std::nullopt};
     return state_->run(st, c, binds);
   });
   state_->commit();
@@ -2529,7 +2543,8 @@ Outcome Store::execute(std::size_t node, Session& session, const cql::ExecuteMsg
                  now_of(msg.params.flags, msg.params.now_in_seconds),
                  &msg.params,
                  &p.query,
-                 false};
+                 false,
+                 std::nullopt};
     Outcome out = state_->run(*p.statement, c, binds);
     if (std::holds_alternative<Use>(p.statement->body)) session.keyspace = s.keyspace;
     auto* result = std::get_if<ResultMsg>(&out.response);
@@ -2577,14 +2592,9 @@ Outcome Store::batch(std::size_t node, Session& session, const cql::BatchMsg& ms
     Session scoped = session;
     if ((msg.flags & cql::query_flag::kKeyspace) && !msg.keyspace.empty())
       scoped.keyspace = msg.keyspace;
-    State::Ctx c{scoped,
-                 node,
-                 msg.consistency,
-                 std::nullopt,
-                 now_of(msg.flags, msg.now_in_seconds),
-                 nullptr,
-                 nullptr,
-                 false};
+    State::Ctx c{
+        scoped,  node,    msg.consistency, std::nullopt, now_of(msg.flags, msg.now_in_seconds),
+        nullptr, nullptr, false,           std::nullopt};
     std::optional<int64_t> ts;
     if (msg.flags & cql::query_flag::kDefaultTimestamp) ts = msg.timestamp;
     // The protocol's timestamp is the batch's default, not a USING TIMESTAMP.

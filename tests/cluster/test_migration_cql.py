@@ -254,10 +254,12 @@ def write_times(session, cluster):
         b = BatchStatement()
         b.add(prepared, (4, "batch-ts"))
         s.execute(b)
+        s.execute("INSERT INTO wt.t (k, v) VALUES (5, 'lwt') IF NOT EXISTS")
     finally:
         cluster.timestamp_generator = saved
-    got = {r.k: r.writetime_v for r in s.execute("SELECT k, writetime(v) FROM wt.t WHERE k IN (2, 3, 4)")}
-    check(got == {2: 424242, 3: 424242, 4: 424242}, f"the default timestamp of QUERY, EXECUTE and BATCH is the write time ({got})")
+    got = {r.k: r.writetime_v for r in s.execute("SELECT k, writetime(v) FROM wt.t WHERE k IN (2, 3, 4, 5)")}
+    check(got[2] == got[3] == got[4] == 424242, f"the default timestamp of QUERY, EXECUTE and BATCH is the write time ({got})")
+    check(got[5] > 10**15, f"a conditional write ignores it: the ballot's time, as Cassandra ({got[5]})")
     # BATCH USING TIMESTAMP applies to every child; a child's USING TTL to its own cells.
     s.execute("BEGIN BATCH USING TIMESTAMP 5000 INSERT INTO wt.t (k, v) VALUES (20, 'b1'); "
               "INSERT INTO wt.t (k, v) VALUES (21, 'b2') USING TTL 50; APPLY BATCH")
