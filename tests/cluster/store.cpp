@@ -734,6 +734,8 @@ struct Store::State {
         }
       pks = std::move(next);
     }
+    for (const auto& pk : pks)
+      if (t.pk_count == 1 && pk[0].empty()) throw InvalidRequest("Key may not be empty");
     mk.pks = std::move(pks);
     std::size_t i = t.pk_count;
     for (; i < t.key_size() && by_col[i]; ++i) {
@@ -995,6 +997,7 @@ struct Store::State {
     for (std::size_t i = 0; i < t.pk_count; ++i)
       if (!have[i])
         throw InvalidRequest("Some partition key parts are missing: " + t.columns[i].name);
+    if (t.pk_count == 1 && pk[0].empty()) throw InvalidRequest("Key may not be empty");
     bool statics_only = !sets.empty() && !regular && !have[t.pk_count];
     for (std::size_t i = t.pk_count; i < t.key_size() && !statics_only; ++i)
       if (!have[i]) throw InvalidRequest("Some clustering keys are missing: " + t.columns[i].name);
