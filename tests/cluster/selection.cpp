@@ -1,6 +1,7 @@
 #include "tests/cluster/selection.h"
 
 #include <algorithm>
+#include <bit>
 #include <map>
 #include <set>
 
@@ -203,6 +204,21 @@ Proj compile_function(const Selector& s, const Table& t) {
                            ": " + std::to_string(n) + " required but " +
                            std::to_string(p.args.size()) + " provided");
   };
+  if (s.name == "min" || s.name == "max" || s.name == "sum" || s.name == "avg") {
+    arity(1);
+    const DataType& t0 = p.args[0].type;
+    bool numeric = t0.id == TypeId::kInt || t0.id == TypeId::kBigint ||
+                   t0.id == TypeId::kSmallint || t0.id == TypeId::kTinyint ||
+                   t0.id == TypeId::kCounter || t0.id == TypeId::kDouble || t0.id == TypeId::kFloat;
+    if ((s.name == "sum" || s.name == "avg") && !numeric)
+      throw InvalidRequest("Invalid call to function system." + s.name + " on " + p.args[0].name +
+                           " of type " + cql::cql_type_name(t0) +
+                           " (zdm-testcluster sums int, bigint, smallint, tinyint, counter, "
+                           "float and double)");
+    p.kind = Proj::Kind::kAggregate;
+    p.type = t0;
+    return p;
+  }
   static const std::map<std::string, TypeId> kNullary = {
       {"now", TypeId::kTimeuuid},     {"currenttimeuuid", TypeId::kTimeuuid},
       {"uuid", TypeId::kUuid},        {"currenttimestamp", TypeId::kTimestamp},
@@ -261,6 +277,7 @@ Cell eval_proj(const Proj& p, const RowView& v) {
     case Proj::Kind::kToken:
       return be_int(v.token, 8);
     case Proj::Kind::kCount:
+    case Proj::Kind::kAggregate:
       return std::nullopt;  // aggregated by the caller
     case Proj::Kind::kFunction:
       break;
@@ -282,6 +299,62 @@ Cell eval_proj(const Proj& p, const RowView& v) {
     return be_int(ms, 8);
   }
   return arg;  // blob conversions keep the bytes
+}
+
+namespace {
+
+long double number_of(const Bytes& b, const DataType& t) {
+  if (t.id == TypeId::kDouble) return std::bit_cast<double>(read_be(b));
+  if (t.id == TypeId::kFloat) return std::bit_cast<float>(static_cast<uint32_t>(read_be(b)));
+  return static_cast<long double>(read_be(b));
+}
+
+Bytes number_bytes(long double v, const DataType& t) {
+  switch (t.id) {
+    case TypeId::kDouble:
+      return be_int(std::bit_cast<int64_t>(static_cast<double>(v)), 8);
+    case TypeId::kFloat:
+      return be_int(std::bit_cast<uint32_t>(static_cast<float>(v)), 4);
+    case TypeId::kInt:
+      return be_int(static_cast<int64_t>(v), 4);
+    case TypeId::kSmallint:
+      return be_int(static_cast<int64_t>(v), 2);
+    case TypeId::kTinyint:
+      return be_int(static_cast<int64_t>(v), 1);
+    default:
+      return be_int(static_cast<int64_t>(v), 8);
+  }
+}
+
+}  // namespace
+
+void Aggregate::add(const Proj& p, const RowView& v) {
+  if (p.kind != Proj::Kind::kCount && p.kind != Proj::Kind::kAggregate) return;
+  if (p.kind == Proj::Kind::kCount) {
+    if (p.column < 0 || v.value(static_cast<std::size_t>(p.column))) ++count;
+    return;
+  }
+  Cell value = eval_proj(p.args.at(0), v);
+  if (!value || value->empty()) return;
+  ++count;
+  if (p.function == "min" || p.function == "max") {
+    int c = best ? compare_values(*value, *best, p.type) : 0;
+    if (!best || (p.function == "min" ? c < 0 : c > 0)) best = std::move(value);
+    return;
+  }
+  sum += number_of(*value, p.type);
+}
+
+Cell Aggregate::result(const Proj& p) const {
+  if (p.kind == Proj::Kind::kCount) return be_int(count, 8);
+  if (p.function == "min" || p.function == "max") return best;
+  long double v = sum;
+  if (p.function == "avg" && count > 0) {
+    v = sum / static_cast<long double>(count);
+    bool integral = p.type.id != TypeId::kDouble && p.type.id != TypeId::kFloat;
+    if (integral) v = static_cast<long double>(static_cast<int64_t>(v));  // truncates, as Java
+  }
+  return number_bytes(v, p.type);
 }
 
 }  // namespace zdm::testcluster

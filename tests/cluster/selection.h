@@ -61,10 +61,10 @@ struct Cond {
 
 // Projection: the compiled selectors of a SELECT.
 struct Proj {
-  enum class Kind : uint8_t { kColumn, kWritetime, kTtl, kToken, kCount, kFunction };
+  enum class Kind : uint8_t { kColumn, kWritetime, kTtl, kToken, kCount, kAggregate, kFunction };
   Kind kind = Kind::kColumn;
-  int column = -1;  // kColumn, kWritetime, kTtl, kCount (count(col)); -1 for count(*)
-  std::string function;
+  int column = -1;       // kColumn, kWritetime, kTtl, kCount (count(col)); -1 for count(*)
+  std::string function;  // kFunction, kAggregate (min, max, sum, avg)
   std::vector<Proj> args;
   DataType type;
   std::string name;  // the result column's name
@@ -81,7 +81,16 @@ bool matches(const Cond& c, const RowView& v);
 
 /// Compiles one selector against `t`; throws InvalidRequest with Cassandra's messages.
 Proj compile_selector(const Selector& s, const Table& t);
-/// The selector's value for one row (count: null, the caller aggregates).
+/// The selector's value for one row (count and aggregates: null, see Aggregate).
 Cell eval_proj(const Proj& p, const RowView& v);
+
+/// The running value of count(...), min, max, sum or avg over the rows of a query.
+struct Aggregate {
+  int64_t count = 0;
+  Cell best;            // min, max
+  long double sum = 0;  // sum, avg
+  void add(const Proj& p, const RowView& v);
+  Cell result(const Proj& p) const;
+};
 
 }  // namespace zdm::testcluster

@@ -1545,7 +1545,8 @@ struct Store::State {
       for (const auto& s : sel.selectors) {
         Proj x = compile_selector(s, t);
         if (!s.alias.empty()) x.name = s.alias;
-        p.aggregate = p.aggregate || x.kind == Proj::Kind::kCount;
+        p.aggregate =
+            p.aggregate || x.kind == Proj::Kind::kCount || x.kind == Proj::Kind::kAggregate;
         p.items.push_back(std::move(x));
       }
     }
@@ -1620,7 +1621,7 @@ struct Store::State {
     int64_t page =
         params && params->page_size > 0 && !proj.aggregate ? params->page_size : INT64_MAX;
     int64_t returned = resume ? resume->returned : 0;
-    int64_t count = 0;
+    std::vector<Aggregate> aggs(proj.items.size());
     std::optional<Row> first;
     bool more = false;
     PagingState last;
@@ -1633,12 +1634,7 @@ struct Store::State {
       for (const auto& f : pl.filters)
         if (!matches(f, v)) return Next::kRow;
       if (proj.aggregate) {
-        bool counted = true;
-        for (const auto& x : proj.items)
-          if (x.kind == Proj::Kind::kCount && x.column >= 0 &&
-              !v.value(static_cast<std::size_t>(x.column)))
-            counted = false;
-        if (counted) ++count;
+        for (std::size_t i = 0; i < proj.items.size(); ++i) aggs[i].add(proj.items[i], v);
         if (!first) {
           Row r;
           for (const auto& x : proj.items) r.push_back(eval_proj(x, v));
@@ -1748,8 +1744,11 @@ struct Store::State {
     }
     if (proj.aggregate) {
       Row r = first ? *first : Row(proj.items.size());
-      for (std::size_t i = 0; i < proj.items.size(); ++i)
-        if (proj.items[i].kind == Proj::Kind::kCount) r[i] = be_int(count, 8);
+      for (std::size_t i = 0; i < proj.items.size(); ++i) {
+        auto kind = proj.items[i].kind;
+        if (kind == Proj::Kind::kCount || kind == Proj::Kind::kAggregate)
+          r[i] = aggs[i].result(proj.items[i]);
+      }
       result.rows.push_back(std::move(r));
     } else if (more) {
       result.metadata.paging_state = encode_paging(last);

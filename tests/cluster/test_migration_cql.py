@@ -456,6 +456,10 @@ def queries(session):
     check(len(per) == 4 * 2 + 1 and all(sum(1 for x in per if x.p == p) <= 2 for p in range(4)), "PER PARTITION LIMIT 2")
     check(s.execute("SELECT COUNT(*) FROM q.t").one()[0] == 41 and
           s.execute("SELECT COUNT(*) FROM q.t WHERE p = 3").one()[0] == 10, "COUNT(*) of a table and of a partition")
+    s.execute("INSERT INTO q.t (p, c1, c2) VALUES (3, 9, 9)")  # a row without v
+    r = s.execute("SELECT count(*), count(v), min(c1), max(v), sum(c2), avg(c1) FROM q.t WHERE p = 3").one()
+    check(tuple(r) == (11, 10, 0, "3.4.1", 14, 2), f"count(*), count(v), min, max, sum, avg ({tuple(r)})")
+    s.execute("DELETE FROM q.t WHERE p = 3 AND c1 = 9 AND c2 = 9")
     distinct = sorted(r.p for r in s.execute("SELECT DISTINCT p FROM q.t"))
     check(distinct == [0, 1, 2, 3, 9], "SELECT DISTINCT p")
     # Paging: fetch_size 7 over 41 rows, every row once, in order; paging_state honoured by hand.
