@@ -33,6 +33,8 @@ std::size_t PreparedCache::put(PreparedEntry& entry) {
   auto e = std::make_shared<PreparedEntry>();
   e->origin_id = std::move(entry.origin_id);
   e->target_id = std::move(entry.target_id);
+  e->origin_result_metadata_id = std::move(entry.origin_result_metadata_id);
+  e->target_result_metadata_id = std::move(entry.target_result_metadata_id);
   e->decision = entry.decision;
   e->query = std::move(entry.query);
   e->keyspace = std::move(entry.keyspace);

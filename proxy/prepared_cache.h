@@ -23,6 +23,7 @@ namespace zdm::proxy {
 struct PreparedEntry {
   cql::Bytes origin_id;
   cql::Bytes target_id;
+  cql::Bytes origin_result_metadata_id, target_result_metadata_id;  // v5, DSE_V2
   Decision decision;  // routing of EXECUTEs of this statement
   std::string query;  // as the clusters prepared it (generated calls already markers)
   std::string keyspace;

@@ -930,6 +930,11 @@ void ClientSession::route_traces(std::string_view query, Decision& d) {
   }
 }
 
+void ClientSession::Request::set_body(const Bytes& b) {
+  frame = with_body(frame, b);
+  body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+}
+
 void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
   if (h.stream < 0) {
     reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
@@ -941,142 +946,32 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
     client_writer_.push(supported_frame(h));
     return;
   }
-  Decision d;
-  PendingRequest p;
-  std::optional<Bytes> target_frame;
+  Request req;
+  req.h = h;
+  req.frame = std::move(frame);
   try {
-    BytesView body = net::frame_body(frame, compression_, scratch_);
-    cql::Reader r(body);
+    req.body = net::frame_body(req.frame, compression_, scratch_);
+    cql::Reader r(req.body);
     cql::skip_request_prefix(r, h.flags);
-    const std::size_t prefix_end = r.position();
+    req.prefix_end = r.position();
+    bool forward = true;
     switch (h.opcode) {
-      case Opcode::kQuery: {
-        std::string query = r.read_long_string();
-        auto info = cql::classify(query);
-        d = route_statement(info, keyspace_, config_);
-        if (d.destination == Destination::kLocal) {
-          answer_local(h, d.local, info, query, nullptr);
-          return;
-        }
-        if (info.keyspace == "system_traces") route_traces(query, d);
-        // One value of now()/uuid() and one write timestamp for both clusters; the common case
-        // (a timestamp from the driver, no call) costs two byte scans.
-        if (info.is_write() &&
-            (may_have_calls(query) || !has_default_timestamp(body, r.position(), h.version))) {
-          auto scan = cql::scan_statement(query);
-          if (auto nb = rewrite_query(body, prefix_end, h.version, scan, write_timestamp_us()))
-            frame = with_body(frame, *nb);
-        }
+      case Opcode::kQuery:
+        forward = route_query(req);
         break;
-      }
-      case Opcode::kPrepare: {
-        auto prep = cql::PrepareMsg::decode(r, h.version);
-        auto info = cql::classify(prep.query);
-        if (info.is_write()) {
-          auto scan = cql::scan_statement(prep.query);
-          p.plan = plan_write(scan, config_.replace_cql_functions);
-          if (!p.plan.generated.empty()) {
-            // Both clusters prepare the calls as bind markers; the proxy fills them in.
-            prep.query = cql::calls_to_markers(prep.query, scan);
-            Bytes nb(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(prefix_end));
-            cql::Writer w(nb);
-            prep.encode(w, h.version);
-            frame = with_body(frame, nb);
-          }
-        }
-        p.query = prep.query;
-        p.execute_decision = route_statement(info, keyspace_, config_);
-        if (p.execute_decision.destination == Destination::kLocal) {
-          prepare_local(h, p.execute_decision.local, info, prep.query);
-          return;
-        }
-        d = Decision{Destination::kBoth, false, RequestType::kNone, LocalTable::kNone};
+      case Opcode::kPrepare:
+        forward = route_prepare(req);
         break;
-      }
-      case Opcode::kExecute: {
-        Bytes id = r.read_short_bytes();
-        const std::size_t after_id = r.position();
-        if (auto local = shared_.prepared.local(id)) {
-          cql::Reader er(body);
-          cql::skip_request_prefix(er, h.flags);
-          auto exec = cql::ExecuteMsg::decode(er, h.version);
-          answer_local(h, local->table, local->info, local->query, &exec.params);
-          return;
-        }
-        auto entry = shared_.prepared.by_origin_id(id);
-        if (!entry) {
-          shared_.metrics.pscache_miss().inc();
-          client_writer_.push(cql::encode_message(
-              h.version, true, h.stream, Opcode::kError,
-              cql::ErrorMsg::unprepared("Prepared query with ID " + std::to_string(id.size()) +
-                                            "-byte id not found in ZDM proxy cache",
-                                        id)));
-          return;
-        }
-        d = entry->decision;
-        p.origin_prepared_id = id;
-        if (auto nb =
-                rewrite_execute(body, prefix_end, h.version, entry->plan, write_timestamp_us())) {
-          frame = with_body(frame, *nb);
-          body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
-        }
-        bool target_needed = d.destination == Destination::kTarget ||
-                             d.destination == Destination::kBoth ||
-                             (d.async_mirror && config_.secondary() == Cluster::kTarget);
-        if (target_needed) {
-          Bytes nb(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(prefix_end));
-          cql::Writer w(nb);
-          w.write_short_bytes(entry->target_id);
-          nb.insert(nb.end(), body.begin() + static_cast<std::ptrdiff_t>(after_id), body.end());
-          target_frame = with_body(frame, nb);
-        }
+      case Opcode::kExecute:
+        forward = route_execute(req);
         break;
-      }
-      case Opcode::kBatch: {
-        std::vector<std::shared_ptr<const PreparedEntry>> entries;
-        auto plan_of = [&](const Bytes& id) -> const WritePlan* {
-          auto e = shared_.prepared.by_origin_id(id);
-          if (!e) return nullptr;
-          entries.push_back(e);
-          return &e->plan;
-        };
-        if (auto nb = rewrite_batch(body, prefix_end, h.version, plan_of, write_timestamp_us())) {
-          frame = with_body(frame, *nb);
-          body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
-          r = cql::Reader(body);
-          cql::skip_request_prefix(r, 0);
-          r.read_raw(prefix_end);
-        }
-        auto batch = cql::BatchMsg::decode(r, h.version);
-        d = route_opcode(Opcode::kBatch, config_);
-        bool any_prepared = false;
-        for (auto& child : batch.children) {
-          if (!child.prepared) continue;
-          auto entry = shared_.prepared.by_origin_id(child.id);
-          if (!entry) {
-            shared_.metrics.pscache_miss().inc();
-            client_writer_.push(cql::encode_message(
-                h.version, true, h.stream, Opcode::kError,
-                cql::ErrorMsg::unprepared("Prepared query in BATCH not found in ZDM proxy cache",
-                                          child.id)));
-            return;
-          }
-          if (p.origin_prepared_id.empty()) p.origin_prepared_id = child.id;
-          child.id = entry->target_id;
-          any_prepared = true;
-        }
-        if (any_prepared) {
-          Bytes nb(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(prefix_end));
-          cql::Writer w(nb);
-          batch.encode(w, h.version);
-          target_frame = with_body(frame, nb);
-        }
+      case Opcode::kBatch:
+        forward = route_batch(req);
         break;
-      }
       case Opcode::kRegister:
         cql::RegisterMsg::decode(r);
         registered_ = true;
-        d = route_opcode(h.opcode, config_);
+        req.d = route_opcode(h.opcode, config_);
         break;
       case Opcode::kStartup:
       case Opcode::kAuthResponse:
@@ -1085,23 +980,165 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
                         ", the connection is already initialized");
         return;
       default:
-        d = route_opcode(h.opcode, config_);
+        req.d = route_opcode(h.opcode, config_);
         break;
     }
+    if (!forward) return;
   } catch (const cql::ProtocolError& e) {
     spdlog::warn("Malformed {} from client {}: {}; closing the connection",
                  cql::opcode_name(h.opcode), client_addr_, e.what());
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kProtocolError).inc();
     reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError, e.what());
     close_after_flush();
     return;
   }
+  PendingRequest& p = req.p;
   p.header = h;
   p.client_stream = h.stream;
   p.opcode = h.opcode;
   p.version = h.version;
-  p.decision = d;
+  p.decision = req.d;
   p.start = std::chrono::steady_clock::now();
-  dispatch(Outgoing{std::move(frame), std::move(target_frame), std::move(p)});
+  dispatch(Outgoing{std::move(req.frame), std::move(req.target_frame), std::move(req.p)});
+}
+
+bool ClientSession::route_query(Request& req) {
+  const cql::Header& h = req.h;
+  cql::Reader r(req.body);
+  r.read_raw(req.prefix_end);
+  std::string query = r.read_long_string();
+  auto info = cql::classify(query);
+  req.d = route_statement(info, keyspace_, config_);
+  if (req.d.destination == Destination::kLocal) {
+    answer_local(h, req.d.local, info, query, nullptr);
+    return false;
+  }
+  if (info.keyspace == "system_traces") route_traces(query, req.d);
+  // One value of now()/uuid() and one write timestamp for both clusters; the common case (a
+  // timestamp from the driver, no call) costs two byte scans.
+  if (info.is_write() &&
+      (may_have_calls(query) || !has_default_timestamp(req.body, r.position(), h.version))) {
+    auto scan = cql::scan_statement(query);
+    if (auto nb = rewrite_query(req.body, req.prefix_end, h.version, scan, write_timestamp_us()))
+      req.set_body(*nb);
+  }
+  return true;
+}
+
+bool ClientSession::route_prepare(Request& req) {
+  const cql::Header& h = req.h;
+  cql::Reader r(req.body);
+  r.read_raw(req.prefix_end);
+  auto prep = cql::PrepareMsg::decode(r, h.version);
+  auto info = cql::classify(prep.query);
+  if (info.is_write()) {
+    auto scan = cql::scan_statement(prep.query);
+    req.p.plan = plan_write(scan, config_.replace_cql_functions);
+    if (!req.p.plan.generated.empty()) {
+      // Both clusters prepare the calls as bind markers; the proxy fills them in.
+      prep.query = cql::calls_to_markers(prep.query, scan);
+      Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
+      cql::Writer w(nb);
+      prep.encode(w, h.version);
+      req.set_body(nb);
+    }
+  }
+  req.p.query = prep.query;
+  req.p.execute_decision = route_statement(info, keyspace_, config_);
+  if (req.p.execute_decision.destination == Destination::kLocal) {
+    prepare_local(h, req.p.execute_decision.local, info, prep.query);
+    return false;
+  }
+  req.d = Decision{Destination::kBoth, false, RequestType::kNone, LocalTable::kNone};
+  return true;
+}
+
+bool ClientSession::route_execute(Request& req) {
+  const cql::Header& h = req.h;
+  cql::Reader r(req.body);
+  r.read_raw(req.prefix_end);
+  Bytes id = r.read_short_bytes();
+  if (auto local = shared_.prepared.local(id)) {
+    cql::Reader er(req.body);
+    er.read_raw(req.prefix_end);
+    auto exec = cql::ExecuteMsg::decode(er, h.version);
+    answer_local(h, local->table, local->info, local->query, &exec.params);
+    return false;
+  }
+  auto entry = shared_.prepared.by_origin_id(id);
+  if (!entry) {
+    shared_.metrics.pscache_miss().inc();
+    client_writer_.push(cql::encode_message(
+        h.version, true, h.stream, Opcode::kError,
+        cql::ErrorMsg::unprepared("Prepared query with ID " + std::to_string(id.size()) +
+                                      "-byte id not found in ZDM proxy cache",
+                                  id)));
+    return false;
+  }
+  req.d = entry->decision;
+  req.p.origin_prepared_id = id;
+  if (auto nb =
+          rewrite_execute(req.body, req.prefix_end, h.version, entry->plan, write_timestamp_us()))
+    req.set_body(*nb);
+  const Decision& d = req.d;
+  const bool target_needed = d.destination == Destination::kTarget ||
+                             d.destination == Destination::kBoth ||
+                             (d.async_mirror && config_.secondary() == Cluster::kTarget);
+  if (!target_needed) return true;
+  // Target's copy carries target's prepared id (and, v5, target's result metadata id).
+  cql::Reader t(req.body);
+  t.read_raw(req.prefix_end);
+  t.read_short_bytes();
+  if (cql::uses_result_metadata_id(h.version)) t.read_short_bytes();
+  const std::size_t rest = t.position();
+  Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
+  cql::Writer w(nb);
+  w.write_short_bytes(entry->target_id);
+  if (cql::uses_result_metadata_id(h.version))
+    w.write_short_bytes(entry->target_result_metadata_id);
+  nb.insert(nb.end(), req.body.begin() + static_cast<std::ptrdiff_t>(rest), req.body.end());
+  req.target_frame = with_body(req.frame, nb);
+  return true;
+}
+
+bool ClientSession::route_batch(Request& req) {
+  const cql::Header& h = req.h;
+  std::vector<std::shared_ptr<const PreparedEntry>> entries;
+  auto plan_of = [&](const Bytes& id) -> const WritePlan* {
+    auto e = shared_.prepared.by_origin_id(id);
+    if (!e) return nullptr;
+    entries.push_back(e);
+    return &e->plan;
+  };
+  if (auto nb = rewrite_batch(req.body, req.prefix_end, h.version, plan_of, write_timestamp_us()))
+    req.set_body(*nb);
+  cql::Reader r(req.body);
+  r.read_raw(req.prefix_end);
+  auto batch = cql::BatchMsg::decode(r, h.version);
+  req.d = route_opcode(Opcode::kBatch, config_);
+  bool any_prepared = false;
+  for (auto& child : batch.children) {
+    if (!child.prepared) continue;
+    auto entry = shared_.prepared.by_origin_id(child.id);
+    if (!entry) {
+      shared_.metrics.pscache_miss().inc();
+      client_writer_.push(cql::encode_message(
+          h.version, true, h.stream, Opcode::kError,
+          cql::ErrorMsg::unprepared("Prepared query in BATCH not found in ZDM proxy cache",
+                                    child.id)));
+      return false;
+    }
+    if (req.p.origin_prepared_id.empty()) req.p.origin_prepared_id = child.id;
+    child.id = entry->target_id;
+    any_prepared = true;
+  }
+  if (any_prepared) {
+    Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
+    cql::Writer w(nb);
+    batch.encode(w, h.version);
+    req.target_frame = with_body(req.frame, nb);
+  }
+  return true;
 }
 
 void ClientSession::dispatch(Outgoing o) {
@@ -1331,6 +1368,10 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
         PreparedEntry e;
         e.origin_id = ro.read_short_bytes();
         e.target_id = rt.read_short_bytes();
+        if (cql::uses_result_metadata_id(p.version)) {
+          e.origin_result_metadata_id = ro.read_short_bytes();
+          e.target_result_metadata_id = rt.read_short_bytes();
+        }
         e.decision = p.execute_decision;
         e.query = p.query;
         e.keyspace = keyspace_;

@@ -138,6 +138,23 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // Requests (after the handshake).
   void on_client_frame(const cql::Header& h, cql::Bytes frame);
+  /// A client request being routed: its frame (and decompressed body), where it goes, and
+  /// target's copy when it differs.
+  struct Request {
+    cql::Header h;
+    cql::Bytes frame;
+    cql::BytesView body;  // message body (custom payload prefix included), decompressed
+    std::size_t prefix_end = 0;
+    Decision d;
+    PendingRequest p;
+    std::optional<cql::Bytes> target_frame;
+    void set_body(const cql::Bytes& b);  // a rewritten body (uncompressed frame)
+  };
+  // Each routes one kind of request; false when it was answered here (nothing to forward).
+  bool route_query(Request& req);
+  bool route_prepare(Request& req);
+  bool route_execute(Request& req);
+  bool route_batch(Request& req);
   /// A request ready for the clusters.
   struct Outgoing {
     cql::Bytes frame;
