@@ -85,4 +85,18 @@ Aggregate aggregate(const bool expected[2], const bool error[2], cql::Opcode op,
   return a;
 }
 
+AuthRoles auth_roles(bool auth_origin, bool auth_target,
+                     bool forward_client_credentials_to_origin) {
+  AuthRoles r;
+  if (!auth_origin && auth_target) {
+    r.primary = Cluster::kTarget;
+    r.client_creds_are_target = true;
+  } else if (auth_origin && !auth_target) {
+    r.client_creds_are_target = false;
+  } else {
+    r.client_creds_are_target = !forward_client_credentials_to_origin;
+  }
+  return r;
+}
+
 }  // namespace zdm::proxy

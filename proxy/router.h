@@ -55,6 +55,17 @@ struct Aggregate {
 Aggregate aggregate(const bool expected[2], const bool error[2], cql::Opcode op, RequestType metric,
                     Cluster primary);
 
+/// Who authenticates a client (reference §1 "Handshake/auth", ZDM's forwardAuthToTarget), from
+/// which clusters' control connections were asked to authenticate.
+struct AuthRoles {
+  Cluster primary = Cluster::kOrigin;   // the client's SASL exchange goes to this cluster
+  bool client_creds_are_target = true;  // the client sends target's credentials
+  bool operator==(const AuthRoles&) const = default;
+};
+/// Auth on target only → target hears the client; otherwise origin does, and with auth on both
+/// the client's credentials are target's unless `forward_client_credentials_to_origin`.
+AuthRoles auth_roles(bool auth_origin, bool auth_target, bool forward_client_credentials_to_origin);
+
 /// Which cluster a single-cluster read went to, for the metric type.
 inline RequestType read_metric(Cluster c) {
   return c == Cluster::kOrigin ? RequestType::kReadsOrigin : RequestType::kReadsTarget;

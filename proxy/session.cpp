@@ -534,20 +534,12 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
     }
     compression_ = *c;
   }
-  // Who authenticates the client (reference §1 "Handshake/auth", ZDM's forwardAuthToTarget):
-  // auth on target only → the client's SASL exchange goes to target; otherwise to origin, and
-  // with auth on both the client's credentials are target's unless
-  // forward_client_credentials_to_origin.
-  const bool auth_origin = shared_.origin_cc.facts().auth_required;
-  const bool auth_target = shared_.target_cc.facts().auth_required;
-  auth_primary_ = (!auth_origin && auth_target) ? Cluster::kTarget : Cluster::kOrigin;
-  if (!auth_origin && auth_target) {
-    target_creds_on_client_ = true;
-  } else if (auth_origin && !auth_target) {
-    target_creds_on_client_ = false;
-  } else {
-    target_creds_on_client_ = !config_.forward_client_credentials_to_origin;
-  }
+  // Who authenticates the client (reference §1 "Handshake/auth").
+  const AuthRoles roles =
+      auth_roles(shared_.origin_cc.facts().auth_required, shared_.target_cc.facts().auth_required,
+                 config_.forward_client_credentials_to_origin);
+  auth_primary_ = roles.primary;
+  target_creds_on_client_ = roles.client_creds_are_target;
   const Cluster secondary = other(auth_primary_);
   secondary_creds_ = {config_.username(secondary), config_.password(secondary)};
   async_creds_ = {config_.username(config_.secondary()), config_.password(config_.secondary())};
@@ -1335,6 +1327,35 @@ bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& e
   return true;
 }
 
+void ClientSession::cache_prepared(PendingRequest& p, Bytes& resp) {
+  Bytes scratch_t;
+  cql::Reader ro = response_reader(resp, compression_, scratch_);
+  cql::Reader rt = response_reader(p.responses[1], compression_, scratch_t);
+  auto ko = ro.read_int(), kt = rt.read_int();
+  if (ko == static_cast<int32_t>(cql::ResultKind::kPrepared) &&
+      kt == static_cast<int32_t>(cql::ResultKind::kPrepared)) {
+    PreparedEntry e;
+    e.origin_id = ro.read_short_bytes();
+    e.target_id = rt.read_short_bytes();
+    if (cql::uses_result_metadata_id(p.version)) {
+      e.origin_result_metadata_id = ro.read_short_bytes();
+      e.target_result_metadata_id = rt.read_short_bytes();
+    }
+    e.decision = p.execute_decision;
+    e.query = p.query;
+    e.keyspace = keyspace_;
+    e.plan = p.plan;
+    if (shared_.prepared.put(e)) shared_.metrics.pscache_evictions().inc();
+    shared_.metrics.pscache_entries().set(static_cast<int64_t>(shared_.prepared.size()));
+    if (!p.plan.generated.empty()) {
+      // The client sees the statement it prepared: without the proxy's markers.
+      cql::Reader rr = response_reader(resp, compression_, scratch_);
+      auto msg = hide_generated(cql::ResultMsg::decode(rr, p.version), p.plan);
+      resp = cql::encode_message(p.version, true, 0, Opcode::kResult, msg);
+    }
+  }
+}
+
 void ClientSession::complete(uint64_t, PendingRequest& p) {
   const bool both = p.expected[0] && p.expected[1];
   const bool err[2] = {p.expected[0] && frame_opcode(p.responses[0]) == Opcode::kError,
@@ -1358,34 +1379,7 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
   if (a.failed_read) shared_.metrics.failed_reads(chosen).inc();
   Bytes resp = std::move(p.responses[static_cast<int>(chosen)]);
   try {
-    if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) {
-      Bytes scratch_t;
-      cql::Reader ro = response_reader(resp, compression_, scratch_);
-      cql::Reader rt = response_reader(p.responses[1], compression_, scratch_t);
-      auto ko = ro.read_int(), kt = rt.read_int();
-      if (ko == static_cast<int32_t>(cql::ResultKind::kPrepared) &&
-          kt == static_cast<int32_t>(cql::ResultKind::kPrepared)) {
-        PreparedEntry e;
-        e.origin_id = ro.read_short_bytes();
-        e.target_id = rt.read_short_bytes();
-        if (cql::uses_result_metadata_id(p.version)) {
-          e.origin_result_metadata_id = ro.read_short_bytes();
-          e.target_result_metadata_id = rt.read_short_bytes();
-        }
-        e.decision = p.execute_decision;
-        e.query = p.query;
-        e.keyspace = keyspace_;
-        e.plan = p.plan;
-        if (shared_.prepared.put(e)) shared_.metrics.pscache_evictions().inc();
-        shared_.metrics.pscache_entries().set(static_cast<int64_t>(shared_.prepared.size()));
-        if (!p.plan.generated.empty()) {
-          // The client sees the statement it prepared: without the proxy's markers.
-          cql::Reader rr = response_reader(resp, compression_, scratch_);
-          auto msg = hide_generated(cql::ResultMsg::decode(rr, p.version), p.plan);
-          resp = cql::encode_message(p.version, true, 0, Opcode::kResult, msg);
-        }
-      }
-    }
+    if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) cache_prepared(p, resp);
     if (err[static_cast<int>(chosen)] && chosen == Cluster::kTarget &&
         !p.origin_prepared_id.empty() &&
         error_code_of(resp, compression_) == static_cast<int32_t>(cql::ErrorCode::kUnprepared)) {
@@ -1425,6 +1419,34 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
   reply(std::move(resp), p.client_stream);
 }
 
+void ClientSession::time_out(const PendingRequest& p) {
+  // ZDM sends nothing for a timed-out request; the driver times out on its own. Its stream
+  // ids stay taken until an answer comes (a new request must not get the old answer).
+  spdlog::warn("Request {} on stream {} from client {} timed out after {} ms",
+               cql::opcode_name(p.opcode), p.client_stream, client_addr_,
+               config_.proxy_request_timeout_ms);
+  const bool unanswered[2] = {p.expected[0] && !p.received[0], p.expected[1] && !p.received[1]};
+  for (int c = 0; c < 2; ++c) {
+    Connector* k = c == 0 ? origin_.get() : target_.get();
+    if (!unanswered[c] || !k) continue;
+    ++k->unanswered;
+    if (k->metrics) k->metrics->requests_failed["client_timeout"]->inc();
+  }
+  if (p.decision.metric == RequestType::kWrites) {
+    if (unanswered[0] && unanswered[1]) {
+      shared_.metrics.failed_writes_both().inc();
+    } else {
+      (unanswered[0] ? shared_.metrics.failed_writes_origin()
+                     : shared_.metrics.failed_writes_target())
+          .inc();
+    }
+  } else if (p.decision.metric != RequestType::kNone) {
+    shared_.metrics.failed_reads(unanswered[0] ? Cluster::kOrigin : Cluster::kTarget).inc();
+  }
+  if (p.decision.metric != RequestType::kNone) shared_.metrics.inflight(p.decision.metric).sub();
+  shared_.inflight--;
+}
+
 void ClientSession::sweep_timeouts() {
   const auto now = std::chrono::steady_clock::now();
   const auto deadline = now - std::chrono::milliseconds(config_.proxy_request_timeout_ms);
@@ -1440,31 +1462,7 @@ void ClientSession::sweep_timeouts() {
       ++it;
       continue;
     }
-    // ZDM sends nothing for a timed-out request; the driver times out on its own. Its stream
-    // ids stay taken until an answer comes (a new request must not get the old answer).
-    spdlog::warn("Request {} on stream {} from client {} timed out after {} ms",
-                 cql::opcode_name(p.opcode), p.client_stream, client_addr_,
-                 config_.proxy_request_timeout_ms);
-    const bool unanswered[2] = {p.expected[0] && !p.received[0], p.expected[1] && !p.received[1]};
-    for (int c = 0; c < 2; ++c) {
-      Connector* k = c == 0 ? origin_.get() : target_.get();
-      if (!unanswered[c] || !k) continue;
-      ++k->unanswered;
-      if (k->metrics) k->metrics->requests_failed["client_timeout"]->inc();
-    }
-    if (p.decision.metric == RequestType::kWrites) {
-      if (unanswered[0] && unanswered[1]) {
-        shared_.metrics.failed_writes_both().inc();
-      } else {
-        (unanswered[0] ? shared_.metrics.failed_writes_origin()
-                       : shared_.metrics.failed_writes_target())
-            .inc();
-      }
-    } else if (p.decision.metric != RequestType::kNone) {
-      shared_.metrics.failed_reads(unanswered[0] ? Cluster::kOrigin : Cluster::kTarget).inc();
-    }
-    if (p.decision.metric != RequestType::kNone) shared_.metrics.inflight(p.decision.metric).sub();
-    shared_.inflight--;
+    time_out(p);
     it = pending_.erase(it);
   }
   while (!waiting_.empty() && waiting_.front().pending.start < deadline) {

@@ -170,6 +170,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   /// control connection to check the cluster now.
   void fail_pending(Cluster c);
   void complete(uint64_t id, PendingRequest& p);
+  /// Both clusters prepared the statement: the ids go to the cache; the client's PREPARED
+  /// `resp` loses the proxy's generated markers.
+  void cache_prepared(PendingRequest& p, cql::Bytes& resp);
+  /// A request unanswered after proxy_request_timeout_ms: counted, its stream ids kept until
+  /// an answer comes.
+  void time_out(const PendingRequest& p);
   void reply(cql::Bytes frame, int16_t stream);
   void reply_error(uint8_t version, int16_t stream, cql::ErrorCode code, std::string message);
   /// Answers a query on system.local/peers/peers_v2 (a WHERE col = value applied; `params`:

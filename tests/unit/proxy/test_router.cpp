@@ -172,3 +172,13 @@ TEST_CASE("aggregation of answers from both clusters") {
   for (const auto& c : cases)
     CHECK(aggregate(c.expected, c.error, c.op, c.metric, c.primary) == c.want);
 }
+
+TEST_CASE("who authenticates the client (ZDM's rules)") {
+  // auth on origin, on target, forward_client_credentials_to_origin → roles
+  CHECK(auth_roles(false, false, false) == AuthRoles{Cluster::kOrigin, true});
+  CHECK(auth_roles(true, false, false) == AuthRoles{Cluster::kOrigin, false});
+  CHECK(auth_roles(false, true, false) == AuthRoles{Cluster::kTarget, true});
+  CHECK(auth_roles(true, true, false) == AuthRoles{Cluster::kOrigin, true});
+  CHECK(auth_roles(true, true, true) == AuthRoles{Cluster::kOrigin, false});
+  CHECK(auth_roles(false, true, true) == AuthRoles{Cluster::kTarget, true});
+}
