@@ -10,6 +10,7 @@
 #include "proxy/proxy.h"
 
 extern char** environ;
+const char* zdm_build_commit();  // generated at build time
 
 namespace po = boost::program_options;
 
@@ -30,7 +31,10 @@ int main(int argc, char** argv) {
   po::options_description opts("zdm-proxy options");
   opts.add_options()("help,h", "print this help")("version", "print the version and exit")(
       "config", po::value<std::string>(),
-      "YAML configuration file with ZDM's keys; without it, ZDM_* environment variables are read");
+      "YAML configuration file with ZDM's keys; without it, ZDM_* environment variables are read")(
+      "check-config", po::value<std::string>(),
+      "validate this YAML configuration (keys, values, TLS files) and exit: 0 when it would "
+      "start, 2 with one line naming the key otherwise");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -44,8 +48,21 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (vm.count("version")) {
-    std::cout << "zdm-proxy " << ZDM_VERSION << "\n";
+    std::cout << "zdm-proxy " << ZDM_VERSION << " (commit " << zdm_build_commit() << ")\n";
     return 0;
+  }
+  if (vm.count("check-config")) {
+    const std::string path = vm["check-config"].as<std::string>();
+    try {
+      auto c = zdm::proxy::load_config_file(path);
+      zdm::proxy::check_tls_files(c);
+      for (const auto& w : c.warnings) std::cerr << "warning: " << w << "\n";
+      std::cout << path << ": ok\n";
+      return 0;
+    } catch (const std::exception& e) {
+      std::cerr << e.what() << "\n";
+      return 2;
+    }
   }
   auto logger = spdlog::stderr_logger_mt("zdm-proxy");
   spdlog::set_default_logger(logger);

@@ -109,6 +109,16 @@ void raise_fd_limit(const Config& config) {
     spdlog::info("Raised the open files limit from {} to {}", before, rl.rlim_cur);
 }
 
+void check_tls_files(const Config& config) {
+  hop_settings(config, Cluster::kOrigin);
+  hop_settings(config, Cluster::kTarget);
+  if (!config.proxy_tls_cert_path.empty())
+    net::make_server_context(
+        {config.proxy_tls_ca_path, config.proxy_tls_cert_path, config.proxy_tls_key_path,
+         "proxy_tls_ca_path", "proxy_tls_cert_path", "proxy_tls_key_path"},
+        config.proxy_tls_require_client_auth);
+}
+
 int run_proxy(const Config& config) {
   raise_fd_limit(config);
   net::HopSettings origin_hop, target_hop;

@@ -19,6 +19,10 @@ struct ReadinessInput {
 };
 std::string readiness_json(const ReadinessInput& in, bool& ready);
 
+/// Loads every TLS file the configuration names, as start-up would. Throws net::TlsError
+/// ("origin_tls_server_ca_path: cannot read /x: No such file or directory").
+void check_tls_files(const Config& config);
+
 /// Runs the proxy until SIGINT/SIGTERM; returns the process exit code.
 int run_proxy(const Config& config);
 
