@@ -1,4 +1,4 @@
-// zdm-deploy: deploy, rolling-update, run, status, logs.
+// zdm-deploy: deploy, rolling-update, deploy-monitoring, run, status, logs, dashboard.
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -24,6 +24,7 @@ const char* kUsage = R"(usage: zdm-deploy COMMAND [options]
 commands:
   deploy          -i INV [-e VARS]... [--limit PATTERN] [--forks N]   run playbooks/deploy_proxy.yml
   rolling-update  -i INV [-e VARS]... [--limit PATTERN]               run playbooks/rolling_update.yml
+  deploy-monitoring -i INV [-e VARS]... [--limit PATTERN]             run playbooks/deploy_monitoring.yml
   run PLAYBOOK    -i INV [-e VARS]... [--limit PATTERN] [--forks N]   run any playbook
   status          -i INV [--limit PATTERN] [--json]                   proxy status and readiness
   logs            -i INV [--limit PATTERN] [-n LINES] [-f]            tail every proxy's log
@@ -44,8 +45,8 @@ int main(int argc, char** argv) {
     return argc < 2 ? kExitBadOptions : kExitOk;
   }
   std::string command = argv[1];
-  if (command != "deploy" && command != "rolling-update" && command != "run" &&
-      command != "status" && command != "logs") {
+  if (command != "deploy" && command != "rolling-update" && command != "deploy-monitoring" &&
+      command != "run" && command != "status" && command != "logs") {
     std::cerr << "ERROR! unknown command '" << command << "'\n" << kUsage;
     return kExitBadOptions;
   }
@@ -61,7 +62,8 @@ int main(int argc, char** argv) {
       "playbooks directory (default: $ZDM_PLAYBOOK_DIR, else the source tree's playbooks/)")(
       "known-hosts", po::value(&opts.known_hosts),
       "known_hosts file (default: $ZDM_KNOWN_HOSTS, else ~/.ssh/known_hosts)");
-  if (command == "deploy" || command == "rolling-update" || command == "run") {
+  if (command == "deploy" || command == "rolling-update" || command == "deploy-monitoring" ||
+      command == "run") {
     desc.add_options()("extra-vars,e", po::value(&opts.extra_vars)->composing(),
                        "k=v, @file.yml or a JSON mapping; repeatable")(
         "forks,f", po::value(&opts.forks)->default_value(5), "parallel hosts")(
@@ -119,6 +121,9 @@ int main(int argc, char** argv) {
                           std::cout, std::cerr);
     if (command == "rolling-update")
       return run_playbook((fs::path(opts.playbook_dir) / "rolling_update.yml").string(), opts,
+                          std::cout, std::cerr);
+    if (command == "deploy-monitoring")
+      return run_playbook((fs::path(opts.playbook_dir) / "deploy_monitoring.yml").string(), opts,
                           std::cout, std::cerr);
     if (command == "status") return status(opts, json, std::cout, std::cerr);
     return logs(opts, lines, follow, std::cout, std::cerr);
