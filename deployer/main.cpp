@@ -7,6 +7,7 @@
 #include <boost/program_options.hpp>
 
 #include "commands.h"
+#include "dashboard.h"
 #include "executor.h"
 
 #ifndef ZDM_SOURCE_DIR
@@ -28,6 +29,7 @@ commands:
   run PLAYBOOK    -i INV [-e VARS]... [--limit PATTERN] [--forks N]   run any playbook
   status          -i INV [--limit PATTERN] [--json]                   proxy status and readiness
   logs            -i INV [--limit PATTERN] [-n LINES] [-f]            tail every proxy's log
+  dashboard       -i INV [--listen ADDR:PORT] [--dashboards DIR]      serve the dashboards page
 
 exit codes: 0 ok, 1 error, 2 a host failed, 4 unreachable host or parse error, 5 bad options
 )";
@@ -46,11 +48,12 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command != "deploy" && command != "rolling-update" && command != "deploy-monitoring" &&
-      command != "run" && command != "status" && command != "logs") {
+      command != "run" && command != "status" && command != "logs" && command != "dashboard") {
     std::cerr << "ERROR! unknown command '" << command << "'\n" << kUsage;
     return kExitBadOptions;
   }
   CommonOptions opts;
+  DashboardOptions dash;
   bool json = false, follow = false, help = false;
   int lines = 50;
   std::string playbook;
@@ -68,6 +71,13 @@ int main(int argc, char** argv) {
                        "k=v, @file.yml or a JSON mapping; repeatable")(
         "forks,f", po::value(&opts.forks)->default_value(5), "parallel hosts")(
         "verbose,v", po::bool_switch(), "print every task result");
+  } else if (command == "dashboard") {
+    desc.add_options()("listen", po::value(&dash.listen)->default_value(dash.listen),
+                       "address:port of the page")(
+        "dashboards", po::value(&dash.dashboards_dir),
+        "Grafana dashboards directory (default: $ZDM_DASHBOARDS_DIR, else the source tree's "
+        "monitoring/grafana/dashboards)");
+    desc.add_options()("extra-vars,e", po::value(&opts.extra_vars)->composing(), "extra vars");
   } else if (command == "status") {
     desc.add_options()("json", po::bool_switch(&json), "print a JSON array");
     desc.add_options()("extra-vars,e", po::value(&opts.extra_vars)->composing(), "extra vars");
@@ -105,6 +115,9 @@ int main(int argc, char** argv) {
   }
   if (opts.playbook_dir.empty())
     opts.playbook_dir = env_or("ZDM_PLAYBOOK_DIR", std::string(ZDM_SOURCE_DIR) + "/playbooks");
+  if (dash.dashboards_dir.empty())
+    dash.dashboards_dir = env_or("ZDM_DASHBOARDS_DIR",
+                                 std::string(ZDM_SOURCE_DIR) + "/monitoring/grafana/dashboards");
   if (opts.known_hosts.empty())
     opts.known_hosts = env_or("ZDM_KNOWN_HOSTS", env_or("HOME", "") + "/.ssh/known_hosts");
 
@@ -126,6 +139,7 @@ int main(int argc, char** argv) {
       return run_playbook((fs::path(opts.playbook_dir) / "deploy_monitoring.yml").string(), opts,
                           std::cout, std::cerr);
     if (command == "status") return status(opts, json, std::cout, std::cerr);
+    if (command == "dashboard") return dashboard(opts, dash, std::cout, std::cerr);
     return logs(opts, lines, follow, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "ERROR! " << e.what() << '\n';
