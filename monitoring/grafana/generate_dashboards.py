@@ -314,27 +314,33 @@ def proxy_hosts():
     d.timeseries("Memory used", "Memory not available to new programs.",
                  [target(f"1 - sum by (host) (node_memory_MemAvailable_bytes{{{N}}}) / sum by (host) "
                          f"(node_memory_MemTotal_bytes{{{N}}})", "{{host}}")], "percentunit", w=8)
-    d.timeseries("Network", "Bytes per second received and sent, all interfaces.",
-                 [target(f"sum by (host) (rate(node_network_receive_bytes_total{{{N}}}[{RATE}]))", "{{host}} received"),
-                  target(f"sum by (host) (rate(node_network_transmit_bytes_total{{{N}}}[{RATE}]))", "{{host}} sent")],
-                 "Bps", w=8)
+    for way, metric in (("received", "receive"), ("sent", "transmit")):
+        d.timeseries(f"Network {way}", f"Bytes per second {way} on each interface with traffic (loopback "
+                     "included: clients, proxy and clusters on one host talk over it).",
+                     [target(f"sum by (host, device) (rate(node_network_{metric}_bytes_total{{{N}}}[{RATE}])) > 0",
+                             "{{host}} {{device}}")], "Bps", w=8)
     d.timeseries("TCP connections", "Established TCP connections on the host.",
                  [target(f"sum by (host) (node_netstat_Tcp_CurrEstab{{{N}}})", "{{host}}")], w=8)
     d.timeseries("File descriptors (host)", "File handles allocated on the host, of its maximum.",
                  [target(f"sum by (host) (node_filefd_allocated{{{N}}}) / sum by (host) (node_filefd_maximum{{{N}}})",
-                         "{{host}}")], "percentunit", w=8)
+                         "{{host}}")], "percentunit", w=12)
+    d.timeseries("Disk space used (/)", "Share of the root filesystem in use (the proxy logs there).",
+                 [target(f'1 - sum by (host) (node_filesystem_avail_bytes{{{N},mountpoint="/"}}) / sum by (host) '
+                         f'(node_filesystem_size_bytes{{{N},mountpoint="/"}})', "{{host}}")], "percentunit", w=12)
     d.row("zdm-proxy process")
-    d.timeseries("Proxy CPU", "CPU time the zdm-proxy process uses, in cores.",
-                 [target(f"sum by (host) (rate(process_cpu_seconds_total{{{Z}}}[{RATE}]))", "{{host}}")], w=8)
+    d.timeseries("Proxy CPU", "CPU time the zdm-proxy process uses, as a share of one core.",
+                 [target(f"sum by (host) (rate(process_cpu_seconds_total{{{Z}}}[{RATE}]))", "{{host}}")],
+                 "percentunit", w=8)
     d.timeseries("Proxy resident memory", "Resident memory of the zdm-proxy process.",
                  [target(f"sum by (host) (process_resident_memory_bytes{{{Z}}})", "{{host}}")], "bytes", w=8)
-    d.timeseries("Proxy file descriptors", "Open file descriptors of the zdm-proxy process (client and cluster "
-                 "connections among them), and their share of its limit.",
-                 [target(f"sum by (host) (process_open_fds{{{Z}}})", "{{host}} open"),
-                  target(f"sum by (host) (process_open_fds{{{Z}}}) / sum by (host) (process_max_fds{{{Z}}})",
-                         "{{host}} of the limit")], w=8)
+    d.timeseries("Proxy file descriptors", "Open file descriptors of the zdm-proxy process: client and "
+                 "cluster connections among them.",
+                 [target(f"sum by (host) (process_open_fds{{{Z}}})", "{{host}}")], w=8)
     d.stat("Proxy uptime", "Time since each zdm-proxy process started (a rolling update restarts it).",
-           [target(f"time() - max by (host) (process_start_time_seconds{{{Z}}})", "{{host}}")], "s", w=24)
+           [target(f"time() - max by (host) (process_start_time_seconds{{{Z}}})", "{{host}}")], "s", w=12)
+    d.stat("Proxy file descriptor limit", "The zdm-proxy process' limit on open files (RLIMIT_NOFILE): its "
+           "client connections, two or three cluster connections each, must fit.",
+           [target(f"max by (host) (process_max_fds{{{Z}}})", "{{host}}")], w=12)
     return d
 
 
