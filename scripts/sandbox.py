@@ -5,7 +5,9 @@ Usage: sandbox.py up|down|status [--net A.B] [--dir DIR] [--inventory FILE]
 
 The address plan follows docs/DESIGN ("The sandbox's address plan"), under a /16 of loopback
 that `--net` chooses (default 127.0, the user's sandbox): proxies NET.1.1-3, monitoring
-NET.1.10, origin NET.2.1-3, target NET.3.1-3; sshd on 2222, CQL 9042, metrics 14001. Tests pass
+NET.1.10, origin NET.2.1-3, target NET.3.1-3; sshd on 2222, CQL 9042, metrics 14001; node
+exporters on the proxies' 9100, Prometheus NET.1.10:9090, Alertmanager NET.1.10:9093, the
+dashboard page NET.0.1:3000. Tests pass
 a /16 of their own (e.g. --net 127.10), their own --dir and --inventory, so they never touch a
 user's running sandbox.
 
@@ -35,17 +37,21 @@ BUILD = os.path.join(REPO, "build")
 DEPLOY = os.path.join(BUILD, "deployer", "zdm-deploy")
 TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
 SSH_PORT, CQL_PORT, METRICS_PORT = 2222, 9042, 14001
+NODE_EXPORTER_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, DASHBOARD_PORT = 9100, 9090, 9093, 3000
+# The sandbox scrapes every 5 s (ZDM's default is 15 s) so dashboards fill within its phases.
+MONITORING_VARS = ["-e", "prometheus_scrape_interval=5s", "-e", "prometheus_evaluation_interval=5s",
+                   "-e", "prometheus_scrape_timeout=4s"]
 PHASE_WINDOW_S = float(os.environ.get("ZDM_SANDBOX_WINDOW", "8"))
 REGISTRY = os.environ.get("ZDM_SANDBOX_REGISTRY", "/tmp/zdm-sandboxes")
 
 # Set by configure() from the command line (or ZDM_SANDBOX_NET / _DIR / _INVENTORY).
-NET = SB = INVENTORY = KNOWN_HOSTS = APP_DIR = None
+NET = SB = INVENTORY = KNOWN_HOSTS = APP_DIR = DASHBOARD = None
 PROXIES, MONITORING, ORIGIN, TARGET = [], [], [], []
 
 
 def configure(net, sb_dir, inventory):
     """Sets the address plan, state directory and inventory path every command uses."""
-    global NET, SB, INVENTORY, KNOWN_HOSTS, APP_DIR, PROXIES, MONITORING, ORIGIN, TARGET
+    global NET, SB, INVENTORY, KNOWN_HOSTS, APP_DIR, DASHBOARD, PROXIES, MONITORING, ORIGIN, TARGET
     parts = net.split(".")
     if len(parts) != 2 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256 for p in parts):
         raise SystemExit(f"sandbox: --net must be a loopback /16 such as 127.0 or 127.10 (got {net!r})")
@@ -58,6 +64,7 @@ def configure(net, sb_dir, inventory):
     MONITORING = [("monitoring", f"{net}.1.10")]
     ORIGIN = [f"{net}.2.{i}" for i in (1, 2, 3)]
     TARGET = [f"{net}.3.{i}" for i in (1, 2, 3)]
+    DASHBOARD = f"{net}.0.1"
 
 
 def plan_ports():
@@ -67,6 +74,10 @@ def plan_ports():
     ports += [(ip, METRICS_PORT, f"zdm-proxy metrics of {n}") for n, ip in PROXIES]
     ports += [(ip, CQL_PORT, "origin node") for ip in ORIGIN]
     ports += [(ip, CQL_PORT, "target node") for ip in TARGET]
+    ports += [(ip, NODE_EXPORTER_PORT, f"node exporter of {n}") for n, ip in PROXIES]
+    ports += [(ip, PROMETHEUS_PORT, "Prometheus") for _, ip in MONITORING]
+    ports += [(ip, ALERTMANAGER_PORT, "Alertmanager") for _, ip in MONITORING]
+    ports += [(DASHBOARD, DASHBOARD_PORT, "dashboard page")]
     return ports
 
 
@@ -223,8 +234,10 @@ def phase_window(name, expect):
 def write_inventory(user, key):
     def line(name, ip):
         home = os.path.join(SB, "hosts", name, "home")
+        monitoring = os.path.join(SB, "hosts", name, "monitoring")
         return (f"{name} ansible_host={ip} ansible_port={SSH_PORT} ansible_user={user} "
-                f"ansible_ssh_private_key_file={key} zdm_proxy_home_dir={home}")
+                f"ansible_ssh_private_key_file={key} zdm_proxy_home_dir={home} "
+                f"monitoring_home_dir={monitoring}")
     text = ["# Written by scripts/sandbox up; removed by scripts/sandbox down.", "[proxies]"]
     text += [line(n, ip) for n, ip in PROXIES]
     text += ["", "[monitoring]"] + [line(n, ip) for n, ip in MONITORING]
@@ -283,6 +296,26 @@ LogLevel ERROR
     return user, key
 
 
+def deploy_monitoring():
+    """Prometheus, Alertmanager and the node exporters through zdm-deploy, then the dashboard page."""
+    say("\n== Monitoring: Prometheus, Alertmanager, node exporters; the dashboard page ==")
+    say(f"$ zdm-deploy deploy-monitoring -i {rel(INVENTORY)} {' '.join(MONITORING_VARS)}")
+    r = run([DEPLOY, "deploy-monitoring", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, *MONITORING_VARS],
+            capture_output=True)
+    with open(os.path.join(SB, "deploy.log"), "a") as f:
+        f.write(r.stdout + r.stderr)
+    for l in r.stdout.splitlines():
+        if " : ok=" in l:
+            say("  " + l.strip())
+    if not check(r.returncode == 0, f"deploy-monitoring finished (exit {r.returncode})"):
+        say(r.stdout[-3000:] + r.stderr[-3000:])
+        return False
+    start("dashboard", [DEPLOY, "dashboard", "-i", INVENTORY, "--listen", f"{DASHBOARD}:{DASHBOARD_PORT}",
+                        *MONITORING_VARS], os.path.join(SB, "logs", "dashboard.log"))
+    return check(wait_port(DASHBOARD, DASHBOARD_PORT, 15),
+                 f"dashboard page on http://{DASHBOARD}:{DASHBOARD_PORT}/ (see {rel(SB)}/logs/dashboard.log)")
+
+
 def rolling_update(title, extra):
     say(f"\n== {title} ==")
     say(f"$ zdm-deploy rolling-update -i {rel(INVENTORY)} {' '.join(extra)}")
@@ -318,6 +351,9 @@ def up():
     user, key = start_hosts()
     write_inventory(user, key)
     say(f"  sshd on {', '.join(ip for _, ip in PROXIES + MONITORING)} port {SSH_PORT}; inventory {rel(INVENTORY)}")
+
+    if not deploy_monitoring():
+        return finish()
 
     say("\n== Phase 1: deploy the proxies (primary ORIGIN, read mode PRIMARY_ONLY) ==")
     say(f"$ zdm-deploy deploy -i {rel(INVENTORY)}")
@@ -403,6 +439,9 @@ def up():
         f" --known-hosts {rel(KNOWN_HOSTS)}")
     say(f"    status:  scripts/sandbox status{plan_flags()}   (processes, ports, then zdm-deploy status)")
     say(f"    metrics: curl http://{PROXIES[0][1]}:{METRICS_PORT}/metrics   readiness: /health/readiness")
+    say(f"    dashboards:   http://{DASHBOARD}:{DASHBOARD_PORT}/   (ZDM Proxy, Migration, Proxy hosts)")
+    say(f"    Prometheus:   http://{MONITORING[0][1]}:{PROMETHEUS_PORT}/   Alertmanager: "
+        f"http://{MONITORING[0][1]}:{ALERTMANAGER_PORT}/")
     say(f"    cqlsh-style access: /usr/bin/python3 with cassandra.cluster.Cluster(['{PROXIES[0][1]}'])")
     say(f"    stop:    scripts/sandbox down{plan_flags()}")
     return finish(summary["acknowledged_writes"], rows.get("origin", -1), rows.get("target", -1), app_errors)
@@ -447,8 +486,8 @@ def register():
 
 
 def recorded_processes(sb_dir):
-    """[(name, pid, alive)] of a sandbox directory: what `up` started, and the proxies (their
-    pid files on each host)."""
+    """[(name, pid, alive)] of a sandbox directory: what `up` started, the proxies and the
+    monitoring programs with their supervisors (their pid files on each host)."""
     procs = []
     pids_dir = os.path.join(sb_dir, "pids")
     if os.path.isdir(pids_dir):
@@ -464,9 +503,19 @@ def recorded_processes(sb_dir):
             pidfile = os.path.join(hosts_dir, host, "home", "run", "zdm-proxy.pid")
             try:
                 pid = int(open(pidfile).read().strip())
+                procs.append((f"zdm-proxy@{host}", pid, pid_alive(pid)))
             except (OSError, ValueError):
-                continue
-            procs.append((f"zdm-proxy@{host}", pid, pid_alive(pid)))
+                pass
+            # The monitoring stack: each zdm-supervise and the program it runs (.pid.child).
+            run_dir = os.path.join(hosts_dir, host, "monitoring", "run")
+            for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+                service, _, kind = name.partition(".pid")
+                try:
+                    pid = int(open(os.path.join(run_dir, name)).read().strip())
+                except (OSError, ValueError):
+                    continue
+                label = f"{service}@{host}" if kind == ".child" else f"zdm-supervise({service})@{host}"
+                procs.append((label, pid, pid_alive(pid)))
     return procs
 
 
@@ -518,9 +567,12 @@ def collision():
 def down(quiet=False):
     """Stops what `up` started, by recorded pid: app, proxies (via their pid files), sshd, clusters."""
     stopped = []
-    for name, pid, alive in recorded_processes(SB):
+    procs = recorded_processes(SB)
+    supervised = {n.split("(", 1)[1].replace(")", "") for n, _, _ in procs if n.startswith("zdm-supervise(")}
+    for name, pid, alive in procs:
         if alive:
-            os.kill(pid, signal.SIGTERM)
+            if name not in supervised:  # a supervised program is stopped by its supervisor
+                os.kill(pid, signal.SIGTERM)
             stopped.append((name, pid))
     shutil.rmtree(os.path.join(SB, "pids"), ignore_errors=True)
     deadline = time.monotonic() + 15
