@@ -9,6 +9,9 @@
 #include <iostream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
+#include "proxy/http_server.h"
 #include "tests/cluster/server.h"
 #include "tests/cluster/store.h"
 
@@ -30,7 +33,7 @@ std::vector<std::string> split(const std::string& s) {
 
 int main(int argc, char** argv) {
   ClusterInfo info;
-  std::string nodes, log_level;
+  std::string nodes, log_level, admin;
   int port = 9042;
   po::options_description desc("zdm-testcluster: an in-memory CQL cluster (native protocol v3/v4)");
   desc.add_options()("help,h", "show this help")(
@@ -41,9 +44,11 @@ int main(int argc, char** argv) {
       "port", po::value(&port)->default_value(9042), "CQL port on every node address")(
       "datacenter", po::value(&info.datacenter)->default_value("dc1"), "data_center of every node")(
       "release-version", po::value(&info.release_version)->default_value("3.11.16"),
-      "release_version reported to drivers")("log-level",
-                                             po::value(&log_level)->default_value("info"),
-                                             "trace, debug, info, warn, error, critical, off");
+      "release_version reported to drivers")(
+      "admin", po::value(&admin),
+      "ADDRESS:PORT of the fault admin (HTTP): GET /nodes; POST /nodes/<address>/stop|start")(
+      "log-level", po::value(&log_level)->default_value("info"),
+      "trace, debug, info, warn, error, critical, off");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -73,10 +78,58 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot listen: {}", e.what());
     return 1;
   }
+  // The fault admin: stop a node as Cassandra's would be stopped, and start it again.
+  std::unique_ptr<zdm::proxy::HttpServer> admin_server;
+  if (!admin.empty()) {
+    auto handler = [&](const std::string& method,
+                       const std::string& target) -> zdm::proxy::HttpResponse {
+      const auto& all = store.info().nodes;
+      auto state = [&] {
+        nlohmann::json j = nlohmann::json::array();
+        for (std::size_t i = 0; i < all.size(); ++i)
+          j.push_back({{"address", all[i].address}, {"up", store.node_up(i)}});
+        return j.dump();
+      };
+      if (target == "/nodes" && method == "GET") return {200, "application/json", state()};
+      const std::string prefix = "/nodes/";
+      for (const char* verb : {"/stop", "/start"}) {
+        if (method != "POST" || target.rfind(prefix, 0) != 0 || !target.ends_with(verb)) continue;
+        std::string address = target.substr(
+            prefix.size(), target.size() - prefix.size() - std::char_traits<char>::length(verb));
+        for (std::size_t i = 0; i < all.size(); ++i) {
+          if (all[i].address != address) continue;
+          bool stop = std::string(verb) == "/stop";
+          try {
+            store.set_node_up(i, !stop);
+            stop ? server.stop_node(i) : server.start_node(i);
+          } catch (const std::exception& e) {
+            return {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
+          }
+          return {200, "application/json", state()};
+        }
+        return {404, "text/plain; charset=utf-8", "no node " + address + "\n"};
+      }
+      return {404, "text/plain; charset=utf-8",
+              "GET /nodes, POST /nodes/<address>/stop, POST /nodes/<address>/start\n"};
+    };
+    auto colon = admin.rfind(':');
+    try {
+      if (colon == std::string::npos) throw std::invalid_argument("--admin needs ADDRESS:PORT");
+      admin_server = std::make_unique<zdm::proxy::HttpServer>(
+          ioc, admin.substr(0, colon), std::stoi(admin.substr(colon + 1)), handler);
+    } catch (const std::exception& e) {
+      spdlog::critical("cannot serve the fault admin on {}: {}", admin, e.what());
+      return 1;
+    }
+    admin_server->start();
+    spdlog::info("fault admin on http://{}/nodes", admin);
+  }
+
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", sig);
+    if (admin_server) admin_server->stop();
     server.stop();
   });
   ioc.run();

@@ -79,6 +79,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   bool registered_for_schema() const { return registered_schema_; }
   uint8_t version() const { return version_; }
+  std::size_t node() const { return node_; }
 
  private:
   asio::awaitable<void> reader() {
@@ -229,42 +230,64 @@ Server::Server(asio::io_context& ioc, Store& store, uint16_t port)
     : ioc_(ioc), store_(store), port_(port) {}
 
 void Server::start() {
-  const auto& nodes = store_.info().nodes;
-  for (std::size_t i = 0; i < nodes.size(); ++i) {
-    tcp::endpoint ep(asio::ip::make_address(nodes[i].address), port_);
-    auto acc = std::make_unique<tcp::acceptor>(ioc_);
-    acc->open(ep.protocol());
-    acc->set_option(tcp::acceptor::reuse_address(true));
-    acc->bind(ep);
-    acc->listen();
-    spdlog::info("node {} of cluster '{}' listening on {}:{}", i + 1, store_.info().name,
-                 nodes[i].address, port_);
-    tcp::acceptor* a = acc.get();
-    acceptors_.push_back(std::move(acc));
-    asio::co_spawn(
-        ioc_,
-        [this, a, i]() -> asio::awaitable<void> {
-          for (;;) {
-            boost::system::error_code ec;
-            tcp::socket socket = co_await a->async_accept(use_ec(ec));
-            if (ec) {
-              if (ec == asio::error::operation_aborted || stopping_) co_return;
-              spdlog::warn("accept on {}: {}", store_.info().nodes[i].address, ec.message());
-              continue;
-            }
-            socket.set_option(tcp::no_delay(true));
-            std::make_shared<Connection>(*this, std::move(socket), i)->start();
+  acceptors_.resize(store_.info().nodes.size());
+  for (std::size_t i = 0; i < acceptors_.size(); ++i) listen(i);
+}
+
+void Server::listen(std::size_t i) {
+  const auto& node = store_.info().nodes.at(i);
+  tcp::endpoint ep(asio::ip::make_address(node.address), port_);
+  auto acc = std::make_unique<tcp::acceptor>(ioc_);
+  acc->open(ep.protocol());
+  acc->set_option(tcp::acceptor::reuse_address(true));
+  acc->bind(ep);
+  acc->listen();
+  spdlog::info("node {} of cluster '{}' listening on {}:{}", i + 1, store_.info().name,
+               node.address, port_);
+  tcp::acceptor* a = acc.get();
+  acceptors_[i] = std::move(acc);
+  asio::co_spawn(
+      ioc_,
+      [this, a, i]() -> asio::awaitable<void> {
+        for (;;) {
+          boost::system::error_code ec;
+          tcp::socket socket = co_await a->async_accept(use_ec(ec));
+          if (ec) {
+            if (ec == asio::error::operation_aborted || stopping_ || !a->is_open()) co_return;
+            spdlog::warn("accept on {}: {}", store_.info().nodes[i].address, ec.message());
+            continue;
           }
-        },
-        [](std::exception_ptr e) { log_failure(e, "accept loop"); });
-  }
+          socket.set_option(tcp::no_delay(true));
+          std::make_shared<Connection>(*this, std::move(socket), i)->start();
+        }
+      },
+      [](std::exception_ptr e) { log_failure(e, "accept loop"); });
+}
+
+void Server::stop_node(std::size_t node) {
+  auto& a = acceptors_.at(node);
+  if (!a) return;
+  boost::system::error_code ec;
+  a->close(ec);
+  // The accept loop still refers to the acceptor until it sees operation_aborted.
+  asio::post(ioc_, [old = std::shared_ptr<tcp::acceptor>(std::move(a))] {});
+  auto conns = connections_;
+  for (Connection* c : conns)
+    if (c->node() == node) c->close();
+  spdlog::warn("node {} ({}) stopped by the fault admin", node + 1,
+               store_.info().nodes[node].address);
+}
+
+void Server::start_node(std::size_t node) {
+  if (acceptors_.at(node)) return;
+  listen(node);
 }
 
 void Server::stop() {
   stopping_ = true;
   for (auto& a : acceptors_) {
     boost::system::error_code ec;
-    a->close(ec);
+    if (a) a->close(ec);
   }
   auto conns = connections_;
   for (Connection* c : conns) c->close();

@@ -24,6 +24,11 @@ class Server {
   void start();
   /// Stops accepting and closes every connection; io_context::run then returns.
   void stop();
+  /// Fault admin: `node` stops listening and its connections close, as a stopped Cassandra
+  /// node's (the store answers for its replicas: Store::set_node_up); start_node undoes it.
+  /// Throws boost::system::system_error when the address cannot be bound again.
+  void stop_node(std::size_t node);
+  void start_node(std::size_t node);
 
   // For connections.
   Store& store() { return store_; }
@@ -36,7 +41,9 @@ class Server {
   boost::asio::io_context& ioc_;
   Store& store_;
   uint16_t port_;
-  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  void listen(std::size_t node);
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>>
+      acceptors_;  // per node; null: stopped
   std::set<Connection*> connections_;
   bool stopping_ = false;
 };

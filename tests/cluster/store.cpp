@@ -298,15 +298,102 @@ std::vector<NodeInfo> make_nodes(const std::vector<std::string>& addresses) {
   return nodes;
 }
 
+struct Unavailable {
+  cql::Consistency consistency;
+  int required, alive;
+};
+
 struct Store::State {
   ClusterInfo info;
-  std::mutex mu;
+  mutable std::mutex mu;
+  std::vector<bool> up;                                   // per node (fault admin)
+  std::vector<std::pair<int64_t, std::size_t>> ring;      // (token, node), sorted
+  cql::Consistency consistency = cql::Consistency::kOne;  // of the request being run
   std::map<std::string, Keyspace> keyspaces;
   std::map<Bytes, Prepared> prepared;
   Bytes schema_version;
   uint64_t schema_generation = 0;
 
-  explicit State(ClusterInfo i) : info(std::move(i)) { bump_schema(); }
+  explicit State(ClusterInfo i) : info(std::move(i)) {
+    bump_schema();
+    up.assign(info.nodes.size(), true);
+    for (std::size_t n = 0; n < info.nodes.size(); ++n)
+      for (const auto& t : info.nodes[n].tokens) ring.emplace_back(std::stoll(t), n);
+    std::sort(ring.begin(), ring.end());
+  }
+
+  // ---- replicas (fault admin) ----
+
+  int replication_factor(const std::string& ks) const {
+    auto it = keyspaces.find(ks);
+    if (it == keyspaces.end()) return 1;
+    for (const auto& [k, v] : it->second.replication) {
+      if (k == "replication_factor" || k == info.datacenter) {
+        try {
+          return std::max(1, std::stoi(v));
+        } catch (const std::exception&) {
+          return 1;
+        }
+      }
+    }
+    return 1;
+  }
+
+  static int required(cql::Consistency cl, int rf) {
+    using C = cql::Consistency;
+    switch (cl) {
+      case C::kAny:
+        return 0;  // a hint is enough
+      case C::kOne:
+      case C::kLocalOne:
+        return 1;
+      case C::kTwo:
+        return 2;
+      case C::kThree:
+        return 3;
+      case C::kAll:
+        return rf;
+      default:  // QUORUM, LOCAL_QUORUM, EACH_QUORUM, SERIAL, LOCAL_SERIAL
+        return rf / 2 + 1;
+    }
+  }
+
+  // Live replicas of the range that ends at ring[from]'s token (rf distinct nodes from there).
+  int alive_replicas(std::size_t from, int rf) const {
+    std::vector<bool> seen(info.nodes.size(), false);
+    int found = 0, alive = 0;
+    for (std::size_t i = 0; i < ring.size() && found < rf; ++i) {
+      std::size_t node = ring[(from + i) % ring.size()].second;
+      if (seen[node]) continue;
+      seen[node] = true;
+      ++found;
+      if (up[node]) ++alive;
+    }
+    return alive;
+  }
+
+  void check_alive(int alive, int rf) const {
+    int need = required(consistency, rf);
+    if (alive < need) throw Unavailable{consistency, need, alive};
+  }
+
+  // The partition of `key` (its first pk_count components) must have enough live replicas.
+  void require_replicas(const Table& t, const Key& key) const {
+    if (ring.empty() || std::all_of(up.begin(), up.end(), [](bool u) { return u; })) return;
+    Key pk(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(t.pk_count));
+    int64_t token = murmur3_token(partition_key_bytes(pk));
+    auto it = std::lower_bound(ring.begin(), ring.end(), std::make_pair(token, std::size_t{0}));
+    std::size_t from = it == ring.end() ? 0 : static_cast<std::size_t>(it - ring.begin());
+    int rf = replication_factor(t.keyspace);
+    check_alive(alive_replicas(from, rf), rf);
+  }
+
+  // A scan reads every range.
+  void require_every_range(const Table& t) const {
+    if (std::all_of(up.begin(), up.end(), [](bool u) { return u; })) return;
+    int rf = replication_factor(t.keyspace);
+    for (std::size_t i = 0; i < ring.size(); ++i) check_alive(alive_replicas(i, rf), rf);
+  }
 
   void bump_schema() {
     ++schema_generation;
@@ -750,6 +837,7 @@ struct Store::State {
                                                         : "Some clustering keys are missing: ") +
                              t.columns[i].name);
     if (ins.using_.ttl) eval_int(*ins.using_.ttl, binds, "[ttl]");
+    require_replicas(t, key);
     auto it = t.rows.find(key);
     if (ins.if_not_exists && it != t.rows.end())
       return ResultMsg{applied_result(t, false, &it->second)};
@@ -769,6 +857,7 @@ struct Store::State {
     auto conds = eval_where(
         u.where, t.columns, [&](const std::string& n) { return t.index(n); }, binds);
     auto keys = keys_of(t, conds, false);
+    for (const auto& key : keys) require_replicas(t, key);
     std::vector<std::pair<std::size_t, std::optional<Cell>>> sets;
     for (const auto& [name, term] : u.assignments) {
       int idx = t.index(name);
@@ -802,6 +891,7 @@ struct Store::State {
     auto conds = eval_where(
         d.where, t.columns, [&](const std::string& n) { return t.index(n); }, binds);
     auto keys = keys_of(t, conds, true);
+    for (const auto& key : keys) require_replicas(t, key);
     std::vector<std::size_t> cols;
     for (const auto& name : d.columns) {
       int idx = t.index(name);
@@ -975,6 +1065,11 @@ struct Store::State {
           std::unique(partitions.begin(), partitions.end(),
                       [&](const Key& a, const Key& b) { return !less(a, b) && !less(b, a); }),
           partitions.end());
+    }
+    if (by_partition) {
+      for (const auto& k : partitions) require_replicas(t, k);
+    } else {
+      require_every_range(t);
     }
 
     int32_t returned = 0;
@@ -1265,6 +1360,16 @@ Outcome guarded(F&& f) {
                                             "evicted from the internal cache)",
                                         e.id),
                    std::nullopt};
+  } catch (const Unavailable& e) {
+    // Cassandra's UnavailableException: <consistency><required><alive> (§4.2.1 0x1000).
+    ErrorMsg m{ErrorCode::kUnavailable,
+               "Cannot achieve consistency level " + cql::consistency_name(e.consistency),
+               {}};
+    cql::Writer w(m.extra);
+    w.write_consistency(e.consistency);
+    w.write_int(e.required);
+    w.write_int(e.alive);
+    return Outcome{std::move(m), std::nullopt};
   } catch (const cql::ProtocolError& e) {
     return Outcome{ErrorMsg{ErrorCode::kProtocolError, e.what(), {}}, std::nullopt};
   } catch (const std::out_of_range& e) {
@@ -1292,11 +1397,88 @@ const ClusterInfo& Store::info() const {
   return state_->info;
 }
 
+void Store::set_node_up(std::size_t node, bool up) {
+  std::lock_guard lock(state_->mu);
+  state_->up.at(node) = up;
+}
+
+bool Store::node_up(std::size_t node) const {
+  std::lock_guard lock(state_->mu);
+  return state_->up.at(node);
+}
+
+namespace {
+
+uint64_t rotl(uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
+
+uint64_t fmix(uint64_t k) {
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return k;
+}
+
+}  // namespace
+
+// Cassandra's MurmurHash.hash3_x64_128 (seed 0), first half as the token.
+int64_t murmur3_token(cql::BytesView key) {
+  constexpr uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
+  const std::size_t n = key.size(), nblocks = n / 16;
+  auto u8 = [&](std::size_t i) { return static_cast<uint64_t>(std::to_integer<uint8_t>(key[i])); };
+  // The tail's bytes are sign-extended: Cassandra reads them as Java bytes.
+  auto s8 = [&](std::size_t i) {
+    return static_cast<uint64_t>(static_cast<int64_t>(static_cast<int8_t>(u8(i))));
+  };
+  auto block = [&](std::size_t at) {
+    uint64_t v = 0;
+    for (int b = 7; b >= 0; --b) v = (v << 8) | u8(at + static_cast<std::size_t>(b));
+    return v;
+  };
+  uint64_t h1 = 0, h2 = 0;
+  for (std::size_t i = 0; i < nblocks; ++i) {
+    uint64_t k1 = block(i * 16), k2 = block(i * 16 + 8);
+    k1 *= c1, k1 = rotl(k1, 31), k1 *= c2, h1 ^= k1;
+    h1 = rotl(h1, 27), h1 += h2, h1 = h1 * 5 + 0x52dce729;
+    k2 *= c2, k2 = rotl(k2, 33), k2 *= c1, h2 ^= k2;
+    h2 = rotl(h2, 31), h2 += h1, h2 = h2 * 5 + 0x38495ab5;
+  }
+  const std::size_t tail = nblocks * 16, rest = n & 15;
+  uint64_t k1 = 0, k2 = 0;
+  for (std::size_t i = rest; i > 8; --i) k2 ^= s8(tail + i - 1) << (8 * (i - 9));
+  if (rest > 8) k2 *= c2, k2 = rotl(k2, 33), k2 *= c1, h2 ^= k2;
+  for (std::size_t i = std::min<std::size_t>(rest, 8); i > 0; --i)
+    k1 ^= s8(tail + i - 1) << (8 * (i - 1));
+  if (rest > 0) k1 *= c1, k1 = rotl(k1, 31), k1 *= c2, h1 ^= k1;
+  h1 ^= n, h2 ^= n;
+  h1 += h2, h2 += h1;
+  h1 = fmix(h1), h2 = fmix(h2);
+  h1 += h2;
+  int64_t token = static_cast<int64_t>(h1);
+  return token == INT64_MIN ? INT64_MAX : token;
+}
+
+Bytes partition_key_bytes(const std::vector<Bytes>& components) {
+  if (components.size() == 1) return components[0];
+  Bytes out;
+  for (const auto& c : components) {
+    out.push_back(static_cast<std::byte>((c.size() >> 8) & 0xff));
+    out.push_back(static_cast<std::byte>(c.size() & 0xff));
+    out.insert(out.end(), c.begin(), c.end());
+    out.push_back(std::byte{0});
+  }
+  return out;
+}
+
 Outcome Store::query(std::size_t node, Session& session, const cql::QueryMsg& msg) {
   std::lock_guard lock(state_->mu);
   return guarded([&] {
     Statement st = parse_statement(msg.query);
     Binds binds{&msg.params.values, &msg.params.names, &st};
+    state_->consistency = msg.params.consistency;
     return state_->run(st, session, binds, node, msg.params);
   });
 }
@@ -1324,6 +1506,7 @@ Outcome Store::execute(std::size_t node, Session& session, const cql::ExecuteMsg
     Session s = session;
     if (!it->second.keyspace.empty()) s.keyspace = it->second.keyspace;
     Binds binds{&msg.params.values, &msg.params.names, it->second.statement.get()};
+    state_->consistency = msg.params.consistency;
     Outcome out = state_->run(*it->second.statement, s, binds, node, msg.params);
     if (std::holds_alternative<Use>(it->second.statement->body)) session.keyspace = s.keyspace;
     apply_skip_metadata(out, msg.params);
@@ -1351,6 +1534,7 @@ Outcome Store::batch(std::size_t, Session& session, const cql::BatchMsg& msg) {
                                  session.keyspace, &c.values});
       }
     }
+    state_->consistency = msg.consistency;
     for (const auto& c : children) {
       Binds binds{c.values, nullptr, c.st.get()};
       binds.check();

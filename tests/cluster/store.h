@@ -34,6 +34,15 @@ struct ClusterInfo {
 /// Throws std::invalid_argument on an address that is not IPv4/IPv6.
 std::vector<NodeInfo> make_nodes(const std::vector<std::string>& addresses);
 
+/// Murmur3Partitioner's token of a serialized partition key, as Cassandra computes it
+/// (MurmurHash3 x64 128 with Cassandra's sign-extended tail bytes; the minimum maps to the
+/// maximum).
+int64_t murmur3_token(cql::BytesView key);
+
+/// A partition key as the partitioner hashes it: one column's value as is; several as
+/// <u16 length><value><0x00> each (CompositeType).
+cql::Bytes partition_key_bytes(const std::vector<cql::Bytes>& components);
+
 /// Per-connection state: the keyspace set by USE.
 struct Session {
   std::string keyspace;
@@ -60,6 +69,13 @@ class Store {
   Outcome batch(std::size_t node, Session& session, const cql::BatchMsg& msg);
 
   const ClusterInfo& info() const;
+
+  /// Fault admin: a stopped node holds no replica the others can reach. Requests on user
+  /// tables whose partition (or, for a scan, any range) has fewer live replicas than their
+  /// consistency level needs get UNAVAILABLE, as from a Cassandra coordinator; replicas are
+  /// the first replication_factor nodes clockwise from the partition's token. Thread-safe.
+  void set_node_up(std::size_t node, bool up);
+  bool node_up(std::size_t node) const;
 
  private:
   struct State;  // catalog, rows, prepared cache: all in store.cpp
