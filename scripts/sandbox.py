@@ -7,7 +7,7 @@ The address plan follows docs/DESIGN ("The sandbox's address plan"), under a /16
 that `--net` chooses (default 127.0, the user's sandbox): proxies NET.1.1-3, monitoring
 NET.1.10, origin NET.2.1-3, target NET.3.1-3; sshd on 2222, CQL 9042, metrics 14001; node
 exporters on the proxies' 9100, Prometheus NET.1.10:9090, Alertmanager NET.1.10:9093, the
-dashboard page NET.0.1:3000. Tests pass
+dashboard page NET.0.1:3000; each test cluster's fault admin on its first node's 9180. Tests pass
 a /16 of their own (e.g. --net 127.10), their own --dir and --inventory, so they never touch a
 user's running sandbox.
 
@@ -38,6 +38,7 @@ DEPLOY = os.path.join(BUILD, "deployer", "zdm-deploy")
 TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
 SSH_PORT, CQL_PORT, METRICS_PORT = 2222, 9042, 14001
 NODE_EXPORTER_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, DASHBOARD_PORT = 9100, 9090, 9093, 3000
+CLUSTER_ADMIN_PORT = 9180  # each test cluster's fault admin, on its first node's address
 # The sandbox scrapes every 5 s (ZDM's default is 15 s) so dashboards fill within its phases.
 MONITORING_VARS = ["-e", "prometheus_scrape_interval=5s", "-e", "prometheus_evaluation_interval=5s",
                    "-e", "prometheus_scrape_timeout=4s"]
@@ -78,6 +79,7 @@ def plan_ports():
     ports += [(ip, PROMETHEUS_PORT, "Prometheus") for _, ip in MONITORING]
     ports += [(ip, ALERTMANAGER_PORT, "Alertmanager") for _, ip in MONITORING]
     ports += [(DASHBOARD, DASHBOARD_PORT, "dashboard page")]
+    ports += [(nodes[0], CLUSTER_ADMIN_PORT, f"{name} fault admin") for name, nodes in (("origin", ORIGIN), ("target", TARGET))]
     return ports
 
 
@@ -340,7 +342,8 @@ def up():
     t0 = time.monotonic()
     say("== Clusters ==")
     for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
-        start(name, [TESTCLUSTER, "--cluster-name", name, "--nodes", ",".join(nodes), "--port", str(CQL_PORT)],
+        start(name, [TESTCLUSTER, "--cluster-name", name, "--nodes", ",".join(nodes), "--port", str(CQL_PORT),
+                     "--admin", f"{nodes[0]}:{CLUSTER_ADMIN_PORT}"],
               os.path.join(SB, "logs", f"{name}.log"))
     for ip in ORIGIN + TARGET:
         if not wait_port(ip, CQL_PORT):
@@ -442,6 +445,8 @@ def up():
     say(f"    dashboards:   http://{DASHBOARD}:{DASHBOARD_PORT}/   (ZDM Proxy, Migration, Proxy hosts)")
     say(f"    Prometheus:   http://{MONITORING[0][1]}:{PROMETHEUS_PORT}/   Alertmanager: "
         f"http://{MONITORING[0][1]}:{ALERTMANAGER_PORT}/")
+    say(f"    faults:  curl -X POST http://{TARGET[0]}:{CLUSTER_ADMIN_PORT}/nodes/{TARGET[1]}/stop   (then .../start; "
+        f"GET /nodes; origin's admin on {ORIGIN[0]})")
     say(f"    cqlsh-style access: /usr/bin/python3 with cassandra.cluster.Cluster(['{PROXIES[0][1]}'])")
     say(f"    stop:    scripts/sandbox down{plan_flags()}")
     return finish(summary["acknowledged_writes"], rows.get("origin", -1), rows.get("target", -1), app_errors)
