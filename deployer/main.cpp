@@ -109,6 +109,10 @@ int main(int argc, char** argv) {
     std::cerr << "ERROR! --forks must be at least 1\n";
     return kExitBadOptions;
   }
+  if (command == "dashboard" && (vm.count("limit") || vm.count("known-hosts"))) {
+    std::cerr << "ERROR! dashboard connects to no host: --limit and --known-hosts do not apply\n";
+    return kExitBadOptions;
+  }
   if (lines < 0) {
     std::cerr << "ERROR! --lines must not be negative\n";
     return kExitBadOptions;
