@@ -504,6 +504,7 @@ def monitoring_phase(t_start):
         check(prom_instant('sum(zdm_proxy_failed_writes_total{failed_on="target"}) > 0')
               and prom_instant('sum(zdm_proxy_errors_total{type="writes",cluster="target"}) > 0'),
               "seed 001's zdm_proxy_failed_writes_total and seed 003's zdm_proxy_errors_total count them")
+        time.sleep(20)  # a few points of the alert's series on the page, not just its first one
         for uid in ("zdm-proxy", "zdm-migration"):
             page_check(uid, range_s, f"{uid}-target-node-stopped", EMPTY_BY_DESIGN - FAULT_NONEMPTY - MAYBE_AFTER_FAULT,
                        maybe_empty=MAYBE_AFTER_FAULT)
