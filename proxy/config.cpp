@@ -2,10 +2,14 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -44,22 +48,32 @@ struct BadValue {
   std::string why;
 };
 
-int to_int(const std::string& v) {
+long long to_integer(const std::string& v) {
   try {
     std::size_t used = 0;
-    long n = std::stol(v, &used);
+    long long n = std::stoll(v, &used);
     if (used != v.size()) throw BadValue{"expected an integer, got '" + v + "'"};
-    return static_cast<int>(n);
+    return n;
+  } catch (const std::out_of_range&) {
+    throw BadValue{"'" + v + "' is out of range"};
   } catch (const std::logic_error&) {
     throw BadValue{"expected an integer, got '" + v + "'"};
   }
+}
+
+int to_int(const std::string& v, long long min, long long max) {
+  long long n = to_integer(v);
+  if (n < min || n > max)
+    throw BadValue{v + " is out of range (" + std::to_string(min) + " to " + std::to_string(max) +
+                   ")"};
+  return static_cast<int>(n);
 }
 
 double to_double(const std::string& v) {
   try {
     std::size_t used = 0;
     double d = std::stod(v, &used);
-    if (used != v.size()) throw BadValue{"expected a number, got '" + v + "'"};
+    if (used != v.size() || !std::isfinite(d)) throw BadValue{"expected a number, got '" + v + "'"};
     return d;
   } catch (const std::logic_error&) {
     throw BadValue{"expected a number, got '" + v + "'"};
@@ -73,6 +87,21 @@ bool to_bool(const std::string& v) {
   throw BadValue{"expected true or false, got '" + v + "'"};
 }
 
+Cluster to_cluster(const std::string& v) {
+  std::string u = upper(v);
+  if (u == "ORIGIN") return Cluster::kOrigin;
+  if (u == "TARGET") return Cluster::kTarget;
+  throw BadValue{"expected ORIGIN or TARGET, got '" + v + "'"};
+}
+
+bool is_ip_literal(const std::string& s) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+constexpr long long kMaxMs = 24LL * 3600 * 1000;  // a day: the bound of every duration key
+constexpr long long kIntMax = std::numeric_limits<int>::max();
+
 using Setter = std::function<void(Config&, const std::string&)>;
 
 const std::map<std::string, Setter>& setters() {
@@ -81,8 +110,8 @@ const std::map<std::string, Setter>& setters() {
     auto str = [&](const char* key, std::string Config::*m) {
       t[key] = [m](Config& c, const std::string& v) { c.*m = v; };
     };
-    auto num = [&](const char* key, int Config::*m) {
-      t[key] = [m](Config& c, const std::string& v) { c.*m = to_int(v); };
+    auto num = [&](const char* key, int Config::*m, long long min, long long max) {
+      t[key] = [m, min, max](Config& c, const std::string& v) { c.*m = to_int(v, min, max); };
     };
     auto flag = [&](const char* key, bool Config::*m) {
       t[key] = [m](Config& c, const std::string& v) { c.*m = to_bool(v); };
@@ -93,20 +122,32 @@ const std::map<std::string, Setter>& setters() {
     auto buckets = [&](const char* key, std::vector<double> Config::*m) {
       t[key] = [m](Config& c, const std::string& v) {
         std::vector<double> out;
-        for (const auto& s : split_csv(v)) out.push_back(to_double(s));
+        for (const auto& s : split_csv(v)) {
+          double ms = to_double(s);
+          if (ms <= 0) throw BadValue{"bucket " + s + " must be a positive number of milliseconds"};
+          if (!out.empty() && ms <= out.back())
+            throw BadValue{"buckets must be in increasing order (" + s + " after " +
+                           split_csv(v)[out.size() - 1] + ")"};
+          out.push_back(ms);
+        }
         if (out.empty()) throw BadValue{"expected a comma-separated list of milliseconds"};
         c.*m = out;
       };
     };
+    // A ZDM key whose other values this proxy does not implement: its default is accepted (ZDM
+    // configuration files list every key), anything else is refused at start.
+    auto only_default = [&](const char* key, std::string dflt, std::string why) {
+      t[key] = [dflt, why](Config&, const std::string& v) {
+        if (upper(trim(v)) != upper(dflt))
+          throw BadValue{"not supported by zdm-proxy (" + why + "); remove the key" +
+                         (dflt.empty() ? "" : " or set it to " + dflt)};
+      };
+    };
     t["primary_cluster"] = [](Config& c, const std::string& v) {
-      std::string u = upper(v);
-      if (u == "ORIGIN") {
-        c.primary_cluster = Cluster::kOrigin;
-      } else if (u == "TARGET") {
-        c.primary_cluster = Cluster::kTarget;
-      } else {
-        throw BadValue{"expected ORIGIN or TARGET, got '" + v + "'"};
-      }
+      c.primary_cluster = to_cluster(v);
+    };
+    t["system_queries_mode"] = [](Config& c, const std::string& v) {
+      c.system_queries_mode = to_cluster(v);
     };
     t["read_mode"] = [](Config& c, const std::string& v) {
       std::string u = upper(v);
@@ -128,9 +169,11 @@ const std::map<std::string, Setter>& setters() {
       c.log_level = u;
     };
     t["control_conn_max_protocol_version"] = [](Config& c, const std::string& v) {
-      static const std::vector<std::string> ok = {"2", "3", "4", "5", "DseV1", "DseV2"};
-      if (std::find(ok.begin(), ok.end(), v) == ok.end())
-        throw BadValue{"expected 2, 3, 4, 5, DseV1 or DseV2, got '" + v + "'"};
+      static const std::vector<std::string> ok = {"3", "4", "5", "DSEV1", "DSEV2"};
+      if (v == "2")
+        throw BadValue{"not supported by zdm-proxy (protocol v2 is not spoken; 3 is the lowest)"};
+      if (std::find(ok.begin(), ok.end(), upper(v)) == ok.end())
+        throw BadValue{"expected 3, 4, 5, DseV1 or DseV2, got '" + v + "'"};
       c.control_conn_max_protocol_version = v;
     };
     t["blocked_protocol_versions"] = [](Config& c, const std::string& v) {
@@ -143,89 +186,136 @@ const std::map<std::string, Setter>& setters() {
         c.blocked_protocol_versions.push_back(item);
       }
     };
+    t["proxy_topology_addresses"] = [](Config& c, const std::string& v) {
+      auto list = split_csv(v);
+      for (const auto& a : list)
+        if (!is_ip_literal(a))
+          throw BadValue{"'" + a +
+                         "' is not an IP address (the proxies' addresses must be IP "
+                         "literals, in the same order on every proxy)"};
+      c.proxy_topology_addresses = list;
+    };
+    t["heartbeat_retry_backoff_factor"] = [](Config& c, const std::string& v) {
+      double f = to_double(v);
+      if (f < 1 || f > 100) throw BadValue{v + " is out of range (1 to 100)"};
+      c.heartbeat_retry_backoff_factor = f;
+    };
     flag("replace_cql_functions", &Config::replace_cql_functions);
-    num("async_handshake_timeout_ms", &Config::async_handshake_timeout_ms);
-    num("proxy_topology_index", &Config::proxy_topology_index);
-    list("proxy_topology_addresses", &Config::proxy_topology_addresses);
-    num("proxy_topology_num_tokens", &Config::proxy_topology_num_tokens);
+    num("async_handshake_timeout_ms", &Config::async_handshake_timeout_ms, 1, kMaxMs);
+    num("proxy_topology_index", &Config::proxy_topology_index, 0, 1000);
+    num("proxy_topology_num_tokens", &Config::proxy_topology_num_tokens, 1, 256);
     list("origin_contact_points", &Config::origin_contact_points);
-    num("origin_port", &Config::origin_port);
+    num("origin_port", &Config::origin_port, 1, 65535);
     str("origin_username", &Config::origin_username);
     str("origin_password", &Config::origin_password);
     str("origin_local_datacenter", &Config::origin_local_datacenter);
-    num("origin_connection_timeout_ms", &Config::origin_connection_timeout_ms);
+    num("origin_connection_timeout_ms", &Config::origin_connection_timeout_ms, 1, kMaxMs);
+    str("origin_tls_server_ca_path", &Config::origin_tls_server_ca_path);
+    str("origin_tls_client_cert_path", &Config::origin_tls_client_cert_path);
+    str("origin_tls_client_key_path", &Config::origin_tls_client_key_path);
+    flag("origin_tls_verify_hostname", &Config::origin_tls_verify_hostname);
+    flag("origin_enable_host_assignment", &Config::origin_enable_host_assignment);
     list("target_contact_points", &Config::target_contact_points);
-    num("target_port", &Config::target_port);
+    num("target_port", &Config::target_port, 1, 65535);
     str("target_username", &Config::target_username);
     str("target_password", &Config::target_password);
     str("target_local_datacenter", &Config::target_local_datacenter);
-    num("target_connection_timeout_ms", &Config::target_connection_timeout_ms);
+    num("target_connection_timeout_ms", &Config::target_connection_timeout_ms, 1, kMaxMs);
+    str("target_tls_server_ca_path", &Config::target_tls_server_ca_path);
+    str("target_tls_client_cert_path", &Config::target_tls_client_cert_path);
+    str("target_tls_client_key_path", &Config::target_tls_client_key_path);
+    flag("target_tls_verify_hostname", &Config::target_tls_verify_hostname);
+    flag("target_enable_host_assignment", &Config::target_enable_host_assignment);
+    str("proxy_tls_ca_path", &Config::proxy_tls_ca_path);
+    str("proxy_tls_cert_path", &Config::proxy_tls_cert_path);
+    str("proxy_tls_key_path", &Config::proxy_tls_key_path);
+    flag("proxy_tls_require_client_auth", &Config::proxy_tls_require_client_auth);
+    flag("forward_client_credentials_to_origin", &Config::forward_client_credentials_to_origin);
     str("proxy_listen_address", &Config::proxy_listen_address);
-    num("proxy_listen_port", &Config::proxy_listen_port);
-    num("proxy_request_timeout_ms", &Config::proxy_request_timeout_ms);
-    num("proxy_max_client_connections", &Config::proxy_max_client_connections);
-    num("proxy_max_stream_ids", &Config::proxy_max_stream_ids);
+    num("proxy_listen_port", &Config::proxy_listen_port, 1, 65535);
+    num("proxy_request_timeout_ms", &Config::proxy_request_timeout_ms, 1, kMaxMs);
+    num("proxy_handshake_timeout_ms", &Config::proxy_handshake_timeout_ms, 1, kMaxMs);
+    num("proxy_idle_timeout_ms", &Config::proxy_idle_timeout_ms, 0, kMaxMs);
+    num("proxy_max_client_connections", &Config::proxy_max_client_connections, 1, 1000000);
+    // Cassandra allows 32768 stream ids per connection from v3 on (spec §2.3).
+    num("proxy_max_stream_ids", &Config::proxy_max_stream_ids, 1, 32768);
+    num("proxy_prepared_cache_size", &Config::proxy_prepared_cache_size, 1, 10000000);
     flag("metrics_enabled", &Config::metrics_enabled);
     str("metrics_address", &Config::metrics_address);
-    num("metrics_port", &Config::metrics_port);
+    num("metrics_port", &Config::metrics_port, 1, 65535);
     str("metrics_prefix", &Config::metrics_prefix);
     buckets("metrics_origin_latency_buckets_ms", &Config::metrics_origin_latency_buckets_ms);
     buckets("metrics_target_latency_buckets_ms", &Config::metrics_target_latency_buckets_ms);
     buckets("metrics_async_read_latency_buckets_ms",
             &Config::metrics_async_read_latency_buckets_ms);
-    num("heartbeat_interval_ms", &Config::heartbeat_interval_ms);
-    num("heartbeat_retry_interval_min_ms", &Config::heartbeat_retry_interval_min_ms);
-    num("heartbeat_retry_interval_max_ms", &Config::heartbeat_retry_interval_max_ms);
-    t["heartbeat_retry_backoff_factor"] = [](Config& c, const std::string& v) {
-      c.heartbeat_retry_backoff_factor = to_double(v);
-    };
-    num("heartbeat_failure_threshold", &Config::heartbeat_failure_threshold);
-    num("proxy_worker_threads", &Config::proxy_worker_threads);
-    // Keys ZDM accepts that this proxy reads but does not act on yet: accepted, so a ZDM
-    // configuration file loads unchanged.
-    for (const char* k : {"tracing_enabled",
-                          "tracing_rate_limit",
-                          "tracing_request_id_key",
-                          "system_queries_mode",
-                          "forward_client_credentials_to_origin",
-                          "origin_enable_host_assignment",
-                          "target_enable_host_assignment",
-                          "origin_secure_connect_bundle_path",
-                          "target_secure_connect_bundle_path",
-                          "origin_tls_server_ca_path",
-                          "origin_tls_client_cert_path",
-                          "origin_tls_client_key_path",
-                          "target_tls_server_ca_path",
-                          "target_tls_client_cert_path",
-                          "target_tls_client_key_path",
-                          "proxy_tls_ca_path",
-                          "proxy_tls_cert_path",
-                          "proxy_tls_key_path",
-                          "proxy_tls_require_client_auth",
-                          "request_write_queue_size_frames",
-                          "request_write_buffer_size_bytes",
-                          "request_read_buffer_size_bytes",
-                          "response_write_queue_size_frames",
-                          "response_write_buffer_size_bytes",
-                          "response_read_buffer_size_bytes",
-                          "request_response_max_workers",
-                          "write_max_workers",
-                          "read_max_workers",
-                          "listener_max_workers",
-                          "event_queue_size_frames",
-                          "async_connector_write_queue_size_frames",
-                          "async_connector_write_buffer_size_bytes"}) {
-      t[k] = [](Config&, const std::string&) {};
-    }
+    num("heartbeat_interval_ms", &Config::heartbeat_interval_ms, 1, kMaxMs);
+    num("heartbeat_retry_interval_min_ms", &Config::heartbeat_retry_interval_min_ms, 1, kMaxMs);
+    num("heartbeat_retry_interval_max_ms", &Config::heartbeat_retry_interval_max_ms, 1, kMaxMs);
+    num("heartbeat_failure_threshold", &Config::heartbeat_failure_threshold, 1, 1000);
+    num("proxy_worker_threads", &Config::proxy_worker_threads, 0, 1024);
+    num("request_read_buffer_size_bytes", &Config::request_read_buffer_size_bytes, 1024, 64 << 20);
+    num("response_read_buffer_size_bytes", &Config::response_read_buffer_size_bytes, 1024,
+        64 << 20);
+    num("async_connector_write_queue_size_frames", &Config::async_connector_write_queue_size_frames,
+        1, kIntMax);
+    only_default("origin_secure_connect_bundle_path", "",
+                 "Astra secure connect bundles; use origin_contact_points and origin_tls_*");
+    only_default("target_secure_connect_bundle_path", "",
+                 "Astra secure connect bundles; use target_contact_points and target_tls_*");
+    only_default("tracing_enabled", "false", "request-id tracing");
+    only_default("tracing_rate_limit", "0", "request-id tracing");
+    only_default("tracing_request_id_key", "request-id", "request-id tracing");
+    // The Go proxy's goroutine pools and per-socket buffers have no counterpart here: writes are
+    // gathered per socket as they come.
+    only_default("request_write_queue_size_frames", "128", "Go write queues");
+    only_default("request_write_buffer_size_bytes", "4096", "Go write coalescer");
+    only_default("response_write_queue_size_frames", "128", "Go write queues");
+    only_default("response_write_buffer_size_bytes", "8192", "Go write coalescer");
+    only_default("async_connector_write_buffer_size_bytes", "4096", "Go write coalescer");
+    only_default("event_queue_size_frames", "12", "Go event queue");
+    for (const char* k : {"request_response_max_workers", "write_max_workers", "read_max_workers",
+                          "listener_max_workers"})
+      only_default(k, "-1", "Go worker pools; use proxy_worker_threads");
     return t;
   }();
   return table;
 }
 
-void apply(Config& c, const std::string& key, const std::string& value, const std::string& where) {
+// Levenshtein distance, for "did you mean".
+std::size_t distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string closest_key(const std::string& key) {
+  std::string best;
+  std::size_t best_d = std::string::npos;
+  for (const auto& [k, _] : setters()) {
+    std::size_t d = distance(key, k);
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
+  }
+  return best;
+}
+
+void apply(Config& c, const std::string& key, const std::string& value, const std::string& where,
+           const std::string& name) {
   const auto& table = setters();
   auto it = table.find(key);
-  if (it == table.end()) throw ConfigError(where + ": unknown key '" + key + "'");
+  if (it == table.end()) {
+    c.warnings.push_back(where + ": unknown " + name + " (did you mean '" + closest_key(key) +
+                         "'?), ignored");
+    return;
+  }
   try {
     it->second(c, value);
   } catch (const BadValue& e) {
@@ -268,6 +358,42 @@ void validate(const Config& c, const std::string& source) {
   if (c.heartbeat_interval_ms < 1) fail("heartbeat_interval_ms", "must be positive");
   if (c.heartbeat_failure_threshold < 1) fail("heartbeat_failure_threshold", "must be positive");
   if (c.proxy_max_client_connections < 1) fail("proxy_max_client_connections", "must be positive");
+  if (c.heartbeat_retry_interval_min_ms > c.heartbeat_retry_interval_max_ms)
+    fail("heartbeat_retry_interval_min_ms", "must not exceed heartbeat_retry_interval_max_ms (" +
+                                                std::to_string(c.heartbeat_retry_interval_max_ms) +
+                                                ")");
+  for (Cluster k : {Cluster::kOrigin, Cluster::kTarget}) {
+    std::string p = k == Cluster::kOrigin ? "origin" : "target";
+    const auto& ca =
+        k == Cluster::kOrigin ? c.origin_tls_server_ca_path : c.target_tls_server_ca_path;
+    const auto& cert =
+        k == Cluster::kOrigin ? c.origin_tls_client_cert_path : c.target_tls_client_cert_path;
+    const auto& key =
+        k == Cluster::kOrigin ? c.origin_tls_client_key_path : c.target_tls_client_key_path;
+    if (ca.empty() && !(cert.empty() && key.empty()))
+      fail(p + "_tls_server_ca_path", "required with " + p + "_tls_client_cert_path/_key_path");
+    if (cert.empty() != key.empty())
+      fail(cert.empty() ? p + "_tls_client_cert_path" : p + "_tls_client_key_path",
+           "client certificate and key go together");
+    if (c.username(k).empty() != c.password(k).empty())
+      fail(c.username(k).empty() ? p + "_username" : p + "_password",
+           "username and password go together");
+  }
+  bool any_proxy_tls = !c.proxy_tls_ca_path.empty() || !c.proxy_tls_cert_path.empty() ||
+                       !c.proxy_tls_key_path.empty() || c.proxy_tls_require_client_auth;
+  if (any_proxy_tls && c.proxy_tls_cert_path.empty())
+    fail("proxy_tls_cert_path", "required for TLS from clients");
+  if (any_proxy_tls && c.proxy_tls_key_path.empty())
+    fail("proxy_tls_key_path", "required for TLS from clients");
+  if (c.proxy_tls_require_client_auth && c.proxy_tls_ca_path.empty())
+    fail("proxy_tls_ca_path", "required with proxy_tls_require_client_auth");
+}
+
+uint8_t Config::max_control_version() const {
+  std::string u = upper(control_conn_max_protocol_version);
+  if (u == "DSEV1") return 0x41;
+  if (u == "DSEV2") return 0x42;
+  return static_cast<uint8_t>(u[0] - '0');
 }
 
 Config parse_config_yaml(const std::string& text, const std::string& source) {
@@ -300,7 +426,7 @@ Config parse_config_yaml(const std::string& text, const std::string& source) {
     } else {
       throw ConfigError(where + ": key '" + key + "': expected a scalar or a list");
     }
-    apply(c, key, value, where);
+    apply(c, key, value, where, "key '" + key + "'");
   }
   validate(c, source);
   return c;
@@ -320,8 +446,7 @@ Config load_config_env(const std::map<std::string, std::string>& env) {
     if (name.rfind("ZDM_", 0) != 0) continue;
     std::string key = name.substr(4);
     for (auto& ch : key) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (!setters().count(key)) continue;  // other ZDM_* variables are not ours to judge
-    apply(c, key, value, "environment variable " + name);
+    apply(c, key, value, "environment variable " + name, "variable " + name);
   }
   validate(c, "environment");
   return c;
@@ -354,11 +479,30 @@ std::string Config::to_log_json() const {
   j["TargetUsername"] = target_username;
   j["TargetLocalDatacenter"] = target_local_datacenter;
   j["TargetConnectionTimeoutMs"] = target_connection_timeout_ms;
+  j["OriginTlsServerCaPath"] = origin_tls_server_ca_path;
+  j["OriginTlsClientCertPath"] = origin_tls_client_cert_path;
+  j["OriginTlsClientKeyPath"] = origin_tls_client_key_path;
+  j["OriginTlsVerifyHostname"] = origin_tls_verify_hostname;
+  j["TargetTlsServerCaPath"] = target_tls_server_ca_path;
+  j["TargetTlsClientCertPath"] = target_tls_client_cert_path;
+  j["TargetTlsClientKeyPath"] = target_tls_client_key_path;
+  j["TargetTlsVerifyHostname"] = target_tls_verify_hostname;
+  j["ProxyTlsCaPath"] = proxy_tls_ca_path;
+  j["ProxyTlsCertPath"] = proxy_tls_cert_path;
+  j["ProxyTlsKeyPath"] = proxy_tls_key_path;
+  j["ProxyTlsRequireClientAuth"] = proxy_tls_require_client_auth;
+  j["ForwardClientCredentialsToOrigin"] = forward_client_credentials_to_origin;
+  j["SystemQueriesMode"] = cluster_name(system_queries_mode);
+  j["OriginEnableHostAssignment"] = origin_enable_host_assignment;
+  j["TargetEnableHostAssignment"] = target_enable_host_assignment;
   j["ProxyListenAddress"] = proxy_listen_address;
   j["ProxyListenPort"] = proxy_listen_port;
   j["ProxyRequestTimeoutMs"] = proxy_request_timeout_ms;
+  j["ProxyHandshakeTimeoutMs"] = proxy_handshake_timeout_ms;
+  j["ProxyIdleTimeoutMs"] = proxy_idle_timeout_ms;
   j["ProxyMaxClientConnections"] = proxy_max_client_connections;
   j["ProxyMaxStreamIds"] = proxy_max_stream_ids;
+  j["ProxyPreparedCacheSize"] = proxy_prepared_cache_size;
   j["MetricsEnabled"] = metrics_enabled;
   j["MetricsAddress"] = metrics_address;
   j["MetricsPort"] = metrics_port;
@@ -372,6 +516,9 @@ std::string Config::to_log_json() const {
   j["HeartbeatRetryBackoffFactor"] = heartbeat_retry_backoff_factor;
   j["HeartbeatFailureThreshold"] = heartbeat_failure_threshold;
   j["ProxyWorkerThreads"] = proxy_worker_threads;
+  j["RequestReadBufferSizeBytes"] = request_read_buffer_size_bytes;
+  j["ResponseReadBufferSizeBytes"] = response_read_buffer_size_bytes;
+  j["AsyncConnectorWriteQueueSizeFrames"] = async_connector_write_queue_size_frames;
   return j.dump();
 }
 

@@ -27,6 +27,9 @@ class ConfigError : public std::runtime_error {
 struct Config {
   Cluster primary_cluster = Cluster::kOrigin;
   ReadMode read_mode = ReadMode::kPrimaryOnly;
+  /// Prepared writes: now(), uuid() and friends become bind markers the proxy fills with one
+  /// value for both clusters. (Simple statements always get literals: that cannot change
+  /// their meaning.)
   bool replace_cql_functions = false;
   int async_handshake_timeout_ms = 4000;
   std::string log_level = "INFO";
@@ -48,11 +51,46 @@ struct Config {
   std::string target_local_datacenter;
   int target_connection_timeout_ms = 30000;
 
+  // TLS to each cluster (reference §1 "TLS"): CA only = one-way, CA + cert + key = mutual.
+  // verify_hostname (not a ZDM key; ZDM checks no name): the node's certificate must name the
+  // address or host name the proxy dialled.
+  std::string origin_tls_server_ca_path, origin_tls_client_cert_path, origin_tls_client_key_path;
+  bool origin_tls_verify_hostname = true;
+  std::string target_tls_server_ca_path, target_tls_client_cert_path, target_tls_client_key_path;
+  bool target_tls_verify_hostname = true;
+  // TLS from clients to the proxy.
+  std::string proxy_tls_ca_path, proxy_tls_cert_path, proxy_tls_key_path;
+  bool proxy_tls_require_client_auth = false;
+
+  /// With authentication on both clusters: the client's credentials are origin's (true) or
+  /// target's (false, ZDM's default).
+  bool forward_client_credentials_to_origin = false;
+  /// Where system-keyspace reads go and whose topology system.local/peers show.
+  Cluster system_queries_mode = Cluster::kOrigin;
+  /// Spread client connections over the nodes assigned to this proxy (true), or use the node of
+  /// the control connection only (false).
+  bool origin_enable_host_assignment = true;
+  bool target_enable_host_assignment = true;
+
+  /// Read buffer sizes in bytes: of each client connection, of each cluster connection.
+  int request_read_buffer_size_bytes = 32768;
+  int response_read_buffer_size_bytes = 32768;
+  /// Mirrored reads in flight per client connection before further ones are dropped (counted).
+  int async_connector_write_queue_size_frames = 2048;
+
   std::string proxy_listen_address = "localhost";
   int proxy_listen_port = 14002;
   int proxy_request_timeout_ms = 10000;
+  /// A client connection that has not completed its handshake (STARTUP … READY) by then is
+  /// closed (not a ZDM key).
+  int proxy_handshake_timeout_ms = 10000;
+  /// A client connection with nothing in flight that sends nothing for this long is closed;
+  /// 0 = never, as Cassandra's native_transport_idle_timeout (not a ZDM key).
+  int proxy_idle_timeout_ms = 0;
   int proxy_max_client_connections = 1000;
   int proxy_max_stream_ids = 2048;
+  /// Prepared statements the proxy remembers (least recently used evicted; not a ZDM key).
+  int proxy_prepared_cache_size = 10000;
 
   bool metrics_enabled = true;
   std::string metrics_address = "localhost";
@@ -71,6 +109,10 @@ struct Config {
   /// Worker threads (one io_context each); 0 = one per core. Not a ZDM key.
   int proxy_worker_threads = 0;
 
+  /// Unknown keys and other things worth a WARN line at start ("zdm.yml:4: unknown key
+  /// 'read_mdoe' (did you mean 'read_mode'?), ignored").
+  std::vector<std::string> warnings;
+
   static std::vector<double> default_buckets_ms() {
     return {1, 4, 7, 10, 25, 40, 60, 80, 100, 150, 250, 500, 1000, 2500, 5000, 10000, 15000};
   }
@@ -81,6 +123,30 @@ struct Config {
     return c == Cluster::kOrigin ? origin_contact_points : target_contact_points;
   }
   int port(Cluster c) const { return c == Cluster::kOrigin ? origin_port : target_port; }
+  const std::string& username(Cluster c) const {
+    return c == Cluster::kOrigin ? origin_username : target_username;
+  }
+  const std::string& password(Cluster c) const {
+    return c == Cluster::kOrigin ? origin_password : target_password;
+  }
+  const std::string& local_datacenter(Cluster c) const {
+    return c == Cluster::kOrigin ? origin_local_datacenter : target_local_datacenter;
+  }
+  int connection_timeout_ms(Cluster c) const {
+    return c == Cluster::kOrigin ? origin_connection_timeout_ms : target_connection_timeout_ms;
+  }
+  bool enable_host_assignment(Cluster c) const {
+    return c == Cluster::kOrigin ? origin_enable_host_assignment : target_enable_host_assignment;
+  }
+  /// TLS to cluster `c` is on when its CA is set.
+  bool tls_enabled(Cluster c) const {
+    return !(c == Cluster::kOrigin ? origin_tls_server_ca_path : target_tls_server_ca_path).empty();
+  }
+  bool tls_verify_hostname(Cluster c) const {
+    return c == Cluster::kOrigin ? origin_tls_verify_hostname : target_tls_verify_hostname;
+  }
+  /// control_conn_max_protocol_version as a header version byte (2-5, 0x41, 0x42).
+  uint8_t max_control_version() const;
   /// This proxy's own address in the topology (proxy_topology_addresses[index], else the
   /// listen address, else 127.0.0.1).
   std::string own_topology_address() const;
@@ -90,13 +156,16 @@ struct Config {
 };
 
 /// Parses YAML text; `source` names the file in errors ("zdm.yml:4: key 'read_mode': ...").
-/// Throws ConfigError on unknown keys, bad values or failed validation.
+/// Throws ConfigError on bad values, values out of range, keys set to something this proxy does
+/// not support ("not supported by zdm-proxy") and failed validation. Unknown keys are not errors:
+/// each adds a line to Config::warnings naming the closest known key.
 Config parse_config_yaml(const std::string& text, const std::string& source);
 /// Reads and parses a YAML file. Throws ConfigError (also when the file cannot be read).
 Config load_config_file(const std::string& path);
-/// Reads ZDM_* variables from `env` ("ZDM_READ_MODE" -> read_mode). Throws ConfigError.
+/// Reads ZDM_* variables from `env` ("ZDM_READ_MODE" -> read_mode). Throws ConfigError; unknown
+/// ZDM_* variables become warnings, as unknown YAML keys do.
 Config load_config_env(const std::map<std::string, std::string>& env);
-/// Checks required keys and ranges. Throws ConfigError.
+/// Checks required keys and the relations between keys. Throws ConfigError.
 void validate(const Config& c, const std::string& source);
 
 }  // namespace zdm::proxy

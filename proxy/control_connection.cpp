@@ -9,36 +9,84 @@
 namespace zdm::proxy {
 
 namespace {
-constexpr uint8_t kVersion = 4;
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
+// A heartbeat answers at once on a live node: a silent one is noticed within this.
+constexpr auto kHeartbeatTimeout = std::chrono::seconds(2);
 
 std::string endpoint_string(const tcp::endpoint& ep) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
+const std::optional<cql::Bytes>* column(const cql::RowsResult& rows, std::size_t row,
+                                        const std::string& name) {
+  const auto& cols = rows.metadata.columns;
+  for (std::size_t i = 0; i < cols.size() && i < rows.rows[row].size(); ++i)
+    if (cols[i].name == name) return &rows.rows[row][i];
+  return nullptr;
+}
+
 std::optional<asio::ip::address> inet_column(const cql::RowsResult& rows, std::size_t row,
                                              const std::string& name) {
-  const auto& cols = rows.metadata.columns;
-  for (std::size_t i = 0; i < cols.size(); ++i) {
-    if (cols[i].name != name || !rows.rows[row][i]) continue;
-    const auto& b = *rows.rows[row][i];
-    if (b.size() == 4) {
-      asio::ip::address_v4::bytes_type a;
-      for (int k = 0; k < 4; ++k) a[k] = std::to_integer<unsigned char>(b[k]);
-      return asio::ip::address(asio::ip::address_v4(a));
-    }
-    if (b.size() == 16) {
-      asio::ip::address_v6::bytes_type a;
-      for (int k = 0; k < 16; ++k) a[k] = std::to_integer<unsigned char>(b[k]);
-      return asio::ip::address(asio::ip::address_v6(a));
-    }
+  const auto* v = column(rows, row, name);
+  if (!v || !*v) return std::nullopt;
+  const auto& b = **v;
+  if (b.size() == 4) {
+    asio::ip::address_v4::bytes_type a;
+    for (int k = 0; k < 4; ++k) a[k] = std::to_integer<unsigned char>(b[k]);
+    return asio::ip::address(asio::ip::address_v4(a));
+  }
+  if (b.size() == 16) {
+    asio::ip::address_v6::bytes_type a;
+    for (int k = 0; k < 16; ++k) a[k] = std::to_integer<unsigned char>(b[k]);
+    return asio::ip::address(asio::ip::address_v6(a));
   }
   return std::nullopt;
 }
+
+std::string text_column(const cql::RowsResult& rows, std::size_t row, const std::string& name) {
+  const auto* v = column(rows, row, name);
+  return v && *v ? cql::to_string(**v) : "";
+}
+
+// The message of an ERROR frame body; "" if it cannot be read.
+std::string error_message(const cql::Frame& f, int32_t* code = nullptr) {
+  try {
+    cql::Reader r(f.body);
+    cql::skip_response_prefix(r, f.header.flags);
+    auto e = cql::ErrorMsg::decode(r);
+    if (code) *code = static_cast<int32_t>(e.code);
+    return e.message;
+  } catch (const cql::ProtocolError&) {
+    return "";
+  }
+}
+
+std::string version_label(uint8_t v) {
+  if (v == 0x41) return "DSE_V1";
+  if (v == 0x42) return "DSE_V2";
+  return "OSS " + std::to_string(v);
+}
+
+// The next version to try after `v` was refused: DSE_V2 → DSE_V1 → 5 → 4 → 3; 0 when none.
+uint8_t lower_version(uint8_t v) {
+  switch (v) {
+    case 0x42:
+      return 0x41;
+    case 0x41:
+      return 5;
+    case 5:
+      return 4;
+    case 4:
+      return 3;
+    default:
+      return 0;
+  }
+}
 }  // namespace
 
-ControlConnection::ControlConnection(asio::io_context& ioc, const Config& config, Cluster cluster)
-    : ioc_(ioc), config_(config), cluster_(cluster), socket_(ioc), sleep_(ioc) {}
+ControlConnection::ControlConnection(asio::io_context& ioc, const Config& config, Cluster cluster,
+                                     net::HopSettings hop)
+    : ioc_(ioc), config_(config), cluster_(cluster), hop_(std::move(hop)), sleep_(ioc) {}
 
 std::string ControlConnection::address() const {
   std::lock_guard lock(mu_);
@@ -50,6 +98,11 @@ std::shared_ptr<const SystemSnapshot> ControlConnection::snapshot() const {
   return snapshot_;
 }
 
+ClusterFacts ControlConnection::facts() const {
+  std::lock_guard lock(mu_);
+  return facts_;
+}
+
 tcp::endpoint ControlConnection::pick_node() {
   std::lock_guard lock(mu_);
   if (assigned_.empty())
@@ -57,40 +110,168 @@ tcp::endpoint ControlConnection::pick_node() {
   return assigned_[next_node_++ % assigned_.size()];
 }
 
+std::size_t ControlConnection::assigned_count() const {
+  std::lock_guard lock(mu_);
+  return assigned_.size();
+}
+
 void ControlConnection::stop() {
   stopped_ = true;
-  boost::system::error_code ec;
-  socket_.close(ec);
+  if (conn_) conn_->close();
   sleep_.cancel();
 }
 
-awaitable<std::optional<cql::Frame>> ControlConnection::request(const cql::Bytes& frame,
-                                                                int16_t stream) {
-  // A watchdog closes the socket if the response does not come in time.
-  asio::steady_timer watchdog(ioc_);
-  watchdog.expires_after(kRequestTimeout);
-  watchdog.async_wait([this](boost::system::error_code ec) {
-    if (!ec) {
-      boost::system::error_code ignored;
-      socket_.close(ignored);
-    }
-  });
-  boost::system::error_code ec;
-  co_await asio::async_write(socket_, asio::buffer(frame), nothrow(ec));
-  std::array<std::byte, 16384> buf;
-  while (!ec) {
-    cql::Frame f;
-    while (decoder_.next(f)) {
-      if (f.header.stream == stream) {
-        watchdog.cancel();
-        co_return f;
-      }
-    }
-    std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), nothrow(ec));
-    if (!ec) decoder_.feed(cql::BytesView(buf.data(), n));
+void ControlConnection::check_now() {
+  if (check_requested_.exchange(true)) return;
+  asio::post(ioc_, [this] { sleep_.cancel(); });
+}
+
+awaitable<std::optional<cql::RowsResult>> ControlConnection::query(const char* text,
+                                                                   int16_t stream) {
+  cql::QueryMsg q;
+  q.query = text;
+  const uint8_t v = conn_->version();
+  auto resp = co_await conn_->exchange(
+      cql::encode_message(v, false, stream, cql::Opcode::kQuery, q), kRequestTimeout);
+  if (!resp || resp->header.opcode != cql::Opcode::kResult) co_return std::nullopt;
+  try {
+    cql::Reader r(resp->body);
+    cql::skip_response_prefix(r, resp->header.flags);
+    auto result = cql::ResultMsg::decode(r, v);
+    if (auto* rows = std::get_if<cql::RowsResult>(&result.body)) co_return std::move(*rows);
+  } catch (const cql::ProtocolError& e) {
+    spdlog::warn("Bad response to '{}' from {}: {}", text, cluster_name(cluster_), e.what());
   }
-  watchdog.cancel();
   co_return std::nullopt;
+}
+
+awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::string& host,
+                                            uint8_t version, bool& downgrade) {
+  const char* name = cluster_name(cluster_);
+  const std::string prefix = cluster_ == Cluster::kOrigin ? "origin" : "target";
+  downgrade = false;
+  conn_ = std::make_shared<net::NodeConnection>(ioc_);
+  std::string why;
+  if (!co_await conn_->open(ep, host, hop_, why)) {
+    spdlog::warn("Failed to open control connection to {} using endpoint {}: {}", name,
+                 endpoint_string(ep), why);
+    co_return false;
+  }
+  conn_->set_protocol(version, cql::Compression::kNone);
+  // A refused version is answered with PROTOCOL_ERROR; the caller retries lower.
+  auto refused = [&](const std::optional<cql::Frame>& f, const char* what) {
+    if (!f) {
+      spdlog::warn("No answer to {} from {} at {}", what, name, endpoint_string(ep));
+      return true;
+    }
+    if (f->header.opcode != cql::Opcode::kError) return false;
+    int32_t code = 0;
+    std::string msg = error_message(*f, &code);
+    if (code == static_cast<int32_t>(cql::ErrorCode::kProtocolError)) {
+      spdlog::debug("{} at {} refused protocol {}: {}", name, endpoint_string(ep),
+                    version_label(version), msg);
+      downgrade = true;
+    } else {
+      spdlog::warn("{} at {} answered {} with an error: {}", name, endpoint_string(ep), what, msg);
+    }
+    return true;
+  };
+  ClusterFacts facts;
+  facts.version = version;
+  auto sup = co_await conn_->exchange(cql::encode_empty(version, false, 0, cql::Opcode::kOptions),
+                                      kRequestTimeout);
+  if (refused(sup, "OPTIONS")) co_return false;
+  try {
+    cql::Reader r(sup->body);
+    facts.supported = cql::SupportedMsg::decode(r).options;
+  } catch (const cql::ProtocolError& e) {
+    spdlog::warn("Bad SUPPORTED from {}: {}", name, e.what());
+    co_return false;
+  }
+  cql::StartupMsg startup{{{"CQL_VERSION", "3.0.0"}}};
+  auto ready = co_await conn_->exchange(
+      cql::encode_message(version, false, 1, cql::Opcode::kStartup, startup), kRequestTimeout);
+  if (refused(ready, "STARTUP")) co_return false;
+  if (ready->header.opcode == cql::Opcode::kAuthenticate) {
+    cql::Reader r(ready->body);
+    facts.auth_required = true;
+    facts.authenticator = cql::AuthenticateMsg::decode(r).authenticator;
+    net::Credentials creds{config_.username(cluster_), config_.password(cluster_)};
+    if (creds.empty()) {
+      spdlog::error("{} requires authentication ({}) but {}_username and {}_password are not set",
+                    name, facts.authenticator, prefix, prefix);
+      co_return false;
+    }
+    auto done = co_await conn_->authenticate(facts.authenticator, creds, 1, kRequestTimeout);
+    if (!done || done->header.opcode != cql::Opcode::kAuthSuccess) {
+      spdlog::error("{} at {} refused the credentials of {}_username '{}': {}", name,
+                    endpoint_string(ep), prefix, creds.username,
+                    done ? error_message(*done) : "no answer");
+      co_return false;
+    }
+  } else if (ready->header.opcode != cql::Opcode::kReady) {
+    spdlog::warn("Control connection handshake with {} at {} failed: {}", name, endpoint_string(ep),
+                 cql::opcode_name(ready->header.opcode));
+    co_return false;
+  }
+  auto local = co_await query("SELECT * FROM system.local", 2);
+  auto peers = co_await query("SELECT * FROM system.peers", 3);
+  if (!local || local->rows.empty() || !peers) {
+    spdlog::warn("Could not read system.local/system.peers from {} at {}", name,
+                 endpoint_string(ep));
+    co_return false;
+  }
+  // Nodes of the local datacenter (configured, else the contacted node's), sorted.
+  const int port = config_.port(cluster_);
+  std::string dc = config_.local_datacenter(cluster_);
+  if (dc.empty()) dc = text_column(*local, 0, "data_center");
+  tcp::endpoint self_ep(ep.address(), static_cast<unsigned short>(port));
+  std::vector<tcp::endpoint> nodes;
+  if (text_column(*local, 0, "data_center") == dc) nodes.push_back(self_ep);
+  for (std::size_t i = 0; i < peers->rows.size(); ++i) {
+    if (text_column(*peers, i, "data_center") != dc) continue;
+    auto addr = inet_column(*peers, i, "rpc_address");
+    if (!addr || addr->is_unspecified()) addr = inet_column(*peers, i, "peer");
+    if (addr) nodes.emplace_back(*addr, static_cast<unsigned short>(port));
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  if (nodes.empty()) {
+    spdlog::error("{} has no node in datacenter '{}' ({}_local_datacenter)", name, dc, prefix);
+    co_return false;
+  }
+  std::vector<tcp::endpoint> assigned;
+  if (!config_.enable_host_assignment(cluster_)) {
+    assigned.push_back(self_ep);
+  } else {
+    const std::size_t n = std::max<std::size_t>(1, config_.proxy_topology_addresses.size());
+    const std::size_t idx = static_cast<std::size_t>(std::max(0, config_.proxy_topology_index));
+    if (nodes.size() >= n) {
+      for (std::size_t p = 0; p < nodes.size(); ++p)
+        if (p % n == idx % n) assigned.push_back(nodes[p]);
+    } else {
+      assigned.push_back(nodes[idx % nodes.size()]);
+    }
+  }
+  auto snap = std::make_shared<SystemSnapshot>();
+  snap->local = std::move(*local);
+  snap->peers_metadata = peers->metadata;
+  std::string list;
+  for (const auto& a : assigned) list += (list.empty() ? "" : ", ") + endpoint_string(a);
+  {
+    std::lock_guard lock(mu_);
+    snapshot_ = snap;
+    address_ = endpoint_string(ep);
+    assigned_ = assigned;
+    facts_ = facts;
+  }
+  spdlog::info(
+      "Successfully opened control connection to {} using endpoint {} with ProtocolVersion {}{}{}.",
+      name, endpoint_string(ep), version_label(version), hop_.tls ? ", TLS" : "",
+      facts.auth_required ? ", authenticated as " + config_.username(cluster_) : "");
+  spdlog::info("Refreshed {} hosts in datacenter {}: {} known, assigned to this proxy: [{}]", name,
+               dc, nodes.size(), list);
+  co_return true;
 }
 
 awaitable<bool> ControlConnection::open_and_refresh() {
@@ -106,100 +287,20 @@ awaitable<bool> ControlConnection::open_and_refresh() {
       continue;
     }
     for (const auto& entry : results) {
-      socket_ = tcp::socket(ioc_);
-      decoder_ = cql::FrameDecoder();
-      asio::steady_timer watchdog(ioc_);
-      watchdog.expires_after(std::chrono::milliseconds(config_.origin_connection_timeout_ms));
-      watchdog.async_wait([this](boost::system::error_code e) {
-        if (!e) {
-          boost::system::error_code ignored;
-          socket_.close(ignored);
-        }
-      });
-      co_await socket_.async_connect(entry.endpoint(), nothrow(ec));
-      watchdog.cancel();
-      if (ec) {
-        spdlog::warn("Failed to open control connection to {} using endpoint {}: {}", name,
-                     endpoint_string(entry.endpoint()), ec.message());
-        continue;
+      for (uint8_t v = config_.max_control_version(); v != 0 && !stopped_; v = lower_version(v)) {
+        bool downgrade = false;
+        if (co_await try_node(entry.endpoint(), point, v, downgrade)) co_return true;
+        if (conn_) conn_->close();
+        if (!downgrade) break;
       }
-      socket_.set_option(tcp::no_delay(true), ec);
-      cql::StartupMsg startup{{{"CQL_VERSION", "3.0.0"}}};
-      auto ready = co_await request(
-          cql::encode_message(kVersion, false, 0, cql::Opcode::kStartup, startup), 0);
-      if (!ready || ready->header.opcode != cql::Opcode::kReady) {
-        spdlog::warn("Control connection handshake with {} at {} failed", name,
-                     endpoint_string(entry.endpoint()));
-        continue;
-      }
-      auto query = [&](const char* cql,
-                       int16_t stream) -> awaitable<std::optional<cql::RowsResult>> {
-        cql::QueryMsg q;
-        q.query = cql;
-        auto resp = co_await request(
-            cql::encode_message(kVersion, false, stream, cql::Opcode::kQuery, q), stream);
-        if (!resp || resp->header.opcode != cql::Opcode::kResult) co_return std::nullopt;
-        try {
-          cql::Reader r(resp->body);
-          cql::skip_response_prefix(r, resp->header.flags);
-          auto result = cql::ResultMsg::decode(r, kVersion);
-          if (auto* rows = std::get_if<cql::RowsResult>(&result.body)) co_return std::move(*rows);
-        } catch (const cql::ProtocolError& e) {
-          spdlog::warn("Bad response to '{}' from {}: {}", cql, name, e.what());
-        }
-        co_return std::nullopt;
-      };
-      auto local = co_await query("SELECT * FROM system.local", 1);
-      auto peers = co_await query("SELECT * FROM system.peers", 2);
-      if (!local || local->rows.empty() || !peers) {
-        spdlog::warn("Could not read system.local/system.peers from {} at {}", name,
-                     endpoint_string(entry.endpoint()));
-        continue;
-      }
-      auto snap = std::make_shared<SystemSnapshot>();
-      snap->local = std::move(*local);
-      snap->peers_metadata = peers->metadata;
-      // Nodes: the one we reached plus every peer's rpc_address, sorted.
-      std::vector<tcp::endpoint> nodes{
-          tcp::endpoint(entry.endpoint().address(), static_cast<unsigned short>(port))};
-      for (std::size_t i = 0; i < peers->rows.size(); ++i) {
-        auto addr = inet_column(*peers, i, "rpc_address");
-        if (!addr || addr->is_unspecified()) addr = inet_column(*peers, i, "peer");
-        if (addr) nodes.emplace_back(*addr, static_cast<unsigned short>(port));
-      }
-      std::sort(nodes.begin(), nodes.end());
-      nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
-      const std::size_t n = std::max<std::size_t>(1, config_.proxy_topology_addresses.size());
-      const std::size_t idx = static_cast<std::size_t>(std::max(0, config_.proxy_topology_index));
-      std::vector<tcp::endpoint> assigned;
-      if (nodes.size() >= n) {
-        for (std::size_t p = 0; p < nodes.size(); ++p)
-          if (p % n == idx % n) assigned.push_back(nodes[p]);
-      } else {
-        assigned.push_back(nodes[idx % nodes.size()]);
-      }
-      std::string list;
-      for (const auto& a : assigned) list += (list.empty() ? "" : ", ") + endpoint_string(a);
-      {
-        std::lock_guard lock(mu_);
-        snapshot_ = snap;
-        address_ = endpoint_string(entry.endpoint());
-        assigned_ = assigned;
-      }
-      spdlog::info(
-          "Successfully opened control connection to {} using endpoint {} with ProtocolVersion OSS "
-          "{}.",
-          name, endpoint_string(entry.endpoint()), kVersion);
-      spdlog::info("Refreshed {} hosts: {} known, assigned to this proxy: [{}]", name, nodes.size(),
-                   list);
-      co_return true;
     }
   }
   co_return false;
 }
 
 awaitable<bool> ControlConnection::heartbeat() {
-  auto resp = co_await request(cql::encode_empty(kVersion, false, 3, cql::Opcode::kOptions), 3);
+  auto resp = co_await conn_->exchange(
+      cql::encode_empty(conn_->version(), false, 4, cql::Opcode::kOptions), kHeartbeatTimeout);
   co_return resp && resp->header.opcode == cql::Opcode::kSupported;
 }
 
@@ -207,7 +308,12 @@ awaitable<void> ControlConnection::run() {
   const char* name = cluster_name(cluster_);
   double backoff = config_.heartbeat_retry_interval_min_ms;
   while (!stopped_) {
-    bool ok = co_await open_and_refresh();
+    bool ok = false;
+    try {
+      ok = co_await open_and_refresh();
+    } catch (const std::exception& e) {
+      spdlog::error("Control connection to {} failed: {}", name, e.what());
+    }
     attempted_ = true;
     if (ok) {
       connected_ = true;
@@ -215,17 +321,25 @@ awaitable<void> ControlConnection::run() {
       backoff = config_.heartbeat_retry_interval_min_ms;
       while (!stopped_) {
         boost::system::error_code ec;
-        sleep_.expires_after(std::chrono::milliseconds(config_.heartbeat_interval_ms));
-        co_await sleep_.async_wait(nothrow(ec));
+        if (!check_requested_) {
+          sleep_.expires_after(std::chrono::milliseconds(config_.heartbeat_interval_ms));
+          co_await sleep_.async_wait(nothrow(ec));
+        }
+        check_requested_ = false;
         if (stopped_) break;
-        if (!co_await heartbeat()) {
+        bool alive = false;
+        try {
+          alive = co_await heartbeat();
+        } catch (const std::exception& e) {
+          spdlog::warn("Heartbeat on {} control connection: {}", name, e.what());
+        }
+        if (!alive) {
           spdlog::warn("Heartbeat on {} control connection failed; reconnecting", name);
           break;
         }
       }
       connected_ = false;
-      boost::system::error_code ec;
-      socket_.close(ec);
+      if (conn_) conn_->close();
       {
         std::lock_guard lock(mu_);
         address_ = "NOT_CONNECTED";
@@ -238,6 +352,7 @@ awaitable<void> ControlConnection::run() {
     boost::system::error_code ec;
     sleep_.expires_after(std::chrono::milliseconds(static_cast<int>(backoff)));
     co_await sleep_.async_wait(nothrow(ec));
+    check_requested_ = false;
     backoff = std::min<double>(backoff * config_.heartbeat_retry_backoff_factor,
                                config_.heartbeat_retry_interval_max_ms);
   }

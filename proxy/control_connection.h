@@ -1,6 +1,9 @@
-// Control connection to one cluster (reference/zdm-proxy.md §1 "Control connection"): handshake,
-// system.local / system.peers, OPTIONS heartbeats every heartbeat_interval_ms, reconnect with
-// exponential backoff. Its state feeds /health/readiness and host assignment.
+// Control connection to one cluster (reference/zdm-proxy.md §1 "Control connection"): TLS and
+// authentication as configured, protocol negotiated down from control_conn_max_protocol_version,
+// OPTIONS (SUPPORTED kept), system.local / system.peers, OPTIONS heartbeats every
+// heartbeat_interval_ms, reconnect with exponential backoff. Its state feeds
+// /health/readiness, host assignment, and the client handshake (which clusters want
+// authentication, which compression both support).
 #pragma once
 
 #include <atomic>
@@ -11,17 +14,33 @@
 
 #include "proxy/config.h"
 #include "proxy/net.h"
+#include "proxy/net/node_connection.h"
 #include "proxy/topology.h"
 
 namespace zdm::proxy {
 
+/// What a client connection needs to know of a cluster, read by the control connection.
+struct ClusterFacts {
+  bool auth_required = false;     // STARTUP was answered with AUTHENTICATE
+  std::string authenticator;      // its class name
+  cql::StringMultimap supported;  // the SUPPORTED answer to OPTIONS
+  uint8_t version = 4;            // the version negotiated by the control connection
+};
+
 class ControlConnection {
  public:
-  ControlConnection(asio::io_context& ioc, const Config& config, Cluster cluster);
+  /// `hop`: TLS and timeouts to reach this cluster (shared with request connections).
+  ControlConnection(asio::io_context& ioc, const Config& config, Cluster cluster,
+                    net::HopSettings hop);
 
-  /// Runs forever (until stop()): connect, refresh, heartbeat, reconnect.
+  /// Runs forever (until stop()): connect, refresh, heartbeat, reconnect. Any failure (a
+  /// refused connection, a bad reply, an exception) is retried with backoff over every contact
+  /// point.
   awaitable<void> run();
   void stop();
+  /// Heartbeat now instead of at the next interval: a request connection saw its node fail or
+  /// fall silent, so readiness should reflect it within a second or two. Thread-safe.
+  void check_now();
 
   Cluster cluster() const { return cluster_; }
   bool connected() const { return connected_.load(); }
@@ -32,22 +51,31 @@ class ControlConnection {
   std::string address() const;
   /// The last system.local / system.peers read (null before the first success).
   std::shared_ptr<const SystemSnapshot> snapshot() const;
-  /// Next node for a client connection: round-robin over the nodes assigned to this proxy
-  /// (positions p of the sorted node list with p mod N == index mod N when there are at least
-  /// N nodes, else node index mod H).
+  /// Authentication, SUPPORTED and version as last seen (valid once snapshot() is set).
+  ClusterFacts facts() const;
+  const net::HopSettings& hop() const { return hop_; }
+  /// Next node for a client connection: round-robin over the nodes of the local datacenter
+  /// assigned to this proxy (positions p of the sorted node list with p mod N == index mod N
+  /// when there are at least N nodes, else node index mod H); only the control connection's
+  /// node when host assignment is off. Throws std::runtime_error before the first refresh.
   tcp::endpoint pick_node();
+  /// How many nodes pick_node() rotates over.
+  std::size_t assigned_count() const;
 
  private:
   awaitable<bool> open_and_refresh();
+  /// One attempt at `ep` with protocol `version`; sets `downgrade` when the node refused the
+  /// version (PROTOCOL_ERROR), so the caller retries lower.
+  awaitable<bool> try_node(const tcp::endpoint& ep, const std::string& host, uint8_t version,
+                           bool& downgrade);
   awaitable<bool> heartbeat();
-  /// Sends `frame` and waits for the response on the same stream (events skipped).
-  awaitable<std::optional<cql::Frame>> request(const cql::Bytes& frame, int16_t stream);
+  awaitable<std::optional<cql::RowsResult>> query(const char* cql, int16_t stream);
 
   asio::io_context& ioc_;
   const Config& config_;
   Cluster cluster_;
-  tcp::socket socket_;
-  cql::FrameDecoder decoder_;
+  net::HopSettings hop_;
+  std::shared_ptr<net::NodeConnection> conn_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> attempted_{false};
   std::atomic<bool> stopped_{false};
@@ -56,8 +84,10 @@ class ControlConnection {
   mutable std::mutex mu_;
   std::string address_ = "NOT_CONNECTED";
   std::shared_ptr<const SystemSnapshot> snapshot_;
+  ClusterFacts facts_;
   std::vector<tcp::endpoint> assigned_;
   asio::steady_timer sleep_;
+  std::atomic<bool> check_requested_{false};
 };
 
 }  // namespace zdm::proxy

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   }
   spdlog::set_level(to_spdlog(config.log_level));
   spdlog::info("Starting ZDM proxy version {}", ZDM_VERSION);
+  for (const auto& w : config.warnings) spdlog::warn("Configuration: {}", w);
   spdlog::info("Parsed configuration: {}", config.to_log_json());
   return zdm::proxy::run_proxy(config);
 }

@@ -231,6 +231,17 @@ ProxyMetrics::ProxyMetrics(const Config& config, Registry& registry)
                                      "Number of entries in the prepared statements cache");
   pscache_miss_ = &registry.counter(p + "pscache_miss_total",
                                     "Running total of prepared statement cache misses");
+  pscache_evictions_ = &registry.counter(
+      p + "pscache_evictions_total",
+      "Running total of statements evicted from the prepared statements cache (least recently "
+      "used first)");
+  const char* reasons[] = {"overloaded",        "server_error", "protocol_error",
+                           "handshake_timeout", "idle_timeout", "unanswered_streams"};
+  for (int i = 0; i < 6; ++i)
+    client_errors_[static_cast<std::size_t>(i)] =
+        &registry.counter(p + "proxy_client_errors_total",
+                          "Running total of errors the proxy answered or caused itself, by reason",
+                          std::string("reason=\"") + reasons[i] + "\"");
   // Not in ZDM: what the Migration dashboard and the alerts need to know about each proxy.
   registry
       .gauge(p + "proxy_info",

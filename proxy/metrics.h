@@ -123,6 +123,20 @@ class ProxyMetrics {
   Counter& pscache_miss() { return *pscache_miss_; }
   /// 1 while /health/readiness would answer 200, else 0 (set before each scrape).
   Gauge& ready() { return *ready_; }
+  /// Statements evicted from the bounded prepared cache (zdm_pscache_evictions_total).
+  Counter& pscache_evictions() { return *pscache_evictions_; }
+  /// Errors the proxy answered or caused itself (not forwarded from a cluster), by reason:
+  /// zdm_proxy_client_errors_total{reason="overloaded"|"server_error"|"protocol_error"|
+  /// "handshake_timeout"|"idle_timeout"|"unanswered_streams"}.
+  enum class ClientError : uint8_t {
+    kOverloaded,
+    kServerError,
+    kProtocolError,
+    kHandshakeTimeout,
+    kIdleTimeout,
+    kUnansweredStreams,
+  };
+  Counter& client_errors(ClientError e) { return *client_errors_[static_cast<int>(e)]; }
   /// kind: "origin", "target" or "async"; node: "ip:port". Thread-safe; cached per caller.
   NodeMetrics& node(const std::string& kind, const std::string& node);
 
@@ -145,6 +159,8 @@ class ProxyMetrics {
   Gauge* pscache_entries_ = nullptr;
   Counter* pscache_miss_ = nullptr;
   Gauge* ready_ = nullptr;
+  Counter* pscache_evictions_ = nullptr;
+  std::array<Counter*, 6> client_errors_{};
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<NodeMetrics>> nodes_;
 };

@@ -1,20 +1,55 @@
 #include "proxy/prepared_cache.h"
 
+#include <chrono>
 #include <mutex>
 
 namespace zdm::proxy {
 
-void PreparedCache::put(PreparedEntry entry) {
+namespace {
+// The LRU clock: milliseconds. An entry records its last use at most once a second, so a hot
+// statement does not write a shared cache line on every EXECUTE.
+uint64_t now_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+}  // namespace
+
+std::size_t PreparedCache::put(PreparedEntry& entry) {
   std::unique_lock lock(mu_);
   std::string ok = key(entry.origin_id);
-  by_target_[key(entry.target_id)] = ok;
-  entries_[ok] = std::move(entry);
+  std::size_t evicted = 0;
+  if (!entries_.count(ok) && entries_.size() >= capacity_) {
+    // Full: the least recently used goes (a scan, only when a new statement arrives).
+    auto oldest = entries_.begin();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it)
+      if (it->second->last_used.load(std::memory_order_relaxed) <
+          oldest->second->last_used.load(std::memory_order_relaxed))
+        oldest = it;
+    by_target_.erase(key(oldest->second->target_id));
+    entries_.erase(oldest);
+    evicted = 1;
+  }
+  auto e = std::make_shared<PreparedEntry>();
+  e->origin_id = std::move(entry.origin_id);
+  e->target_id = std::move(entry.target_id);
+  e->decision = entry.decision;
+  e->query = std::move(entry.query);
+  e->keyspace = std::move(entry.keyspace);
+  e->plan = std::move(entry.plan);
+  e->last_used = now_ms();
+  by_target_[key(e->target_id)] = ok;
+  entries_[ok] = std::move(e);
+  return evicted;
 }
 
-std::optional<PreparedEntry> PreparedCache::by_origin_id(cql::BytesView id) const {
+std::shared_ptr<const PreparedEntry> PreparedCache::by_origin_id(cql::BytesView id) const {
   std::shared_lock lock(mu_);
   auto it = entries_.find(key(id));
-  if (it == entries_.end()) return std::nullopt;
+  if (it == entries_.end()) return nullptr;
+  const uint64_t now = now_ms();
+  if (now - it->second->last_used.load(std::memory_order_relaxed) >= 1000)
+    it->second->last_used.store(now, std::memory_order_relaxed);
   return it->second;
 }
 
@@ -29,6 +64,18 @@ std::optional<cql::Bytes> PreparedCache::origin_id_for_target(cql::BytesView tar
 std::size_t PreparedCache::size() const {
   std::shared_lock lock(mu_);
   return entries_.size();
+}
+
+void PreparedCache::put_local(cql::BytesView id, LocalStatement s) {
+  std::unique_lock lock(mu_);
+  if (local_.size() >= capacity_) local_.clear();  // a few dozen in practice
+  local_[key(id)] = std::make_shared<const LocalStatement>(std::move(s));
+}
+
+std::shared_ptr<const LocalStatement> PreparedCache::local(cql::BytesView id) const {
+  std::shared_lock lock(mu_);
+  auto it = local_.find(key(id));
+  return it == local_.end() ? nullptr : it->second;
 }
 
 }  // namespace zdm::proxy

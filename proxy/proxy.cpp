@@ -8,6 +8,7 @@
 #include "proxy/control_connection.h"
 #include "proxy/http_server.h"
 #include "proxy/metrics.h"
+#include "proxy/net/tls.h"
 #include "proxy/prepared_cache.h"
 #include "proxy/session.h"
 
@@ -55,15 +56,59 @@ void log_exception(std::exception_ptr e, const char* what) {
   }
 }
 
+// TLS and timeouts of the hop to cluster `c`. Throws net::TlsError naming the key and file.
+net::HopSettings hop_settings(const Config& config, Cluster c) {
+  net::HopSettings hop;
+  hop.verify_hostname = config.tls_verify_hostname(c);
+  hop.connect_timeout = std::chrono::milliseconds(config.connection_timeout_ms(c));
+  if (!config.tls_enabled(c)) return hop;
+  const bool o = c == Cluster::kOrigin;
+  const std::string p = o ? "origin" : "target";
+  hop.tls = net::make_client_context(
+      {o ? config.origin_tls_server_ca_path : config.target_tls_server_ca_path,
+       o ? config.origin_tls_client_cert_path : config.target_tls_client_cert_path,
+       o ? config.origin_tls_client_key_path : config.target_tls_client_key_path,
+       p + "_tls_server_ca_path", p + "_tls_client_cert_path", p + "_tls_client_key_path"});
+  return hop;
+}
+
+std::string tls_mode(const Config& config, Cluster c) {
+  if (!config.tls_enabled(c)) return "none";
+  bool mutual = !(c == Cluster::kOrigin ? config.origin_tls_client_cert_path
+                                        : config.target_tls_client_cert_path)
+                     .empty();
+  return std::string(mutual ? "mutual" : "one-way") +
+         (config.tls_verify_hostname(c) ? ", host names verified" : ", host names NOT verified");
+}
+
 }  // namespace
 
 int run_proxy(const Config& config) {
+  net::HopSettings origin_hop, target_hop;
+  std::shared_ptr<ssl::context> client_tls;
+  try {
+    origin_hop = hop_settings(config, Cluster::kOrigin);
+    target_hop = hop_settings(config, Cluster::kTarget);
+    if (!config.proxy_tls_cert_path.empty())
+      client_tls = net::make_server_context(
+          {config.proxy_tls_ca_path, config.proxy_tls_cert_path, config.proxy_tls_key_path,
+           "proxy_tls_ca_path", "proxy_tls_cert_path", "proxy_tls_key_path"},
+          config.proxy_tls_require_client_auth);
+  } catch (const net::TlsError& e) {
+    spdlog::critical("Invalid TLS configuration: {}", e.what());
+    return 2;
+  }
+  spdlog::info("TLS to ORIGIN: {}; to TARGET: {}; from clients: {}",
+               tls_mode(config, Cluster::kOrigin), tls_mode(config, Cluster::kTarget),
+               !client_tls                            ? "none"
+               : config.proxy_tls_require_client_auth ? "mutual (client certificates required)"
+                                                      : "one-way");
   asio::io_context main_ioc{1};
   Registry registry;
   ProxyMetrics metrics(config, registry);
-  PreparedCache prepared;
-  ControlConnection origin_cc(main_ioc, config, Cluster::kOrigin);
-  ControlConnection target_cc(main_ioc, config, Cluster::kTarget);
+  PreparedCache prepared(static_cast<std::size_t>(config.proxy_prepared_cache_size));
+  ControlConnection origin_cc(main_ioc, config, Cluster::kOrigin, origin_hop);
+  ControlConnection target_cc(main_ioc, config, Cluster::kTarget, target_hop);
 
   VirtualTopology topology;
   topology.addresses = config.proxy_topology_addresses;
@@ -71,7 +116,7 @@ int run_proxy(const Config& config) {
   topology.index = config.proxy_topology_addresses.empty() ? 0 : config.proxy_topology_index;
   topology.num_tokens = config.proxy_topology_num_tokens;
   topology.port = config.proxy_listen_port;
-  SharedState shared{config, metrics, prepared, origin_cc, target_cc, topology};
+  SharedState shared{config, metrics, prepared, origin_cc, target_cc, topology, client_tls};
 
   std::atomic<bool> started{false};
   std::atomic<bool> shutting_down{false};

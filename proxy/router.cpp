@@ -18,9 +18,10 @@ Decision route_statement(const cql::StatementInfo& info, const std::string& sess
           return {Destination::kLocal, false, RequestType::kNone, LocalTable::kSystemPeersV2};
       }
       if (cql::is_system_keyspace(ks)) {
-        // System keyspace reads go to origin only, never mirrored (ZDM #41).
-        d.destination = Destination::kOrigin;
-        d.metric = RequestType::kReadsOrigin;
+        // System keyspace reads go to system_queries_mode's cluster (origin by default), never
+        // mirrored (ZDM #41).
+        d.destination = only(config.system_queries_mode);
+        d.metric = read_metric(config.system_queries_mode);
         return d;
       }
       d.destination = only(config.primary_cluster);

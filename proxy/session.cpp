@@ -1,11 +1,15 @@
 #include "proxy/session.h"
 
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
 
 #include "proxy/cql/classifier.h"
+#include "proxy/cql/legacy.h"
 #include "proxy/cql/messages.h"
+#include "proxy/cql/version.h"
+#include "proxy/net/tls.h"
 #include "proxy/topology.h"
 
 namespace zdm::proxy {
@@ -17,6 +21,11 @@ using cql::Opcode;
 namespace {
 
 constexpr uint64_t kAsyncBit = 1ull << 63;
+// Handshake exchanges on a fresh cluster connection use this stream id: nothing else is in
+// flight on it yet.
+constexpr int16_t kHandshakeStream = 0;
+// Before the handshake completes, bodies are small (STYLE rule 3).
+constexpr uint32_t kMaxHandshakeBody = 256 * 1024;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -26,43 +35,84 @@ Opcode frame_opcode(const Bytes& frame) {
   return static_cast<Opcode>(frame[4]);
 }
 
-BytesView frame_body(const Bytes& frame) {
-  return BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
-}
-
-// A reader positioned at the message body of a response frame (tracing id, warnings and
-// custom payload skipped, spec §2.2).
-cql::Reader response_reader(const Bytes& frame) {
-  cql::Reader r(frame_body(frame));
+// A reader positioned at the message body of a response frame (decompressed into `scratch` if
+// needed; tracing id, warnings and custom payload skipped, spec §2.2).
+cql::Reader response_reader(const Bytes& frame, cql::Compression c, Bytes& scratch) {
+  cql::Reader r(net::frame_body(frame, c, scratch));
   cql::skip_response_prefix(r, std::to_integer<uint8_t>(frame[1]));
   return r;
 }
 
-int32_t error_code_of(const Bytes& frame) {
+int32_t error_code_of(const Bytes& frame, cql::Compression c) {
   try {
-    cql::Reader r = response_reader(frame);
+    Bytes scratch;
+    cql::Reader r = response_reader(frame, c, scratch);
     return r.read_int();
   } catch (const cql::ProtocolError&) {
     return static_cast<int32_t>(cql::ErrorCode::kServerError);
   }
 }
 
-// Builds a frame with `header` and a new body (length fixed up).
+// A new frame with `original`'s header (compression flag cleared) and `body`.
 Bytes with_body(const Bytes& original, const Bytes& body) {
-  Bytes out(cql::kHeaderSize + body.size());
-  std::memcpy(out.data(), original.data(), cql::kHeaderSize);
-  cql::Header h = cql::decode_header(BytesView(out.data(), cql::kHeaderSize));
-  h.length = static_cast<uint32_t>(body.size());
-  cql::encode_header(h, out.data());
-  if (!body.empty()) std::memcpy(out.data() + cql::kHeaderSize, body.data(), body.size());
-  return out;
+  cql::Header h = cql::decode_header(BytesView(original.data(), cql::kHeaderSize));
+  h.flags &= static_cast<uint8_t>(~cql::flag::kCompression);
+  return cql::encode_frame(h, body);
 }
 
-bool supported_version(uint8_t v) {
-  return v == 3 || v == 4;
+Bytes md5(std::string_view s) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), digest, &n, EVP_md5(), nullptr);
+  return Bytes(reinterpret_cast<std::byte*>(digest), reinterpret_cast<std::byte*>(digest) + n);
 }
 
-std::string blocked_name(uint8_t v) {
+// The first UUID literal (8-4-4-4-12 hex digits) of `text`, as 16 bytes: the trace session id of
+// a system_traces query.
+std::optional<Bytes> uuid_in(std::string_view text) {
+  auto hexval = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  static constexpr int kGroups[] = {8, 4, 4, 4, 12};
+  for (std::size_t i = 0; i + 36 <= text.size(); ++i) {
+    std::string digits;
+    std::size_t j = i;
+    bool ok = true;
+    for (int g = 0; g < 5 && ok; ++g) {
+      for (int k = 0; k < kGroups[g] && ok; ++k, ++j) ok = hexval(text[j]) >= 0;
+      for (std::size_t k = j - static_cast<std::size_t>(kGroups[g]); ok && k < j; ++k)
+        digits += text[k];
+      if (ok && g < 4) ok = text[j++] == '-';
+    }
+    if (!ok) continue;
+    Bytes out;
+    for (std::size_t k = 0; k < 32; k += 2)
+      out.push_back(static_cast<std::byte>(hexval(digits[k]) * 16 + hexval(digits[k + 1])));
+    return out;
+  }
+  return std::nullopt;
+}
+
+bool known_version(uint8_t v) {
+  return v == 3 || v == 4 || v == 5 || v == 0x41 || v == 0x42;
+}
+
+// Order of versions for negotiation (DSE_V2 > DSE_V1 > 5 > 4 > 3), as the drivers walk them.
+int version_rank(uint8_t v) {
+  switch (v) {
+    case 0x42:
+      return 7;
+    case 0x41:
+      return 6;
+    default:
+      return v;
+  }
+}
+
+std::string version_name(uint8_t v) {
   switch (v) {
     case 0x41:
       return "DSEV1";
@@ -73,75 +123,61 @@ std::string blocked_name(uint8_t v) {
   }
 }
 
+std::string error_message(const cql::Frame& f) {
+  try {
+    cql::Reader r(f.body);
+    cql::skip_response_prefix(r, f.header.flags);
+    return cql::ErrorMsg::decode(r).message;
+  } catch (const cql::ProtocolError&) {
+    return "(unreadable error)";
+  }
+}
+
+// COMPRESSION of SUPPORTED as both clusters offer it (reference §1 "Compression").
+std::vector<std::string> common(const std::vector<std::string>& a,
+                                const std::vector<std::string>& b) {
+  std::vector<std::string> out;
+  for (const auto& x : a)
+    if (std::find(b.begin(), b.end(), x) != b.end()) out.push_back(x);
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Connector
 
 Connector::Connector(asio::io_context& ioc, Role role, Cluster cluster, int max_stream_ids)
-    : role_(role), cluster_(cluster), socket_(ioc), writer_(socket_) {
-  int n = std::min(max_stream_ids, 2048);
-  owner_.assign(static_cast<std::size_t>(n), 0);
-  free_.reserve(static_cast<std::size_t>(n));
-  for (int i = n - 1; i >= 0; --i) free_.push_back(static_cast<int16_t>(i));
-}
-
-awaitable<boost::system::error_code> Connector::connect(tcp::endpoint ep,
-                                                        std::chrono::milliseconds timeout) {
-  node_ = ep.address().to_string() + ":" + std::to_string(ep.port());
-  asio::steady_timer watchdog(socket_.get_executor());
-  watchdog.expires_after(timeout);
-  watchdog.async_wait([this](boost::system::error_code ec) {
-    if (!ec) {
-      boost::system::error_code ignored;
-      socket_.close(ignored);
-    }
-  });
-  boost::system::error_code ec;
-  co_await socket_.async_connect(ep, nothrow(ec));
-  watchdog.cancel();
-  if (!ec) socket_.set_option(tcp::no_delay(true), ec);
-  co_return ec;
-}
+    : NodeConnection(ioc), role_(role), cluster_(cluster), ids_(max_stream_ids) {}
 
 std::optional<int16_t> Connector::acquire(uint64_t request_id) {
-  if (free_.empty()) return std::nullopt;
-  int16_t s = free_.back();
-  free_.pop_back();
-  owner_[static_cast<std::size_t>(s)] = request_id;
-  if (metrics) metrics->used_stream_ids->add();
+  auto s = ids_.acquire(request_id);
+  if (s && metrics) metrics->used_stream_ids->add();
   return s;
 }
 
 uint64_t Connector::release(int16_t stream) {
-  if (stream < 0 || static_cast<std::size_t>(stream) >= owner_.size()) return 0;
-  uint64_t id = owner_[static_cast<std::size_t>(stream)];
-  if (id == 0) return 0;
-  owner_[static_cast<std::size_t>(stream)] = 0;
-  free_.push_back(stream);
-  if (metrics) metrics->used_stream_ids->sub();
+  uint64_t id = ids_.release(stream);
+  if (id && metrics) metrics->used_stream_ids->sub();
   return id;
 }
 
-void Connector::close() {
-  boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
-  writer_.close();
+void Connector::on_write_error(const net::error_code&) {
+  if (auto s = session.lock()) s->on_connector_closed(*this);
 }
 
-awaitable<void> Connector::read_loop(std::shared_ptr<ClientSession> session) {
-  cql::FrameDecoder decoder;
-  std::vector<std::byte> buf(64 * 1024);
+awaitable<void> Connector::read_loop(std::shared_ptr<ClientSession> session,
+                                     std::size_t buffer_size) {
+  std::vector<std::byte> buf(buffer_size);
   for (;;) {
-    boost::system::error_code ec;
-    std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), nothrow(ec));
+    net::error_code ec;
+    std::size_t n = co_await stream_.read_some(asio::buffer(buf), ec);
     if (ec) break;
-    decoder.feed(BytesView(buf.data(), n));
     try {
+      frames_.feed(BytesView(buf.data(), n));
       cql::Header h;
       Bytes frame;
-      while (decoder.next_raw(h, frame)) session->on_cluster_frame(*this, h, std::move(frame));
+      while (frames_.next_raw(h, frame)) session->on_cluster_frame(*this, h, std::move(frame));
     } catch (const cql::ProtocolError& e) {
       spdlog::error("Corrupt frame from {} node {}: {}", cluster_name(cluster_), node_, e.what());
       break;
@@ -151,20 +187,21 @@ awaitable<void> Connector::read_loop(std::shared_ptr<ClientSession> session) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ClientSession
+// ClientSession: construction, run loop, handshake
 
 ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedState& shared)
     : ioc_(ioc),
       client_(std::move(socket)),
       client_writer_(client_),
+      client_frames_(kMaxHandshakeBody),
       shared_(shared),
       config_(shared.config),
       sweep_timer_(ioc),
       drained_(ioc) {
   boost::system::error_code ec;
-  auto ep = client_.remote_endpoint(ec);
+  auto ep = client_.socket().remote_endpoint(ec);
   client_addr_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
-  client_.set_option(tcp::no_delay(true), ec);
+  client_.socket().set_option(tcp::no_delay(true), ec);
   drained_.expires_at(std::chrono::steady_clock::time_point::max());
   shared_.sessions++;
   shared_.metrics.client_connections().add();
@@ -175,141 +212,19 @@ ClientSession::~ClientSession() {
   shared_.metrics.client_connections().sub();
 }
 
-awaitable<bool> ClientSession::ensure_connected() {
-  if (origin_) co_return true;
-  auto self = shared_from_this();
-  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
-    auto conn = std::make_unique<Connector>(
-        ioc_, c == Cluster::kOrigin ? Connector::Role::kOrigin : Connector::Role::kTarget, c,
-        config_.proxy_max_stream_ids);
-    tcp::endpoint ep;
-    try {
-      ep = shared_.cc(c).pick_node();
-    } catch (const std::exception& e) {
-      spdlog::error("Cannot open {} connection for client {}: {}", cluster_name(c), client_addr_,
-                    e.what());
-      shared_.metrics.failed_connections(c).inc();
-      co_return false;
-    }
-    auto timeout =
-        std::chrono::milliseconds(c == Cluster::kOrigin ? config_.origin_connection_timeout_ms
-                                                        : config_.target_connection_timeout_ms);
-    auto ec = co_await conn->connect(ep, timeout);
-    conn->metrics =
-        &shared_.metrics.node(c == Cluster::kOrigin ? "origin" : "target", conn->node());
-    if (ec) {
-      spdlog::error("Failed to open {} connection to {} for client {}: {}", cluster_name(c),
-                    conn->node(), client_addr_, ec.message());
-      conn->metrics->failed_connections->inc();
-      shared_.metrics.failed_connections(c).inc();
-      co_return false;
-    }
-    spdlog::debug("[{}-CONNECTOR] Opened request connection to {} ({}) for client {}",
-                  cluster_name(c), cluster_name(c), conn->node(), client_addr_);
-    conn->metrics->connections->add();
-    (c == Cluster::kOrigin ? origin_ : target_) = std::move(conn);
-  }
-  for (Connector* k : {origin_.get(), target_.get()}) {
-    asio::co_spawn(ioc_, k->read_loop(self), asio::detached);
-    asio::co_spawn(
-        ioc_,
-        [self, k]() -> awaitable<void> {
-          auto ec = co_await k->writer().run();
-          if (ec) self->on_connector_closed(*k);
-        },
-        asio::detached);
-  }
-  co_return true;
-}
-
 awaitable<void> ClientSession::run() {
   auto self = shared_from_this();
-  spdlog::info("Accepted connection from {}", client_addr_);
-  asio::co_spawn(
-      ioc_,
-      [self]() -> awaitable<void> {
-        co_await self->client_writer_.run();
-        self->close();
-      },
-      asio::detached);
-  asio::co_spawn(
-      ioc_,
-      [self]() -> awaitable<void> {
-        while (!self->closed_) {
-          boost::system::error_code ec;
-          self->sweep_timer_.expires_after(std::chrono::seconds(1));
-          co_await self->sweep_timer_.async_wait(nothrow(ec));
-          if (!self->closed_) self->sweep_timeouts();
-        }
-      },
-      asio::detached);
-
-  // Until the handshake completes, bodies are small (STYLE rule 3).
-  cql::FrameDecoder decoder(256 * 1024);
-  std::vector<std::byte> buf(64 * 1024);
-  bool corrupt = false;
-  while (!closed_ && !draining_) {
-    boost::system::error_code ec;
-    std::size_t n = co_await client_.async_read_some(asio::buffer(buf), nothrow(ec));
-    if (ec) break;
-    decoder.feed(BytesView(buf.data(), n));
-    cql::Header h;
-    Bytes frame;
-    for (;;) {
-      try {
-        if (closed_ || !decoder.next_raw(h, frame)) break;
-      } catch (const cql::ProtocolError& e) {
-        spdlog::warn("Closing client {}: {}", client_addr_, e.what());
-        reply_error(version_ ? version_ : 4, 0, cql::ErrorCode::kProtocolError, e.what());
-        corrupt = true;
-        break;
-      }
-      if (h.response) {
-        reply_error(version_ ? version_ : 4, h.stream, cql::ErrorCode::kProtocolError,
-                    "Invalid frame: the response bit is set on a request");
-        corrupt = true;
-        break;
-      }
-      bool blocked = false;
-      for (const auto& b : config_.blocked_protocol_versions) {
-        std::string u;
-        for (char ch : b)
-          if (ch != '_') u += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-        if (u == blocked_name(h.version) || u == "V" + blocked_name(h.version)) blocked = true;
-      }
-      if (!supported_version(h.version) || blocked) {
-        uint8_t v = (h.version >= 1 && h.version <= 6) || h.version == 0x41 || h.version == 0x42
-                        ? h.version
-                        : 4;
-        reply_error(v, h.stream, cql::ErrorCode::kProtocolError,
-                    "Invalid or unsupported protocol version (" + std::to_string(h.version) +
-                        "); supported versions are (3/v3, 4/v4)");
-        continue;
-      }
-      if (version_ == 0) {
-        version_ = h.version;
-      } else if (h.version != version_) {
-        reply_error(version_, h.stream, cql::ErrorCode::kProtocolError,
-                    "Invalid message version. Got " + std::to_string(h.version) +
-                        " but previous messages on this connection had version " +
-                        std::to_string(version_));
-        corrupt = true;
-        break;
-      }
-      if (!origin_) {
-        if (!co_await ensure_connected()) {
-          close();
-          co_return;
-        }
-      }
-      on_client_frame(h, std::move(frame));
-    }
-    if (corrupt) break;
-    if (ready_) decoder.set_max_body(cql::kMaxBodyLength);
+  // Whatever ends this coroutine (an exception included), the session and its cluster
+  // connections end too (STYLE §5).
+  try {
+    co_await serve();
+  } catch (const std::exception& e) {
+    spdlog::error("Client session {} failed: {}; closing it", client_addr_, e.what());
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kServerError).inc();
   }
-  if (corrupt || (draining_ && !closed_)) {
+  if (closing_ || (draining_ && !closed_)) {
     // Answer what is in flight, then the writer flushes and closes the session.
-    while (!pending_.empty() && !closed_) {
+    while ((!pending_.empty() || !waiting_.empty()) && !closed_) {
       boost::system::error_code ec;
       drained_.expires_after(std::chrono::milliseconds(config_.proxy_request_timeout_ms));
       co_await drained_.async_wait(nothrow(ec));
@@ -321,12 +236,527 @@ awaitable<void> ClientSession::run() {
   }
 }
 
+void ClientSession::start_timers() {
+  auto self = shared_from_this();
+  asio::co_spawn(
+      ioc_,
+      [self]() -> awaitable<void> {
+        co_await self->client_writer_.run();
+        self->close();
+      },
+      asio::detached);
+  asio::co_spawn(
+      ioc_,
+      [self]() -> awaitable<void> {
+        const auto handshake_deadline =
+            std::chrono::steady_clock::now() +
+            std::chrono::milliseconds(self->config_.proxy_handshake_timeout_ms);
+        while (!self->closed_) {
+          boost::system::error_code ec;
+          self->sweep_timer_.expires_after(std::chrono::seconds(1));
+          co_await self->sweep_timer_.async_wait(nothrow(ec));
+          if (self->closed_) break;
+          if (!self->ready_ && std::chrono::steady_clock::now() > handshake_deadline) {
+            // Connected and silent, or a slowloris: it must not hold a connection slot.
+            spdlog::info("Closing client {}: no handshake within {} ms", self->client_addr_,
+                         self->config_.proxy_handshake_timeout_ms);
+            self->shared_.metrics.client_errors(ProxyMetrics::ClientError::kHandshakeTimeout).inc();
+            self->close();
+            break;
+          }
+          self->sweep_timeouts();
+        }
+      },
+      asio::detached);
+}
+
+awaitable<void> ClientSession::serve() {
+  spdlog::info("Accepted connection from {}", client_addr_);
+  last_activity_ = std::chrono::steady_clock::now();
+  start_timers();
+  if (shared_.client_tls) {
+    client_.use_tls(*shared_.client_tls);
+    auto ec = co_await client_.handshake(
+        ssl::stream_base::server, std::chrono::milliseconds(config_.proxy_handshake_timeout_ms));
+    if (ec) {
+      std::string reason = net::verify_failure(*client_.tls_stream());
+      spdlog::warn("TLS handshake with client {} failed: {}{}", client_addr_, ec.message(),
+                   reason.empty() ? "" : " (" + reason + ")");
+      close();
+      co_return;
+    }
+  }
+  std::vector<std::byte> buf(static_cast<std::size_t>(config_.request_read_buffer_size_bytes));
+  bool first = true;
+  while (!closed_ && !draining_ && !closing_) {
+    boost::system::error_code ec;
+    std::size_t n = co_await client_.read_some(asio::buffer(buf), ec);
+    if (ec) break;
+    last_activity_ = std::chrono::steady_clock::now();
+    if (first) {
+      first = false;
+      // v1/v2 headers are 8 bytes, unknown versions any size: answer from the first byte rather
+      // than wait for a 9-byte header that may never come.
+      uint8_t v = std::to_integer<uint8_t>(buf[0]) & 0x7f;
+      if (!known_version(v)) {
+        int16_t stream = 0;
+        if (v < 3 && n > 2) stream = static_cast<int8_t>(buf[2]);
+        if (v >= 3 && n > 3) stream = cql::frame_stream(buf.data());
+        cql::Header h{v, false, 0, stream, Opcode::kOptions, 0};
+        accept_version(h);
+        break;
+      }
+    }
+    try {
+      client_frames_.feed(BytesView(buf.data(), n));
+      co_await take_frames();
+    } catch (const cql::ProtocolError& e) {
+      spdlog::warn("Closing client {}: {}", client_addr_, e.what());
+      shared_.metrics.client_errors(ProxyMetrics::ClientError::kProtocolError).inc();
+      reply_error(version_ ? version_ : 4, 0, cql::ErrorCode::kProtocolError, e.what());
+      close_after_flush();
+    }
+  }
+}
+
+awaitable<void> ClientSession::take_frames() {
+  cql::Header h;
+  Bytes frame;
+  while (!closed_ && !closing_ && client_frames_.next_raw(h, frame)) {
+    if (!accept_version(h)) break;
+    if (!ready_) {
+      co_await handshake_frame(h, std::move(frame));
+      if (ready_) client_frames_.set_max_body(cql::kMaxBodyLength);
+      continue;
+    }
+    try {
+      on_client_frame(h, std::move(frame));
+    } catch (const std::exception& e) {
+      // A bug or an unexpected input in one request: that request fails, the connection lives.
+      spdlog::error("Request {} on stream {} from client {} failed in the proxy: {}",
+                    cql::opcode_name(h.opcode), h.stream, client_addr_, e.what());
+      shared_.metrics.client_errors(ProxyMetrics::ClientError::kServerError).inc();
+      reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
+                  std::string("zdm-proxy: ") + e.what());
+    }
+  }
+}
+
+bool ClientSession::accept_version(const cql::Header& h) {
+  bool blocked = false;
+  for (const auto& b : config_.blocked_protocol_versions) {
+    std::string u;
+    for (char ch : b)
+      if (ch != '_') u += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (u == version_name(h.version) || u == "V" + version_name(h.version)) blocked = true;
+  }
+  // Versions above what both control connections negotiated cannot work on both clusters.
+  const int ceiling = std::min(version_rank(shared_.origin_cc.facts().version),
+                               version_rank(shared_.target_cc.facts().version));
+  if (!known_version(h.version) || blocked || version_rank(h.version) > ceiling) {
+    // Answered in a version the client can read (v1/v2 headers are 8 bytes), then closed: the
+    // driver retries with a lower version on a new connection. The wording is Cassandra 3's,
+    // which every driver parses (gocql reads "the greatest is N").
+    uint8_t greatest = 3;
+    for (uint8_t v : {3, 4, 5})
+      if (version_rank(v) <= ceiling) greatest = v;
+    std::string msg = "Invalid or unsupported protocol version (" + std::to_string(h.version) +
+                      "); the lowest supported version is 3 and the greatest is " +
+                      std::to_string(greatest);
+    if (h.version == 1 || h.version == 2) {
+      client_writer_.push(
+          cql::encode_legacy_protocol_error(h.version, static_cast<int8_t>(h.stream), msg));
+    } else {
+      uint8_t v = known_version(h.version) ? h.version : greatest;
+      reply_error(v, h.stream, cql::ErrorCode::kProtocolError, msg);
+    }
+    spdlog::info("Client {} asked for protocol version {}: refused", client_addr_, h.version);
+    close_after_flush();
+    return false;
+  }
+  if (h.response) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
+                "Invalid frame: the response bit is set on a request");
+    close_after_flush();
+    return false;
+  }
+  if (version_ == 0) {
+    version_ = h.version;
+  } else if (h.version != version_) {
+    reply_error(version_, h.stream, cql::ErrorCode::kProtocolError,
+                "Invalid message version. Got " + std::to_string(h.version) +
+                    " but previous messages on this connection had version " +
+                    std::to_string(version_));
+    close_after_flush();
+    return false;
+  }
+  return true;
+}
+
+Bytes ClientSession::supported_frame(const cql::Header& h) const {
+  const Cluster primary = config_.primary_cluster;
+  ClusterFacts p = shared_.cc(primary).facts();
+  ClusterFacts s = shared_.cc(other(primary)).facts();
+  cql::SupportedMsg msg{p.supported};
+  msg.options["COMPRESSION"] = common(p.supported["COMPRESSION"], s.supported["COMPRESSION"]);
+  if (p.supported.count("PROTOCOL_VERSIONS") && s.supported.count("PROTOCOL_VERSIONS"))
+    msg.options["PROTOCOL_VERSIONS"] =
+        common(p.supported["PROTOCOL_VERSIONS"], s.supported["PROTOCOL_VERSIONS"]);
+  return cql::encode_message(h.version, true, h.stream, Opcode::kSupported, msg);
+}
+
+Bytes ClientSession::client_frame(const cql::Frame& f, int16_t stream) const {
+  cql::Header h = f.header;
+  h.version = version_;
+  h.response = true;
+  h.stream = stream;
+  h.flags &= static_cast<uint8_t>(~cql::flag::kCompression);
+  return cql::encode_frame(h, f.body);
+}
+
+void ClientSession::switch_client_framing() {
+  if (!cql::uses_segments(version_)) return;
+  client_frames_.enable_segments(compression_);
+  client_writer_.enable_segments(compression_);
+}
+
+awaitable<void> ClientSession::handshake_frame(const cql::Header& h, Bytes frame) {
+  if (h.stream < 0) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
+                "Invalid stream id " + std::to_string(h.stream) +
+                    ": client requests must use non-negative stream ids");
+    co_return;
+  }
+  if (h.opcode == Opcode::kOptions) {
+    client_writer_.push(supported_frame(h));
+  } else if (h.opcode == Opcode::kStartup && !startup_done_) {
+    co_await on_startup(h, std::move(frame));
+  } else if (h.opcode == Opcode::kAuthResponse && awaiting_auth_) {
+    co_await on_auth_response(h, std::move(frame));
+  } else {
+    reply_error(
+        h.version, h.stream, cql::ErrorCode::kProtocolError,
+        "Unexpected message " + cql::opcode_name(h.opcode) +
+            (awaiting_auth_ ? ", expecting SASL_RESPONSE" : ", expecting STARTUP or OPTIONS"));
+  }
+}
+
+awaitable<bool> ClientSession::connect_clusters(const cql::Header& h) {
+  auto self = shared_from_this();
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
+    const bool is_origin = c == Cluster::kOrigin;
+    auto& cc = shared_.cc(c);
+    std::shared_ptr<Connector> conn;
+    std::string why;
+    // A node that refuses goes to the back: the next assigned node is tried (each once).
+    const std::size_t tries = std::max<std::size_t>(1, cc.assigned_count());
+    for (std::size_t attempt = 0; attempt < tries && !conn && !closed_; ++attempt) {
+      tcp::endpoint ep;
+      try {
+        ep = cc.pick_node();
+      } catch (const std::exception& e) {
+        why = e.what();
+        break;
+      }
+      auto k = std::make_shared<Connector>(
+          ioc_, is_origin ? Connector::Role::kOrigin : Connector::Role::kTarget, c,
+          config_.proxy_max_stream_ids);
+      k->session = self;
+      std::string err;
+      bool ok = co_await k->open(ep, ep.address().to_string(), cc.hop(), err);
+      k->metrics = &shared_.metrics.node(is_origin ? "origin" : "target", k->node());
+      if (ok) {
+        conn = std::move(k);
+        break;
+      }
+      k->metrics->failed_connections->inc();
+      shared_.metrics.failed_connections(c).inc();
+      why = k->node() + ": " + err;
+      spdlog::warn("Cannot open {} connection to {} for client {}: {}", cluster_name(c), k->node(),
+                   client_addr_, err);
+      cc.check_now();
+    }
+    if (!conn) {
+      spdlog::error("Cannot open {} connection for client {}: {}", cluster_name(c), client_addr_,
+                    why);
+      reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
+                  std::string("ZDM proxy could not connect to ") + cluster_name(c) + ": " + why);
+      co_return false;
+    }
+    spdlog::debug("[{}-CONNECTOR] Opened request connection to {} ({}) for client {}",
+                  cluster_name(c), cluster_name(c), conn->node(), client_addr_);
+    conn->metrics->connections->add();
+    conn->set_protocol(version_, compression_);
+    (is_origin ? origin_ : target_) = std::move(conn);
+  }
+  co_return true;
+}
+
+awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
+  startup_done_ = true;
+  cql::StartupMsg startup;
+  try {
+    cql::Reader r(BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize));
+    cql::skip_request_prefix(r, h.flags);
+    startup = cql::StartupMsg::decode(r);
+  } catch (const cql::ProtocolError& e) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError, e.what());
+    close_after_flush();
+    co_return;
+  }
+  if (auto it = startup.options.find("COMPRESSION");
+      it != startup.options.end() && !it->second.empty()) {
+    auto c = cql::parse_compression(it->second);
+    if (!c) {
+      reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
+                  "Unknown compression algorithm: " + it->second);
+      close_after_flush();
+      co_return;
+    }
+    compression_ = *c;
+  }
+  // Who authenticates the client (reference §1 "Handshake/auth", ZDM's forwardAuthToTarget):
+  // auth on target only → the client's SASL exchange goes to target; otherwise to origin, and
+  // with auth on both the client's credentials are target's unless
+  // forward_client_credentials_to_origin.
+  const bool auth_origin = shared_.origin_cc.facts().auth_required;
+  const bool auth_target = shared_.target_cc.facts().auth_required;
+  auth_primary_ = (!auth_origin && auth_target) ? Cluster::kTarget : Cluster::kOrigin;
+  if (!auth_origin && auth_target) {
+    target_creds_on_client_ = true;
+  } else if (auth_origin && !auth_target) {
+    target_creds_on_client_ = false;
+  } else {
+    target_creds_on_client_ = !config_.forward_client_credentials_to_origin;
+  }
+  const Cluster secondary = other(auth_primary_);
+  secondary_creds_ = {config_.username(secondary), config_.password(secondary)};
+  async_creds_ = {config_.username(config_.secondary()), config_.password(config_.secondary())};
+  startup_frame_ = frame;
+
+  if (!co_await connect_clusters(h)) {
+    close_after_flush();
+    co_return;
+  }
+  const auto timeout = std::chrono::milliseconds(config_.proxy_request_timeout_ms);
+  for (Connector* k : {origin_.get(), target_.get()}) {
+    Bytes f = frame;
+    cql::patch_stream(f.data(), kHandshakeStream);
+    k->send(std::move(f));
+  }
+  auto r_origin = co_await origin_->receive(kHandshakeStream, timeout);
+  auto r_target = co_await target_->receive(kHandshakeStream, timeout);
+  if (closed_) co_return;
+  std::optional<cql::Frame>* resp[2] = {&r_origin, &r_target};
+  for (Cluster c : {auth_primary_, secondary}) {
+    auto& r = *resp[static_cast<int>(c)];
+    if (!r) {
+      reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
+                  std::string("No answer to STARTUP from ") + cluster_name(c) + " within " +
+                      std::to_string(config_.proxy_request_timeout_ms) + " ms");
+      close_after_flush();
+      co_return;
+    }
+    if (r->header.opcode == Opcode::kError) {
+      // E.g. a PROTOCOL_ERROR for a version this cluster does not speak: forwarded, so the
+      // driver downgrades on a new connection. On the request's stream (python-driver and the
+      // Node.js driver match it there) and, once, on stream 0 (gocql only believes a version
+      // error there: CASSGO-97, ZDM's behaviour); nothing else is in flight on the connection.
+      spdlog::info("{} refused the STARTUP of client {} (protocol {}): {}", cluster_name(c),
+                   client_addr_, version_, error_message(*r));
+      client_writer_.push(client_frame(*r, h.stream));
+      if (h.stream != 0 && error_code_of(client_frame(*r, 0), cql::Compression::kNone) ==
+                               static_cast<int32_t>(cql::ErrorCode::kProtocolError))
+        client_writer_.push(client_frame(*r, 0));
+      close_after_flush();
+      co_return;
+    }
+  }
+  const cql::Frame& secondary_resp = **resp[static_cast<int>(secondary)];
+  if (secondary_resp.header.opcode == Opcode::kAuthenticate) {
+    cql::Reader r(secondary_resp.body);
+    secondary_authenticator_ = cql::AuthenticateMsg::decode(r).authenticator;
+  }
+  const cql::Frame& primary_resp = **resp[static_cast<int>(auth_primary_)];
+  if (primary_resp.header.opcode == Opcode::kAuthenticate) {
+    awaiting_auth_ = true;
+    client_writer_.push(client_frame(primary_resp, h.stream));
+    switch_client_framing();
+    co_return;
+  }
+  co_await finish_handshake(h, primary_resp);
+}
+
+awaitable<void> ClientSession::on_auth_response(const cql::Header& h, Bytes frame) {
+  const auto timeout = std::chrono::milliseconds(config_.proxy_request_timeout_ms);
+  std::optional<Bytes> token;
+  try {
+    cql::Reader r(net::frame_body(frame, compression_, scratch_));
+    cql::skip_request_prefix(r, h.flags);
+    token = r.read_bytes();
+  } catch (const cql::ProtocolError& e) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError, e.what());
+    close_after_flush();
+    co_return;
+  }
+  Bytes out = frame;
+  if (auto creds = token ? net::Credentials::parse(*token) : std::nullopt) {
+    // The client's credentials are target's (or origin's, see on_startup); each cluster gets
+    // its own: the other one's come from the configuration.
+    const Cluster client_cluster = target_creds_on_client_ ? Cluster::kTarget : Cluster::kOrigin;
+    net::Credentials configured{config_.username(auth_primary_), config_.password(auth_primary_)};
+    if (client_cluster != auth_primary_) {
+      secondary_creds_ = *creds;
+      Bytes body;
+      cql::Writer w(body);
+      w.write_bytes(configured.token());
+      out = with_body(frame, body);
+    }
+    if (client_cluster == config_.secondary()) async_creds_ = *creds;
+  }
+  Connector& primary = connector_for(auth_primary_);
+  cql::patch_stream(out.data(), kHandshakeStream);
+  auto resp = co_await primary.exchange(std::move(out), timeout);
+  if (closed_) co_return;
+  if (!resp) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
+                std::string("No answer to AUTH_RESPONSE from ") + cluster_name(auth_primary_));
+    close_after_flush();
+    co_return;
+  }
+  if (resp->header.opcode == Opcode::kAuthSuccess) {
+    co_await finish_handshake(h, *resp);
+    co_return;
+  }
+  client_writer_.push(client_frame(*resp, h.stream));
+  if (resp->header.opcode == Opcode::kError) {
+    spdlog::info("Client {} failed to authenticate with {}: {}", client_addr_,
+                 cluster_name(auth_primary_), error_message(*resp));
+    close_after_flush();
+  }
+}
+
+awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
+                                                const cql::Frame& final_resp) {
+  const Cluster secondary = other(auth_primary_);
+  if (!secondary_authenticator_.empty()) {
+    if (secondary_creds_.empty()) {
+      const std::string p = secondary == Cluster::kOrigin ? "origin" : "target";
+      reply_error(h.version, h.stream, cql::ErrorCode::kAuthenticationError,
+                  std::string(cluster_name(secondary)) + " requires authentication but " + p +
+                      "_username/" + p + "_password are not set in the ZDM proxy configuration");
+      close_after_flush();
+      co_return;
+    }
+    auto r = co_await connector_for(secondary).authenticate(
+        secondary_authenticator_, secondary_creds_, kHandshakeStream,
+        std::chrono::milliseconds(config_.proxy_request_timeout_ms));
+    if (closed_) co_return;
+    if (!r || r->header.opcode != Opcode::kAuthSuccess) {
+      spdlog::warn("Secondary ({}) handshake for client {} failed: {}", cluster_name(secondary),
+                   client_addr_, r ? error_message(*r) : "no answer");
+      if (r && r->header.opcode == Opcode::kError) {
+        client_writer_.push(client_frame(*r, h.stream));
+      } else {
+        reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
+                    std::string("No answer to authentication from ") + cluster_name(secondary));
+      }
+      close_after_flush();
+      co_return;
+    }
+  }
+  client_writer_.push(client_frame(final_resp, h.stream));
+  if (final_resp.header.opcode == Opcode::kReady) switch_client_framing();
+  awaiting_auth_ = false;
+  ready_ = true;
+  spdlog::info("Handshake successful with client {} (ProtocolVersion {}, Compression: {})",
+               client_addr_, version_name(version_), cql::compression_name(compression_));
+  auto self = shared_from_this();
+  for (Connector* k : {origin_.get(), target_.get()}) {
+    asio::co_spawn(
+        ioc_, k->read_loop(self, static_cast<std::size_t>(config_.response_read_buffer_size_bytes)),
+        asio::detached);
+  }
+  if (config_.read_mode == ReadMode::kDualAsyncOnSecondary) start_async_connector();
+}
+
+void ClientSession::start_async_connector() {
+  // The async connector replays the client's handshake on the secondary (reference §2).
+  const Cluster sec = config_.secondary();
+  async_ =
+      std::make_shared<Connector>(ioc_, Connector::Role::kAsync, sec, config_.proxy_max_stream_ids);
+  async_->session = shared_from_this();
+  asio::co_spawn(
+      ioc_,
+      [self = shared_from_this(), k = async_, sec]() -> awaitable<void> {
+        const auto timeout = std::chrono::milliseconds(self->config_.async_handshake_timeout_ms);
+        std::string why;
+        tcp::endpoint ep;
+        try {
+          ep = self->shared_.cc(sec).pick_node();
+        } catch (const std::exception& e) {
+          why = e.what();
+        }
+        auto hop = self->shared_.cc(sec).hop();
+        hop.connect_timeout = timeout;
+        if (why.empty() && co_await k->open(ep, ep.address().to_string(), hop, why)) {
+          k->metrics = &self->shared_.metrics.node("async", k->node());
+          k->set_protocol(self->version_, self->compression_);
+          Bytes startup = self->startup_frame_;
+          cql::patch_stream(startup.data(), kHandshakeStream);
+          auto r = co_await k->exchange(std::move(startup), timeout);
+          if (r && r->header.opcode == Opcode::kAuthenticate) {
+            cql::Reader rd(r->body);
+            std::string authenticator = cql::AuthenticateMsg::decode(rd).authenticator;
+            r = co_await k->authenticate(authenticator, self->async_creds_, kHandshakeStream,
+                                         timeout);
+          }
+          if (r &&
+              (r->header.opcode == Opcode::kReady || r->header.opcode == Opcode::kAuthSuccess)) {
+            if (self->closed_) co_return;
+            k->metrics->connections->add();
+            self->async_ready_ = true;
+            co_await k->read_loop(
+                self, static_cast<std::size_t>(self->config_.response_read_buffer_size_bytes));
+            co_return;
+          }
+          why = r ? (r->header.opcode == Opcode::kError ? error_message(*r)
+                                                        : cql::opcode_name(r->header.opcode))
+                  : "no answer within " + std::to_string(timeout.count()) + " ms";
+        }
+        if (k->metrics) k->metrics->failed_connections->inc();
+        k->close();
+        if (!self->closed_)
+          spdlog::warn(
+              "Async connector to {} for client {} failed: {}; async reads disabled for this "
+              "connection",
+              cluster_name(sec), self->client_addr_, why);
+      },
+      asio::detached);
+}
+
 void ClientSession::drain() {
   if (draining_ || closed_) return;
   draining_ = true;
   boost::system::error_code ec;
-  client_.shutdown(tcp::socket::shutdown_receive, ec);
+  client_.socket().shutdown(tcp::socket::shutdown_receive, ec);
 }
+
+void ClientSession::close_after_flush() {
+  if (closing_ || closed_) return;
+  closing_ = true;
+  boost::system::error_code ec;
+  client_.socket().shutdown(tcp::socket::shutdown_receive, ec);
+  if (!ready_) {
+    // Nothing is in flight before the handshake completes: the cluster connections go now.
+    for (auto* k : {origin_.get(), target_.get()})
+      if (k) k->close();
+    client_writer_.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ClientSession: requests
 
 void ClientSession::reply(Bytes frame, int16_t stream) {
   cql::patch_stream(frame.data(), stream);
@@ -339,20 +769,88 @@ void ClientSession::reply_error(uint8_t version, int16_t stream, cql::ErrorCode 
 }
 
 void ClientSession::answer_local(const cql::Header& h, LocalTable table,
-                                 const cql::StatementInfo& info) {
-  auto snap = shared_.origin_cc.snapshot();
+                                 const cql::StatementInfo& info, std::string_view query,
+                                 const cql::QueryParameters* params) {
+  auto snap = shared_.cc(config_.system_queries_mode).snapshot();
   if (!snap) {
     reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
-                "ZDM proxy has no ORIGIN topology yet");
+                std::string("ZDM proxy has no ") + cluster_name(config_.system_queries_mode) +
+                    " topology yet");
     return;
   }
-  auto answer = answer_system_select(table, info, *snap, shared_.topology);
+  std::optional<SystemFilter> filter;
+  std::optional<Bytes> value;
+  try {
+    filter = parse_system_filter(query);
+    if (filter && filter->marker < 0) {
+      value = filter_value(filter->column, filter->literal);
+    } else if (filter && params &&
+               static_cast<std::size_t>(filter->marker) < params->values.size()) {
+      value = params->values[static_cast<std::size_t>(filter->marker)].bytes;
+    }
+  } catch (const std::invalid_argument& e) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kInvalid, e.what());
+    return;
+  }
+  auto answer = answer_system_select(table, info, *snap, shared_.topology,
+                                     filter ? filter->column : "", value);
   if (auto* rows = std::get_if<cql::RowsResult>(&answer)) {
+    if (params && (params->flags & cql::query_flag::kSkipMetadata))
+      rows->metadata.flags |= cql::rows_flag::kNoMetadata;
     cql::ResultMsg msg{std::move(*rows)};
     client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kResult, msg));
   } else {
     client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError,
                                             std::get<cql::ErrorMsg>(answer)));
+  }
+}
+
+void ClientSession::prepare_local(const cql::Header& h, LocalTable table,
+                                  const cql::StatementInfo& info, const std::string& query) {
+  auto snap = shared_.cc(config_.system_queries_mode).snapshot();
+  if (!snap) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kServerError, "ZDM proxy has no topology yet");
+    return;
+  }
+  // Prepared by the proxy itself (ZDM: id = md5(query + keyspace)); EXECUTEs answered here.
+  auto answer = answer_system_select(table, info, *snap, shared_.topology);
+  if (auto* e = std::get_if<cql::ErrorMsg>(&answer)) {
+    client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError, *e));
+    return;
+  }
+  cql::PreparedResult pr;
+  pr.id = md5(query + keyspace_);
+  pr.result_metadata = std::get<cql::RowsResult>(answer).metadata;
+  std::string spec;
+  for (const auto& c : pr.result_metadata.columns) spec += c.name + ";";
+  pr.result_metadata_id = md5(spec);
+  std::optional<SystemFilter> filter;
+  try {
+    filter = parse_system_filter(query);
+  } catch (const std::invalid_argument& e) {
+    reply_error(h.version, h.stream, cql::ErrorCode::kInvalid, e.what());
+    return;
+  }
+  if (filter && filter->marker >= 0) {
+    const bool inet = filter->column == "peer" || filter->column.ends_with("address");
+    pr.metadata.columns.push_back(cql::ColumnSpec{
+        "system", table == LocalTable::kSystemLocal ? "local" : "peers", filter->column,
+        cql::DataType::of(inet ? cql::TypeId::kInet : cql::TypeId::kVarchar)});
+    if (filter->column == "peer" || filter->column == "key") pr.metadata.pk_indices = {0};
+  }
+  shared_.prepared.put_local(pr.id, LocalStatement{table, info, query});
+  client_writer_.push(
+      cql::encode_message(h.version, true, h.stream, Opcode::kResult, cql::ResultMsg{pr}));
+}
+
+void ClientSession::route_traces(std::string_view query, Decision& d) {
+  auto id = uuid_in(query);
+  if (!id) return;
+  for (auto it = traced_.rbegin(); it != traced_.rend(); ++it) {
+    if (it->first != *id) continue;
+    d.destination = only(it->second);
+    d.metric = read_metric(it->second);
+    return;
   }
 }
 
@@ -363,11 +861,16 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
                     ": client requests must use non-negative stream ids");
     return;
   }
+  if (h.opcode == Opcode::kOptions) {
+    client_writer_.push(supported_frame(h));
+    return;
+  }
   Decision d;
   PendingRequest p;
   std::optional<Bytes> target_frame;
   try {
-    cql::Reader r(frame_body(frame));
+    BytesView body = net::frame_body(frame, compression_, scratch_);
+    cql::Reader r(body);
     cql::skip_request_prefix(r, h.flags);
     const std::size_t prefix_end = r.position();
     switch (h.opcode) {
@@ -376,20 +879,40 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         auto info = cql::classify(query);
         d = route_statement(info, keyspace_, config_);
         if (d.destination == Destination::kLocal) {
-          answer_local(h, d.local, info);
+          answer_local(h, d.local, info, query, nullptr);
           return;
+        }
+        if (info.keyspace == "system_traces") route_traces(query, d);
+        // One value of now()/uuid() and one write timestamp for both clusters; the common case
+        // (a timestamp from the driver, no call) costs two byte scans.
+        if (info.is_write() &&
+            (may_have_calls(query) || !has_default_timestamp(body, r.position(), h.version))) {
+          auto scan = cql::scan_statement(query);
+          if (auto nb = rewrite_query(body, prefix_end, h.version, scan, write_timestamp_us()))
+            frame = with_body(frame, *nb);
         }
         break;
       }
       case Opcode::kPrepare: {
         auto prep = cql::PrepareMsg::decode(r, h.version);
         auto info = cql::classify(prep.query);
+        if (info.is_write()) {
+          auto scan = cql::scan_statement(prep.query);
+          p.plan = plan_write(scan, config_.replace_cql_functions);
+          if (!p.plan.generated.empty()) {
+            // Both clusters prepare the calls as bind markers; the proxy fills them in.
+            prep.query = cql::calls_to_markers(prep.query, scan);
+            Bytes nb(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(prefix_end));
+            cql::Writer w(nb);
+            prep.encode(w, h.version);
+            frame = with_body(frame, nb);
+          }
+        }
         p.query = prep.query;
         p.execute_decision = route_statement(info, keyspace_, config_);
         if (p.execute_decision.destination == Destination::kLocal) {
-          // Prepared system.local/peers reads are served by origin.
-          p.execute_decision =
-              Decision{Destination::kOrigin, false, RequestType::kReadsOrigin, LocalTable::kNone};
+          prepare_local(h, p.execute_decision.local, info, prep.query);
+          return;
         }
         d = Decision{Destination::kBoth, false, RequestType::kNone, LocalTable::kNone};
         break;
@@ -397,6 +920,13 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
       case Opcode::kExecute: {
         Bytes id = r.read_short_bytes();
         const std::size_t after_id = r.position();
+        if (auto local = shared_.prepared.local(id)) {
+          cql::Reader er(body);
+          cql::skip_request_prefix(er, h.flags);
+          auto exec = cql::ExecuteMsg::decode(er, h.version);
+          answer_local(h, local->table, local->info, local->query, &exec.params);
+          return;
+        }
         auto entry = shared_.prepared.by_origin_id(id);
         if (!entry) {
           shared_.metrics.pscache_miss().inc();
@@ -409,11 +939,15 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         }
         d = entry->decision;
         p.origin_prepared_id = id;
+        if (auto nb =
+                rewrite_execute(body, prefix_end, h.version, entry->plan, write_timestamp_us())) {
+          frame = with_body(frame, *nb);
+          body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+        }
         bool target_needed = d.destination == Destination::kTarget ||
                              d.destination == Destination::kBoth ||
                              (d.async_mirror && config_.secondary() == Cluster::kTarget);
         if (target_needed) {
-          BytesView body = frame_body(frame);
           Bytes nb(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(prefix_end));
           cql::Writer w(nb);
           w.write_short_bytes(entry->target_id);
@@ -423,6 +957,20 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         break;
       }
       case Opcode::kBatch: {
+        std::vector<std::shared_ptr<const PreparedEntry>> entries;
+        auto plan_of = [&](const Bytes& id) -> const WritePlan* {
+          auto e = shared_.prepared.by_origin_id(id);
+          if (!e) return nullptr;
+          entries.push_back(e);
+          return &e->plan;
+        };
+        if (auto nb = rewrite_batch(body, prefix_end, h.version, plan_of, write_timestamp_us())) {
+          frame = with_body(frame, *nb);
+          body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+          r = cql::Reader(body);
+          cql::skip_request_prefix(r, 0);
+          r.read_raw(prefix_end);
+        }
         auto batch = cql::BatchMsg::decode(r, h.version);
         d = route_opcode(Opcode::kBatch, config_);
         bool any_prepared = false;
@@ -442,7 +990,6 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
           any_prepared = true;
         }
         if (any_prepared) {
-          BytesView body = frame_body(frame);
           Bytes nb(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(prefix_end));
           cql::Writer w(nb);
           batch.encode(w, h.version);
@@ -450,16 +997,17 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         }
         break;
       }
-      case Opcode::kStartup:
-        cql::StartupMsg::decode(r);
-        d = route_opcode(h.opcode, config_);
-        if (config_.read_mode == ReadMode::kDualAsyncOnSecondary) p.query = "startup";
-        break;
       case Opcode::kRegister:
         cql::RegisterMsg::decode(r);
         registered_ = true;
         d = route_opcode(h.opcode, config_);
         break;
+      case Opcode::kStartup:
+      case Opcode::kAuthResponse:
+        reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
+                    "Unexpected message " + cql::opcode_name(h.opcode) +
+                        ", the connection is already initialized");
+        return;
       default:
         d = route_opcode(h.opcode, config_);
         break;
@@ -468,65 +1016,40 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
     spdlog::warn("Malformed {} from client {}: {}; closing the connection",
                  cql::opcode_name(h.opcode), client_addr_, e.what());
     reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError, e.what());
-    draining_ = true;  // stop reading; the run loop flushes the error and closes
-    boost::system::error_code ec;
-    client_.shutdown(tcp::socket::shutdown_receive, ec);
+    close_after_flush();
     return;
   }
+  p.header = h;
   p.client_stream = h.stream;
   p.opcode = h.opcode;
   p.version = h.version;
   p.decision = d;
   p.start = std::chrono::steady_clock::now();
-  if (h.opcode == Opcode::kStartup && config_.read_mode == ReadMode::kDualAsyncOnSecondary &&
-      !async_) {
-    // The async connector replays the client's handshake on the secondary (reference §2).
-    Cluster sec = config_.secondary();
-    auto conn = std::make_unique<Connector>(ioc_, Connector::Role::kAsync, sec,
-                                            config_.proxy_max_stream_ids);
-    Connector* k = conn.get();
-    async_ = std::move(conn);
-    auto self = shared_from_this();
-    Bytes startup = frame;
-    asio::co_spawn(
-        ioc_,
-        [self, k, sec, startup = std::move(startup)]() mutable -> awaitable<void> {
-          tcp::endpoint ep;
-          try {
-            ep = self->shared_.cc(sec).pick_node();
-          } catch (const std::exception&) {
-            self->async_ready_ = false;
-            co_return;
-          }
-          auto ec = co_await k->connect(
-              ep, std::chrono::milliseconds(self->config_.async_handshake_timeout_ms));
-          k->metrics = &self->shared_.metrics.node("async", k->node());
-          if (ec || self->closed_) {
-            k->metrics->failed_connections->inc();
-            spdlog::warn(
-                "Async connector to {} for client {} failed: {}; async reads disabled for this "
-                "connection",
-                k->node(), self->client_addr_, ec.message());
-            co_return;
-          }
-          k->metrics->connections->add();
-          auto s = k->acquire(kAsyncBit);
-          if (!s) co_return;
-          cql::patch_stream(startup.data(), *s);
-          k->send(std::move(startup));
-          self->async_ready_ = true;
-          asio::co_spawn(self->ioc_, k->read_loop(self), asio::detached);
-          co_await k->writer().run();
-        },
-        asio::detached);
-  }
-  dispatch(h, std::move(frame), d, std::move(p), std::move(target_frame));
+  dispatch(Outgoing{std::move(frame), std::move(target_frame), std::move(p)});
 }
 
-void ClientSession::dispatch(const cql::Header& h, Bytes frame, Decision d, PendingRequest p,
-                             std::optional<Bytes> target_frame) {
-  if (d.destination == Destination::kDrop) return;
-  const uint64_t id = next_request_id_++;
+void ClientSession::dispatch(Outgoing o) {
+  if (o.pending.decision.destination == Destination::kDrop) return;
+  if (waiting_.empty() && try_send(o)) return;
+  // Bounded by the client's own stream ids (32768): more cannot be in flight on one connection.
+  if (waiting_.size() >= 32768) {
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
+    reply_error(o.pending.version, o.pending.client_stream, cql::ErrorCode::kOverloaded,
+                "zdm-proxy: 32768 requests of this connection are already waiting for a cluster "
+                "stream id; retry later");
+    return;
+  }
+  waiting_.push_back(std::move(o));
+}
+
+void ClientSession::send_waiting() {
+  while (!waiting_.empty() && !closed_ && try_send(waiting_.front())) waiting_.pop_front();
+}
+
+bool ClientSession::try_send(Outgoing& o) {
+  PendingRequest& p = o.pending;
+  const Decision& d = p.decision;
+  const uint64_t id = next_request_id_;
   const bool to_origin =
       d.destination == Destination::kOrigin || d.destination == Destination::kBoth;
   const bool to_target =
@@ -537,39 +1060,62 @@ void ClientSession::dispatch(const cql::Header& h, Bytes frame, Decision d, Pend
   if ((to_origin && !so) || (to_target && !st)) {
     if (so) origin_->release(*so);
     if (st) target_->release(*st);
-    reply_error(h.version, h.stream, cql::ErrorCode::kOverloaded,
-                "Shutting down, please retry on next host.");
-    return;
+    return false;
   }
+  ++next_request_id_;
   if (d.async_mirror && async_ && async_ready_) {
-    Cluster sec = config_.secondary();
-    Bytes copy = (sec == Cluster::kTarget && target_frame) ? *target_frame : frame;
-    if (auto s = async_->acquire(id | kAsyncBit)) {
+    if (async_started_.size() >=
+        static_cast<std::size_t>(config_.async_connector_write_queue_size_frames)) {
+      // Bounded: a slow secondary must not grow memory; the mirrored read is dropped.
+      if (async_->metrics) async_->metrics->requests_failed["other"]->inc();
+    } else if (auto s = async_->acquire(id | kAsyncBit)) {
+      Cluster sec = config_.secondary();
+      Bytes copy = (sec == Cluster::kTarget && o.target_frame) ? *o.target_frame : o.frame;
       cql::patch_stream(copy.data(), *s);
+      AsyncRequest& r = async_started_[id];
+      r = AsyncRequest{p.start, d.metric, {}, false};
+      if (p.opcode == Opcode::kExecute) r.execute = copy;
       async_->send(std::move(copy));
-      async_started_[id] = {p.start, d.metric};
       if (async_->metrics) async_->metrics->inflight->add();
     }
   }
-  if (to_origin && to_target) {
-    Bytes tf = target_frame ? std::move(*target_frame) : frame;
-    cql::patch_stream(frame.data(), *so);
-    cql::patch_stream(tf.data(), *st);
-    origin_->send(std::move(frame));
-    target_->send(std::move(tf));
-  } else if (to_origin) {
-    cql::patch_stream(frame.data(), *so);
-    origin_->send(std::move(frame));
-  } else {
-    Bytes tf = target_frame ? std::move(*target_frame) : std::move(frame);
+  if (to_target) {
+    Bytes tf =
+        o.target_frame ? std::move(*o.target_frame) : (to_origin ? o.frame : std::move(o.frame));
     cql::patch_stream(tf.data(), *st);
     target_->send(std::move(tf));
+  }
+  if (to_origin) {
+    cql::patch_stream(o.frame.data(), *so);
+    origin_->send(std::move(o.frame));
   }
   p.expected[0] = to_origin;
   p.expected[1] = to_target;
   if (d.metric != RequestType::kNone) shared_.metrics.inflight(d.metric).add();
   shared_.inflight++;
   pending_.emplace(id, std::move(p));
+  return true;
+}
+
+void ClientSession::fail_pending(Cluster c) {
+  const int ci = static_cast<int>(c);
+  for (auto& [id, p] : pending_) {
+    if (!p.expected[ci] || p.received[ci] || p.decision.metric == RequestType::kNone) continue;
+    if (p.decision.metric == RequestType::kWrites) {
+      const bool other_failed = p.expected[1 - ci] && p.received[1 - ci] &&
+                                frame_opcode(p.responses[1 - ci]) == Opcode::kError;
+      if (other_failed) {
+        shared_.metrics.failed_writes_both().inc();
+      } else if (c == Cluster::kOrigin) {
+        shared_.metrics.failed_writes_origin().inc();
+      } else {
+        shared_.metrics.failed_writes_target().inc();
+      }
+    } else {
+      shared_.metrics.failed_reads(c).inc();
+    }
+  }
+  shared_.cc(c).check_now();
 }
 
 void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame) {
@@ -578,7 +1124,7 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     if (from.role() != Connector::Role::kOrigin || !registered_ || h.opcode != Opcode::kEvent)
       return;
     try {
-      cql::Reader r = response_reader(frame);
+      cql::Reader r = response_reader(frame, compression_, scratch_);
       if (r.read_string() == "SCHEMA_CHANGE") client_writer_.push(std::move(frame));
     } catch (const cql::ProtocolError&) {
     }
@@ -586,22 +1132,16 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
   }
   const uint64_t id = from.release(h.stream);
   if (from.role() == Connector::Role::kAsync) {
-    auto it = async_started_.find(id & ~kAsyncBit);
-    if (it == async_started_.end()) return;
-    if (from.metrics) {
-      from.metrics->inflight->sub();
-      // Only requests the proxy tracks (reads, USE) count; OPTIONS heartbeats do not.
-      if (it->second.second != RequestType::kNone) {
-        from.metrics->reads->observe(seconds_since(it->second.first));
-        if (h.opcode == Opcode::kError)
-          from.metrics->requests_failed[error_label(error_code_of(frame))]->inc();
-      }
-    }
-    async_started_.erase(it);
+    on_async_frame(from, id & ~kAsyncBit, h, std::move(frame));
     return;
   }
   auto it = pending_.find(id);
-  if (it == pending_.end()) return;  // timed out earlier
+  if (it == pending_.end()) {
+    // The late answer to a request that timed out: its stream id is free again.
+    if (id != 0 && from.unanswered > 0) --from.unanswered;
+    if (!waiting_.empty()) send_waiting();
+    return;
+  }
   PendingRequest& p = it->second;
   const int c = static_cast<int>(from.cluster());
   if (from.metrics && p.decision.metric != RequestType::kNone) {
@@ -609,7 +1149,7 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     (p.decision.metric == RequestType::kWrites ? from.metrics->writes : from.metrics->reads)
         ->observe(secs);
     if (h.opcode == Opcode::kError)
-      from.metrics->requests_failed[error_label(error_code_of(frame))]->inc();
+      from.metrics->requests_failed[error_label(error_code_of(frame, compression_))]->inc();
   }
   p.responses[c] = std::move(frame);
   p.received[c] = true;
@@ -617,7 +1157,69 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
   complete(id, p);
   pending_.erase(it);
   shared_.inflight--;
-  if (draining_ && pending_.empty()) drained_.cancel();
+  if (!waiting_.empty()) send_waiting();
+  if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
+}
+
+void ClientSession::on_async_frame(Connector& from, uint64_t id, const cql::Header& h,
+                                   Bytes frame) {
+  auto it = async_started_.find(id);
+  if (it == async_started_.end()) return;
+  AsyncRequest& r = it->second;
+  if (r.repreparing) {
+    // The answer to our PREPARE: retry the mirrored EXECUTE once, whatever it said.
+    r.repreparing = false;
+    if (h.opcode == Opcode::kResult) {
+      if (auto s = from.acquire(id | kAsyncBit)) {
+        Bytes retry = std::move(r.execute);
+        r.execute.clear();
+        cql::patch_stream(retry.data(), *s);
+        from.send(std::move(retry));
+        return;
+      }
+    }
+  } else if (h.opcode == Opcode::kError && !r.execute.empty() &&
+             error_code_of(frame, compression_) ==
+                 static_cast<int32_t>(cql::ErrorCode::kUnprepared) &&
+             reprepare_async(id, r, frame)) {
+    return;
+  }
+  if (from.metrics) {
+    from.metrics->inflight->sub();
+    // Only requests the proxy tracks (reads, USE) count; OPTIONS heartbeats do not.
+    if (r.metric != RequestType::kNone) {
+      from.metrics->reads->observe(seconds_since(r.start));
+      if (h.opcode == Opcode::kError)
+        from.metrics->requests_failed[error_label(error_code_of(frame, compression_))]->inc();
+    }
+  }
+  async_started_.erase(it);
+}
+
+bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& error_frame) {
+  std::shared_ptr<const PreparedEntry> entry;
+  try {
+    Bytes scratch;
+    cql::Reader rd = response_reader(error_frame, compression_, scratch);
+    Bytes unknown = cql::ErrorMsg::decode(rd).unprepared_id();
+    entry = shared_.prepared.by_origin_id(unknown);
+    if (!entry)
+      if (auto origin_id = shared_.prepared.origin_id_for_target(unknown))
+        entry = shared_.prepared.by_origin_id(*origin_id);
+  } catch (const cql::ProtocolError&) {
+    return false;
+  }
+  if (!entry) return false;
+  auto s = async_->acquire(id | kAsyncBit);
+  if (!s) return false;
+  cql::PrepareMsg prep;
+  prep.query = entry->query;
+  if (cql::uses_keyspace_flag(version_)) prep.keyspace = entry->keyspace;
+  async_->send(cql::encode_message(version_, false, *s, Opcode::kPrepare, prep));
+  r.repreparing = true;
+  spdlog::debug("Async connector: statement unprepared on {}; re-preparing and retrying once",
+                async_->node());
+  return true;
 }
 
 void ClientSession::complete(uint64_t, PendingRequest& p) {
@@ -650,8 +1252,9 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
   Bytes resp = std::move(p.responses[static_cast<int>(chosen)]);
   try {
     if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) {
-      cql::Reader ro = response_reader(resp);
-      cql::Reader rt = response_reader(p.responses[1]);
+      Bytes scratch_t;
+      cql::Reader ro = response_reader(resp, compression_, scratch_);
+      cql::Reader rt = response_reader(p.responses[1], compression_, scratch_t);
       auto ko = ro.read_int(), kt = rt.read_int();
       if (ko == static_cast<int32_t>(cql::ResultKind::kPrepared) &&
           kt == static_cast<int32_t>(cql::ResultKind::kPrepared)) {
@@ -661,33 +1264,48 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
         e.decision = p.execute_decision;
         e.query = p.query;
         e.keyspace = keyspace_;
-        shared_.prepared.put(std::move(e));
+        e.plan = p.plan;
+        if (shared_.prepared.put(e)) shared_.metrics.pscache_evictions().inc();
         shared_.metrics.pscache_entries().set(static_cast<int64_t>(shared_.prepared.size()));
+        if (!p.plan.generated.empty()) {
+          // The client sees the statement it prepared: without the proxy's markers.
+          cql::Reader rr = response_reader(resp, compression_, scratch_);
+          auto msg = hide_generated(cql::ResultMsg::decode(rr, p.version), p.plan);
+          resp = cql::encode_message(p.version, true, 0, Opcode::kResult, msg);
+        }
       }
     }
     if (err[static_cast<int>(chosen)] && chosen == Cluster::kTarget &&
         !p.origin_prepared_id.empty() &&
-        error_code_of(resp) == static_cast<int32_t>(cql::ErrorCode::kUnprepared)) {
-      // The client only knows origin ids (reference §2 "Prepared ids").
+        error_code_of(resp, compression_) == static_cast<int32_t>(cql::ErrorCode::kUnprepared)) {
+      // The client only knows origin ids (reference §2 "Prepared ids"): target's id of the
+      // statement target does not know (the right child of a BATCH) maps back to origin's.
+      cql::Reader rd = response_reader(resp, compression_, scratch_);
+      Bytes target_id = cql::ErrorMsg::decode(rd).unprepared_id();
+      Bytes origin_id =
+          shared_.prepared.origin_id_for_target(target_id).value_or(p.origin_prepared_id);
       resp = cql::encode_message(
           p.version, true, 0, Opcode::kError,
-          cql::ErrorMsg::unprepared("Prepared statement unknown on TARGET", p.origin_prepared_id));
+          cql::ErrorMsg::unprepared("Prepared statement unknown on TARGET", origin_id));
     }
     if (frame_opcode(resp) == Opcode::kResult) {
-      cql::Reader r = response_reader(resp);
+      cql::Reader r = response_reader(resp, compression_, scratch_);
       if (r.read_int() == static_cast<int32_t>(cql::ResultKind::kSetKeyspace))
         keyspace_ = r.read_string();
     }
   } catch (const cql::ProtocolError& e) {
     spdlog::warn("Malformed response from {}: {}", cluster_name(chosen), e.what());
   }
-  if ((p.opcode == Opcode::kStartup || p.opcode == Opcode::kAuthResponse) &&
-      (frame_opcode(resp) == Opcode::kReady || frame_opcode(resp) == Opcode::kAuthSuccess)) {
-    if (!ready_) {
-      spdlog::info("Handshake successful with client {} (ProtocolVersion OSS {})", client_addr_,
-                   p.version);
+  if (std::to_integer<uint8_t>(resp[1]) & cql::flag::kTracing) {
+    // Traced: its session id leads later system_traces reads to this cluster.
+    try {
+      BytesView b = net::frame_body(resp, compression_, scratch_);
+      if (b.size() >= 16) {
+        traced_.emplace_back(Bytes(b.begin(), b.begin() + 16), chosen);
+        if (traced_.size() > 256) traced_.pop_front();
+      }
+    } catch (const cql::ProtocolError&) {
     }
-    ready_ = true;
   }
   if (p.decision.metric != RequestType::kNone) {
     shared_.metrics.request_duration(p.decision.metric).observe(seconds_since(p.start));
@@ -697,30 +1315,53 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
 }
 
 void ClientSession::sweep_timeouts() {
-  auto deadline = std::chrono::steady_clock::now() -
-                  std::chrono::milliseconds(config_.proxy_request_timeout_ms);
+  const auto now = std::chrono::steady_clock::now();
+  const auto deadline = now - std::chrono::milliseconds(config_.proxy_request_timeout_ms);
+  // A request unanswered this long may mean a silent cluster: its control connection checks.
+  const auto suspicious = now - std::chrono::seconds(2);
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->second.start < deadline) {
-      // ZDM sends nothing for a timed-out request; the driver times out on its own.
-      const auto& p = it->second;
-      spdlog::warn("Request {} on stream {} from client {} timed out after {} ms",
-                   cql::opcode_name(p.opcode), p.client_stream, client_addr_,
-                   config_.proxy_request_timeout_ms);
-      for (int c = 0; c < 2; ++c) {
-        Connector* k = c == 0 ? origin_.get() : target_.get();
-        if (p.expected[c] && !p.received[c] && k && k->metrics)
-          k->metrics->requests_failed["client_timeout"]->inc();
-      }
-      if (p.decision.metric != RequestType::kNone)
-        shared_.metrics.inflight(p.decision.metric).sub();
-      shared_.inflight--;
-      it = pending_.erase(it);
-    } else {
+    const PendingRequest& p = it->second;
+    for (Cluster c : {Cluster::kOrigin, Cluster::kTarget})
+      if (p.expected[static_cast<int>(c)] && !p.received[static_cast<int>(c)] &&
+          p.start < suspicious)
+        shared_.cc(c).check_now();
+    if (p.start >= deadline) {
       ++it;
+      continue;
     }
+    // ZDM sends nothing for a timed-out request; the driver times out on its own. Its stream
+    // ids stay taken until an answer comes (a new request must not get the old answer).
+    spdlog::warn("Request {} on stream {} from client {} timed out after {} ms",
+                 cql::opcode_name(p.opcode), p.client_stream, client_addr_,
+                 config_.proxy_request_timeout_ms);
+    const bool unanswered[2] = {p.expected[0] && !p.received[0], p.expected[1] && !p.received[1]};
+    for (int c = 0; c < 2; ++c) {
+      Connector* k = c == 0 ? origin_.get() : target_.get();
+      if (!unanswered[c] || !k) continue;
+      ++k->unanswered;
+      if (k->metrics) k->metrics->requests_failed["client_timeout"]->inc();
+    }
+    if (p.decision.metric == RequestType::kWrites) {
+      if (unanswered[0] && unanswered[1]) {
+        shared_.metrics.failed_writes_both().inc();
+      } else {
+        (unanswered[0] ? shared_.metrics.failed_writes_origin()
+                       : shared_.metrics.failed_writes_target())
+            .inc();
+      }
+    } else if (p.decision.metric != RequestType::kNone) {
+      shared_.metrics.failed_reads(unanswered[0] ? Cluster::kOrigin : Cluster::kTarget).inc();
+    }
+    if (p.decision.metric != RequestType::kNone) shared_.metrics.inflight(p.decision.metric).sub();
+    shared_.inflight--;
+    it = pending_.erase(it);
+  }
+  while (!waiting_.empty() && waiting_.front().pending.start < deadline) {
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
+    waiting_.pop_front();
   }
   for (auto it = async_started_.begin(); it != async_started_.end();) {
-    if (it->second.first < deadline) {
+    if (it->second.start < deadline) {
       if (async_ && async_->metrics) {
         async_->metrics->requests_failed["client_timeout"]->inc();
         async_->metrics->inflight->sub();
@@ -730,20 +1371,42 @@ void ClientSession::sweep_timeouts() {
       ++it;
     }
   }
-  if (draining_ && pending_.empty()) drained_.cancel();
+  for (Connector* k : {origin_.get(), target_.get()}) {
+    if (!k || k->unanswered * 4 <= k->capacity() * 3) continue;
+    // Most stream ids wait for answers that do not come: the node is not answering this
+    // connection. Closing it lets the driver reconnect (and the proxy pick a node again).
+    spdlog::warn(
+        "{} of {} stream ids to {} node {} await answers that never came; closing "
+        "client connection {}",
+        k->unanswered, k->capacity(), cluster_name(k->cluster()), k->node(), client_addr_);
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kUnansweredStreams).inc();
+    close();
+    return;
+  }
+  if (config_.proxy_idle_timeout_ms > 0 && pending_.empty() && waiting_.empty() && ready_ &&
+      now - last_activity_ > std::chrono::milliseconds(config_.proxy_idle_timeout_ms)) {
+    spdlog::info("Closing client {}: idle for {} ms (proxy_idle_timeout_ms)", client_addr_,
+                 config_.proxy_idle_timeout_ms);
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kIdleTimeout).inc();
+    close();
+    return;
+  }
+  if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
 }
 
 void ClientSession::on_connector_closed(Connector& c) {
   if (closed_) return;
   if (c.role() == Connector::Role::kAsync) {
+    if (async_ready_ && c.metrics) c.metrics->connections->sub();
     async_ready_ = false;
-    if (c.metrics) c.metrics->connections->sub();
     c.close();
     return;
   }
-  if (!draining_) {
+  if (!ready_) return;  // the handshake notices on its own (no answer)
+  if (!draining_ && !closing_) {
     spdlog::warn("[{}-CONNECTOR] Connection to {} closed; closing client connection {}",
                  cluster_name(c.cluster()), c.node(), client_addr_);
+    fail_pending(c.cluster());
   }
   close();
 }
@@ -752,20 +1415,20 @@ void ClientSession::close() {
   if (closed_) return;
   closed_ = true;
   spdlog::info("[CLIENT-CONNECTOR] {} disconnected", client_addr_);
-  boost::system::error_code ec;
-  client_.shutdown(tcp::socket::shutdown_both, ec);
-  client_.close(ec);
+  client_.close();
   client_writer_.close();
   for (auto* k : {origin_.get(), target_.get(), async_.get()}) {
     if (!k) continue;
     if (k->metrics && (k != async_.get() || async_ready_)) k->metrics->connections->sub();
     k->close();
   }
+  async_ready_ = false;
   for (auto& [id, p] : pending_) {
     if (p.decision.metric != RequestType::kNone) shared_.metrics.inflight(p.decision.metric).sub();
     shared_.inflight--;
   }
   pending_.clear();
+  waiting_.clear();
   if (async_ && async_->metrics)
     for (std::size_t i = 0; i < async_started_.size(); ++i) async_->metrics->inflight->sub();
   async_started_.clear();

@@ -1,11 +1,15 @@
 // One client connection and its cluster connections (reference/zdm-proxy.md §1 "Connection
 // model"): a connector to an origin node, one to a target node and, in DUAL_ASYNC_ON_SECONDARY,
 // an async connector to the secondary. All of them live on one worker thread's io_context, so
-// nothing here takes a lock.
+// nothing here takes a lock. The handshake follows ZDM's rules (§1 "Handshake/auth"): STARTUP
+// to both clusters, the client's SASL exchange with the "primary handshake" cluster, the other
+// cluster (and the async one) authenticated by the proxy before READY/AUTH_SUCCESS reaches the
+// client.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -15,8 +19,11 @@
 #include "proxy/control_connection.h"
 #include "proxy/metrics.h"
 #include "proxy/net.h"
+#include "proxy/net/node_connection.h"
 #include "proxy/prepared_cache.h"
+#include "proxy/rewrite.h"
 #include "proxy/router.h"
+#include "proxy/stream_ids.h"
 
 namespace zdm::proxy {
 
@@ -28,6 +35,7 @@ struct SharedState {
   ControlConnection& origin_cc;
   ControlConnection& target_cc;
   VirtualTopology topology;
+  std::shared_ptr<ssl::context> client_tls;  // TLS from clients; null = plaintext
   std::atomic<bool> draining{false};
   std::atomic<int> sessions{0};
   std::atomic<int64_t> inflight{0};
@@ -39,43 +47,41 @@ class ClientSession;
 
 /// A connection to one cluster node on behalf of one client connection. Stream ids on it are
 /// the proxy's own (client ids are remapped, spec §2.3).
-class Connector {
+class Connector : public net::NodeConnection {
  public:
   enum class Role : uint8_t { kOrigin, kTarget, kAsync };
 
   Connector(asio::io_context& ioc, Role role, Cluster cluster, int max_stream_ids);
 
-  /// Connects with a deadline; false on failure (logged by the caller).
-  awaitable<boost::system::error_code> connect(tcp::endpoint ep, std::chrono::milliseconds timeout);
-  /// Reads frames and hands them to the session until the socket closes.
-  awaitable<void> read_loop(std::shared_ptr<ClientSession> session);
+  /// Reads frames and hands them to the session until the socket closes. `buffer_size`: read
+  /// buffer in bytes.
+  awaitable<void> read_loop(std::shared_ptr<ClientSession> session, std::size_t buffer_size);
 
   /// Takes a free stream id for request `request_id`; nullopt if all are in use.
   std::optional<int16_t> acquire(uint64_t request_id);
   /// Frees a stream id and returns the request it belonged to (0 if none).
   uint64_t release(int16_t stream);
-  void send(cql::Bytes frame) { writer_.push(std::move(frame)); }
-  void close();
 
   Role role() const { return role_; }
   Cluster cluster() const { return cluster_; }
-  const std::string& node() const { return node_; }
+  std::size_t capacity() const { return ids_.capacity(); }
   NodeMetrics* metrics = nullptr;
-  FrameWriter& writer() { return writer_; }
-  tcp::socket& socket() { return socket_; }
+  std::weak_ptr<ClientSession> session;
+  /// Stream ids held by requests that timed out: freed if their answer ever comes.
+  std::size_t unanswered = 0;
+
+ protected:
+  void on_write_error(const net::error_code& ec) override;
 
  private:
   Role role_;
   Cluster cluster_;
-  tcp::socket socket_;
-  FrameWriter writer_;
-  std::string node_;
-  std::vector<int16_t> free_;
-  std::vector<uint64_t> owner_;  // stream id → request id (0 = free)
+  StreamIds ids_;
 };
 
 /// A request in flight: where it went, what came back.
 struct PendingRequest {
+  cql::Header header;
   int16_t client_stream = 0;
   cql::Opcode opcode = cql::Opcode::kQuery;
   uint8_t version = 4;
@@ -88,6 +94,7 @@ struct PendingRequest {
   std::string query;
   cql::Bytes origin_prepared_id;
   Decision execute_decision;
+  WritePlan plan;  // PREPARE of a write: how its EXECUTEs are completed
 };
 
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
@@ -95,7 +102,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   ClientSession(asio::io_context& ioc, tcp::socket socket, SharedState& shared);
   ~ClientSession();
 
-  /// Runs the session to its end: reader, writer, connectors.
+  /// Runs the session to its end: TLS, handshake, then requests until the client leaves.
   awaitable<void> run();
   /// Stop reading new requests; answer those in flight; then close (graceful shutdown).
   void drain();
@@ -105,39 +112,106 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void on_connector_closed(Connector& c);
 
  private:
-  awaitable<bool> ensure_connected();
+  awaitable<void> serve();
+  awaitable<void> take_frames();
+  void start_timers();
+
+  // Handshake (before READY/AUTH_SUCCESS reaches the client).
+  awaitable<void> handshake_frame(const cql::Header& h, cql::Bytes frame);
+  awaitable<void> on_startup(const cql::Header& h, cql::Bytes frame);
+  awaitable<void> on_auth_response(const cql::Header& h, cql::Bytes frame);
+  awaitable<void> finish_handshake(const cql::Header& h, const cql::Frame& final_response);
+  awaitable<bool> connect_clusters(const cql::Header& h);
+  void start_async_connector();
+  /// Version checks of every client frame; false when the frame was answered and the
+  /// connection is to close.
+  bool accept_version(const cql::Header& h);
+  cql::Bytes supported_frame(const cql::Header& h) const;
+  /// A response to the client carrying `f`'s opcode and body on `stream`.
+  cql::Bytes client_frame(const cql::Frame& f, int16_t stream) const;
+  void switch_client_framing();
+  Connector& connector_for(Cluster c) { return c == Cluster::kOrigin ? *origin_ : *target_; }
+
+  // Requests (after the handshake).
   void on_client_frame(const cql::Header& h, cql::Bytes frame);
-  void dispatch(const cql::Header& h, cql::Bytes frame, Decision d, PendingRequest p,
-                std::optional<cql::Bytes> target_frame);
-  void send_async(const cql::Header& h, const cql::Bytes& frame,
-                  const std::optional<cql::Bytes>& target_frame);
+  /// A request ready for the clusters.
+  struct Outgoing {
+    cql::Bytes frame;
+    std::optional<cql::Bytes> target_frame;  // when target's differs (prepared ids)
+    PendingRequest pending;
+  };
+  /// Sends `o`, or queues it until stream ids free up (a client may have more requests in
+  /// flight than a cluster connection has ids: it waits, it does not fail).
+  void dispatch(Outgoing o);
+  bool try_send(Outgoing& o);
+  void send_waiting();
+  /// Counts the requests in flight as failed on `c` (its connection was lost) and asks its
+  /// control connection to check the cluster now.
+  void fail_pending(Cluster c);
   void complete(uint64_t id, PendingRequest& p);
   void reply(cql::Bytes frame, int16_t stream);
   void reply_error(uint8_t version, int16_t stream, cql::ErrorCode code, std::string message);
-  void answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info);
+  /// Answers a query on system.local/peers/peers_v2 (a WHERE col = value applied; `params`:
+  /// an EXECUTE's, for its bound value and skip-metadata flag).
+  void answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
+                    std::string_view query, const cql::QueryParameters* params);
+  void prepare_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
+                     const std::string& query);
+  /// system_traces reads go to the cluster that served the traced request (reference §2: ZDM
+  /// sends them to origin, which breaks tracing after cutover).
+  void route_traces(std::string_view query, Decision& d);
+  /// Answers what was queued, then closes (after a fatal protocol or handshake error).
+  void close_after_flush();
   void close();
   void sweep_timeouts();
   Connector* connector(Cluster c) { return c == Cluster::kOrigin ? origin_.get() : target_.get(); }
 
   asio::io_context& ioc_;
-  tcp::socket client_;
-  FrameWriter client_writer_;
+  net::Stream client_;
+  net::FrameWriter client_writer_;
+  cql::FrameStream client_frames_;
   SharedState& shared_;
   const Config& config_;
   std::string client_addr_;
-  std::unique_ptr<Connector> origin_, target_, async_;
+  std::shared_ptr<Connector> origin_, target_, async_;
   std::unordered_map<uint64_t, PendingRequest> pending_;
+  std::deque<Outgoing> waiting_;                         // for stream ids, oldest first
+  std::chrono::steady_clock::time_point last_activity_;  // last frame from the client
   uint64_t next_request_id_ = 1;
   uint8_t version_ = 0;  // negotiated protocol version, 0 until the first accepted frame
+  cql::Compression compression_ = cql::Compression::kNone;
+  cql::Bytes scratch_;  // decompressed bodies, reused
+
+  // Handshake state.
+  cql::Bytes startup_frame_;  // the client's STARTUP, replayed on the async connector
+  Cluster auth_primary_ = Cluster::kOrigin;  // the cluster the client's SASL exchange goes to
+  bool target_creds_on_client_ = true;       // the client's credentials are target's
+  std::string secondary_authenticator_;      // non-empty: the other cluster wants SASL
+  net::Credentials secondary_creds_, async_creds_;
+  bool startup_done_ = false;
+  bool awaiting_auth_ = false;
+
   bool registered_ = false;
   bool ready_ = false;
   bool draining_ = false;
+  bool closing_ = false;  // flushing before close
   bool closed_ = false;
   bool async_ready_ = false;
   std::string keyspace_;
-  // Async (mirrored) requests in flight: request id → start time and type.
-  std::unordered_map<uint64_t, std::pair<std::chrono::steady_clock::time_point, RequestType>>
-      async_started_;
+  // Trace session ids of traced responses and the cluster that served each (the last 256).
+  std::deque<std::pair<cql::Bytes, Cluster>> traced_;
+  /// A mirrored request in flight on the async connector.
+  struct AsyncRequest {
+    std::chrono::steady_clock::time_point start;
+    RequestType metric = RequestType::kNone;
+    cql::Bytes execute;        // an EXECUTE, kept to retry it once after re-preparing
+    bool repreparing = false;  // a PREPARE for it is in flight
+  };
+  void on_async_frame(Connector& from, uint64_t id, const cql::Header& h, cql::Bytes frame);
+  /// UNPREPARED on the async connector: PREPAREs the statement there and retries the EXECUTE
+  /// once (reference §2: ZDM only re-prepares). False if it cannot.
+  bool reprepare_async(uint64_t id, AsyncRequest& r, const cql::Bytes& error_frame);
+  std::unordered_map<uint64_t, AsyncRequest> async_started_;
   asio::steady_timer sweep_timer_;
   asio::steady_timer drained_;  // fires (cancel) when draining and no request is pending
 };

@@ -126,11 +126,21 @@ const std::optional<Bytes>* local_value(const SystemSnapshot& snap, const std::s
   return nullptr;
 }
 
-std::vector<ColumnSpec> default_peers_columns() {
+std::vector<ColumnSpec> default_peers_columns(bool v2) {
   auto col = [](const char* n, TypeId id) {
     return ColumnSpec{"system", "peers", n, DataType::of(id)};
   };
   DataType tokens{TypeId::kSet, {}, {DataType::of(TypeId::kVarchar)}, {}, {}, {}};
+  if (v2) {
+    // system.peers_v2 of Cassandra 4 (ports alongside addresses).
+    return {
+        col("peer", TypeId::kInet),           col("peer_port", TypeId::kInt),
+        col("data_center", TypeId::kVarchar), col("host_id", TypeId::kUuid),
+        col("native_address", TypeId::kInet), col("native_port", TypeId::kInt),
+        col("preferred_ip", TypeId::kInet),   col("preferred_port", TypeId::kInt),
+        col("rack", TypeId::kVarchar),        col("release_version", TypeId::kVarchar),
+        col("schema_version", TypeId::kUuid), ColumnSpec{"system", "peers_v2", "tokens", tokens}};
+  }
   return {col("peer", TypeId::kInet),
           col("data_center", TypeId::kVarchar),
           col("host_id", TypeId::kUuid),
@@ -148,7 +158,8 @@ std::optional<Bytes> host_value(const std::string& name, int host, bool is_local
   const std::string& ip = topo.addresses.at(static_cast<std::size_t>(host));
   if (name == "key" && is_local) return cql::to_bytes("local");
   if (name == "broadcast_address" || name == "listen_address" || name == "rpc_address" ||
-      name == "peer" || name == "preferred_ip" || name == "native_address")
+      name == "peer" || name == "preferred_ip" || name == "native_address" ||
+      name == "native_transport_address")
     return inet_bytes(ip);
   if (name == "host_id") return virtual_host_id(ip);
   if (name == "rack") return cql::to_bytes("rack0");
@@ -158,6 +169,8 @@ std::optional<Bytes> host_value(const std::string& name, int host, bool is_local
       name == "native_transport_port_ssl")
     return int_bytes(topo.port);
   if (name == "truncated_at") return std::nullopt;
+  if (name == "peer_port") return int_bytes(7000);
+  if (name == "preferred_port") return std::nullopt;
   if (name == "bootstrapped") return cql::to_bytes("COMPLETED");
   if (const auto* v = local_value(snap, name)) return *v;
   return std::nullopt;
@@ -165,17 +178,65 @@ std::optional<Bytes> host_value(const std::string& name, int host, bool is_local
 
 }  // namespace
 
-std::variant<cql::RowsResult, cql::ErrorMsg> answer_system_select(LocalTable table,
-                                                                  const cql::StatementInfo& info,
-                                                                  const SystemSnapshot& snap,
-                                                                  const VirtualTopology& topo) {
-  if (table == LocalTable::kSystemPeersV2)
-    return cql::ErrorMsg{cql::ErrorCode::kInvalid, "unconfigured table peers_v2", {}};
+std::optional<SystemFilter> parse_system_filter(std::string_view cql) {
+  std::string l;
+  l.reserve(cql.size());
+  for (char c : cql) l += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::size_t w = std::string::npos;
+  bool quoted = false;
+  for (std::size_t i = 0; i + 5 <= l.size(); ++i) {  // "where" outside string literals
+    if (l[i] == '\'') quoted = !quoted;
+    if (!quoted && l.compare(i, 5, "where") == 0 &&
+        (i == 0 || std::isspace(static_cast<unsigned char>(l[i - 1]))) &&
+        (i + 5 == l.size() || std::isspace(static_cast<unsigned char>(l[i + 5])))) {
+      w = i;
+      break;
+    }
+  }
+  if (w == std::string::npos) return std::nullopt;
+  std::string rest(cql.substr(w + 5));
+  auto eq = rest.find('=');
+  if (eq == std::string::npos)
+    throw std::invalid_argument("Only EQ relations are supported on system tables by zdm-proxy");
+  auto trim = [](std::string x) {
+    auto b = x.find_first_not_of(" \t\r\n;");
+    auto e = x.find_last_not_of(" \t\r\n;");
+    return b == std::string::npos ? std::string() : x.substr(b, e - b + 1);
+  };
+  SystemFilter f;
+  f.column = unquote(trim(rest.substr(0, eq)));
+  std::string value = trim(rest.substr(eq + 1));
+  // Anything after the value (LIMIT, ALLOW FILTERING) does not change these one-row answers.
+  if (value.rfind('\'', 0) != 0) value = value.substr(0, value.find_first_of(" \t\r\n"));
+  if (value == "?" || (!value.empty() && value[0] == ':')) {
+    f.marker = 0;
+  } else if (value.size() >= 2 && value.front() == '\'') {
+    auto end = value.find('\'', 1);
+    f.literal = value.substr(1, end == std::string::npos ? std::string::npos : end - 1);
+  } else {
+    f.literal = value;
+  }
+  return f;
+}
+
+Bytes filter_value(const std::string& column, const std::string& literal) {
+  if (column == "peer" || column == "native_address" || column == "rpc_address" ||
+      column == "broadcast_address" || column == "listen_address")
+    return inet_bytes(literal);
+  return cql::to_bytes(literal);
+}
+
+std::variant<cql::RowsResult, cql::ErrorMsg> answer_system_select(
+    LocalTable table, const cql::StatementInfo& info, const SystemSnapshot& snap,
+    const VirtualTopology& topo, const std::string& filter_column,
+    const std::optional<Bytes>& filter_value) {
   const bool is_local = table == LocalTable::kSystemLocal;
-  const char* table_name = is_local ? "local" : "peers";
+  const bool v2 = table == LocalTable::kSystemPeersV2;
+  const char* table_name = is_local ? "local" : v2 ? "peers_v2" : "peers";
   std::vector<ColumnSpec> all =
-      is_local ? snap.local.metadata.columns : snap.peers_metadata.columns;
-  if (!is_local && all.empty()) all = default_peers_columns();
+      is_local ? snap.local.metadata.columns
+               : (v2 ? default_peers_columns(true) : snap.peers_metadata.columns);
+  if (!is_local && all.empty()) all = default_peers_columns(false);
   for (auto& c : all) {
     c.keyspace = "system";
     c.table = table_name;
@@ -187,6 +248,11 @@ std::variant<cql::RowsResult, cql::ErrorMsg> answer_system_select(LocalTable tab
   } else {
     for (int h = 0; h < static_cast<int>(topo.addresses.size()); ++h)
       if (h != topo.index) hosts.push_back(h);
+  }
+  if (!filter_column.empty() && filter_value) {
+    std::erase_if(hosts, [&](int h) {
+      return host_value(filter_column, h, is_local, snap, topo) != *filter_value;
+    });
   }
 
   cql::RowsResult out;

@@ -3,7 +3,9 @@
 // so drivers connect to every proxy and to nothing else.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -39,12 +41,29 @@ cql::Bytes virtual_host_id(const std::string& ip);
 /// 4 or 16 address bytes of an IP literal; throws std::invalid_argument if it is not one.
 cql::Bytes inet_bytes(const std::string& ip);
 
-/// Answers a SELECT on system.local / system.peers / system.peers_v2 from the snapshot.
-/// Unknown column → INVALID "Undefined column name X"; peers_v2 → INVALID
-/// "unconfigured table peers_v2" (what Cassandra 3.x answers, so drivers fall back to peers).
-std::variant<cql::RowsResult, cql::ErrorMsg> answer_system_select(LocalTable table,
-                                                                  const cql::StatementInfo& info,
-                                                                  const SystemSnapshot& snapshot,
-                                                                  const VirtualTopology& topology);
+/// `column = value` in the WHERE clause of a query on a system table the proxy answers (drivers
+/// send `WHERE key='local'`, `WHERE peer = ?`): a literal, or the index of a bind marker.
+struct SystemFilter {
+  std::string column;
+  std::string literal;  // unquoted text of a literal value
+  int marker = -1;      // index of the bind marker, or -1 for a literal
+};
+
+/// The filter of `cql`, nullopt when it has no WHERE. Only `col = value` is understood: other
+/// WHERE clauses throw std::invalid_argument with Cassandra's wording.
+std::optional<SystemFilter> parse_system_filter(std::string_view cql);
+
+/// The value of a filter on `column` of `table` as stored (inet bytes for peer/native_address,
+/// text for key); throws std::invalid_argument on a literal that is not one.
+cql::Bytes filter_value(const std::string& column, const std::string& literal);
+
+/// Answers a SELECT on system.local / system.peers / system.peers_v2 from the snapshot (the
+/// proxies as Cassandra 4 nodes; peers_v2 with native_address/native_port, so drivers connect
+/// to the proxies' own port). Only rows whose `filter_column` equals `filter_value` when a
+/// filter is given. Unknown column → INVALID "Undefined column name X".
+std::variant<cql::RowsResult, cql::ErrorMsg> answer_system_select(
+    LocalTable table, const cql::StatementInfo& info, const SystemSnapshot& snapshot,
+    const VirtualTopology& topology, const std::string& filter_column = "",
+    const std::optional<cql::Bytes>& filter_value = std::nullopt);
 
 }  // namespace zdm::proxy

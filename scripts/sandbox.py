@@ -43,6 +43,11 @@ CLUSTER_ADMIN_PORT = 9180  # each test cluster's fault admin, on its first node'
 MONITORING_VARS = ["-e", "prometheus_scrape_interval=5s", "-e", "prometheus_evaluation_interval=5s",
                    "-e", "prometheus_scrape_timeout=4s"]
 PHASE_WINDOW_S = float(os.environ.get("ZDM_SANDBOX_WINDOW", "8"))
+# Like the seeds' targets (Astra, Aiven): authentication on both clusters, TLS to target. The
+# application authenticates with target's credentials (ZDM's rule when both clusters want them);
+# the proxies log in to origin with its own.
+ORIGIN_CREDS = ("zdm_origin", "origin-secret")
+TARGET_CREDS = ("zdm_target", "target-secret")
 REGISTRY = os.environ.get("ZDM_SANDBOX_REGISTRY", "/tmp/zdm-sandboxes")
 
 # Set by configure() from the command line (or ZDM_SANDBOX_NET / _DIR / _INVENTORY).
@@ -245,10 +250,34 @@ def write_inventory(user, key):
     text += ["", "[monitoring]"] + [line(n, ip) for n, ip in MONITORING]
     text += ["", "[proxies:vars]",
              "origin_contact_points=" + ",".join(ORIGIN), f"origin_port={CQL_PORT}",
-             "target_contact_points=" + ",".join(TARGET), f"target_port={CQL_PORT}", ""]
+             f"origin_username={ORIGIN_CREDS[0]}", f"origin_password={ORIGIN_CREDS[1]}",
+             "target_contact_points=" + ",".join(TARGET), f"target_port={CQL_PORT}",
+             f"target_username={TARGET_CREDS[0]}", f"target_password={TARGET_CREDS[1]}",
+             f"target_tls_user_dir_path={os.path.join(SB, 'pki')}", "target_tls_server_ca_filename=ca.pem", ""]
     os.makedirs(os.path.dirname(INVENTORY), exist_ok=True)
     with open(INVENTORY, "w") as f:
         f.write("\n".join(text))
+
+
+def make_pki():
+    """A CA and target's node certificate (IP SANs of every target node), made once per state
+    directory with the openssl CLI; returns the directory."""
+    pki = os.path.join(SB, "pki")
+    if not os.path.exists(os.path.join(pki, "target.pem")):
+        sys.path.insert(0, os.path.join(REPO, "tests", "drivers"))
+        from certs import Pki
+        p = Pki(pki)
+        p.ca("ca")
+        p.cert("target", "ca", ips=TARGET)
+    return pki
+
+
+def direct_access(cluster):
+    """verify_rows.py / app.py flags to reach `cluster` directly (credentials, TLS)."""
+    if cluster == "origin":
+        return ["--username", ORIGIN_CREDS[0], "--password", ORIGIN_CREDS[1]]
+    return ["--username", TARGET_CREDS[0], "--password", TARGET_CREDS[1],
+            "--tls-ca", os.path.join(SB, "pki", "ca.pem")]
 
 
 def start_hosts():
@@ -344,14 +373,22 @@ def up():
     register()
     t0 = time.monotonic()
     say("== Clusters ==")
-    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
-        start(name, [TESTCLUSTER, "--cluster-name", name, "--nodes", ",".join(nodes), "--port", str(CQL_PORT),
-                     "--admin", f"{nodes[0]}:{CLUSTER_ADMIN_PORT}"],
-              os.path.join(SB, "logs", f"{name}.log"))
+    pki = make_pki()
+    common = ["--port", str(CQL_PORT), "--prepared-per-node"]
+    start("origin", [TESTCLUSTER, "--cluster-name", "origin", "--nodes", ",".join(ORIGIN), *common,
+                     "--auth", ":".join(ORIGIN_CREDS), "--admin", f"{ORIGIN[0]}:{CLUSTER_ADMIN_PORT}"],
+          os.path.join(SB, "logs", "origin.log"))
+    start("target", [TESTCLUSTER, "--cluster-name", "target", "--nodes", ",".join(TARGET), *common,
+                     "--auth", ":".join(TARGET_CREDS), "--tls-cert", os.path.join(pki, "target.pem"),
+                     "--tls-key", os.path.join(pki, "target.key"), "--admin", f"{TARGET[0]}:{CLUSTER_ADMIN_PORT}"],
+          os.path.join(SB, "logs", "target.log"))
     for ip in ORIGIN + TARGET:
         if not wait_port(ip, CQL_PORT):
             raise SystemExit(f"sandbox: test cluster node {ip}:{CQL_PORT} did not start (see {SB}/logs)")
-    say(f"  origin nodes {', '.join(ORIGIN)}; target nodes {', '.join(TARGET)} (zdm-testcluster, CQL {CQL_PORT})")
+    say(f"  origin nodes {', '.join(ORIGIN)}: PasswordAuthenticator (user {ORIGIN_CREDS[0]})")
+    say(f"  target nodes {', '.join(TARGET)}: PasswordAuthenticator (user {TARGET_CREDS[0]}), TLS only "
+        f"(CA {rel(os.path.join(pki, 'ca.pem'))})")
+    say(f"  zdm-testcluster, CQL {CQL_PORT}, protocol v3-v5, LZ4/Snappy, each node with its own prepared statements")
 
     say("\n== Hosts ==")
     user, key = start_hosts()
@@ -381,7 +418,8 @@ def up():
     os.makedirs(APP_DIR)
     start("app", ["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
                   "--contact-points", ",".join(ip for _, ip in PROXIES), "--port", str(CQL_PORT),
-                  "--rate", os.environ.get("ZDM_SANDBOX_RATE", "40"), "--out", APP_DIR],
+                  "--rate", os.environ.get("ZDM_SANDBOX_RATE", "40"), "--out", APP_DIR,
+                  "--username", TARGET_CREDS[0], "--password", TARGET_CREDS[1]],
           os.path.join(APP_DIR, "app.log"))
     deadline = time.monotonic() + 60
     while app_status().get("acknowledged_writes", 0) == 0 and time.monotonic() < deadline:
@@ -431,7 +469,7 @@ def up():
     for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
         r = run(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "verify_rows.py"),
                  "--contact-points", ",".join(nodes), "--port", str(CQL_PORT),
-                 "--acked", os.path.join(APP_DIR, "acked.tsv")], capture_output=True)
+                 "--acked", os.path.join(APP_DIR, "acked.tsv"), *direct_access(name)], capture_output=True)
         try:
             res = json.loads(r.stdout)
         except ValueError:

@@ -123,4 +123,11 @@ bool FrameDecoder::next_raw(Header& header, Bytes& out) {
   return true;
 }
 
+Bytes FrameDecoder::take_buffered() {
+  Bytes out(buf_.begin() + static_cast<std::ptrdiff_t>(pos_), buf_.end());
+  buf_.clear();
+  pos_ = 0;
+  return out;
+}
+
 }  // namespace zdm::cql

@@ -119,6 +119,9 @@ class FrameDecoder {
   bool next_raw(Header& header, Bytes& out);
   std::size_t buffered() const { return buf_.size() - pos_; }
   void set_max_body(uint32_t max_body) { max_body_ = max_body; }
+  /// Moves out the bytes not yet taken as frames and empties the decoder (to hand them to a
+  /// different framing, as FrameStream::enable_segments does).
+  Bytes take_buffered();
 
  private:
   Bytes buf_;

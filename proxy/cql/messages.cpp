@@ -1,22 +1,15 @@
 #include "proxy/cql/messages.h"
 
+#include "proxy/cql/version.h"
+
 namespace zdm::cql {
 namespace {
 
-// v5 (and DSE v1/v2) carry query flags as [int] (native_protocol_v5.spec §4.1.4).
-bool int_flags(uint8_t version) {
-  return version >= 5;
-}
-// v5 and DSE v2 carry result_metadata_id (native_protocol_v5.spec §4.1.6, §4.2.5.4).
-bool has_metadata_id(uint8_t version) {
-  return version >= 5 && version != 0x41;
-}
-
 uint32_t read_flags(Reader& r, uint8_t version) {
-  return int_flags(version) ? static_cast<uint32_t>(r.read_int()) : r.read_byte();
+  return uses_int_query_flags(version) ? static_cast<uint32_t>(r.read_int()) : r.read_byte();
 }
 void write_flags(Writer& w, uint8_t version, uint32_t flags) {
-  if (int_flags(version)) {
+  if (uses_int_query_flags(version)) {
     w.write_int(static_cast<int32_t>(flags));
   } else {
     w.write_byte(static_cast<uint8_t>(flags));
@@ -35,6 +28,24 @@ ColumnSpec read_column(Reader& r, bool global, const std::string& ks, const std:
   c.name = r.read_string();
   c.type = read_type(r);
   return c;
+}
+
+// Smallest encoding of a <col_spec>: empty [string]s and a 2-byte type id (§4.2.5.2).
+std::size_t min_column_size(bool global) {
+  return global ? 2 + 2 : 2 + 2 + 2 + 2;
+}
+
+std::vector<ColumnSpec> read_columns(Reader& r, int32_t count, bool global) {
+  std::string ks, table;
+  if (global) {
+    ks = r.read_string();
+    table = r.read_string();
+  }
+  r.check_count(static_cast<uint64_t>(count), min_column_size(global), "column specs");
+  std::vector<ColumnSpec> cols;
+  cols.reserve(static_cast<std::size_t>(count));
+  for (int32_t i = 0; i < count; ++i) cols.push_back(read_column(r, global, ks, table));
+  return cols;
 }
 
 bool same_table(const std::vector<ColumnSpec>& cols) {
@@ -105,7 +116,10 @@ QueryParameters QueryParameters::decode(Reader& r, uint8_t version) {
   p.flags = read_flags(r, version);
   if (p.flags & query_flag::kValues) {
     uint16_t n = r.read_short();
+    const bool named = p.flags & query_flag::kNamesForValues;
+    r.check_count(n, named ? 2 + 4 : 4, "values");
     p.values.reserve(n);
+    if (named) p.names.reserve(n);
     for (uint16_t i = 0; i < n; ++i) {
       if (p.flags & query_flag::kNamesForValues) p.names.push_back(r.read_string());
       p.values.push_back(r.read_value());
@@ -115,10 +129,10 @@ QueryParameters QueryParameters::decode(Reader& r, uint8_t version) {
   if (p.flags & query_flag::kPagingState) p.paging_state = r.read_bytes();
   if (p.flags & query_flag::kSerialConsistency) p.serial_consistency = r.read_consistency();
   if (p.flags & query_flag::kDefaultTimestamp) p.timestamp = r.read_long();
-  if (int_flags(version)) {
-    if (p.flags & query_flag::kKeyspace) p.keyspace = r.read_string();
-    if (p.flags & query_flag::kNowInSeconds) p.now_in_seconds = r.read_int();
-  }
+  if (uses_keyspace_flag(version) && (p.flags & query_flag::kKeyspace))
+    p.keyspace = r.read_string();
+  if (uses_int_query_flags(version) && (p.flags & query_flag::kNowInSeconds))
+    p.now_in_seconds = r.read_int();
   return p;
 }
 
@@ -138,10 +152,8 @@ void QueryParameters::encode(Writer& w, uint8_t version) const {
   if (f & query_flag::kPagingState) w.write_bytes(paging_state);
   if (f & query_flag::kSerialConsistency) w.write_consistency(serial_consistency);
   if (f & query_flag::kDefaultTimestamp) w.write_long(timestamp);
-  if (int_flags(version)) {
-    if (f & query_flag::kKeyspace) w.write_string(keyspace);
-    if (f & query_flag::kNowInSeconds) w.write_int(now_in_seconds);
-  }
+  if (uses_keyspace_flag(version) && (f & query_flag::kKeyspace)) w.write_string(keyspace);
+  if (uses_int_query_flags(version) && (f & query_flag::kNowInSeconds)) w.write_int(now_in_seconds);
 }
 
 QueryMsg QueryMsg::decode(Reader& r, uint8_t version) {
@@ -159,32 +171,33 @@ void QueryMsg::encode(Writer& w, uint8_t version) const {
 PrepareMsg PrepareMsg::decode(Reader& r, uint8_t version) {
   PrepareMsg p;
   p.query = r.read_long_string();
-  if (int_flags(version) && version != 0x41) {
+  if (uses_prepare_flags(version)) {
     int32_t flags = r.read_int();
-    if (flags & 0x01) p.keyspace = r.read_string();
+    if (uses_keyspace_flag(version) && (flags & 0x01)) p.keyspace = r.read_string();
   }
   return p;
 }
 
 void PrepareMsg::encode(Writer& w, uint8_t version) const {
   w.write_long_string(query);
-  if (int_flags(version) && version != 0x41) {
-    w.write_int(keyspace.empty() ? 0 : 0x01);
-    if (!keyspace.empty()) w.write_string(keyspace);
+  if (uses_prepare_flags(version)) {
+    const bool with_keyspace = uses_keyspace_flag(version) && !keyspace.empty();
+    w.write_int(with_keyspace ? 0x01 : 0);
+    if (with_keyspace) w.write_string(keyspace);
   }
 }
 
 ExecuteMsg ExecuteMsg::decode(Reader& r, uint8_t version) {
   ExecuteMsg e;
   e.id = r.read_short_bytes();
-  if (has_metadata_id(version)) e.result_metadata_id = r.read_short_bytes();
+  if (uses_result_metadata_id(version)) e.result_metadata_id = r.read_short_bytes();
   e.params = QueryParameters::decode(r, version);
   return e;
 }
 
 void ExecuteMsg::encode(Writer& w, uint8_t version) const {
   w.write_short_bytes(id);
-  if (has_metadata_id(version)) w.write_short_bytes(result_metadata_id);
+  if (uses_result_metadata_id(version)) w.write_short_bytes(result_metadata_id);
   params.encode(w, version);
 }
 
@@ -194,6 +207,8 @@ BatchMsg BatchMsg::decode(Reader& r, uint8_t version) {
   if (type > 2) throw ProtocolError("invalid BATCH type " + std::to_string(type));
   b.type = static_cast<BatchType>(type);
   uint16_t n = r.read_short();
+  // Smallest child: <kind>, an empty [short bytes] id, a zero value count.
+  r.check_count(n, 1 + 2 + 2, "BATCH statements");
   b.children.reserve(n);
   for (uint16_t i = 0; i < n; ++i) {
     BatchChild c;
@@ -207,6 +222,7 @@ BatchMsg BatchMsg::decode(Reader& r, uint8_t version) {
       throw ProtocolError("invalid BATCH statement kind " + std::to_string(kind));
     }
     uint16_t nv = r.read_short();
+    r.check_count(nv, 4, "values");
     c.values.reserve(nv);
     for (uint16_t j = 0; j < nv; ++j) c.values.push_back(r.read_value());
     b.children.push_back(std::move(c));
@@ -215,10 +231,10 @@ BatchMsg BatchMsg::decode(Reader& r, uint8_t version) {
   b.flags = read_flags(r, version);
   if (b.flags & query_flag::kSerialConsistency) b.serial_consistency = r.read_consistency();
   if (b.flags & query_flag::kDefaultTimestamp) b.timestamp = r.read_long();
-  if (int_flags(version)) {
-    if (b.flags & query_flag::kKeyspace) b.keyspace = r.read_string();
-    if (b.flags & query_flag::kNowInSeconds) b.now_in_seconds = r.read_int();
-  }
+  if (uses_keyspace_flag(version) && (b.flags & query_flag::kKeyspace))
+    b.keyspace = r.read_string();
+  if (uses_int_query_flags(version) && (b.flags & query_flag::kNowInSeconds))
+    b.now_in_seconds = r.read_int();
   return b;
 }
 
@@ -239,10 +255,9 @@ void BatchMsg::encode(Writer& w, uint8_t version) const {
   write_flags(w, version, flags);
   if (flags & query_flag::kSerialConsistency) w.write_consistency(serial_consistency);
   if (flags & query_flag::kDefaultTimestamp) w.write_long(timestamp);
-  if (int_flags(version)) {
-    if (flags & query_flag::kKeyspace) w.write_string(keyspace);
-    if (flags & query_flag::kNowInSeconds) w.write_int(now_in_seconds);
-  }
+  if (uses_keyspace_flag(version) && (flags & query_flag::kKeyspace)) w.write_string(keyspace);
+  if (uses_int_query_flags(version) && (flags & query_flag::kNowInSeconds))
+    w.write_int(now_in_seconds);
 }
 
 RowsMetadata RowsMetadata::decode(Reader& r, uint8_t version) {
@@ -251,18 +266,10 @@ RowsMetadata RowsMetadata::decode(Reader& r, uint8_t version) {
   m.column_count = r.read_int();
   if (m.column_count < 0) throw ProtocolError("negative column count");
   if (m.flags & rows_flag::kHasMorePages) m.paging_state = r.read_bytes();
-  if (has_metadata_id(version) && (m.flags & rows_flag::kMetadataChanged))
+  if (uses_result_metadata_id(version) && (m.flags & rows_flag::kMetadataChanged))
     m.new_metadata_id = r.read_short_bytes();
-  if (!(m.flags & rows_flag::kNoMetadata)) {
-    bool global = m.flags & rows_flag::kGlobalTablesSpec;
-    std::string ks, table;
-    if (global) {
-      ks = r.read_string();
-      table = r.read_string();
-    }
-    for (int32_t i = 0; i < m.column_count; ++i)
-      m.columns.push_back(read_column(r, global, ks, table));
-  }
+  if (!(m.flags & rows_flag::kNoMetadata))
+    m.columns = read_columns(r, m.column_count, m.flags & rows_flag::kGlobalTablesSpec);
   return m;
 }
 
@@ -279,7 +286,7 @@ void RowsMetadata::encode(Writer& w, uint8_t version) const {
   w.write_int(f);
   w.write_int(no_meta ? column_count : static_cast<int32_t>(columns.size()));
   if (paging_state) w.write_bytes(paging_state);
-  if (has_metadata_id(version) && (f & rows_flag::kMetadataChanged))
+  if (uses_result_metadata_id(version) && (f & rows_flag::kMetadataChanged))
     w.write_short_bytes(new_metadata_id);
   if (!no_meta) write_columns(w, columns, global);
 }
@@ -329,11 +336,23 @@ ResultMsg ResultMsg::decode(Reader& r, uint8_t version) {
       rows.metadata = RowsMetadata::decode(r, version);
       int32_t n = r.read_int();
       if (n < 0) throw ProtocolError("negative rows count");
+      const int32_t cols = rows.metadata.column_count;
+      // Every cell is at least a 4-byte [bytes] length. A row of no columns takes no bytes, so
+      // its count cannot be checked against the body: Cassandra never sends one (a selection
+      // has at least one column).
+      if (cols == 0 && n > 0) {
+        throw ProtocolError("RESULT Rows with 0 columns claims " + std::to_string(n) + " rows");
+      }
+      const std::size_t row_size = 4 * static_cast<std::size_t>(cols);
+      if (static_cast<uint64_t>(n) > r.remaining() / (row_size ? row_size : 1)) {
+        r.check_count(static_cast<uint64_t>(n), row_size,
+                      "rows of " + std::to_string(cols) + " columns");
+      }
       rows.rows.reserve(static_cast<std::size_t>(n));
       for (int32_t i = 0; i < n; ++i) {
         Row row;
-        row.reserve(static_cast<std::size_t>(rows.metadata.column_count));
-        for (int32_t c = 0; c < rows.metadata.column_count; ++c) row.push_back(r.read_bytes());
+        row.reserve(static_cast<std::size_t>(cols));
+        for (int32_t c = 0; c < cols; ++c) row.push_back(r.read_bytes());
         rows.rows.push_back(std::move(row));
       }
       m.body = std::move(rows);
@@ -345,20 +364,15 @@ ResultMsg ResultMsg::decode(Reader& r, uint8_t version) {
     case ResultKind::kPrepared: {
       PreparedResult p;
       p.id = r.read_short_bytes();
-      if (has_metadata_id(version)) p.result_metadata_id = r.read_short_bytes();
+      if (uses_result_metadata_id(version)) p.result_metadata_id = r.read_short_bytes();
       p.metadata.flags = r.read_int();
       int32_t ncols = r.read_int();
-      int32_t npk = version >= 4 ? r.read_int() : 0;  // pk indices are v4+ (v3 spec §4.2.5.4)
+      int32_t npk = uses_pk_indices(version) ? r.read_int() : 0;  // v3 has no pk_count
       if (ncols < 0 || npk < 0) throw ProtocolError("negative prepared metadata count");
+      r.check_count(static_cast<uint64_t>(npk), 2, "pk indices");
+      p.metadata.pk_indices.reserve(static_cast<std::size_t>(npk));
       for (int32_t i = 0; i < npk; ++i) p.metadata.pk_indices.push_back(r.read_short());
-      bool global = p.metadata.flags & rows_flag::kGlobalTablesSpec;
-      std::string ks, table;
-      if (global) {
-        ks = r.read_string();
-        table = r.read_string();
-      }
-      for (int32_t i = 0; i < ncols; ++i)
-        p.metadata.columns.push_back(read_column(r, global, ks, table));
+      p.metadata.columns = read_columns(r, ncols, p.metadata.flags & rows_flag::kGlobalTablesSpec);
       p.result_metadata = RowsMetadata::decode(r, version);
       m.body = std::move(p);
       break;
@@ -383,13 +397,13 @@ void ResultMsg::encode(Writer& w, uint8_t version) const {
     w.write_string(ks->keyspace);
   } else if (const auto* p = std::get_if<PreparedResult>(&body)) {
     w.write_short_bytes(p->id);
-    if (has_metadata_id(version)) w.write_short_bytes(p->result_metadata_id);
+    if (uses_result_metadata_id(version)) w.write_short_bytes(p->result_metadata_id);
     bool global = same_table(p->metadata.columns);
     int32_t f = p->metadata.flags & ~rows_flag::kGlobalTablesSpec;
     if (global) f |= rows_flag::kGlobalTablesSpec;
     w.write_int(f);
     w.write_int(static_cast<int32_t>(p->metadata.columns.size()));
-    if (version >= 4) {  // v3 prepared metadata has no pk_count (v3 spec §4.2.5.4)
+    if (uses_pk_indices(version)) {  // v3 prepared metadata has no pk_count (v3 §4.2.5.4)
       w.write_int(static_cast<int32_t>(p->metadata.pk_indices.size()));
       for (auto i : p->metadata.pk_indices) w.write_short(i);
     }

@@ -1,5 +1,6 @@
 #include "proxy/cql/notation.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace zdm::cql {
@@ -37,6 +38,16 @@ void Reader::need(std::size_t n) const {
     throw ProtocolError("truncated frame: expected " + std::to_string(n) + " bytes, length is " +
                         std::to_string(remaining()));
   }
+}
+
+void Reader::check_count(uint64_t count, std::size_t min_size, std::string_view what) const {
+  // Divide rather than multiply: count * min_size can overflow 64 bits (rows * columns * 4).
+  if (min_size == 0 || count <= remaining() / min_size) return;
+  const bool overflow = count > UINT64_MAX / min_size;
+  throw ProtocolError("truncated frame: " + std::to_string(count) + " " + std::string(what) +
+                      " need at least " +
+                      (overflow ? std::string("2^64") : std::to_string(count * min_size)) +
+                      " bytes, length is " + std::to_string(remaining()));
 }
 
 uint8_t Reader::read_byte() {
@@ -115,6 +126,7 @@ Value Reader::read_value() {
 
 std::vector<std::string> Reader::read_string_list() {
   uint16_t n = read_short();
+  check_count(n, 2, "[string list] entries");
   std::vector<std::string> out;
   out.reserve(n);
   for (uint16_t i = 0; i < n; ++i) out.push_back(read_string());

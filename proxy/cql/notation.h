@@ -86,6 +86,11 @@ class Reader {
   /// Raw n bytes.
   BytesView read_raw(std::size_t n);
 
+  /// Checks a count read from the wire before anything is reserved for it (STYLE §5): `count`
+  /// items of at least `min_size` bytes each must fit in the bytes that remain. Throws
+  /// ProtocolError "truncated frame: 70000 <what> need at least 280000 bytes, length is 12".
+  void check_count(uint64_t count, std::size_t min_size, std::string_view what) const;
+
   std::size_t remaining() const { return data_.size() - pos_; }
   std::size_t position() const { return pos_; }
   BytesView rest() const { return data_.subspan(pos_); }

@@ -6,7 +6,13 @@
 
 namespace zdm::cql {
 
-DataType read_type(Reader& r) {
+namespace {
+
+DataType read_type_at(Reader& r, int depth) {
+  if (depth > kMaxTypeDepth) {
+    throw ProtocolError("type option nested deeper than " + std::to_string(kMaxTypeDepth) +
+                        " levels");
+  }
   uint16_t raw = r.read_short();
   DataType t;
   t.id = static_cast<TypeId>(raw);
@@ -37,25 +43,30 @@ DataType read_type(Reader& r) {
       break;
     case TypeId::kList:
     case TypeId::kSet:
-      t.params.push_back(read_type(r));
+      t.params.push_back(read_type_at(r, depth + 1));
       break;
     case TypeId::kMap:
-      t.params.push_back(read_type(r));
-      t.params.push_back(read_type(r));
+      t.params.push_back(read_type_at(r, depth + 1));
+      t.params.push_back(read_type_at(r, depth + 1));
       break;
     case TypeId::kUdt: {
       t.udt_keyspace = r.read_string();
       t.udt_name = r.read_string();
       uint16_t n = r.read_short();
+      r.check_count(n, 2 + 2, "UDT fields");  // each: [string] name + [option] type
+      t.field_names.reserve(n);
+      t.params.reserve(n);
       for (uint16_t i = 0; i < n; ++i) {
         t.field_names.push_back(r.read_string());
-        t.params.push_back(read_type(r));
+        t.params.push_back(read_type_at(r, depth + 1));
       }
       break;
     }
     case TypeId::kTuple: {
       uint16_t n = r.read_short();
-      for (uint16_t i = 0; i < n; ++i) t.params.push_back(read_type(r));
+      r.check_count(n, 2, "tuple components");
+      t.params.reserve(n);
+      for (uint16_t i = 0; i < n; ++i) t.params.push_back(read_type_at(r, depth + 1));
       break;
     }
     default: {
@@ -65,6 +76,12 @@ DataType read_type(Reader& r) {
     }
   }
   return t;
+}
+
+}  // namespace
+
+DataType read_type(Reader& r) {
+  return read_type_at(r, 0);
 }
 
 void write_type(Writer& w, const DataType& t) {

@@ -52,7 +52,12 @@ struct DataType {
   bool operator==(const DataType&) const = default;
 };
 
-/// Reads an [option] describing a type (§4.2.5.2). Throws ProtocolError on an unknown id.
+/// Deepest nesting read_type accepts (list<list<...>> is 2 levels): the recursion must not be
+/// steered by the wire into exhausting the stack. Real schemas nest a few levels.
+inline constexpr int kMaxTypeDepth = 64;
+
+/// Reads an [option] describing a type (§4.2.5.2). Throws ProtocolError on an unknown id, on
+/// nesting deeper than kMaxTypeDepth, and on a UDT/tuple count the body cannot hold.
 DataType read_type(Reader& r);
 void write_type(Writer& w, const DataType& t);
 

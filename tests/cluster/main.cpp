@@ -1,5 +1,7 @@
-// zdm-testcluster: an in-memory CQL server speaking native protocol v3/v4, serving every node of
-// one cluster from one process (one listening socket per node address, one shared data store).
+// zdm-testcluster: an in-memory CQL server speaking the native protocol (v3, v4, v5 and the DSE
+// versions when asked), serving every node of one cluster from one process (one listening
+// socket per node address, one shared data store). It demands what Cassandra demands:
+// authentication, TLS and compression as configured, per-node prepared statements on request.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/http_server.h"
+#include "proxy/net/tls.h"
 #include "tests/cluster/server.h"
 #include "tests/cluster/store.h"
 
@@ -29,13 +32,49 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
+std::vector<uint8_t> parse_versions(const std::string& list) {
+  std::vector<uint8_t> out;
+  for (const auto& v : split(list)) {
+    if (v == "3" || v == "4" || v == "5") {
+      out.push_back(static_cast<uint8_t>(v[0] - '0'));
+    } else if (v == "dse1" || v == "DSE_V1") {
+      out.push_back(0x41);
+    } else if (v == "dse2" || v == "DSE_V2") {
+      out.push_back(0x42);
+    } else {
+      throw std::invalid_argument("--protocol-versions: unknown version '" + v +
+                                  "' (3, 4, 5, dse1, dse2)");
+    }
+  }
+  if (out.empty()) throw std::invalid_argument("--protocol-versions names no version");
+  return out;
+}
+
+std::vector<zdm::cql::Compression> parse_compression_list(const std::string& list) {
+  std::vector<zdm::cql::Compression> out;
+  if (list == "none") return out;
+  for (const auto& name : split(list)) {
+    auto c = zdm::cql::parse_compression(name);
+    if (!c || *c == zdm::cql::Compression::kNone)
+      throw std::invalid_argument("--compression: unknown algorithm '" + name +
+                                  "' (lz4, snappy or none)");
+    out.push_back(*c);
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ClusterInfo info;
-  std::string nodes, log_level, admin;
+  ServerOptions sopts;
+  std::string nodes, log_level, versions, compression, authenticator, admin;
+  std::vector<std::string> users;
+  zdm::net::TlsFiles tls{"", "", "", "--tls-ca", "--tls-cert", "--tls-key"};
+  bool require_client_auth = false;
   int port = 9042;
-  po::options_description desc("zdm-testcluster: an in-memory CQL cluster (native protocol v3/v4)");
+  po::options_description desc(
+      "zdm-testcluster: an in-memory CQL cluster (native protocol v3/v4/v5, DSE_V1/V2)");
   desc.add_options()("help,h", "show this help")(
       "cluster-name", po::value(&info.name)->default_value("zdm-testcluster"),
       "cluster_name reported in system.local")(
@@ -43,8 +82,25 @@ int main(int argc, char** argv) {
       "comma-separated node addresses, e.g. 127.0.2.1,127.0.2.2,127.0.2.3")(
       "port", po::value(&port)->default_value(9042), "CQL port on every node address")(
       "datacenter", po::value(&info.datacenter)->default_value("dc1"), "data_center of every node")(
-      "release-version", po::value(&info.release_version)->default_value("3.11.16"),
+      "release-version", po::value(&info.release_version)->default_value("4.1.5"),
       "release_version reported to drivers")(
+      "dse-version", po::value(&info.dse_version),
+      "report this DSE version (e.g. 6.8.50) in system.local/peers, as DSE nodes do")(
+      "protocol-versions", po::value(&versions)->default_value("3,4,5"),
+      "protocol versions spoken: 3, 4, 5, dse1, dse2 (others are refused with PROTOCOL_ERROR)")(
+      "compression", po::value(&compression)->default_value("lz4,snappy"),
+      "compression offered in SUPPORTED and accepted in STARTUP: lz4, snappy, or none")(
+      "auth", po::value(&users)->composing(),
+      "USER:PASSWORD that may log in (repeatable); turns authentication on")(
+      "authenticator", po::value(&authenticator)->default_value("password"),
+      "with --auth: password (PasswordAuthenticator) or dse (DseAuthenticator)")(
+      "tls-cert", po::value(&tls.cert_path), "PEM certificate: the CQL port speaks TLS only")(
+      "tls-key", po::value(&tls.key_path), "PEM private key of --tls-cert")(
+      "tls-ca", po::value(&tls.ca_path), "PEM CA that client certificates must chain to")(
+      "tls-require-client-auth", po::bool_switch(&require_client_auth),
+      "refuse clients without a certificate signed by --tls-ca")(
+      "prepared-per-node", po::bool_switch(&info.prepared_per_node),
+      "each node keeps its own prepared statements, as real nodes do")(
       "admin", po::value(&admin),
       "ADDRESS:PORT of the fault admin (HTTP): GET /nodes; POST /nodes/<address>/stop|start")(
       "log-level", po::value(&log_level)->default_value("info"),
@@ -58,10 +114,31 @@ int main(int argc, char** argv) {
     }
     po::notify(vm);
     if (port <= 0 || port > 65535) throw std::invalid_argument("--port must be 1-65535");
+    sopts.port = static_cast<uint16_t>(port);
+    info.native_port = port;
     info.nodes = make_nodes(split(nodes));
     if (info.nodes.empty()) throw std::invalid_argument("--nodes names no address");
+    sopts.versions = parse_versions(versions);
+    sopts.compression = parse_compression_list(compression);
+    for (const auto& u : users) {
+      auto colon = u.find(':');
+      if (colon == std::string::npos || colon == 0)
+        throw std::invalid_argument("--auth expects USER:PASSWORD, got '" + u + "'");
+      sopts.users[u.substr(0, colon)] = u.substr(colon + 1);
+    }
+    if (!users.empty()) {
+      if (authenticator == "password") {
+        sopts.authenticator = Authenticator::kPassword;
+      } else if (authenticator == "dse") {
+        sopts.authenticator = Authenticator::kDse;
+      } else {
+        throw std::invalid_argument("--authenticator must be password or dse");
+      }
+    }
+    if (!tls.cert_path.empty() || !tls.key_path.empty() || require_client_auth)
+      sopts.tls = zdm::net::make_server_context(tls, require_client_auth);
   } catch (const std::exception& e) {
-    std::cerr << "zdm-testcluster: " << e.what() << "\n" << desc << "\n";
+    std::cerr << "zdm-testcluster: " << e.what() << "\n";
     return 2;
   }
 
@@ -71,7 +148,7 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context ioc(1);
   Store store(info);
-  Server server(ioc, store, static_cast<uint16_t>(port));
+  Server server(ioc, store, std::move(sopts));
   try {
     server.start();
   } catch (const std::exception& e) {

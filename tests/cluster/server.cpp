@@ -4,26 +4,31 @@
 
 #include <array>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <deque>
 
+#include "proxy/cql/legacy.h"
 #include "proxy/cql/messages.h"
+#include "proxy/cql/segment.h"
+#include "proxy/net/frame_writer.h"
+#include "proxy/net/stream.h"
+#include "proxy/net/tls.h"
 
 namespace zdm::testcluster {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using cql::Bytes;
+using cql::BytesView;
+using cql::ErrorCode;
 using cql::Opcode;
-// Boost 1.74 has no as_tuple: redirect_error gives the same "errors as values" (STYLE §2).
-auto use_ec(boost::system::error_code& ec) {
-  return asio::redirect_error(asio::use_awaitable, ec);
-}
+using net::nothrow;
 
 namespace {
+
+constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
+// Cassandra refuses a first frame over 100 000 bytes before the connection is set up
+// (native_transport_max_frame_size applies after).
+constexpr uint32_t kMaxStartupBody = 100000;
 
 void log_failure(std::exception_ptr e, const char* what) {
   if (!e) return;
@@ -34,200 +39,380 @@ void log_failure(std::exception_ptr e, const char* what) {
   }
 }
 
-Bytes error_frame(uint8_t version, int16_t stream, const cql::ErrorMsg& e) {
-  return cql::encode_message(version, true, stream, Opcode::kError, e);
+std::string version_name(uint8_t v) {
+  switch (v) {
+    case 0x41:
+      return "65/dse-v1";
+    case 0x42:
+      return "66/dse-v2";
+    default:
+      return std::to_string(v) + "/v" + std::to_string(v);
+  }
+}
+
+const char* authenticator_class(Authenticator a) {
+  return a == Authenticator::kDse ? "com.datastax.bdp.cassandra.auth.DseAuthenticator"
+                                  : "org.apache.cassandra.auth.PasswordAuthenticator";
+}
+
+// v5 is the only version framed in segments (DSE versions keep v4 framing).
+bool uses_segments(uint8_t v) {
+  return v == 5;
+}
+
+// The version to answer a frame of version `v` in: its own when the client can read it.
+uint8_t reply_version(uint8_t v, const std::vector<uint8_t>& supported) {
+  if (std::find(supported.begin(), supported.end(), v) != supported.end()) return v;
+  if (v >= 1 && v <= 5) return v;
+  return 4;
 }
 
 }  // namespace
 
-/// One client connection: the reader decodes and answers frames in order of arrival, the writer
-/// alone writes (gathered), fed through `queue_` and woken by `signal_` (STYLE §2).
+std::string unsupported_version_message(uint8_t version, const std::vector<uint8_t>& supported) {
+  std::string list;
+  for (uint8_t v : supported) list += (list.empty() ? "" : ", ") + version_name(v);
+  return "Invalid or unsupported protocol version (" + std::to_string(version) +
+         "); supported versions are (" + list + ")";
+}
+
+/// One client connection (STYLE §2): the reader decodes and answers frames in order of arrival,
+/// the FrameWriter alone writes. State machine of Cassandra's ServerConnection: UNINITIALIZED
+/// (OPTIONS, STARTUP) → AUTHENTICATION (AUTH_RESPONSE) → READY.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Server& server, tcp::socket socket, std::size_t node)
-      : server_(server), socket_(std::move(socket)), signal_(socket_.get_executor()), node_(node) {
-    signal_.expires_at(asio::steady_timer::time_point::max());
-    boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
+      : server_(server), stream_(std::move(socket)), writer_(stream_), node_(node) {
+    net::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
   void start() {
     server_.add(this);
     auto self = shared_from_this();
-    asio::co_spawn(socket_.get_executor(), self->reader(),
-                   [self](std::exception_ptr e) { log_failure(e, "connection reader"); });
-    asio::co_spawn(socket_.get_executor(), self->writer(),
-                   [self](std::exception_ptr e) { log_failure(e, "connection writer"); });
+    asio::co_spawn(stream_.socket().get_executor(), self->run(),
+                   [self](std::exception_ptr e) { log_failure(e, "connection"); });
   }
 
   void close() {
     if (closed_) return;
     closed_ = true;
+    if (requests_ > 0)
+      spdlog::info("{}: closed after {} requests ({} compressed)", peer_, requests_, compressed_);
     server_.remove(this);
-    boost::system::error_code ec;
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
-    signal_.cancel();
+    stream_.close();
+    writer_.close();
   }
 
   void deliver(Bytes frame) {
-    if (closed_) return;
-    queue_.push_back(std::move(frame));
-    signal_.cancel_one();
+    if (!closed_) send(std::move(frame));
   }
 
   bool registered_for_schema() const { return registered_schema_; }
-  uint8_t version() const { return version_; }
+  uint8_t version() const { return session_.version; }
   std::size_t node() const { return node_; }
 
  private:
+  enum class State { kUninitialized, kAuthentication, kReady };
+
+  asio::awaitable<void> run() {
+    auto self = shared_from_this();
+    if (const auto& tls = server_.options().tls) {
+      stream_.use_tls(*tls);
+      auto ec = co_await stream_.handshake(
+          asio::ssl::stream_base::server,
+          std::chrono::duration_cast<std::chrono::milliseconds>(kTlsHandshakeTimeout));
+      if (ec) {
+        spdlog::warn("{}: TLS handshake failed: {}", peer_, ec.message());
+        close();
+        co_return;
+      }
+    }
+    asio::co_spawn(
+        stream_.socket().get_executor(),
+        [self]() -> asio::awaitable<void> {
+          co_await self->writer_.run();
+          self->close();
+        },
+        [self](std::exception_ptr e) { log_failure(e, "connection writer"); });
+    co_await reader();
+  }
+
   asio::awaitable<void> reader() {
-    cql::FrameDecoder decoder;
     std::array<std::byte, 64 * 1024> buf;
-    for (;;) {
-      boost::system::error_code ec;
-      std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), use_ec(ec));
+    bool first = true;
+    while (!closed_) {
+      net::error_code ec;
+      std::size_t n = co_await stream_.read_some(asio::buffer(buf), ec);
       if (ec) {
         if (ec != asio::error::eof && ec != asio::error::operation_aborted &&
             ec != asio::error::connection_reset)
           spdlog::debug("{}: read: {}", peer_, ec.message());
         break;
       }
-      decoder.feed(cql::BytesView(buf.data(), n));
-      std::vector<cql::SchemaChange> events;
-      bool corrupt = false;
-      try {
-        cql::Frame frame;
-        while (decoder.next(frame)) {
-          queue_.push_back(handle(frame, events));
-        }
-      } catch (const cql::ProtocolError& e) {
-        spdlog::warn("{}: corrupt frame header, closing: {}", peer_, e.what());
-        corrupt = true;
+      if (first && (std::to_integer<uint8_t>(buf[0]) & 0x7f) < 3) {
+        // A v1/v2 header is 8 bytes with a one-byte stream id: answered in kind at once.
+        uint8_t v = std::to_integer<uint8_t>(buf[0]) & 0x7f;
+        int8_t stream = n > 2 ? static_cast<int8_t>(buf[2]) : 0;
+        writer_.push(cql::encode_legacy_protocol_error(
+            v, stream, unsupported_version_message(v, server_.options().versions)));
+        writer_.close();
+        co_return;
       }
-      if (!queue_.empty()) signal_.cancel_one();
-      for (const auto& ev : events) server_.broadcast(ev);
-      if (corrupt) {
-        // Let the writer flush what was answered, then close.
+      first = false;
+      std::vector<cql::SchemaChange> events;
+      try {
+        frames_.feed(BytesView(buf.data(), n));
+        cql::Header h;
+        Bytes frame;
+        while (!close_after_flush_ && frames_.next_raw(h, frame)) handle(h, frame, events);
+      } catch (const cql::ProtocolError& e) {
+        spdlog::warn("{}: corrupt frame, closing: {}", peer_, e.what());
+        send(cql::encode_error(session_.version, 0, ErrorCode::kProtocolError, e.what()));
         close_after_flush_ = true;
-        signal_.cancel_one();
+      }
+      for (const auto& ev : events) server_.broadcast(ev);
+      if (close_after_flush_) {
+        writer_.close();  // the writer flushes what was answered, then the connection closes
         co_return;
       }
     }
     close();
   }
 
-  asio::awaitable<void> writer() {
-    while (!closed_) {
-      if (queue_.empty()) {
-        if (close_after_flush_) break;
-        signal_.expires_at(asio::steady_timer::time_point::max());
-        boost::system::error_code ec;
-        co_await signal_.async_wait(use_ec(ec));
-        continue;
-      }
-      std::vector<Bytes> batch(std::make_move_iterator(queue_.begin()),
-                               std::make_move_iterator(queue_.end()));
-      queue_.clear();
-      std::vector<asio::const_buffer> bufs;
-      bufs.reserve(batch.size());
-      for (const auto& b : batch) bufs.push_back(asio::buffer(b));
-      boost::system::error_code ec;
-      co_await asio::async_write(socket_, bufs, use_ec(ec));
-      if (ec) break;
+  void send(Bytes frame) {
+    // v3/v4 with compression negotiated: every response body after the STARTUP answer is
+    // compressed, as Cassandra does, so clients (and the proxy) must decompress.
+    if (compress_responses_ && frame.size() > cql::kHeaderSize) {
+      BytesView body(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+      Bytes packed = cql::compress_body(compression_, body);
+      cql::Header h = cql::decode_header(BytesView(frame.data(), cql::kHeaderSize));
+      h.flags |= cql::flag::kCompression;
+      frame = cql::encode_frame(h, packed);
     }
-    close();
+    writer_.push(std::move(frame));
+  }
+
+  void send_error(const cql::Header& h, ErrorCode code, std::string message) {
+    send(cql::encode_error(session_.version, h.stream, code, std::move(message)));
   }
 
   // Answers one request frame (STYLE §3: errors become ERROR frames on the same stream).
-  Bytes handle(const cql::Frame& f, std::vector<cql::SchemaChange>& events) {
-    const cql::Header& h = f.header;
-    if (h.version != 3 && h.version != 4) {
-      uint8_t v = h.version <= 5 ? h.version : 4;
-      return cql::encode_error(v, h.stream, cql::ErrorCode::kProtocolError,
-                               "Invalid or unsupported protocol version (" +
-                                   std::to_string(h.version) +
-                                   "); supported versions are (3/v3, 4/v4)");
+  void handle(const cql::Header& h, const Bytes& frame, std::vector<cql::SchemaChange>& events) {
+    const auto& opts = server_.options();
+    if (std::find(opts.versions.begin(), opts.versions.end(), h.version) == opts.versions.end()) {
+      // Answered at once, then the connection closes: the driver retries with a lower version.
+      send(cql::encode_error(reply_version(h.version, opts.versions), h.stream,
+                             ErrorCode::kProtocolError,
+                             unsupported_version_message(h.version, opts.versions)));
+      close_after_flush_ = true;
+      return;
     }
-    uint8_t v = h.version;
-    version_ = v;
-    if (h.response)
-      return cql::encode_error(v, h.stream, cql::ErrorCode::kProtocolError,
-                               "Invalid frame: response direction bit set on a request");
-    if (h.flags & cql::flag::kCompression)
-      return cql::encode_error(v, h.stream, cql::ErrorCode::kProtocolError,
-                               "Compressed frame received but no compression was negotiated");
-    try {
-      cql::Reader r(f.body);
-      cql::skip_request_prefix(r, h.flags);
-      Store& store = server_.store();
-      auto respond = [&](Outcome out) {
-        if (out.event) events.push_back(*out.event);
-        if (auto* e = std::get_if<cql::ErrorMsg>(&out.response))
-          return error_frame(v, h.stream, *e);
-        return cql::encode_message(v, true, h.stream, Opcode::kResult,
-                                   std::get<cql::ResultMsg>(out.response));
-      };
-      switch (h.opcode) {
-        case Opcode::kOptions:
-          return cql::encode_message(
-              v, true, h.stream, Opcode::kSupported,
-              cql::SupportedMsg{{{"CQL_VERSION", {server_.store().info().cql_version}},
-                                 {"COMPRESSION", {}},
-                                 {"PROTOCOL_VERSIONS", {"3/v3", "4/v4"}}}});
-        case Opcode::kStartup: {
-          auto m = cql::StartupMsg::decode(r);
-          if (auto it = m.options.find("COMPRESSION"); it != m.options.end() && !it->second.empty())
-            return cql::encode_error(v, h.stream, cql::ErrorCode::kProtocolError,
-                                     "Unknown compression algorithm: " + it->second);
-          return cql::encode_empty(v, true, h.stream, Opcode::kReady);
-        }
-        case Opcode::kRegister: {
-          auto m = cql::RegisterMsg::decode(r);
-          for (const auto& e : m.events)
-            if (e == "SCHEMA_CHANGE") registered_schema_ = true;
-          return cql::encode_empty(v, true, h.stream, Opcode::kReady);
-        }
-        case Opcode::kQuery:
-          return respond(store.query(node_, session_, cql::QueryMsg::decode(r, v)));
-        case Opcode::kPrepare:
-          return respond(store.prepare(node_, session_, cql::PrepareMsg::decode(r, v)));
-        case Opcode::kExecute:
-          return respond(store.execute(node_, session_, cql::ExecuteMsg::decode(r, v)));
-        case Opcode::kBatch:
-          return respond(store.batch(node_, session_, cql::BatchMsg::decode(r, v)));
-        case Opcode::kAuthResponse:
-          return cql::encode_error(v, h.stream, cql::ErrorCode::kProtocolError,
-                                   "Unexpected message AUTH_RESPONSE, authentication is disabled");
-        default:
-          return cql::encode_error(
-              v, h.stream, cql::ErrorCode::kProtocolError,
-              "Invalid or unsupported request opcode " + cql::opcode_name(h.opcode));
+    if (state_ == State::kUninitialized && !version_set_) {
+      session_.version = h.version;
+      version_set_ = true;
+    } else if (h.version != session_.version) {
+      send_error(h, ErrorCode::kProtocolError,
+                 "Invalid message version. Got " + std::to_string(h.version) +
+                     " but previous messages on this connection had version " +
+                     std::to_string(session_.version));
+      close_after_flush_ = true;
+      return;
+    }
+    if (h.response) {
+      send_error(h, ErrorCode::kProtocolError,
+                 "Invalid frame: response direction bit set on a request");
+      return;
+    }
+    BytesView body(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+    Bytes inflated;
+    ++requests_;
+    if (h.flags & cql::flag::kCompression ||
+        (frames_.segmented() && compression_ != cql::Compression::kNone))
+      ++compressed_;
+    if (h.flags & cql::flag::kCompression) {
+      if (compression_ == cql::Compression::kNone || frames_.segmented()) {
+        send_error(h, ErrorCode::kProtocolError,
+                   "Received frame with compression flag set, but no compressor is configured");
+        return;
       }
+      inflated = cql::decompress_body(compression_, body, cql::kMaxBodyLength);
+      body = inflated;
+    }
+    try {
+      cql::Reader r(body);
+      cql::skip_request_prefix(r, h.flags);
+      dispatch(h, r, events);
     } catch (const cql::ProtocolError& e) {
-      return cql::encode_error(v, h.stream, cql::ErrorCode::kProtocolError, e.what());
+      send_error(h, ErrorCode::kProtocolError, e.what());
     } catch (const std::exception& e) {
       spdlog::error("{}: {} failed: {}", peer_, cql::opcode_name(h.opcode), e.what());
-      return cql::encode_error(v, h.stream, cql::ErrorCode::kServerError, e.what());
+      send_error(h, ErrorCode::kServerError, e.what());
     }
   }
 
+  void dispatch(const cql::Header& h, cql::Reader& r, std::vector<cql::SchemaChange>& events) {
+    const uint8_t v = session_.version;
+    switch (state_) {
+      case State::kUninitialized:
+        if (h.opcode == Opcode::kOptions) return send(supported(h));
+        if (h.opcode == Opcode::kStartup) return startup(h, r);
+        return send_error(
+            h, ErrorCode::kProtocolError,
+            "Unexpected message " + cql::opcode_name(h.opcode) + ", expecting STARTUP or OPTIONS");
+      case State::kAuthentication:
+        if (h.opcode == Opcode::kAuthResponse) return auth_response(h, r);
+        return send_error(
+            h, ErrorCode::kProtocolError,
+            "Unexpected message " + cql::opcode_name(h.opcode) + ", expecting SASL_RESPONSE");
+      case State::kReady:
+        break;
+    }
+    Store& store = server_.store();
+    auto respond = [&](Outcome out) {
+      if (out.event) events.push_back(*out.event);
+      if (auto* e = std::get_if<cql::ErrorMsg>(&out.response))
+        return send(cql::encode_message(v, true, h.stream, Opcode::kError, *e));
+      send(cql::encode_message(v, true, h.stream, Opcode::kResult,
+                               std::get<cql::ResultMsg>(out.response)));
+    };
+    switch (h.opcode) {
+      case Opcode::kOptions:
+        return send(supported(h));
+      case Opcode::kRegister: {
+        auto m = cql::RegisterMsg::decode(r);
+        for (const auto& e : m.events)
+          if (e == "SCHEMA_CHANGE") registered_schema_ = true;
+        return send(cql::encode_empty(v, true, h.stream, Opcode::kReady));
+      }
+      case Opcode::kQuery:
+        return respond(store.query(node_, session_, cql::QueryMsg::decode(r, v)));
+      case Opcode::kPrepare:
+        return respond(store.prepare(node_, session_, cql::PrepareMsg::decode(r, v)));
+      case Opcode::kExecute:
+        return respond(store.execute(node_, session_, cql::ExecuteMsg::decode(r, v)));
+      case Opcode::kBatch:
+        return respond(store.batch(node_, session_, cql::BatchMsg::decode(r, v)));
+      case Opcode::kStartup:
+        return send_error(h, ErrorCode::kProtocolError,
+                          "Unexpected message STARTUP, the connection is already initialized");
+      default:
+        return send_error(h, ErrorCode::kProtocolError,
+                          "Invalid or unsupported request opcode " + cql::opcode_name(h.opcode));
+    }
+  }
+
+  Bytes supported(const cql::Header& h) {
+    const auto& opts = server_.options();
+    std::vector<std::string> algos, versions;
+    for (auto c : opts.compression) algos.emplace_back(cql::compression_name(c));
+    for (auto ver : opts.versions) versions.push_back(version_name(ver));
+    return cql::encode_message(
+        session_.version, true, h.stream, Opcode::kSupported,
+        cql::SupportedMsg{{{"CQL_VERSION", {server_.store().info().cql_version}},
+                           {"COMPRESSION", algos},
+                           {"PROTOCOL_VERSIONS", versions}}});
+  }
+
+  void startup(const cql::Header& h, cql::Reader& r) {
+    const auto& opts = server_.options();
+    auto m = cql::StartupMsg::decode(r);
+    if (auto it = m.options.find("COMPRESSION"); it != m.options.end() && !it->second.empty()) {
+      auto c = cql::parse_compression(it->second);
+      if (!c ||
+          std::find(opts.compression.begin(), opts.compression.end(), *c) == opts.compression.end())
+        return send_error(h, ErrorCode::kProtocolError,
+                          "Unknown compression algorithm: " + it->second);
+      if (uses_segments(h.version) && *c != cql::Compression::kLz4)
+        return send_error(h, ErrorCode::kProtocolError,
+                          "Unsupported compression algorithm for protocol v5: " + it->second);
+      compression_ = *c;
+    }
+    spdlog::info(
+        "{}: STARTUP protocol {}, compression {}", peer_, version_name(h.version),
+        compression_ == cql::Compression::kNone ? "none" : cql::compression_name(compression_));
+    frames_.set_max_body(cql::kMaxBodyLength);
+    if (opts.authenticator != Authenticator::kNone) {
+      state_ = State::kAuthentication;
+      send(cql::encode_message(session_.version, true, h.stream, Opcode::kAuthenticate,
+                               cql::AuthenticateMsg{authenticator_class(opts.authenticator)}));
+    } else {
+      state_ = State::kReady;
+      send(cql::encode_empty(session_.version, true, h.stream, Opcode::kReady));
+    }
+    switch_framing();
+  }
+
+  // After READY or AUTHENTICATE: v5 moves to segments in both directions (v5 spec §2.2); v3/v4
+  // with compression compress every later response body.
+  void switch_framing() {
+    if (uses_segments(session_.version)) {
+      frames_.enable_segments(compression_);
+      writer_.enable_segments(compression_);
+    } else if (compression_ != cql::Compression::kNone) {
+      compress_responses_ = true;
+    }
+  }
+
+  void auth_response(const cql::Header& h, cql::Reader& r) {
+    const auto& opts = server_.options();
+    auto token = r.read_bytes();
+    std::string t = token ? cql::to_string(*token) : "";
+    if (opts.authenticator == Authenticator::kDse && !sasl_started_ &&
+        t.find('\0') == std::string::npos) {
+      if (t != "PLAIN") return auth_failed(h, "Unsupported authentication mechanism: " + t);
+      sasl_started_ = true;
+      cql::Bytes challenge = cql::to_bytes("PLAIN-START");
+      Bytes body;
+      cql::Writer w(body);
+      w.write_bytes(challenge);
+      return send(cql::encode_frame(
+          cql::Header{session_.version, true, 0, h.stream, Opcode::kAuthChallenge, 0}, body));
+    }
+    // SASL PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd.
+    auto first = t.find('\0');
+    auto second = first == std::string::npos ? first : t.find('\0', first + 1);
+    if (second == std::string::npos) return auth_failed(h, "Password must not be null");
+    std::string user = t.substr(first + 1, second - first - 1);
+    std::string password = t.substr(second + 1);
+    if (user.empty()) return auth_failed(h, "Authentication ID must not be null");
+    auto it = opts.users.find(user);
+    if (it == opts.users.end() || it->second != password)
+      return auth_failed(h, "Provided username " + user + " and/or password are incorrect");
+    state_ = State::kReady;
+    Bytes body;
+    cql::Writer w(body);
+    w.write_null_bytes();
+    send(cql::encode_frame(
+        cql::Header{session_.version, true, 0, h.stream, Opcode::kAuthSuccess, 0}, body));
+  }
+
+  void auth_failed(const cql::Header& h, const std::string& why) {
+    spdlog::info("{}: authentication failed: {}", peer_, why);
+    send_error(h, ErrorCode::kAuthenticationError, why);
+  }
+
   Server& server_;
-  tcp::socket socket_;
-  asio::steady_timer signal_;
+  net::Stream stream_;
+  net::FrameWriter writer_;
+  cql::FrameStream frames_{kMaxStartupBody};
   std::size_t node_;
   std::string peer_ = "?";
   Session session_;
-  std::deque<Bytes> queue_;
-  uint8_t version_ = 4;
+  State state_ = State::kUninitialized;
+  cql::Compression compression_ = cql::Compression::kNone;
+  bool version_set_ = false;
+  uint64_t requests_ = 0, compressed_ = 0;  // frames received, and of those compressed
+  bool compress_responses_ = false;
+  bool sasl_started_ = false;
   bool registered_schema_ = false;
   bool closed_ = false;
   bool close_after_flush_ = false;
 };
 
-Server::Server(asio::io_context& ioc, Store& store, uint16_t port)
-    : ioc_(ioc), store_(store), port_(port) {}
+Server::Server(asio::io_context& ioc, Store& store, ServerOptions options)
+    : ioc_(ioc), store_(store), options_(std::move(options)) {}
 
 void Server::start() {
   acceptors_.resize(store_.info().nodes.size());
@@ -236,28 +421,28 @@ void Server::start() {
 
 void Server::listen(std::size_t i) {
   const auto& node = store_.info().nodes.at(i);
-  tcp::endpoint ep(asio::ip::make_address(node.address), port_);
+  tcp::endpoint ep(asio::ip::make_address(node.address), options_.port);
   auto acc = std::make_unique<tcp::acceptor>(ioc_);
   acc->open(ep.protocol());
   acc->set_option(tcp::acceptor::reuse_address(true));
   acc->bind(ep);
   acc->listen();
-  spdlog::info("node {} of cluster '{}' listening on {}:{}", i + 1, store_.info().name,
-               node.address, port_);
+  spdlog::info("node {} of cluster '{}' listening on {}:{}{}", i + 1, store_.info().name,
+               node.address, options_.port, options_.tls ? " (TLS)" : "");
   tcp::acceptor* a = acc.get();
   acceptors_[i] = std::move(acc);
   asio::co_spawn(
       ioc_,
       [this, a, i]() -> asio::awaitable<void> {
         for (;;) {
-          boost::system::error_code ec;
-          tcp::socket socket = co_await a->async_accept(use_ec(ec));
+          net::error_code ec;
+          tcp::socket socket = co_await a->async_accept(nothrow(ec));
           if (ec) {
             if (ec == asio::error::operation_aborted || stopping_ || !a->is_open()) co_return;
             spdlog::warn("accept on {}: {}", store_.info().nodes[i].address, ec.message());
             continue;
           }
-          socket.set_option(tcp::no_delay(true));
+          socket.set_option(tcp::no_delay(true), ec);
           std::make_shared<Connection>(*this, std::move(socket), i)->start();
         }
       },
@@ -267,7 +452,7 @@ void Server::listen(std::size_t i) {
 void Server::stop_node(std::size_t node) {
   auto& a = acceptors_.at(node);
   if (!a) return;
-  boost::system::error_code ec;
+  net::error_code ec;
   a->close(ec);
   // The accept loop still refers to the acceptor until it sees operation_aborted.
   asio::post(ioc_, [old = std::shared_ptr<tcp::acceptor>(std::move(a))] {});
@@ -286,7 +471,7 @@ void Server::start_node(std::size_t node) {
 void Server::stop() {
   stopping_ = true;
   for (auto& a : acceptors_) {
-    boost::system::error_code ec;
+    net::error_code ec;
     if (a) a->close(ec);
   }
   auto conns = connections_;

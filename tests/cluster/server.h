@@ -1,23 +1,53 @@
 // The network side of zdm-testcluster: one listening socket per node address, one reader and
-// one writer coroutine per client connection, all on one io_context thread.
+// one writer coroutine per client connection, all on one io_context thread. It demands what
+// Cassandra demands of a client: the protocol versions it is told to speak (v1/v2 and unknown
+// versions refused at once), TLS when configured, PasswordAuthenticator or DseAuthenticator,
+// and LZ4/Snappy compression (v3/v4 frame bodies; v5 LZ4 segments).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
+#include <string>
 #include <vector>
 
+#include "proxy/cql/compression.h"
 #include "tests/cluster/store.h"
 
 namespace zdm::testcluster {
 
 class Connection;
 
+/// Which SASL authenticator the nodes announce in AUTHENTICATE.
+enum class Authenticator : uint8_t {
+  kNone,      // AllowAllAuthenticator: STARTUP → READY
+  kPassword,  // org.apache.cassandra.auth.PasswordAuthenticator: SASL PLAIN token
+  kDse,  // com.datastax.bdp.cassandra.auth.DseAuthenticator: "PLAIN" → "PLAIN-START" → token
+};
+
+struct ServerOptions {
+  uint16_t port = 9042;
+  /// Protocol versions accepted (header version byte without the direction bit: 3, 4, 5,
+  /// 0x41 DSE_V1, 0x42 DSE_V2).
+  std::vector<uint8_t> versions = {3, 4, 5};
+  /// Compression algorithms offered in SUPPORTED and accepted in STARTUP.
+  std::vector<cql::Compression> compression = {cql::Compression::kLz4, cql::Compression::kSnappy};
+  Authenticator authenticator = Authenticator::kNone;
+  std::map<std::string, std::string> users;  // user name → password
+  /// TLS for every node's CQL port; null = plaintext.
+  std::shared_ptr<boost::asio::ssl::context> tls;
+};
+
+/// "Invalid or unsupported protocol version (N); supported versions are (3/v3, 4/v4, 5/v5)".
+std::string unsupported_version_message(uint8_t version, const std::vector<uint8_t>& supported);
+
 class Server {
  public:
-  Server(boost::asio::io_context& ioc, Store& store, uint16_t port);
+  Server(boost::asio::io_context& ioc, Store& store, ServerOptions options);
 
   /// Binds every node's address (never the wildcard) and starts accepting.
   /// Throws boost::system::system_error when an address cannot be bound.
@@ -32,6 +62,7 @@ class Server {
 
   // For connections.
   Store& store() { return store_; }
+  const ServerOptions& options() const { return options_; }
   void add(Connection* c) { connections_.insert(c); }
   void remove(Connection* c) { connections_.erase(c); }
   /// Pushes a SCHEMA_CHANGE event to every connection that sent REGISTER for it.
@@ -40,10 +71,10 @@ class Server {
  private:
   boost::asio::io_context& ioc_;
   Store& store_;
-  uint16_t port_;
+  ServerOptions options_;
   void listen(std::size_t node);
-  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>>
-      acceptors_;  // per node; null: stopped
+  // Per node; null while the fault admin has it stopped.
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::set<Connection*> connections_;
   bool stopping_ = false;
 };

@@ -310,11 +310,12 @@ struct Store::State {
   std::vector<std::pair<int64_t, std::size_t>> ring;      // (token, node), sorted
   cql::Consistency consistency = cql::Consistency::kOne;  // of the request being run
   std::map<std::string, Keyspace> keyspaces;
-  std::map<Bytes, Prepared> prepared;
+  std::vector<std::map<Bytes, Prepared>> prepared_by_node;  // one map when not per node
   Bytes schema_version;
   uint64_t schema_generation = 0;
 
   explicit State(ClusterInfo i) : info(std::move(i)) {
+    prepared_by_node.resize(info.prepared_per_node ? info.nodes.size() : 1);
     bump_schema();
     up.assign(info.nodes.size(), true);
     for (std::size_t n = 0; n < info.nodes.size(); ++n)
@@ -395,6 +396,10 @@ struct Store::State {
     for (std::size_t i = 0; i < ring.size(); ++i) check_alive(alive_replicas(i, rf), rf);
   }
 
+  std::map<Bytes, Prepared>& prepared(std::size_t node) {
+    return prepared_by_node[info.prepared_per_node ? node : 0];
+  }
+
   void bump_schema() {
     ++schema_generation;
     schema_version =
@@ -429,6 +434,30 @@ struct Store::State {
 
   // ---- system tables ----
 
+  // The columns DSE 6.x adds to system.local/peers that drivers read: dse_version (which picks
+  // DSE protocol versions and schema parsers), native_transport_address/_port (where clients
+  // connect), workloads, graph. Appends them to row `row` (and once to the columns).
+  void append_dse_columns(VirtualTable& v, const NodeInfo& n, std::size_t row = 0) {
+    if (row == 0) {
+      for (auto* c : {"dse_version", "native_transport_address", "native_transport_port",
+                      "native_transport_port_ssl", "workloads", "graph"}) {
+        const char* type = "text";
+        if (std::string(c) == "native_transport_address") type = "inet";
+        if (std::string(c).rfind("native_transport_port", 0) == 0) type = "int";
+        if (std::string(c) == "workloads") type = "set<text>";
+        if (std::string(c) == "graph") type = "boolean";
+        v.columns.push_back(col(c, type));
+      }
+    }
+    auto& r = v.rows.at(row);
+    r.push_back(text(info.dse_version));
+    r.push_back(n.address_bytes);
+    r.push_back(be_int(info.native_port, 4));
+    r.push_back(be_int(info.native_port, 4));
+    r.push_back(text_set({"Cassandra"}));
+    r.push_back(be_int(0, 1));
+  }
+
   std::optional<VirtualTable> system_table(const std::string& ks, const std::string& name,
                                            std::size_t node) {
     VirtualTable v;
@@ -460,6 +489,7 @@ struct Store::State {
                         text("org.apache.cassandra.dht.Murmur3Partitioner"), text(info.rack),
                         text(info.release_version), self.address_bytes, schema_version,
                         text("20.1.0"), text_set(self.tokens), std::nullopt});
+      if (!info.dse_version.empty()) append_dse_columns(v, self);
       return v;
     }
     if (ks == "system" && name == "peers") {
@@ -478,6 +508,11 @@ struct Store::State {
         v.rows.push_back({p.address_bytes, text(info.datacenter), p.host_id, std::nullopt,
                           text(info.rack), text(info.release_version), p.address_bytes,
                           schema_version, text_set(p.tokens)});
+      }
+      if (!info.dse_version.empty()) {
+        std::size_t row = 0;
+        for (std::size_t i = 0; i < info.nodes.size(); ++i)
+          if (i != node) append_dse_columns(v, info.nodes[i], row++);
       }
       return v;
     }
@@ -604,6 +639,19 @@ struct Store::State {
                    col("table_name", "text", Kind::kClustering, 0),
                    col("trigger_name", "text", Kind::kClustering, 1),
                    col("options", "map<text, text>")};
+      return v;
+    }
+    if (!info.dse_version.empty() && (name == "vertices" || name == "edges")) {
+      // DSE Graph's schema tables (DSE 6.8): drivers read them; no table here is a graph.
+      v.columns = {col("keyspace_name", "text", Kind::kPartitionKey, 0),
+                   col("table_name", "text", Kind::kClustering, 0), col("label_name", "text")};
+      if (name == "edges")
+        for (const char* c : {"from_table", "from_label", "to_table", "to_label"})
+          v.columns.push_back(col(c, "text"));
+      if (name == "edges")
+        for (const char* c : {"from_partition_key_columns", "from_clustering_columns",
+                              "to_partition_key_columns", "to_clustering_columns"})
+          v.columns.push_back(col(c, "list<text>"));
       return v;
     }
     if (name == "indexes") {
@@ -1388,6 +1436,19 @@ void apply_skip_metadata(Outcome& out, const cql::QueryParameters& params) {
   }
 }
 
+// The v5 result metadata id (native_protocol_v5.spec §4.2.5.4): a digest of the result columns,
+// so a client holding an older id learns that the columns changed.
+Bytes result_metadata_id(const cql::RowsMetadata& m) {
+  std::string spec;
+  for (const auto& c : m.columns)
+    spec += c.keyspace + "." + c.table + "." + c.name + ":" + cql::cql_type_name(c.type) + ";";
+  return md5(spec);
+}
+
+bool has_result_metadata_id(uint8_t version) {
+  return version >= 5 && version != 0x41;  // v5 and DSE_V2; not DSE_V1
+}
+
 }  // namespace
 
 Store::Store(ClusterInfo info) : state_(std::make_unique<State>(std::move(info))) {}
@@ -1483,7 +1544,12 @@ Outcome Store::query(std::size_t node, Session& session, const cql::QueryMsg& ms
   });
 }
 
-Outcome Store::prepare(std::size_t, Session& session, const cql::PrepareMsg& msg) {
+void Store::forget_prepared(std::size_t node) {
+  std::lock_guard lock(state_->mu);
+  state_->prepared(node).clear();
+}
+
+Outcome Store::prepare(std::size_t node, Session& session, const cql::PrepareMsg& msg) {
   std::lock_guard lock(state_->mu);
   return guarded([&] {
     auto st = std::make_shared<Statement>(parse_statement(msg.query));
@@ -1492,8 +1558,9 @@ Outcome Store::prepare(std::size_t, Session& session, const cql::PrepareMsg& msg
     cql::PreparedResult p;
     state_->bind_specs(*st, s, p.metadata);
     p.result_metadata = state_->result_metadata(*st, s);
+    p.result_metadata_id = result_metadata_id(p.result_metadata);
     p.id = md5(s.keyspace + msg.query);
-    state_->prepared[p.id] = Prepared{msg.query, s.keyspace, st};
+    state_->prepared(node)[p.id] = Prepared{msg.query, s.keyspace, st};
     return Outcome{ResultMsg{std::move(p)}, std::nullopt};
   });
 }
@@ -1501,20 +1568,32 @@ Outcome Store::prepare(std::size_t, Session& session, const cql::PrepareMsg& msg
 Outcome Store::execute(std::size_t node, Session& session, const cql::ExecuteMsg& msg) {
   std::lock_guard lock(state_->mu);
   return guarded([&] {
-    auto it = state_->prepared.find(msg.id);
-    if (it == state_->prepared.end()) throw Unprepared{msg.id};
+    auto& prepared = state_->prepared(node);
+    auto it = prepared.find(msg.id);
+    if (it == prepared.end()) throw Unprepared{msg.id};
     Session s = session;
     if (!it->second.keyspace.empty()) s.keyspace = it->second.keyspace;
     Binds binds{&msg.params.values, &msg.params.names, it->second.statement.get()};
     state_->consistency = msg.params.consistency;
     Outcome out = state_->run(*it->second.statement, s, binds, node, msg.params);
     if (std::holds_alternative<Use>(it->second.statement->body)) session.keyspace = s.keyspace;
+    auto* result = std::get_if<ResultMsg>(&out.response);
+    auto* rows = result ? std::get_if<cql::RowsResult>(&result->body) : nullptr;
+    if (rows && has_result_metadata_id(session.version)) {
+      // v5: metadata is skipped while the client's id is current; otherwise sent with the new id.
+      Bytes id = result_metadata_id(rows->metadata);
+      if (id != msg.result_metadata_id) {
+        rows->metadata.flags |= cql::rows_flag::kMetadataChanged;
+        rows->metadata.new_metadata_id = id;
+        return out;
+      }
+    }
     apply_skip_metadata(out, msg.params);
     return out;
   });
 }
 
-Outcome Store::batch(std::size_t, Session& session, const cql::BatchMsg& msg) {
+Outcome Store::batch(std::size_t node, Session& session, const cql::BatchMsg& msg) {
   std::lock_guard lock(state_->mu);
   return guarded([&] {
     // Resolve and parse every child first so that an error applies nothing.
@@ -1526,8 +1605,9 @@ Outcome Store::batch(std::size_t, Session& session, const cql::BatchMsg& msg) {
     std::vector<Child> children;
     for (const auto& c : msg.children) {
       if (c.prepared) {
-        auto it = state_->prepared.find(c.id);
-        if (it == state_->prepared.end()) throw Unprepared{c.id};
+        auto& prepared = state_->prepared(node);
+        auto it = prepared.find(c.id);
+        if (it == prepared.end()) throw Unprepared{c.id};
         children.push_back(Child{it->second.statement, it->second.keyspace, &c.values});
       } else {
         children.push_back(Child{std::make_shared<Statement>(parse_statement(c.query)),

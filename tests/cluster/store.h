@@ -27,7 +27,14 @@ struct ClusterInfo {
   std::string rack = "rack1";
   std::string release_version = "3.11.16";
   std::string cql_version = "3.4.4";
+  /// DSE's version in system.local/peers (drivers pick DSE protocol versions from it); empty
+  /// for Apache Cassandra.
+  std::string dse_version;
+  int native_port = 9042;  // the CQL port every node listens on
   std::vector<NodeInfo> nodes;
+  /// Each node keeps its own prepared statements, as real nodes do: an id prepared on one node
+  /// is UNPREPARED on another until prepared there too.
+  bool prepared_per_node = false;
 };
 
 /// Builds the nodes for `addresses`: host ids and 16 tokens each, spread over the ring.
@@ -43,9 +50,10 @@ int64_t murmur3_token(cql::BytesView key);
 /// <u16 length><value><0x00> each (CompositeType).
 cql::Bytes partition_key_bytes(const std::vector<cql::Bytes>& components);
 
-/// Per-connection state: the keyspace set by USE.
+/// Per-connection state: the keyspace set by USE, the connection's protocol version.
 struct Session {
   std::string keyspace;
+  uint8_t version = 4;
 };
 
 /// The answer to one request: a RESULT or an ERROR, plus a SCHEMA_CHANGE event to push to
@@ -69,6 +77,8 @@ class Store {
   Outcome batch(std::size_t node, Session& session, const cql::BatchMsg& msg);
 
   const ClusterInfo& info() const;
+  /// Forgets every statement prepared on `node` (as a restarted node does).
+  void forget_prepared(std::size_t node);
 
   /// Fault admin: a stopped node holds no replica the others can reach. Requests on user
   /// tables whose partition (or, for a scan, any range) has fewer live replicas than their

@@ -89,18 +89,28 @@ def error_of(body):
 
 
 def raw_checks():
-    # Unsupported versions are refused on the request's stream with the wording drivers parse.
-    with socket.create_connection((NODES[1], PORT), timeout=5) as s:
-        s.sendall(frame(0x42, 3, 0x05))
-        v, stream, op, body = read_frame(s)
-        code, msg = error_of(body)
-        check(op == 0x00 and stream == 3 and code == 0x000A and v == 0x84 and
-              "unsupported protocol version" in msg,
-              f"version 0x42 refused: v={v:#x} stream={stream} code={code:#x} {msg!r}")
-        s.sendall(frame(5, 4, 0x05))
-        v, stream, op, body = read_frame(s)
-        check(op == 0x00 and stream == 4 and v == 0x85 and error_of(body)[0] == 0x000A,
-              "version 5 refused with a v5 header")
+    # Unsupported versions are refused on the request's stream with Cassandra 4's wording, then
+    # the connection closes (the driver retries lower on a new one).
+    for version, header_v in ((0x42, 0x84), (6, 0x84)):
+        with socket.create_connection((NODES[1], PORT), timeout=5) as s:
+            s.sendall(frame(version, 3, 0x05))
+            v, stream, op, body = read_frame(s)
+            code, msg = error_of(body)
+            check(op == 0x00 and stream == 3 and code == 0x000A and v == header_v and
+                  msg == f"Invalid or unsupported protocol version ({version}); supported versions "
+                         "are (3/v3, 4/v4, 5/v5)",
+                  f"version {version:#x} refused: v={v:#x} stream={stream} code={code:#x} {msg!r}")
+            check(read_frame(s, timeout=5) is None, f"connection closed after refusing {version:#x}")
+    # v1/v2 headers are 8 bytes (one-byte stream id): refused at once, in a v1/v2 header.
+    for version in (1, 2):
+        with socket.create_connection((NODES[1], PORT), timeout=5) as s:
+            s.sendall(struct.pack(">BBbBi", version, 0, 5, 0x05, 0))
+            s.settimeout(5)
+            data = s.recv(4096)
+            ok = len(data) > 8 and data[0] == 0x80 | version and data[2] == 5 and data[3] == 0x00
+            code = struct.unpack(">i", data[8:12])[0] if ok else None
+            check(ok and code == 0x000A and b"unsupported protocol version (%d)" % version in data,
+                  f"v{version} refused at once with a v{version} header: {data[:40]!r}")
 
     # Pipelined: STARTUP, a malformed QUERY, then a good QUERY, all in one write.
     with socket.create_connection((NODES[1], PORT), timeout=5) as s:
@@ -117,9 +127,13 @@ def raw_checks():
         r = read_frame(s)
         check(r is not None and r[2] == 0x06 and b"COMPRESSION" in r[3], "OPTIONS -> SUPPORTED with COMPRESSION")
 
-    # A corrupt header (body length over 256 MB) closes that connection only.
+    # A corrupt header (body length over the limit) gets a PROTOCOL_ERROR, then that connection
+    # closes (and only that one).
     with socket.create_connection((NODES[2], PORT), timeout=5) as s:
         s.sendall(struct.pack(">BBhBI", 4, 0, 1, 0x07, 0x7FFFFFFF))
+        r = read_frame(s, timeout=5)
+        check(r is not None and r[2] == 0x00 and error_of(r[3])[0] == 0x000A
+              and "frame body too large" in error_of(r[3])[1], f"corrupt header -> PROTOCOL_ERROR ({r})")
         closed = False
         try:
             closed = read_frame(s, timeout=5) is None
@@ -166,7 +180,7 @@ def run():
         time.sleep(0.1)
     hosts = cluster.metadata.all_hosts()
     check(sorted(h.address for h in hosts) == NODES and all(h.is_up for h in hosts), "3 hosts discovered and up")
-    check(cluster.protocol_version == 4, f"negotiated protocol v4 (got {cluster.protocol_version})")
+    check(cluster.protocol_version == 5, f"negotiated protocol v5 (got {cluster.protocol_version})")
     check(cluster.metadata.cluster_name == "pytest", "cluster_name from system.local")
     check(len(set(h.host_id for h in hosts)) == 3, "distinct host ids")
     check(cluster.metadata.token_map is not None and len(cluster.metadata.token_map.ring) >= 24,

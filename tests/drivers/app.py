@@ -20,6 +20,9 @@ import uuid
 
 from cassandra.cluster import Cluster
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import add_connection_args, connection_options  # noqa: E402
+
 KEYSPACE = "zdm_sandbox"
 TABLE = "events"
 
@@ -31,6 +34,7 @@ def main():
     ap.add_argument("--rate", type=float, default=50.0, help="write+read pairs per second")
     ap.add_argument("--out", required=True, help="directory for acked.tsv, status.json, summary.json")
     ap.add_argument("--max-seconds", type=float, default=1800)
+    add_connection_args(ap)
     args = ap.parse_args()
 
     os.makedirs(args.out, exist_ok=True)
@@ -43,7 +47,8 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
 
-    cluster = Cluster(contact_points=args.contact_points.split(","), port=args.port)
+    cluster = Cluster(contact_points=args.contact_points.split(","), port=args.port,
+                      **connection_options(args))
     session = cluster.connect()
     session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "

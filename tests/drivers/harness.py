@@ -56,3 +56,28 @@ def wait_port(host, port, timeout=20.0):
         except OSError:
             time.sleep(0.05)
     return False
+
+
+def add_connection_args(ap):
+    """Adds --username/--password and --tls-ca/--tls-cert/--tls-key to an argparse parser."""
+    ap.add_argument("--username", help="PLAIN text authentication")
+    ap.add_argument("--password")
+    ap.add_argument("--tls-ca", help="PEM CA: TLS on, the server's certificate verified against it")
+    ap.add_argument("--tls-cert", help="PEM client certificate (mutual TLS)")
+    ap.add_argument("--tls-key", help="PEM key of --tls-cert")
+
+
+def connection_options(args):
+    """Cluster(**kwargs) for the options of add_connection_args()."""
+    kw = {}
+    if args.username:
+        from cassandra.auth import PlainTextAuthProvider
+        kw["auth_provider"] = PlainTextAuthProvider(args.username, args.password or "")
+    if args.tls_ca:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(args.tls_ca)
+        if args.tls_cert:
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        kw["ssl_context"] = ctx
+    return kw

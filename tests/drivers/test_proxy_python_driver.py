@@ -79,7 +79,7 @@ proxy_topology_index: 0
     logging.getLogger("cassandra").addHandler(errors)
     cluster = Cluster(contact_points=[PROXY_IP], port=PROXY_PORT)
     session = cluster.connect()
-    check(cluster.protocol_version == 4, f"driver negotiated protocol v4 through the proxy (got v{cluster.protocol_version})")
+    check(cluster.protocol_version == 5, f"driver negotiated protocol v5 through the proxy (got v{cluster.protocol_version})")
     hosts = [h.address for h in cluster.metadata.all_hosts()]
     check(hosts == [PROXY_IP], f"driver sees only the proxy as a host ({hosts})")
 
@@ -140,7 +140,8 @@ proxy_topology_index: 0
     data = raw.recv(4096)
     raw.close()
     check(len(data) > 13 and struct.unpack(">h", data[2:4])[0] == 3 and data[4] == 0
-          and b"unsupported protocol version" in data, "protocol v0x42 refused with PROTOCOL_ERROR on stream 3")
+          and b"unsupported protocol version (66); the lowest supported version is 3 and the greatest is 5" in data,
+          f"protocol v0x42 (above what the clusters speak) refused with PROTOCOL_ERROR on stream 3 ({data[9:120]!r})")
 
     cluster.shutdown()
     logging.getLogger("cassandra").removeHandler(errors)

@@ -8,10 +8,14 @@ Prints one JSON object: {"rows": n, "acknowledged": n, "missing": n, "mismatched
 import argparse
 import json
 import logging
+import os
 import sys
 import uuid
 
 from cassandra.cluster import Cluster
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import add_connection_args, connection_options  # noqa: E402
 
 
 def main():
@@ -21,6 +25,7 @@ def main():
     ap.add_argument("--acked", required=True, help="acked.tsv written by app.py")
     ap.add_argument("--keyspace", default="zdm_sandbox")
     ap.add_argument("--table", default="events")
+    add_connection_args(ap)
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -30,7 +35,8 @@ def main():
             rid, seq, payload = line.rstrip("\n").split("\t")
             acked[uuid.UUID(rid)] = (int(seq), payload)
 
-    cluster = Cluster(contact_points=args.contact_points.split(","), port=args.port)
+    cluster = Cluster(contact_points=args.contact_points.split(","), port=args.port,
+                      **connection_options(args))
     session = cluster.connect()
     rows = {}
     for r in session.execute(f"SELECT id, seq, payload FROM {args.keyspace}.{args.table}"):

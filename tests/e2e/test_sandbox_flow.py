@@ -11,7 +11,8 @@ then checks independently of the sandbox's own checks:
   every host then runs its previous release and config and is ready, and a python-driver
   application writing through all three proxies during the failed update sees no error and
   every write it was acknowledged is on both clusters;
-- `scripts/sandbox status` lists exactly the processes found by pid, and a second `up` on the
+- `scripts/sandbox status` lists exactly the 9 processes found by pid (6 sshd and
+  cluster processes, 3 proxies), and a second `up` on the
   same address plan is refused in one line (exit 3) without disturbing the running one;
 - the monitoring stack the sandbox deployed (monitoring_phase(), below): re-running
   deploy-monitoring changes nothing and restarts nothing; a configuration change reloads
@@ -48,6 +49,8 @@ import urllib.request
 from PIL import Image  # python3-pil
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+import sandbox  # noqa: E402  (the sandbox's credentials and direct-access flags)
 NET = "127.10"  # this test's own address plan (the user's sandbox uses 127.0)
 SB = os.environ.get("ZDM_E2E_DIR", os.path.join(REPO, "build", "e2e-sandbox"))
 INVENTORY = os.path.join(SB, "inventory.ini")
@@ -56,6 +59,7 @@ PLAN = ["--net", NET, "--dir", SB, "--inventory", INVENTORY]
 DEPLOY = os.path.join(REPO, "build", "deployer", "zdm-deploy")
 KNOWN_HOSTS = os.path.join(SB, "ssh", "known_hosts")
 PROXY_IPS = [f"{NET}.1.{i}" for i in (1, 2, 3)]
+sandbox.configure(NET, SB, INVENTORY)
 ORIGIN_NODES = ",".join(f"{NET}.2.{i}" for i in (1, 2, 3))
 TARGET_NODES = ",".join(f"{NET}.3.{i}" for i in (1, 2, 3))
 # The user's sandbox plan (scripts/sandbox up without flags): ports the test must never touch.
@@ -137,7 +141,7 @@ def verify_on_both(acked_file, what):
     results = []
     for name, nodes in (("origin", ORIGIN_NODES), ("target", TARGET_NODES)):
         r = subprocess.run(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "verify_rows.py"),
-                            "--contact-points", nodes, "--acked", acked_file],
+                            "--contact-points", nodes, "--acked", acked_file, *sandbox.direct_access(name)],
                            capture_output=True, text=True, timeout=120)
         res = json.loads(r.stdout) if r.stdout.strip() else {}
         check(r.returncode == 0 and res.get("missing") == 0 and res.get("mismatched") == 0,
@@ -157,6 +161,7 @@ def failed_rolling_update():
     with open(os.path.join(app_dir, "app.err"), "w") as err:
         app = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
                                 "--contact-points", ",".join(PROXY_IPS), "--rate", "40",
+                                "--username", sandbox.TARGET_CREDS[0], "--password", sandbox.TARGET_CREDS[1],
                                 "--out", app_dir, "--max-seconds", "300"],
                                stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -423,6 +428,7 @@ def monitoring_phase(t_start):
     with open(os.path.join(app_dir, "app.err"), "w") as err:
         app = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
                                 "--contact-points", ",".join(PROXY_IPS), "--rate", "40",
+                                "--username", sandbox.TARGET_CREDS[0], "--password", sandbox.TARGET_CREDS[1],
                                 "--out", app_dir, "--max-seconds", "600"],
                                stdout=subprocess.DEVNULL, stderr=err)
     os.makedirs(SCREENSHOTS, exist_ok=True)
@@ -567,7 +573,9 @@ def status_and_collisions():
     listed = dict(re.findall(r"^  process (\S+)\s+pid (\d+)\s+running$", r.stdout, re.M))
     found = {n: str(p) for n, p in recorded_pids().items() if alive(p)}
     check(r.returncode == 0 and "sandbox: running" in r.stdout, f"sandbox status exits 0, 'running' (got {r.returncode})")
-    check(listed == found and len(found) >= 12,
+    # origin, target, 4 sshd, 3 proxies; the dashboard page; Prometheus, Alertmanager and 3 node
+    # exporters, each with its zdm-supervise.
+    check(listed == found and len(found) == 20,
           f"sandbox status lists exactly the {len(found)} processes found by pid ({sorted(listed.items())})")
     check("CLOSED" not in r.stdout and "NOT RUNNING" not in r.stdout, "sandbox status: every port answers")
     other_dir = SB + "-second"
@@ -575,8 +583,7 @@ def status_and_collisions():
                         ["--net", NET, "--dir", other_dir, "--inventory", os.path.join(other_dir, "inv.ini")])):
         r = subprocess.run(SANDBOX + ["up"] + extra, capture_output=True, text=True, timeout=60)
         out = r.stdout.strip().splitlines()
-        check(r.returncode == 3 and len(out) == 1 and (SB in out[0] or os.path.relpath(SB, REPO) in out[0])
-              and " down" in out[0],
+        check(r.returncode == 3 and len(out) == 1 and os.path.relpath(SB, REPO) in out[0] and " down" in out[0],
               f"a second up ({what}) is refused in one line naming the running sandbox (exit {r.returncode}: {out})")
     shutil.rmtree(other_dir, ignore_errors=True)
     check(all(alive(int(p)) for p in found.values()), "the running sandbox is untouched by the refused ups")

@@ -23,9 +23,14 @@ Bytes text(const std::string& s) {
   return out;
 }
 
+ClusterInfo three_nodes() {
+  ClusterInfo info;
+  info.nodes = make_nodes({"127.0.2.1", "127.0.2.2", "127.0.2.3"});
+  return info;
+}
+
 struct Cluster {
-  Store store{ClusterInfo{"c", "dc1", "rack1", "3.11.16", "3.4.4",
-                          make_nodes({"127.0.2.1", "127.0.2.2", "127.0.2.3"})}};
+  Store store{three_nodes()};
   Session session;
 
   Outcome run(const std::string& cql, Consistency cl = Consistency::kOne, std::size_t node = 0) {

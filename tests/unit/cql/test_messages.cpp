@@ -203,6 +203,19 @@ TEST_CASE("query parameters") {
     CHECK(p.now_in_seconds == 42);
     CHECK(encode(p, kV5) == golden);
   }
+  SUBCASE("DSE v2 has the keyspace flag; DSE v1 has [int] flags but no keyspace") {
+    const Bytes with_ks = bytes({0x00, 0x01,              // consistency ONE
+                                 0x00, 0x00, 0x00, 0x80,  // flags [int]: keyspace
+                                 0x00, 0x02, 'k', 's'});  // keyspace "ks"
+    QueryParameters p = decode<QueryParameters>(with_ks, 0x42);
+    CHECK(p.keyspace == "ks");
+    CHECK(encode(p, 0x42) == with_ks);
+    // DSE v1 defines no 0x80 flag (python-driver: uses_keyspace_flag is false): nothing follows.
+    Reader r(with_ks);
+    QueryParameters v1 = QueryParameters::decode(r, 0x41);
+    CHECK(v1.keyspace.empty());
+    CHECK(r.remaining() == 4);
+  }
   SUBCASE("an invalid [value] length (-3) is an error") {
     const Bytes body = bytes({0x00, 0x01, 0x01, 0x00, 0x01, 0xff, 0xff, 0xff, 0xfd});
     Reader r(body);
@@ -227,6 +240,9 @@ TEST_CASE("PREPARE") {
                       0x00, 0x02, 'k', 's'})},
       {"DSE v1 has no flags", 0x41, "", query},
       {"DSE v2 has flags", 0x42, "", query + bytes({0x00, 0x00, 0x00, 0x00})},
+      {"DSE v2 with a keyspace", 0x42, "ks",
+       query + bytes({0x00, 0x00, 0x00, 0x01,  // flags: keyspace
+                      0x00, 0x02, 'k', 's'})},
   };
   for (const auto& c : cases) {
     SUBCASE(c.name) {
@@ -256,6 +272,14 @@ TEST_CASE("EXECUTE") {
     ExecuteMsg e = decode<ExecuteMsg>(golden, kV5);
     CHECK(e.result_metadata_id == bytes({0x11, 0x22}));
     CHECK(encode(e, kV5) == golden);
+  }
+  SUBCASE("DSE v2 has int flags and a result_metadata_id, as v5") {
+    const Bytes golden = bytes({0x00, 0x01, 0x07,     // id
+                                0x00, 0x01, 0x08}) +  // result_metadata_id
+                         params_v5;
+    ExecuteMsg e = decode<ExecuteMsg>(golden, 0x42);
+    CHECK(e.result_metadata_id == bytes({0x08}));
+    CHECK(encode(e, 0x42) == golden);
   }
   SUBCASE("DSE v1 has int flags but no result_metadata_id") {
     const Bytes golden = bytes({0x00, 0x01, 0x07}) + params_v5;
@@ -309,7 +333,7 @@ TEST_CASE("BATCH") {
     const Bytes bad_type = bytes({0x03, 0x00, 0x00});
     Reader r1(bad_type);
     CHECK_THROWS_WITH_AS(BatchMsg::decode(r1, kV4), "invalid BATCH type 3", ProtocolError);
-    const Bytes bad_kind = bytes({0x00, 0x00, 0x01, 0x02});
+    const Bytes bad_kind = bytes({0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00});
     Reader r2(bad_kind);
     CHECK_THROWS_WITH_AS(BatchMsg::decode(r2, kV4), "invalid BATCH statement kind 2",
                          ProtocolError);
@@ -465,6 +489,113 @@ TEST_CASE("RESULT") {
   }
 }
 
+TEST_CASE("untrusted counts are checked against the body before allocating") {
+  // Each body below is small; before the checks, its count went straight into reserve() (or
+  // a loop pushing one element per count) and a 31-byte reply could throw std::bad_alloc. The
+  // exact messages show the count check fired first.
+  auto decode_result = [](const Bytes& body, uint8_t version = kV4) {
+    Reader r(body);
+    return ResultMsg::decode(r, version);
+  };
+  SUBCASE("a ROWS body claiming 2^31-1 rows in 31 bytes") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x02,   // kind Rows
+                              0x00, 0x00, 0x00, 0x04,   // flags: no metadata
+                              0x00, 0x00, 0x00, 0x01,   // columns_count 1
+                              0x7f, 0xff, 0xff, 0xff,   // rows_count 2147483647
+                              0x00, 0x00, 0x00, 0x0b})  // row 1 col 1: [bytes] length 11
+                       + text("hello world");           //   (15 bytes of rows in all)
+    REQUIRE(body.size() == 31);
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 2147483647 rows of 1 columns need at least "
+                         "8589934588 bytes, length is 15",
+                         ProtocolError);
+  }
+  SUBCASE("a ROWS body claiming 2^31-1 columns without metadata") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x02,    // kind Rows
+                              0x00, 0x00, 0x00, 0x04,    // flags: no metadata
+                              0x7f, 0xff, 0xff, 0xff,    // columns_count 2147483647
+                              0x00, 0x00, 0x00, 0x01,    // rows_count 1
+                              0xff, 0xff, 0xff, 0xff});  // one null cell
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 1 rows of 2147483647 columns need at least "
+                         "8589934588 bytes, length is 4",
+                         ProtocolError);
+  }
+  SUBCASE("a ROWS body claiming rows of no columns (nothing bounds their count)") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x02,    // kind Rows
+                              0x00, 0x00, 0x00, 0x04,    // flags: no metadata
+                              0x00, 0x00, 0x00, 0x00,    // columns_count 0
+                              0x7f, 0xff, 0xff, 0xff});  // rows_count 2147483647
+    CHECK_THROWS_WITH_AS(decode_result(body), "RESULT Rows with 0 columns claims 2147483647 rows",
+                         ProtocolError);
+    const Bytes none = bytes({0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x04,    // Rows, no meta
+                              0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00});  // 0 cols, 0 rows
+    CHECK(std::get<RowsResult>(decode_result(none).body).rows.empty());
+  }
+  SUBCASE("Rows metadata claiming 2^31-1 column specs") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x02,          // kind Rows
+                              0x00, 0x00, 0x00, 0x01,          // flags: global table spec
+                              0x7f, 0xff, 0xff, 0xff,          // columns_count 2147483647
+                              0x00, 0x01, 'k',                 // keyspace "k"
+                              0x00, 0x01, 't',                 // table "t"
+                              0x00, 0x01, 'c',  0x00, 0x09});  // one column "c" int
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 2147483647 column specs need at least 8589934588 "
+                         "bytes, length is 5",
+                         ProtocolError);
+  }
+  SUBCASE("Prepared metadata claiming 2^31-1 pk indices") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x04,  // kind Prepared
+                              0x00, 0x01, 0x07,        // id
+                              0x00, 0x00, 0x00, 0x00,  // flags
+                              0x00, 0x00, 0x00, 0x01,  // columns_count 1
+                              0x7f, 0xff, 0xff, 0xff,  // pk_count 2147483647
+                              0x00, 0x00});            // pk_index_1
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 2147483647 pk indices need at least 4294967294 "
+                         "bytes, length is 2",
+                         ProtocolError);
+  }
+  SUBCASE("Prepared metadata claiming 2^31-1 bind markers, each with its own table spec") {
+    const Bytes body = bytes({0x00, 0x00, 0x00, 0x04,    // kind Prepared
+                              0x00, 0x01, 0x07,          // id
+                              0x00, 0x00, 0x00, 0x00,    // flags: no global table spec
+                              0x7f, 0xff, 0xff, 0xff,    // columns_count 2147483647
+                              0x00, 0x00, 0x00, 0x00});  // pk_count 0
+    CHECK_THROWS_WITH_AS(decode_result(body),
+                         "truncated frame: 2147483647 column specs need at least 17179869176 "
+                         "bytes, length is 0",
+                         ProtocolError);
+  }
+  SUBCASE("QUERY values, BATCH statements and BATCH values") {
+    const Bytes values = bytes({0x00, 0x01,                // consistency ONE
+                                0x01,                      // flags: values
+                                0xff, 0xff,                // 65535 values
+                                0xff, 0xff, 0xff, 0xff});  // one null
+    Reader r1(values);
+    CHECK_THROWS_WITH_AS(QueryParameters::decode(r1, kV4),
+                         "truncated frame: 65535 values need at least 262140 bytes, length is 4",
+                         ProtocolError);
+    const Bytes statements = bytes({0x00,        // LOGGED
+                                    0xff, 0xff,  // 65535 statements
+                                    0x00, 0x00, 0x00, 0x00, 0x00});
+    Reader r2(statements);
+    CHECK_THROWS_WITH_AS(BatchMsg::decode(r2, kV4),
+                         "truncated frame: 65535 BATCH statements need at least 327675 bytes, "
+                         "length is 5",
+                         ProtocolError);
+    const Bytes child_values = bytes({0x00,                    // LOGGED
+                                      0x00, 0x01,              // 1 statement
+                                      0x01, 0x00, 0x01, 0x07,  // prepared, id 07
+                                      0xff, 0xff,              // 65535 values
+                                      0x00, 0x01, 0x00});      // ONE, flags
+    Reader r3(child_values);
+    CHECK_THROWS_WITH_AS(BatchMsg::decode(r3, kV4),
+                         "truncated frame: 65535 values need at least 262140 bytes, length is 3",
+                         ProtocolError);
+  }
+}
+
 TEST_CASE("ERROR") {
   SUBCASE("UNPREPARED carries the unknown id as [short bytes]") {
     const Bytes golden = bytes({0x00, 0x00, 0x25, 0x00,    // code 0x2500 UNPREPARED
@@ -488,6 +619,49 @@ TEST_CASE("ERROR") {
     ErrorMsg e = decode<ErrorMsg>(golden);
     CHECK(e.code == ErrorCode::kAlreadyExists);
     CHECK(e.extra == bytes({0x00, 0x02, 'k', 's', 0x00, 0x00}));
+  }
+  SUBCASE("v5 READ_FAILURE carries a <reasonmap> and round-trips verbatim") {
+    // native_protocol_v5.spec §8: <cl><received><blockfor><reasonmap><data_present>; the map
+    // is an [int] n, then n pairs of <endpoint> ([inetaddr]: [byte] size + address, no port)
+    // and <failurecode> ([short]).
+    const Bytes golden = bytes({0x00, 0x00, 0x13, 0x00,  // code 0x1300 READ_FAILURE
+                                0x00, 0x04}) +
+                         text("fail") +                     // message
+                         bytes({0x00, 0x04,                 // <cl> QUORUM
+                                0x00, 0x00, 0x00, 0x01,     // <received> 1
+                                0x00, 0x00, 0x00, 0x02,     // <blockfor> 2
+                                0x00, 0x00, 0x00, 0x02,     // <reasonmap> 2 entries
+                                0x04, 127,  0,    0,    2,  //   endpoint 127.0.0.2
+                                0x00, 0x01,                 //   failure code 1
+                                0x10, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0,    0,
+                                0,    0,    0,    0,    0,    0, 0, 0x01,  //   endpoint 2001:db8::1
+                                0x00, 0x00,                                //   failure code 0
+                                0x01});                                    // <data_present> true
+    ErrorMsg e = decode<ErrorMsg>(golden);
+    CHECK(e.code == ErrorCode::kReadFailure);
+    CHECK(e.message == "fail");
+    CHECK(e.extra.size() == 2 + 4 + 4 + 4 + 5 + 2 + 17 + 2 + 1);
+    CHECK(encode(e) == golden);
+  }
+  SUBCASE("v5 WRITE_FAILURE carries a <reasonmap> then the write type") {
+    const Bytes golden = bytes({0x00, 0x00, 0x15, 0x00,     // code 0x1500 WRITE_FAILURE
+                                0x00, 0x00,                 // message ""
+                                0x00, 0x01,                 // <cl> ONE
+                                0x00, 0x00, 0x00, 0x00,     // <received> 0
+                                0x00, 0x00, 0x00, 0x01,     // <blockfor> 1
+                                0x00, 0x00, 0x00, 0x01,     // <reasonmap> 1 entry
+                                0x04, 10,   0,    0,    1,  //   endpoint 10.0.0.1
+                                0x00, 0x03,                 //   failure code 3
+                                0x00, 0x06}) +
+                         text("SIMPLE");  // <writeType>
+    ErrorMsg e = decode<ErrorMsg>(golden);
+    CHECK(e.code == ErrorCode::kWriteFailure);
+    CHECK(encode(e) == golden);
+    // As a whole v5 response frame.
+    Bytes frame = encode_message(kV5, true, 3, Opcode::kError, e);
+    CHECK(frame == bytes({0x85, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00,
+                          static_cast<unsigned>(golden.size())}) +
+                       golden);
   }
   SUBCASE("unprepared_id of another code is an error") {
     ErrorMsg e{ErrorCode::kInvalid, "bad", {}};

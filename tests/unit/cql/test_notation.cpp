@@ -228,8 +228,11 @@ TEST_CASE("short bodies are errors naming the missing length") {
        "truncated frame: expected 16 bytes, length is 15"},
       {"[inet] without its port", bytes({0x04, 10, 0, 0, 1, 0x00}),
        [](Reader& r) { r.read_inet(); }, "truncated frame: expected 4 bytes, length is 1"},
-      {"[string list] missing its second string", bytes({0x00, 0x02, 0x00, 0x01, 'a'}),
+      {"[string list] missing its second string", bytes({0x00, 0x02, 0x00, 0x02, 'a', 'b'}),
        [](Reader& r) { r.read_string_list(); }, "truncated frame: expected 2 bytes, length is 0"},
+      {"[string list] counting more strings than its bytes can hold (checked before reserving)",
+       bytes({0xff, 0xff, 0x00, 0x01, 'a'}), [](Reader& r) { r.read_string_list(); },
+       "truncated frame: 65535 [string list] entries need at least 131070 bytes, length is 3"},
       {"[string map] missing a value", bytes({0x00, 0x01, 0x00, 0x01, 'k'}),
        [](Reader& r) { r.read_string_map(); }, "truncated frame: expected 2 bytes, length is 0"},
   };

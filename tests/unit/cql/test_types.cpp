@@ -159,6 +159,53 @@ TEST_CASE("malformed type options") {
   }
 }
 
+TEST_CASE("untrusted counts and depth in type options") {
+  SUBCASE("a UDT counting more fields than the body holds, checked before reserving") {
+    Bytes in = bytes({0x00, 0x30,                     // UDT
+                      0x00, 0x02, 'k', 's',           // keyspace "ks"
+                      0x00, 0x01, 'u',                // name "u"
+                      0xff, 0xff,                     // 65535 fields
+                      0x00, 0x01, 'a', 0x00, 0x09});  // one field "a" int
+    Reader r(in);
+    CHECK_THROWS_WITH_AS(
+        read_type(r), "truncated frame: 65535 UDT fields need at least 262140 bytes, length is 5",
+        ProtocolError);
+  }
+  SUBCASE("a tuple counting more components than the body holds") {
+    Bytes in = bytes({0x00, 0x31, 0xff, 0xff, 0x00, 0x09});
+    Reader r(in);
+    CHECK_THROWS_WITH_AS(
+        read_type(r),
+        "truncated frame: 65535 tuple components need at least 131070 bytes, length is 2",
+        ProtocolError);
+  }
+  // list<list<...<int>>>: each level is a 2-byte id, so a body can nest millions deep and the
+  // recursion must stop before the stack does.
+  auto nested = [](int lists) {
+    Bytes in;
+    Writer w(in);
+    for (int i = 0; i < lists; ++i) w.write_short(0x0020);  // list
+    w.write_short(0x0009);                                  // int
+    return in;
+  };
+  SUBCASE("64 nested lists are read") {
+    Bytes in = nested(kMaxTypeDepth);
+    Reader r(in);
+    DataType t = read_type(r);
+    int depth = 0;
+    for (const DataType* p = &t; p->id == TypeId::kList; p = &p->params[0]) ++depth;
+    CHECK(depth == kMaxTypeDepth);
+  }
+  SUBCASE("65 nested lists, or a million, are an error") {
+    for (int lists : {kMaxTypeDepth + 1, 1000000}) {
+      CAPTURE(lists);
+      Bytes in = nested(lists);
+      Reader r(in);
+      CHECK_THROWS_WITH_AS(read_type(r), "type option nested deeper than 64 levels", ProtocolError);
+    }
+  }
+}
+
 TEST_CASE("CQL type names") {
   DataType custom = DataType::of(TypeId::kCustom);
   custom.custom_class = "org.example.MyType";

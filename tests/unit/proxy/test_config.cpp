@@ -40,9 +40,73 @@ TEST_CASE("configuration from YAML") {
                          "zdm.yml:3: key 'proxy_listen_port': expected an integer, got 'nine'",
                          ConfigError);
   }
-  SUBCASE("an unknown key is an error") {
-    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "\nread_mdoe: PRIMARY_ONLY\n", "zdm.yml"),
-                         "zdm.yml:4: unknown key 'read_mdoe'", ConfigError);
+  SUBCASE("an unknown key is a warning naming the closest known key") {
+    Config c = parse_config_yaml(kMinimal + "\nread_mdoe: PRIMARY_ONLY\n", "zdm.yml");
+    REQUIRE(c.warnings.size() == 1);
+    CHECK(c.warnings[0] ==
+          "zdm.yml:4: unknown key 'read_mdoe' (did you mean 'read_mode'?), ignored");
+  }
+  SUBCASE("values out of range name the key") {
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "proxy_request_timeout_ms: 4294967297\n", "zdm.yml"),
+        "zdm.yml:3: key 'proxy_request_timeout_ms': 4294967297 is out of range (1 to 86400000)",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "proxy_max_stream_ids: 40000\n", "zdm.yml"),
+        "zdm.yml:3: key 'proxy_max_stream_ids': 40000 is out of range (1 to 32768)", ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "metrics_origin_latency_buckets_ms: 1,10,5\n", "zdm.yml"),
+        "zdm.yml:3: key 'metrics_origin_latency_buckets_ms': buckets must be in increasing order "
+        "(5 after 10)",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "proxy_topology_addresses: 127.0.1.1,proxy2.example\n",
+                          "zdm.yml"),
+        "zdm.yml:3: key 'proxy_topology_addresses': 'proxy2.example' is not an IP address (the "
+        "proxies' addresses must be IP literals, in the same order on every proxy)",
+        ConfigError);
+    CHECK(parse_config_yaml(kMinimal + "proxy_max_stream_ids: 32768\n", "z").proxy_max_stream_ids ==
+          32768);
+  }
+  SUBCASE("a ZDM key this proxy does not implement is refused unless at its default") {
+    CHECK_NOTHROW(parse_config_yaml(kMinimal + "tracing_enabled: false\nread_max_workers: -1\n"
+                                               "origin_secure_connect_bundle_path: \"\"\n",
+                                    "zdm.yml"));
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "origin_secure_connect_bundle_path: /b.zip\n", "zdm.yml"),
+        "zdm.yml:3: key 'origin_secure_connect_bundle_path': not supported by zdm-proxy (Astra "
+        "secure connect bundles; use origin_contact_points and origin_tls_*); remove the key",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "read_max_workers: 8\n", "zdm.yml"),
+                         "zdm.yml:3: key 'read_max_workers': not supported by zdm-proxy (Go "
+                         "worker pools; use proxy_worker_threads); remove the key or set it to -1",
+                         ConfigError);
+  }
+  SUBCASE("keys that take effect") {
+    Config c = parse_config_yaml(
+        kMinimal +
+            "system_queries_mode: target\nforward_client_credentials_to_origin: true\n"
+            "target_enable_host_assignment: false\ncontrol_conn_max_protocol_version: 4\n",
+        "z.yml");
+    CHECK(c.system_queries_mode == Cluster::kTarget);
+    CHECK(c.forward_client_credentials_to_origin);
+    CHECK(!c.enable_host_assignment(Cluster::kTarget));
+    CHECK(c.enable_host_assignment(Cluster::kOrigin));
+    CHECK(c.max_control_version() == 4);
+    CHECK(parse_config_yaml(kMinimal, "z").max_control_version() == 0x42);
+  }
+  SUBCASE("TLS settings that go together") {
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "target_tls_client_cert_path: /c.pem\n", "zdm.yml"),
+        "zdm.yml: key 'target_tls_server_ca_path': required with "
+        "target_tls_client_cert_path/_key_path",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "proxy_tls_require_client_auth: true\n"
+                                     "proxy_tls_cert_path: /c\nproxy_tls_key_path: /k\n",
+                          "zdm.yml"),
+        "zdm.yml: key 'proxy_tls_ca_path': required with proxy_tls_require_client_auth",
+        ConfigError);
   }
   SUBCASE("missing contact points fail validation") {
     CHECK_THROWS_WITH_AS(parse_config_yaml("target_contact_points: a\n", "zdm.yml"),
@@ -69,8 +133,13 @@ TEST_CASE("configuration from ZDM_* environment variables") {
       {"ZDM_PRIMARY_CLUSTER", "TARGET"},
       {"ZDM_PROXY_TOPOLOGY_ADDRESSES", "127.0.1.1, 127.0.1.2"},
       {"ZDM_PROXY_TOPOLOGY_INDEX", "1"},
+      {"ZDM_READ_MODEE", "PRIMARY_ONLY"},
       {"PATH", "/usr/bin"}};
   Config c = load_config_env(env);
+  REQUIRE(c.warnings.size() == 1);
+  CHECK(c.warnings[0] ==
+        "environment variable ZDM_READ_MODEE: unknown variable ZDM_READ_MODEE (did you mean "
+        "'read_mode'?), ignored");
   CHECK(c.primary_cluster == Cluster::kTarget);
   CHECK(c.own_topology_address() == "127.0.1.2");
   env["ZDM_METRICS_PORT"] = "port";

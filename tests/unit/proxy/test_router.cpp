@@ -109,3 +109,12 @@ TEST_CASE("routing of requests without a statement") {
   CHECK(route_opcode(zdm::cql::Opcode::kRegister, c) ==
         Decision{Destination::kBoth, false, RequestType::kNone});
 }
+
+TEST_CASE("system_queries_mode sends system-keyspace reads to its cluster") {
+  Config c = config(Cluster::kOrigin, ReadMode::kDualAsyncOnSecondary);
+  c.system_queries_mode = Cluster::kTarget;
+  CHECK(route_statement(classify("SELECT * FROM system_schema.tables"), "", c) ==
+        Decision{Destination::kTarget, false, RequestType::kReadsTarget});
+  CHECK(route_statement(classify("SELECT * FROM ks.t"), "", c) ==
+        Decision{Destination::kOrigin, true, RequestType::kReadsOrigin});
+}

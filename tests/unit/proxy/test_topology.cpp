@@ -18,6 +18,12 @@ std::string hex(const cql::Bytes& b) {
   return s;
 }
 
+cql::Bytes int_bytes(int32_t v) {
+  cql::Bytes out;
+  cql::Writer(out).write_int(v);
+  return out;
+}
+
 SystemSnapshot snapshot() {
   SystemSnapshot s;
   auto col = [](const char* n, cql::TypeId t) {
@@ -106,10 +112,40 @@ TEST_CASE("count(*), unknown columns and peers_v2") {
       LocalTable::kSystemLocal, cql::classify("SELECT nope FROM system.local"), snapshot(), topo());
   REQUIRE(std::holds_alternative<cql::ErrorMsg>(bad));
   CHECK(std::get<cql::ErrorMsg>(bad).message == "Undefined column name nope");
-  auto v2 =
-      answer_system_select(LocalTable::kSystemPeersV2,
-                           cql::classify("SELECT * FROM system.peers_v2"), snapshot(), topo());
-  REQUIRE(std::holds_alternative<cql::ErrorMsg>(v2));
-  CHECK(std::get<cql::ErrorMsg>(v2).code == cql::ErrorCode::kInvalid);
-  CHECK(std::get<cql::ErrorMsg>(v2).message == "unconfigured table peers_v2");
+  auto v2 = answer_system_select(
+      LocalTable::kSystemPeersV2,
+      cql::classify("SELECT peer, native_address, native_port FROM system.peers_v2"), snapshot(),
+      topo());
+  REQUIRE(std::holds_alternative<cql::RowsResult>(v2));
+  const auto& rows = std::get<cql::RowsResult>(v2);
+  REQUIRE(rows.rows.size() == 2);
+  CHECK(hex(*rows.rows[0][1]) == "7f000101");            // native_address: the proxy
+  CHECK(hex(*rows.rows[0][2]) == hex(int_bytes(9042)));  // native_port: its listen port
+}
+
+TEST_CASE("WHERE on system tables") {
+  auto f = parse_system_filter("SELECT * FROM system.peers WHERE peer = '127.0.1.3'");
+  REQUIRE(f);
+  CHECK(f->column == "peer");
+  CHECK(f->literal == "127.0.1.3");
+  CHECK(f->marker == -1);
+  auto m = parse_system_filter("select rpc_address from system.peers where peer=?");
+  REQUIRE(m);
+  CHECK(m->marker == 0);
+  CHECK(!parse_system_filter("SELECT * FROM system.peers"));
+  auto k = parse_system_filter("SELECT * FROM system.local WHERE key='local'");
+  REQUIRE(k);
+  CHECK(k->literal == "local");
+  auto one =
+      answer_system_select(LocalTable::kSystemPeers,
+                           cql::classify("SELECT peer FROM system.peers WHERE peer = '127.0.1.3'"),
+                           snapshot(), topo(), "peer", filter_value("peer", "127.0.1.3"));
+  REQUIRE(std::holds_alternative<cql::RowsResult>(one));
+  REQUIRE(std::get<cql::RowsResult>(one).rows.size() == 1);
+  CHECK(hex(*std::get<cql::RowsResult>(one).rows[0][0]) == "7f000103");
+  auto none =
+      answer_system_select(LocalTable::kSystemPeers, cql::classify("SELECT peer FROM system.peers"),
+                           snapshot(), topo(), "peer", filter_value("peer", "10.9.9.9"));
+  CHECK(std::get<cql::RowsResult>(none).rows.empty());
+  CHECK_THROWS_AS(filter_value("peer", "not-an-ip"), std::invalid_argument);
 }
