@@ -183,6 +183,11 @@ def zdm_proxy():
            [target(f"sum by (failed_on) (zdm_proxy_failed_writes_total{{{I}}})", "{{failed_on}}")], w=8, h=8)
     d.stat("Failed reads since start", "Failed reads counted by the selected proxies since they started.",
            [target(f"sum by (cluster) (zdm_proxy_failed_reads_total{{{I}}})", "{{cluster}}")], w=8, h=8)
+    d.timeseries("Errors the proxies answered themselves",
+                 "Errors not forwarded from a cluster, per second, by reason (overloaded, server_error, "
+                 "protocol_error, handshake_timeout, idle_timeout, unanswered_streams); empty while none occur.",
+                 [target(f"sum by (reason) (rate(zdm_proxy_client_errors_total{{{I}}}[{RATE}])) > 0", "{{reason}}")],
+                 "reqps", w=24, h=6)
 
     d.row("Connections and requests in flight")
     d.timeseries("Client connections", "Client (driver) connections open on each proxy.",
@@ -199,10 +204,12 @@ def zdm_proxy():
                   for c in ("origin", "target", "async")], w=8)
     d.timeseries("Prepared statement cache", "Statements in each proxy's prepared cache.",
                  [target(f"sum by (instance) (zdm_pscache_entries_total{{{I}}})", "{{instance}}")], w=8)
-    d.timeseries("Prepared statement cache misses",
+    d.timeseries("Prepared statement cache misses and evictions",
                  "EXECUTEs of statements a proxy did not know (answered UNPREPARED; drivers prepare again), per "
-                 "second; expected after a proxy restarts.",
-                 [target(f"sum by (instance) (rate(zdm_pscache_miss_total{{{I}}}[{RATE}]))", "{{instance}}")],
+                 "second, expected after a proxy restarts; and statements evicted from the bounded cache.",
+                 [target(f"sum by (instance) (rate(zdm_pscache_miss_total{{{I}}}[{RATE}]))", "{{instance}} misses"),
+                  target(f"sum by (instance) (rate(zdm_pscache_evictions_total{{{I}}}[{RATE}]))",
+                         "{{instance}} evictions")],
                  "reqps", w=8)
 
     d.row("Per node: origin, target and mirrored (async)")

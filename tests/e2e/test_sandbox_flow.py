@@ -233,15 +233,18 @@ UIDS = ("zdm-proxy", "zdm-migration", "zdm-proxy-hosts")
 EMPTY_BY_DESIGN = {
     ("zdm-proxy", "Origin errors by node"), ("zdm-proxy", "Target errors by node"),
     ("zdm-proxy", "Async errors by node"), ("zdm-proxy", "Failed connection attempts by node"),
+    ("zdm-proxy", "Errors the proxies answered themselves"),
     ("zdm-migration", "Mirrored read errors by error"), ("zdm-migration", "Firing alerts"),
 }
 # A stopped target node (replication factor 1: its partitions unavailable at consistency ONE)
 # must fill these (non-empty) and make these non-zero. Origin stays healthy, so "Origin errors
 # by node" stays empty; "Failed connection attempts by node" fills only if a driver reconnects
-# to a proxy that picks the stopped node, so it is not required.
+# to a proxy that picks the stopped node, and the proxies answer errors themselves only if a
+# request was lost with the node's connections: neither is required.
 FAULT_NONEMPTY = {("zdm-proxy", "Target errors by node"), ("zdm-proxy", "Async errors by node"),
                   ("zdm-migration", "Mirrored read errors by error"), ("zdm-migration", "Firing alerts")}
-MAYBE_AFTER_FAULT = {("zdm-proxy", "Failed connection attempts by node")}
+MAYBE_AFTER_FAULT = {("zdm-proxy", "Failed connection attempts by node"),
+                     ("zdm-proxy", "Errors the proxies answered themselves")}
 FAULT_NONZERO = {("zdm-proxy", "Failed writes by cluster"), ("zdm-proxy", "Failed writes by instance"),
                  ("zdm-proxy", "Failed writes since start"), ("zdm-migration", "Dual-write failure ratio"),
                  ("zdm-migration", "Mirrored read error ratio")}
