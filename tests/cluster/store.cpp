@@ -109,7 +109,7 @@ struct Prepared {
 };
 
 bool is_system_keyspace(const std::string& ks) {
-  return ks == "system" || ks == "system_schema";
+  return ks == "system" || ks == "system_schema" || ks == "system_virtual_schema";
 }
 
 Column col(std::string name, const char* type, Kind kind = Kind::kRegular, int position = -1) {
@@ -515,6 +515,33 @@ struct Store::State {
           if (i != node) append_dse_columns(v, info.nodes[i], row++);
       }
       return v;
+    }
+    if (ks == "system_virtual_schema") {
+      // Cassandra 4.0 and later list their virtual keyspaces here; drivers read these three
+      // tables at every schema refresh. The keyspaces are listed, their tables not modelled.
+      if (info.release_version.empty() || info.release_version[0] < '4') return std::nullopt;
+      if (name == "keyspaces") {
+        v.columns = {col("keyspace_name", "text", Kind::kPartitionKey, 0)};
+        for (const char* k : {"system_views", "system_virtual_schema"}) v.rows.push_back({text(k)});
+        return v;
+      }
+      if (name == "tables") {
+        v.columns = {col("keyspace_name", "text", Kind::kPartitionKey, 0),
+                     col("table_name", "text", Kind::kClustering, 0), col("comment", "text")};
+        return v;
+      }
+      if (name == "columns") {
+        v.columns = {col("keyspace_name", "text", Kind::kPartitionKey, 0),
+                     col("table_name", "text", Kind::kClustering, 0),
+                     col("column_name", "text", Kind::kClustering, 1),
+                     col("clustering_order", "text"),
+                     col("column_name_bytes", "blob"),
+                     col("kind", "text"),
+                     col("position", "int"),
+                     col("type", "text")};
+        return v;
+      }
+      return std::nullopt;
     }
     if (ks != "system_schema") return std::nullopt;
     const std::string kLocal = "org.apache.cassandra.locator.LocalStrategy";
