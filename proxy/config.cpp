@@ -240,6 +240,9 @@ const std::map<std::string, Setter>& setters() {
     // Cassandra allows 32768 stream ids per connection from v3 on (spec §2.3).
     num("proxy_max_stream_ids", &Config::proxy_max_stream_ids, 1, 32768);
     num("proxy_prepared_cache_size", &Config::proxy_prepared_cache_size, 1, 10000000);
+    num("proxy_max_frame_size_bytes", &Config::proxy_max_frame_size_bytes, 1024, 256 << 20);
+    num("proxy_max_inflight_frame_bytes", &Config::proxy_max_inflight_frame_bytes, 1 << 20,
+        kIntMax);
     flag("metrics_enabled", &Config::metrics_enabled);
     str("metrics_address", &Config::metrics_address);
     num("metrics_port", &Config::metrics_port, 1, 65535);
@@ -503,6 +506,8 @@ std::string Config::to_log_json() const {
   j["ProxyMaxClientConnections"] = proxy_max_client_connections;
   j["ProxyMaxStreamIds"] = proxy_max_stream_ids;
   j["ProxyPreparedCacheSize"] = proxy_prepared_cache_size;
+  j["ProxyMaxFrameSizeBytes"] = proxy_max_frame_size_bytes;
+  j["ProxyMaxInflightFrameBytes"] = proxy_max_inflight_frame_bytes;
   j["MetricsEnabled"] = metrics_enabled;
   j["MetricsAddress"] = metrics_address;
   j["MetricsPort"] = metrics_port;

@@ -89,6 +89,13 @@ struct Config {
   int proxy_idle_timeout_ms = 0;
   int proxy_max_client_connections = 1000;
   int proxy_max_stream_ids = 2048;
+  /// Largest frame body accepted from a client, bytes (Cassandra's
+  /// native_transport_max_frame_size; not a ZDM key).
+  int proxy_max_frame_size_bytes = 256 << 20;
+  /// Bytes of large frames (over 1 MiB) a worker thread receives at once: a client whose next
+  /// frame does not fit waits until others' are passed on, so many large frames cannot exhaust
+  /// memory (not a ZDM key).
+  int proxy_max_inflight_frame_bytes = 256 << 20;
   /// Prepared statements the proxy remembers (least recently used evicted; not a ZDM key).
   int proxy_prepared_cache_size = 10000;
 

@@ -322,8 +322,18 @@ awaitable<void> ControlConnection::run() {
       while (!stopped_) {
         boost::system::error_code ec;
         if (!check_requested_) {
+          // Between heartbeats nothing is read: a node that closes the connection (stopped,
+          // restarted) makes it readable, which cuts the sleep short.
           sleep_.expires_after(std::chrono::milliseconds(config_.heartbeat_interval_ms));
+          auto conn = conn_;
+          conn->stream().socket().async_wait(tcp::socket::wait_read,
+                                             [this, conn](boost::system::error_code e) {
+                                               if (e != asio::error::operation_aborted)
+                                                 sleep_.cancel();
+                                             });
           co_await sleep_.async_wait(nothrow(ec));
+          boost::system::error_code ignored;
+          conn->stream().socket().cancel(ignored);
         }
         check_requested_ = false;
         if (stopped_) break;

@@ -2,6 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+#include <sys/resource.h>
+
+#include <functional>
+
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -83,7 +88,29 @@ std::string tls_mode(const Config& config, Cluster c) {
 
 }  // namespace
 
+// Raises the soft limit of open files to the hard limit: a client connection needs up to four
+// descriptors (client, origin, target, async).
+void raise_fd_limit(const Config& config) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  const rlim_t before = rl.rlim_cur;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  const rlim_t needed = static_cast<rlim_t>(config.proxy_max_client_connections) * 4 + 64;
+  if (rl.rlim_cur < needed)
+    spdlog::warn(
+        "Open files limit is {} (hard limit {}); proxy_max_client_connections {} needs "
+        "about {}",
+        rl.rlim_cur, rl.rlim_max, config.proxy_max_client_connections, needed);
+  else if (before != rl.rlim_cur)
+    spdlog::info("Raised the open files limit from {} to {}", before, rl.rlim_cur);
+}
+
 int run_proxy(const Config& config) {
+  raise_fd_limit(config);
   net::HopSettings origin_hop, target_hop;
   std::shared_ptr<ssl::context> client_tls;
   try {
@@ -187,13 +214,27 @@ int run_proxy(const Config& config) {
 
   auto accept_loop = [&]() -> awaitable<void> {
     std::size_t next = 0;
+    asio::steady_timer backoff(main_ioc);
+    auto last_log = std::chrono::steady_clock::time_point{};
+    uint64_t failed_since_log = 0;
     for (;;) {
       Worker& w = *workers[next++ % workers.size()];
       boost::system::error_code ec;
       tcp::socket socket = co_await acceptor.async_accept(w.ioc, nothrow(ec));
       if (ec) {
         if (!acceptor.is_open()) co_return;
-        spdlog::warn("Accept failed: {}", ec.message());
+        // Out of file descriptors (or another resource): back off instead of spinning, and say
+        // so once per interval, not once per attempt.
+        ++failed_since_log;
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_log > std::chrono::seconds(10)) {
+          spdlog::warn("Accept failed: {} ({} times in the last interval); backing off 100 ms",
+                       ec.message(), failed_since_log);
+          last_log = now;
+          failed_since_log = 0;
+        }
+        backoff.expires_after(std::chrono::milliseconds(100));
+        co_await backoff.async_wait(nothrow(ec));
         continue;
       }
       if (shared.sessions.load() >= config.proxy_max_client_connections) {
@@ -257,6 +298,19 @@ int run_proxy(const Config& config) {
   asio::co_spawn(main_ioc, startup(),
                  [](std::exception_ptr e) { log_exception(e, "proxy listener"); });
 
+  // Memory of clients that left goes back to the system (glibc keeps freed memory otherwise).
+  asio::steady_timer trim_timer(main_ioc);
+  std::function<void(uint64_t)> trim = [&](uint64_t ended_before) {
+    trim_timer.expires_after(std::chrono::seconds(5));
+    trim_timer.async_wait([&, ended_before](boost::system::error_code ec) {
+      if (ec) return;
+      uint64_t ended = shared.sessions_ended.load();
+      if (ended != ended_before) malloc_trim(0);
+      trim(ended);
+    });
+  };
+  trim(0);
+
   // SIGINT/SIGTERM: stop accepting, drain every session, then stop (STYLE rule 8).
   asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
@@ -289,6 +343,7 @@ int run_proxy(const Config& config) {
                          shared.sessions.load());
           origin_cc.stop();
           target_cc.stop();
+          trim_timer.cancel();
           http->stop();
           main_ioc.stop();
         },

@@ -58,4 +58,31 @@ Decision route_opcode(cql::Opcode op, const Config& config) {
   }
 }
 
+Aggregate aggregate(const bool expected[2], const bool error[2], cql::Opcode op, RequestType metric,
+                    Cluster primary) {
+  Aggregate a;
+  if (!(expected[0] && expected[1])) {
+    a.chosen = expected[0] ? Cluster::kOrigin : Cluster::kTarget;
+    a.failed_read = error[static_cast<int>(a.chosen)] && metric != RequestType::kNone;
+    return a;
+  }
+  if (error[0]) {
+    a.chosen = Cluster::kOrigin;  // origin failed (alone or with target): origin's error
+  } else if (error[1]) {
+    a.chosen = Cluster::kTarget;
+  } else {
+    a.chosen = op == cql::Opcode::kPrepare ? Cluster::kOrigin : primary;
+  }
+  if (metric == RequestType::kWrites) {
+    if (error[0] && error[1]) {
+      a.failed_write = Aggregate::FailedWrite::kBoth;
+    } else if (error[0]) {
+      a.failed_write = Aggregate::FailedWrite::kOrigin;
+    } else if (error[1]) {
+      a.failed_write = Aggregate::FailedWrite::kTarget;
+    }
+  }
+  return a;
+}
+
 }  // namespace zdm::proxy

@@ -37,6 +37,24 @@ Decision route_statement(const cql::StatementInfo& info, const std::string& sess
 /// Routes requests that carry no statement: STARTUP, OPTIONS, REGISTER, AUTH_RESPONSE, BATCH.
 Decision route_opcode(cql::Opcode op, const Config& config);
 
+/// What the client gets for a request that went to `expected` clusters, given which answered
+/// with an ERROR (reference §2 "Aggregation"): both OK → the primary's answer (PREPARE: always
+/// origin's); one failed → that cluster's error; both failed → origin's. And what is counted.
+struct Aggregate {
+  Cluster chosen = Cluster::kOrigin;
+  enum class FailedWrite : uint8_t {
+    kNone,
+    kOrigin,
+    kTarget,
+    kBoth
+  } failed_write = FailedWrite::kNone;
+  bool failed_read = false;  // a single-cluster request (tracked) failed on `chosen`
+  bool operator==(const Aggregate&) const = default;
+};
+/// `expected`/`error` are indexed by Cluster. `metric` is the request's RequestType.
+Aggregate aggregate(const bool expected[2], const bool error[2], cql::Opcode op, RequestType metric,
+                    Cluster primary);
+
 /// Which cluster a single-cluster read went to, for the metric type.
 inline RequestType read_metric(Cluster c) {
   return c == Cluster::kOrigin ? RequestType::kReadsOrigin : RequestType::kReadsTarget;

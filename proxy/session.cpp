@@ -26,6 +26,14 @@ constexpr uint64_t kAsyncBit = 1ull << 63;
 constexpr int16_t kHandshakeStream = 0;
 // Before the handshake completes, bodies are small (STYLE rule 3).
 constexpr uint32_t kMaxHandshakeBody = 256 * 1024;
+// Write-queue watermarks (bytes) of every socket: over the high one, the reading that feeds it
+// pauses until the queue is back under the low one.
+constexpr std::size_t kHighWatermark = 4 << 20;
+constexpr std::size_t kLowWatermark = 1 << 20;
+// Frames over this many bytes count against the worker's proxy_max_inflight_frame_bytes.
+constexpr uint32_t kLargeFrame = 1 << 20;
+// Bytes of large frames being received on this worker thread.
+thread_local std::size_t worker_large_frame_bytes = 0;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -168,13 +176,13 @@ void Connector::on_write_error(const net::error_code&) {
 
 awaitable<void> Connector::read_loop(std::shared_ptr<ClientSession> session,
                                      std::size_t buffer_size) {
-  std::vector<std::byte> buf(buffer_size);
   for (;;) {
+    co_await session->client_writable();
     net::error_code ec;
-    std::size_t n = co_await stream_.read_some(asio::buffer(buf), ec);
+    auto data = co_await stream_.receive(ec, buffer_size);
     if (ec) break;
     try {
-      frames_.feed(BytesView(buf.data(), n));
+      frames_.feed(data);
       cql::Header h;
       Bytes frame;
       while (frames_.next_raw(h, frame)) session->on_cluster_frame(*this, h, std::move(frame));
@@ -196,6 +204,8 @@ ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedSt
       client_frames_(kMaxHandshakeBody),
       shared_(shared),
       config_(shared.config),
+      client_resume_(ioc),
+      cluster_resume_(ioc),
       sweep_timer_(ioc),
       drained_(ioc) {
   boost::system::error_code ec;
@@ -203,12 +213,14 @@ ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedSt
   client_addr_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
   client_.socket().set_option(tcp::no_delay(true), ec);
   drained_.expires_at(std::chrono::steady_clock::time_point::max());
+  watch_writer(client_writer_, cluster_resume_);
   shared_.sessions++;
   shared_.metrics.client_connections().add();
 }
 
 ClientSession::~ClientSession() {
   shared_.sessions--;
+  shared_.sessions_ended.fetch_add(1, std::memory_order_relaxed);
   shared_.metrics.client_connections().sub();
 }
 
@@ -286,30 +298,34 @@ awaitable<void> ClientSession::serve() {
       co_return;
     }
   }
-  std::vector<std::byte> buf(static_cast<std::size_t>(config_.request_read_buffer_size_bytes));
   bool first = true;
   while (!closed_ && !draining_ && !closing_) {
+    co_await clusters_writable();
+    if (closed_ || draining_ || closing_) break;
     boost::system::error_code ec;
-    std::size_t n = co_await client_.read_some(asio::buffer(buf), ec);
+    auto data = co_await client_.receive(
+        ec, static_cast<std::size_t>(config_.request_read_buffer_size_bytes));
     if (ec) break;
+    const std::size_t n = data.size();
     last_activity_ = std::chrono::steady_clock::now();
     if (first) {
       first = false;
       // v1/v2 headers are 8 bytes, unknown versions any size: answer from the first byte rather
       // than wait for a 9-byte header that may never come.
-      uint8_t v = std::to_integer<uint8_t>(buf[0]) & 0x7f;
+      uint8_t v = std::to_integer<uint8_t>(data[0]) & 0x7f;
       if (!known_version(v)) {
         int16_t stream = 0;
-        if (v < 3 && n > 2) stream = static_cast<int8_t>(buf[2]);
-        if (v >= 3 && n > 3) stream = cql::frame_stream(buf.data());
+        if (v < 3 && n > 2) stream = static_cast<int8_t>(data[2]);
+        if (v >= 3 && n > 3) stream = cql::frame_stream(data.data());
         cql::Header h{v, false, 0, stream, Opcode::kOptions, 0};
         accept_version(h);
         break;
       }
     }
     try {
-      client_frames_.feed(BytesView(buf.data(), n));
+      client_frames_.feed(data);
       co_await take_frames();
+      co_await reserve_for_large_frame();
     } catch (const cql::ProtocolError& e) {
       spdlog::warn("Closing client {}: {}", client_addr_, e.what());
       shared_.metrics.client_errors(ProxyMetrics::ClientError::kProtocolError).inc();
@@ -323,10 +339,12 @@ awaitable<void> ClientSession::take_frames() {
   cql::Header h;
   Bytes frame;
   while (!closed_ && !closing_ && client_frames_.next_raw(h, frame)) {
+    if (reserved_ > 0 && h.length >= reserved_) release_reservation();  // passed on below
     if (!accept_version(h)) break;
     if (!ready_) {
       co_await handshake_frame(h, std::move(frame));
-      if (ready_) client_frames_.set_max_body(cql::kMaxBodyLength);
+      if (ready_)
+        client_frames_.set_max_body(static_cast<uint32_t>(config_.proxy_max_frame_size_bytes));
       continue;
     }
     try {
@@ -487,6 +505,7 @@ awaitable<bool> ClientSession::connect_clusters(const cql::Header& h) {
                   cluster_name(c), cluster_name(c), conn->node(), client_addr_);
     conn->metrics->connections->add();
     conn->set_protocol(version_, compression_);
+    watch_writer(conn->writer(), client_resume_);
     (is_origin ? origin_ : target_) = std::move(conn);
   }
   co_return true;
@@ -733,6 +752,63 @@ void ClientSession::start_async_connector() {
               cluster_name(sec), self->client_addr_, why);
       },
       asio::detached);
+}
+
+void ClientSession::watch_writer(net::FrameWriter& w, asio::steady_timer& resume) {
+  resume.expires_at(std::chrono::steady_clock::time_point::max());
+  w.set_watermarks(kHighWatermark, kLowWatermark, [&resume] { resume.cancel(); });
+}
+
+awaitable<void> ClientSession::clusters_writable() {
+  auto full = [this] {
+    return (origin_ && origin_->writer().full()) || (target_ && target_->writer().full());
+  };
+  while (full() && !closed_) {
+    boost::system::error_code ec;
+    client_resume_.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await client_resume_.async_wait(nothrow(ec));
+  }
+}
+
+awaitable<void> ClientSession::client_writable() {
+  while (client_writer_.full() && !closed_) {
+    boost::system::error_code ec;
+    cluster_resume_.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await cluster_resume_.async_wait(nothrow(ec));
+  }
+}
+
+awaitable<void> ClientSession::reserve_for_large_frame() {
+  auto len = client_frames_.pending_length();
+  if (!len || *len <= kLargeFrame || reserved_ >= *len) co_return;
+  release_reservation();
+  const auto budget = static_cast<std::size_t>(config_.proxy_max_inflight_frame_bytes);
+  asio::steady_timer wait(ioc_);
+  // The wait ends: the budget frees up as other sessions pass their frames on (they already
+  // hold their reservations and keep reading), or the request times out.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(config_.proxy_request_timeout_ms);
+  while (worker_large_frame_bytes + *len > budget && worker_large_frame_bytes > 0 && !closed_) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      spdlog::warn(
+          "Closing client {}: its {}-byte frame did not fit in the worker's memory "
+          "budget (proxy_max_inflight_frame_bytes {}) within {} ms",
+          client_addr_, *len, budget, config_.proxy_request_timeout_ms);
+      shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
+      close();
+      co_return;
+    }
+    boost::system::error_code ec;
+    wait.expires_after(std::chrono::milliseconds(10));
+    co_await wait.async_wait(nothrow(ec));
+  }
+  reserved_ = *len;
+  worker_large_frame_bytes += reserved_;
+}
+
+void ClientSession::release_reservation() {
+  worker_large_frame_bytes -= reserved_;
+  reserved_ = 0;
 }
 
 void ClientSession::drain() {
@@ -1224,31 +1300,25 @@ bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& e
 
 void ClientSession::complete(uint64_t, PendingRequest& p) {
   const bool both = p.expected[0] && p.expected[1];
-  bool err[2] = {p.expected[0] && frame_opcode(p.responses[0]) == Opcode::kError,
-                 p.expected[1] && frame_opcode(p.responses[1]) == Opcode::kError};
-  Cluster chosen;
-  if (both) {
-    if (err[0]) {
-      chosen = Cluster::kOrigin;  // origin failed (alone or with target): origin's error
-    } else if (err[1]) {
-      chosen = Cluster::kTarget;
-    } else {
-      chosen = p.opcode == Opcode::kPrepare ? Cluster::kOrigin : config_.primary_cluster;
-    }
-    if (p.decision.metric == RequestType::kWrites) {
-      if (err[0] && err[1]) {
-        shared_.metrics.failed_writes_both().inc();
-      } else if (err[0]) {
-        shared_.metrics.failed_writes_origin().inc();
-      } else if (err[1]) {
-        shared_.metrics.failed_writes_target().inc();
-      }
-    }
-  } else {
-    chosen = p.expected[0] ? Cluster::kOrigin : Cluster::kTarget;
-    if (err[static_cast<int>(chosen)] && p.decision.metric != RequestType::kNone)
-      shared_.metrics.failed_reads(chosen).inc();
+  const bool err[2] = {p.expected[0] && frame_opcode(p.responses[0]) == Opcode::kError,
+                       p.expected[1] && frame_opcode(p.responses[1]) == Opcode::kError};
+  const Aggregate a =
+      aggregate(p.expected, err, p.opcode, p.decision.metric, config_.primary_cluster);
+  const Cluster chosen = a.chosen;
+  switch (a.failed_write) {
+    case Aggregate::FailedWrite::kBoth:
+      shared_.metrics.failed_writes_both().inc();
+      break;
+    case Aggregate::FailedWrite::kOrigin:
+      shared_.metrics.failed_writes_origin().inc();
+      break;
+    case Aggregate::FailedWrite::kTarget:
+      shared_.metrics.failed_writes_target().inc();
+      break;
+    case Aggregate::FailedWrite::kNone:
+      break;
   }
+  if (a.failed_read) shared_.metrics.failed_reads(chosen).inc();
   Bytes resp = std::move(p.responses[static_cast<int>(chosen)]);
   try {
     if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) {
@@ -1391,6 +1461,14 @@ void ClientSession::sweep_timeouts() {
     close();
     return;
   }
+  // Idle connections give their buffers back (issue 12: an idle client costs little).
+  client_frames_.release_if_idle();
+  client_writer_.release_if_idle();
+  for (Connector* k : {origin_.get(), target_.get(), async_.get()}) {
+    if (!k) continue;
+    k->frames().release_if_idle();
+    k->writer().release_if_idle();
+  }
   if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
 }
 
@@ -1434,6 +1512,9 @@ void ClientSession::close() {
   async_started_.clear();
   sweep_timer_.cancel();
   drained_.cancel();
+  client_resume_.cancel();
+  cluster_resume_.cancel();
+  release_reservation();
 }
 
 }  // namespace zdm::proxy

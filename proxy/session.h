@@ -38,6 +38,7 @@ struct SharedState {
   std::shared_ptr<ssl::context> client_tls;  // TLS from clients; null = plaintext
   std::atomic<bool> draining{false};
   std::atomic<int> sessions{0};
+  std::atomic<uint64_t> sessions_ended{0};
   std::atomic<int64_t> inflight{0};
 
   ControlConnection& cc(Cluster c) { return c == Cluster::kOrigin ? origin_cc : target_cc; }
@@ -110,6 +111,9 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   // Connector callbacks
   void on_cluster_frame(Connector& from, cql::Header header, cql::Bytes frame);
   void on_connector_closed(Connector& c);
+  /// Backpressure: returns once the client's write queue is under its high watermark (a client
+  /// that does not read its responses stops the reading of cluster connections).
+  awaitable<void> client_writable();
 
  private:
   awaitable<void> serve();
@@ -212,6 +216,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   /// once (reference §2: ZDM only re-prepares). False if it cannot.
   bool reprepare_async(uint64_t id, AsyncRequest& r, const cql::Bytes& error_frame);
   std::unordered_map<uint64_t, AsyncRequest> async_started_;
+  /// Backpressure: waits until no cluster write queue is over its high watermark.
+  awaitable<void> clusters_writable();
+  /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
+  /// its declared size is reserved (waiting while others hold the budget).
+  awaitable<void> reserve_for_large_frame();
+  void release_reservation();
+  std::size_t reserved_ = 0;  // bytes of the worker's budget held by this session
+  void watch_writer(net::FrameWriter& w, asio::steady_timer& resume);
+  asio::steady_timer client_resume_;   // a cluster writer drained: the client may be read again
+  asio::steady_timer cluster_resume_;  // the client writer drained: clusters may be read again
   asio::steady_timer sweep_timer_;
   asio::steady_timer drained_;  // fires (cancel) when draining and no request is pending
 };

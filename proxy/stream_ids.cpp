@@ -4,17 +4,20 @@
 
 namespace zdm::proxy {
 
-StreamIds::StreamIds(int count) {
-  int n = std::clamp(count, 1, 32768);
-  owner_.assign(static_cast<std::size_t>(n), 0);
-  free_.reserve(static_cast<std::size_t>(n));
-  for (int i = n - 1; i >= 0; --i) free_.push_back(static_cast<int16_t>(i));
-}
+StreamIds::StreamIds(int count)
+    : capacity_(static_cast<std::size_t>(std::clamp(count, 1, 32768))) {}
 
 std::optional<int16_t> StreamIds::acquire(uint64_t request) {
-  if (free_.empty()) return std::nullopt;
-  int16_t s = free_.back();
-  free_.pop_back();
+  int16_t s;
+  if (!free_.empty()) {
+    s = free_.back();
+    free_.pop_back();
+  } else if (owner_.size() < capacity_) {
+    s = static_cast<int16_t>(owner_.size());
+    owner_.push_back(0);
+  } else {
+    return std::nullopt;
+  }
   owner_[static_cast<std::size_t>(s)] = request;
   return s;
 }

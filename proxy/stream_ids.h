@@ -10,7 +10,8 @@ namespace zdm::proxy {
 
 class StreamIds {
  public:
-  /// `count` ids, 0 to count-1 (at most 32768: the spec's positive int16 range).
+  /// `count` ids, 0 to count-1 (at most 32768: the spec's positive int16 range). Memory grows
+  /// with the most ids ever in use at once, not with `count`: an idle connection costs nothing.
   explicit StreamIds(int count);
   /// A free id for `request` (non-zero); nullopt when all are in use. Lowest ids first.
   std::optional<int16_t> acquire(uint64_t request);
@@ -19,11 +20,12 @@ class StreamIds {
   /// The request `stream` belongs to, 0 if free.
   uint64_t owner(int16_t stream) const;
   std::size_t in_use() const { return owner_.size() - free_.size(); }
-  std::size_t capacity() const { return owner_.size(); }
+  std::size_t capacity() const { return capacity_; }
 
  private:
-  std::vector<int16_t> free_;    // a stack: the next id to hand out at the back
-  std::vector<uint64_t> owner_;  // stream id → request (0 = free)
+  std::size_t capacity_;
+  std::vector<int16_t> free_;    // released ids, the next to hand out at the back
+  std::vector<uint64_t> owner_;  // stream id → request (0 = free); ids beyond are unused
 };
 
 }  // namespace zdm::proxy

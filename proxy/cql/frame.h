@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -119,6 +120,18 @@ class FrameDecoder {
   bool next_raw(Header& header, Bytes& out);
   std::size_t buffered() const { return buf_.size() - pos_; }
   void set_max_body(uint32_t max_body) { max_body_ = max_body; }
+  /// Body length declared by the header of the frame not yet complete (nullopt before its 9
+  /// header bytes arrived, or when nothing is buffered).
+  std::optional<uint32_t> pending_length() const {
+    if (buf_.size() - pos_ < kHeaderSize) return std::nullopt;
+    const std::byte* h = buf_.data() + pos_;
+    return (std::to_integer<uint32_t>(h[5]) << 24) | (std::to_integer<uint32_t>(h[6]) << 16) |
+           (std::to_integer<uint32_t>(h[7]) << 8) | std::to_integer<uint32_t>(h[8]);
+  }
+  /// Frees the buffer's memory when nothing is buffered (an idle connection costs no buffer).
+  void release_if_idle() {
+    if (pos_ == buf_.size() && buf_.capacity() > 0) Bytes().swap(buf_), pos_ = 0;
+  }
   /// Moves out the bytes not yet taken as frames and empties the decoder (to hand them to a
   /// different framing, as FrameStream::enable_segments does).
   Bytes take_buffered();

@@ -86,6 +86,14 @@ class SegmentDecoder {
   /// Bytes held: undecoded segment bytes plus decoded envelope bytes not yet taken.
   std::size_t buffered() const { return buf_.size() - pos_ + frames_.buffered(); }
   void set_max_body(uint32_t max_body);
+  /// Body length declared by the frame being reassembled from segments, if its header arrived.
+  std::optional<uint32_t> pending_length() const { return frames_.pending_length(); }
+  /// Frees buffers when nothing is buffered.
+  void release_if_idle() {
+    if (pos_ == buf_.size() && buf_.capacity() > 0) Bytes().swap(buf_), pos_ = 0;
+    if (scratch_.capacity() > 0) Bytes().swap(scratch_);
+    frames_.release_if_idle();
+  }
 
  private:
   bool decode_segment();
@@ -119,6 +127,15 @@ class FrameStream {
 
   std::size_t buffered() const { return segments_ ? segments_->buffered() : plain_.buffered(); }
   void set_max_body(uint32_t max_body);
+  /// Body length declared by the frame not yet complete (to budget memory before reading it).
+  std::optional<uint32_t> pending_length() const {
+    return segments_ ? segments_->pending_length() : plain_.pending_length();
+  }
+  /// Frees buffers when nothing is buffered (call after taking every complete frame).
+  void release_if_idle() {
+    plain_.release_if_idle();
+    if (segments_) segments_->release_if_idle();
+  }
 
  private:
   FrameDecoder plain_;

@@ -18,6 +18,7 @@ FrameWriter::FrameWriter(Stream& stream)
 
 void FrameWriter::push(cql::Bytes frame) {
   queued_bytes_ += frame.size();
+  if (queued_bytes_ > high_) above_high_ = true;
   queue_.push_back(std::move(frame));
   signal_.cancel_one();
 }
@@ -46,7 +47,7 @@ void FrameWriter::take_batch() {
     queue_.pop_front();
     if (plain_left_ > 0) --plain_left_;
   }
-  queued_bytes_ -= bytes;
+  batch_bytes_ = bytes;
   if (!plain) {
     joined_.clear();
     views_.clear();
@@ -78,6 +79,13 @@ awaitable<error_code> FrameWriter::run() {
     writing_ = true;
     co_await stream_.write(buffers_, ec);
     writing_ = false;
+    batch_.clear();  // the frames written are freed now, not at the next write
+    queued_bytes_ -= batch_bytes_;
+    if (above_high_ && queued_bytes_ <= low_) {
+      above_high_ = false;
+      if (on_low_) on_low_();
+    }
+    if (joined_.capacity() > 256 * 1024) cql::Bytes().swap(joined_);
     if (ec) co_return ec;
   }
 }

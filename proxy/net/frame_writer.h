@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <vector>
 
 #include "proxy/cql/compression.h"
@@ -29,8 +31,27 @@ class FrameWriter {
   void close();
   bool idle() const { return queue_.empty() && !writing_; }
   std::size_t queued() const { return queue_.size(); }
-  /// Bytes queued and not yet written (frames as queued, before segment framing).
+  /// Bytes queued or being written (frames as queued, before segment framing).
   std::size_t queued_bytes() const { return queued_bytes_; }
+
+  /// Backpressure, as Envoy's write-buffer watermarks: above `high` bytes pending the writer is
+  /// full() (its producer should stop reading); `on_low` is called once, when pending bytes
+  /// drop back to `low` or under.
+  void set_watermarks(std::size_t high, std::size_t low, std::function<void()> on_low) {
+    high_ = high;
+    low_ = low;
+    on_low_ = std::move(on_low);
+  }
+  bool full() const { return queued_bytes_ > high_; }
+
+  /// Frees the memory kept between writes when nothing is queued (idle connections).
+  void release_if_idle() {
+    if (!idle()) return;
+    std::vector<cql::Bytes>().swap(batch_);
+    std::vector<asio::const_buffer>().swap(buffers_);
+    std::vector<cql::BytesView>().swap(views_);
+    cql::Bytes().swap(joined_);
+  }
 
   /// The writer coroutine. Returns when closed and drained, or on a write error.
   awaitable<error_code> run();
@@ -42,12 +63,16 @@ class FrameWriter {
   asio::steady_timer signal_;
   std::deque<cql::Bytes> queue_;
   std::size_t queued_bytes_ = 0;
+  std::size_t high_ = SIZE_MAX, low_ = 0;
+  bool above_high_ = false;
+  std::function<void()> on_low_;
   std::size_t plain_left_ =
       0;  // queued frames to write without segments (pushed before the switch)
   bool segments_ = false;
   cql::SegmentEncoder encoder_;
   bool closing_ = false;
   bool writing_ = false;
+  std::size_t batch_bytes_ = 0;
   // Reused between writes.
   std::vector<cql::Bytes> batch_;
   std::vector<asio::const_buffer> buffers_;

@@ -105,7 +105,6 @@ awaitable<std::optional<cql::Frame>> NodeConnection::receive(int16_t stream,
     self->stream_.close();
   });
   std::optional<cql::Frame> result;
-  std::array<std::byte, 16384> buf;
   error_code ec;
   while (!result && !ec && !closed_) {
     cql::Header h;
@@ -129,8 +128,8 @@ awaitable<std::optional<cql::Frame>> NodeConnection::receive(int16_t stream,
       break;
     }
     if (result) break;
-    std::size_t n = co_await stream_.read_some(asio::buffer(buf), ec);
-    if (!ec) frames_.feed(cql::BytesView(buf.data(), n));
+    auto data = co_await stream_.receive(ec);
+    if (!ec) frames_.feed(data);
   }
   state->done = true;
   watchdog.cancel();

@@ -41,6 +41,32 @@ awaitable<std::size_t> Stream::write(std::span<const asio::const_buffer> bufs, e
   co_return co_await asio::async_write(socket_, bufs, nothrow(ec));
 }
 
+awaitable<std::span<const std::byte>> Stream::receive(error_code& ec, std::size_t tls_buffer) {
+  ec = {};
+  if (tls_) {
+    if (tls_buf_.size() != tls_buffer) tls_buf_.resize(tls_buffer);
+    std::size_t n = co_await tls_->async_read_some(asio::buffer(tls_buf_), nothrow(ec));
+    co_return std::span<const std::byte>(tls_buf_.data(), ec ? 0 : n);
+  }
+  thread_local std::vector<std::byte> shared(64 * 1024);
+  if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
+  for (;;) {
+    if (!more_) {
+      co_await socket_.async_wait(tcp::socket::wait_read, nothrow(ec));
+      if (ec) co_return std::span<const std::byte>();
+    }
+    std::size_t n = socket_.read_some(asio::buffer(shared), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      more_ = false;
+      ec = {};
+      continue;
+    }
+    if (ec) co_return std::span<const std::byte>();
+    more_ = n == shared.size();
+    co_return std::span<const std::byte>(shared.data(), n);
+  }
+}
+
 void Stream::close() {
   error_code ec;
   tcp::socket& s = socket();

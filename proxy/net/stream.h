@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace zdm::net {
 
@@ -47,6 +48,12 @@ class Stream {
                                   std::chrono::milliseconds timeout);
   /// Reads what is available into `buf` (at least one byte unless an error is returned in ec).
   awaitable<std::size_t> read_some(asio::mutable_buffer buf, error_code& ec);
+  /// Waits for and reads what has arrived, without a buffer of the connection's own on a plain
+  /// socket: it waits until readable, then reads into a per-thread buffer (so an idle connection
+  /// holds no read buffer), and reads again at once only when that came back full. With TLS it
+  /// reads into a buffer of `tls_buffer` bytes kept by the stream. The bytes stay valid until
+  /// the caller's next co_await. An empty view comes with an error in ec (EOF included).
+  awaitable<std::span<const std::byte>> receive(error_code& ec, std::size_t tls_buffer = 16384);
   /// Writes every byte of `bufs` (gathered: one writev on a plain socket; with TLS the buffers
   /// are written as they come, so callers pass few large ones).
   awaitable<std::size_t> write(std::span<const asio::const_buffer> bufs, error_code& ec);
@@ -57,6 +64,8 @@ class Stream {
  private:
   tcp::socket socket_;
   std::unique_ptr<ssl::stream<tcp::socket>> tls_;
+  std::vector<std::byte> tls_buf_;
+  bool more_ = false;  // the last receive filled the buffer: read again before waiting
 };
 
 }  // namespace zdm::net

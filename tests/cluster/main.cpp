@@ -1,7 +1,9 @@
 // zdm-testcluster: an in-memory CQL server speaking the native protocol (v3, v4, v5 and the DSE
 // versions when asked), serving every node of one cluster from one process (one listening
 // socket per node address, one shared data store). It demands what Cassandra demands:
-// authentication, TLS and compression as configured, per-node prepared statements on request.
+// authentication, TLS and compression as configured, per-node prepared statements on request;
+// it fails on demand through its fault admin (--admin, admin.h) and keeps its rows across
+// restarts with --data-dir.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -11,10 +13,8 @@
 #include <iostream>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
-#include "proxy/http_server.h"
 #include "proxy/net/tls.h"
+#include "tests/cluster/admin.h"
 #include "tests/cluster/server.h"
 #include "tests/cluster/store.h"
 
@@ -22,6 +22,24 @@ namespace po = boost::program_options;
 using namespace zdm::testcluster;
 
 namespace {
+
+constexpr const char* kAdminHelp = R"(
+Fault admin (--admin ADDRESS:PORT), HTTP with JSON in and out; <node> is an address or 1..N:
+  GET    /                       every node: up, connections, prepared statements, faults
+  GET    /nodes                  [{"address": ..., "up": ...}]
+  POST   /nodes/<node>/stop      node down (listener and connections closed)
+  POST   /nodes/<node>/start     node up again, prepared statements forgotten (a restart)
+  POST   /nodes/<node>/restart   stop, then start
+  POST   /nodes/<node>/drop      close the node's connections now
+  GET|POST|DELETE /nodes/<node>/faults   show, merge (JSON body), clear the node's faults
+  POST|DELETE     /faults                merge into / clear every node's faults
+Faults, each with optional "fraction" (0..1), "statements" (all|reads|writes), "opcodes":
+  {"latency": {"ms": 200}}  or {"latency": {"min_ms": 50, "max_ms": 150}}
+  {"error": {"type": "write_timeout|read_timeout|unavailable|overloaded|server_error|
+             is_bootstrapping", "fraction": 0.5, "statements": "writes"}}
+  {"drop": {}}   {"silence": {}}   {"garbage": {"mode": "body|header"}}   (null removes one)
+e.g. curl -X POST http://127.0.2.1:9100/nodes/2/faults -d '{"latency": {"ms": 100}}'
+)";
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -68,7 +86,7 @@ std::vector<zdm::cql::Compression> parse_compression_list(const std::string& lis
 int main(int argc, char** argv) {
   ClusterInfo info;
   ServerOptions sopts;
-  std::string nodes, log_level, versions, compression, authenticator, admin;
+  std::string nodes, log_level, versions, compression, authenticator, admin, data_dir;
   std::vector<std::string> users;
   zdm::net::TlsFiles tls{"", "", "", "--tls-ca", "--tls-cert", "--tls-key"};
   bool require_client_auth = false;
@@ -100,16 +118,17 @@ int main(int argc, char** argv) {
       "tls-require-client-auth", po::bool_switch(&require_client_auth),
       "refuse clients without a certificate signed by --tls-ca")(
       "prepared-per-node", po::bool_switch(&info.prepared_per_node),
-      "each node keeps its own prepared statements, as real nodes do")(
-      "admin", po::value(&admin),
-      "ADDRESS:PORT of the fault admin (HTTP): GET /nodes; POST /nodes/<address>/stop|start")(
+      "each node keeps its own prepared statements, as real nodes do (a restart forgets them)")(
+      "admin", po::value(&admin), "ADDRESS:PORT of the fault admin (HTTP/JSON; endpoints below)")(
+      "data-dir", po::value(&data_dir),
+      "keep schema and rows in DIR (snapshot + append log) across restarts")(
       "log-level", po::value(&log_level)->default_value("info"),
       "trace, debug, info, warn, error, critical, off");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
     if (vm.count("help")) {
-      std::cout << desc << "\n";
+      std::cout << desc << kAdminHelp;
       return 0;
     }
     po::notify(vm);
@@ -148,6 +167,14 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context ioc(1);
   Store store(info);
+  if (!data_dir.empty()) {
+    try {
+      store.open_data_dir(data_dir);
+    } catch (const std::exception& e) {
+      spdlog::critical("{}", e.what());
+      return 1;
+    }
+  }
   Server server(ioc, store, std::move(sopts));
   try {
     server.start();
@@ -155,53 +182,23 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot listen: {}", e.what());
     return 1;
   }
-  // The fault admin: stop a node as Cassandra's would be stopped, and start it again.
-  std::unique_ptr<zdm::proxy::HttpServer> admin_server;
+  std::unique_ptr<Admin> admin_server;
   if (!admin.empty()) {
-    auto handler = [&](const std::string& method,
-                       const std::string& target) -> zdm::proxy::HttpResponse {
-      const auto& all = store.info().nodes;
-      auto state = [&] {
-        nlohmann::json j = nlohmann::json::array();
-        for (std::size_t i = 0; i < all.size(); ++i)
-          j.push_back({{"address", all[i].address}, {"up", store.node_up(i)}});
-        return j.dump();
-      };
-      if (target == "/nodes" && method == "GET") return {200, "application/json", state()};
-      const std::string prefix = "/nodes/";
-      for (const char* verb : {"/stop", "/start"}) {
-        if (method != "POST" || target.rfind(prefix, 0) != 0 || !target.ends_with(verb)) continue;
-        std::string address = target.substr(
-            prefix.size(), target.size() - prefix.size() - std::char_traits<char>::length(verb));
-        for (std::size_t i = 0; i < all.size(); ++i) {
-          if (all[i].address != address) continue;
-          bool stop = std::string(verb) == "/stop";
-          try {
-            store.set_node_up(i, !stop);
-            stop ? server.stop_node(i) : server.start_node(i);
-          } catch (const std::exception& e) {
-            return {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
-          }
-          return {200, "application/json", state()};
-        }
-        return {404, "text/plain; charset=utf-8", "no node " + address + "\n"};
-      }
-      return {404, "text/plain; charset=utf-8",
-              "GET /nodes, POST /nodes/<address>/stop, POST /nodes/<address>/start\n"};
-    };
     auto colon = admin.rfind(':');
     try {
       if (colon == std::string::npos) throw std::invalid_argument("--admin needs ADDRESS:PORT");
-      admin_server = std::make_unique<zdm::proxy::HttpServer>(
-          ioc, admin.substr(0, colon), std::stoi(admin.substr(colon + 1)), handler);
+      int admin_port = std::stoi(admin.substr(colon + 1));
+      if (admin_port <= 0 || admin_port > 65535)
+        throw std::invalid_argument("--admin port must be 1-65535");
+      admin_server = std::make_unique<Admin>(ioc, admin.substr(0, colon),
+                                             static_cast<uint16_t>(admin_port), server, store);
     } catch (const std::exception& e) {
       spdlog::critical("cannot serve the fault admin on {}: {}", admin, e.what());
       return 1;
     }
     admin_server->start();
-    spdlog::info("fault admin on http://{}/nodes", admin);
+    spdlog::info("fault admin on http://{}/", admin);
   }
-
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;

@@ -149,7 +149,7 @@ std::vector<Token> tokenize(std::string_view s) {
 
 class Parser {
  public:
-  explicit Parser(std::string_view q) : toks_(tokenize(q)) {}
+  explicit Parser(std::string_view q) : query_(q), toks_(tokenize(q)) {}
 
   Statement parse() {
     Statement st;
@@ -157,7 +157,9 @@ class Parser {
     st.body = statement();
     while (symbol(";")) {
     }
-    if (peek().type != Token::Type::kEnd) fail_at(peek());
+    if (peek().type != Token::Type::kEnd)
+      throw SyntaxError(where(peek().pos) + " mismatched input '" + peek().text +
+                        "' expecting EOF");
     return st;
   }
 
@@ -173,11 +175,22 @@ class Parser {
     if (pos_ + 1 < toks_.size()) ++pos_;
     return t;
   }
+  // "line L:C" of a character offset, as ANTLR reports positions (line 1-based, column 0-based).
+  std::string where(std::size_t pos) const {
+    std::size_t line = 1, col = 0;
+    for (std::size_t i = 0; i < pos && i < query_.size(); ++i) {
+      if (query_[i] == '\n') {
+        ++line;
+        col = 0;
+      } else {
+        ++col;
+      }
+    }
+    return "line " + std::to_string(line) + ":" + std::to_string(col);
+  }
   [[noreturn]] void fail_at(const Token& t) {
-    if (t.type == Token::Type::kEnd)
-      throw SyntaxError("line 1:" + std::to_string(t.pos) + " mismatched input '<EOF>'");
-    throw SyntaxError("line 1:" + std::to_string(t.pos) + " no viable alternative at input '" +
-                      t.text + "'");
+    if (t.type == Token::Type::kEnd) throw SyntaxError(where(t.pos) + " mismatched input '<EOF>'");
+    throw SyntaxError(where(t.pos) + " no viable alternative at input '" + t.text + "'");
   }
   bool is_keyword(const Token& t, std::string_view kw) const {
     return t.type == Token::Type::kIdent && lower(t.text) == kw;
@@ -372,45 +385,102 @@ class Parser {
     return out;
   }
 
+  bool is_symbol(const Token& t, std::string_view s) const {
+    return t.type == Token::Type::kSymbol && t.text == s;
+  }
+
+  // `=`, `!=`, `<`, ... after a column or token(); false if the next token is none of them.
+  bool comparison(Relation::Op& op) {
+    static constexpr std::pair<std::string_view, Relation::Op> kOps[] = {
+        {"=", Relation::Op::kEq},  {"!=", Relation::Op::kNeq}, {"<", Relation::Op::kLt},
+        {"<=", Relation::Op::kLe}, {">", Relation::Op::kGt},   {">=", Relation::Op::kGe}};
+    for (const auto& [text, o] : kOps) {
+      if (symbol(text)) {
+        op = o;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // IN (t, ...) or IN ? : the terms of an IN relation or condition.
+  std::vector<Term> in_values() {
+    std::vector<Term> out;
+    if (symbol("(")) {
+      if (!symbol(")")) {
+        do {
+          out.push_back(term());
+        } while (symbol(","));
+        expect_symbol(")");
+      }
+    } else {
+      out.push_back(term());  // IN ? : a list bound as one value
+    }
+    return out;
+  }
+
   std::vector<Relation> where_clause() {
     std::vector<Relation> rels;
     do {
       Relation r;
+      if (is_keyword(peek(), "token") && is_symbol(peek(1), "(")) {
+        take();
+        take();
+        do {
+          r.token_of.push_back(identifier());
+        } while (symbol(","));
+        expect_symbol(")");
+        r.column = r.token_of.front();
+        if (!comparison(r.op) || r.op == Relation::Op::kNeq) fail_at(peek());
+        r.terms.push_back(term());
+        rels.push_back(std::move(r));
+        continue;
+      }
       r.column = identifier();
       if (keyword("in")) {
         r.op = Relation::Op::kIn;
-        if (symbol("(")) {
-          if (!symbol(")")) {
-            do {
-              r.terms.push_back(term());
-            } while (symbol(","));
-            expect_symbol(")");
-          }
-        } else {
-          r.terms.push_back(term());  // IN ? : a list bound as one value
-        }
-      } else {
-        const Token& op = peek();
-        if (op.type != Token::Type::kSymbol) fail_at(op);
-        if (op.text == "=") {
-          r.op = Relation::Op::kEq;
-        } else if (op.text == "<") {
-          r.op = Relation::Op::kLt;
-        } else if (op.text == "<=") {
-          r.op = Relation::Op::kLe;
-        } else if (op.text == ">") {
-          r.op = Relation::Op::kGt;
-        } else if (op.text == ">=") {
-          r.op = Relation::Op::kGe;
-        } else {
-          fail_at(op);
-        }
-        take();
+        r.terms = in_values();
+      } else if (keyword("contains")) {
+        r.op = keyword("key") ? Relation::Op::kContainsKey : Relation::Op::kContains;
         r.terms.push_back(term());
+      } else if (keyword("like")) {
+        r.op = Relation::Op::kLike;
+        r.terms.push_back(term());
+      } else if (comparison(r.op)) {
+        r.terms.push_back(term());
+      } else {
+        fail_at(peek());
       }
       rels.push_back(std::move(r));
     } while (keyword("and"));
     return rels;
+  }
+
+  // IF EXISTS | IF NOT EXISTS | IF cond AND cond ...; for UPDATE and DELETE.
+  void if_clause(bool& if_exists, std::vector<Condition>& conds) {
+    if (!is_keyword(peek(), "if")) return;
+    take();
+    if (keyword("exists")) {
+      if_exists = true;
+      return;
+    }
+    do {
+      Condition c;
+      c.column = identifier();
+      if (symbol("[")) {
+        c.element = term();
+        expect_symbol("]");
+      }
+      if (keyword("in")) {
+        c.op = Relation::Op::kIn;
+        c.terms = in_values();
+      } else if (comparison(c.op)) {
+        c.terms.push_back(term());
+      } else {
+        fail_at(peek());
+      }
+      conds.push_back(std::move(c));
+    } while (keyword("and"));
   }
 
   void using_clause(Using& u) {
@@ -434,6 +504,7 @@ class Parser {
     if (w == "update") return update();
     if (w == "delete") return delete_();
     if (w == "begin") return batch();
+    if (w == "describe" || w == "desc") return describe();
     if (w == "use") {
       take();
       return Use{identifier()};
@@ -447,6 +518,11 @@ class Parser {
       take();
       if (keyword("keyspace") || keyword("schema")) return create_keyspace();
       if (keyword("table") || keyword("columnfamily")) return create_table();
+      fail_at(peek());
+    }
+    if (w == "alter") {
+      take();
+      if (keyword("table") || keyword("columnfamily")) return alter_table();
       fail_at(peek());
     }
     if (w == "drop") {
@@ -468,7 +544,50 @@ class Parser {
     fail_at(t);
   }
 
-  static std::string term_as_string(const Term& t) { return t.text; }
+  Body describe() {
+    take();
+    Describe d;
+    if (keyword("full")) {
+      d.full = true;
+      expect_keyword("schema");
+      d.what = Describe::What::kSchema;
+    } else if (keyword("keyspaces")) {
+      d.what = Describe::What::kKeyspaces;
+    } else if (keyword("tables") || keyword("columnfamilies")) {
+      d.what = Describe::What::kTables;
+    } else if (keyword("types")) {
+      d.what = Describe::What::kTypes;
+    } else if (keyword("functions")) {
+      d.what = Describe::What::kFunctions;
+    } else if (keyword("aggregates")) {
+      d.what = Describe::What::kAggregates;
+    } else if (keyword("schema")) {
+      d.what = Describe::What::kSchema;
+    } else if (keyword("cluster")) {
+      d.what = Describe::What::kCluster;
+    } else if (is_keyword(peek(), "keyspace") &&
+               (peek(1).type == Token::Type::kIdent || peek(1).type == Token::Type::kQuotedIdent ||
+                peek(1).type == Token::Type::kEnd || is_symbol(peek(1), ";"))) {
+      take();
+      d.what = Describe::What::kKeyspace;
+      if (peek().type == Token::Type::kIdent || peek().type == Token::Type::kQuotedIdent)
+        d.keyspace = identifier();
+    } else if ((is_keyword(peek(), "table") || is_keyword(peek(), "columnfamily")) &&
+               (peek(1).type == Token::Type::kIdent || peek(1).type == Token::Type::kQuotedIdent)) {
+      take();
+      d.what = Describe::What::kTable;
+      QualifiedName q = qualified_name();
+      d.keyspace = q.keyspace;
+      d.name = q.name;
+    } else {
+      d.what = Describe::What::kName;
+      QualifiedName q = qualified_name();
+      d.keyspace = q.keyspace;
+      d.name = q.name;
+    }
+    if (keyword("with")) expect_keyword("internals");
+    return d;
+  }
 
   Body create_keyspace() {
     CreateKeyspace c;
@@ -549,13 +668,44 @@ class Parser {
         } else if (keyword("compact")) {
           expect_keyword("storage");
         } else {
-          identifier();
+          std::string name = identifier();
           expect_symbol("=");
-          term();
+          c.options[name] = term();
         }
       } while (keyword("and"));
     }
     return c;
+  }
+
+  Body alter_table() {
+    AlterTable a;
+    a.table = qualified_name();
+    if (keyword("add")) {
+      bool parens = symbol("(");
+      do {
+        ColumnDef def;
+        def.name = identifier();
+        def.type = type_text();
+        def.is_static = keyword("static");
+        a.add.push_back(std::move(def));
+      } while (symbol(","));
+      if (parens) expect_symbol(")");
+    } else if (keyword("drop")) {
+      bool parens = symbol("(");
+      do {
+        a.drop.push_back(identifier());
+      } while (symbol(","));
+      if (parens) expect_symbol(")");
+    } else if (keyword("with")) {
+      do {
+        std::string name = identifier();
+        expect_symbol("=");
+        a.options[name] = term();
+      } while (keyword("and"));
+    } else {
+      fail_at(peek());  // ALTER ... TYPE / RENAME: not supported here
+    }
+    return a;
   }
 
   Body insert() {
@@ -563,6 +713,7 @@ class Parser {
     expect_keyword("into");
     Insert ins;
     ins.table = qualified_name();
+    if (keyword("json")) throw SyntaxError("INSERT JSON is not supported by zdm-testcluster");
     expect_symbol("(");
     do {
       ins.columns.push_back(identifier());
@@ -587,6 +738,50 @@ class Parser {
     return ins;
   }
 
+  // One SET item: c = t | c = c + t | c = t + c | c = c - t | c += t | c -= t | c[k] = t.
+  Assignment assignment() {
+    Assignment a;
+    a.column = identifier();
+    if (symbol("[")) {
+      a.kind = Assignment::Kind::kSetElement;
+      a.key = term();
+      expect_symbol("]");
+      expect_symbol("=");
+      a.value = term();
+      return a;
+    }
+    if (symbol("+")) {
+      expect_symbol("=");
+      a.kind = Assignment::Kind::kAdd;
+      a.value = term();
+      return a;
+    }
+    if (is_symbol(peek(), "-") && is_symbol(peek(1), "=")) {
+      take();
+      take();
+      a.kind = Assignment::Kind::kSubtract;
+      a.value = term();
+      return a;
+    }
+    expect_symbol("=");
+    const Token& first = peek();
+    if ((first.type == Token::Type::kIdent || first.type == Token::Type::kQuotedIdent) &&
+        (is_symbol(peek(1), "+") || is_symbol(peek(1), "-")) &&
+        (first.type == Token::Type::kQuotedIdent ? first.text : lower(first.text)) == a.column) {
+      take();
+      a.kind = symbol("+") ? Assignment::Kind::kAdd : (take(), Assignment::Kind::kSubtract);
+      a.value = term();
+      return a;
+    }
+    a.value = term();
+    if (symbol("+")) {
+      std::string col = identifier();
+      if (col != a.column) fail_at(peek());
+      a.kind = Assignment::Kind::kPrepend;
+    }
+    return a;
+  }
+
   Body update() {
     take();
     Update u;
@@ -594,13 +789,11 @@ class Parser {
     if (keyword("using")) using_clause(u.using_);
     expect_keyword("set");
     do {
-      std::string col = identifier();
-      expect_symbol("=");
-      u.assignments.emplace_back(std::move(col), term());
+      u.assignments.push_back(assignment());
     } while (symbol(","));
     expect_keyword("where");
     u.where = where_clause();
-    if (if_exists()) u.if_exists = true;
+    if_clause(u.if_exists, u.conditions);
     return u;
   }
 
@@ -609,7 +802,13 @@ class Parser {
     Delete d;
     if (!is_keyword(peek(), "from")) {
       do {
-        d.columns.push_back(identifier());
+        DeleteTarget target;
+        target.column = identifier();
+        if (symbol("[")) {
+          target.element = term();
+          expect_symbol("]");
+        }
+        d.columns.push_back(std::move(target));
       } while (symbol(","));
     }
     expect_keyword("from");
@@ -617,29 +816,70 @@ class Parser {
     if (keyword("using")) using_clause(d.using_);
     expect_keyword("where");
     d.where = where_clause();
-    if (if_exists()) d.if_exists = true;
+    if_clause(d.if_exists, d.conditions);
     return d;
+  }
+
+  // A selector: column | count(*) | count(x) | f(selector, ...) | literal (as a function argument).
+  Selector selector(bool top) {
+    Selector sel;
+    const Token& t = peek();
+    if ((t.type == Token::Type::kIdent) && is_symbol(peek(1), "(")) {
+      std::string name = lower(take().text);
+      take();
+      if (name == "count") {
+        sel.kind = Selector::Kind::kCount;
+        sel.name = "count";
+        if (symbol("*")) {
+          expect_symbol(")");
+          return sel;
+        }
+        Selector arg = selector(false);
+        expect_symbol(")");
+        if (arg.kind == Selector::Kind::kColumn) sel.args.push_back(std::move(arg));
+        return sel;
+      }
+      sel.kind = Selector::Kind::kFunction;
+      sel.name = name;
+      if (!symbol(")")) {
+        do {
+          sel.args.push_back(selector(false));
+        } while (symbol(","));
+        expect_symbol(")");
+      }
+      return sel;
+    }
+    if (t.type == Token::Type::kIdent || t.type == Token::Type::kQuotedIdent) {
+      std::string w = lower(t.text);
+      bool literal_word =
+          t.type == Token::Type::kIdent &&
+          (w == "true" || w == "false" || w == "null" || w == "nan" || w == "infinity");
+      if (!literal_word) {
+        sel.kind = Selector::Kind::kColumn;
+        sel.name = identifier();
+        return sel;
+      }
+    }
+    if (top && is_symbol(t, "?")) fail_at(t);
+    sel.kind = Selector::Kind::kTerm;
+    sel.term = term();
+    return sel;
   }
 
   Body select() {
     take();
     Select s;
+    if (keyword("json")) s.json = true;
+    if (is_keyword(peek(), "distinct") && !is_keyword(peek(1), "from") &&
+        !is_symbol(peek(1), ",")) {
+      take();
+      s.distinct = true;
+    }
     if (symbol("*")) {
       s.star = true;
     } else {
       do {
-        Selector sel;
-        if (is_keyword(peek(), "count") && peek(1).type == Token::Type::kSymbol &&
-            peek(1).text == "(") {
-          take();
-          take();
-          if (!symbol("*")) term();
-          expect_symbol(")");
-          sel.count = true;
-          sel.alias = "count";
-        } else {
-          sel.column = identifier();
-        }
+        Selector sel = selector(true);
         if (keyword("as")) sel.alias = identifier();
         s.selectors.push_back(std::move(sel));
       } while (symbol(","));
@@ -647,12 +887,25 @@ class Parser {
     expect_keyword("from");
     s.table = qualified_name();
     if (keyword("where")) s.where = where_clause();
+    if (keyword("group")) throw SyntaxError("GROUP BY is not supported by zdm-testcluster");
     if (keyword("order")) {
       expect_keyword("by");
       do {
-        identifier();
-        keyword("asc") || keyword("desc");
+        std::string col = identifier();
+        bool desc = false;
+        if (keyword("desc")) {
+          desc = true;
+        } else {
+          keyword("asc");
+        }
+        s.order_by.emplace_back(std::move(col), desc);
       } while (symbol(","));
+    }
+    if (is_keyword(peek(), "per")) {
+      take();
+      expect_keyword("partition");
+      expect_keyword("limit");
+      s.per_partition_limit = term();
     }
     if (keyword("limit")) s.limit = term();
     if (keyword("allow")) {
@@ -666,17 +919,14 @@ class Parser {
     take();
     Batch b;
     if (keyword("unlogged")) {
-      b.logged = false;
+      b.type = Batch::Type::kUnlogged;
     } else if (keyword("counter")) {
-      b.logged = false;
+      b.type = Batch::Type::kCounter;
     } else {
       keyword("logged");
     }
     expect_keyword("batch");
-    if (keyword("using")) {
-      Using u;
-      using_clause(u);
-    }
+    if (keyword("using")) using_clause(b.using_);
     while (!is_keyword(peek(), "apply")) {
       const Token& t = peek();
       std::string w = lower(t.text);
@@ -698,7 +948,7 @@ class Parser {
     expect_keyword("batch");
     return b;
   }
-
+  std::string_view query_;
   std::vector<Token> toks_;
   std::size_t pos_ = 0;
   Statement* stmt_ = nullptr;
@@ -710,6 +960,32 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
+}
+
+const char* op_text(Relation::Op op) {
+  switch (op) {
+    case Relation::Op::kEq:
+      return "=";
+    case Relation::Op::kNeq:
+      return "!=";
+    case Relation::Op::kLt:
+      return "<";
+    case Relation::Op::kLe:
+      return "<=";
+    case Relation::Op::kGt:
+      return ">";
+    case Relation::Op::kGe:
+      return ">=";
+    case Relation::Op::kIn:
+      return "IN";
+    case Relation::Op::kContains:
+      return "CONTAINS";
+    case Relation::Op::kContainsKey:
+      return "CONTAINS KEY";
+    case Relation::Op::kLike:
+      return "LIKE";
+  }
+  return "?";
 }
 
 Statement parse_statement(std::string_view query) {

@@ -49,13 +49,18 @@ struct QualifiedName {
   std::string name;
 };
 
-/// `col op term` or `col IN (terms)` in a WHERE clause.
+/// `col op term`, `col IN (terms)`, or `token(cols) op term` in a WHERE clause.
 struct Relation {
-  enum class Op : uint8_t { kEq, kLt, kLe, kGt, kGe, kIn };
-  std::string column;
+  enum class Op : uint8_t { kEq, kNeq, kLt, kLe, kGt, kGe, kIn, kContains, kContainsKey, kLike };
+  std::string column;                 // the column; for token(): the first argument
+  std::vector<std::string> token_of;  // non-empty for token(c1, c2, ...) op term
   Op op = Op::kEq;
   std::vector<Term> terms;  // one, or the IN list
+  bool is_token() const { return !token_of.empty(); }
 };
+
+/// "=", "<", ... as Cassandra prints them in messages.
+const char* op_text(Relation::Op op);
 
 struct CreateKeyspace {
   std::string name;
@@ -66,7 +71,7 @@ struct CreateKeyspace {
 
 struct ColumnDef {
   std::string name;
-  std::string type;  // CQL type text, parsed by the executor
+  std::string type;  // CQL type text, parsed by the executor ("frozen<list<int>>" kept as is)
   bool is_static = false;
 };
 
@@ -77,6 +82,15 @@ struct CreateTable {
   std::vector<std::string> partition_key;
   std::vector<std::string> clustering_key;
   std::map<std::string, std::string> clustering_order;  // column -> "asc"/"desc"
+  std::map<std::string, Term> options;                  // WITH name = value (comment, ttl...)
+};
+
+/// ALTER TABLE: ADD columns, DROP columns, or WITH options.
+struct AlterTable {
+  QualifiedName table;
+  std::vector<ColumnDef> add;
+  std::vector<std::string> drop;
+  std::map<std::string, Term> options;
 };
 
 struct DropKeyspace {
@@ -97,10 +111,33 @@ struct Use {
   std::string keyspace;
 };
 
-/// USING TTL / TIMESTAMP (accepted; TTL is not enforced).
+/// USING TTL / TIMESTAMP.
 struct Using {
   std::optional<Term> ttl;
   std::optional<Term> timestamp;
+};
+
+/// One `SET` item of an UPDATE.
+struct Assignment {
+  enum class Kind : uint8_t {
+    kSet,         // c = t
+    kAdd,         // c = c + t, c += t (counters, collection append/union)
+    kPrepend,     // c = t + c (lists)
+    kSubtract,    // c = c - t, c -= t
+    kSetElement,  // c[key] = t (map key, list index)
+  };
+  std::string column;
+  Kind kind = Kind::kSet;
+  Term value;
+  std::optional<Term> key;  // kSetElement
+};
+
+/// `IF col op term` (or `IF col[key] op term`) of a conditional UPDATE/DELETE.
+struct Condition {
+  std::string column;
+  std::optional<Term> element;
+  Relation::Op op = Relation::Op::kEq;
+  std::vector<Term> terms;
 };
 
 struct Insert {
@@ -113,44 +150,83 @@ struct Insert {
 
 struct Update {
   QualifiedName table;
-  std::vector<std::pair<std::string, Term>> assignments;
+  std::vector<Assignment> assignments;
   std::vector<Relation> where;
   bool if_exists = false;
+  std::vector<Condition> conditions;
   Using using_;
+};
+
+/// A column to delete, or one element of it (`m['k']`, `l[0]`).
+struct DeleteTarget {
+  std::string column;
+  std::optional<Term> element;
 };
 
 struct Delete {
   QualifiedName table;
-  std::vector<std::string> columns;  // empty: the whole row
+  std::vector<DeleteTarget> columns;  // empty: the whole row (or partition/range)
   std::vector<Relation> where;
   bool if_exists = false;
+  std::vector<Condition> conditions;
   Using using_;
 };
 
+/// One selected expression: a column, count(...), or a function of selectors
+/// (writetime(c), ttl(c), token(k), totimestamp(now()), ...).
 struct Selector {
-  std::string column;  // empty for count(*)
+  enum class Kind : uint8_t { kColumn, kCount, kFunction, kTerm };
+  Kind kind = Kind::kColumn;
+  std::string name;  // column name, or lower-case function name
+  std::vector<Selector> args;
+  std::optional<Term> term;  // kTerm: a literal argument
   std::string alias;
-  bool count = false;
 };
 
 struct Select {
   QualifiedName table;
   bool star = false;
+  bool distinct = false;
+  bool json = false;
   std::vector<Selector> selectors;
   std::vector<Relation> where;
+  std::vector<std::pair<std::string, bool>> order_by;  // column, descending
   std::optional<Term> limit;
+  std::optional<Term> per_partition_limit;
   bool allow_filtering = false;
+};
+
+/// DESCRIBE / DESC (server-side since Cassandra 4.0, as cqlsh 6 sends it).
+struct Describe {
+  enum class What : uint8_t {
+    kKeyspaces,
+    kKeyspace,
+    kTables,
+    kTable,
+    kSchema,
+    kCluster,
+    kTypes,
+    kFunctions,
+    kAggregates,
+    kName,  // DESCRIBE <name>: a keyspace or a table
+  };
+  What what = What::kKeyspaces;
+  bool full = false;
+  std::string keyspace;  // empty: the session's
+  std::string name;
 };
 
 struct Statement;
 struct Batch {
-  bool logged = true;
+  enum class Type : uint8_t { kLogged, kUnlogged, kCounter };
+  Type type = Type::kLogged;
+  Using using_;
   std::vector<Statement> children;
 };
 
 struct Statement {
-  std::variant<CreateKeyspace, CreateTable, DropKeyspace, DropTable, Truncate, Use, Insert, Update,
-               Delete, Select, Batch>
+  std::variant<CreateKeyspace, CreateTable, AlterTable, DropKeyspace, DropTable, Truncate, Use,
+               Insert, Update, Delete, Select, Batch, Describe>
       body;
   int bind_count = 0;                   // number of bind markers
   std::vector<std::string> bind_names;  // per marker: its :name, or ""

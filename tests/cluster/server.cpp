@@ -4,7 +4,9 @@
 
 #include <array>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <variant>
 
 #include "proxy/cql/legacy.h"
 #include "proxy/cql/messages.h"
@@ -12,6 +14,7 @@
 #include "proxy/net/frame_writer.h"
 #include "proxy/net/stream.h"
 #include "proxy/net/tls.h"
+#include "tests/cluster/values.h"
 
 namespace zdm::testcluster {
 
@@ -85,7 +88,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
       : server_(server), stream_(std::move(socket)), writer_(stream_), node_(node) {
     net::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (!ec) {
+      peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+      if (ep.address().is_v4()) {
+        auto b = ep.address().to_v4().to_bytes();
+        for (auto x : b) peer_address_.push_back(static_cast<std::byte>(x));
+      } else {
+        auto b = ep.address().to_v6().to_bytes();
+        for (auto x : b) peer_address_.push_back(static_cast<std::byte>(x));
+      }
+    }
   }
 
   void start() {
@@ -101,6 +113,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (requests_ > 0)
       spdlog::info("{}: closed after {} requests ({} compressed)", peer_, requests_, compressed_);
     server_.remove(this);
+    for (const auto& t : delayed_) t->cancel();  // late answers die with the connection
+    delayed_.clear();
     stream_.close();
     writer_.close();
   }
@@ -269,14 +283,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       case State::kReady:
         break;
     }
-    Store& store = server_.store();
-    auto respond = [&](Outcome out) {
-      if (out.event) events.push_back(*out.event);
-      if (auto* e = std::get_if<cql::ErrorMsg>(&out.response))
-        return send(cql::encode_message(v, true, h.stream, Opcode::kError, *e));
-      send(cql::encode_message(v, true, h.stream, Opcode::kResult,
-                               std::get<cql::ResultMsg>(out.response)));
-    };
     switch (h.opcode) {
       case Opcode::kOptions:
         return send(supported(h));
@@ -287,13 +293,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return send(cql::encode_empty(v, true, h.stream, Opcode::kReady));
       }
       case Opcode::kQuery:
-        return respond(store.query(node_, session_, cql::QueryMsg::decode(r, v)));
       case Opcode::kPrepare:
-        return respond(store.prepare(node_, session_, cql::PrepareMsg::decode(r, v)));
       case Opcode::kExecute:
-        return respond(store.execute(node_, session_, cql::ExecuteMsg::decode(r, v)));
       case Opcode::kBatch:
-        return respond(store.batch(node_, session_, cql::BatchMsg::decode(r, v)));
+        return request(h, r, events);
       case Opcode::kStartup:
         return send_error(h, ErrorCode::kProtocolError,
                           "Unexpected message STARTUP, the connection is already initialized");
@@ -301,6 +304,172 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return send_error(h, ErrorCode::kProtocolError,
                           "Invalid or unsupported request opcode " + cql::opcode_name(h.opcode));
     }
+  }
+
+  // A decoded QUERY, PREPARE, EXECUTE or BATCH.
+  using Request = std::variant<cql::QueryMsg, cql::PrepareMsg, cql::ExecuteMsg, cql::BatchMsg>;
+
+  Request decode_request(const cql::Header& h, cql::Reader& r) {
+    const uint8_t v = session_.version;
+    switch (h.opcode) {
+      case Opcode::kQuery:
+        return cql::QueryMsg::decode(r, v);
+      case Opcode::kPrepare:
+        return cql::PrepareMsg::decode(r, v);
+      case Opcode::kExecute:
+        return cql::ExecuteMsg::decode(r, v);
+      default:
+        return cql::BatchMsg::decode(r, v);
+    }
+  }
+
+  // What the fault admin's filters need to know about a request.
+  RequestInfo request_info(const cql::Header& h, const Request& req) {
+    RequestInfo info;
+    info.opcode = h.opcode;
+    info.version = session_.version;
+    auto classify = [&](const std::string& query) {
+      cql::StatementInfo si = cql::classify(query);
+      info.kind = si.kind;
+      info.system = cql::is_system_keyspace(si.keyspace.empty() ? session_.keyspace : si.keyspace);
+    };
+    if (const auto* q = std::get_if<cql::QueryMsg>(&req)) {
+      classify(q->query);
+      info.consistency = q->params.consistency;
+    } else if (const auto* p = std::get_if<cql::PrepareMsg>(&req)) {
+      classify(p->query);
+    } else if (const auto* e = std::get_if<cql::ExecuteMsg>(&req)) {
+      if (auto si = server_.store().prepared_info(node_, e->id)) {
+        info.kind = si->kind;
+        info.system = cql::is_system_keyspace(si->keyspace);
+      }
+      info.consistency = e->params.consistency;
+    } else if (const auto* b = std::get_if<cql::BatchMsg>(&req)) {
+      info.kind = cql::StatementKind::kBatch;
+      info.consistency = b->consistency;
+      info.batch_type = b->type;
+    }
+    return info;
+  }
+
+  // Sends `frame` now, or after `delay_ms` (added latency) unless the connection closed first.
+  void send_later(Bytes frame, int delay_ms) {
+    if (delay_ms <= 0) return send(std::move(frame));
+    auto timer = std::make_shared<asio::steady_timer>(stream_.socket().get_executor(),
+                                                      std::chrono::milliseconds(delay_ms));
+    delayed_.insert(timer);
+    timer->async_wait([self = shared_from_this(), timer,
+                       frame = std::move(frame)](const net::error_code& ec) mutable {
+      self->delayed_.erase(timer);
+      if (!ec) self->deliver(std::move(frame));
+    });
+  }
+
+  // Answers a QUERY/PREPARE/EXECUTE/BATCH, as the node's faults say.
+  void request(const cql::Header& h, cql::Reader& r, std::vector<cql::SchemaChange>& events) {
+    const uint8_t v = session_.version;
+    Request req = decode_request(h, r);
+    Decision d;
+    const NodeFaults& faults = server_.faults(node_);
+    RequestInfo info;
+    if (!faults.empty()) {
+      info = request_info(h, req);
+      d = decide(faults, info, server_.rng());
+    }
+    switch (d.action) {
+      case Decision::Action::kDrop:
+        spdlog::info("{}: connection dropped by the fault admin", peer_);
+        close_after_flush_ = true;
+        return;
+      case Decision::Action::kSilence:
+        return;
+      case Decision::Action::kGarbage:
+        return send_later(garbage_frame(*faults.garbage, v, h.stream), d.delay_ms);
+      case Decision::Action::kError:
+        return send_later(cql::encode_message(v, true, h.stream, Opcode::kError,
+                                              fault_error(*faults.error, info)),
+                          d.delay_ms);
+      case Decision::Action::kAnswer:
+        break;
+    }
+    const bool traced = (h.flags & cql::flag::kTracing) != 0;
+    const auto started = std::chrono::steady_clock::now();
+    const int64_t started_ms = now_ms();
+    Store& store = server_.store();
+    Outcome out = std::visit(
+        [&](const auto& m) -> Outcome {
+          using T = std::decay_t<decltype(m)>;
+          if constexpr (std::is_same_v<T, cql::QueryMsg>) return store.query(node_, session_, m);
+          if constexpr (std::is_same_v<T, cql::PrepareMsg>)
+            return store.prepare(node_, session_, m);
+          if constexpr (std::is_same_v<T, cql::ExecuteMsg>)
+            return store.execute(node_, session_, m);
+          if constexpr (std::is_same_v<T, cql::BatchMsg>) return store.batch(node_, session_, m);
+        },
+        req);
+    if (out.event) events.push_back(*out.event);
+    Bytes frame;
+    if (auto* e = std::get_if<cql::ErrorMsg>(&out.response)) {
+      frame = cql::encode_message(v, true, h.stream, Opcode::kError, *e);
+    } else {
+      frame = cql::encode_message(v, true, h.stream, Opcode::kResult,
+                                  std::get<cql::ResultMsg>(out.response));
+    }
+    if (traced) frame = trace(req, frame, started, started_ms);
+    send_later(std::move(frame), d.delay_ms);
+  }
+
+  // Records a traced request in system_traces and puts its session id in front of the response
+  // body, with the tracing flag set (native_protocol_v4.spec §2.2).
+  Bytes trace(const Request& req, const Bytes& frame, std::chrono::steady_clock::time_point started,
+              int64_t started_ms) {
+    Trace t;
+    t.session_id = timeuuid_now();
+    t.node = node_;
+    t.client = peer_address_;
+    t.started_at_ms = started_ms;
+    t.duration_us = static_cast<int32_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                             std::chrono::steady_clock::now() - started)
+                                             .count());
+    std::string query;
+    cql::Consistency cl = cql::Consistency::kOne;
+    int32_t page_size = -1;
+    if (const auto* q = std::get_if<cql::QueryMsg>(&req)) {
+      t.command = "QUERY";
+      t.request = "Execute CQL3 query";
+      query = q->query;
+      cl = q->params.consistency;
+      page_size = q->params.page_size;
+    } else if (const auto* p = std::get_if<cql::PrepareMsg>(&req)) {
+      t.command = "QUERY";
+      t.request = "Preparing CQL3 query";
+      query = p->query;
+    } else if (const auto* e = std::get_if<cql::ExecuteMsg>(&req)) {
+      t.command = "QUERY";
+      t.request = "Execute CQL3 prepared query";
+      cl = e->params.consistency;
+      page_size = e->params.page_size;
+    } else {
+      t.command = "QUERY";
+      t.request = "Execute batch of CQL3 queries";
+      cl = std::get<cql::BatchMsg>(req).consistency;
+    }
+    t.parameters.emplace_back("consistency_level", cql::consistency_name(cl));
+    if (page_size > 0) t.parameters.emplace_back("page_size", std::to_string(page_size));
+    if (!query.empty()) t.parameters.emplace_back("query", query);
+    t.parameters.emplace_back("serial_consistency_level", "SERIAL");
+    int32_t half = t.duration_us / 2;
+    if (!query.empty()) t.events.emplace_back("Parsing " + query, std::min(half, 20));
+    t.events.emplace_back("Preparing statement", std::min(half, 40));
+    t.events.emplace_back("Executing on " + server_.store().info().nodes[node_].address, half);
+    t.events.emplace_back("Request complete", t.duration_us);
+    server_.store().record_trace(t);
+
+    cql::Header rh = cql::decode_header(BytesView(frame.data(), cql::kHeaderSize));
+    rh.flags |= cql::flag::kTracing;
+    Bytes body = t.session_id;
+    body.insert(body.end(), frame.begin() + cql::kHeaderSize, frame.end());
+    return cql::encode_frame(rh, body);
   }
 
   Bytes supported(const cql::Header& h) {
@@ -399,6 +568,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   cql::FrameStream frames_{kMaxStartupBody};
   std::size_t node_;
   std::string peer_ = "?";
+  Bytes peer_address_;
+  std::set<std::shared_ptr<asio::steady_timer>> delayed_;  // answers held back by latency
   Session session_;
   State state_ = State::kUninitialized;
   cql::Compression compression_ = cql::Compression::kNone;
@@ -412,7 +583,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 Server::Server(asio::io_context& ioc, Store& store, ServerOptions options)
-    : ioc_(ioc), store_(store), options_(std::move(options)) {}
+    : ioc_(ioc), store_(store), options_(std::move(options)) {
+  faults_.resize(store_.info().nodes.size());
+}
 
 void Server::start() {
   acceptors_.resize(store_.info().nodes.size());
@@ -456,16 +629,32 @@ void Server::stop_node(std::size_t node) {
   a->close(ec);
   // The accept loop still refers to the acceptor until it sees operation_aborted.
   asio::post(ioc_, [old = std::shared_ptr<tcp::acceptor>(std::move(a))] {});
-  auto conns = connections_;
-  for (Connection* c : conns)
-    if (c->node() == node) c->close();
-  spdlog::warn("node {} ({}) stopped by the fault admin", node + 1,
-               store_.info().nodes[node].address);
+  store_.set_node_up(node, false);
+  std::size_t closed = drop_connections(node);
+  spdlog::warn("node {} ({}) stopped by the fault admin ({} connections closed)", node + 1,
+               store_.info().nodes[node].address, closed);
 }
 
 void Server::start_node(std::size_t node) {
   if (acceptors_.at(node)) return;
+  store_.forget_prepared(node);  // a restarted node knows no prepared statement
   listen(node);
+  store_.set_node_up(node, true);
+  spdlog::warn("node {} ({}) started by the fault admin", node + 1,
+               store_.info().nodes[node].address);
+}
+
+std::size_t Server::drop_connections(std::size_t node) {
+  std::vector<Connection*> conns;
+  for (Connection* c : connections_)
+    if (c->node() == node) conns.push_back(c);
+  for (Connection* c : conns) c->close();
+  return conns.size();
+}
+
+std::size_t Server::connection_count(std::size_t node) const {
+  return static_cast<std::size_t>(std::count_if(connections_.begin(), connections_.end(),
+                                                [&](Connection* c) { return c->node() == node; }));
 }
 
 void Server::stop() {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "proxy/cql/compression.h"
+#include "tests/cluster/faults.h"
 #include "tests/cluster/store.h"
 
 namespace zdm::testcluster {
@@ -54,11 +55,20 @@ class Server {
   void start();
   /// Stops accepting and closes every connection; io_context::run then returns.
   void stop();
-  /// Fault admin: `node` stops listening and its connections close, as a stopped Cassandra
-  /// node's (the store answers for its replicas: Store::set_node_up); start_node undoes it.
-  /// Throws boost::system::system_error when the address cannot be bound again.
+
+  // The fault admin (admin.h). Called on the io_context's thread.
+  /// `node` stops listening and its connections close, as a stopped Cassandra node's; the
+  /// others answer UNAVAILABLE for the replicas it held (Store::set_node_up).
   void stop_node(std::size_t node);
+  /// Listens again, with no prepared statement: a restarted node. Throws
+  /// boost::system::system_error when the address cannot be bound again.
   void start_node(std::size_t node);
+  bool node_listening(std::size_t node) const { return acceptors_.at(node) != nullptr; }
+  /// Closes every connection of `node` now; returns how many.
+  std::size_t drop_connections(std::size_t node);
+  std::size_t connection_count(std::size_t node) const;
+  NodeFaults& faults(std::size_t node) { return faults_.at(node); }
+  std::mt19937_64& rng() { return rng_; }
 
   // For connections.
   Store& store() { return store_; }
@@ -69,13 +79,15 @@ class Server {
   void broadcast(const cql::SchemaChange& change);
 
  private:
+  void listen(std::size_t node);
+
   boost::asio::io_context& ioc_;
   Store& store_;
   ServerOptions options_;
-  void listen(std::size_t node);
-  // Per node; null while the fault admin has it stopped.
-  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;  // null: stopped
   std::set<Connection*> connections_;
+  std::vector<NodeFaults> faults_;  // per node
+  std::mt19937_64 rng_{std::random_device{}()};
   bool stopping_ = false;
 };
 

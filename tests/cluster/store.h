@@ -1,6 +1,6 @@
 // The data store and executor of zdm-testcluster: one catalog and one set of tables shared by
 // every node of the cluster, the system tables each node describes itself with, and the
-// prepared statement cache. Messages in, RESULT or ERROR out; no sockets.
+// prepared statement caches. Messages in, RESULT or ERROR out; no sockets.
 #pragma once
 
 #include <memory>
@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "proxy/cql/classifier.h"
 #include "proxy/cql/messages.h"
 
 namespace zdm::testcluster {
@@ -25,8 +26,8 @@ struct ClusterInfo {
   std::string name = "zdm-testcluster";
   std::string datacenter = "dc1";
   std::string rack = "rack1";
-  std::string release_version = "3.11.16";
-  std::string cql_version = "3.4.4";
+  std::string release_version = "4.1.5";
+  std::string cql_version = "3.4.6";
   /// DSE's version in system.local/peers (drivers pick DSE protocol versions from it); empty
   /// for Apache Cassandra.
   std::string dse_version;
@@ -41,15 +42,6 @@ struct ClusterInfo {
 /// Throws std::invalid_argument on an address that is not IPv4/IPv6.
 std::vector<NodeInfo> make_nodes(const std::vector<std::string>& addresses);
 
-/// Murmur3Partitioner's token of a serialized partition key, as Cassandra computes it
-/// (MurmurHash3 x64 128 with Cassandra's sign-extended tail bytes; the minimum maps to the
-/// maximum).
-int64_t murmur3_token(cql::BytesView key);
-
-/// A partition key as the partitioner hashes it: one column's value as is; several as
-/// <u16 length><value><0x00> each (CompositeType).
-cql::Bytes partition_key_bytes(const std::vector<cql::Bytes>& components);
-
 /// Per-connection state: the keyspace set by USE, the connection's protocol version.
 struct Session {
   std::string keyspace;
@@ -61,6 +53,19 @@ struct Session {
 struct Outcome {
   std::variant<cql::ResultMsg, cql::ErrorMsg> response;
   std::optional<cql::SchemaChange> event;
+};
+
+/// A traced request, written to system_traces.sessions and .events (TRACING ON).
+struct Trace {
+  cql::Bytes session_id;  // a timeuuid: the id the response carries
+  std::size_t node = 0;   // the coordinator
+  cql::Bytes client;      // client address bytes
+  std::string command;    // "QUERY", "EXECUTE", ...
+  std::string request;    // "Execute CQL3 query", ...
+  std::vector<std::pair<std::string, std::string>> parameters;
+  int64_t started_at_ms = 0;
+  int32_t duration_us = 0;
+  std::vector<std::pair<std::string, int32_t>> events;  // activity, µs since the start
 };
 
 class Store {
@@ -77,8 +82,12 @@ class Store {
   Outcome batch(std::size_t node, Session& session, const cql::BatchMsg& msg);
 
   const ClusterInfo& info() const;
-  /// Forgets every statement prepared on `node` (as a restarted node does).
+  /// Forgets every statement prepared on `node` (as a restarted node does); with a cache
+  /// shared by every node (no --prepared-per-node) there is nothing per node to forget.
   void forget_prepared(std::size_t node);
+  std::size_t prepared_count(std::size_t node) const;
+  /// What a prepared id runs on `node` (for the fault admin's reads/writes filter).
+  std::optional<cql::StatementInfo> prepared_info(std::size_t node, const cql::Bytes& id) const;
 
   /// Fault admin: a stopped node holds no replica the others can reach. Requests on user
   /// tables whose partition (or, for a scan, any range) has fewer live replicas than their
@@ -86,6 +95,15 @@ class Store {
   /// the first replication_factor nodes clockwise from the partition's token. Thread-safe.
   void set_node_up(std::size_t node, bool up);
   bool node_up(std::size_t node) const;
+
+  /// Writes a traced request into system_traces (rows expire after a day, as Cassandra's).
+  void record_trace(const Trace& trace);
+
+  /// Persistence (--data-dir): loads DIR's snapshot and log, writes a fresh snapshot, then
+  /// appends every change to the log. Throws std::runtime_error on an unreadable directory.
+  void open_data_dir(const std::string& dir);
+  /// Writes a snapshot and empties the log (also done on destruction).
+  void checkpoint();
 
  private:
   struct State;  // catalog, rows, prepared cache: all in store.cpp

@@ -162,15 +162,23 @@ bool parse_timestamp(const std::string& s, int64_t& ms) {
   return true;
 }
 
+std::mt19937_64& rng() {
+  static std::mt19937_64 gen{std::random_device{}()};
+  return gen;
+}
+
+}  // namespace
+
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-std::mt19937_64& rng() {
-  static std::mt19937_64 gen{std::random_device{}()};
-  return gen;
+int64_t now_micros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // A version 1 UUID for now; the 100ns timestamp strictly increases within the process.
@@ -216,6 +224,8 @@ int64_t timeuuid_ms(const Bytes& b) {
   return static_cast<int64_t>((ts - 0x01B21DD213814000ULL) / 10'000);
 }
 
+namespace {
+
 int compare_bytes(const Bytes& a, const Bytes& b) {
   std::size_t n = std::min(a.size(), b.size());
   if (n) {
@@ -252,6 +262,19 @@ int fixed_width(TypeId id) {
 
 Cell function_value(const Term& t, const DataType& type, const std::string& column) {
   const std::string& f = t.text;
+  // The time a function's argument names: now() by default, else a timeuuid / timestamp literal.
+  auto arg_ms = [&]() -> int64_t {
+    if (t.elems.empty()) return now_ms();
+    const Term& a = t.elems[0];
+    if (a.kind == Term::Kind::kFunction && (a.text == "now" || a.text == "currenttimeuuid"))
+      return timeuuid_ms(timeuuid_now());
+    if (a.kind == Term::Kind::kFunction &&
+        (a.text == "currenttimestamp" || a.text == "currentdate"))
+      return now_ms();
+    if (a.kind == Term::Kind::kUuid) return timeuuid_ms(uuid_from_string(a.text));
+    Cell c = literal_to_cell(a, DataType::of(TypeId::kTimestamp), column);
+    return c ? read_be(*c) : now_ms();
+  };
   if (f == "now" || f == "currenttimeuuid") {
     if (type.id != TypeId::kTimeuuid && type.id != TypeId::kUuid) bad_literal(t, type, column);
     return timeuuid_now();
@@ -262,19 +285,21 @@ Cell function_value(const Term& t, const DataType& type, const std::string& colu
   }
   if (f == "totimestamp" || f == "tounixtimestamp" || f == "currenttimestamp" || f == "dateof" ||
       f == "unixtimestampof") {
-    int64_t ms = now_ms();
-    if (!t.elems.empty()) {
-      Cell inner = literal_to_cell(t.elems[0], DataType::of(TypeId::kTimeuuid), column);
-      if (inner) ms = timeuuid_ms(*inner);
-    }
     if (type.id != TypeId::kTimestamp && type.id != TypeId::kBigint) bad_literal(t, type, column);
-    return be_int(ms, 8);
+    return be_int(arg_ms(), 8);
   }
   if (f == "currentdate" || f == "todate") {
     if (type.id != TypeId::kDate) bad_literal(t, type, column);
-    return be_int(now_ms() / 86'400'000 + (1LL << 31), 4);
+    int64_t ms = arg_ms();
+    int64_t days = ms >= 0 ? ms / 86'400'000 : (ms - 86'399'999) / 86'400'000;
+    return be_int(days + (1LL << 31), 4);
   }
-  throw InvalidRequest("Unknown function " + f + " called");
+  if (f == "currenttime") {
+    if (type.id != TypeId::kTime) bad_literal(t, type, column);
+    int64_t ms = now_ms() % 86'400'000;
+    return be_int(ms * 1'000'000, 8);
+  }
+  throw InvalidRequest("Unknown function '" + f + "'");
 }
 
 }  // namespace

@@ -17,6 +17,8 @@ using cql::DataType;
 using cql::TypeId;
 /// A stored cell: nullopt is null.
 using Cell = std::optional<Bytes>;
+/// Key column values (partition key or clustering components), in column order.
+using Key = std::vector<Bytes>;
 
 /// A request the server rejects with INVALID (0x2200).
 class InvalidRequest : public std::runtime_error {
@@ -41,6 +43,18 @@ int compare_cells(const Cell& a, const Cell& b, const DataType& type);
 std::vector<Bytes> collection_elements(const Bytes& b);
 /// Frames elements as a list/set/map value.
 Bytes collection_value(const std::vector<Bytes>& elems, std::size_t count);
+
+/// Clocks and generated values, as Cassandra's functions produce them.
+int64_t now_ms();
+int64_t now_micros();
+/// A version 1 UUID for now (strictly increasing within the process).
+Bytes timeuuid_now();
+/// A random (version 4) UUID.
+Bytes random_uuid();
+/// Milliseconds since the epoch of a version 1 UUID.
+int64_t timeuuid_ms(const Bytes& b);
+/// A big-endian signed integer of 1-8 bytes.
+int64_t read_be(const Bytes& b);
 
 Bytes uuid_from_string(const std::string& s);
 std::string uuid_to_string(const Bytes& b);

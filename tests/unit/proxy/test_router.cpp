@@ -118,3 +118,57 @@ TEST_CASE("system_queries_mode sends system-keyspace reads to its cluster") {
   CHECK(route_statement(classify("SELECT * FROM ks.t"), "", c) ==
         Decision{Destination::kOrigin, true, RequestType::kReadsOrigin});
 }
+
+TEST_CASE("aggregation of answers from both clusters") {
+  using zdm::cql::Opcode;
+  using FW = Aggregate::FailedWrite;
+  const bool both[2] = {true, true}, origin_only[2] = {true, false}, target_only[2] = {false, true};
+  const bool ok[2] = {false, false}, o_err[2] = {true, false}, t_err[2] = {false, true},
+             b_err[2] = {true, true};
+  struct Case {
+    const bool* expected;
+    const bool* error;
+    Opcode op;
+    RequestType metric;
+    Cluster primary;
+    Aggregate want;
+  };
+  const Case cases[] = {
+      {both, ok, Opcode::kQuery, RequestType::kWrites, Cluster::kOrigin, {Cluster::kOrigin}},
+      {both, ok, Opcode::kQuery, RequestType::kWrites, Cluster::kTarget, {Cluster::kTarget}},
+      {both, ok, Opcode::kPrepare, RequestType::kNone, Cluster::kTarget, {Cluster::kOrigin}},
+      {both,
+       t_err,
+       Opcode::kExecute,
+       RequestType::kWrites,
+       Cluster::kOrigin,
+       {Cluster::kTarget, FW::kTarget}},
+      {both,
+       o_err,
+       Opcode::kExecute,
+       RequestType::kWrites,
+       Cluster::kTarget,
+       {Cluster::kOrigin, FW::kOrigin}},
+      {both,
+       b_err,
+       Opcode::kBatch,
+       RequestType::kWrites,
+       Cluster::kTarget,
+       {Cluster::kOrigin, FW::kBoth}},
+      {both, t_err, Opcode::kOptions, RequestType::kNone, Cluster::kOrigin, {Cluster::kTarget}},
+      {origin_only,
+       o_err,
+       Opcode::kQuery,
+       RequestType::kReadsOrigin,
+       Cluster::kOrigin,
+       {Cluster::kOrigin, FW::kNone, true}},
+      {target_only,
+       ok,
+       Opcode::kQuery,
+       RequestType::kReadsTarget,
+       Cluster::kTarget,
+       {Cluster::kTarget}},
+  };
+  for (const auto& c : cases)
+    CHECK(aggregate(c.expected, c.error, c.op, c.metric, c.primary) == c.want);
+}

@@ -1,0 +1,472 @@
+#!/usr/bin/python3
+"""zdm-proxy under faults, load and the migration guides' statements (issue 12), with the real
+DataStax python-driver and zdm-testcluster clusters that fail on demand (their fault admin).
+
+usage: test_proxy_faults.py BUILD_DIR [--only NAME[,NAME]]
+
+Address plan (this test's own): origin 127.23.2.1-3, target 127.23.3.1-3 (CQL 9042, each
+node with its own prepared statements; fault admins on 127.23.2.1:9180 and 127.23.3.1:9180),
+proxy 127.23.1.1:9042 (metrics :14001). Scenarios:
+  statements  the seeds' statements (uuid()/now() inserts simple and prepared, COUNT, ALLOW
+              FILTERING, TRUNCATE, collections, counters, TTL, LWT) through the proxy: identical
+              rows on both clusters, read directly, write times included (the driver sends no
+              timestamp: the proxy sets one for both clusters); cqlsh-style system queries
+  writefail   WriteTimeout from every target node on writes: the client gets target's error and
+              failed_writes{failed_on="target"} equals the failures the client saw; origin holds
+              every row
+  slow        200 ms latency on target: every write succeeds
+  prepared    a BATCH whose second child is unprepared on target succeeds after one re-prepare
+  streams     5000 execute_async on one connection with proxy_max_stream_ids 2048: no error
+  silent      a silent target: requests time out, no false OVERLOADED afterwards
+  readiness   all origin nodes stopped: readiness 503 within 3 s; started again: 200
+  memory      1000 idle clients (RSS per client printed, at most 30 kB), a client that never
+              reads and clients sending 20 MB frames: RSS stays bounded
+  config      a host name in proxy_topology_addresses: start-up refused naming the key
+Ends with "N passed, N failed". Processes started here are stopped by pid.
+"""
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build")
+TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
+ORIGIN = ["127.23.2.1", "127.23.2.2", "127.23.2.3"]
+TARGET = ["127.23.3.1", "127.23.3.2", "127.23.3.3"]
+ADMIN = {"origin": "127.23.2.1:9180", "target": "127.23.3.1:9180"}
+PROXY_IP, PORT, METRICS = "127.23.1.1", 9042, 14001
+
+sys.path.insert(0, HERE)
+from harness import Checks, wait_port  # noqa: E402
+
+check = Checks()
+TMP = tempfile.mkdtemp(prefix="zdm-proxy-faults-")
+procs = {}
+
+
+def start(name, argv):
+    log = open(os.path.join(TMP, f"{name}.log"), "a")
+    procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    return procs[name]
+
+
+def stop(name):
+    p = procs.pop(name, None)
+    if p and p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def admin(cluster, method, path, body=None):
+    req = urllib.request.Request(f"http://{ADMIN[cluster]}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def clusters():
+    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
+        stop(name)
+        start(name, [TESTCLUSTER, "--cluster-name", name, "--nodes", ",".join(nodes), "--port", str(PORT),
+                     "--prepared-per-node", "--admin", ADMIN[name]])
+    for ip in ORIGIN + TARGET:
+        assert wait_port(ip, PORT), f"node {ip} did not start"
+
+
+def readiness():
+    try:
+        with urllib.request.urlopen(f"http://{PROXY_IP}:{METRICS}/health/readiness", timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def proxy(extra=""):
+    stop("proxy")
+    path = os.path.join(TMP, "zdm.yml")
+    with open(path, "w") as f:
+        f.write(f"""origin_contact_points: {",".join(ORIGIN)}
+target_contact_points: {",".join(TARGET)}
+proxy_listen_address: {PROXY_IP}
+proxy_listen_port: {PORT}
+metrics_address: {PROXY_IP}
+metrics_port: {METRICS}
+proxy_topology_addresses: {PROXY_IP}
+heartbeat_retry_interval_max_ms: 500
+""" + extra)
+    p = start("proxy", [PROXY, "--config", path])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and p.poll() is None:
+        if readiness() == 200:
+            return p
+        time.sleep(0.1)
+    raise AssertionError("proxy did not become ready")
+
+
+def metric(prefix, label=""):
+    with urllib.request.urlopen(f"http://{PROXY_IP}:{METRICS}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith(prefix) and label in l)
+
+
+def rss_kb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+    return 0
+
+
+def session_via(hosts, **kw):
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(hosts),
+                               retry_policy=FallthroughRetryPolicy(), request_timeout=kw.pop("timeout", 10))
+    c = Cluster(hosts, port=PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, **kw)
+    return c, c.connect()
+
+
+# ------------------------------------------------------------------------------------------
+
+def scenario_statements():
+    _, s = session_via([PROXY_IP])
+    s.use_client_timestamp = False  # the proxy sets one write time for both clusters
+    s.execute("CREATE KEYSPACE IF NOT EXISTS seeds WITH replication = "
+              "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE IF NOT EXISTS seeds.users (id uuid PRIMARY KEY, username text, "
+              "created_at timestamp, tags set<text>, prefs map<text, text>)")
+    s.execute("CREATE TABLE IF NOT EXISTS seeds.hits (page text PRIMARY KEY, n counter)")
+    for i in range(5):
+        s.execute("INSERT INTO seeds.users (id, username, created_at, tags) "
+                  f"VALUES (uuid(), 'zdm_{i}', toTimestamp(now()), {{'a', 'b'}})")
+    ins = s.prepare("INSERT INTO seeds.users (id, username, created_at) VALUES (uuid(), ?, toTimestamp(now()))")
+    for i in range(5):
+        s.execute(ins, (f"zdm_p{i}",))
+    s.execute("UPDATE seeds.users SET prefs['theme'] = 'dark', tags = tags + {'c'} WHERE id = "
+              "00000000-0000-4000-8000-000000000001")
+    s.execute("INSERT INTO seeds.users (id, username) VALUES (00000000-0000-4000-8000-000000000002, "
+              "'ttl') USING TTL 3600")
+    applied = s.execute("INSERT INTO seeds.users (id, username) VALUES "
+                        "(00000000-0000-4000-8000-000000000003, 'lwt') IF NOT EXISTS").one()
+    again = s.execute("INSERT INTO seeds.users (id, username) VALUES "
+                      "(00000000-0000-4000-8000-000000000003, 'lwt2') IF NOT EXISTS").one()
+    check(applied[0] is True and again[0] is False, "LWT through the proxy: [applied] true, then false")
+    for _ in range(3):
+        s.execute("UPDATE seeds.hits SET n = n + 1 WHERE page = 'home'")
+    count = s.execute("SELECT COUNT(*) FROM seeds.users").one()[0]
+    check(count == 13, f"SELECT COUNT(*) through the proxy: 13 ({count})")
+    filtered = s.execute("SELECT username FROM seeds.users WHERE username = 'zdm_1' ALLOW FILTERING").all()
+    check(len(filtered) == 1, "ALLOW FILTERING through the proxy")
+
+    query = ("SELECT id, username, created_at, tags, prefs, writetime(username), ttl(username) "
+             "FROM seeds.users")
+    views = {}
+    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
+        c, direct = session_via(nodes)
+        # A conditional write's write time is the cluster's own (Cassandra refuses a client
+        # timestamp there): compared without it.
+        views[name] = {r.id: (r[1], r[2], r[3], r[4], None if r[1] == "lwt" else r[5], r[6] is not None)
+                       for r in direct.execute(query)}
+        views[name + "_hits"] = direct.execute("SELECT n FROM seeds.hits WHERE page = 'home'").one()[0]
+        c.shutdown()
+    diff = [(k, views["origin"].get(k), views["target"].get(k))
+            for k in set(views["origin"]) | set(views["target"]) if views["origin"].get(k) != views["target"].get(k)]
+    if diff:
+        print("differences (id, origin, target):", diff[:3])
+    check(len(views["origin"]) == 13 and views["origin"] == views["target"],
+          "the seeds' rows are identical on both clusters, read directly: keys from uuid(), "
+          "created_at from toTimestamp(now()), collections, TTL, write times set by the proxy "
+          f"({len(views['origin'])} and {len(views['target'])} rows)")
+    check(views["origin_hits"] == views["target_hits"] == 3, "counters equal on both clusters (3)")
+    s.execute("TRUNCATE seeds.hits")
+    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
+        c, direct = session_via(nodes)
+        check(direct.execute("SELECT COUNT(*) FROM seeds.hits").one()[0] == 0, f"TRUNCATE reached {name}")
+        c.shutdown()
+    # cqlsh-style system queries, answered by the proxy.
+    local = s.execute("SELECT cluster_name, release_version FROM system.local WHERE key='local'").one()
+    check(local is not None and local.cluster_name == "origin", f"system.local WHERE key='local' ({local})")
+    peer_q = s.prepare("SELECT peer, rpc_address FROM system.peers WHERE peer = ?")
+    check(s.execute(peer_q, ("127.23.1.9",)).all() == [], "prepared system.peers WHERE peer = ? (no such proxy)")
+
+
+def scenario_writefail():
+    c, s = session_via([PROXY_IP])
+    s.execute("CREATE KEYSPACE IF NOT EXISTS f WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE IF NOT EXISTS f.t (k int PRIMARY KEY, v text)")
+    ins = s.prepare("INSERT INTO f.t (k, v) VALUES (?, ?)")
+    before = metric("zdm_proxy_failed_writes_total", 'failed_on="target"')
+    admin("target", "POST", "/faults", {"error": {"type": "write_timeout", "statements": "writes"}})
+    from cassandra import WriteTimeout
+    seen, other = 0, []
+    for k in range(40):
+        try:
+            s.execute(ins, (k, "x"))
+        except WriteTimeout:
+            seen += 1
+        except Exception as e:  # noqa: BLE001
+            other.append(repr(e))
+    admin("target", "DELETE", "/faults")
+    after = metric("zdm_proxy_failed_writes_total", 'failed_on="target"')
+    check(seen == 40 and not other, f"every write got target's WriteTimeout ({seen}, other {other[:2]})")
+    check(after - before == seen, f"failed_writes{{failed_on=\"target\"}} counted the {seen} failures ({after - before:.0f})")
+    oc, od = session_via(ORIGIN)
+    rows = od.execute("SELECT COUNT(*) FROM f.t").one()[0]
+    check(rows == 40, f"origin holds the 40 rows ({rows})")
+    oc.shutdown()
+    c.shutdown()
+
+
+def scenario_slow():
+    c, s = session_via([PROXY_IP])
+    ins = s.prepare("INSERT INTO f.t (k, v) VALUES (?, ?)")
+    admin("target", "POST", "/faults", {"latency": {"ms": 200}})
+    errors = 0
+    t0 = time.monotonic()
+    for k in range(100, 110):
+        try:
+            s.execute(ins, (k, "slow"))
+        except Exception:  # noqa: BLE001
+            errors += 1
+    took = time.monotonic() - t0
+    admin("target", "DELETE", "/faults")
+    check(errors == 0 and took >= 10 * 0.2, f"200 ms slower target: 10 writes, no error (took {took:.1f} s)")
+    c.shutdown()
+
+
+def scenario_prepared():
+    # Client connections get target nodes in turn (each node its own prepared statements): the
+    # statements are prepared on one connection's node; a second session's connection lands on
+    # another node, where a BATCH of both finds neither: UNPREPARED for the first child, then,
+    # once that one is prepared there, for the second — which must name the second child.
+    proxy("replace_cql_functions: true\n")
+    from cassandra.cluster import Cluster
+    from cassandra.query import BatchStatement
+    c = Cluster([PROXY_IP], port=PORT)
+    s1 = c.connect()
+    s1.execute("CREATE TABLE IF NOT EXISTS f.b (k int PRIMARY KEY, v text)")
+    a = s1.prepare("INSERT INTO f.b (k, v) VALUES (?, 'a')")
+    b = s1.prepare("INSERT INTO f.b (k, v) VALUES (?, 'b')")
+    s2 = c.connect()
+    batch = BatchStatement()
+    batch.add(b, (1,))
+    batch.add(a, (2,))
+    try:
+        s2.execute(batch, timeout=10)
+        ok = True
+    except Exception as e:  # noqa: BLE001
+        ok = repr(e)
+    check(ok is True, f"a BATCH whose children are unprepared on target's node succeeds ({ok})")
+    check(metric("zdm_target_requests_failed_total", 'error="unprepared"') >= 2,
+          "target answered UNPREPARED for both children in turn")
+    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
+        dc, d = session_via(nodes)
+        rows = sorted((r.k, r.v) for r in d.execute("SELECT k, v FROM f.b"))
+        check(rows == [(1, "b"), (2, "a")], f"{name} holds both batch rows ({rows})")
+        dc.shutdown()
+    c.shutdown()
+
+
+def scenario_streams():
+    proxy("proxy_max_stream_ids: 2048\n")
+    from cassandra.cluster import Cluster
+    c = Cluster([PROXY_IP], port=PORT)
+    s = c.connect()
+    ins = s.prepare("INSERT INTO f.t (k, v) VALUES (?, ?)")
+    overloaded_before = metric("zdm_proxy_client_errors_total", 'reason="overloaded"')
+    futures = [s.execute_async(ins, (10000 + i, "async")) for i in range(5000)]
+    errors = []
+    for f in futures:
+        try:
+            f.result()
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+    check(not errors, f"5000 execute_async on one connection (2048 stream ids per cluster connection): "
+                      f"{len(errors)} errors {errors[:2]}")
+    check(metric("zdm_proxy_client_errors_total", 'reason="overloaded"') == overloaded_before,
+          "no OVERLOADED answered")
+    c.shutdown()
+
+
+def scenario_silent():
+    proxy("proxy_request_timeout_ms: 1500\n")
+    c, s = session_via([PROXY_IP], timeout=3)
+    ins = s.prepare("INSERT INTO f.t (k, v) VALUES (?, ?)")
+    admin("target", "POST", "/faults", {"silence": {}, })
+    from cassandra import OperationTimedOut
+    timeouts = 0
+    for k in range(4):
+        try:
+            s.execute(ins, (20000 + k, "silent"))
+        except OperationTimedOut:
+            timeouts += 1
+        except Exception:  # noqa: BLE001
+            pass
+    admin("target", "DELETE", "/faults")
+    time.sleep(2)  # the proxy times the requests out (1.5 s)
+    errors = []
+    for k in range(20):
+        try:
+            s.execute(ins, (30000 + k, "after"))
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+    check(timeouts > 0, f"a silent target: requests time out ({timeouts} of 4)")
+    check(not errors and metric("zdm_proxy_client_errors_total", 'reason="overloaded"') == 0,
+          f"after it answers again: no error, no false OVERLOADED ({errors[:2]})")
+    c.shutdown()
+
+
+def scenario_readiness():
+    proxy()
+    for n in range(1, 4):
+        admin("origin", "POST", f"/nodes/{n}/stop")
+    t0 = time.monotonic()
+    while readiness() == 200 and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    down = time.monotonic() - t0
+    check(readiness() == 503 and down <= 3, f"every origin node stopped: readiness 503 after {down:.1f} s")
+    for n in range(1, 4):
+        admin("origin", "POST", f"/nodes/{n}/start")
+    t0 = time.monotonic()
+    while readiness() != 200 and time.monotonic() - t0 < 15:
+        time.sleep(0.05)
+    up = time.monotonic() - t0
+    check(readiness() == 200, f"origin started again: readiness 200 after {up:.1f} s")
+
+
+def startup_frame():
+    body = struct.pack(">H", 1) + struct.pack(">H", 11) + b"CQL_VERSION" + struct.pack(">H", 5) + b"3.0.0"
+    return struct.pack(">BBhBI", 4, 0, 0, 1, len(body)) + body
+
+
+def scenario_memory():
+    p = proxy("proxy_max_inflight_frame_bytes: 33554432\n")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    base = rss_kb(p.pid)
+    socks = []
+    for _ in range(1000):
+        sk = socket.create_connection((PROXY_IP, PORT))
+        sk.sendall(startup_frame())
+        socks.append(sk)
+    for sk in socks:
+        sk.settimeout(10)
+        sk.recv(9)
+    time.sleep(1.5)  # buffers of idle connections are given back within a second
+    per = (rss_kb(p.pid) - base) / 1000
+    print(f"1000 idle clients: {per:.1f} kB of proxy RSS each", flush=True)
+    check(per <= 30, f"1000 idle clients cost at most 30 kB each ({per:.1f} kB)")
+    for sk in socks:
+        sk.close()
+
+    # A client that never reads: 300 requests for a 1 MB row each, nothing read back.
+    _, s = session_via([PROXY_IP])
+    s.execute("CREATE TABLE IF NOT EXISTS f.big (k int PRIMARY KEY, v text)")
+    s.execute("INSERT INTO f.big (k, v) VALUES (1, %s)", ("x" * (1 << 20),))
+    base = rss_kb(p.pid)
+    lazy = socket.create_connection((PROXY_IP, PORT))
+    lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    lazy.sendall(startup_frame())
+    lazy.recv(9)
+    q = b"SELECT v FROM f.big WHERE k = 1"
+    body = struct.pack(">I", len(q)) + q + struct.pack(">HB", 1, 0)
+    for i in range(300):
+        try:
+            lazy.sendall(struct.pack(">BBhBI", 4, 0, i + 1, 7, len(body)) + body)
+        except OSError:
+            break
+    time.sleep(3)
+    grown = (rss_kb(p.pid) - base) / 1024
+    check(grown < 64, f"a client that never reads its 300 MB of answers: proxy RSS +{grown:.0f} MB (bounded)")
+    lazy.close()
+
+    # Clients sending 20 MB frames at once: the worker's 32 MB budget lets one through at a time.
+    base = rss_kb(p.pid)
+    big = []
+    q = b"INSERT INTO f.big (k, v) VALUES (2, '" + b"y" * (20 << 20) + b"')"
+    frame = struct.pack(">BBhBI", 4, 0, 1, 7, len(q) + 7) + struct.pack(">I", len(q)) + q + struct.pack(">HB", 1, 0)
+    peak = base
+    for _ in range(4):
+        sk = socket.create_connection((PROXY_IP, PORT))
+        sk.sendall(startup_frame())
+        sk.recv(9)
+        big.append(sk)
+    import threading
+    threads = [threading.Thread(target=sk.sendall, args=(frame,)) for sk in big]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 20
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        peak = max(peak, rss_kb(p.pid))
+        time.sleep(0.05)
+    answered = 0
+    for sk in big:
+        sk.settimeout(10)
+        try:
+            answered += len(sk.recv(9)) == 9
+        except OSError:
+            pass
+        sk.close()
+    grown = (peak - base) / 1024
+    check(answered == 4 and grown < 400, f"4 clients sending 20 MB frames at once: all answered ({answered}), "
+                                         f"peak proxy RSS +{grown:.0f} MB")
+
+
+def scenario_config():
+    path = os.path.join(TMP, "bad.yml")
+    with open(path, "w") as f:
+        f.write(f"origin_contact_points: {ORIGIN[0]}\ntarget_contact_points: {TARGET[0]}\n"
+                "proxy_topology_addresses: 127.23.1.1,proxy2.example.com\n")
+    r = subprocess.run([PROXY, "--config", path], capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2 and "key 'proxy_topology_addresses': 'proxy2.example.com' is not an IP address" in r.stderr,
+          f"a host name in proxy_topology_addresses: start-up refused naming the key (exit {r.returncode})")
+
+
+SCENARIOS = [("statements", scenario_statements), ("writefail", scenario_writefail),
+             ("slow", scenario_slow), ("prepared", scenario_prepared), ("streams", scenario_streams),
+             ("silent", scenario_silent), ("readiness", scenario_readiness), ("memory", scenario_memory),
+             ("config", scenario_config)]
+
+
+def main():
+    only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
+    try:
+        clusters()
+        proxy("replace_cql_functions: true\n")
+        for name, fn in SCENARIOS:
+            if only and name not in only:
+                continue
+            t0 = time.monotonic()
+            print(f"== {name} ==", flush=True)
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001
+                check(False, f"{name}: {e!r}")
+            print(f"   ({name}: {time.monotonic() - t0:.0f} s)", flush=True)
+    finally:
+        for n in list(procs):
+            stop(n)
+    if check.failures:
+        print(f"logs kept in {TMP}")
+    print(check.summary())
+    return 1 if check.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
