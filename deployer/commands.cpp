@@ -26,15 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-PlanOptions plan_options(const CommonOptions& opts) {
-  PlanOptions po;
-  for (auto& e : opts.extra_vars) overlay(po.extra_vars, parse_extra_vars(e));
-  po.limit = opts.limit;
-  po.release_id = release_id_now();
-  po.defaults = {{"zdm_proxy_binary", ZDM_PROXY_BINARY}};
-  return po;
-}
-
 struct ProxyTarget {
   std::string host;
   Json scope;
@@ -60,6 +51,15 @@ std::string var(const ProxyTarget& t, const std::string& expr) {
 }
 
 }  // namespace
+
+PlanOptions plan_options(const CommonOptions& opts) {
+  PlanOptions po;
+  for (auto& e : opts.extra_vars) overlay(po.extra_vars, parse_extra_vars(e));
+  po.limit = opts.limit;
+  po.release_id = release_id_now();
+  po.defaults = {{"zdm_proxy_binary", ZDM_PROXY_BINARY}};
+  return po;
+}
 
 int run_playbook(const std::string& playbook, const CommonOptions& opts, std::ostream& out,
                  std::ostream& err) {

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "plan.h"
+
 namespace zdm::deploy {
 
 using Json = nlohmann::json;
@@ -21,6 +23,9 @@ struct CommonOptions {
   std::string known_hosts;
   int verbosity = 0;
 };
+
+// The plan options of a command: its -e values (in order), --limit, a new release id.
+PlanOptions plan_options(const CommonOptions& opts);
 
 // Loads inventory + playbook, plans and executes; returns an ExitCode. Errors go to err.
 int run_playbook(const std::string& playbook, const CommonOptions& opts, std::ostream& out,

@@ -16,6 +16,7 @@ namespace zdm::deploy {
 struct Executor::HostState {
   std::unique_ptr<Transport> transport;
   Json facts = Json::object();
+  std::set<std::string> notified;  // handler names waiting for the next flush
   bool failed = false;
   bool unreachable = false;
 };
@@ -139,6 +140,7 @@ void Executor::run_play(PlayPlan& pp) {
       if (active(h)) hosts.push_back(h);
     if (hosts.empty()) continue;
     run_list(play.tasks, hosts, pp, {});
+    if (!abort_play_) run_handlers(hosts, pp);
     bool all_failed = std::none_of(hosts.begin(), hosts.end(), [&](auto& h) { return active(h); });
     if (all_failed || abort_play_) {
       line("\nNO MORE HOSTS LEFT " + std::string(60, '*'));
@@ -191,14 +193,30 @@ void Executor::run_block(const Task& t, const std::vector<std::string>& hosts, P
   }
 }
 
+void Executor::run_handlers(const std::vector<std::string>& hosts, PlayPlan& pp) {
+  for (const Task& h : pp.play->handlers) {
+    if (abort_play_) return;
+    std::vector<std::string> targets;
+    for (auto& host : hosts) {
+      if (!active(host)) continue;
+      if (hosts_[host]->notified.erase(h.name)) targets.push_back(host);
+    }
+    if (!targets.empty()) run_task(h, targets, pp, {}, "RUNNING HANDLER");
+  }
+}
+
 void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, PlayPlan& pp,
-                        const std::vector<std::string>& when) {
+                        const std::vector<std::string>& when, const char* kind) {
+  if (t.module == "meta") {  // flush_handlers, the only meta task the parser accepts
+    run_handlers(hosts, pp);
+    return;
+  }
   std::vector<std::string> targets;
   for (auto& h : hosts)
     if (active(h)) targets.push_back(h);
   if (targets.empty()) return;
   if (t.run_once) targets.resize(1);
-  header("TASK", t.display_name());
+  header(kind, t.display_name());
   std::vector<TaskResult> results(targets.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
@@ -241,7 +259,10 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
       }
     } else {
       st.ok += 1;
-      if (r.changed) st.changed += 1;
+      if (r.changed) {
+        st.changed += 1;
+        s.notified.insert(t.notify.begin(), t.notify.end());
+      }
     }
     report(t, h, r, ignored);
   }

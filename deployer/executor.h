@@ -60,7 +60,9 @@ class Executor {
   void run_block(const Task& t, const std::vector<std::string>& hosts, PlayPlan& pp,
                  const std::vector<std::string>& when);
   void run_task(const Task& t, const std::vector<std::string>& hosts, PlayPlan& pp,
-                const std::vector<std::string>& when);
+                const std::vector<std::string>& when, const char* kind = "TASK");
+  // Runs the play's notified handlers, in their order, on those of `hosts` that notified them.
+  void run_handlers(const std::vector<std::string>& hosts, PlayPlan& pp);
   TaskResult run_on_host(const Task& t, const std::string& host, PlayPlan& pp,
                          const std::vector<std::string>& when);
   void report(const Task& t, const std::string& host, const TaskResult& r, bool ignored);

@@ -1,4 +1,4 @@
-// zdm-deploy: deploy, rolling-update, run, status, logs.
+// zdm-deploy: deploy, rolling-update, deploy-monitoring, run, status, logs, dashboard.
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -7,6 +7,7 @@
 #include <boost/program_options.hpp>
 
 #include "commands.h"
+#include "dashboard.h"
 #include "executor.h"
 
 #ifndef ZDM_SOURCE_DIR
@@ -24,9 +25,11 @@ const char* kUsage = R"(usage: zdm-deploy COMMAND [options]
 commands:
   deploy          -i INV [-e VARS]... [--limit PATTERN] [--forks N]   run playbooks/deploy_proxy.yml
   rolling-update  -i INV [-e VARS]... [--limit PATTERN]               run playbooks/rolling_update.yml
+  deploy-monitoring -i INV [-e VARS]... [--limit PATTERN]             run playbooks/deploy_monitoring.yml
   run PLAYBOOK    -i INV [-e VARS]... [--limit PATTERN] [--forks N]   run any playbook
   status          -i INV [--limit PATTERN] [--json]                   proxy status and readiness
   logs            -i INV [--limit PATTERN] [-n LINES] [-f]            tail every proxy's log
+  dashboard       -i INV [--listen ADDR:PORT] [--dashboards DIR]      serve the dashboards page
 
 exit codes: 0 ok, 1 error, 2 a host failed, 4 unreachable host or parse error, 5 bad options
 )";
@@ -44,12 +47,13 @@ int main(int argc, char** argv) {
     return argc < 2 ? kExitBadOptions : kExitOk;
   }
   std::string command = argv[1];
-  if (command != "deploy" && command != "rolling-update" && command != "run" &&
-      command != "status" && command != "logs") {
+  if (command != "deploy" && command != "rolling-update" && command != "deploy-monitoring" &&
+      command != "run" && command != "status" && command != "logs" && command != "dashboard") {
     std::cerr << "ERROR! unknown command '" << command << "'\n" << kUsage;
     return kExitBadOptions;
   }
   CommonOptions opts;
+  DashboardOptions dash;
   bool json = false, follow = false, help = false;
   int lines = 50;
   std::string playbook;
@@ -61,11 +65,19 @@ int main(int argc, char** argv) {
       "playbooks directory (default: $ZDM_PLAYBOOK_DIR, else the source tree's playbooks/)")(
       "known-hosts", po::value(&opts.known_hosts),
       "known_hosts file (default: $ZDM_KNOWN_HOSTS, else ~/.ssh/known_hosts)");
-  if (command == "deploy" || command == "rolling-update" || command == "run") {
+  if (command == "deploy" || command == "rolling-update" || command == "deploy-monitoring" ||
+      command == "run") {
     desc.add_options()("extra-vars,e", po::value(&opts.extra_vars)->composing(),
                        "k=v, @file.yml or a JSON mapping; repeatable")(
         "forks,f", po::value(&opts.forks)->default_value(5), "parallel hosts")(
         "verbose,v", po::bool_switch(), "print every task result");
+  } else if (command == "dashboard") {
+    desc.add_options()("listen", po::value(&dash.listen)->default_value(dash.listen),
+                       "address:port of the page")(
+        "dashboards", po::value(&dash.dashboards_dir),
+        "Grafana dashboards directory (default: $ZDM_DASHBOARDS_DIR, else the source tree's "
+        "monitoring/grafana/dashboards)");
+    desc.add_options()("extra-vars,e", po::value(&opts.extra_vars)->composing(), "extra vars");
   } else if (command == "status") {
     desc.add_options()("json", po::bool_switch(&json), "print a JSON array");
     desc.add_options()("extra-vars,e", po::value(&opts.extra_vars)->composing(), "extra vars");
@@ -97,12 +109,19 @@ int main(int argc, char** argv) {
     std::cerr << "ERROR! --forks must be at least 1\n";
     return kExitBadOptions;
   }
+  if (command == "dashboard" && (vm.count("limit") || vm.count("known-hosts"))) {
+    std::cerr << "ERROR! dashboard connects to no host: --limit and --known-hosts do not apply\n";
+    return kExitBadOptions;
+  }
   if (lines < 0) {
     std::cerr << "ERROR! --lines must not be negative\n";
     return kExitBadOptions;
   }
   if (opts.playbook_dir.empty())
     opts.playbook_dir = env_or("ZDM_PLAYBOOK_DIR", std::string(ZDM_SOURCE_DIR) + "/playbooks");
+  if (dash.dashboards_dir.empty())
+    dash.dashboards_dir = env_or("ZDM_DASHBOARDS_DIR",
+                                 std::string(ZDM_SOURCE_DIR) + "/monitoring/grafana/dashboards");
   if (opts.known_hosts.empty())
     opts.known_hosts = env_or("ZDM_KNOWN_HOSTS", env_or("HOME", "") + "/.ssh/known_hosts");
 
@@ -120,7 +139,11 @@ int main(int argc, char** argv) {
     if (command == "rolling-update")
       return run_playbook((fs::path(opts.playbook_dir) / "rolling_update.yml").string(), opts,
                           std::cout, std::cerr);
+    if (command == "deploy-monitoring")
+      return run_playbook((fs::path(opts.playbook_dir) / "deploy_monitoring.yml").string(), opts,
+                          std::cout, std::cerr);
     if (command == "status") return status(opts, json, std::cout, std::cerr);
+    if (command == "dashboard") return dashboard(opts, dash, std::cout, std::cerr);
     return logs(opts, lines, follow, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "ERROR! " << e.what() << '\n';

@@ -1,8 +1,10 @@
 #include "modules.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -169,6 +171,35 @@ TaskResult put_content(const std::string& content, const std::string& dest, int 
   return res;
 }
 
+// A local directory, as Ansible's copy does it: "dir/" copies what is inside into dest, "dir"
+// copies the directory itself (dest/dir/...). Files are compared by checksum one by one.
+TaskResult copy_tree(const std::string& dir, bool contents_only, const std::string& dest, int mode,
+                     ModuleContext& ctx) {
+  if (dest.empty()) return failed("'dest' is required");
+  fs::path root = contents_only ? fs::path(dest) : fs::path(dest) / fs::path(dir).filename();
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files.push_back(fs::relative(e.path(), dir));
+  std::sort(files.begin(), files.end());
+  std::set<std::string> dirs = {root.string()};
+  for (const auto& f : files) dirs.insert((root / f).parent_path().string());
+  std::string mkdir = "mkdir -p";
+  for (const auto& d : dirs) mkdir += " " + shell_quote(d);
+  ExecResult m = ctx.transport().exec(mkdir);
+  if (m.rc != 0) return failed(chomp(m.err));
+  TaskResult res;
+  Json changed_files = Json::array();
+  for (const auto& f : files) {
+    TaskResult one =
+        put_content(read_local((fs::path(dir) / f).string()), (root / f).string(), mode, ctx);
+    if (one.failed) return one;
+    if (one.changed) changed_files.push_back((root / f).string());
+  }
+  res.changed = !changed_files.empty();
+  res.data = {{"dest", root.string()}, {"files", files.size()}, {"changed_files", changed_files}};
+  return res;
+}
+
 TaskResult copy_module(const Json& args, ModuleContext& ctx) {
   std::string content;
   if (args.contains("content")) {
@@ -177,7 +208,11 @@ TaskResult copy_module(const Json& args, ModuleContext& ctx) {
   } else if (args.contains("src")) {
     std::string src = str_arg(args, "src");
     try {
-      content = read_local(find_local(src, ctx.playbook_dir, "files"));
+      std::string path = find_local(src, ctx.playbook_dir, "files");
+      if (fs::is_directory(path))
+        return copy_tree(path, src.ends_with("/"), str_arg(args, "dest"),
+                         parse_mode(args.value("mode", Json())), ctx);
+      content = read_local(path);
     } catch (const std::exception& e) {
       return failed(e.what());
     }

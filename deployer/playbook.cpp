@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -86,6 +87,8 @@ class PlaybookParser {
         for (const auto& f : v) p.vars_files.push_back(scalar(f, key));
       } else if (key == "tasks") {
         p.tasks = task_list(v, key);
+      } else if (key == "handlers") {
+        p.handlers = task_list(v, key);
       } else if (key == "any_errors_fatal") {
         p.any_errors_fatal = boolean(v, key);
       } else if (key == "gather_facts" || key == "become" || key == "tags" || key == "connection") {
@@ -95,7 +98,33 @@ class PlaybookParser {
       }
     }
     if (!has_hosts) fail(n, "play has no 'hosts'");
+    check_handlers(p);
     return p;
+  }
+
+  // Ansible: "The requested handler 'x' was not found in either the main handlers list nor in
+  // the listening handlers list" — here at parse time, with the notifying task's line.
+  void check_handlers(const Play& p) const {
+    std::set<std::string> names;
+    for (const Task& h : p.handlers) {
+      if (h.name.empty())
+        throw PlaybookError(fmt::format("{}:{}: a handler needs a 'name'", path_, h.line));
+      if (h.is_block())
+        throw PlaybookError(fmt::format("{}:{}: a handler cannot be a block", path_, h.line));
+      if (!names.insert(h.name).second)
+        throw PlaybookError(fmt::format("{}:{}: two handlers named '{}'", path_, h.line, h.name));
+    }
+    std::function<void(const std::vector<Task>&)> walk = [&](const std::vector<Task>& tasks) {
+      for (const Task& t : tasks) {
+        for (const auto& n : t.notify)
+          if (!names.count(n))
+            throw PlaybookError(
+                fmt::format("{}:{}: notify: no handler named '{}' in this play", path_, t.line, n));
+        walk(t.block), walk(t.rescue), walk(t.always);
+      }
+    };
+    walk(p.tasks);
+    walk(p.handlers);
   }
 
   std::vector<Task> task_list(const YAML::Node& v, const std::string& key) {
@@ -150,6 +179,12 @@ class PlaybookParser {
         t.run_once = boolean(v, key);
       } else if (key == "no_log") {
         t.no_log = boolean(v, key);
+      } else if (key == "notify") {
+        if (v.IsSequence()) {
+          for (const auto& h : v) t.notify.push_back(scalar(h, key));
+        } else {
+          t.notify.push_back(scalar(v, key));
+        }
       } else if (key == "delegate_to") {
         t.delegate_to = scalar(v, key);
       } else if (key == "vars") {
@@ -189,7 +224,7 @@ class PlaybookParser {
   }
 
   void module_args(Task& t, const YAML::Node& v) const {
-    bool free_form = t.module == "command" || t.module == "shell";
+    bool free_form = t.module == "command" || t.module == "shell" || t.module == "meta";
     if (v.IsMap()) {
       t.args = yaml_to_json(v);
     } else if (v.IsScalar()) {
@@ -223,7 +258,11 @@ class PlaybookParser {
         {"fail", {"msg"}},
         {"stat", {"path", "get_checksum", "checksum_algorithm", "follow"}},
         {"assert", {"that", "fail_msg", "msg", "success_msg", "quiet"}},
+        {"meta", {"_raw_params"}},
     };
+    if (t.module == "meta" && t.args.value("_raw_params", "") != "flush_handlers")
+      return fmt::format("meta: only 'flush_handlers' is supported, not '{}'",
+                         t.args.value("_raw_params", ""));
     auto it = allowed.find(t.module);
     if (it == allowed.end()) return {};  // set_fact takes any names
     if (!t.args.is_object()) return fmt::format("arguments of '{}' must be a mapping", t.module);
@@ -246,7 +285,7 @@ std::string Task::display_name() const {
 const std::vector<std::string>& known_modules() {
   static const std::vector<std::string> m = {"file", "copy",     "template", "command",  "shell",
                                              "uri",  "wait_for", "pause",    "set_fact", "debug",
-                                             "fail", "stat",     "assert"};
+                                             "fail", "stat",     "assert",   "meta"};
   return m;
 }
 

@@ -35,6 +35,7 @@ struct Task {
   std::string delegate_to;
   Json vars = Json::object();
   bool no_log = false;
+  std::vector<std::string> notify;  // handlers to run at the end of the play if this changed
   std::vector<Task> block, rescue, always;
   std::string file;
   int line = 0;
@@ -51,6 +52,9 @@ struct Play {
   Json vars = Json::object();
   std::vector<std::string> vars_files;
   std::vector<Task> tasks;
+  // Run after the tasks (or at `meta: flush_handlers`), in this order, on the hosts where a
+  // task that notified them changed something; each at most once per flush.
+  std::vector<Task> handlers;
   bool any_errors_fatal = false;
   std::string file;
   int line = 0;

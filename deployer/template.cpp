@@ -439,9 +439,21 @@ class Evaluator {
     return v.j;
   }
 
-  // Lazily renders variables whose value is a template.
+  static bool has_template(const Json& j) {
+    if (j.is_string()) return is_template(j.get_ref<const std::string&>());
+    if (j.is_array() || j.is_object())
+      for (const auto& v : j)
+        if (has_template(v)) return true;
+    return false;
+  }
+
+  // Lazily renders variables whose value is a template, or a list holding templates (a list
+  // is used whole: joined, mapped, looped over). A mapping's values are rendered one by one
+  // as they are looked up (member()), so an unused one never fails.
   Json resolve(const Json& j, const std::string& name) {
-    if (!j.is_string() || !is_template(j.get_ref<const std::string&>())) return j;
+    if (j.is_array() ? !has_template(j)
+                     : !j.is_string() || !is_template(j.get_ref<const std::string&>()))
+      return j;
     if (g_depth > 20) error(fmt::format("recursive loop detected in variable '{}'", name));
     ++g_depth;
     struct Guard {

@@ -14,7 +14,8 @@ struct HttpResponse {
   std::string body;
 };
 
-/// handler(method, target) → response. Called on the io_context's thread.
+/// handler(method, target) → response. Called on a thread running the io_context: with several
+/// threads, handlers of different connections may run at once.
 using HttpHandler =
     std::function<HttpResponse(const std::string& method, const std::string& target)>;
 

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -104,6 +105,13 @@ void render_process(std::string& out) {
   out +=
       "# HELP process_open_fds Number of open file descriptors.\n# TYPE process_open_fds gauge\n";
   out += fmt::format("process_open_fds {}\n", fds);
+  struct rlimit nofile {};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    out +=
+        "# HELP process_max_fds Maximum number of open file descriptors.\n"
+        "# TYPE process_max_fds gauge\n";
+    out += fmt::format("process_max_fds {}\n", static_cast<double>(nofile.rlim_cur));
+  }
   out +=
       "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
       "# TYPE process_resident_memory_bytes gauge\n";
@@ -121,8 +129,28 @@ void render_process(std::string& out) {
 
 }  // namespace
 
+void render_histogram(std::string& out, const std::string& name, const std::string& labels,
+                      const Histogram& h) {
+  uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < h.bounds().size(); ++i) {
+    cumulative += h.bucket(i);
+    out += fmt::format("{}_bucket{} {}\n", name,
+                       with_label(labels, fmt::format("le=\"{}\"", h.bounds()[i])), cumulative);
+  }
+  cumulative += h.bucket(h.bounds().size());
+  out += fmt::format("{}_bucket{} {}\n", name, with_label(labels, "le=\"+Inf\""), cumulative);
+  out += fmt::format("{}_sum{} {}\n", name, braces(labels), h.sum());
+  out += fmt::format("{}_count{} {}\n", name, braces(labels), h.count());
+}
+
+void Registry::add_collector(std::function<void(std::string&)> collector) {
+  std::lock_guard lock(mu_);
+  collectors_.push_back(std::move(collector));
+}
+
 std::string Registry::render() const {
   std::string out;
+  std::vector<std::function<void(std::string&)>> collectors;
   {
     std::lock_guard lock(mu_);
     for (const auto& [name, f] : families_) {
@@ -131,22 +159,12 @@ std::string Registry::render() const {
         out += fmt::format("{}{} {}\n", name, braces(labels), c->value());
       for (const auto& [labels, g] : f.gauges)
         out += fmt::format("{}{} {}\n", name, braces(labels), g->value());
-      for (const auto& [labels, h] : f.histograms) {
-        uint64_t cumulative = 0;
-        for (std::size_t i = 0; i < h->bounds().size(); ++i) {
-          cumulative += h->bucket(i);
-          out +=
-              fmt::format("{}_bucket{} {}\n", name,
-                          with_label(labels, fmt::format("le=\"{}\"", h->bounds()[i])), cumulative);
-        }
-        cumulative += h->bucket(h->bounds().size());
-        out += fmt::format("{}_bucket{} {}\n", name, with_label(labels, "le=\"+Inf\""), cumulative);
-        out += fmt::format("{}_sum{} {}\n", name, braces(labels), h->sum());
-        out += fmt::format("{}_count{} {}\n", name, braces(labels), h->count());
-      }
+      for (const auto& [labels, h] : f.histograms) render_histogram(out, name, labels, *h);
     }
+    collectors = collectors_;
   }
   render_process(out);
+  for (const auto& c : collectors) c(out);
   return out;
 }
 
@@ -224,6 +242,90 @@ ProxyMetrics::ProxyMetrics(const Config& config, Registry& registry)
         &registry.counter(p + "proxy_client_errors_total",
                           "Running total of errors the proxy answered or caused itself, by reason",
                           std::string("reason=\"") + reasons[i] + "\"");
+  // Not in ZDM: what the Migration dashboard and the alerts need to know about each proxy.
+  registry
+      .gauge(p + "proxy_info",
+             "Constant 1; the labels are this proxy's version and migration settings",
+             fmt::format("version=\"{}\",read_mode=\"{}\",primary_cluster=\"{}\"", ZDM_VERSION,
+                         config.read_mode == ReadMode::kPrimaryOnly ? "PRIMARY_ONLY"
+                                                                    : "DUAL_ASYNC_ON_SECONDARY",
+                         cluster_name(config.primary_cluster)))
+      .set(1);
+  registry
+      .gauge(p + "proxy_max_client_connections",
+             "The configured proxy_max_client_connections: connections beyond it are refused")
+      .set(config.proxy_max_client_connections);
+  ready_ = &registry.gauge(p + "proxy_ready",
+                           "1 while /health/readiness answers 200 (both control connections up and "
+                           "not shutting down), else 0");
+  registry.add_collector([this](std::string& out) { render_guide_aliases(out); });
+}
+
+void ProxyMetrics::render_guide_aliases(std::string& out) {
+  const std::string p = config_.metrics_prefix + "_";
+  static constexpr const char* kTypes[] = {"reads_origin", "reads_target", "writes"};
+  auto family = [&](const std::string& name, const char* type, const std::string& help) {
+    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+
+  family(p + "proxy_requests_total", "counter",
+         "Requests answered by the proxy, by type (seed 003's name; the count of " + p +
+             "proxy_request_duration_seconds)");
+  for (int t = 0; t < 3; ++t)
+    out += fmt::format("{}proxy_requests_total{{type=\"{}\"}} {}\n", p, kTypes[t],
+                       duration_[t]->count());
+
+  const std::string alias = p + "proxy_requests_duration_seconds";
+  family(alias, "histogram",
+         "Latency of requests at the proxy entry point (seed 003's name; the same series as " + p +
+             "proxy_request_duration_seconds)");
+  for (int t = 0; t < 3; ++t)
+    render_histogram(out, alias, fmt::format("type=\"{}\"", kTypes[t]), *duration_[t]);
+
+  family(p + "proxy_errors_total", "counter",
+         "Requests that failed at the proxy, by type and cluster (seed 003's name; the sum of " +
+             p + "proxy_failed_{reads,writes,connections}_total)");
+  for (int c = 0; c < 2; ++c) {
+    const char* cluster = c == 0 ? "origin" : "target";
+    out += fmt::format("{}proxy_errors_total{{type=\"reads\",cluster=\"{}\"}} {}\n", p, cluster,
+                       failed_reads_[c]->value());
+  }
+  for (int c = 0; c < 3; ++c) {
+    const char* cluster = c == 0 ? "origin" : c == 1 ? "target" : "both";
+    out += fmt::format("{}proxy_errors_total{{type=\"writes\",cluster=\"{}\"}} {}\n", p, cluster,
+                       failed_writes_[c]->value());
+  }
+  for (int c = 0; c < 2; ++c) {
+    const char* cluster = c == 0 ? "origin" : "target";
+    out += fmt::format("{}proxy_errors_total{{type=\"connections\",cluster=\"{}\"}} {}\n", p,
+                       cluster, failed_connections_[c]->value());
+  }
+
+  // Requests the proxy sent to each cluster and got an answer to, summed over its nodes.
+  uint64_t sent[2][2] = {};  // [origin, target][reads, writes]
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, m] : nodes_) {
+      int c = key.rfind("origin|", 0) == 0 ? 0 : key.rfind("target|", 0) == 0 ? 1 : -1;
+      if (c < 0) continue;
+      sent[c][0] += m->reads->count();
+      sent[c][1] += m->writes->count();
+    }
+  }
+  const std::pair<std::string, std::string> cluster_names[] = {
+      {p + "proxy_origin_requests_total", "seed 003's name"},
+      {p + "proxy_target_requests_total", "seed 003's name"},
+      {p + "origin_requests_total", "seed 001's name"}};
+  for (int i = 0; i < 3; ++i) {
+    const int c = i == 1 ? 1 : 0;
+    const char* cluster = c == 0 ? "origin" : "target";
+    family(cluster_names[i].first, "counter",
+           fmt::format("Requests sent to {} and answered, by type ({}; the count of {}{}_request_"
+                       "duration_seconds summed over nodes)",
+                       cluster, cluster_names[i].second, p, cluster));
+    out += fmt::format("{}{{type=\"reads\"}} {}\n", cluster_names[i].first, sent[c][0]);
+    out += fmt::format("{}{{type=\"writes\"}} {}\n", cluster_names[i].first, sent[c][1]);
+  }
 }
 
 NodeMetrics& ProxyMetrics::node(const std::string& kind, const std::string& node) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,7 +63,10 @@ class Registry {
   Gauge& gauge(const std::string& name, const std::string& help, const std::string& labels = "");
   Histogram& histogram(const std::string& name, const std::string& help,
                        const std::vector<double>& bounds_s, const std::string& labels = "");
-  /// Text exposition of every series, families sorted by name; `process_*` appended.
+  /// Appends families computed at render time (e.g. aliases); called after `process_*`.
+  void add_collector(std::function<void(std::string&)> collector);
+  /// Text exposition of every series, families sorted by name; `process_*` and the
+  /// collectors' families appended.
   std::string render() const;
 
  private:
@@ -78,7 +82,12 @@ class Registry {
   std::deque<Counter> counters_;
   std::deque<Gauge> gauges_;
   std::deque<std::unique_ptr<Histogram>> histograms_;
+  std::vector<std::function<void(std::string&)>> collectors_;
 };
+
+/// Appends one histogram's _bucket/_sum/_count lines (cumulative buckets, le in seconds).
+void render_histogram(std::string& out, const std::string& name, const std::string& labels,
+                      const Histogram& h);
 
 /// Request types of zdm_proxy_request_duration_seconds / zdm_proxy_inflight_requests_total.
 enum class RequestType : uint8_t { kReadsOrigin = 0, kReadsTarget = 1, kWrites = 2, kNone = 3 };
@@ -112,6 +121,8 @@ class ProxyMetrics {
   Gauge& client_connections() { return *client_connections_; }
   Gauge& pscache_entries() { return *pscache_entries_; }
   Counter& pscache_miss() { return *pscache_miss_; }
+  /// 1 while /health/readiness would answer 200, else 0 (set before each scrape).
+  Gauge& ready() { return *ready_; }
   /// Statements evicted from the bounded prepared cache (zdm_pscache_evictions_total).
   Counter& pscache_evictions() { return *pscache_evictions_; }
   /// Errors the proxy answered or caused itself (not forwarded from a cluster), by reason:
@@ -132,6 +143,11 @@ class ProxyMetrics {
   Registry& registry() { return registry_; }
 
  private:
+  /// The names the migration guides tell operators to watch (seeds 001 and 003), computed from
+  /// ZDM's series at each scrape: zdm_proxy_requests_total, zdm_proxy_requests_duration_seconds,
+  /// zdm_proxy_errors_total, zdm_proxy_{origin,target}_requests_total, zdm_origin_requests_total.
+  void render_guide_aliases(std::string& out);
+
   const Config& config_;
   Registry& registry_;
   std::array<Histogram*, 3> duration_{};
@@ -142,6 +158,7 @@ class ProxyMetrics {
   Gauge* client_connections_ = nullptr;
   Gauge* pscache_entries_ = nullptr;
   Counter* pscache_miss_ = nullptr;
+  Gauge* ready_ = nullptr;
   Counter* pscache_evictions_ = nullptr;
   std::array<Counter*, 6> client_errors_{};
   std::mutex mu_;

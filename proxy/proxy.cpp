@@ -158,25 +158,29 @@ int run_proxy(const Config& config) {
   std::atomic<bool> started{false};
   std::atomic<bool> shutting_down{false};
 
+  auto readiness = [&](bool& ready) {
+    ReadinessInput in;
+    in.started = started;
+    in.shutting_down = shutting_down;
+    in.threshold = config.heartbeat_failure_threshold;
+    auto side = [&](ControlConnection& cc) {
+      ReadinessInput::Side s;
+      s.addr = cc.address();
+      s.failures = cc.failure_count();
+      s.up = cc.snapshot() != nullptr && cc.failure_count() < config.heartbeat_failure_threshold;
+      return s;
+    };
+    in.origin = side(origin_cc);
+    in.target = side(target_cc);
+    return readiness_json(in, ready);
+  };
+
   auto handler = [&](const std::string& method, const std::string& target) -> HttpResponse {
     if (target == "/health/liveness") return {200, "text/plain; charset=utf-8", "OK"};
     if (target == "/health/readiness") {
       if (method != "GET") return {404, "text/plain; charset=utf-8", "404 page not found\n"};
-      ReadinessInput in;
-      in.started = started;
-      in.shutting_down = shutting_down;
-      in.threshold = config.heartbeat_failure_threshold;
-      auto side = [&](ControlConnection& cc) {
-        ReadinessInput::Side s;
-        s.addr = cc.address();
-        s.failures = cc.failure_count();
-        s.up = cc.snapshot() != nullptr && cc.failure_count() < config.heartbeat_failure_threshold;
-        return s;
-      };
-      in.origin = side(origin_cc);
-      in.target = side(target_cc);
       bool ready = false;
-      std::string body = readiness_json(in, ready);
+      std::string body = readiness(ready);
       return {ready ? 200u : 503u, "application/json", body};
     }
     if (target == "/metrics") {
@@ -184,6 +188,9 @@ int run_proxy(const Config& config) {
         return {404, "text/plain; charset=utf-8", "404 page not found\n"};
       if (!started)
         return {503, "text/plain; charset=utf-8", "Proxy metrics haven't been initialized yet."};
+      bool ready = false;
+      readiness(ready);
+      metrics.ready().set(ready ? 1 : 0);
       return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};
     }
     return {404, "text/plain; charset=utf-8", "404 page not found\n"};

@@ -5,7 +5,9 @@ Usage: sandbox.py up|down|status [--net A.B] [--dir DIR] [--inventory FILE]
 
 The address plan follows docs/DESIGN ("The sandbox's address plan"), under a /16 of loopback
 that `--net` chooses (default 127.0, the user's sandbox): proxies NET.1.1-3, monitoring
-NET.1.10, origin NET.2.1-3, target NET.3.1-3; sshd on 2222, CQL 9042, metrics 14001. Tests pass
+NET.1.10, origin NET.2.1-3, target NET.3.1-3; sshd on 2222, CQL 9042, metrics 14001; node
+exporters on the proxies' 9100, Prometheus NET.1.10:9090, Alertmanager NET.1.10:9093, the
+dashboard page NET.0.1:3000; each test cluster's fault admin on its first node's 9180. Tests pass
 a /16 of their own (e.g. --net 127.10), their own --dir and --inventory, so they never touch a
 user's running sandbox.
 
@@ -35,6 +37,11 @@ BUILD = os.path.join(REPO, "build")
 DEPLOY = os.path.join(BUILD, "deployer", "zdm-deploy")
 TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
 SSH_PORT, CQL_PORT, METRICS_PORT = 2222, 9042, 14001
+NODE_EXPORTER_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, DASHBOARD_PORT = 9100, 9090, 9093, 3000
+CLUSTER_ADMIN_PORT = 9180  # each test cluster's fault admin, on its first node's address
+# The sandbox scrapes every 5 s (ZDM's default is 15 s) so dashboards fill within its phases.
+MONITORING_VARS = ["-e", "prometheus_scrape_interval=5s", "-e", "prometheus_evaluation_interval=5s",
+                   "-e", "prometheus_scrape_timeout=4s"]
 PHASE_WINDOW_S = float(os.environ.get("ZDM_SANDBOX_WINDOW", "8"))
 # Like the seeds' targets (Astra, Aiven): authentication on both clusters, TLS to target. The
 # application authenticates with target's credentials (ZDM's rule when both clusters want them);
@@ -44,13 +51,13 @@ TARGET_CREDS = ("zdm_target", "target-secret")
 REGISTRY = os.environ.get("ZDM_SANDBOX_REGISTRY", "/tmp/zdm-sandboxes")
 
 # Set by configure() from the command line (or ZDM_SANDBOX_NET / _DIR / _INVENTORY).
-NET = SB = INVENTORY = KNOWN_HOSTS = APP_DIR = None
+NET = SB = INVENTORY = KNOWN_HOSTS = APP_DIR = DASHBOARD = None
 PROXIES, MONITORING, ORIGIN, TARGET = [], [], [], []
 
 
 def configure(net, sb_dir, inventory):
     """Sets the address plan, state directory and inventory path every command uses."""
-    global NET, SB, INVENTORY, KNOWN_HOSTS, APP_DIR, PROXIES, MONITORING, ORIGIN, TARGET
+    global NET, SB, INVENTORY, KNOWN_HOSTS, APP_DIR, DASHBOARD, PROXIES, MONITORING, ORIGIN, TARGET
     parts = net.split(".")
     if len(parts) != 2 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256 for p in parts):
         raise SystemExit(f"sandbox: --net must be a loopback /16 such as 127.0 or 127.10 (got {net!r})")
@@ -63,6 +70,7 @@ def configure(net, sb_dir, inventory):
     MONITORING = [("monitoring", f"{net}.1.10")]
     ORIGIN = [f"{net}.2.{i}" for i in (1, 2, 3)]
     TARGET = [f"{net}.3.{i}" for i in (1, 2, 3)]
+    DASHBOARD = f"{net}.0.1"
 
 
 def plan_ports():
@@ -72,6 +80,11 @@ def plan_ports():
     ports += [(ip, METRICS_PORT, f"zdm-proxy metrics of {n}") for n, ip in PROXIES]
     ports += [(ip, CQL_PORT, "origin node") for ip in ORIGIN]
     ports += [(ip, CQL_PORT, "target node") for ip in TARGET]
+    ports += [(ip, NODE_EXPORTER_PORT, f"node exporter of {n}") for n, ip in PROXIES]
+    ports += [(ip, PROMETHEUS_PORT, "Prometheus") for _, ip in MONITORING]
+    ports += [(ip, ALERTMANAGER_PORT, "Alertmanager") for _, ip in MONITORING]
+    ports += [(DASHBOARD, DASHBOARD_PORT, "dashboard page")]
+    ports += [(nodes[0], CLUSTER_ADMIN_PORT, f"{name} fault admin") for name, nodes in (("origin", ORIGIN), ("target", TARGET))]
     return ports
 
 
@@ -228,8 +241,10 @@ def phase_window(name, expect):
 def write_inventory(user, key):
     def line(name, ip):
         home = os.path.join(SB, "hosts", name, "home")
+        monitoring = os.path.join(SB, "hosts", name, "monitoring")
         return (f"{name} ansible_host={ip} ansible_port={SSH_PORT} ansible_user={user} "
-                f"ansible_ssh_private_key_file={key} zdm_proxy_home_dir={home}")
+                f"ansible_ssh_private_key_file={key} zdm_proxy_home_dir={home} "
+                f"monitoring_home_dir={monitoring}")
     text = ["# Written by scripts/sandbox up; removed by scripts/sandbox down.", "[proxies]"]
     text += [line(n, ip) for n, ip in PROXIES]
     text += ["", "[monitoring]"] + [line(n, ip) for n, ip in MONITORING]
@@ -312,6 +327,26 @@ LogLevel ERROR
     return user, key
 
 
+def deploy_monitoring():
+    """Prometheus, Alertmanager and the node exporters through zdm-deploy, then the dashboard page."""
+    say("\n== Monitoring: Prometheus, Alertmanager, node exporters; the dashboard page ==")
+    say(f"$ zdm-deploy deploy-monitoring -i {rel(INVENTORY)} {' '.join(MONITORING_VARS)}")
+    r = run([DEPLOY, "deploy-monitoring", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, *MONITORING_VARS],
+            capture_output=True)
+    with open(os.path.join(SB, "deploy.log"), "a") as f:
+        f.write(r.stdout + r.stderr)
+    for l in r.stdout.splitlines():
+        if " : ok=" in l:
+            say("  " + l.strip())
+    if not check(r.returncode == 0, f"deploy-monitoring finished (exit {r.returncode})"):
+        say(r.stdout[-3000:] + r.stderr[-3000:])
+        return False
+    start("dashboard", [DEPLOY, "dashboard", "-i", INVENTORY, "--listen", f"{DASHBOARD}:{DASHBOARD_PORT}",
+                        *MONITORING_VARS], os.path.join(SB, "logs", "dashboard.log"))
+    return check(wait_port(DASHBOARD, DASHBOARD_PORT, 15),
+                 f"dashboard page on http://{DASHBOARD}:{DASHBOARD_PORT}/ (see {rel(SB)}/logs/dashboard.log)")
+
+
 def rolling_update(title, extra):
     say(f"\n== {title} ==")
     say(f"$ zdm-deploy rolling-update -i {rel(INVENTORY)} {' '.join(extra)}")
@@ -329,8 +364,11 @@ def up():
     if clash:
         say(clash)
         return 3
-    # Nothing of an earlier run is alive: clear its state.
+    # Nothing of an earlier run is alive: clear its state, its monitoring data included (an
+    # earlier run's samples and alerts are not this sandbox's).
     shutil.rmtree(os.path.join(SB, "pids"), ignore_errors=True)
+    for name, _ in PROXIES + MONITORING:
+        shutil.rmtree(os.path.join(SB, "hosts", name, "monitoring"), ignore_errors=True)
     os.makedirs(os.path.join(SB, "logs"), exist_ok=True)
     register()
     t0 = time.monotonic()
@@ -338,10 +376,12 @@ def up():
     pki = make_pki()
     common = ["--port", str(CQL_PORT), "--prepared-per-node"]
     start("origin", [TESTCLUSTER, "--cluster-name", "origin", "--nodes", ",".join(ORIGIN), *common,
-                     "--auth", ":".join(ORIGIN_CREDS)], os.path.join(SB, "logs", "origin.log"))
+                     "--auth", ":".join(ORIGIN_CREDS), "--admin", f"{ORIGIN[0]}:{CLUSTER_ADMIN_PORT}"],
+          os.path.join(SB, "logs", "origin.log"))
     start("target", [TESTCLUSTER, "--cluster-name", "target", "--nodes", ",".join(TARGET), *common,
                      "--auth", ":".join(TARGET_CREDS), "--tls-cert", os.path.join(pki, "target.pem"),
-                     "--tls-key", os.path.join(pki, "target.key")], os.path.join(SB, "logs", "target.log"))
+                     "--tls-key", os.path.join(pki, "target.key"), "--admin", f"{TARGET[0]}:{CLUSTER_ADMIN_PORT}"],
+          os.path.join(SB, "logs", "target.log"))
     for ip in ORIGIN + TARGET:
         if not wait_port(ip, CQL_PORT):
             raise SystemExit(f"sandbox: test cluster node {ip}:{CQL_PORT} did not start (see {SB}/logs)")
@@ -367,6 +407,10 @@ def up():
         say(r.stdout[-3000:] + r.stderr[-3000:])
         return finish()
     sums = check_status(None, {"primary_cluster": "ORIGIN", "read_mode": "PRIMARY_ONLY"})
+
+    # After the proxies (as ZDM's automation orders it): nothing to alert on while they start.
+    if not deploy_monitoring():
+        return finish()
 
     say("\n== Phase 2: the application writes through the proxies (python-driver, all three as contact points) ==")
     say("  the tables start empty, so there is no existing data to migrate: every write lands on both clusters")
@@ -440,6 +484,11 @@ def up():
         f" --known-hosts {rel(KNOWN_HOSTS)}")
     say(f"    status:  scripts/sandbox status{plan_flags()}   (processes, ports, then zdm-deploy status)")
     say(f"    metrics: curl http://{PROXIES[0][1]}:{METRICS_PORT}/metrics   readiness: /health/readiness")
+    say(f"    dashboards:   http://{DASHBOARD}:{DASHBOARD_PORT}/   (ZDM Proxy, Migration, Proxy hosts)")
+    say(f"    Prometheus:   http://{MONITORING[0][1]}:{PROMETHEUS_PORT}/   Alertmanager: "
+        f"http://{MONITORING[0][1]}:{ALERTMANAGER_PORT}/")
+    say(f"    faults:  curl -X POST http://{TARGET[0]}:{CLUSTER_ADMIN_PORT}/nodes/{TARGET[1]}/stop   (then .../start; "
+        f"GET /nodes; origin's admin on {ORIGIN[0]})")
     say(f"    cqlsh-style access: /usr/bin/python3 with cassandra.cluster.Cluster(['{PROXIES[0][1]}'])")
     say(f"    stop:    scripts/sandbox down{plan_flags()}")
     return finish(summary["acknowledged_writes"], rows.get("origin", -1), rows.get("target", -1), app_errors)
@@ -484,8 +533,8 @@ def register():
 
 
 def recorded_processes(sb_dir):
-    """[(name, pid, alive)] of a sandbox directory: what `up` started, and the proxies (their
-    pid files on each host)."""
+    """[(name, pid, alive)] of a sandbox directory: what `up` started, the proxies and the
+    monitoring programs with their supervisors (their pid files on each host)."""
     procs = []
     pids_dir = os.path.join(sb_dir, "pids")
     if os.path.isdir(pids_dir):
@@ -501,9 +550,19 @@ def recorded_processes(sb_dir):
             pidfile = os.path.join(hosts_dir, host, "home", "run", "zdm-proxy.pid")
             try:
                 pid = int(open(pidfile).read().strip())
+                procs.append((f"zdm-proxy@{host}", pid, pid_alive(pid)))
             except (OSError, ValueError):
-                continue
-            procs.append((f"zdm-proxy@{host}", pid, pid_alive(pid)))
+                pass
+            # The monitoring stack: each zdm-supervise and the program it runs (.pid.child).
+            run_dir = os.path.join(hosts_dir, host, "monitoring", "run")
+            for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+                service, _, kind = name.partition(".pid")
+                try:
+                    pid = int(open(os.path.join(run_dir, name)).read().strip())
+                except (OSError, ValueError):
+                    continue
+                label = f"{service}@{host}" if kind == ".child" else f"zdm-supervise({service})@{host}"
+                procs.append((label, pid, pid_alive(pid)))
     return procs
 
 
@@ -555,9 +614,12 @@ def collision():
 def down(quiet=False):
     """Stops what `up` started, by recorded pid: app, proxies (via their pid files), sshd, clusters."""
     stopped = []
-    for name, pid, alive in recorded_processes(SB):
+    procs = recorded_processes(SB)
+    supervised = {n.split("(", 1)[1].replace(")", "") for n, _, _ in procs if n.startswith("zdm-supervise(")}
+    for name, pid, alive in procs:
         if alive:
-            os.kill(pid, signal.SIGTERM)
+            if name not in supervised:  # a supervised program is stopped by its supervisor
+                os.kill(pid, signal.SIGTERM)
             stopped.append((name, pid))
     shutil.rmtree(os.path.join(SB, "pids"), ignore_errors=True)
     deadline = time.monotonic() + 15

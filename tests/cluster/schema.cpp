@@ -132,6 +132,33 @@ struct Builder {
       }
       return finish(v);
     }
+    if (ks == "system_virtual_schema") {
+      // Cassandra 4.0 and later list their virtual keyspaces here; drivers read these three
+      // tables at every schema refresh. The keyspaces are listed, their tables not modelled.
+      if (info.release_version.empty() || info.release_version[0] < '4') return nullptr;
+      if (name == "keyspaces") {
+        v.columns = {col("keyspace_name", "text", ColumnKind::kPartitionKey, 0)};
+        for (const char* k : {"system_views", "system_virtual_schema"}) v.rows.push_back({text(k)});
+        return finish(v);
+      }
+      if (name == "tables") {
+        v.columns = {col("keyspace_name", "text", ColumnKind::kPartitionKey, 0),
+                     col("table_name", "text", ColumnKind::kClustering, 0), col("comment", "text")};
+        return finish(v);
+      }
+      if (name == "columns") {
+        v.columns = {col("keyspace_name", "text", ColumnKind::kPartitionKey, 0),
+                     col("table_name", "text", ColumnKind::kClustering, 0),
+                     col("column_name", "text", ColumnKind::kClustering, 1),
+                     col("clustering_order", "text"),
+                     col("column_name_bytes", "blob"),
+                     col("kind", "text"),
+                     col("position", "int"),
+                     col("type", "text")};
+        return finish(v);
+      }
+      return nullptr;
+    }
     if (ks != "system_schema") return nullptr;
     const std::string kLocal = "org.apache.cassandra.locator.LocalStrategy";
     if (name == "keyspaces") {
@@ -339,7 +366,7 @@ const Keyspace& find_keyspace(const Catalog& catalog, const std::string& ks) {
 }  // namespace
 
 bool is_virtual_keyspace(const std::string& ks) {
-  return ks == "system" || ks == "system_schema";
+  return ks == "system" || ks == "system_schema" || ks == "system_virtual_schema";
 }
 
 Column make_column(const std::string& name, const std::string& type_text, ColumnKind kind,

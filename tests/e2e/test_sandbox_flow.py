@@ -14,6 +14,16 @@ then checks independently of the sandbox's own checks:
 - `scripts/sandbox status` lists exactly the 9 processes found by pid (6 sshd and
   cluster processes, 3 proxies), and a second `up` on the
   same address plan is refused in one line (exit 3) without disturbing the running one;
+- the monitoring stack the sandbox deployed (monitoring_phase(), below): re-running
+  deploy-monitoring changes nothing and restarts nothing; a configuration change reloads
+  Prometheus (same process), a command-line change restarts Prometheus only; then, in
+  DUAL_ASYNC_ON_SECONDARY under the python-driver application's traffic, every query of every
+  panel of the three shipped dashboards and every query of the migration guides (seeds 001, 003)
+  returns data from the real Prometheus, except the queries empty by design while nothing fails
+  (listed: EMPTY_BY_DESIGN); the dashboard page in headless chromium draws every other panel (in
+  the DOM and in the screenshot's pixels); a stopped target node (the test cluster's fault admin;
+  replication factor 1, so its partitions become unavailable) lights up the failure queries and
+  the ZdmWritesFailing alert reaches Alertmanager;
 - `scripts/sandbox down` stops every process the sandbox started.
 
 The test runs its sandbox on an address plan of its own (127.10.x.x), with its own state
@@ -23,6 +33,7 @@ may run at the same time. To prove it, the test listens on the user plan's ports
 proxies must still answer /health/readiness 200 afterwards.
 """
 import json
+import math
 import os
 import re
 import shutil
@@ -32,7 +43,10 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+
+from PIL import Image  # python3-pil
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
@@ -50,7 +64,8 @@ ORIGIN_NODES = ",".join(f"{NET}.2.{i}" for i in (1, 2, 3))
 TARGET_NODES = ",".join(f"{NET}.3.{i}" for i in (1, 2, 3))
 # The user's sandbox plan (scripts/sandbox up without flags): ports the test must never touch.
 USER_PLAN = [("127.0.1.1", 2222), ("127.0.1.1", 9042), ("127.0.1.1", 14001), ("127.0.2.1", 9042),
-             ("127.0.3.1", 9042), ("127.0.1.10", 2222)]
+             ("127.0.3.1", 9042), ("127.0.1.10", 2222), ("127.0.1.1", 9100), ("127.0.1.10", 9090),
+             ("127.0.1.10", 9093), ("127.0.0.1", 3000), ("127.0.2.1", 9180), ("127.0.3.1", 9180)]
 failures = []
 
 
@@ -201,6 +216,321 @@ def failed_rolling_update():
     verify_on_both(os.path.join(app_dir, "acked.tsv"), "write acknowledged during the failed update")
 
 
+# ---- the monitoring stack -----------------------------------------------------------------
+
+MONITORING_IP = f"{NET}.1.10"
+PROMETHEUS, ALERTMANAGER = f"http://{MONITORING_IP}:9090", f"http://{MONITORING_IP}:9093"
+PAGE = f"http://{NET}.0.1:3000"
+TARGET_ADMIN, STOPPED_NODE = f"http://{NET}.3.1:9180", f"{NET}.3.2"
+DASHBOARDS = os.path.join(REPO, "monitoring", "grafana", "dashboards")
+SCREENSHOTS = os.path.join(SB, "screenshots")
+MONITORING_VARS = ["-e", "prometheus_scrape_interval=5s", "-e", "prometheus_evaluation_interval=5s",
+                   "-e", "prometheus_scrape_timeout=4s"]  # as scripts/sandbox.py deploys it
+UIDS = ("zdm-proxy", "zdm-migration", "zdm-proxy-hosts")
+
+# Panels whose queries are empty by design while nothing fails: they keep only the series above
+# zero of a failure breakdown, or list firing alerts. Every other panel must show data.
+EMPTY_BY_DESIGN = {
+    ("zdm-proxy", "Origin errors by node"), ("zdm-proxy", "Target errors by node"),
+    ("zdm-proxy", "Async errors by node"), ("zdm-proxy", "Failed connection attempts by node"),
+    ("zdm-proxy", "Errors the proxies answered themselves"),
+    ("zdm-migration", "Mirrored read errors by error"), ("zdm-migration", "Firing alerts"),
+}
+# A stopped target node (replication factor 1: its partitions unavailable at consistency ONE)
+# must fill these (non-empty) and make these non-zero. Origin stays healthy, so "Origin errors
+# by node" stays empty; "Failed connection attempts by node" fills only if a driver reconnects
+# to a proxy that picks the stopped node, and the proxies answer errors themselves only if a
+# request was lost with the node's connections: neither is required.
+FAULT_NONEMPTY = {("zdm-proxy", "Target errors by node"), ("zdm-proxy", "Async errors by node"),
+                  ("zdm-migration", "Mirrored read errors by error"), ("zdm-migration", "Firing alerts")}
+MAYBE_AFTER_FAULT = {("zdm-proxy", "Failed connection attempts by node"),
+                     ("zdm-proxy", "Errors the proxies answered themselves")}
+FAULT_NONZERO = {("zdm-proxy", "Failed writes by cluster"), ("zdm-proxy", "Failed writes by instance"),
+                 ("zdm-proxy", "Failed writes since start"), ("zdm-migration", "Dual-write failure ratio"),
+                 ("zdm-migration", "Mirrored read error ratio")}
+# Zero while nothing fails: asserted zero in the healthy window.
+ZERO_WHILE_HEALTHY = {("zdm-proxy", "Failed writes by cluster"), ("zdm-proxy", "Failed writes by instance"),
+                      ("zdm-migration", "Dual-write failure ratio")}
+
+# The migration guides' Prometheus queries (seed 001) and the names seed 003 (and 001's curl
+# commands) tell operators to watch, some as exported aliases (proxy/metrics.cpp).
+SEED_QUERIES = [
+    ("seed 001", "rate(zdm_proxy_request_duration_seconds_count[5m])"),
+    ("seed 001", "zdm_proxy_failed_writes_total"),
+    ("seed 001", "histogram_quantile(0.95, rate(zdm_proxy_request_duration_seconds_bucket[5m]))"),
+    ("seed 001", "zdm_proxy_inflight_requests_total"),
+    ("seed 003", "zdm_proxy_requests_total"),
+    ("seed 003", "zdm_proxy_errors_total"),
+    ("seed 003", "zdm_proxy_requests_duration_seconds_bucket"),
+    ("seed 003", "zdm_proxy_origin_requests_total"),
+    ("seed 003", "zdm_proxy_target_requests_total"),
+    ("seed 001 (curl | grep)", "zdm_origin_requests_total"),
+    ("seed 003, as a rate", "rate(zdm_proxy_requests_total[5m])"),
+    ("seed 003, as a quantile", "histogram_quantile(0.99, sum by (le) (rate(zdm_proxy_requests_duration_seconds_bucket[5m])))"),
+]
+
+
+def http_json(url, method="GET", timeout=30):
+    req = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def prom_range(expr, start, end, step=5):
+    """[(labels, [finite values])] of a range query; raises on a query error."""
+    q = urllib.parse.urlencode({"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": step})
+    d = http_json(f"{PROMETHEUS}/api/v1/query_range?{q}")
+    out = []
+    for series in d["data"]["result"]:
+        values = [float(v) for _, v in series["values"] if math.isfinite(float(v))]
+        if values:
+            out.append((series["metric"], values))
+    return out
+
+
+def prom_instant(expr):
+    d = http_json(f"{PROMETHEUS}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    return [(r["metric"], float(r["value"][1])) for r in d["data"]["result"] if math.isfinite(float(r["value"][1]))]
+
+
+def panel_queries():
+    """[(uid, panel title, legend, PromQL)] of every target of every panel, variables set to All
+    and $__rate_interval to 1m (what Grafana uses for a 15 s scrape)."""
+    out = []
+    for uid in UIDS:
+        d = json.load(open(os.path.join(DASHBOARDS, f"{uid}.json")))
+        for p in d["panels"]:
+            for t in p.get("targets", []):
+                expr = t["expr"].replace("$__rate_interval", "1m")
+                for v in d["templating"]["list"]:
+                    expr = expr.replace("$" + v["name"], v.get("allValue") or ".*")
+                out.append((uid, p["title"], t["legendFormat"], expr))
+    return out
+
+
+def evaluate(queries, start, end):
+    """{(uid, title): [(legend, [(labels, values)])]} for every panel query over [start, end]."""
+    result = {}
+    for uid, title, legend, expr in queries:
+        try:
+            series = prom_range(expr, start, end)
+        except Exception as e:  # noqa: BLE001 - reported as a failed check
+            check(False, f"{uid} / {title} / {legend}: query error {e}: {expr}")
+            series = []
+        result.setdefault((uid, title), []).append((legend, series))
+    return result
+
+
+def deploy_monitoring(*extra):
+    r = subprocess.run([DEPLOY, "deploy-monitoring", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS,
+                        *MONITORING_VARS, *extra], capture_output=True, text=True, timeout=300)
+    recap = [l for l in r.stdout.splitlines() if " : ok=" in l]
+    if r.returncode != 0:
+        print(r.stdout[-4000:], r.stderr[-2000:])
+    return r.returncode, recap
+
+
+def program_pids():
+    """{program@host: pid} of the supervised monitoring programs."""
+    out = {}
+    for h in os.listdir(os.path.join(SB, "hosts")):
+        out.update({k: v for k, v in monitoring_pids(h).items() if not k.startswith("zdm-supervise(")})
+    return out
+
+
+def redeploy_monitoring():
+    """Idempotence, then reload (configuration) and restart (command line) of Prometheus only."""
+    print("== monitoring: deploy-monitoring again, then a configuration change, then a command-line change ==",
+          flush=True)
+    before = program_pids()
+    rc, recap = deploy_monitoring()
+    check(rc == 0 and len(recap) == 4 and all(" changed=0 " in l and " failed=0 " in l for l in recap),
+          f"deploy-monitoring again: exit 0, nothing changed on the 4 hosts ({recap})")
+    check(program_pids() == before and len(before) == 5,
+          f"...and nothing restarted: the same 5 processes ({sorted(before)})")
+
+    rc, recap = deploy_monitoring("-e", "prometheus_environment_label_prefix=zdm-e2e-")
+    after = program_pids()
+    loaded = http_json(f"{PROMETHEUS}/api/v1/status/config")["data"]["yaml"]
+    check(rc == 0 and "environment: zdm-e2e-monitoring" in loaded and after == before,
+          "a configuration change (external label) is checked and reloaded: Prometheus serves it, same process")
+
+    rc, recap = deploy_monitoring("-e", "prometheus_environment_label_prefix=zdm-e2e-",
+                                  "-e", "prometheus_retention_time=10d")
+    restarted_at = time.time()
+    after = program_pids()
+    flags = http_json(f"{PROMETHEUS}/api/v1/status/flags")["data"]
+    changed = sorted(k for k in after if after[k] != before.get(k))
+    check(rc == 0 and flags.get("storage.tsdb.retention.time") == "10d" and changed == ["prometheus@monitoring"],
+          f"a command-line change (retention 10d) restarts Prometheus and nothing else (restarted: {changed}; "
+          f"retention {flags.get('storage.tsdb.retention.time')})")
+    # Every target scraped again by the new process before the proxies restart: its staleness
+    # tracking starts from these scrapes.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        fresh = prom_instant(f"timestamp(up) > {restarted_at:.3f}")
+        if len(fresh) == 8:
+            break
+        time.sleep(1)
+
+
+def page_check(uid, range_s, name, expect_empty, maybe_empty=frozenset()):
+    """The dashboard page in chromium: states in the DOM, then the screenshot's pixels. Panels of
+    expect_empty must say "No data", those of maybe_empty may; every other panel must have drawn
+    a series. Returns the page's panels."""
+    shot = os.path.join(SCREENSHOTS, f"{name}.png")
+    url = f"{PAGE}/?d={uid}&range={range_s}&refresh=0"
+    r = subprocess.run(["node", os.path.join(REPO, "tests", "e2e", "dashboard_page.mjs"), url, shot],
+                       capture_output=True, text=True, timeout=180, cwd=os.path.join(REPO, "tests", "e2e"))
+    try:
+        page = json.loads(r.stdout)
+    except ValueError:
+        check(False, f"page {uid}: chromium run failed: {r.stdout[-2000:]} {r.stderr[-2000:]}")
+        return []
+    panels = page["panels"]
+    check(not page["errors"] and not page.get("pageError"), f"page {uid}: no error loading it ({page['errors'][:3]})")
+    drawn = [p for p in panels if p["state"] == "ok" and p["series"] > 0]
+    empty = {p["title"] for p in panels if p["state"] == "empty"}
+    want_empty = {t for u, t in expect_empty if u == uid}
+    may = {t for u, t in maybe_empty if u == uid}
+    check(len(drawn) + len(empty) == len(panels) and want_empty <= empty <= want_empty | may,
+          f"page {uid}: {len(drawn)} of {len(panels)} panels drew series; empty: {sorted(empty)} "
+          f"(expected empty: {sorted(want_empty)}); others: "
+          f"{[(p['title'], p['state'], p['text'][:80]) for p in panels if p['state'] not in ('ok', 'empty')]}")
+    img = Image.open(shot).convert("RGB")
+
+    def colorful(box):  # series lines and fills are saturated; grid, axes and text are grey
+        crop = img.crop((box["x"], box["y"], box["x"] + box["w"], box["y"] + box["h"]))
+        return sum(1 for r_, g, b in crop.getdata() if max(r_, g, b) - min(r_, g, b) > 60)
+
+    def inked(box):  # anything but the panel's background (#181b1f)
+        crop = img.crop((box["x"], box["y"] + 24, box["x"] + box["w"], box["y"] + box["h"]))
+        return sum(1 for r_, g, b in crop.getdata() if abs(r_ - 24) + abs(g - 27) + abs(b - 31) > 60)
+
+    blank = []
+    for p in drawn:
+        if p["type"] == "timeseries":
+            if not p["canvas"] or colorful(p["canvas"]) < 30:
+                blank.append(p["title"])
+        elif inked(p["rect"]) < 30:
+            blank.append(p["title"])
+    check(not blank, f"page {uid}: the screenshot shows every drawn panel's series (blank: {blank}); {shot}")
+    return panels
+
+
+def monitoring_phase(t_start):
+    redeploy_monitoring()
+    print("== monitoring: read mirroring again (primary ORIGIN, DUAL_ASYNC_ON_SECONDARY) under traffic ==", flush=True)
+    r = subprocess.run([DEPLOY, "rolling-update", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS,
+                        "-e", "primary_cluster=ORIGIN", "-e", "read_mode=DUAL_ASYNC_ON_SECONDARY",
+                        "-e", "pause_between_restarts_in_seconds=1"], capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, f"rolling update to primary ORIGIN, DUAL_ASYNC_ON_SECONDARY (exit {r.returncode})")
+    app_dir = os.path.join(SB, "app-monitoring")
+    shutil.rmtree(app_dir, ignore_errors=True)
+    os.makedirs(app_dir)
+    with open(os.path.join(app_dir, "app.err"), "w") as err:
+        app = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
+                                "--contact-points", ",".join(PROXY_IPS), "--rate", "40",
+                                "--username", sandbox.TARGET_CREDS[0], "--password", sandbox.TARGET_CREDS[1],
+                                "--out", app_dir, "--max-seconds", "600"],
+                               stdout=subprocess.DEVNULL, stderr=err)
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    try:
+        time.sleep(45)  # a minute of 5 s scrapes for the rate windows, with every proxy mirroring
+        # Each proxy's newest zdm_proxy_info series (the one before its restart may still be in
+        # the 5-minute lookback).
+        info = prom_instant('topk by (instance) (1, timestamp(zdm_proxy_info{job="zdm_proxy"}))')
+        check(len(info) == 3 and all(m["read_mode"] == "DUAL_ASYNC_ON_SECONDARY" and m["primary_cluster"] == "ORIGIN"
+                                     for m, _ in info),
+              f"zdm_proxy_info: the three proxies in DUAL_ASYNC_ON_SECONDARY, primary ORIGIN ({[m for m, _ in info]})")
+        targets = http_json(f"{PROMETHEUS}/api/v1/targets")["data"]["activeTargets"]
+        jobs = sorted((t["labels"]["job"], t["health"]) for t in targets)
+        check(sorted(j for j, _ in jobs) == ["alertmanager", "node", "node", "node", "prometheus",
+                                             "zdm_proxy", "zdm_proxy", "zdm_proxy"]
+              and all(h == "up" for _, h in jobs), f"Prometheus scrapes every target of the inventory: {jobs}")
+
+        now = time.time()
+        queries = panel_queries()
+        whole = evaluate(queries, t_start, now)      # the sandbox's whole run, as a dashboard shows it
+        recent = evaluate(queries, now - 90, now)    # the healthy DUAL_ASYNC_ON_SECONDARY window
+        with_data = empty = 0
+        for (uid, title), results in sorted(whole.items()):
+            if (uid, title) in EMPTY_BY_DESIGN:
+                series = [s for _, ss in recent[(uid, title)] for s in ss]
+                check(not series, f"{uid} / {title}: empty by design while nothing fails ({len(series)} series)")
+                empty += 1
+                continue
+            for legend, series in results:
+                ok = bool(series)
+                with_data += ok
+                check(ok, f"{uid} / {title} / {legend}: returns data ({len(series)} series)")
+        print(f"[info] {with_data} panel queries returned data, {empty} panels empty by design "
+              f"({len(queries)} queries in {len(whole)} panels)", flush=True)
+        for key in ZERO_WHILE_HEALTHY:
+            values = [v for _, ss in recent[key] for _, vs in ss for v in vs]
+            check(values and max(values) == 0, f"{key[0]} / {key[1]}: zero while nothing fails")
+        for source, expr in SEED_QUERIES:
+            res = prom_instant(expr)
+            check(bool(res), f"{source}: `{expr}` returns data ({len(res)} series)")
+        text = urllib.request.urlopen(f"http://{PROXY_IPS[0]}:14001/metrics", timeout=5).read().decode()
+        for name in ("zdm_proxy_requests_total", "zdm_proxy_errors_total", "zdm_proxy_requests_duration_seconds_bucket",
+                     "zdm_proxy_origin_requests_total", "zdm_proxy_target_requests_total", "zdm_origin_requests_total"):
+            check(any(l.startswith(name + "{") for l in text.splitlines()),
+                  f"curl /metrics | grep {name} (the guides' command) finds it")
+
+        # The page's shortest range that holds the whole run (its phase 4 served reads_target).
+        range_s = next(r for r in (300, 600, 900, 1800, 3600) if r >= time.time() - t_start + 60 or r == 3600)
+        for uid in UIDS:
+            page_check(uid, range_s, uid, EMPTY_BY_DESIGN)
+
+        print(f"== monitoring: fault: target node {STOPPED_NODE} stopped (test cluster fault admin) ==", flush=True)
+        nodes = http_json(f"{TARGET_ADMIN}/nodes/{STOPPED_NODE}/stop", method="POST")
+        check({"address": STOPPED_NODE, "up": False} in nodes, f"target node {STOPPED_NODE} stopped")
+        t_fault = time.time()
+        deadline = time.monotonic() + 120
+        alert, missing = None, None
+        while time.monotonic() < deadline:
+            now = time.time()
+            after = evaluate([q for q in queries if (q[0], q[1]) in FAULT_NONEMPTY | FAULT_NONZERO],
+                             t_fault - 5, now)
+            missing = [k for k in FAULT_NONEMPTY if not any(ss for _, ss in after[k])]
+            missing += [k for k in FAULT_NONZERO if not any(v != 0 for _, ss in after[k] for _, vs in ss for v in vs)]
+            alerts = http_json(f"{ALERTMANAGER}/api/v2/alerts")
+            alert = next((a for a in alerts if a["labels"].get("alertname") == "ZdmWritesFailing"
+                          and a["labels"].get("failed_on") == "target"), None)
+            if not missing and alert:
+                break
+            time.sleep(5)
+        check(not missing, f"the stopped target node fills the failure panels ({sorted(FAULT_NONEMPTY | FAULT_NONZERO)}; "
+                           f"still empty or zero: {missing})")
+        check(alert is not None and alert["status"]["state"] == "active",
+              f"ZdmWritesFailing (failed_on=target) reached Alertmanager after {time.time() - t_fault:.0f} s: "
+              f"{alert and {k: alert['labels'][k] for k in ('instance', 'severity')}} "
+              f"{alert and alert['annotations'].get('summary')}")
+        errors = prom_instant('sum by (error) (zdm_target_requests_failed_total{job="zdm_proxy"}) > 0')
+        check(any(m.get("error") == "unavailable" for m, _ in errors),
+              f"target nodes answered UNAVAILABLE, as Cassandra's coordinators do ({errors})")
+        check(prom_instant('sum(zdm_proxy_failed_writes_total{failed_on="target"}) > 0')
+              and prom_instant('sum(zdm_proxy_errors_total{type="writes",cluster="target"}) > 0'),
+              "seed 001's zdm_proxy_failed_writes_total and seed 003's zdm_proxy_errors_total count them")
+        time.sleep(20)  # a few points of the alert's series on the page, not just its first one
+        for uid in ("zdm-proxy", "zdm-migration"):
+            page_check(uid, range_s, f"{uid}-target-node-stopped", EMPTY_BY_DESIGN - FAULT_NONEMPTY - MAYBE_AFTER_FAULT,
+                       maybe_empty=MAYBE_AFTER_FAULT)
+    finally:
+        open(os.path.join(app_dir, "stop"), "w").close()
+        try:
+            app.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            app.wait()
+        try:
+            http_json(f"{TARGET_ADMIN}/nodes/{STOPPED_NODE}/start", method="POST")
+        except OSError:
+            pass
+    print(f"[info] screenshots: {SCREENSHOTS}", flush=True)
+
+
 def recorded_pids():
     """{name: pid} of what the sandbox recorded: SB/pids/* and each proxy host's pid file."""
     out = {}
@@ -213,6 +543,21 @@ def recorded_pids():
         pidfile = os.path.join(hosts, h, "home", "run", "zdm-proxy.pid")
         if os.path.exists(pidfile):
             out[f"zdm-proxy@{h}"] = int(open(pidfile).read())
+        out.update(monitoring_pids(h))
+    return out
+
+
+def monitoring_pids(host):
+    """{name: pid} of the monitoring programs on a host and their supervisors (their pid files)."""
+    out = {}
+    run_dir = os.path.join(SB, "hosts", host, "monitoring", "run")
+    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+        service, _, kind = name.partition(".pid")
+        try:
+            pid = int(open(os.path.join(run_dir, name)).read())
+        except (OSError, ValueError):
+            continue
+        out[f"{service}@{host}" if kind == ".child" else f"zdm-supervise({service})@{host}"] = pid
     return out
 
 
@@ -231,7 +576,9 @@ def status_and_collisions():
     listed = dict(re.findall(r"^  process (\S+)\s+pid (\d+)\s+running$", r.stdout, re.M))
     found = {n: str(p) for n, p in recorded_pids().items() if alive(p)}
     check(r.returncode == 0 and "sandbox: running" in r.stdout, f"sandbox status exits 0, 'running' (got {r.returncode})")
-    check(listed == found and len(found) == 9,
+    # origin, target, 4 sshd, 3 proxies; the dashboard page; Prometheus, Alertmanager and 3 node
+    # exporters, each with its zdm-supervise.
+    check(listed == found and len(found) == 20,
           f"sandbox status lists exactly the {len(found)} processes found by pid ({sorted(listed.items())})")
     check("CLOSED" not in r.stdout and "NOT RUNNING" not in r.stdout, "sandbox status: every port answers")
     other_dir = SB + "-second"
@@ -251,6 +598,7 @@ def main():
     print(f"user plan: dummy listeners on {len(dummies.socks)} ports; in use already: {dummies.busy}; "
           f"user proxies' readiness: {user_before}", flush=True)
     pids = {}
+    t_start = time.time()
     up = subprocess.run(SANDBOX + ["up"] + PLAN, capture_output=True, text=True, timeout=1200)
     print(up.stdout[-12000:])
     print(up.stderr[-4000:])
@@ -280,6 +628,7 @@ def main():
         if up.returncode == 0:
             status_and_collisions()
             failed_rolling_update()
+            monitoring_phase(t_start)
     finally:
         pids = recorded_pids()
         down = subprocess.run(SANDBOX + ["down"] + PLAN, capture_output=True, text=True, timeout=120)

@@ -17,7 +17,9 @@ const Json kScope = {
       {"proxy2", {{"ansible_host", "127.0.1.2"}}},
       {"proxy3", {{"ansible_host", "127.0.1.3"}}}}},
     {"cfg", {{"mode", "DUAL"}, {"list", {10, 20}}}},
-    {"home", "/srv/{{ name }}"},  // a variable that is itself a template
+    {"home", "/srv/{{ name }}"},           // a variable that is itself a template
+    {"dirs", {"{{ home }}/bin", "/tmp"}},  // a list holding templates
+    {"by_host", {{"used", "{{ name }}"}, {"unused", "{{ nope }}"}}},
 };
 
 std::string r(const std::string& text) {
@@ -33,6 +35,9 @@ TEST_CASE("template output expressions") {
   CHECK(r("{{ 'a' ~ port }} {{ port + 1 }} {{ '/x/' + name }}") == "a14001 14002 /x/proxy2");
   CHECK(r("{{ flag }} {{ none }}") == "True None");
   CHECK(r("{{ home }}") == "/srv/proxy2");  // lazily rendered like Ansible
+  CHECK(r("{{ dirs | join(' ') }}|{% for d in dirs %}{{ d }};{% endfor %}|{{ dirs[0] }}") ==
+        "/srv/proxy2/bin /tmp|/srv/proxy2/bin;/tmp;|/srv/proxy2/bin");
+  CHECK(r("{{ by_host.used }}") == "proxy2");  // the undefined 'nope' is never rendered
 }
 
 TEST_CASE("template operators and tests") {
