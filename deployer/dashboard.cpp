@@ -147,7 +147,9 @@ int dashboard(const CommonOptions& opts, const DashboardOptions& options, std::o
   const std::string prometheus = "http://" + mon.prometheus;
 
   // The dashboards are read again for every page load: an edited file shows on the next one.
-  auto handler = [&](const std::string& method, const std::string& target) -> HttpResponse {
+  auto handler = [&](const proxy::HttpRequest& request) -> HttpResponse {
+    const std::string& method = request.method;
+    const std::string& target = request.target;
     if (method != "GET") return {405, kText, "only GET\n"};
     std::string path = target.substr(0, target.find('?'));
     if (path == "/favicon.ico") return {204, kText, ""};

@@ -244,6 +244,7 @@ const std::map<std::string, Setter>& setters() {
     num("proxy_max_inflight_frame_bytes", &Config::proxy_max_inflight_frame_bytes, 1 << 20,
         kIntMax);
     flag("metrics_enabled", &Config::metrics_enabled);
+    str("proxy_admin_token", &Config::proxy_admin_token);
     str("metrics_address", &Config::metrics_address);
     num("metrics_port", &Config::metrics_port, 1, 65535);
     str("metrics_prefix", &Config::metrics_prefix);
@@ -508,6 +509,7 @@ std::string Config::to_log_json() const {
   j["ProxyPreparedCacheSize"] = proxy_prepared_cache_size;
   j["ProxyMaxFrameSizeBytes"] = proxy_max_frame_size_bytes;
   j["ProxyMaxInflightFrameBytes"] = proxy_max_inflight_frame_bytes;
+  j["ProxyAdminTokenSet"] = !proxy_admin_token.empty();
   j["MetricsEnabled"] = metrics_enabled;
   j["MetricsAddress"] = metrics_address;
   j["MetricsPort"] = metrics_port;

@@ -99,6 +99,10 @@ struct Config {
   /// Prepared statements the proxy remembers (least recently used evicted; not a ZDM key).
   int proxy_prepared_cache_size = 10000;
 
+  /// Bearer token of the /admin/* endpoints on the metrics port (a rolling update's hand-over,
+  /// docs/rolling-updates.md); empty: they are off. Not a ZDM key.
+  std::string proxy_admin_token;
+
   bool metrics_enabled = true;
   std::string metrics_address = "localhost";
   int metrics_port = 14001;

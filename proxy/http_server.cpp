@@ -54,12 +54,16 @@ awaitable<void> HttpServer::serve(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   for (;;) {
-    http::request<http::string_body> req;
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(64 * 1024);  // admin requests are tiny
     boost::system::error_code ec;
     stream.expires_after(std::chrono::seconds(30));
-    co_await http::async_read(stream, buffer, req, nothrow(ec));
+    co_await http::async_read(stream, buffer, parser, nothrow(ec));
     if (ec) break;
-    HttpResponse r = handler_(std::string(req.method_string()), std::string(req.target()));
+    http::request<http::string_body> req = parser.release();
+    HttpRequest in{std::string(req.method_string()), std::string(req.target()),
+                   std::string(req[http::field::authorization]), std::move(req.body())};
+    HttpResponse r = handler_(in);
     http::response<http::string_body> res{static_cast<http::status>(r.status), req.version()};
     res.set(http::field::server, "zdm-proxy");
     res.set(http::field::content_type, r.content_type);

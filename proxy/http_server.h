@@ -14,10 +14,16 @@ struct HttpResponse {
   std::string body;
 };
 
-/// handler(method, target) → response. Called on a thread running the io_context: with several
+/// What a handler sees of a request.
+struct HttpRequest {
+  std::string method, target;
+  std::string authorization;  // the Authorization header, "" if absent
+  std::string body;
+};
+
+/// handler(request) → response. Called on a thread running the io_context: with several
 /// threads, handlers of different connections may run at once.
-using HttpHandler =
-    std::function<HttpResponse(const std::string& method, const std::string& target)>;
+using HttpHandler = std::function<HttpResponse(const HttpRequest& request)>;
 
 class HttpServer {
  public:

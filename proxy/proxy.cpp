@@ -5,7 +5,9 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <functional>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "proxy/net/tls.h"
 #include "proxy/prepared_cache.h"
 #include "proxy/session.h"
+#include "proxy/topology.h"
 
 namespace zdm::proxy {
 
@@ -38,8 +41,8 @@ std::string readiness_json(const ReadinessInput& in, bool& ready) {
   };
   j["OriginStatus"] = side(in.origin);
   j["TargetStatus"] = side(in.target);
-  ready = in.origin.up && in.target.up && !in.shutting_down;
-  j["Status"] = in.shutting_down ? "SHUTDOWN" : (ready ? "UP" : "DOWN");
+  ready = in.origin.up && in.target.up && !in.shutting_down && !in.draining;
+  j["Status"] = in.shutting_down ? "SHUTDOWN" : in.draining ? "DRAINING" : (ready ? "UP" : "DOWN");
   return j.dump();
 }
 
@@ -119,6 +122,381 @@ void check_tls_files(const Config& config) {
         config.proxy_tls_require_client_auth);
 }
 
+namespace {
+
+/// The running program: HTTP endpoints, control connections, listener, workers, signals.
+class Program {
+ public:
+  Program(const Config& config, net::HopSettings origin_hop, net::HopSettings target_hop,
+          std::shared_ptr<ssl::context> client_tls)
+      : config_(config),
+        metrics_(config, registry_),
+        prepared_(static_cast<std::size_t>(config.proxy_prepared_cache_size)),
+        origin_cc_(main_ioc_, config, Cluster::kOrigin, std::move(origin_hop)),
+        target_cc_(main_ioc_, config, Cluster::kTarget, std::move(target_hop)),
+        shared_(config, metrics_, prepared_, origin_cc_, target_cc_, make_topology(config),
+                std::move(client_tls)),
+        acceptor_(main_ioc_),
+        trim_timer_(main_ioc_),
+        signals_(main_ioc_, SIGINT, SIGTERM) {}
+
+  int run();
+
+ private:
+  static VirtualTopology make_topology(const Config& config);
+  std::string readiness(bool& ready) const;
+  HttpResponse handle_http(const HttpRequest& req);
+  HttpResponse handle_admin(const HttpRequest& req);
+  void drain_for_handover();
+  void set_leaving(std::vector<std::string> leaving);
+  awaitable<void> startup();
+  awaitable<void> accept_loop();
+  void trim_memory(uint64_t ended_before);
+  void on_signal(int sig);
+  /// Runs `f(session)` on every live session, on its worker's thread.
+  void for_each_session(std::function<void(ClientSession&)> f);
+
+  const Config& config_;
+  asio::io_context main_ioc_{1};
+  Registry registry_;
+  ProxyMetrics metrics_;
+  PreparedCache prepared_;
+  ControlConnection origin_cc_;
+  ControlConnection target_cc_;
+  SharedState shared_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  tcp::acceptor acceptor_;
+  std::unique_ptr<HttpServer> http_;
+  asio::steady_timer trim_timer_;
+  asio::signal_set signals_;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<bool> handing_over_{false};  // POST /admin/drain: a rolling update takes it down
+  std::mutex admin_mu_;
+  int exit_code_ = 0;
+};
+
+VirtualTopology Program::make_topology(const Config& config) {
+  VirtualTopology t;
+  t.addresses = config.proxy_topology_addresses;
+  if (t.addresses.empty()) t.addresses.push_back(config.own_topology_address());
+  t.index = config.proxy_topology_addresses.empty() ? 0 : config.proxy_topology_index;
+  t.num_tokens = config.proxy_topology_num_tokens;
+  t.port = config.proxy_listen_port;
+  return t;
+}
+
+std::string Program::readiness(bool& ready) const {
+  ReadinessInput in;
+  in.started = started_;
+  in.shutting_down = shutting_down_;
+  in.draining = handing_over_;
+  in.threshold = config_.heartbeat_failure_threshold;
+  auto side = [&](const ControlConnection& cc) {
+    ReadinessInput::Side s;
+    s.addr = cc.address();
+    s.failures = cc.failure_count();
+    s.up = cc.snapshot() != nullptr && cc.failure_count() < config_.heartbeat_failure_threshold;
+    return s;
+  };
+  in.origin = side(origin_cc_);
+  in.target = side(target_cc_);
+  return readiness_json(in, ready);
+}
+
+HttpResponse Program::handle_http(const HttpRequest& req) {
+  const HttpResponse not_found{404, "text/plain; charset=utf-8", "404 page not found\n"};
+  const std::string path = req.target.substr(0, req.target.find('?'));
+  if (path == "/health/liveness") return {200, "text/plain; charset=utf-8", "OK"};
+  if (path == "/health/readiness") {
+    if (req.method != "GET") return not_found;
+    bool ready = false;
+    std::string body = readiness(ready);
+    return {ready ? 200u : 503u, "application/json", body};
+  }
+  if (path == "/metrics") {
+    if (!config_.metrics_enabled) return not_found;
+    if (!started_)
+      return {503, "text/plain; charset=utf-8", "Proxy metrics haven't been initialized yet."};
+    bool ready = false;
+    readiness(ready);
+    metrics_.ready().set(ready ? 1 : 0);
+    return {200, "text/plain; version=0.0.4; charset=utf-8", registry_.render()};
+  }
+  if (path.rfind("/admin/", 0) == 0) return handle_admin(req);
+  return not_found;
+}
+
+// The hand-over of a rolling update (docs/rolling-updates.md), for zdm-deploy:
+//   POST /admin/drain            this proxy is about to stop: readiness 503 ("DRAINING"), no new
+//                                client connections, drivers' control connections closed once
+//                                their requests are answered (they reconnect to other proxies)
+//   POST /admin/peers            body {"leaving": ["10.0.0.2"]}: those proxies are left out of
+//                                system.peers and drivers registered for events are told
+//                                REMOVED_NODE/DOWN (and NEW_NODE/UP when they come back)
+//   GET  /admin/state            {"draining": bool, "leaving": [...], "client_connections": n}
+// Each needs "Authorization: Bearer <proxy_admin_token>"; without that key they are off (404).
+HttpResponse Program::handle_admin(const HttpRequest& req) {
+  const HttpResponse not_found{404, "text/plain; charset=utf-8", "404 page not found\n"};
+  if (config_.proxy_admin_token.empty()) return not_found;
+  if (req.authorization != "Bearer " + config_.proxy_admin_token)
+    return {401, "text/plain; charset=utf-8", "401 unauthorized: proxy_admin_token expected\n"};
+  const std::string path = req.target.substr(0, req.target.find('?'));
+  std::lock_guard lock(admin_mu_);
+  if (path == "/admin/state" && req.method == "GET") {
+    nlohmann::json j;
+    j["draining"] = handing_over_.load();
+    j["leaving"] = shared_.topology()->leaving;
+    j["client_connections"] = shared_.sessions.load();
+    return {200, "application/json", j.dump()};
+  }
+  if (path == "/admin/drain" && req.method == "POST") {
+    drain_for_handover();
+    return {200, "application/json", R"({"draining":true})"};
+  }
+  if (path == "/admin/peers" && req.method == "POST") {
+    std::vector<std::string> leaving;
+    try {
+      auto j = nlohmann::json::parse(req.body);
+      for (const auto& a : j.at("leaving")) leaving.push_back(a.get<std::string>());
+    } catch (const std::exception& e) {
+      return {400, "text/plain; charset=utf-8",
+              std::string("expected {\"leaving\": [\"address\", ...]}: ") + e.what() + "\n"};
+    }
+    const auto& all = shared_.topology()->addresses;
+    for (const auto& a : leaving)
+      if (std::find(all.begin(), all.end(), a) == all.end())
+        return {400, "text/plain; charset=utf-8",
+                "'" + a + "' is not in proxy_topology_addresses\n"};
+    set_leaving(std::move(leaving));
+    return {200, "application/json", R"({"ok":true})"};
+  }
+  return not_found;
+}
+
+void Program::drain_for_handover() {
+  if (handing_over_.exchange(true)) return;
+  spdlog::info(
+      "Handing over: not ready, no new client connections; drivers' control "
+      "connections closed once answered");
+  asio::post(main_ioc_, [this] {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+  });
+  for_each_session([](ClientSession& s) {
+    if (s.watches_topology()) s.drain();
+  });
+}
+
+void Program::set_leaving(std::vector<std::string> leaving) {
+  auto before = shared_.topology();
+  auto next = std::make_shared<VirtualTopology>(*before);
+  next->leaving = std::move(leaving);
+  shared_.set_topology(next);
+  // Events for what changed, to every driver registered for them.
+  std::vector<cql::EventMsg> events;
+  auto event = [&](const char* type, const char* change, const std::string& ip) {
+    cql::EventMsg e;
+    e.type = type;
+    e.change = change;
+    e.address = cql::Inet{inet_bytes(ip), next->port};
+    events.push_back(e);
+  };
+  auto has = [](const std::vector<std::string>& v, const std::string& a) {
+    return std::find(v.begin(), v.end(), a) != v.end();
+  };
+  for (const auto& a : next->leaving)
+    if (!has(before->leaving, a)) {
+      spdlog::info("Proxy {} is leaving: telling drivers it is removed", a);
+      event("STATUS_CHANGE", "DOWN", a);
+      event("TOPOLOGY_CHANGE", "REMOVED_NODE", a);
+    }
+  for (const auto& a : before->leaving)
+    if (!has(next->leaving, a)) {
+      spdlog::info("Proxy {} is back: telling drivers it is a node again", a);
+      event("TOPOLOGY_CHANGE", "NEW_NODE", a);
+      event("STATUS_CHANGE", "UP", a);
+    }
+  if (events.empty()) return;
+  for_each_session([events](ClientSession& s) {
+    for (const auto& e : events) s.push_event(e);
+  });
+}
+
+void Program::for_each_session(std::function<void(ClientSession&)> f) {
+  for (auto& w : workers_) {
+    asio::post(w->ioc, [&w, f] {
+      for (auto& weak : w->sessions)
+        if (auto s = weak.lock()) f(*s);
+    });
+  }
+}
+
+awaitable<void> Program::accept_loop() {
+  std::size_t next = 0;
+  asio::steady_timer backoff(main_ioc_);
+  auto last_log = std::chrono::steady_clock::time_point{};
+  uint64_t failed_since_log = 0;
+  for (;;) {
+    Worker& w = *workers_[next++ % workers_.size()];
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(w.ioc, nothrow(ec));
+    if (ec) {
+      if (!acceptor_.is_open()) co_return;
+      // Out of file descriptors (or another resource): back off instead of spinning, and say so
+      // once per interval, not once per attempt.
+      ++failed_since_log;
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_log > std::chrono::seconds(10)) {
+        spdlog::warn("Accept failed: {} ({} times in the last interval); backing off 100 ms",
+                     ec.message(), failed_since_log);
+        last_log = now;
+        failed_since_log = 0;
+      }
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(nothrow(ec));
+      continue;
+    }
+    if (shared_.sessions.load() >= config_.proxy_max_client_connections) {
+      spdlog::warn("Refusing client connection: proxy_max_client_connections ({}) reached",
+                   config_.proxy_max_client_connections);
+      socket.close(ec);
+      continue;
+    }
+    asio::post(w.ioc, [&w, this, socket = std::move(socket)]() mutable {
+      auto session = std::make_shared<ClientSession>(w.ioc, std::move(socket), shared_);
+      std::erase_if(w.sessions, [](const auto& s) { return s.expired(); });
+      w.sessions.push_back(session);
+      // The function object (and the shared_ptr it holds) lives as long as the coroutine.
+      asio::co_spawn(
+          w.ioc, [session]() { return session->run(); },
+          [](std::exception_ptr e) { log_exception(e, "client session"); });
+    });
+  }
+}
+
+// Listens once both control connections are up (ZDM: RunWithRetries).
+awaitable<void> Program::startup() {
+  asio::steady_timer t(main_ioc_);
+  while (!(origin_cc_.snapshot() && target_cc_.snapshot())) {
+    if (shutting_down_) co_return;
+    boost::system::error_code ec;
+    t.expires_after(std::chrono::milliseconds(100));
+    co_await t.async_wait(nothrow(ec));
+  }
+  if (auto snap = origin_cc_.snapshot()) {
+    std::string cluster_name_value;
+    for (std::size_t i = 0; i < snap->local.metadata.columns.size(); ++i)
+      if (snap->local.metadata.columns[i].name == "cluster_name" && snap->local.rows[0][i])
+        cluster_name_value = cql::to_string(*snap->local.rows[0][i]);
+    spdlog::info("Initialized origin control connection. Cluster Name: {}", cluster_name_value);
+  }
+  try {
+    tcp::resolver resolver(main_ioc_);
+    auto ep =
+        resolver.resolve(config_.proxy_listen_address, std::to_string(config_.proxy_listen_port))
+            .begin()
+            ->endpoint();
+    acceptor_.open(ep.protocol());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(ep);
+    acceptor_.listen(asio::socket_base::max_listen_connections);
+  } catch (const std::exception& e) {
+    spdlog::error("Cannot listen on {}:{}: {}", config_.proxy_listen_address,
+                  config_.proxy_listen_port, e.what());
+    exit_code_ = 1;
+    main_ioc_.stop();
+    co_return;
+  }
+  for (auto& w : workers_) w->thread = std::thread([&w] { w->ioc.run(); });
+  started_ = true;
+  spdlog::info("Proxy connected and ready to accept queries on {}:{}", config_.proxy_listen_address,
+               config_.proxy_listen_port);
+  spdlog::info("Proxy started. Waiting for SIGINT/SIGTERM to shutdown.");
+  co_await accept_loop();
+}
+
+// Memory of clients that left goes back to the system (glibc keeps freed memory otherwise).
+void Program::trim_memory(uint64_t ended_before) {
+  trim_timer_.expires_after(std::chrono::seconds(5));
+  trim_timer_.async_wait([this, ended_before](boost::system::error_code ec) {
+    if (ec) return;
+    uint64_t ended = shared_.sessions_ended.load();
+    if (ended != ended_before) malloc_trim(0);
+    trim_memory(ended);
+  });
+}
+
+// SIGINT/SIGTERM: stop accepting, drain every session, then stop (STYLE rule 8).
+void Program::on_signal(int sig) {
+  spdlog::info(
+      "Received signal {}, shutting down: no new connections, answering requests in flight", sig);
+  shutting_down_ = true;
+  shared_.draining = true;
+  boost::system::error_code ignored;
+  acceptor_.close(ignored);
+  for_each_session([](ClientSession& s) { s.drain(); });
+  asio::co_spawn(
+      main_ioc_,
+      [this]() -> awaitable<void> {
+        asio::steady_timer t(main_ioc_);
+        auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(config_.proxy_request_timeout_ms + 2000);
+        while (shared_.sessions.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+          boost::system::error_code e;
+          t.expires_after(std::chrono::milliseconds(20));
+          co_await t.async_wait(nothrow(e));
+        }
+        if (shared_.sessions.load() > 0)
+          spdlog::warn("{} client connections still open at the shutdown deadline; closing them",
+                       shared_.sessions.load());
+        origin_cc_.stop();
+        target_cc_.stop();
+        trim_timer_.cancel();
+        http_->stop();
+        main_ioc_.stop();
+      },
+      asio::detached);
+}
+
+int Program::run() {
+  try {
+    http_ = std::make_unique<HttpServer>(main_ioc_, config_.metrics_address, config_.metrics_port,
+                                         [this](const HttpRequest& r) { return handle_http(r); });
+  } catch (const std::exception& e) {
+    spdlog::error("Cannot listen for HTTP on {}:{}: {}", config_.metrics_address,
+                  config_.metrics_port, e.what());
+    return 1;
+  }
+  spdlog::info("Starting http server (metrics and health checks) on {}:{}", config_.metrics_address,
+               config_.metrics_port);
+  http_->start();
+  asio::co_spawn(main_ioc_, origin_cc_.run(),
+                 [](std::exception_ptr e) { log_exception(e, "ORIGIN control connection"); });
+  asio::co_spawn(main_ioc_, target_cc_.run(),
+                 [](std::exception_ptr e) { log_exception(e, "TARGET control connection"); });
+  int nworkers = config_.proxy_worker_threads > 0
+                     ? config_.proxy_worker_threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < nworkers; ++i) workers_.push_back(std::make_unique<Worker>());
+  asio::co_spawn(main_ioc_, startup(),
+                 [](std::exception_ptr e) { log_exception(e, "proxy listener"); });
+  trim_memory(0);
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (!ec) on_signal(sig);
+  });
+  main_ioc_.run();
+  for (auto& w : workers_) {
+    w->guard.reset();
+    w->ioc.stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+  spdlog::info("Proxy stopped");
+  return exit_code_;
+}
+
+}  // namespace
+
 int run_proxy(const Config& config) {
   raise_fd_limit(config);
   net::HopSettings origin_hop, target_hop;
@@ -140,234 +518,8 @@ int run_proxy(const Config& config) {
                !client_tls                            ? "none"
                : config.proxy_tls_require_client_auth ? "mutual (client certificates required)"
                                                       : "one-way");
-  asio::io_context main_ioc{1};
-  Registry registry;
-  ProxyMetrics metrics(config, registry);
-  PreparedCache prepared(static_cast<std::size_t>(config.proxy_prepared_cache_size));
-  ControlConnection origin_cc(main_ioc, config, Cluster::kOrigin, origin_hop);
-  ControlConnection target_cc(main_ioc, config, Cluster::kTarget, target_hop);
-
-  VirtualTopology topology;
-  topology.addresses = config.proxy_topology_addresses;
-  if (topology.addresses.empty()) topology.addresses.push_back(config.own_topology_address());
-  topology.index = config.proxy_topology_addresses.empty() ? 0 : config.proxy_topology_index;
-  topology.num_tokens = config.proxy_topology_num_tokens;
-  topology.port = config.proxy_listen_port;
-  SharedState shared{config, metrics, prepared, origin_cc, target_cc, topology, client_tls};
-
-  std::atomic<bool> started{false};
-  std::atomic<bool> shutting_down{false};
-
-  auto readiness = [&](bool& ready) {
-    ReadinessInput in;
-    in.started = started;
-    in.shutting_down = shutting_down;
-    in.threshold = config.heartbeat_failure_threshold;
-    auto side = [&](ControlConnection& cc) {
-      ReadinessInput::Side s;
-      s.addr = cc.address();
-      s.failures = cc.failure_count();
-      s.up = cc.snapshot() != nullptr && cc.failure_count() < config.heartbeat_failure_threshold;
-      return s;
-    };
-    in.origin = side(origin_cc);
-    in.target = side(target_cc);
-    return readiness_json(in, ready);
-  };
-
-  auto handler = [&](const std::string& method, const std::string& target) -> HttpResponse {
-    if (target == "/health/liveness") return {200, "text/plain; charset=utf-8", "OK"};
-    if (target == "/health/readiness") {
-      if (method != "GET") return {404, "text/plain; charset=utf-8", "404 page not found\n"};
-      bool ready = false;
-      std::string body = readiness(ready);
-      return {ready ? 200u : 503u, "application/json", body};
-    }
-    if (target == "/metrics") {
-      if (!config.metrics_enabled)
-        return {404, "text/plain; charset=utf-8", "404 page not found\n"};
-      if (!started)
-        return {503, "text/plain; charset=utf-8", "Proxy metrics haven't been initialized yet."};
-      bool ready = false;
-      readiness(ready);
-      metrics.ready().set(ready ? 1 : 0);
-      return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};
-    }
-    return {404, "text/plain; charset=utf-8", "404 page not found\n"};
-  };
-
-  std::unique_ptr<HttpServer> http;
-  try {
-    http = std::make_unique<HttpServer>(main_ioc, config.metrics_address, config.metrics_port,
-                                        handler);
-  } catch (const std::exception& e) {
-    spdlog::error("Cannot listen for HTTP on {}:{}: {}", config.metrics_address,
-                  config.metrics_port, e.what());
-    return 1;
-  }
-  spdlog::info("Starting http server (metrics and health checks) on {}:{}", config.metrics_address,
-               config.metrics_port);
-  http->start();
-
-  asio::co_spawn(main_ioc, origin_cc.run(),
-                 [](std::exception_ptr e) { log_exception(e, "ORIGIN control connection"); });
-  asio::co_spawn(main_ioc, target_cc.run(),
-                 [](std::exception_ptr e) { log_exception(e, "TARGET control connection"); });
-
-  int nworkers = config.proxy_worker_threads > 0
-                     ? config.proxy_worker_threads
-                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::unique_ptr<Worker>> workers;
-  for (int i = 0; i < nworkers; ++i) workers.push_back(std::make_unique<Worker>());
-  tcp::acceptor acceptor(main_ioc);
-  int exit_code = 0;
-
-  auto accept_loop = [&]() -> awaitable<void> {
-    std::size_t next = 0;
-    asio::steady_timer backoff(main_ioc);
-    auto last_log = std::chrono::steady_clock::time_point{};
-    uint64_t failed_since_log = 0;
-    for (;;) {
-      Worker& w = *workers[next++ % workers.size()];
-      boost::system::error_code ec;
-      tcp::socket socket = co_await acceptor.async_accept(w.ioc, nothrow(ec));
-      if (ec) {
-        if (!acceptor.is_open()) co_return;
-        // Out of file descriptors (or another resource): back off instead of spinning, and say
-        // so once per interval, not once per attempt.
-        ++failed_since_log;
-        auto now = std::chrono::steady_clock::now();
-        if (now - last_log > std::chrono::seconds(10)) {
-          spdlog::warn("Accept failed: {} ({} times in the last interval); backing off 100 ms",
-                       ec.message(), failed_since_log);
-          last_log = now;
-          failed_since_log = 0;
-        }
-        backoff.expires_after(std::chrono::milliseconds(100));
-        co_await backoff.async_wait(nothrow(ec));
-        continue;
-      }
-      if (shared.sessions.load() >= config.proxy_max_client_connections) {
-        spdlog::warn("Refusing client connection: proxy_max_client_connections ({}) reached",
-                     config.proxy_max_client_connections);
-        socket.close(ec);
-        continue;
-      }
-      asio::post(w.ioc, [&w, &shared, socket = std::move(socket)]() mutable {
-        auto session = std::make_shared<ClientSession>(w.ioc, std::move(socket), shared);
-        std::erase_if(w.sessions, [](const auto& s) { return s.expired(); });
-        w.sessions.push_back(session);
-        // The function object (and the shared_ptr it holds) lives as long as the coroutine.
-        asio::co_spawn(
-            w.ioc, [session]() { return session->run(); },
-            [](std::exception_ptr e) { log_exception(e, "client session"); });
-      });
-    }
-  };
-
-  // Start listening once both control connections are up (ZDM: RunWithRetries).
-  auto startup = [&]() -> awaitable<void> {
-    asio::steady_timer t(main_ioc);
-    while (!(origin_cc.snapshot() && target_cc.snapshot())) {
-      if (shutting_down) co_return;
-      boost::system::error_code ec;
-      t.expires_after(std::chrono::milliseconds(100));
-      co_await t.async_wait(nothrow(ec));
-    }
-    if (auto snap = origin_cc.snapshot()) {
-      std::string cluster_name_value;
-      for (std::size_t i = 0; i < snap->local.metadata.columns.size(); ++i)
-        if (snap->local.metadata.columns[i].name == "cluster_name" && snap->local.rows[0][i])
-          cluster_name_value = cql::to_string(*snap->local.rows[0][i]);
-      spdlog::info("Initialized origin control connection. Cluster Name: {}", cluster_name_value);
-    }
-    try {
-      tcp::resolver resolver(main_ioc);
-      auto ep =
-          resolver.resolve(config.proxy_listen_address, std::to_string(config.proxy_listen_port))
-              .begin()
-              ->endpoint();
-      acceptor.open(ep.protocol());
-      acceptor.set_option(tcp::acceptor::reuse_address(true));
-      acceptor.bind(ep);
-      acceptor.listen(asio::socket_base::max_listen_connections);
-    } catch (const std::exception& e) {
-      spdlog::error("Cannot listen on {}:{}: {}", config.proxy_listen_address,
-                    config.proxy_listen_port, e.what());
-      exit_code = 1;
-      main_ioc.stop();
-      co_return;
-    }
-    for (auto& w : workers) w->thread = std::thread([&w] { w->ioc.run(); });
-    started = true;
-    spdlog::info("Proxy connected and ready to accept queries on {}:{}",
-                 config.proxy_listen_address, config.proxy_listen_port);
-    spdlog::info("Proxy started. Waiting for SIGINT/SIGTERM to shutdown.");
-    co_await accept_loop();
-  };
-  asio::co_spawn(main_ioc, startup(),
-                 [](std::exception_ptr e) { log_exception(e, "proxy listener"); });
-
-  // Memory of clients that left goes back to the system (glibc keeps freed memory otherwise).
-  asio::steady_timer trim_timer(main_ioc);
-  std::function<void(uint64_t)> trim = [&](uint64_t ended_before) {
-    trim_timer.expires_after(std::chrono::seconds(5));
-    trim_timer.async_wait([&, ended_before](boost::system::error_code ec) {
-      if (ec) return;
-      uint64_t ended = shared.sessions_ended.load();
-      if (ended != ended_before) malloc_trim(0);
-      trim(ended);
-    });
-  };
-  trim(0);
-
-  // SIGINT/SIGTERM: stop accepting, drain every session, then stop (STYLE rule 8).
-  asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
-  signals.async_wait([&](boost::system::error_code ec, int sig) {
-    if (ec) return;
-    spdlog::info(
-        "Received signal {}, shutting down: no new connections, answering requests in flight", sig);
-    shutting_down = true;
-    shared.draining = true;
-    boost::system::error_code ignored;
-    acceptor.close(ignored);
-    for (auto& w : workers) {
-      asio::post(w->ioc, [&w] {
-        for (auto& weak : w->sessions)
-          if (auto s = weak.lock()) s->drain();
-      });
-    }
-    asio::co_spawn(
-        main_ioc,
-        [&]() -> awaitable<void> {
-          asio::steady_timer t(main_ioc);
-          auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::milliseconds(config.proxy_request_timeout_ms + 2000);
-          while (shared.sessions.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-            boost::system::error_code e;
-            t.expires_after(std::chrono::milliseconds(20));
-            co_await t.async_wait(nothrow(e));
-          }
-          if (shared.sessions.load() > 0)
-            spdlog::warn("{} client connections still open at the shutdown deadline; closing them",
-                         shared.sessions.load());
-          origin_cc.stop();
-          target_cc.stop();
-          trim_timer.cancel();
-          http->stop();
-          main_ioc.stop();
-        },
-        asio::detached);
-  });
-
-  main_ioc.run();
-  for (auto& w : workers) {
-    w->guard.reset();
-    w->ioc.stop();
-    if (w->thread.joinable()) w->thread.join();
-  }
-  spdlog::info("Proxy stopped");
-  return exit_code;
+  Program program(config, std::move(origin_hop), std::move(target_hop), std::move(client_tls));
+  return program.run();
 }
 
 }  // namespace zdm::proxy

@@ -10,6 +10,7 @@ namespace zdm::proxy {
 struct ReadinessInput {
   bool started = false;
   bool shutting_down = false;
+  bool draining = false;  // handing over before a restart (POST /admin/drain)
   struct Side {
     std::string addr;
     int failures = 0;

@@ -803,6 +803,12 @@ void ClientSession::release_reservation() {
   reserved_ = 0;
 }
 
+void ClientSession::push_event(const cql::EventMsg& event) {
+  if (closed_ || !ready_ || std::find(events_.begin(), events_.end(), event.type) == events_.end())
+    return;
+  client_writer_.push(cql::encode_message(version_, true, -1, Opcode::kEvent, event));
+}
+
 void ClientSession::drain() {
   if (draining_ || closed_) return;
   draining_ = true;
@@ -860,7 +866,7 @@ void ClientSession::answer_local(const cql::Header& h, LocalTable table,
     reply_error(h.version, h.stream, cql::ErrorCode::kInvalid, e.what());
     return;
   }
-  auto answer = answer_system_select(table, info, *snap, shared_.topology,
+  auto answer = answer_system_select(table, info, *snap, *shared_.topology(),
                                      filter ? filter->column : "", value);
   if (auto* rows = std::get_if<cql::RowsResult>(&answer)) {
     if (params && (params->flags & cql::query_flag::kSkipMetadata))
@@ -881,7 +887,7 @@ void ClientSession::prepare_local(const cql::Header& h, LocalTable table,
     return;
   }
   // Prepared by the proxy itself (ZDM: id = md5(query + keyspace)); EXECUTEs answered here.
-  auto answer = answer_system_select(table, info, *snap, shared_.topology);
+  auto answer = answer_system_select(table, info, *snap, *shared_.topology());
   if (auto* e = std::get_if<cql::ErrorMsg>(&answer)) {
     client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError, *e));
     return;
@@ -961,7 +967,8 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
         forward = route_batch(req);
         break;
       case Opcode::kRegister:
-        cql::RegisterMsg::decode(r);
+        for (auto& e : cql::RegisterMsg::decode(r).events)
+          if (e == "TOPOLOGY_CHANGE" || e == "STATUS_CHANGE") events_.push_back(std::move(e));
         registered_ = true;
         req.d = route_opcode(h.opcode, config_);
         break;

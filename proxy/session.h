@@ -11,6 +11,7 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -29,12 +30,21 @@ namespace zdm::proxy {
 
 /// State shared by every session of the process: immutable config, thread-safe parts only.
 struct SharedState {
+  SharedState(const Config& c, ProxyMetrics& m, PreparedCache& p, ControlConnection& o,
+              ControlConnection& t, VirtualTopology topo, std::shared_ptr<ssl::context> tls)
+      : config(c),
+        metrics(m),
+        prepared(p),
+        origin_cc(o),
+        target_cc(t),
+        client_tls(std::move(tls)),
+        topology_(std::make_shared<const VirtualTopology>(std::move(topo))) {}
+
   const Config& config;
   ProxyMetrics& metrics;
   PreparedCache& prepared;
   ControlConnection& origin_cc;
   ControlConnection& target_cc;
-  VirtualTopology topology;
   std::shared_ptr<ssl::context> client_tls;  // TLS from clients; null = plaintext
   std::atomic<bool> draining{false};
   std::atomic<int> sessions{0};
@@ -42,6 +52,19 @@ struct SharedState {
   std::atomic<int64_t> inflight{0};
 
   ControlConnection& cc(Cluster c) { return c == Cluster::kOrigin ? origin_cc : target_cc; }
+  /// The proxies as virtual nodes, with those leaving (a rolling update in progress) left out.
+  std::shared_ptr<const VirtualTopology> topology() const {
+    std::lock_guard lock(topology_mu_);
+    return topology_;
+  }
+  void set_topology(std::shared_ptr<const VirtualTopology> t) {
+    std::lock_guard lock(topology_mu_);
+    topology_ = std::move(t);
+  }
+
+ private:
+  mutable std::mutex topology_mu_;
+  std::shared_ptr<const VirtualTopology> topology_;
 };
 
 class ClientSession;
@@ -107,6 +130,12 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> run();
   /// Stop reading new requests; answer those in flight; then close (graceful shutdown).
   void drain();
+  /// Sends `event` (a TOPOLOGY_CHANGE or STATUS_CHANGE the proxy makes up) if the client
+  /// registered for its type.
+  void push_event(const cql::EventMsg& event);
+  /// True if the client registered for TOPOLOGY_CHANGE or STATUS_CHANGE (a driver's control
+  /// connection).
+  bool watches_topology() const { return !events_.empty(); }
 
   // Connector callbacks
   void on_cluster_frame(Connector& from, cql::Header header, cql::Bytes frame);
@@ -219,6 +248,7 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   bool awaiting_auth_ = false;
 
   bool registered_ = false;
+  std::vector<std::string> events_;  // TOPOLOGY_CHANGE / STATUS_CHANGE registered for
   bool ready_ = false;
   bool draining_ = false;
   bool closing_ = false;  // flushing before close

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <cctype>
 #include <stdexcept>
 
@@ -247,7 +248,10 @@ std::variant<cql::RowsResult, cql::ErrorMsg> answer_system_select(
     hosts.push_back(topo.index);
   } else {
     for (int h = 0; h < static_cast<int>(topo.addresses.size()); ++h)
-      if (h != topo.index) hosts.push_back(h);
+      if (h != topo.index &&
+          std::find(topo.leaving.begin(), topo.leaving.end(),
+                    topo.addresses[static_cast<std::size_t>(h)]) == topo.leaving.end())
+        hosts.push_back(h);
   }
   if (!filter_column.empty() && filter_value) {
     std::erase_if(hosts, [&](int h) {

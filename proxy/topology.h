@@ -28,6 +28,9 @@ struct VirtualTopology {
   int index = 0;                       // this proxy's position in `addresses`
   int num_tokens = 8;
   int port = 9042;  // the proxy's CQL listen port
+  /// Addresses of proxies being restarted: left out of system.peers / peers_v2 so drivers move
+  /// their connections off them (a rolling update's hand-over).
+  std::vector<std::string> leaving;
 };
 
 /// Tokens of virtual host i of n with t tokens each: (2^64/(t·n))·(k·n+i) − 2^63, k < t,

@@ -21,6 +21,9 @@ proxy 127.23.1.1:9042 (metrics :14001). Scenarios:
   readiness   all origin nodes stopped: readiness 503 within 3 s; started again: 200
   memory      1000 idle clients (RSS per client printed, at most 30 kB), a client that never
               reads and clients sending 20 MB frames: RSS stays bounded
+  handover    the admin API of a rolling update: a leaving proxy leaves system.peers and drivers
+              hear REMOVED_NODE/DOWN (NEW_NODE/UP when back); drain: readiness 503, new
+              connections refused, existing request connections keep serving
   config      a host name in proxy_topology_addresses: start-up refused naming the key
 Ends with "N passed, N failed". Processes started here are stopped by pid.
 """
@@ -428,6 +431,65 @@ def scenario_memory():
                                          f"peak proxy RSS +{grown:.0f} MB")
 
 
+def admin_call(method, path, token, body=None):
+    req = urllib.request.Request(f"http://{PROXY_IP}:{METRICS}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def scenario_handover():
+    # The proxy's side of a rolling update's hand-over (docs/rolling-updates.md).
+    proxy("proxy_admin_token: s3cret\nproxy_topology_addresses: 127.23.1.1,127.23.1.2\n"
+          "proxy_topology_index: 0\n")
+    from cassandra.cluster import Cluster
+    c = Cluster([PROXY_IP], port=PORT)
+    s = c.connect()
+    seen = []
+    c.control_connection._connection.register_watchers(
+        {"TOPOLOGY_CHANGE": seen.append, "STATUS_CHANGE": seen.append})
+    code, _ = admin_call("GET", "/admin/state", None)
+    check(code == 401, f"admin without the token: 401 ({code})")
+    code, _ = admin_call("POST", "/admin/peers", "s3cret", {"leaving": ["10.9.9.9"]})
+    check(code == 400, f"a leaving address not among the proxies: 400 ({code})")
+    code, _ = admin_call("POST", "/admin/peers", "s3cret", {"leaving": ["127.23.1.2"]})
+    peers = [r.peer for r in s.execute("SELECT peer FROM system.peers")]
+    deadline = time.monotonic() + 5
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kinds = sorted(e["change_type"] for e in seen)
+    check(code == 200 and peers == [] and kinds == ["DOWN", "REMOVED_NODE"],
+          f"a leaving proxy is out of system.peers and drivers hear REMOVED_NODE and DOWN ({peers}, {kinds})")
+    seen.clear()
+    admin_call("POST", "/admin/peers", "s3cret", {"leaving": []})
+    deadline = time.monotonic() + 5
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kinds = sorted(e["change_type"] for e in seen)
+    check(kinds == ["NEW_NODE", "UP"], f"back: NEW_NODE and UP ({kinds})")
+    code, state = admin_call("POST", "/admin/drain", "s3cret")
+    check(code == 200 and readiness() == 503, f"drain: readiness 503 ({code}, {readiness()})")
+    refused = False
+    try:
+        socket.create_connection((PROXY_IP, PORT), timeout=2).close()
+    except OSError:
+        refused = True
+    check(refused, "drain: new client connections are refused")
+    ok = True
+    try:
+        for k in range(20):
+            s.execute("INSERT INTO f.t (k, v) VALUES (%s, 'drain')", (40000 + k,))
+    except Exception as e:  # noqa: BLE001
+        ok = repr(e)
+    check(ok is True, f"drain: the driver's request connection keeps serving ({ok})")
+    c.shutdown()
+
+
 def scenario_config():
     path = os.path.join(TMP, "bad.yml")
     with open(path, "w") as f:
@@ -441,7 +503,7 @@ def scenario_config():
 SCENARIOS = [("statements", scenario_statements), ("writefail", scenario_writefail),
              ("slow", scenario_slow), ("prepared", scenario_prepared), ("streams", scenario_streams),
              ("silent", scenario_silent), ("readiness", scenario_readiness), ("memory", scenario_memory),
-             ("config", scenario_config)]
+             ("handover", scenario_handover), ("config", scenario_config)]
 
 
 def main():
