@@ -520,7 +520,8 @@ std::string Config::to_log_json() const {
   j["RequestReadBufferSizeBytes"] = request_read_buffer_size_bytes;
   j["ResponseReadBufferSizeBytes"] = response_read_buffer_size_bytes;
   j["AsyncConnectorWriteQueueSizeFrames"] = async_connector_write_queue_size_frames;
-  return j.dump();
+  // Values need not be UTF-8 (YAML requires it, yaml-cpp does not check); dump() would throw.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace zdm::proxy

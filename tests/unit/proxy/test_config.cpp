@@ -158,6 +158,13 @@ TEST_CASE("the configuration log omits passwords") {
   CHECK(json.rfind("{\"PrimaryCluster\":\"ORIGIN\",\"ReadMode\":\"PRIMARY_ONLY\"", 0) == 0);
 }
 
+TEST_CASE("the configuration log shows bytes that are not UTF-8 as U+FFFD") {
+  // Found by fuzz_config (tests/fuzz/corpus/config/crash-e883923f01ba9e4daa6f43a1d9e4a3a116d631b8):
+  // json's dump() threw type_error.316 out of main(), which logs the configuration at start.
+  Config c = parse_config_yaml(kMinimal + "origin_local_datacenter: caf\xe9\n", "z.yml");
+  CHECK(c.to_log_json().find("\"OriginLocalDatacenter\":\"caf\xef\xbf\xbd\"") != std::string::npos);
+}
+
 TEST_CASE("YAML structures that are not keys and values are ConfigErrors") {
   // Found by fuzz_config (tests/fuzz/corpus/config/crash-334549de7ea170655a4af0a5751721e67777543e):
   // a mapping or a list as a key, or as a list item, made yaml-cpp throw BadConversion past
