@@ -3,13 +3,15 @@
 
 Usage: /usr/bin/python3 test_proxy_workers.py [BUILD_DIR]
 
-Starts origin and target (2 nodes each) and one proxy with proxy_worker_threads: 2, then six
-driver Clusters (each a control connection and a pool connection: twelve client connections,
-dealt to both workers) write and read concurrently from six threads, 64 requests in flight
-each (prepared INSERT, SELECT, BATCH), while a seventh thread scrapes /metrics. Asserts:
+Starts origin and target (2 nodes each) and one proxy with proxy_worker_threads: 2 and
+read_mode DUAL_ASYNC_ON_SECONDARY, then six driver Clusters (each a control connection and a
+pool connection: twelve client connections, dealt to both workers) write and read concurrently
+from six threads, 64 requests in flight each (prepared INSERT, SELECT, BATCH; the statements and
+so the prepared cache are shared), while a seventh thread scrapes /metrics. Asserts:
 - every request succeeds and every read returns what its client wrote;
 - both clusters hold every row; the proxy's metrics count every write once;
-- SIGTERM stops the proxy with exit code 0, and no process wrote a sanitizer report.
+- SIGTERM with clients still connected drains them and stops the proxy with exit code 0, and
+  no process wrote a sanitizer report.
 Run against a ThreadSanitizer build (tests/sanitize/run) it is the proxy's multi-worker test.
 Addresses: ZDM_TEST_NET (default 127.20) .21.1 (proxy), .22.1-2 (origin), .23.1-2 (target).
 Processes started here are stopped by pid at the end.
@@ -110,6 +112,7 @@ metrics_port: {METRICS_PORT}
 proxy_topology_addresses: {PROXY_IP}
 proxy_topology_index: 0
 proxy_worker_threads: 2
+read_mode: DUAL_ASYNC_ON_SECONDARY
 """)
     proxy_log_path = os.path.join(tmp, "proxy.log")
     proxy = subprocess.Popen([PROXY, "--config", config], stdout=open(proxy_log_path, "w"),
@@ -127,7 +130,7 @@ proxy_worker_threads: 2
     s.execute("CREATE KEYSPACE IF NOT EXISTS zdm_w WITH replication = "
               "{'class': 'SimpleStrategy', 'replication_factor': 1}")
     s.execute("CREATE TABLE IF NOT EXISTS zdm_w.kv (k int, c int, v text, PRIMARY KEY (k, c))")
-    setup.shutdown()
+    # `setup` stays connected until the proxy has stopped: SIGTERM drains live sessions.
     writes_before = metric_sum("zdm_proxy_request_duration_seconds_count", 'type="writes"')
 
     errors, dones, threads = [], [threading.Event() for _ in range(CLIENTS)], []
@@ -175,7 +178,8 @@ proxy_worker_threads: 2
         rc = proxy.wait(timeout=60)
     except subprocess.TimeoutExpired:
         rc = None
-    check(rc == 0, f"proxy exits 0 on SIGTERM (got {rc})")
+    check(rc == 0, f"proxy exits 0 on SIGTERM with a client connected (got {rc})")
+    setup.shutdown()
     for p in procs:
         if p.poll() is None:
             p.terminate()
