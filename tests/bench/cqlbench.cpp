@@ -98,6 +98,40 @@ std::vector<Bytes> list_of(Bytes a, Bytes b) {
   return v;
 }
 
+// CPU time of `pid` and every process descended from it (socat forks one per connection).
+int64_t tree_cpu_ns(const std::string& pid) {
+  if (pid == "self") return process_cpu_ns(pid);
+  std::multimap<std::string, std::string> children;  // ppid -> pid
+  if (DIR* d = opendir("/proc")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
+      std::string line;
+      if (!std::getline(f, line)) continue;
+      auto close = line.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(line.substr(close + 2));
+      std::string state, ppid;
+      if (rest >> state >> ppid) children.emplace(ppid, e->d_name);
+    }
+    closedir(d);
+  }
+  int64_t total = process_cpu_ns(pid);
+  if (total < 0) return -1;
+  std::vector<std::string> todo{pid};
+  while (!todo.empty()) {
+    std::string p = todo.back();
+    todo.pop_back();
+    auto [b, e] = children.equal_range(p);
+    for (auto it = b; it != e; ++it) {
+      int64_t ns = process_cpu_ns(it->second);
+      if (ns > 0) total += ns;
+      todo.push_back(it->second);
+    }
+  }
+  return total;
+}
+
 struct Options {
   std::vector<std::string> hosts;
   int port = 9042;
@@ -443,7 +477,7 @@ void Conn::start_load() {
   ops_.assign(slots_.size(), 0);
   free_.clear();
   for (int i = o.inflight - 1; i >= 0; --i) free_.push_back(static_cast<int16_t>(i));
-  in_.resize(256 * 1024);
+  in_.resize(64 * 1024);
   in_len_ = 0;
   out_.reserve(64 * 1024);
   writing_.reserve(64 * 1024);
@@ -633,7 +667,7 @@ void Bench::start_window(int64_t now) {
   ok_ = reads_ = writes_ = errors_ = unexpected_ = interval_ok_ = interval_errors_ = 0;
   error_codes_.clear();
   watch_start_.clear();
-  for (const auto& p : o_.watch_pids) watch_start_.push_back(process_cpu_ns(p));
+  for (const auto& p : o_.watch_pids) watch_start_.push_back(tree_cpu_ns(p));
   self_start_ = process_cpu_ns("self");
 }
 
@@ -641,7 +675,7 @@ void Bench::end_window(int64_t now) {
   we_ = now;
   measuring_ = false;
   watch_end_.clear();
-  for (const auto& p : o_.watch_pids) watch_end_.push_back(process_cpu_ns(p));
+  for (const auto& p : o_.watch_pids) watch_end_.push_back(tree_cpu_ns(p));
   self_end_ = process_cpu_ns("self");
 }
 
@@ -1000,9 +1034,9 @@ int main(int argc, char** argv) {
       "interval", po::value(&o.interval)->default_value(0),
       "print an INTERVAL line (ops/s, p50/p99/p999) every this many seconds")(
       "watch-pid", po::value(&watch),
-      "comma-separated pids whose CPU per request is reported (from /proc)")(
-      "drain", po::value(&o.drain)->default_value(5),
-      "seconds to wait for answers in flight at the end")(
+      "comma-separated pids whose CPU per request is reported (from /proc; a pid counts with "
+      "the processes it forked)")("drain", po::value(&o.drain)->default_value(5),
+                                  "seconds to wait for answers in flight at the end")(
       "max-time", po::value(&o.max_time)->default_value(0),
       "abort after this many seconds whatever happens (default: the run's length + 120)")(
       "json", po::value(&o.json_path), "write the result as JSON to this file");

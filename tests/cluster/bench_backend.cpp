@@ -55,7 +55,8 @@ void BenchBackend::learn(const std::string& query, const cql::ResultMsg& result,
   statements_[cql::to_string(p->id)] = std::move(s);
 }
 
-bool BenchBackend::execute(uint8_t version, int16_t stream, cql::BytesView body, cql::Bytes& out) {
+bool BenchBackend::execute(uint8_t version, int16_t stream, cql::BytesView body, cql::Bytes& out,
+                           cql::Compression compression) {
   // EXECUTE (v4 §4.1.6): [short bytes id] ([short bytes result_metadata_id] v5) <consistency>
   // <flags> [short n] n × [value] ...
   const std::byte* p = body.data();
@@ -97,26 +98,29 @@ bool BenchBackend::execute(uint8_t version, int16_t stream, cql::BytesView body,
   const int k = s.write ? s.key_index : 0;
   key_.assign(reinterpret_cast<const char*>(value[k]), static_cast<std::size_t>(len[k]));
 
-  const std::size_t at = out.size();
-  out.resize(at + cql::kHeaderSize);
+  // The answer is built in `out`, or first in plain_ when its body is to be compressed.
+  cql::Bytes& dst = compression == cql::Compression::kNone ? out : plain_;
+  if (&dst == &plain_) plain_.clear();
+  const std::size_t at = dst.size();
+  dst.resize(at + cql::kHeaderSize);
   if (s.write) {
     const int v = 1 - k;
     auto row = s.rows->try_emplace(key_).first;  // the key is copied only when new
     row->second.assign(value[v], value[v] + len[v]);
-    append_be32(out, static_cast<uint32_t>(cql::ResultKind::kVoid));
+    append_be32(dst, static_cast<uint32_t>(cql::ResultKind::kVoid));
   } else {
-    append_be32(out, static_cast<uint32_t>(cql::ResultKind::kRows));
+    append_be32(dst, static_cast<uint32_t>(cql::ResultKind::kRows));
     if (flags & cql::query_flag::kSkipMetadata) {
-      append_be32(out, cql::rows_flag::kNoMetadata);
-      append_be32(out, 1);  // column count
+      append_be32(dst, cql::rows_flag::kNoMetadata);
+      append_be32(dst, 1);  // column count
     } else {
-      out.insert(out.end(), s.metadata.begin(), s.metadata.end());
+      dst.insert(dst.end(), s.metadata.begin(), s.metadata.end());
     }
     auto row = s.rows->find(key_);
-    append_be32(out, row == s.rows->end() ? 0 : 1);
+    append_be32(dst, row == s.rows->end() ? 0 : 1);
     if (row != s.rows->end()) {
-      append_be32(out, static_cast<uint32_t>(row->second.size()));
-      out.insert(out.end(), row->second.begin(), row->second.end());
+      append_be32(dst, static_cast<uint32_t>(row->second.size()));
+      dst.insert(dst.end(), row->second.begin(), row->second.end());
     }
   }
   cql::Header h{version,
@@ -124,8 +128,28 @@ bool BenchBackend::execute(uint8_t version, int16_t stream, cql::BytesView body,
                 0,
                 stream,
                 cql::Opcode::kResult,
-                static_cast<uint32_t>(out.size() - at - cql::kHeaderSize)};
-  cql::encode_header(h, out.data() + at);
+                static_cast<uint32_t>(dst.size() - at - cql::kHeaderSize)};
+  if (compression == cql::Compression::kNone) {
+    cql::encode_header(h, out.data() + at);
+    return true;
+  }
+  // v4 §5: the body compressed, the header flagged; LZ4 straight into `out`.
+  const cql::BytesView plain(plain_.data() + cql::kHeaderSize, plain_.size() - cql::kHeaderSize);
+  const std::size_t head = out.size();
+  h.flags = cql::flag::kCompression;
+  if (compression == cql::Compression::kLz4) {
+    out.resize(head + cql::kHeaderSize + 4);
+    for (int i = 0; i < 4; ++i)
+      out[head + cql::kHeaderSize + static_cast<std::size_t>(i)] =
+          static_cast<std::byte>((plain.size() >> (24 - 8 * i)) & 0xff);
+    h.length = static_cast<uint32_t>(4 + cql::lz4_compress_block(plain, out));
+  } else {
+    cql::Bytes packed = cql::compress_body(compression, plain);
+    out.resize(head + cql::kHeaderSize);
+    out.insert(out.end(), packed.begin(), packed.end());
+    h.length = static_cast<uint32_t>(packed.size());
+  }
+  cql::encode_header(h, out.data() + head);
   return true;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "proxy/cql/compression.h"
 #include "proxy/cql/frame.h"
 #include "proxy/cql/messages.h"
 
@@ -24,10 +25,12 @@ class BenchBackend {
   /// the statement has one of the served shapes (checked once here, by a pattern).
   void learn(const std::string& query, const cql::ResultMsg& result, uint8_t version);
   /// Answers an EXECUTE (`body` uncompressed, without custom payload) when its id was learnt:
-  /// appends the whole RESULT frame on `stream` to `out` and returns true. False when the id
+  /// appends the whole RESULT frame on `stream` to `out`, its body compressed with
+  /// `compression` (v3/v4 frame compression) unless kNone, and returns true. False when the id
   /// is not served here or the body is not one the fast path reads (named values): the store
   /// answers it then.
-  bool execute(uint8_t version, int16_t stream, cql::BytesView body, cql::Bytes& out);
+  bool execute(uint8_t version, int16_t stream, cql::BytesView body, cql::Bytes& out,
+               cql::Compression compression = cql::Compression::kNone);
 
   std::size_t statements() const { return statements_.size(); }
 
@@ -42,6 +45,7 @@ class BenchBackend {
   std::unordered_map<std::string, Statement> statements_;  // by prepared id
   std::unordered_map<std::string, Rows> tables_;           // by "ks.table.column"
   std::string key_;                                        // reused lookup key
+  cql::Bytes plain_;                                       // an answer before compression, reused
 };
 
 }  // namespace zdm::testcluster

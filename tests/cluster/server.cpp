@@ -258,11 +258,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     BenchBackend* bench = server_.options().bench.get();
     if (bench && state_ == State::kReady && h.opcode == Opcode::kExecute &&
         !(h.flags & (cql::flag::kTracing | cql::flag::kCustomPayload))) {
-      // Plain frames: the answers of one read go out as one buffer (pushed by reader()).
-      if (!compress_responses_ && !frames_.segmented())
-        if (bench->execute(session_.version, h.stream, body, bench_out_)) return;
-      Bytes answer;
-      if (bench->execute(session_.version, h.stream, body, answer)) return send(std::move(answer));
+      // v3/v4: the answers of one read go out as one buffer (pushed by reader()); v5 segments
+      // are made by the writer, one frame at a time.
+      if (!frames_.segmented()) {
+        if (bench->execute(session_.version, h.stream, body, bench_out_,
+                           compress_responses_ ? compression_ : cql::Compression::kNone))
+          return;
+      } else {
+        Bytes answer;
+        if (bench->execute(session_.version, h.stream, body, answer))
+          return send(std::move(answer));
+      }
     }
     try {
       cql::Reader r(body);

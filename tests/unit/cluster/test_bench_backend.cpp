@@ -115,3 +115,24 @@ TEST_CASE("BenchBackend") {
     CHECK(c.statements() == 0);
   }
 }
+
+TEST_CASE("BenchBackend compressed answers") {
+  BenchBackend b;
+  b.learn(
+      "SELECT v FROM ks.kv WHERE k = ?",
+      prepared("sel", {column("k", cql::TypeId::kBigint)}, {0}, {column("v", cql::TypeId::kBlob)}),
+      4);
+  const auto key = cql::Value::of(cql::to_bytes("12345678"));
+  for (auto c : {cql::Compression::kLz4, cql::Compression::kSnappy}) {
+    CAPTURE(cql::compression_name(c));
+    cql::Bytes plain, packed = cql::to_bytes("x");  // appended after what is there
+    REQUIRE(b.execute(4, 3, execute_body("sel", {key}), plain));
+    REQUIRE(b.execute(4, 3, execute_body("sel", {key}), packed, c));
+    cql::Header h = cql::decode_header(cql::BytesView(packed).subspan(1, cql::kHeaderSize));
+    CHECK(h.flags == cql::flag::kCompression);
+    CHECK(h.stream == 3);
+    CHECK(h.length == packed.size() - 1 - cql::kHeaderSize);
+    CHECK(cql::decompress_body(c, cql::BytesView(packed).subspan(1 + cql::kHeaderSize)) ==
+          cql::Bytes(plain.begin() + cql::kHeaderSize, plain.end()));
+  }
+}
