@@ -149,6 +149,7 @@ struct Options {
   net::TlsFiles tls{"", "", "", "--tls-ca", "--tls-cert", "--tls-key"};
   std::string username, password;
   bool setup = false;
+  bool reconnect = false;
   int idle = 0;
   double hold = 10;
   std::vector<std::string> watch_pids;
@@ -175,6 +176,7 @@ class Conn {
 
   bool has_free() const { return !free_.empty(); }
   std::size_t in_flight() const { return slots_.size() - free_.size(); }
+  std::size_t waiting() const { return backlog_.size(); }
   /// A request whose latency counts from `intended_ns`.
   void issue(int64_t intended_ns);
   /// Open loop: a request due at `intended_ns`, sent now or when a stream id frees.
@@ -182,6 +184,7 @@ class Conn {
   void flush();
   void close();
   bool closed() const { return closed_; }
+  bool ready() const { return ready_ && !closed_; }
   const std::string& why() const { return why_; }
   RequestBuilder& builder() { return *builder_; }
 
@@ -190,11 +193,18 @@ class Conn {
   awaitable<void> writer();
   void handle(const std::byte* frame, uint32_t body_len, int64_t now);
   void fail(const std::string& why);
+  /// --reconnect: a new connection, handshake and prepare, with a growing delay, until it works
+  /// or the run ends; then the requests waiting for it are sent.
+  awaitable<void> reconnect();
 
   Bench& bench_;
   int index_;
   std::string host_;
-  net::Stream stream_;
+  // Replaced on reconnect; each coroutine holds the one it works on, so a socket outlives the
+  // operations pending on it.
+  std::shared_ptr<net::Stream> stream_;
+  uint64_t gen_ = 0;    // bumped on reconnect: coroutines of an older connection stop
+  bool ready_ = false;  // handshake and prepare done, requests may be sent
   std::shared_ptr<asio::ssl::context> tls_;
   asio::steady_timer wake_;
   Bytes in_;
@@ -239,11 +249,14 @@ class Bench {
   void issued() { ++issued_; }
   void completed(Op op, bool ok, int64_t latency_ns, int64_t now, const std::byte* body,
                  uint32_t body_len, uint8_t flags);
-  void connection_lost(const std::string& why) {
+  void connection_lost(const std::string& why, uint64_t in_flight) {
     if (stopping_ || stopped_) return;
     ++lost_connections_;
+    if (measuring_) lost_in_flight_ += in_flight, interval_lost_ += in_flight;
     if (lost_reasons_.size() < 5) lost_reasons_.push_back(why);
   }
+  void reconnected() { ++reconnects_; }
+  bool stopping() const { return stopping_ || stopped_; }
   void backlog_overflow() { ++backlog_overflow_; }
 
  private:
@@ -289,7 +302,8 @@ class Bench {
   int64_t interval_start_ = 0;
   std::map<int32_t, uint64_t> error_codes_;
   std::string first_error_;
-  uint64_t lost_connections_ = 0, backlog_overflow_ = 0;
+  uint64_t lost_connections_ = 0, backlog_overflow_ = 0, lost_in_flight_ = 0, reconnects_ = 0;
+  uint64_t interval_lost_ = 0;
   std::vector<std::string> lost_reasons_;
   std::vector<int64_t> watch_start_, watch_end_;
   int64_t self_start_ = 0, self_end_ = 0;
@@ -300,7 +314,7 @@ class Bench {
 // ---------------------------------------------------------------------------------------------
 
 Conn::Conn(Bench& bench, asio::io_context& ioc, int index)
-    : bench_(bench), index_(index), stream_(ioc), wake_(ioc) {
+    : bench_(bench), index_(index), stream_(std::make_shared<net::Stream>(ioc)), wake_(ioc) {
   const auto& hosts = bench.options().hosts;
   host_ = hosts[static_cast<std::size_t>(index) % hosts.size()];
   wake_.expires_at(Clock::time_point::max());
@@ -309,14 +323,54 @@ Conn::Conn(Bench& bench, asio::io_context& ioc, int index)
 void Conn::fail(const std::string& why) {
   if (closed_) return;
   why_ = why;
-  bench_.connection_lost("connection " + std::to_string(index_) + " to " + host_ + ": " + why);
+  // The requests in flight on it are lost: counted, their stream ids freed.
+  uint64_t lost = 0;
+  for (std::size_t id = 0; id < slots_.size(); ++id) {
+    if (slots_[id] < 0) continue;
+    slots_[id] = -1;
+    free_.push_back(static_cast<int16_t>(id));
+    ++lost;
+  }
+  bench_.connection_lost("connection " + std::to_string(index_) + " to " + host_ + ": " + why,
+                         lost);
   close();
+  if (bench_.options().reconnect && !bench_.stopping())
+    asio::co_spawn(bench_.ioc(), reconnect(), asio::detached);
+}
+
+awaitable<void> Conn::reconnect() {
+  auto delay = std::chrono::milliseconds(100);
+  asio::steady_timer t(bench_.ioc());
+  while (!bench_.stopping()) {
+    t.expires_after(delay);
+    error_code ec;
+    co_await t.async_wait(nothrow(ec));
+    if (bench_.stopping()) co_return;
+    stream_ = std::make_shared<net::Stream>(bench_.ioc());
+    ++gen_;
+    closed_ = false;
+    if (co_await open(true)) {
+      bench_.reconnected();
+      start_load();
+      while (has_free() && !backlog_.empty()) {
+        issue(backlog_.front());
+        backlog_.pop_front();
+      }
+      while (has_free() && bench_.may_issue()) issue(now_ns());
+      flush();
+      co_return;
+    }
+    stream_->close();
+    closed_ = true;
+    delay = std::min(delay * 2, std::chrono::milliseconds(1000));
+  }
 }
 
 void Conn::close() {
   if (closed_) return;
   closed_ = true;
-  stream_.close();
+  ready_ = false;
+  stream_->close();
   wake_.cancel();
 }
 
@@ -329,22 +383,23 @@ awaitable<bool> Conn::open(bool prepare) {
     co_return false;
   }
   // Connect with a deadline: the socket is closed when it passes.
-  asio::steady_timer deadline(stream_.socket().get_executor(), std::chrono::seconds(10));
-  deadline.async_wait([this](error_code e) {
-    if (!e) stream_.socket().close(e);
+  auto s = stream_;
+  asio::steady_timer deadline(s->socket().get_executor(), std::chrono::seconds(10));
+  deadline.async_wait([s](error_code e) {
+    if (!e) s->socket().close(e);
   });
-  co_await stream_.socket().async_connect(ep, nothrow(ec));
+  co_await s->socket().async_connect(ep, nothrow(ec));
   deadline.cancel();
   if (ec) {
     why_ = "connect: " + ec.message();
     co_return false;
   }
-  stream_.socket().set_option(tcp::no_delay(true), ec);
+  s->socket().set_option(tcp::no_delay(true), ec);
   if (!o.tls.ca_path.empty()) {
     tls_ = net::make_client_context(o.tls);
-    stream_.use_tls(*tls_);
-    net::expect_peer_name(*stream_.tls_stream(), host_);
-    ec = co_await stream_.handshake(asio::ssl::stream_base::client, std::chrono::seconds(10));
+    s->use_tls(*tls_);
+    net::expect_peer_name(*s->tls_stream(), host_);
+    ec = co_await s->handshake(asio::ssl::stream_base::client, std::chrono::seconds(10));
     if (ec) {
       why_ = "TLS handshake: " + ec.message();
       co_return false;
@@ -429,7 +484,8 @@ awaitable<std::optional<std::vector<cql::Frame>>> Conn::exchange(const std::vect
   }
   error_code ec;
   asio::const_buffer buf(all.data(), all.size());
-  co_await stream_.write(std::span(&buf, 1), ec);
+  auto s = stream_;
+  co_await s->write(std::span(&buf, 1), ec);
   if (ec) {
     why_ = "write: " + ec.message();
     co_return std::nullopt;
@@ -438,9 +494,9 @@ awaitable<std::optional<std::vector<cql::Frame>>> Conn::exchange(const std::vect
   std::size_t left = frames.size();
   if (in_.size() < 16 * 1024) in_.resize(16 * 1024);
   cql::FrameDecoder decoder;
-  asio::steady_timer deadline(stream_.socket().get_executor(), std::chrono::seconds(30));
-  deadline.async_wait([this](error_code e) {
-    if (!e) stream_.close();
+  asio::steady_timer deadline(s->socket().get_executor(), std::chrono::seconds(30));
+  deadline.async_wait([s](error_code e) {
+    if (!e) s->close();
   });
   while (left > 0) {
     cql::Frame f;
@@ -458,7 +514,7 @@ awaitable<std::optional<std::vector<cql::Frame>>> Conn::exchange(const std::vect
       --left;
     }
     if (left == 0) break;
-    std::size_t n = co_await stream_.read_some(asio::buffer(in_), ec);
+    std::size_t n = co_await s->read_some(asio::buffer(in_), ec);
     if (ec) {
       why_ = ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor
                  ? "no answer within 30 s"
@@ -473,16 +529,21 @@ awaitable<std::optional<std::vector<cql::Frame>>> Conn::exchange(const std::vect
 
 void Conn::start_load() {
   const Options& o = bench_.options();
-  slots_.assign(static_cast<std::size_t>(o.inflight), -1);
-  ops_.assign(slots_.size(), 0);
-  free_.clear();
-  for (int i = o.inflight - 1; i >= 0; --i) free_.push_back(static_cast<int16_t>(i));
+  if (slots_.empty()) {
+    slots_.assign(static_cast<std::size_t>(o.inflight), -1);
+    ops_.assign(slots_.size(), 0);
+    for (int i = o.inflight - 1; i >= 0; --i) free_.push_back(static_cast<int16_t>(i));
+  }
   in_.resize(64 * 1024);
   in_len_ = 0;
+  out_.clear();
+  writing_.clear();
+  writer_busy_ = false;
   out_.reserve(64 * 1024);
   writing_.reserve(64 * 1024);
   error_code ec;
-  if (!stream_.tls()) stream_.socket().non_blocking(true, ec);
+  if (!stream_->tls()) stream_->socket().non_blocking(true, ec);
+  ready_ = true;
   auto on_end = [](std::exception_ptr e) {
     if (!e) return;
     try {
@@ -506,18 +567,17 @@ void Conn::issue(int64_t intended_ns) {
 }
 
 void Conn::enqueue(int64_t intended_ns) {
-  if (closed_) return;
-  if (backlog_.empty() && has_free()) return issue(intended_ns);
+  if (ready() && backlog_.empty() && has_free()) return issue(intended_ns);
   if (backlog_.size() >= 1000000) return bench_.backlog_overflow();
   backlog_.push_back(intended_ns);
 }
 
 void Conn::flush() {
   if (out_.empty() || writer_busy_ || closed_) return;
-  if (!stream_.tls()) {
+  if (!stream_->tls()) {
     // Write at once when the socket takes it all (the common case): no hand-off, no wake-up.
     error_code ec;
-    std::size_t n = stream_.socket().write_some(asio::buffer(out_), ec);
+    std::size_t n = stream_->socket().write_some(asio::buffer(out_), ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again)
       return fail("write: " + ec.message());
     if (n == out_.size()) {
@@ -531,7 +591,9 @@ void Conn::flush() {
 }
 
 awaitable<void> Conn::writer() {
-  while (!closed_) {
+  const auto s = stream_;
+  const uint64_t gen = gen_;
+  while (gen == gen_ && !closed_) {
     if (out_.empty() || !writer_busy_) {
       writer_busy_ = false;
       error_code ec;
@@ -541,7 +603,8 @@ awaitable<void> Conn::writer() {
     std::swap(out_, writing_);
     error_code ec;
     asio::const_buffer buf(writing_.data(), writing_.size());
-    co_await stream_.write(std::span(&buf, 1), ec);
+    co_await s->write(std::span(&buf, 1), ec);
+    if (gen != gen_) co_return;
     writing_.clear();
     if (ec) {
       fail("write: " + ec.message());
@@ -552,11 +615,14 @@ awaitable<void> Conn::writer() {
 }
 
 awaitable<void> Conn::reader() {
-  while (!closed_) {
+  const auto s = stream_;
+  const uint64_t gen = gen_;
+  while (gen == gen_ && !closed_) {
     if (in_.size() - in_len_ < 16 * 1024) in_.resize(in_.size() * 2);
     error_code ec;
     std::size_t n =
-        co_await stream_.read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_), ec);
+        co_await s->read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_), ec);
+    if (gen != gen_) co_return;
     if (ec) {
       fail(ec == asio::error::eof ? "closed by the server" : "read: " + ec.message());
       co_return;
@@ -681,22 +747,26 @@ void Bench::end_window(int64_t now) {
 
 void Bench::print_interval(int64_t now) {
   double secs = static_cast<double>(now - interval_start_) / 1e9;
+  std::size_t in_flight = 0, waiting = 0;
+  int connected = 0;
+  for (const auto& c : conns_) {
+    in_flight += c->in_flight();
+    waiting += c->waiting();
+    connected += c->ready() ? 1 : 0;
+  }
   std::printf(
       "INTERVAL t=%.1f ops_s=%.0f p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f errors=%llu "
-      "in_flight=%zu\n",
+      "lost=%llu in_flight=%zu waiting=%zu connected=%d\n",
       static_cast<double>(now - ws_) / 1e9, static_cast<double>(interval_ok_) / secs,
       static_cast<double>(interval_hist_.quantile(0.5)) / 1e3,
       static_cast<double>(interval_hist_.quantile(0.99)) / 1e3,
       static_cast<double>(interval_hist_.quantile(0.999)) / 1e3,
       static_cast<double>(interval_hist_.max()) / 1e3,
-      static_cast<unsigned long long>(interval_errors_), [&] {
-        std::size_t n = 0;
-        for (const auto& c : conns_) n += c->in_flight();
-        return n;
-      }());
+      static_cast<unsigned long long>(interval_errors_),
+      static_cast<unsigned long long>(interval_lost_), in_flight, waiting, connected);
   std::fflush(stdout);
   interval_hist_.reset();
-  interval_ok_ = interval_errors_ = 0;
+  interval_ok_ = interval_errors_ = interval_lost_ = 0;
   interval_start_ = now;
 }
 
@@ -720,7 +790,12 @@ awaitable<void> Bench::open_loop() {
     for (;;) {
       int64_t due = t0 + static_cast<int64_t>(static_cast<double>(k) * interval);
       if (due > now || (o_.requests > 0 && k >= o_.requests)) break;
-      conns_[k % conns_.size()]->enqueue(due);
+      // To the next connection that is up (a driver spreads over live hosts); if none is, the
+      // request waits on its own for a reconnect.
+      Conn* c = conns_[k % conns_.size()].get();
+      for (std::size_t i = 1; !c->ready() && i < conns_.size(); ++i)
+        if (conns_[(k + i) % conns_.size()]->ready()) c = conns_[(k + i) % conns_.size()].get();
+      c->enqueue(due);
       ++k;
     }
     for (auto& c : conns_) c->flush();
@@ -828,7 +903,7 @@ awaitable<void> Bench::main() {
       o_.interval > 0 ? warm_end + static_cast<int64_t>(o_.interval * 1e9) : INT64_MAX;
   while (!stopping_) {
     int64_t now = now_ns();
-    bool all_lost = true;
+    bool all_lost = !o_.reconnect;
     for (auto& c : conns_) all_lost = all_lost && c->closed();
     if (all_lost) break;
     if (!measuring_ && !counted && now >= warm_end && we_ == 0) start_window(now);
@@ -889,6 +964,8 @@ nlohmann::json Bench::result() const {
   j["error_codes"] = codes;
   if (!first_error_.empty()) j["first_error"] = first_error_;
   j["lost_connections"] = lost_connections_;
+  j["lost_in_flight"] = lost_in_flight_;
+  j["reconnects"] = reconnects_;
   j["lost_reasons"] = lost_reasons_;
   j["backlog_overflow"] = backlog_overflow_;
   j["ops_per_s"] = secs > 0 ? static_cast<double>(ok_) / secs : 0;
@@ -956,13 +1033,15 @@ int Bench::run() {
     std::printf(
         "cqlbench: %s %s-loop, %d conn x %d in flight, %.1f s: %.0f ops/s, p50 %.1f us, p99 %.1f "
         "us, p999 %.1f us, max %.1f us; %llu ok, %llu errors, %llu unexpected, %llu connections "
-        "lost\n",
+        "lost (%llu requests in flight on them), %llu reconnects\n",
         o_.workload.c_str(), o_.rate > 0 ? "open" : "closed", o_.connections, o_.inflight,
         j["seconds"].get<double>(), j["ops_per_s"].get<double>(), lat["p50"].get<double>(),
         lat["p99"].get<double>(), lat["p999"].get<double>(), lat["max"].get<double>(),
         static_cast<unsigned long long>(ok_), static_cast<unsigned long long>(errors_),
         static_cast<unsigned long long>(unexpected_),
-        static_cast<unsigned long long>(lost_connections_));
+        static_cast<unsigned long long>(lost_connections_),
+        static_cast<unsigned long long>(lost_in_flight_),
+        static_cast<unsigned long long>(reconnects_));
     if (!first_error_.empty()) std::printf("cqlbench: first error: %s\n", first_error_.c_str());
     for (const auto& r : lost_reasons_) std::printf("cqlbench: lost %s\n", r.c_str());
     if (!o_.json_path.empty()) {
@@ -1028,6 +1107,9 @@ int main(int argc, char** argv) {
       "keyspace of the table")(
       "setup", po::bool_switch(&o.setup),
       "create the keyspace and table (k bigint PRIMARY KEY, v blob) and write every key first")(
+      "reconnect", po::bool_switch(&o.reconnect),
+      "open a lost connection again (100 ms, doubling to 1 s, until the run ends); its requests "
+      "in flight count as lost, open-loop requests go to the connections that are up")(
       "idle", po::value(&o.idle)->default_value(0),
       "open this many connections (handshake only), print IDLE_READY, hold them --hold seconds")(
       "hold", po::value(&o.hold)->default_value(10), "seconds to hold --idle connections")(
