@@ -203,8 +203,9 @@ class Conn {
   // Replaced on reconnect; each coroutine holds the one it works on, so a socket outlives the
   // operations pending on it.
   std::shared_ptr<net::Stream> stream_;
-  uint64_t gen_ = 0;    // bumped on reconnect: coroutines of an older connection stop
-  bool ready_ = false;  // handshake and prepare done, requests may be sent
+  uint64_t gen_ = 0;           // bumped on reconnect: coroutines of an older connection stop
+  bool ready_ = false;         // handshake and prepare done, requests may be sent
+  bool reconnecting_ = false;  // one reconnect() at a time
   std::shared_ptr<asio::ssl::context> tls_;
   asio::steady_timer wake_;
   Bytes in_;
@@ -334,8 +335,11 @@ void Conn::fail(const std::string& why) {
   bench_.connection_lost("connection " + std::to_string(index_) + " to " + host_ + ": " + why,
                          lost);
   close();
-  if (bench_.options().reconnect && !bench_.stopping())
+  out_.clear();  // requests of the lost connection, already counted as lost
+  if (bench_.options().reconnect && !bench_.stopping() && !reconnecting_) {
+    reconnecting_ = true;
     asio::co_spawn(bench_.ioc(), reconnect(), asio::detached);
+  }
 }
 
 awaitable<void> Conn::reconnect() {
@@ -350,6 +354,7 @@ awaitable<void> Conn::reconnect() {
     ++gen_;
     closed_ = false;
     if (co_await open(true)) {
+      reconnecting_ = false;
       bench_.reconnected();
       start_load();
       while (has_free() && !backlog_.empty()) {
@@ -364,6 +369,7 @@ awaitable<void> Conn::reconnect() {
     closed_ = true;
     delay = std::min(delay * 2, std::chrono::milliseconds(1000));
   }
+  reconnecting_ = false;
 }
 
 void Conn::close() {
@@ -573,7 +579,9 @@ void Conn::enqueue(int64_t intended_ns) {
 }
 
 void Conn::flush() {
-  if (out_.empty() || writer_busy_ || closed_) return;
+  // Only a connection that is up writes requests (not one in its handshake: the ticker flushes
+  // every connection).
+  if (out_.empty() || writer_busy_ || !ready()) return;
   if (!stream_->tls()) {
     // Write at once when the socket takes it all (the common case): no hand-off, no wake-up.
     error_code ec;
