@@ -51,7 +51,7 @@ from PIL import Image  # python3-pil
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import sandbox  # noqa: E402  (the sandbox's credentials and direct-access flags)
-NET = "127.10"  # this test's own address plan (the user's sandbox uses 127.0)
+NET = os.environ.get("ZDM_E2E_NET", "127.10")  # this test's own address plan (the user's sandbox uses 127.0)
 SB = os.environ.get("ZDM_E2E_DIR", os.path.join(REPO, "build", "e2e-sandbox"))
 INVENTORY = os.path.join(SB, "inventory.ini")
 SANDBOX = ["/usr/bin/python3", os.path.join(REPO, "scripts", "sandbox.py")]
