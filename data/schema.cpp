@@ -4,7 +4,6 @@
 #include <cctype>
 #include <set>
 
-
 namespace zdm::data {
 
 namespace {
