@@ -17,6 +17,9 @@ namespace zdm::data {
 
 namespace {
 
+// Ranges per thread whose writes may still drain while others are scanned.
+constexpr std::size_t kDrainingRanges = 64;
+
 struct Prepared {
   std::shared_ptr<Statement> scan, insert_row, update_row, update_statics, add_counters,
       add_static_counters, read_row, read_partition;
@@ -43,7 +46,9 @@ class Backfill {
     Session origin(ioc, s_.origin_config, s_.origin, retry_hook(stats_, "origin"));
     Session target(ioc, s_.target_config, s_.target, retry_hook(stats_, "target"));
     Semaphore writes(ioc, static_cast<std::size_t>(s_.options.concurrency));
-    Worker w{ioc, origin, target, writes, {}};
+    Semaphore draining(ioc, kDrainingRanges);
+    WaitGroup finishing(ioc);
+    Worker w{ioc, origin, target, writes, draining, finishing, {}};
     try {
       for (const auto& t : s_.tables) {
         Prepared p;
@@ -76,6 +81,7 @@ class Backfill {
       });
     }
     co_await ranges.wait();
+    co_await finishing.wait();
     origin.close();
     target.close();
   }
@@ -95,6 +101,8 @@ class Backfill {
     Session& origin;
     Session& target;
     Semaphore& writes;
+    Semaphore& draining;  // ranges scanned whose writes are still in flight
+    WaitGroup& finishing;
     std::vector<Prepared> prepared;
   };
 
@@ -104,30 +112,45 @@ class Backfill {
     work_.stop();
   }
 
+  // Scans ranges one after the other; a range's writes drain in the background (its finisher
+  // records it), so a write waiting out a retry backoff does not hold up the next scan.
   awaitable<void> range_worker(Worker& w) {
     while (const WorkItem* item = work_.next()) {
-      const TableJob& t = s_.tables[item->table];
-      RangeState rs(w.ioc);
-      uint64_t rows = 0, bytes = 0;
+      co_await w.draining.acquire();
+      auto rs = std::make_shared<RangeState>(w.ioc);
+      auto done = std::make_shared<std::pair<uint64_t, uint64_t>>(0, 0);  // rows, bytes
       try {
-        co_await copy_range(w, t, w.prepared[item->table], item->range, rs, rows, bytes);
+        co_await copy_range(w, s_.tables[item->table], w.prepared[item->table], item->range, *rs,
+                            done->first, done->second);
       } catch (const RequestError& e) {
-        rs.fail(e.what());
+        rs->fail(e.what());
         if (e.code && !retryable(*e.code)) fatal(e.what());
       } catch (const std::exception& e) {
-        rs.fail(e.what());
+        rs->fail(e.what());
       }
-      co_await rs.group.wait();  // the range's writes, whatever happened to its scan
-      if (rs.failed) {
-        stats_.ranges_failed.inc();
-        spdlog::warn("{} {}: {}", t.schema.name(), to_string(item->range), rs.error);
-        std::lock_guard lock(mu_);
-        if (first_range_error_.empty()) first_range_error_ = rs.error;
-        continue;
-      }
-      cp_.record(t.schema.name(), item->range, rows, bytes);
-      stats_.ranges_done.inc();
+      w.finishing.add();
+      asio::co_spawn(w.ioc, finish(*item, rs, done), [&w](std::exception_ptr e) {
+        log_exception(e, "range finisher");
+        w.draining.release();
+        w.finishing.done();
+      });
     }
+  }
+
+  // Waits for a range's writes, then records it in the checkpoint (or counts it failed).
+  awaitable<void> finish(WorkItem item, std::shared_ptr<RangeState> rs,
+                         std::shared_ptr<std::pair<uint64_t, uint64_t>> done) {
+    co_await rs->group.wait();
+    const TableJob& t = s_.tables[item.table];
+    if (rs->failed) {
+      stats_.ranges_failed.inc();
+      spdlog::warn("{} {}: {}", t.schema.name(), to_string(item.range), rs->error);
+      std::lock_guard lock(mu_);
+      if (first_range_error_.empty()) first_range_error_ = rs->error;
+      co_return;
+    }
+    cp_.record(t.schema.name(), item.range, done->first, done->second);
+    stats_.ranges_done.inc();
   }
 
   awaitable<void> copy_range(Worker& w, const TableJob& t, const Prepared& p, TokenRange range,
