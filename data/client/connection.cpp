@@ -40,6 +40,7 @@ awaitable<std::shared_ptr<Connection>> Connection::open(asio::io_context& ioc,
   std::string why;
   if (!co_await node->open(ep, host, settings.hop, why)) {
     failure.why = why;
+    failure.same_everywhere = why.starts_with("TLS handshake");
     co_return nullptr;
   }
   // v5 compresses segments with LZ4 only (native_protocol_v5.spec §2.4.1): Snappy is v4's.
@@ -51,6 +52,7 @@ awaitable<std::shared_ptr<Connection>> Connection::open(asio::io_context& ioc,
       {{"CQL_VERSION", "3.0.0"}, {"DRIVER_NAME", "zdm-data"}, {"DRIVER_VERSION", ZDM_VERSION}}};
   if (compression != cql::Compression::kNone)
     startup.options["COMPRESSION"] = std::string(cql::compression_name(compression));
+  const auto sent = std::chrono::steady_clock::now();
   auto resp = co_await node->exchange(
       cql::encode_message(version, false, 0, cql::Opcode::kStartup, startup),
       settings.handshake_timeout);
@@ -59,8 +61,12 @@ awaitable<std::shared_ptr<Connection>> Connection::open(asio::io_context& ioc,
     node->close();
   };
   if (!resp) {
-    fail("no answer to STARTUP within " + std::to_string(settings.handshake_timeout.count()) +
-         " ms");
+    if (std::chrono::steady_clock::now() - sent < settings.handshake_timeout)
+      fail(std::string("the node closed the connection after STARTUP") +
+           (settings.hop.tls ? "" : " (does it expect TLS?)"));
+    else
+      fail("no answer to STARTUP within " + std::to_string(settings.handshake_timeout.count()) +
+           " ms");
     co_return nullptr;
   }
   if (resp->header.opcode == cql::Opcode::kError) {
@@ -74,6 +80,7 @@ awaitable<std::shared_ptr<Connection>> Connection::open(asio::io_context& ioc,
     cql::Reader r(resp->body);
     std::string authenticator = cql::AuthenticateMsg::decode(r).authenticator;
     if (settings.credentials.empty()) {
+      failure.same_everywhere = true;
       fail("the node requires authentication (" + authenticator +
            ") but no username/password was given");
       co_return nullptr;
@@ -81,6 +88,7 @@ awaitable<std::shared_ptr<Connection>> Connection::open(asio::io_context& ioc,
     auto done = co_await node->authenticate(authenticator, settings.credentials, 0,
                                             settings.handshake_timeout);
     if (!done || done->header.opcode != cql::Opcode::kAuthSuccess) {
+      failure.same_everywhere = done.has_value();
       fail("the credentials of user '" + settings.credentials.username +
            "' were refused: " + (done ? error_text(*done) : "no answer"));
       co_return nullptr;

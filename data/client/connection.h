@@ -34,6 +34,8 @@ struct ConnectSettings {
 struct OpenFailure {
   std::string why;
   bool version_refused = false;
+  /// Another node would fail the same way (credentials refused, a certificate not trusted).
+  bool same_everywhere = false;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {

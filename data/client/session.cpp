@@ -119,6 +119,9 @@ awaitable<ClusterInfo> discover(asio::io_context& ioc, const ClusterConfig& conf
           contacted = entry.endpoint();
           break;
         }
+        if (failure.same_everywhere)  // every node would say the same: stop here
+          throw ClusterError(config.label + ": " + endpoint_text(entry.endpoint()) + ": " +
+                             failure.why);
         if (!failure.version_refused) {
           problems.push_back(endpoint_text(entry.endpoint()) + ": " + failure.why);
           break;
@@ -339,10 +342,12 @@ awaitable<std::optional<cql::Frame>> Session::execute(Statement& stmt, Call call
         cql::encode_message(conn->version(), false, 0, cql::Opcode::kExecute, msg),
         config_.request_timeout);
     if (!resp) {
-      why = "no answer from " + conn->node() + " within " +
-            std::to_string(config_.request_timeout.count()) + " ms";
+      const bool closed = !conn->usable();
+      why = closed ? "the connection to " + conn->node() + " closed"
+                   : "no answer from " + conn->node() + " within " +
+                         std::to_string(config_.request_timeout.count()) + " ms";
       if (!call.idempotent) throw RequestError(config_.label + ": " + why, std::nullopt);
-      if (on_retry_) on_retry_("client_timeout");
+      if (on_retry_) on_retry_(closed ? "connection_closed" : "client_timeout");
       continue;
     }
     if (resp->header.opcode != cql::Opcode::kError) co_return resp;
