@@ -87,6 +87,15 @@ Outcome judge(const TableJob& t, const std::optional<OwnedRow>& o, const std::op
   return {DiffKind::kDiffering, std::move(cols)};
 }
 
+bool same_outcome(const Outcome& a, const Outcome& b) {
+  if (a.kind != b.kind || a.columns.size() != b.columns.size()) return false;
+  for (std::size_t i = 0; i < a.columns.size(); ++i)
+    if (a.columns[i].column != b.columns[i].column ||
+        a.columns[i].writetime_only != b.columns[i].writetime_only)
+      return false;
+  return true;
+}
+
 class Validate {
  public:
   Validate(Setup& s, WorkQueue& work, Stats& stats, RateLimiter& rate)
@@ -175,6 +184,7 @@ class Validate {
   struct Candidate {
     RowKey key;
     OwnedRow any;  // origin's or target's version: its key columns are read again
+    Outcome seen;  // what the scans found
   };
 
   void fatal(const std::string& why) {
@@ -300,7 +310,8 @@ class Validate {
         }
         Outcome out = judge(t, orow, grow, key.statics, s_.options.writetime);
         if (out.kind)
-          candidates.push_back({std::move(key), orow ? std::move(*orow) : std::move(*grow)});
+          candidates.push_back(
+              {std::move(key), orow ? std::move(*orow) : std::move(*grow), std::move(out)});
       }
       if (candidates.size() >= 256 || (all && !candidates.empty())) {
         co_await check(w, item.table, candidates, report);
@@ -353,12 +364,25 @@ class Validate {
     const bool statics = c.key.statics;
     auto key_cells = view(c.any);
     RowView key_row(key_cells);
-    auto o = co_await read(w, table, true, key_row, statics);
-    auto g = co_await read(w, table, false, key_row, statics);
-    Outcome out = judge(t, o, g, statics, s_.options.writetime);
-    if (!out.kind) {  // a write in flight between the scans: both agree now
-      ++report.transient;
-      co_return;
+    // A write in flight between the scans agrees when read again. A row still changing (the
+    // difference is not the one the scans saw) is read once more, a moment later.
+    std::optional<OwnedRow> o, g;
+    Outcome out;
+    for (int pass = 0; pass < 2; ++pass) {
+      if (pass > 0) {
+        asio::steady_timer pause(w.ioc);
+        pause.expires_after(std::chrono::milliseconds(200));
+        net::error_code ec;
+        co_await pause.async_wait(net::nothrow(ec));
+      }
+      o = co_await read(w, table, true, key_row, statics);
+      g = co_await read(w, table, false, key_row, statics);
+      out = judge(t, o, g, statics, s_.options.writetime);
+      if (!out.kind) {
+        ++report.transient;
+        co_return;
+      }
+      if (same_outcome(out, c.seen)) break;
     }
     switch (*out.kind) {
       case DiffKind::kOnlyOrigin:
