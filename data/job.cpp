@@ -110,8 +110,8 @@ void run_workers(const Options& o, proxy::Registry& registry,
     try {
       http = std::make_unique<proxy::HttpServer>(
           main, o.metrics.substr(0, colon), std::stoi(o.metrics.substr(colon + 1)),
-          [&registry](const std::string&, const std::string& target) {
-            if (target == "/metrics")
+          [&registry](const proxy::HttpRequest& request) {
+            if (request.target == "/metrics")
               return proxy::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
                                          registry.render()};
             return proxy::HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
