@@ -47,7 +47,7 @@ std::size_t PreparedCache::put(PreparedEntry& entry) {
 
 std::shared_ptr<const PreparedEntry> PreparedCache::by_origin_id(cql::BytesView id) const {
   std::shared_lock lock(mu_);
-  auto it = entries_.find(key(id));
+  auto it = entries_.find(view(id));
   if (it == entries_.end()) return nullptr;
   const uint64_t now = now_ms();
   if (now - it->second->last_used.load(std::memory_order_relaxed) >= 1000)
@@ -57,7 +57,7 @@ std::shared_ptr<const PreparedEntry> PreparedCache::by_origin_id(cql::BytesView 
 
 std::optional<cql::Bytes> PreparedCache::origin_id_for_target(cql::BytesView target_id) const {
   std::shared_lock lock(mu_);
-  auto it = by_target_.find(key(target_id));
+  auto it = by_target_.find(view(target_id));
   if (it == by_target_.end()) return std::nullopt;
   const auto* p = reinterpret_cast<const std::byte*>(it->second.data());
   return cql::Bytes(p, p + it->second.size());
@@ -76,7 +76,7 @@ void PreparedCache::put_local(cql::BytesView id, LocalStatement s) {
 
 std::shared_ptr<const LocalStatement> PreparedCache::local(cql::BytesView id) const {
   std::shared_lock lock(mu_);
-  auto it = local_.find(key(id));
+  auto it = local_.find(view(id));
   return it == local_.end() ? nullptr : it->second;
 }
 

@@ -7,10 +7,12 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "proxy/cql/classifier.h"
@@ -57,14 +59,23 @@ class PreparedCache {
   std::shared_ptr<const LocalStatement> local(cql::BytesView id) const;
 
  private:
-  static std::string key(cql::BytesView id) {
-    return std::string(reinterpret_cast<const char*>(id.data()), id.size());
+  static std::string key(cql::BytesView id) { return std::string(view(id)); }
+  /// The id's bytes as a lookup key without a copy (heterogeneous lookup: no allocation per
+  /// EXECUTE).
+  static std::string_view view(cql::BytesView id) {
+    return {reinterpret_cast<const char*>(id.data()), id.size()};
   }
+  struct IdHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <class V>
+  using IdMap = std::unordered_map<std::string, V, IdHash, std::equal_to<>>;
   const std::size_t capacity_;
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<PreparedEntry>> entries_;
-  std::unordered_map<std::string, std::string> by_target_;
-  std::unordered_map<std::string, std::shared_ptr<const LocalStatement>> local_;
+  IdMap<std::shared_ptr<PreparedEntry>> entries_;
+  IdMap<std::string> by_target_;
+  IdMap<std::shared_ptr<const LocalStatement>> local_;
 };
 
 }  // namespace zdm::proxy

@@ -361,6 +361,9 @@ awaitable<void> ClientSession::take_frames() {
 }
 
 bool ClientSession::accept_version(const cql::Header& h) {
+  // The connection's version passed the checks below at its first frame: every later request
+  // costs one comparison (the control connections' facts are not copied per request).
+  if (version_ != 0 && h.version == version_ && !h.response) return true;
   bool blocked = false;
   for (const auto& b : config_.blocked_protocol_versions) {
     std::string u;
@@ -1056,7 +1059,7 @@ bool ClientSession::route_execute(Request& req) {
   const cql::Header& h = req.h;
   cql::Reader r(req.body);
   r.read_raw(req.prefix_end);
-  Bytes id = r.read_short_bytes();
+  const cql::BytesView id = r.read_short_bytes_view();
   if (auto local = shared_.prepared.local(id)) {
     cql::Reader er(req.body);
     er.read_raw(req.prefix_end);
@@ -1075,7 +1078,7 @@ bool ClientSession::route_execute(Request& req) {
     return false;
   }
   req.d = entry->decision;
-  req.p.origin_prepared_id = id;
+  req.p.origin_prepared_id.assign(id.begin(), id.end());
   if (auto nb =
           rewrite_execute(req.body, req.prefix_end, h.version, entry->plan, write_timestamp_us()))
     req.set_body(*nb);
@@ -1087,8 +1090,8 @@ bool ClientSession::route_execute(Request& req) {
   // Target's copy carries target's prepared id (and, v5, target's result metadata id).
   cql::Reader t(req.body);
   t.read_raw(req.prefix_end);
-  t.read_short_bytes();
-  if (cql::uses_result_metadata_id(h.version)) t.read_short_bytes();
+  t.read_short_bytes_view();
+  if (cql::uses_result_metadata_id(h.version)) t.read_short_bytes_view();
   const std::size_t rest = t.position();
   Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
   cql::Writer w(nb);

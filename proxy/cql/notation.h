@@ -73,6 +73,8 @@ class Reader {
   std::optional<BytesView> read_bytes_view();
   /// [short bytes]: [short] n + n bytes.
   Bytes read_short_bytes();
+  /// [short bytes] as a view into the body (no copy).
+  BytesView read_short_bytes_view() { return read_raw(read_short()); }
   /// [value]: [int] n; n >= 0 bytes, -1 null, -2 unset; other negatives are errors.
   Value read_value();
   std::vector<std::string> read_string_list();
