@@ -117,7 +117,8 @@ struct Config {
   double heartbeat_retry_backoff_factor = 2;
   int heartbeat_failure_threshold = 1;
 
-  /// Worker threads (one io_context each); 0 = one per core. Not a ZDM key.
+  /// Worker threads (one io_context each); 0 = one per CPU the process may use (affinity mask,
+  /// cgroup CPU quota: proxy/cpus.h). Not a ZDM key.
   int proxy_worker_threads = 0;
 
   /// Unknown keys and other things worth a WARN line at start ("zdm.yml:4: unknown key

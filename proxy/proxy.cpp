@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "proxy/control_connection.h"
+#include "proxy/cpus.h"
 #include "proxy/http_server.h"
 #include "proxy/metrics.h"
 #include "proxy/net/tls.h"
@@ -475,9 +476,11 @@ int Program::run() {
                  [](std::exception_ptr e) { log_exception(e, "ORIGIN control connection"); });
   asio::co_spawn(main_ioc_, target_cc_.run(),
                  [](std::exception_ptr e) { log_exception(e, "TARGET control connection"); });
-  int nworkers = config_.proxy_worker_threads > 0
-                     ? config_.proxy_worker_threads
-                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // 0: one worker per CPU the process may use (its affinity mask and cgroup quota), not per
+  // core of the machine: workers beyond that only preempt one another.
+  int nworkers = config_.proxy_worker_threads > 0 ? config_.proxy_worker_threads : usable_cpus();
+  spdlog::info("Starting {} worker thread(s){}", nworkers,
+               config_.proxy_worker_threads > 0 ? "" : " (the CPUs this process may use)");
   for (int i = 0; i < nworkers; ++i) workers_.push_back(std::make_unique<Worker>());
   asio::co_spawn(main_ioc_, startup(),
                  [](std::exception_ptr e) { log_exception(e, "proxy listener"); });
