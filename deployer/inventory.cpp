@@ -238,6 +238,16 @@ void finish(Inventory& inv) {
     }
 }
 
+// The text of a mapping key. YAML allows a mapping or a list as a key ("? [a]"); a group,
+// host or variable name must be a scalar.
+std::string scalar_key(const YAML::Node& key) {
+  if (!key.IsScalar() && !key.IsNull())
+    throw YAML::RepresentationException(
+        key.Mark(),
+        "a name must be a scalar, not a " + std::string(key.IsMap() ? "mapping" : "sequence"));
+  return key.as<std::string>();
+}
+
 void yaml_group(Inventory& inv, const std::string& path, const std::string& name,
                 const YAML::Node& node) {
   auto where = [&](const YAML::Node& n) { return fmt::format("{}:{}", path, n.Mark().line + 1); };
@@ -249,7 +259,7 @@ void yaml_group(Inventory& inv, const std::string& path, const std::string& name
   if (!node.IsMap())
     throw InventoryError(fmt::format("{}: group '{}': expected a mapping", where(node), name));
   for (auto it = node.begin(); it != node.end(); ++it) {
-    std::string key = it->first.as<std::string>();
+    std::string key = scalar_key(it->first);
     YAML::Node value = it->second;
     if (key == "hosts") {
       if (value.IsNull()) continue;
@@ -257,7 +267,7 @@ void yaml_group(Inventory& inv, const std::string& path, const std::string& name
         throw InventoryError(
             fmt::format("{}: group '{}': hosts must be a mapping", where(value), name));
       for (auto h = value.begin(); h != value.end(); ++h) {
-        std::string host = h->first.as<std::string>();
+        std::string host = scalar_key(h->first);
         YAML::Node hv = h->second;
         Host* found = nullptr;
         for (auto& x : inv.hosts)
@@ -268,7 +278,7 @@ void yaml_group(Inventory& inv, const std::string& path, const std::string& name
         }
         if (hv.IsMap()) {
           for (auto v = hv.begin(); v != hv.end(); ++v) {
-            std::string k = v->first.as<std::string>();
+            std::string k = scalar_key(v->first);
             YAML::Node vv = v->second;
             Json j = yaml_to_json(vv);
             if (k == "ansible_port" && !j.is_number_integer())
@@ -298,7 +308,7 @@ void yaml_group(Inventory& inv, const std::string& path, const std::string& name
         throw InventoryError(
             fmt::format("{}: group '{}': children must be a mapping", where(value), name));
       for (auto c = value.begin(); c != value.end(); ++c) {
-        std::string child = c->first.as<std::string>();
+        std::string child = scalar_key(c->first);
         YAML::Node cv = c->second;
         yaml_group(inv, path, child, cv);
         auto& kids = inv.groups[name].children;
@@ -406,9 +416,13 @@ Inventory parse_inventory_yaml(std::string_view text, const std::string& path) {
   }
   if (!root.IsMap())
     throw InventoryError(fmt::format("{}:1: a YAML inventory is a mapping of groups", path));
-  for (auto it = root.begin(); it != root.end(); ++it) {
-    YAML::Node gv = it->second;
-    yaml_group(inv, path, it->first.as<std::string>(), gv);
+  try {
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      YAML::Node gv = it->second;
+      yaml_group(inv, path, scalar_key(it->first), gv);
+    }
+  } catch (const YAML::Exception& e) {
+    throw InventoryError(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
   }
   finish(inv);
   return inv;

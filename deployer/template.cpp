@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <regex>
 #include <vector>
@@ -14,6 +15,28 @@
 
 namespace zdm::deploy {
 namespace {
+
+// A value as text for messages and output. Strings from a template or a vars file need not be
+// valid UTF-8; dump() would throw json's type_error past every caller.
+std::string show(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+// Deepest nesting of expressions ("((((x))))", "[[[x]]]", "- - x") and of blocks
+// ("{% if %}{% if %}..."). The parsers and the evaluator recurse once per level: a bound keeps a
+// template from exhausting the stack. Real templates nest a few levels.
+constexpr int kMaxNesting = 100;
+// Longest expression, in tokens.
+constexpr std::size_t kMaxTokens = 1000;
+
+// Counts one level of recursion for the lifetime of the guard.
+struct NestingGuard {
+  explicit NestingGuard(int& depth) : depth_(depth) { ++depth_; }
+  ~NestingGuard() { --depth_; }
+  NestingGuard(const NestingGuard&) = delete;
+  NestingGuard& operator=(const NestingGuard&) = delete;
+  int& depth_;
+};
 
 // ---------------------------------------------------------------- expression lexer
 
@@ -50,10 +73,15 @@ class Lexer {
           while (i < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i]))) ++i;
         }
         std::string t(s_.substr(b, i - b));
-        if (is_float)
-          out.push_back({Token::Float, t, std::stod(t)});
-        else
-          out.push_back({Token::Int, t, std::stoll(t)});
+        try {
+          if (is_float)
+            out.push_back({Token::Float, t, std::stod(t)});
+          else
+            out.push_back({Token::Int, t, std::stoll(t)});
+        } catch (const std::out_of_range&) {
+          throw TemplateError(fmt::format("{}:{}: number {} out of range in expression '{}'",
+                                          src_.name, line_, t, s_));
+        }
       } else if (c == '\'' || c == '"') {
         std::string v;
         ++i;
@@ -126,7 +154,11 @@ ExprPtr make(Expr::Kind k, std::string name = {}, std::vector<ExprPtr> args = {}
 class Parser {
  public:
   Parser(std::string_view text, const Source& src, int line)
-      : text_(text), src_(src), line_(line), toks_(Lexer(text, src, line).run()) {}
+      : text_(text), src_(src), line_(line), toks_(Lexer(text, src, line).run()) {
+    // "a.b.c...", "x + x + ..." nest one level per operator without recursing in the parser;
+    // evaluating and freeing them does recurse.
+    if (toks_.size() > kMaxTokens) error(fmt::format("longer than {} tokens", kMaxTokens));
+  }
 
   ExprPtr parse_all() {
     auto e = expr();
@@ -186,7 +218,13 @@ class Parser {
     if (!accept_op(op)) error(fmt::format("expected '{}'", op));
   }
 
+  void nest() {
+    if (depth_ > kMaxNesting) error(fmt::format("nested deeper than {} levels", kMaxNesting));
+  }
+
   ExprPtr expr() {
+    NestingGuard guard(depth_);
+    nest();
     auto e = or_expr();
     if (accept_name("if")) {
       auto cond = or_expr();
@@ -209,6 +247,8 @@ class Parser {
     return e;
   }
   ExprPtr not_expr() {
+    NestingGuard guard(depth_);
+    nest();
     if (accept_name("not")) return make(Expr::Unary, "not", {not_expr()});
     return compare();
   }
@@ -279,6 +319,8 @@ class Parser {
     }
   }
   ExprPtr unary() {
+    NestingGuard guard(depth_);
+    nest();
     if (accept_op("-")) return make(Expr::Unary, "-", {unary()});
     if (accept_op("+")) return unary();
     return filtered();
@@ -408,6 +450,7 @@ class Parser {
   int line_;
   std::vector<Token> toks_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 // ---------------------------------------------------------------- evaluation
@@ -489,7 +532,7 @@ class Evaluator {
                            : static_cast<long long>(o.get_ref<const std::string&>().size());
       if (n < 0) n += size;
       if (n < 0 || n >= size)
-        error(fmt::format("index {} out of range for '{}'", key.dump(), obj.path));
+        error(fmt::format("index {} out of range for '{}'", show(key), obj.path));
       if (o.is_array()) return {resolve(o[n], path), false, path};
       return {std::string(1, o.get_ref<const std::string&>()[n]), false, path};
     }
@@ -516,7 +559,7 @@ class Evaluator {
         Json key = value(*e.args[1]);
         return member(
             obj, key,
-            "[" + (key.is_string() ? "'" + key.get<std::string>() + "'" : key.dump()) + "]");
+            "[" + (key.is_string() ? "'" + key.get<std::string>() + "'" : show(key)) + "]");
       }
       case Expr::Call:
         return {call(e)};
@@ -529,9 +572,13 @@ class Evaluator {
       case Expr::Unary: {
         if (e.name == "not") return {!truthy(value(*e.args[0]))};
         Json v = value(*e.args[0]);
-        if (v.is_number_integer()) return {-v.get<long long>()};
+        if (v.is_number_integer()) {
+          if (v.get<long long>() == std::numeric_limits<long long>::min())
+            error(fmt::format("integer overflow in -({})", show(v)));
+          return {-v.get<long long>()};
+        }
         if (v.is_number()) return {-v.get<double>()};
-        error(fmt::format("cannot negate {}", v.dump()));
+        error(fmt::format("cannot negate {}", show(v)));
       }
       case Expr::Binary:
         return {binary(e)};
@@ -576,11 +623,11 @@ class Evaluator {
       if (b.is_string()) return b.get<std::string>().find(to_text(a)) != std::string::npos;
       if (b.is_array()) return std::find(b.begin(), b.end(), a) != b.end();
       if (b.is_object()) return a.is_string() && b.contains(a.get<std::string>());
-      error(fmt::format("'in' needs a string, list or dict on its right, not {}", b.dump()));
+      error(fmt::format("'in' needs a string, list or dict on its right, not {}", show(b)));
     }
     if (op == "<" || op == ">" || op == "<=" || op == ">=") {
       if (!((a.is_number() && b.is_number()) || (a.is_string() && b.is_string())))
-        error(fmt::format("cannot compare {} {} {}", a.dump(), op, b.dump()));
+        error(fmt::format("cannot compare {} {} {}", show(a), op, show(b)));
       bool lt = a < b, gt = b < a;
       if (op == "<") return lt;
       if (op == ">") return gt;
@@ -596,16 +643,26 @@ class Evaluator {
       }
     }
     if (!a.is_number() || !b.is_number())
-      error(fmt::format("unsupported operands for '{}': {} and {}", op, a.dump(), b.dump()));
+      error(fmt::format("unsupported operands for '{}': {} and {}", op, show(a), show(b)));
     bool ints = a.is_number_integer() && b.is_number_integer();
     if (ints) {
-      long long x = a.get<long long>(), y = b.get<long long>();
-      if (op == "+") return x + y;
-      if (op == "-") return x - y;
-      if (op == "*") return x * y;
+      // 64-bit integers, not Python's unbounded ones: a result that does not fit is an error.
+      long long x = a.get<long long>(), y = b.get<long long>(), r = 0;
+      auto overflow = [&] { error(fmt::format("integer overflow in {} {} {}", x, op, y)); };
+      if (op == "+" && !__builtin_add_overflow(x, y, &r)) return r;
+      if (op == "-" && !__builtin_sub_overflow(x, y, &r)) return r;
+      if (op == "*" && !__builtin_mul_overflow(x, y, &r)) return r;
+      if (op == "+" || op == "-" || op == "*") overflow();
       if ((op == "//" || op == "%" || op == "/") && y == 0) error("division by zero");
-      if (op == "//") return static_cast<long long>(std::floor(static_cast<double>(x) / y));
-      if (op == "%") return ((x % y) + y) % y;
+      if (y == -1 && x == std::numeric_limits<long long>::min() && op != "/") {
+        if (op == "%") return 0LL;
+        overflow();
+      }
+      // Python's floor division and modulo: the remainder takes the divisor's sign.
+      const long long q = x / y, m = x % y;
+      const bool adjust = m != 0 && ((m < 0) != (y < 0));
+      if (op == "//") return adjust ? q - 1 : q;
+      if (op == "%") return adjust ? m + y : m;
       return static_cast<double>(x) / y;
     }
     double x = a.get<double>(), y = b.get<double>();
@@ -642,8 +699,16 @@ class Evaluator {
         if (args.size() >= 2) lo = as_int(args[0]), hi = as_int(args[1]);
         if (args.size() >= 3) step = as_int(args[2]);
         if (step == 0) error("range() step must not be zero");
+        // Jinja's sandbox bound (MAX_RANGE): a template loops over hosts, not billions.
+        constexpr __int128 kMaxRange = 100000;
+        const __int128 span = step > 0 ? __int128{hi} - lo : __int128{lo} - hi;
+        const __int128 count = span <= 0 ? 0
+                                         : (span + (step > 0 ? step : -__int128{step}) - 1) /
+                                               (step > 0 ? step : -__int128{step});
+        if (count > kMaxRange)
+          error(fmt::format("range() of more than {} items", static_cast<long long>(kMaxRange)));
         Json out = Json::array();
-        for (long long i = lo; step > 0 ? i < hi : i > hi; i += step) out.push_back(i);
+        for (__int128 i = 0; i < count; ++i) out.push_back(static_cast<long long>(lo + i * step));
         return out;
       }
       error(fmt::format("unknown function '{}'", callee.name));
@@ -660,7 +725,7 @@ class Evaluator {
         auto it = std::find(obj.begin(), obj.end(), arg(0));
         if (it == obj.end())
           error(fmt::format("{} is not in list '{}'", to_text(arg(0)),
-                            callee.args[0]->name.empty() ? obj.dump() : callee.args[0]->name));
+                            callee.args[0]->name.empty() ? show(obj) : callee.args[0]->name));
         return static_cast<long long>(it - obj.begin());
       }
       if (m == "count") return static_cast<long long>(std::count(obj.begin(), obj.end(), arg(0)));
@@ -726,7 +791,7 @@ class Evaluator {
                       obj.is_array()    ? "list"
                       : obj.is_string() ? "string"
                       : obj.is_object() ? "dict"
-                                        : obj.dump()));
+                                        : show(obj)));
   }
 
   static std::string replace_all(std::string s, const std::string& from, const std::string& to) {
@@ -740,6 +805,12 @@ class Evaluator {
   }
 
   long long as_int(const Json& j) {
+    // A double converts only inside long long's range (out of it, or NaN, the cast is UB).
+    auto from_double = [&](double d) -> long long {
+      if (!(d >= -0x1p63 && d < 0x1p63)) error(fmt::format("cannot convert {} to int", show(j)));
+      return static_cast<long long>(d);
+    };
+    if (j.is_number_float()) return from_double(j.get<double>());
     if (j.is_number()) return j.get<long long>();
     if (j.is_boolean()) return j.get<bool>() ? 1 : 0;
     if (j.is_string()) {
@@ -748,11 +819,12 @@ class Evaluator {
         std::string s = j.get<std::string>();
         long long v = std::stoll(s, &used);
         if (used == s.size()) return v;
-        return static_cast<long long>(std::stod(s));
-      } catch (const std::exception&) {
+        const double d = std::stod(s);
+        return from_double(d);
+      } catch (const std::logic_error&) {  // std::stoll/stod: not a number, or out of range
       }
     }
-    error(fmt::format("cannot convert {} to int", j.dump()));
+    error(fmt::format("cannot convert {} to int", show(j)));
   }
 
   Json apply_simple(const std::string& name, const Json& in) {
@@ -796,10 +868,15 @@ class Evaluator {
     if (name == "length" || name == "count") {
       if (in.is_string()) return static_cast<long long>(in.get_ref<const std::string&>().size());
       if (in.is_array() || in.is_object()) return static_cast<long long>(in.size());
-      error(fmt::format("{} has no length", in.dump()));
+      error(fmt::format("{} has no length", show(in)));
     }
-    if (name == "to_json") return in.dump();
-    if (name == "to_nice_json") return in.dump(4);
+    if (name == "to_json" || name == "to_nice_json") {
+      try {
+        return in.dump(name == "to_json" ? -1 : 4);
+      } catch (const Json::type_error& ex) {
+        error(fmt::format("{}: {}", name, ex.what()));
+      }
+    }
     if (name == "from_json") {
       try {
         return Json::parse(to_text(in));
@@ -850,7 +927,11 @@ class Evaluator {
       return slash == std::string::npos ? std::string() : s.substr(0, slash);
     }
     if (name == "abs") {
-      if (in.is_number_integer()) return std::llabs(in.get<long long>());
+      if (in.is_number_integer()) {
+        if (in.get<long long>() == std::numeric_limits<long long>::min())
+          error(fmt::format("integer overflow in abs({})", show(in)));
+        return std::llabs(in.get<long long>());
+      }
       if (in.is_number()) return std::fabs(in.get<double>());
     }
     if (name == "min" || name == "max") {
@@ -895,7 +976,7 @@ class Evaluator {
     Json v = need(in);
     if (name == "join") {
       std::string sep = e.args.size() > 1 ? to_text(arg(0)) : "";
-      if (!v.is_array()) error(fmt::format("join needs a list, not {}", v.dump()));
+      if (!v.is_array()) error(fmt::format("join needs a list, not {}", show(v)));
       std::string out;
       for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + to_text(v[i]);
       return {out};
@@ -926,7 +1007,7 @@ class Evaluator {
         for (auto& item : v) {
           Val got = member(
               {container, false, e.args[2]->name}, item,
-              "[" + (item.is_string() ? "'" + item.get<std::string>() + "'" : item.dump()) + "]");
+              "[" + (item.is_string() ? "'" + item.get<std::string>() + "'" : show(item)) + "]");
           if (e.args.size() > 3) {
             Json key = arg(2);
             got = member(got, key, "." + to_text(key));
@@ -944,7 +1025,7 @@ class Evaluator {
       Json out = v;
       for (size_t i = 1; i < e.args.size(); ++i) {
         Json more = value(*e.args[i]);
-        if (!more.is_object()) error(fmt::format("combine needs dicts, not {}", more.dump()));
+        if (!more.is_object()) error(fmt::format("combine needs dicts, not {}", show(more)));
         for (auto& [k, x] : more.items()) out[k] = x;
       }
       return {out};
@@ -1208,7 +1289,8 @@ std::vector<Segment> split_segments(std::string_view in, const Source& src, bool
       throw TemplateError(fmt::format("{}:{}: unclosed '{{{}' tag", src.name, line, kind));
     std::string inner(in.substr(open + 2, end - open - 2));
     bool lstrip = !inner.empty() && inner.front() == '-';
-    bool rstrip = !inner.empty() && inner.back() == '-';
+    // "{{-}}": the one '-' strips on the left only (popping it twice was UB).
+    bool rstrip = inner.size() > (lstrip ? 1u : 0u) && inner.back() == '-';
     if (lstrip) {
       inner.erase(0, 1);
       size_t e = text.find_last_not_of(" \t\r\n");
@@ -1259,6 +1341,9 @@ class TemplateParser {
   // Parses nodes until a block statement whose keyword is in `stops`; that keyword's
   // segment index is left in pos_ and its keyword in `end`.
   std::vector<Node> body(const std::vector<std::string>& stops, std::string& end) {
+    NestingGuard guard(depth_);
+    if (depth_ > kMaxNesting)
+      error(segs_[pos_ - 1].line, fmt::format("blocks nested deeper than {} levels", kMaxNesting));
     std::vector<Node> nodes;
     while (pos_ < segs_.size()) {
       const Segment& seg = segs_[pos_];
@@ -1343,6 +1428,7 @@ class TemplateParser {
   std::vector<Segment> segs_;
   const Source& src_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 void render_nodes(const std::vector<Node>& nodes, Evaluator& ev, std::string& out) {
@@ -1381,7 +1467,7 @@ void render_nodes(const std::vector<Node>& nodes, Evaluator& ev, std::string& ou
         } else if (seq.is_string()) {
           for (char c : seq.get<std::string>()) items.push_back(std::string(1, c));
         } else if (!seq.is_null()) {
-          ev.error(fmt::format("cannot loop over {}", seq.dump()));
+          ev.error(fmt::format("cannot loop over {}", show(seq)));
         }
         if (items.empty()) {
           render_nodes(n.else_body, ev, out);
@@ -1402,8 +1488,8 @@ void render_nodes(const std::vector<Node>& nodes, Evaluator& ev, std::string& ou
             ev.locals.emplace_back(n.vars[0], items[i]);
           } else {
             if (!items[i].is_array() || items[i].size() != n.vars.size())
-              ev.error(fmt::format("cannot unpack {} into {} variables", items[i].dump(),
-                                   n.vars.size()));
+              ev.error(
+                  fmt::format("cannot unpack {} into {} variables", show(items[i]), n.vars.size()));
             for (size_t k = 0; k < n.vars.size(); ++k)
               ev.locals.emplace_back(n.vars[k], items[i][k]);
           }
@@ -1427,7 +1513,7 @@ std::string to_text(const Json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
   if (v.is_null()) return "None";
-  return v.dump();
+  return show(v);
 }
 
 bool truthy(const Json& v) {

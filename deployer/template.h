@@ -42,7 +42,7 @@ bool truthy(const Json& value);
 Json render_value(const Json& value, const Json& scope, const Source& src);
 
 // The text form of a value in a template: strings as-is, true/false as True/False, null as
-// None, numbers as numbers, lists/dicts as JSON.
+// None, numbers as numbers, lists/dicts as JSON (invalid UTF-8 in them shown as U+FFFD).
 std::string to_text(const Json& value);
 
 }  // namespace zdm::deploy

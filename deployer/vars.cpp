@@ -29,7 +29,13 @@ Json plain_scalar(const std::string& s) {
       return s;
     }
   }
-  if (std::regex_match(s, float_re)) return std::stod(s);
+  if (std::regex_match(s, float_re)) {
+    try {
+      return std::stod(s);
+    } catch (const std::out_of_range&) {  // 1.0e999: beyond a double, kept as text like ints
+      return s;
+    }
+  }
   return s;
 }
 
@@ -61,6 +67,10 @@ Json yaml_to_json(const YAML::Node& node) {
       Json out = Json::object();
       for (auto it = node.begin(); it != node.end(); ++it) {
         YAML::Node value = it->second;
+        if (!it->first.IsScalar() && !it->first.IsNull())
+          throw YAML::RepresentationException(
+              it->first.Mark(), "a variable name must be a scalar, not a " +
+                                    std::string(it->first.IsMap() ? "mapping" : "sequence"));
         out[it->first.as<std::string>()] = yaml_to_json(value);
       }
       return out;

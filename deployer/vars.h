@@ -22,7 +22,8 @@ class VarsError : public std::runtime_error {
 };
 
 // YAML scalars typed as YAML 1.1 does for Ansible: plain ints, floats, true/false/yes/no,
-// null/~ become typed values; quoted scalars stay strings.
+// null/~ become typed values; quoted scalars stay strings. A mapping key that is not a scalar
+// throws a YAML::Exception carrying its position.
 Json yaml_to_json(const YAML::Node& node);
 // Parses YAML text; errors are "name:line: message".
 Json parse_yaml(std::string_view text, const std::string& name);

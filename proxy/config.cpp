@@ -414,13 +414,20 @@ Config parse_config_yaml(const std::string& text, const std::string& source) {
   }
   if (!root.IsMap()) throw ConfigError(source + ":1: expected a mapping of configuration keys");
   for (const auto& kv : root) {
-    std::string key = kv.first.as<std::string>();
     std::string where = source + ":" + std::to_string(kv.first.Mark().line + 1);
+    // YAML allows a mapping or a list as a key ("? [a]"); as<std::string>() would throw
+    // YAML::BadConversion past every caller.
+    if (!kv.first.IsScalar()) throw ConfigError(where + ": expected a key name");
+    std::string key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
     std::string value;
     if (v.IsSequence()) {
       for (std::size_t i = 0; i < v.size(); ++i) {
-        if (i) value += ",";
+        if (v[i].IsNull()) continue;  // as a null value: nothing
+        if (!v[i].IsScalar())
+          throw ConfigError(where + ": key '" + key + "': expected a list of values, item " +
+                            std::to_string(i + 1) + " is not one");
+        if (!value.empty()) value += ",";
         value += v[i].as<std::string>();
       }
     } else if (v.IsScalar()) {
@@ -526,7 +533,8 @@ std::string Config::to_log_json() const {
   j["RequestReadBufferSizeBytes"] = request_read_buffer_size_bytes;
   j["ResponseReadBufferSizeBytes"] = response_read_buffer_size_bytes;
   j["AsyncConnectorWriteQueueSizeFrames"] = async_connector_write_queue_size_frames;
-  return j.dump();
+  // Values need not be UTF-8 (YAML requires it, yaml-cpp does not check); dump() would throw.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace zdm::proxy

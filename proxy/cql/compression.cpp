@@ -23,10 +23,23 @@ const char* as_chars(BytesView b) {
   return reinterpret_cast<const char*>(b.data());
 }
 
-void check_declared(uint64_t declared, uint32_t max_uncompressed) {
+// The most a compressed byte can expand to: an LZ4 match grows by 255 bytes per length byte
+// (ratio just under 255); a Snappy copy writes at most 64 bytes for 3 (just under 22).
+constexpr uint64_t kLz4MaxRatio = 255;
+constexpr uint64_t kSnappyMaxRatio = 22;
+
+// Checks a declared uncompressed size before it is allocated: against the limit, and against
+// what `compressed` bytes can expand to (a few bytes must not reserve 256 MB).
+void check_declared(uint64_t declared, uint32_t max_uncompressed, std::size_t compressed,
+                    uint64_t max_ratio, const char* what) {
   if (declared > max_uncompressed) {
     throw ProtocolError("compressed frame body declares " + std::to_string(declared) +
                         " bytes uncompressed, limit " + std::to_string(max_uncompressed));
+  }
+  if (declared > compressed * max_ratio) {
+    throw ProtocolError(std::string("corrupt ") + what + ": declares " + std::to_string(declared) +
+                        " bytes uncompressed, more than " + std::to_string(compressed) +
+                        " compressed bytes can hold");
   }
 }
 
@@ -37,8 +50,8 @@ Bytes lz4_decompress_body(BytesView body, uint32_t max_uncompressed) {
   }
   uint32_t declared = 0;
   for (int i = 0; i < 4; ++i) declared = (declared << 8) | std::to_integer<uint32_t>(body[i]);
-  check_declared(declared, max_uncompressed);
   BytesView block = body.subspan(4);
+  check_declared(declared, max_uncompressed, block.size(), kLz4MaxRatio, "lz4 frame body");
   Bytes out(declared);
   // An empty body may be sent as its prefix alone; any block must expand to `declared` bytes.
   if (declared == 0 && block.empty()) return out;
@@ -51,7 +64,7 @@ Bytes snappy_decompress_body(BytesView body, uint32_t max_uncompressed) {
   if (snappy_uncompressed_length(as_chars(body), body.size(), &declared) != SNAPPY_OK) {
     throw ProtocolError("corrupt snappy frame body: bad length preamble");
   }
-  check_declared(declared, max_uncompressed);
+  check_declared(declared, max_uncompressed, body.size(), kSnappyMaxRatio, "snappy frame body");
   Bytes out(declared);
   std::size_t got = declared;
   if (snappy_uncompress(as_chars(body), body.size(), reinterpret_cast<char*>(out.data()), &got) !=

@@ -28,7 +28,8 @@ std::string_view compression_name(Compression c);
 Bytes compress_body(Compression c, BytesView body);
 
 /// Inverse of compress_body. The uncompressed size (kLz4: the length prefix; kSnappy: the
-/// varint preamble) is checked against `max_uncompressed` bytes before anything is allocated.
+/// varint preamble) is checked before anything is allocated: against `max_uncompressed` bytes,
+/// and against what the compressed bytes can expand to (LZ4: 255 per byte; Snappy: 22).
 /// Throws ProtocolError: "compressed frame body declares N bytes uncompressed, limit M"; on
 /// corrupt or truncated input (never reads past `body`); for kNone (a compressed frame on a
 /// connection that negotiated no compression).

@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> users;
   zdm::net::TlsFiles tls{"", "", "", "--tls-ca", "--tls-cert", "--tls-key"};
   bool require_client_auth = false;
+  bool bench_backend = false;
   int port = 9042;
   po::options_description desc(
       "zdm-testcluster: an in-memory CQL cluster (native protocol v3/v4/v5, DSE_V1/V2)");
@@ -120,6 +121,9 @@ int main(int argc, char** argv) {
       "prepared-per-node", po::bool_switch(&info.prepared_per_node),
       "each node keeps its own prepared statements, as real nodes do (a restart forgets them)")(
       "admin", po::value(&admin), "ADDRESS:PORT of the fault admin (HTTP/JSON; endpoints below)")(
+      "bench-backend", po::bool_switch(&bench_backend),
+      "benchmarks only: prepared 'SELECT v FROM t WHERE k = ?' and 'INSERT INTO t (k, v) VALUES "
+      "(?, ?)' answered from a hash map, with no CQL parsing per request (tests/bench)")(
       "data-dir", po::value(&data_dir),
       "keep schema and rows in DIR (snapshot + append log) across restarts")(
       "log-level", po::value(&log_level)->default_value("info"),
@@ -154,6 +158,7 @@ int main(int argc, char** argv) {
         throw std::invalid_argument("--authenticator must be password or dse");
       }
     }
+    if (bench_backend) sopts.bench = std::make_shared<BenchBackend>();
     if (!tls.cert_path.empty() || !tls.key_path.empty() || require_client_auth)
       sopts.tls = zdm::net::make_server_context(tls, require_client_auth);
   } catch (const std::exception& e) {

@@ -181,6 +181,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         cql::Header h;
         Bytes frame;
         while (!close_after_flush_ && frames_.next_raw(h, frame)) handle(h, frame, events);
+        if (!bench_out_.empty()) writer_.push(std::exchange(bench_out_, Bytes()));
       } catch (const cql::ProtocolError& e) {
         spdlog::warn("{}: corrupt frame, closing: {}", peer_, e.what());
         send(cql::encode_error(session_.version, 0, ErrorCode::kProtocolError, e.what()));
@@ -253,6 +254,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       inflated = cql::decompress_body(compression_, body, cql::kMaxBodyLength);
       body = inflated;
+    }
+    BenchBackend* bench = server_.options().bench.get();
+    if (bench && state_ == State::kReady && h.opcode == Opcode::kExecute &&
+        !(h.flags & (cql::flag::kTracing | cql::flag::kCustomPayload))) {
+      // v3/v4: the answers of one read go out as one buffer (pushed by reader()); v5 segments
+      // are made by the writer, one frame at a time.
+      if (!frames_.segmented()) {
+        if (bench->execute(session_.version, h.stream, body, bench_out_,
+                           compress_responses_ ? compression_ : cql::Compression::kNone))
+          return;
+      } else {
+        Bytes answer;
+        if (bench->execute(session_.version, h.stream, body, answer))
+          return send(std::move(answer));
+      }
     }
     try {
       cql::Reader r(body);
@@ -408,6 +424,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
         },
         req);
     if (out.event) events.push_back(*out.event);
+    if (BenchBackend* bench = server_.options().bench.get()) {
+      const auto* prepare = std::get_if<cql::PrepareMsg>(&req);
+      const auto* result = std::get_if<cql::ResultMsg>(&out.response);
+      if (prepare && result) bench->learn(prepare->query, *result, v);
+    }
     Bytes frame;
     if (auto* e = std::get_if<cql::ErrorMsg>(&out.response)) {
       frame = cql::encode_message(v, true, h.stream, Opcode::kError, *e);
@@ -580,6 +601,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool registered_schema_ = false;
   bool closed_ = false;
   bool close_after_flush_ = false;
+  Bytes bench_out_;  // --bench-backend answers of the frames of one read
 };
 
 Server::Server(asio::io_context& ioc, Store& store, ServerOptions options)

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "proxy/cql/compression.h"
+#include "tests/cluster/bench_backend.h"
 #include "tests/cluster/faults.h"
 #include "tests/cluster/store.h"
 
@@ -41,6 +42,8 @@ struct ServerOptions {
   std::map<std::string, std::string> users;  // user name → password
   /// TLS for every node's CQL port; null = plaintext.
   std::shared_ptr<boost::asio::ssl::context> tls;
+  /// --bench-backend: prepared key-value reads and writes answered from a map (bench_backend.h).
+  std::shared_ptr<BenchBackend> bench;
 };
 
 /// "Invalid or unsupported protocol version (N); supported versions are (3/v3, 4/v4, 5/v5)".

@@ -2,7 +2,8 @@
 """zdm-proxy with the real DataStax python-driver, between two zdm-testcluster clusters.
 
 Starts origin (127.11.2.1-2) and target (127.11.3.1-2) clusters and one proxy
-(127.11.1.1:19042, metrics :19001), all on ports of this test's own. Asserts:
+(127.11.1.1:19042, metrics :19001), all on ports of this test's own (ZDM_TEST_NET replaces
+127.11, e.g. for a sanitizer build run beside the normal one). Asserts:
 - the driver connects through the proxy with default settings and no error logs;
 - writes (simple, prepared, batch) land in both clusters, read directly from each;
 - reads go to the primary only, and the proxy's metrics say so;
@@ -24,9 +25,10 @@ import urllib.request
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "build")
 TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
 PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
-ORIGIN = ["127.11.2.1", "127.11.2.2"]
-TARGET = ["127.11.3.1", "127.11.3.2"]
-PROXY_IP, CQL_PORT, PROXY_PORT, METRICS_PORT = "127.11.1.1", 19043, 19042, 19001
+NET = os.environ.get("ZDM_TEST_NET", "127.11")
+ORIGIN = [f"{NET}.2.1", f"{NET}.2.2"]
+TARGET = [f"{NET}.3.1", f"{NET}.3.2"]
+PROXY_IP, CQL_PORT, PROXY_PORT, METRICS_PORT = f"{NET}.1.1", 19043, 19042, 19001
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Checks, DriverLogCollector, wait_port  # noqa: E402

@@ -51,7 +51,7 @@ from PIL import Image  # python3-pil
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import sandbox  # noqa: E402  (the sandbox's credentials and direct-access flags)
-NET = "127.10"  # this test's own address plan (the user's sandbox uses 127.0)
+NET = os.environ.get("ZDM_E2E_NET", "127.10")  # this test's own address plan (the user's sandbox uses 127.0)
 SB = os.environ.get("ZDM_E2E_DIR", os.path.join(REPO, "build", "e2e-sandbox"))
 INVENTORY = os.path.join(SB, "inventory.ini")
 SANDBOX = ["/usr/bin/python3", os.path.join(REPO, "scripts", "sandbox.py")]
@@ -73,7 +73,7 @@ class DummyListeners:
     """Listens on the user plan's free ports and counts connections made to them."""
 
     def __init__(self):
-        self.socks, self.busy, self.accepted = [], [], 0
+        self.socks, self.busy, self.accepted, self.accepted_on = [], [], 0, []
         for addr in USER_PLAN:
             s = socket.socket()
             try:
@@ -94,6 +94,7 @@ class DummyListeners:
                 try:
                     c, _ = s.accept()
                     self.accepted += 1
+                    self.accepted_on.append(s.getsockname())
                     c.close()
                 except OSError:
                     pass
@@ -593,8 +594,10 @@ def status_and_collisions():
 
 
 def main():
-    dummies = DummyListeners()
+    # The user's proxies are asked before the dummies listen: a dummy on a free readiness port
+    # would otherwise count this test's own question as a connection to the user plan.
     user_before = user_readiness()
+    dummies = DummyListeners()
     print(f"user plan: dummy listeners on {len(dummies.socks)} ports; in use already: {dummies.busy}; "
           f"user proxies' readiness: {user_before}", flush=True)
     pids = {}
@@ -637,7 +640,7 @@ def main():
         left = [p for p in pids.values() if alive(p)]
         check(not left, f"sandbox down stopped every process it started (alive: {left})")
         dummies.close()
-        check(dummies.accepted == 0, f"nothing connected to the user plan's ports ({dummies.accepted} connections)")
+        check(dummies.accepted == 0, f"nothing connected to the user plan's ports ({dummies.accepted} connections: {dummies.accepted_on})")
         user_after = user_readiness()
         check(all(user_after.get(ip) == 200 for ip, st in user_before.items() if st == 200),
               f"the user's sandbox proxies still answer readiness 200 ({user_before} -> {user_after})")

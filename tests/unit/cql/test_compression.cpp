@@ -126,6 +126,20 @@ TEST_CASE("LZ4 frame bodies (v4)") {
                          ProtocolError);
     CHECK(decompress_body(Compression::kLz4, kLz4Body, 39) == kBody);
   }
+  SUBCASE("a declared size its block cannot expand to is refused before allocating") {
+    // Found by fuzz_compression
+    // (tests/fuzz/corpus/compression/oom-ecde16399f7068187d647db08b27b5f9bbecbb8c): 7 bytes
+    // declared 153 MB, allocated (and zeroed) before the block was read. An LZ4 byte expands to at
+    // most 255.
+    const Bytes body = bytes({0x09, 0x20, 0x00, 0x00,                 // 153092096 bytes
+                              0x00, 0x05, 'P', 'L', 'A', 'I', 'N'});  // a 7-byte block
+    CHECK_THROWS_WITH_AS(decompress_body(Compression::kLz4, body),
+                         "corrupt lz4 frame body: declares 153092096 bytes uncompressed, more "
+                         "than 7 compressed bytes can hold",
+                         ProtocolError);
+    const Bytes zeros(4 << 20, std::byte{0});  // the best ratio LZ4 reaches: just under 255
+    CHECK(decompress_body(Compression::kLz4, compress_body(Compression::kLz4, zeros)) == zeros);
+  }
   SUBCASE("a body shorter than its length prefix") {
     CHECK_THROWS_WITH_AS(decompress_body(Compression::kLz4, bytes({0x00, 0x00, 0x27})),
                          "lz4 frame body of 3 bytes has no 4-byte length prefix", ProtocolError);
@@ -190,6 +204,19 @@ TEST_CASE("Snappy frame bodies (v4)") {
     CHECK_THROWS_WITH_AS(decompress_body(Compression::kSnappy, kSnappyBody, 10),
                          "compressed frame body declares 39 bytes uncompressed, limit 10",
                          ProtocolError);
+  }
+  SUBCASE("a declared size its body cannot expand to is refused before allocating") {
+    // As for LZ4 (fuzz_request, fuzz_response): a Snappy byte expands to at most 22 (a
+    // 3-byte copy writes 64).
+    const Bytes body = bytes({0x80, 0xc2, 0xd7, 0x2f,  // varint 100000000
+                              0x00, 0x61});            // a 1-byte literal "a"
+    CHECK_THROWS_WITH_AS(decompress_body(Compression::kSnappy, body),
+                         "corrupt snappy frame body: declares 100000000 bytes uncompressed, more "
+                         "than 6 compressed bytes can hold",
+                         ProtocolError);
+    const Bytes zeros(4 << 20, std::byte{0});  // the best ratio Snappy reaches: 21.3
+    CHECK(decompress_body(Compression::kSnappy, compress_body(Compression::kSnappy, zeros)) ==
+          zeros);
   }
   SUBCASE("corrupt input") {
     CHECK_THROWS_WITH_AS(decompress_body(Compression::kSnappy, {}),

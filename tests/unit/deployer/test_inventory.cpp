@@ -116,6 +116,22 @@ TEST_CASE("YAML inventory") {
       "inv.yml:4: host 'p1': bad key=value 'ansible_port' (expected integer)", InventoryError);
 }
 
+TEST_CASE("YAML inventory: a list or a mapping as a name is an InventoryError") {
+  // Found by fuzz_inventory_yaml
+  // (tests/fuzz/corpus/inventory_yaml/crash-d4c68569902d526deb0f317bcd31979556c357b2): yaml-cpp's
+  // BadConversion escaped parse_inventory_yaml, without file or line.
+  CHECK_THROWS_WITH_AS(parse_inventory_yaml("? {x: 1}\n: {}\n", "inv.yml"),
+                       "inv.yml:1: a name must be a scalar, not a mapping", InventoryError);
+  CHECK_THROWS_WITH_AS(parse_inventory_yaml("all:\n  hosts:\n    ? [a, b]\n", "inv.yml"),
+                       "inv.yml:3: a name must be a scalar, not a sequence", InventoryError);
+  CHECK_THROWS_WITH_AS(parse_inventory_yaml("all:\n  vars:\n    ? [k]\n    : v\n", "inv.yml"),
+                       "inv.yml:3: a variable name must be a scalar, not a sequence",
+                       InventoryError);
+  CHECK_THROWS_WITH_AS(
+      parse_inventory_yaml("g:\n  hosts:\n    h:\n      ? {a: 1}\n      : 2\n", "inv.yml"),
+      "inv.yml:4: a name must be a scalar, not a mapping", InventoryError);
+}
+
 TEST_CASE("host patterns") {
   Inventory inv = parse_inventory_ini(kSandbox, "inv.ini");
   CHECK(match_hosts(inv, "proxy3:proxy1") == std::vector<std::string>{"proxy1", "proxy3"});

@@ -107,3 +107,104 @@ TEST_CASE("render_value keeps the type of a lone expression") {
         Json{{"a", true}, {"b", {"proxy2"}}});
   CHECK(evaluate_condition("port == 14001 and name is defined", kScope, src));
 }
+
+// Inputs found by fuzz_template (tests/fuzz/corpus/template/crash-*): each ended the process
+// (an exception other than TemplateError, undefined behaviour, a stack overflow) where it must
+// fail one task with "file:line: message".
+TEST_CASE("strings that are not UTF-8 are shown, not thrown as json errors") {
+  // '\xee\xff...' made dump() throw json's type_error.316 from the error message itself.
+  CHECK_THROWS_WITH_AS(r("{{ 'a\xff' - '' }}"),
+                       "t.j2:1: unsupported operands for '-': \"a\xef\xbf\xbd\" and \"\"",
+                       TemplateError);
+  CHECK(to_text(Json::array({"\xff"})) == "[\"\xef\xbf\xbd\"]");
+  CHECK_THROWS_WITH_AS(
+      r("{{ ['\xff'] | to_json }}"),
+      "t.j2:1: to_json: [json.exception.type_error.316] invalid UTF-8 byte at index 0: 0xFF",
+      TemplateError);
+  CHECK_THROWS_AS(evaluate_condition("'ru\xee\xff\xff\xff"
+                                     "e'''''-''",
+                                     kScope, Source{"t", 1}),
+                  TemplateError);
+}
+
+TEST_CASE("numbers out of range are TemplateErrors") {
+  CHECK_THROWS_WITH_AS(
+      r("{{ 99999999999999999999 }}"),
+      "t.j2:1: number 99999999999999999999 out of range in expression '99999999999999999999'",
+      TemplateError);
+  CHECK_THROWS_AS(r("{{ 1" + std::string(400, '0') + ".5 }}"), TemplateError);
+  CHECK_THROWS_AS(evaluate_condition("{3333333333333333333333333%~\xe3", kScope, Source{"t", 1}),
+                  TemplateError);
+}
+
+TEST_CASE("integer arithmetic is 64-bit, with Python's floor division and modulo") {
+  SUBCASE("overflow is an error, not undefined behaviour") {
+    CHECK_THROWS_WITH_AS(r("{{ 9223372036854775807 + 1 }}"),
+                         "t.j2:1: integer overflow in 9223372036854775807 + 1", TemplateError);
+    CHECK_THROWS_WITH_AS(r("{{ -9223372036854775807 - 2 }}"),
+                         "t.j2:1: integer overflow in -9223372036854775807 - 2", TemplateError);
+    CHECK_THROWS_WITH_AS(r("{{ 76776 * 76066 * 2676 * 6 * 6 * 6 * 76066 * 26 }}"),
+                         "t.j2:1: integer overflow in 3375638419539456 * 76066", TemplateError);
+    CHECK_THROWS_WITH_AS(r("{{ (-9223372036854775807 - 1) // -1 }}"),
+                         "t.j2:1: integer overflow in -9223372036854775808 // -1", TemplateError);
+    CHECK_THROWS_WITH_AS(r("{{ -(-9223372036854775807 - 1) }}"),
+                         "t.j2:1: integer overflow in -(-9223372036854775808)", TemplateError);
+    CHECK_THROWS_WITH_AS(r("{{ (-9223372036854775807 - 1) | abs }}"),
+                         "t.j2:1: integer overflow in abs(-9223372036854775808)", TemplateError);
+  }
+  SUBCASE("floor division and modulo take the divisor's sign") {
+    CHECK(r("{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 // -2 }} {{ -7 % 2 }} {{ 7 % -2 }} {{ 6 % 3 }}") ==
+          "3 -4 -4 1 -1 0");
+    CHECK(r("{{ (-9223372036854775807 - 1) % -1 }}") == "0");
+  }
+  SUBCASE("doubles convert to int only inside its range") {
+    CHECK(r("{{ '1e300' | int }} {{ 'nan' | int }} {{ '2.5' | int }}") == "0 0 2");
+    CHECK_THROWS_WITH_AS(r("{{ range('1e300' | float) }}"), "t.j2:1: cannot convert 1e+300 to int",
+                         TemplateError);
+  }
+  SUBCASE("range() has Jinja's sandbox bound and cannot overflow") {
+    CHECK(r("{{ range(100000) | length }}") == "100000");
+    CHECK_THROWS_WITH_AS(r("{{ range(100001) }}"), "t.j2:1: range() of more than 100000 items",
+                         TemplateError);
+    CHECK_THROWS_WITH_AS(r("{{ range(-9223372036854775807, 9223372036854775807) }}"),
+                         "t.j2:1: range() of more than 100000 items", TemplateError);
+    CHECK(r("{{ range(9223372036854775800, 9223372036854775807, 3) }}") ==
+          "[9223372036854775800,9223372036854775803,9223372036854775806]");
+    CHECK(r("{{ range(5, 0, -2) }} {{ range(0, 5, -1) }}") == "[5,3,1] []");
+  }
+}
+
+TEST_CASE("a lone '-' in a tag strips on the left only") {
+  // "{{-}}" popped the '-' twice from an empty string.
+  CHECK_THROWS_WITH_AS(r("[{{-}}"),
+                       "t.j2:1: syntax error in expression '': unexpected end of expression",
+                       TemplateError);
+  CHECK(r("a {{- name -}} b") == "aproxy2b");
+}
+
+TEST_CASE("nesting is bounded, so a template cannot exhaust the stack") {
+  SUBCASE("expressions") {
+    const std::string deep = std::string(150, '(') + "1" + std::string(150, ')');
+    const std::string deep_error =
+        "t.j2:1: syntax error in expression '" + deep + "': nested deeper than 100 levels";
+    CHECK_THROWS_WITH_AS(r("{{ " + deep + " }}"), deep_error.c_str(), TemplateError);
+    const std::string ok = std::string(30, '[') + "1" + std::string(30, ']');
+    CHECK(r("{{ " + ok + " | length }}") == "1");
+    CHECK_THROWS_AS(r("J*[J*{{" + std::string(400, '{') + "J[[[" + std::string(400, '{')),
+                    TemplateError);
+  }
+  SUBCASE("blocks") {
+    std::string open, close;
+    for (int i = 0; i < 150; ++i) open += "{% if flag %}", close += "{% endif %}";
+    CHECK_THROWS_WITH_AS(r(open + "x" + close), "t.j2:1: blocks nested deeper than 100 levels",
+                         TemplateError);
+    CHECK(r(open.substr(0, 13 * 50) + "x" + close.substr(0, 11 * 50)) == "x");
+  }
+  SUBCASE("chains") {
+    std::string sum = "1";
+    for (int i = 0; i < 600; ++i) sum += " + 1";
+    const std::string sum_error =
+        "t.j2:1: syntax error in expression '" + sum + "': longer than 1000 tokens";
+    CHECK_THROWS_WITH_AS(r("{{ " + sum + " }}"), sum_error.c_str(), TemplateError);
+  }
+}

@@ -39,6 +39,21 @@ TEST_CASE("extra vars") {
   }
 }
 
+TEST_CASE("numbers beyond a double stay text, as integers beyond 64 bits do") {
+  // Found by fuzz_vars (tests/fuzz/corpus/vars/crash-658a6a9dc1cd456c59393e3b07789ae53866200a):
+  // std::stod threw std::out_of_range past parse_yaml.
+  CHECK(parse_yaml(": .07E6676", "v.yml").begin().value() == ".07E6676");
+  Json j = parse_yaml("a: 1.0e999\nb: 1.5e-999\nc: 99999999999999999999\n", "v.yml");
+  CHECK(j["a"] == "1.0e999");
+  CHECK(j["b"] == "1.5e-999");
+  CHECK(j["c"] == "99999999999999999999");
+}
+
+TEST_CASE("a list or a mapping as a variable name is a VarsError naming the line") {
+  CHECK_THROWS_WITH_AS(parse_yaml("a: 1\n? [b, c]\n: 2\n", "vars.yml"),
+                       "vars.yml:2: a variable name must be a scalar, not a sequence", VarsError);
+}
+
 TEST_CASE(
     "variable precedence follows Ansible: inventory < vars_files < play vars < facts < extra") {
   VarLayers l;

@@ -157,3 +157,41 @@ TEST_CASE("the configuration log omits passwords") {
   CHECK(json.find("\"OriginUsername\":\"cassandra\"") != std::string::npos);
   CHECK(json.rfind("{\"PrimaryCluster\":\"ORIGIN\",\"ReadMode\":\"PRIMARY_ONLY\"", 0) == 0);
 }
+
+TEST_CASE("the configuration log shows bytes that are not UTF-8 as U+FFFD") {
+  // Found by fuzz_config (tests/fuzz/corpus/config/crash-e883923f01ba9e4daa6f43a1d9e4a3a116d631b8):
+  // json's dump() threw type_error.316 out of main(), which logs the configuration at start.
+  Config c = parse_config_yaml(kMinimal + "origin_local_datacenter: caf\xe9\n", "z.yml");
+  CHECK(c.to_log_json().find("\"OriginLocalDatacenter\":\"caf\xef\xbf\xbd\"") != std::string::npos);
+}
+
+TEST_CASE("YAML structures that are not keys and values are ConfigErrors") {
+  // Found by fuzz_config (tests/fuzz/corpus/config/crash-334549de7ea170655a4af0a5751721e67777543e):
+  // a mapping or a list as a key, or as a list item, made yaml-cpp throw BadConversion past
+  // main(), which catches ConfigError only.
+  SUBCASE("the fuzzer's input") {
+    CHECK_THROWS_AS(parse_config_yaml("?\n ?\n!\xfc", "zdm.yml"), ConfigError);
+  }
+  SUBCASE("a list or a mapping as a key") {
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "? [read_mode]\n: PRIMARY_ONLY\n", "zdm.yml"),
+                         "zdm.yml:3: expected a key name", ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml("{a: 1}: 2\n", "zdm.yml"),
+                         "zdm.yml:1: expected a key name", ConfigError);
+  }
+  SUBCASE("a list or a mapping as a list item") {
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml("origin_contact_points: [127.0.2.1, [127.0.2.2]]\n", "zdm.yml"),
+        "zdm.yml:1: key 'origin_contact_points': expected a list of values, item 2 is not one",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "metrics_origin_latency_buckets_ms:\n  - {a: 1}\n", "zdm.yml"),
+        "zdm.yml:3: key 'metrics_origin_latency_buckets_ms': expected a list of values, item 1 "
+        "is not one",
+        ConfigError);
+  }
+  SUBCASE("a null list item is nothing, as a null value is") {
+    Config c =
+        parse_config_yaml(kMinimal + "proxy_topology_addresses: [127.0.1.1, ~]\n", "zdm.yml");
+    CHECK(c.proxy_topology_addresses == std::vector<std::string>{"127.0.1.1"});
+  }
+}

@@ -1,0 +1,38 @@
+// zdm-data: the seeds' phase 3 (migrate and validate historical data) without DSBulk or Spark:
+// `backfill` copies origin's rows to target keeping write times and TTLs, `validate` compares
+// both clusters and repairs target.
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "data/commands.h"
+#include "data/job.h"
+
+int main(int argc, char** argv) {
+  using namespace zdm::data;
+  ParseResult parsed;
+  try {
+    parsed = parse_options(argc, argv,
+                           [](const char* name) -> const char* { return std::getenv(name); });
+  } catch (const OptionsError& e) {
+    std::fprintf(stderr, "zdm-data: %s (zdm-data --help lists the options)\n", e.what());
+    return 2;
+  }
+  if (!parsed.options) {
+    std::fputs(parsed.text.c_str(), parsed.exit_code == 0 ? stdout : stderr);
+    return parsed.exit_code;
+  }
+  const Options& o = *parsed.options;
+  auto logger = spdlog::stderr_logger_mt("zdm-data");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  try {
+    return o.command == Command::kBackfill ? run_backfill(o) : run_validate(o);
+  } catch (const JobError& e) {
+    std::fprintf(stderr, "zdm-data: %s\n", e.what());
+    return e.code;
+  }
+}

@@ -1,0 +1,290 @@
+#include "data/options.h"
+
+#include <boost/program_options.hpp>
+#include <sstream>
+
+#include "proxy/net/tls.h"
+
+namespace zdm::data {
+
+namespace po = boost::program_options;
+
+namespace {
+
+const char* kUsage =
+    R"(usage: zdm-data COMMAND --origin HOSTS --target HOSTS -k KEYSPACE [-t TABLE]... [options]
+
+commands:
+  backfill   copy every row of origin's tables to target, token range by token range, with
+             each cell's writetime (USING TIMESTAMP) and remaining TTL (USING TTL), so a newer
+             write on target (the proxy's dual writes) always wins and expired data stays
+             expired; resumable through a checkpoint file
+  validate   scan both clusters by the same token ranges and compare every row by primary key
+             and column value (--writetime: and writetimes); --repair writes origin's version
+             of missing and differing rows to target with origin's writetimes
+
+exit codes: 0 done (validate: no difference remains), 1 ranges failed or differences remain,
+            2 bad command line, keyspace, table or schema, 3 a cluster cannot be reached
+)";
+
+std::vector<std::string> split_list(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& item : in) {
+    std::stringstream ss(item);
+    std::string part;
+    while (std::getline(ss, part, ','))
+      if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+void add_cluster(po::options_description& d, const std::string& side, ClusterOptions& c) {
+  const std::string s = side;
+  d.add_options()((s).c_str(), po::value<std::vector<std::string>>()->composing(),
+                  ("contact points of " + s + ": host[:port], comma-separated").c_str())(
+      (s + "-port").c_str(), po::value(&c.port)->default_value(9042), "CQL port")(
+      (s + "-username").c_str(), po::value(&c.username), "PLAIN authentication user")(
+      (s + "-password").c_str(), po::value(&c.password),
+      ("its password (default: $ZDM_DATA_" + std::string(side == "origin" ? "ORIGIN" : "TARGET") +
+       "_PASSWORD)")
+          .c_str())((s + "-tls-ca").c_str(), po::value(&c.tls_ca),
+                    "PEM CA: TLS on, the nodes' certificates verified against it")(
+      (s + "-tls-cert").c_str(), po::value(&c.tls_cert), "PEM client certificate (mutual TLS)")(
+      (s + "-tls-key").c_str(), po::value(&c.tls_key), "PEM key of the client certificate")(
+      (s + "-tls-no-hostname-check").c_str(), po::bool_switch(),
+      "accept a certificate that does not name the node's address")(
+      (s + "-protocol-version").c_str(), po::value(&c.max_protocol_version)->default_value(5),
+      "highest protocol version to try (4 or 5; negotiated down)")(
+      (s + "-consistency").c_str(), po::value(&c.consistency)->default_value("LOCAL_QUORUM"),
+      "consistency level of reads and writes");
+}
+
+cql::Consistency parse_consistency(const std::string& name, const std::string& option) {
+  static const std::pair<const char*, cql::Consistency> kLevels[] = {
+      {"ANY", cql::Consistency::kAny},
+      {"ONE", cql::Consistency::kOne},
+      {"TWO", cql::Consistency::kTwo},
+      {"THREE", cql::Consistency::kThree},
+      {"QUORUM", cql::Consistency::kQuorum},
+      {"ALL", cql::Consistency::kAll},
+      {"LOCAL_QUORUM", cql::Consistency::kLocalQuorum},
+      {"EACH_QUORUM", cql::Consistency::kEachQuorum},
+      {"LOCAL_ONE", cql::Consistency::kLocalOne}};
+  for (const auto& [n, c] : kLevels)
+    if (name == n) return c;
+  throw OptionsError("--" + option + ": unknown consistency level '" + name + "'");
+}
+
+}  // namespace
+
+std::string usage() {
+  return kUsage;
+}
+
+ParseResult parse_options(int argc, const char* const* argv,
+                          const std::function<const char*(const char*)>& getenv) {
+  ParseResult result;
+  Options o;
+  po::options_description clusters("clusters");
+  add_cluster(clusters, "origin", o.origin);
+  add_cluster(clusters, "target", o.target);
+  clusters.add_options()("compression", po::value(&o.compression)->default_value("none"),
+                         "none, lz4 or snappy (v4 only)")(
+      "connect-timeout-ms", po::value(&o.connect_timeout_ms)->default_value(10000),
+      "TCP + TLS + handshake deadline")("request-timeout-ms",
+                                        po::value(&o.request_timeout_ms)->default_value(12000),
+                                        "deadline of one request attempt")(
+      "retries", po::value(&o.retries)->default_value(9),
+      "attempts after the first on timeouts, unavailable, overloaded (exponential backoff "
+      "0.1 s to 5 s)");
+  po::options_description job("job");
+  std::vector<std::string> tables;
+  std::string progress = "auto";
+  job.add_options()("keyspace,k", po::value(&o.keyspace), "keyspace")(
+      "table,t", po::value(&tables)->composing(),
+      "table (repeatable, or comma-separated; default: every table of the keyspace)")(
+      "threads", po::value(&o.threads)->default_value(1),
+      "worker threads, each with its own connections")(
+      "splits", po::value(&o.splits)->default_value(0),
+      "token ranges to cut the ring into (at least; 0: 4 per node token, at least 256)")(
+      "parallel", po::value(&o.parallel)->default_value(4),
+      "token ranges scanned at once by each thread")("concurrency",
+                                                     po::value(&o.concurrency)->default_value(256),
+                                                     "write requests in flight per thread")(
+      "page-size", po::value(&o.page_size)->default_value(1000), "rows per page of a scan")(
+      "rate-rows", po::value(&o.rate_rows)->default_value(0),
+      "rows/s at most, over all threads (0: no limit)")(
+      "rate-mb", po::value(&o.rate_mb)->default_value(0),
+      "MB/s of cell values at most, over all threads (0: no limit)")(
+      "checkpoint", po::value(&o.checkpoint),
+      "backfill: progress file (default zdm-data-<keyspace>.checkpoint)")(
+      "restart", po::bool_switch(), "backfill: ignore the checkpoint's progress and start over")(
+      "metrics", po::value(&o.metrics), "ADDRESS:PORT to serve Prometheus /metrics on")(
+      "progress", po::value(&progress)->default_value("auto"),
+      "auto (a bar on a terminal, lines otherwise), bar, lines or none")(
+      "progress-interval", po::value(&o.progress_interval_s)->default_value(10),
+      "seconds between progress lines")("log-level", po::value(&o.log_level)->default_value("info"),
+                                        "trace, debug, info, warn, error");
+  po::options_description validate("validate");
+  validate.add_options()("sample", po::value(&o.sample_percent)->default_value(100),
+                         "PERCENT of the token ranges to compare (chosen at random)")(
+      "seed", po::value(&o.seed)->default_value(1), "random seed of --sample")(
+      "writetime", po::bool_switch(&o.writetime), "also compare cells' writetimes")(
+      "repair", po::bool_switch(&o.repair),
+      "write origin's version of missing and differing rows to target (origin's writetimes: a "
+      "newer target cell is kept)")(
+      "delete-extra", po::bool_switch(&o.delete_extra),
+      "with --repair: delete rows found only on target (a tombstone at their newest write "
+      "time)")("json", po::bool_switch(&o.json), "print the report as JSON")(
+      "max-examples", po::value(&o.max_examples)->default_value(20),
+      "differences listed per table");
+  po::options_description general("general");
+  general.add_options()("help,h", "show this help")("version", "print the version");
+  po::options_description all;
+  all.add(clusters).add(job).add(validate).add(general);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    std::ostringstream out;
+    out << kUsage << "\n" << all;
+    result.text = out.str();
+    result.exit_code = args.empty() ? 2 : 0;
+    return result;
+  }
+  if (args[0] == "--version") {
+    result.text = std::string("zdm-data ") + ZDM_VERSION + "\n";
+    return result;
+  }
+  if (args[0] == "backfill") {
+    o.command = Command::kBackfill;
+  } else if (args[0] == "validate") {
+    o.command = Command::kValidate;
+  } else {
+    throw OptionsError("unknown command '" + args[0] + "' (backfill or validate)");
+  }
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
+                  .options(all)
+                  .run(),
+              vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw OptionsError(e.what());
+  }
+  if (vm.count("help")) {
+    std::ostringstream out;
+    out << kUsage << "\n" << all;
+    result.text = out.str();
+    return result;
+  }
+  for (auto [side, c] : {std::pair<const char*, ClusterOptions*>{"origin", &o.origin},
+                         std::pair<const char*, ClusterOptions*>{"target", &o.target}}) {
+    const std::string s = side;
+    if (!vm.count(s)) throw OptionsError("--" + s + " is required (contact points of " + s + ")");
+    c->contact_points = split_list(vm[s].as<std::vector<std::string>>());
+    if (c->contact_points.empty()) throw OptionsError("--" + s + " lists no contact point");
+    c->tls_hostname_check = !vm[s + "-tls-no-hostname-check"].as<bool>();
+    if (c->password.empty() && getenv) {
+      const char* env =
+          getenv(s == "origin" ? "ZDM_DATA_ORIGIN_PASSWORD" : "ZDM_DATA_TARGET_PASSWORD");
+      if (env) c->password = env;
+    }
+    if (c->max_protocol_version != 4 && c->max_protocol_version != 5)
+      throw OptionsError("--" + s + "-protocol-version must be 4 or 5");
+    if ((!c->tls_cert.empty() || !c->tls_key.empty()) && c->tls_ca.empty())
+      throw OptionsError("--" + s + "-tls-cert/--" + s + "-tls-key need --" + s + "-tls-ca");
+    if (c->tls_cert.empty() != c->tls_key.empty())
+      throw OptionsError("--" + s + "-tls-cert and --" + s + "-tls-key go together");
+    parse_consistency(c->consistency, s + "-consistency");
+  }
+  if (o.keyspace.empty()) throw OptionsError("-k/--keyspace is required");
+  o.tables = split_list(tables);
+  o.resume = !vm["restart"].as<bool>();
+  if (progress == "auto") {
+    o.progress = ProgressMode::kAuto;
+  } else if (progress == "bar") {
+    o.progress = ProgressMode::kBar;
+  } else if (progress == "lines") {
+    o.progress = ProgressMode::kLines;
+  } else if (progress == "none") {
+    o.progress = ProgressMode::kNone;
+  } else {
+    throw OptionsError("--progress must be auto, bar, lines or none");
+  }
+  if (o.compression != "none" && o.compression != "lz4" && o.compression != "snappy")
+    throw OptionsError("--compression must be none, lz4 or snappy");
+  auto positive = [](int v, const char* name) {
+    if (v < 1) throw OptionsError(std::string("--") + name + " must be at least 1");
+  };
+  positive(o.threads, "threads");
+  positive(o.parallel, "parallel");
+  positive(o.concurrency, "concurrency");
+  positive(o.page_size, "page-size");
+  positive(o.request_timeout_ms, "request-timeout-ms");
+  positive(o.connect_timeout_ms, "connect-timeout-ms");
+  positive(o.progress_interval_s, "progress-interval");
+  if (o.splits < 0) throw OptionsError("--splits must not be negative");
+  if (o.retries < 0) throw OptionsError("--retries must not be negative");
+  if (o.rate_rows < 0 || o.rate_mb < 0)
+    throw OptionsError("--rate-rows/--rate-mb must not be negative");
+  if (o.sample_percent <= 0 || o.sample_percent > 100)
+    throw OptionsError("--sample must be a percentage in (0, 100]");
+  if (o.command == Command::kBackfill) {
+    for (const char* v : {"sample", "writetime", "repair", "delete-extra", "json"}) {
+      bool given = vm.count(v) && !vm[v].defaulted();
+      if (given && vm[v].value().type() == typeid(bool)) given = vm[v].as<bool>();
+      if (given)
+        throw OptionsError(std::string("--") + v + " is an option of validate, not backfill");
+    }
+    if (o.checkpoint.empty()) o.checkpoint = "zdm-data-" + o.keyspace + ".checkpoint";
+  } else {
+    for (const char* v : {"checkpoint", "restart"}) {
+      bool given = vm.count(v) && !vm[v].defaulted();
+      if (given && vm[v].value().type() == typeid(bool)) given = vm[v].as<bool>();
+      if (given)
+        throw OptionsError(std::string("--") + v + " is an option of backfill, not validate");
+    }
+    if (o.delete_extra && !o.repair) throw OptionsError("--delete-extra needs --repair");
+  }
+  result.options = std::move(o);
+  return result;
+}
+
+ClusterConfig cluster_config(const Options& o, bool origin) {
+  const ClusterOptions& c = origin ? o.origin : o.target;
+  const std::string side = origin ? "origin" : "target";
+  ClusterConfig cfg;
+  cfg.label = side;
+  cfg.contact_points = c.contact_points;
+  cfg.port = c.port;
+  cfg.connect.credentials = net::Credentials{c.username, c.password};
+  cfg.connect.compression = o.compression == "lz4"      ? cql::Compression::kLz4
+                            : o.compression == "snappy" ? cql::Compression::kSnappy
+                                                        : cql::Compression::kNone;
+  cfg.connect.hop.connect_timeout = std::chrono::milliseconds(o.connect_timeout_ms);
+  cfg.connect.handshake_timeout = std::chrono::milliseconds(o.connect_timeout_ms);
+  cfg.connect.hop.verify_hostname = c.tls_hostname_check;
+  if (!c.tls_ca.empty()) {
+    net::TlsFiles files{c.tls_ca,
+                        c.tls_cert,
+                        c.tls_key,
+                        "--" + side + "-tls-ca",
+                        "--" + side + "-tls-cert",
+                        "--" + side + "-tls-key"};
+    try {
+      cfg.connect.hop.tls = net::make_client_context(files);
+    } catch (const net::TlsError& e) {
+      throw OptionsError(e.what());
+    }
+  }
+  cfg.max_version = static_cast<uint8_t>(c.max_protocol_version);
+  cfg.request_timeout = std::chrono::milliseconds(o.request_timeout_ms);
+  auto cl = parse_consistency(c.consistency, side + "-consistency");
+  cfg.read_consistency = cl;
+  cfg.write_consistency = cl;
+  cfg.max_attempts = o.retries + 1;
+  return cfg;
+}
+
+}  // namespace zdm::data
