@@ -253,7 +253,9 @@ void Executor::run_block(const Task& t, const std::vector<std::string>& hosts, P
   std::vector<std::string> entered;
   for (auto& h : hosts)
     if (active(h)) entered.push_back(h);
+  if (!t.rescue.empty()) ++rescuable_;
   run_list(t.block, entered, pp, conds);
+  if (!t.rescue.empty()) --rescuable_;
   std::vector<std::string> block_failed;
   for (auto& h : entered)
     if (hosts_[h]->failed) block_failed.push_back(h);
@@ -385,7 +387,9 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
           if (k != "cacheable" && first.contains(k)) hosts_[h]->facts[k] = first[k];
     }
   }
-  if (any_failed && pp.play->any_errors_fatal) abort_play_ = true;
+  // any_errors_fatal: a failure ends the play, except inside a block with a rescue, which
+  // handles it (Ansible's rule); a failure in the rescue itself ends it.
+  if (any_failed && pp.play->any_errors_fatal && rescuable_ == 0) abort_play_ = true;
 }
 
 void Executor::report(const Task& t, const std::string& host, const TaskResult& r, bool ignored) {

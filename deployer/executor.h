@@ -102,6 +102,8 @@ class Executor {
   std::map<std::string, HostStats> stats_;
   std::vector<std::string> order_;  // hosts in first-seen order, for the recap
   bool abort_play_ = false;
+  // Blocks with a rescue around the task running now: its failure is theirs to handle.
+  int rescuable_ = 0;
   bool end_run_ = false;
   bool interrupted_ = false;
   std::vector<std::string> connect_warnings_;
