@@ -14,6 +14,9 @@ then checks independently of the sandbox's own checks:
   every host then runs its previous release and config and is ready, and a python-driver
   application writing through all three proxies during the failed update sees no error and
   every write it was acknowledged is on both clusters;
+- the fleet commands (fleet_commands(), below): rolling-restart at pause 0 under traffic with 0
+  errors, a SIGKILLed proxy back and ready, stop/start, rollback (and --to), the lock, --check
+  --diff, --list-hosts, --version, the audit line, inventory and vars mistakes;
 - `scripts/sandbox status` lists exactly the 9 processes found by pid (6 sshd and
   cluster processes, 3 proxies), and a second `up` on the
   same address plan is refused in one line (exit 3) without disturbing the running one;
@@ -255,6 +258,190 @@ def failed_rolling_update():
           f"application during the failed update: {summary['acknowledged_writes']} writes acknowledged, "
           f"{errors} errors {summary.get('errors', [])[:3]}")
     verify_on_both(os.path.join(app_dir, "acked.tsv"), "write acknowledged during the failed update")
+
+
+# ---- the fleet commands -------------------------------------------------------------------
+
+def deploy(*args, timeout=300, state_dir=None):
+    """zdm-deploy ARGS on this sandbox's inventory → CompletedProcess."""
+    cmd = [DEPLOY, args[0], "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, *args[1:]]
+    if state_dir:
+        cmd += ["--state-dir", state_dir]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def admin_state(ip):
+    """GET /admin/state of a proxy (the deployment's token from the host's secrets)."""
+    host = f"proxy{PROXY_IPS.index(ip) + 1}"
+    token = open(os.path.join(SB, "hosts", host, "home", "secrets", "proxy_admin_token")).read().strip()
+    req = urllib.request.Request(f"http://{ip}:14001/admin/state", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.load(r)
+
+
+def readiness(ip):
+    try:
+        with urllib.request.urlopen(f"http://{ip}:14001/health/readiness", timeout=3) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+def fleet_commands():
+    """rolling-restart at pause 0 under traffic (0 errors), a SIGKILLed proxy supervised back,
+    stop/start with the hand-over, rollback and rollback --to, the lock (local and on the hosts),
+    --check --diff changing nothing, --list-hosts, --version, the audit trail, and the inventory
+    and vars mistakes refused or reported."""
+    print("== fleet commands ==", flush=True)
+    app_dir = os.path.join(SB, "app-fleet")
+    shutil.rmtree(app_dir, ignore_errors=True)
+    os.makedirs(app_dir)
+    with open(os.path.join(app_dir, "app.err"), "w") as err:
+        app = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
+                                "--contact-points", ",".join(PROXY_IPS), "--rate", "40",
+                                "--username", sandbox.TARGET_CREDS[0], "--password", sandbox.TARGET_CREDS[1],
+                                "--out", app_dir, "--max-seconds", "400"],
+                               stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if json.load(open(os.path.join(app_dir, "status.json"))).get("acknowledged_writes", 0) > 0:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        before = status()
+        t0 = time.monotonic()
+        r = deploy("rolling-restart", "-e", "pause_between_restarts_in_seconds=0")
+        took = time.monotonic() - t0
+        after = status()
+        check(r.returncode == 0 and all(after.get(h, {}).get("pid") != b.get("pid")
+                                        and after.get(h, {}).get("readiness_status") == 200
+                                        for h, b in before.items()),
+              f"rolling-restart at pause 0: every proxy restarted and ready (exit {r.returncode}, {took:.1f} s) "
+              + r.stdout[-1500:] * (r.returncode != 0))
+        print(f"[info] rolling-restart of 3 proxies at pause 0 under traffic: {took:.1f} s", flush=True)
+
+        # A proxy killed outright: zdm-supervise starts it again.
+        child = os.path.join(SB, "hosts", "proxy2", "home", "run", "zdm-proxy.pid.child")
+        old = int(open(child).read())
+        t0 = time.monotonic()
+        os.kill(old, 9)
+        back = None
+        while time.monotonic() - t0 < 30:
+            try:
+                new = int(open(child).read())
+            except (OSError, ValueError):
+                new = old
+            if new != old and alive(new) and readiness(PROXY_IPS[1]) == 200:
+                back = time.monotonic() - t0
+                break
+            time.sleep(0.1)
+        check(back is not None, f"a SIGKILLed proxy is back and ready ({back and round(back, 1)} s)")
+        print(f"[info] SIGKILLed proxy back and ready in {back and round(back, 1)} s", flush=True)
+
+        # stop / start one proxy: the others leave it out (and say it is back).
+        r = deploy("stop", "--limit", "proxy2")
+        st = status()
+        check(r.returncode == 0 and st.get("proxy2", {}).get("running") is False
+              and admin_state(PROXY_IPS[0]).get("leaving") == [PROXY_IPS[1]],
+              f"stop --limit proxy2: stopped, proxy1 leaves it out (exit {r.returncode})")
+        r = deploy("start", "--limit", "proxy2")
+        st = status()
+        check(r.returncode == 0 and st.get("proxy2", {}).get("running") is True
+              and st.get("proxy2", {}).get("readiness_status") == 200
+              and admin_state(PROXY_IPS[0]).get("leaving") == [],
+              f"start --limit proxy2: running and ready, back in proxy1's topology (exit {r.returncode})")
+    finally:
+        open(os.path.join(app_dir, "stop"), "w").close()
+        try:
+            app.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            app.wait()
+    summary = json.load(open(os.path.join(app_dir, "summary.json")))
+    errors = summary["write_errors"] + summary["read_errors"] + summary["read_mismatches"]
+    check(summary["acknowledged_writes"] > 0 and errors == 0,
+          f"application during rolling-restart at pause 0, kill, stop/start: {summary['acknowledged_writes']} "
+          f"writes acknowledged, {errors} errors {summary.get('errors', [])[:3]}")
+    verify_on_both(os.path.join(app_dir, "acked.tsv"), "write acknowledged during the fleet commands")
+
+    # rollback: each host to its previous release, then --to the one it ran.
+    before = status()
+    r = deploy("rollback", "-e", "pause_between_restarts_in_seconds=0")
+    mid = status()
+    check(r.returncode == 0 and all(mid.get(h, {}).get("release") == b.get("previous_release")
+                                    and mid.get(h, {}).get("readiness_status") == 200 for h, b in before.items()),
+          f"rollback: every host on its previous release and ready (exit {r.returncode})")
+    back_to = before["proxy1"]["release"].split("-")[0]
+    r = deploy("rollback", "--to", back_to, "-e", "pause_between_restarts_in_seconds=0")
+    after = status()
+    check(r.returncode == 0 and all(after.get(h, {}).get("release") == b.get("release")
+                                    and after.get(h, {}).get("config_sha256") == b.get("config_sha256")
+                                    and after.get(h, {}).get("readiness_status") == 200 for h, b in before.items()),
+          f"rollback --to {back_to}: every host back on it, ready (exit {r.returncode})")
+
+    # The lock: held by hand, then by a run; another workstation (its own state dir) is refused
+    # by the hosts' locks.
+    r = deploy("lock", "acquire", "-m", "e2e maintenance")
+    refused = deploy("rolling-restart")
+    check(r.returncode == 0 and refused.returncode == 1 and "e2e maintenance" in refused.stdout + refused.stderr,
+          f"lock acquire: a run is refused naming the holder (exit {refused.returncode})")
+    r = deploy("lock", "release")
+    check(r.returncode == 0, "lock release")
+    first = subprocess.Popen([DEPLOY, "rolling-restart", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(3)
+    second = deploy("rolling-restart", state_dir=os.path.join(SB, "other-workstation"))
+    out_first, _ = first.communicate(timeout=300)
+    check(first.returncode == 0 and second.returncode != 0 and "locked by" in second.stdout + second.stderr,
+          f"two concurrent runs: the second is refused by the hosts' locks (exits {first.returncode}, {second.returncode})")
+
+    # --check --diff: what would change, nothing changed.
+    before = status()
+    releases = sorted(os.listdir(os.path.join(SB, "hosts", "proxy1", "home", "releases")))
+    # (primary TARGET with mirrored reads: a configuration no release on the hosts has)
+    r = deploy("rolling-update", "--check", "--diff", "-e", "primary_cluster=TARGET",
+               "-e", "read_mode=DUAL_ASYNC_ON_SECONDARY")
+    after = status()
+    check(r.returncode == 0 and "+read_mode: DUAL_ASYNC_ON_SECONDARY" in r.stdout
+          and "changed: [proxy1] => would restart (handed over) proxy1 on release " in r.stdout
+          and sandbox.TARGET_CREDS[1] not in r.stdout + r.stderr
+          and sorted(os.listdir(os.path.join(SB, "hosts", "proxy1", "home", "releases"))) == releases
+          and all(after.get(h, {}).get("pid") == b.get("pid") for h, b in before.items()),
+          f"--check --diff shows the config change, no secret, and changes nothing (exit {r.returncode})")
+
+    r = deploy("rolling-update", "--list-hosts")
+    check(r.returncode == 0 and all(f"      proxy{i}\n" in r.stdout for i in (1, 2, 3)), "--list-hosts")
+    r = subprocess.run([DEPLOY, "--version"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0 and re.match(r"zdm-deploy \d+\.\d+\.\d+ \(commit [0-9a-f]{12}", r.stdout),
+          f"--version ({r.stdout.strip()})")
+    audit = open(os.path.join(SB, "hosts", "proxy1", "home", "audit.log")).read().splitlines()
+    check(audit and re.search(r"user=\S+ machine=\S+ run=\S+ command=\"zdm-deploy [^\"]*\" host=proxy1 "
+                              r"release=\S+ config_sha256=[0-9a-f]{64} outcome=\w+$", audit[-1]),
+          f"audit line on the host ({audit[-1] if audit else ''})")
+
+    # Inventory and vars mistakes.
+    typo = os.path.join(SB, "typo.ini")
+    with open(typo, "w") as f:
+        f.write(open(INVENTORY).read().replace("[proxies]", "[proxys]"))
+    r = subprocess.run([DEPLOY, "deploy", "-i", typo, "--known-hosts", KNOWN_HOSTS],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode != 0 and "did you mean [proxys]" in r.stdout + r.stderr,
+          f"a misspelled [proxies] group is an error (exit {r.returncode})")
+    vault = os.path.join(SB, "vault.yml")
+    with open(vault, "w") as f:
+        f.write("$ANSIBLE_VAULT;1.1;AES256\n6162636465\n")
+    r = deploy("deploy", "-e", f"@{vault}")
+    check(r.returncode != 0 and "encrypted with Ansible Vault" in r.stdout + r.stderr,
+          f"a vault file without --vault-password-file is refused clearly (exit {r.returncode})")
+    r = deploy("deploy", "--check", "-e", "zdm_proxy_image=datastax/zdm-proxy:2.1", "-e", "origin_contct_points=x")
+    check("not supported: zdm_proxy_image" in r.stdout + r.stderr
+          and "did you mean 'origin_contact_points'" in r.stdout + r.stderr,
+          "ZDM variables not supported are reported, typos get a did-you-mean")
 
 
 # ---- the monitoring stack -----------------------------------------------------------------
@@ -676,6 +863,7 @@ def main():
             status_and_collisions()
             idempotent_rerun()
             failed_rolling_update()
+            fleet_commands()
             monitoring_phase(t_start)
     finally:
         pids = recorded_pids()
