@@ -194,7 +194,15 @@ check "nothing was run after the key mismatch" grep -qx 'box : ok=0 changed=0 un
 run unknown "$T/known_hosts.empty" "$T/play.yml" --limit box
 check "unknown host key exits 4" test "$RC" = 4
 check "unknown host key: reason naming the host" \
-  grep -qx "unreachable: \[box\] => box ($ADDR:$PORT): unknown host key (not in $T/known_hosts.empty)" "$OUT"
+  grep -qx "unreachable: \[box\] => box ($ADDR:$PORT): unknown host key (not in $T/known_hosts.empty; add it, e.g. with ssh-keyscan, or run with --accept-new-host-keys)" "$OUT"
+
+# --- 5b: unknown host key accepted with --accept-new-host-keys (added to known_hosts) -----
+: > "$T/known_hosts.new"
+run accept "$T/known_hosts.new" "$T/play.yml" --limit box --accept-new-host-keys
+check "--accept-new-host-keys: the run exits 0" test "$RC" = 0
+check "--accept-new-host-keys: the key is in known_hosts" grep -q "$(cut -d' ' -f2 "$T/hostkey.pub")" "$T/known_hosts.new"
+run accepted "$T/known_hosts.new" "$T/play.yml" --limit box
+check "the accepted key is known afterwards" test "$RC" = 0
 
 # --- 6: nothing listening ----------------------------------------------------------------
 run ghost "$T/known_hosts" "$T/ghost.yml"
