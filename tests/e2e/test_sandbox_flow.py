@@ -14,9 +14,12 @@ then checks independently of the sandbox's own checks:
   every host then runs its previous release and config and is ready, and a python-driver
   application writing through all three proxies during the failed update sees no error and
   every write it was acknowledged is on both clusters;
-- the fleet commands (fleet_commands(), below): rolling-restart at pause 0 under traffic with 0
-  errors, a SIGKILLed proxy back and ready, stop/start, rollback (and --to), the lock, --check
-  --diff, --list-hosts, --version, the audit line, inventory and vars mistakes;
+- the fleet commands (fleet_commands(), below): a new binary deployed to the running fleet and
+  a rolling-restart, both at pause 0 under traffic with 0 errors, a SIGKILLed proxy back and
+  ready, stop/start, rollback (and --to), the lock, --check --diff, a bad value on proxy2 refused
+  by --check-config before anything stops, --list-hosts, --version, the audit line, inventory
+  and vars mistakes; at the end logs, collect-logs (no secret in the archive), teardown --yes
+  and a deploy after it;
 - `scripts/sandbox status` lists exactly the 9 processes found by pid (6 sshd and
   cluster processes, 3 proxies), and a second `up` on the
   same address plan is refused in one line (exit 3) without disturbing the running one;
@@ -313,6 +316,25 @@ def fleet_commands():
             except (OSError, ValueError):
                 pass
             time.sleep(0.2)
+        # A new zdm-proxy binary (another checksum) on the running fleet: uploaded once per host,
+        # rolled out host by host.
+        new_binary = os.path.join(SB, "zdm-proxy-new")
+        shutil.copyfile(os.path.join(REPO, "build", "proxy", "zdm-proxy"), new_binary)
+        with open(new_binary, "ab") as f:
+            f.write(b"\nanother build\n")
+        os.chmod(new_binary, 0o755)
+        before = status()
+        t0 = time.monotonic()
+        r = deploy("deploy", "-e", f"zdm_proxy_binary={new_binary}", "-e", "pause_between_restarts_in_seconds=0")
+        took = time.monotonic() - t0
+        after = status()
+        check(r.returncode == 0 and all(after.get(h, {}).get("release") != b.get("release")
+                                        and after.get(h, {}).get("readiness_status") == 200
+                                        for h, b in before.items()),
+              f"deploy of a new binary on the running fleet: every proxy on a new release and ready "
+              f"(exit {r.returncode}, {took:.1f} s) " + r.stdout[-1500:] * (r.returncode != 0))
+        print(f"[info] deploy of a new binary to 3 running proxies at pause 0 under traffic: {took:.1f} s", flush=True)
+
         before = status()
         t0 = time.monotonic()
         r = deploy("rolling-restart", "-e", "pause_between_restarts_in_seconds=0")
@@ -365,7 +387,8 @@ def fleet_commands():
     summary = json.load(open(os.path.join(app_dir, "summary.json")))
     errors = summary["write_errors"] + summary["read_errors"] + summary["read_mismatches"]
     check(summary["acknowledged_writes"] > 0 and errors == 0,
-          f"application during rolling-restart at pause 0, kill, stop/start: {summary['acknowledged_writes']} "
+          f"application during a new binary's deploy and a rolling-restart at pause 0, kill, stop/start: "
+          f"{summary['acknowledged_writes']} "
           f"writes acknowledged, {errors} errors {summary.get('errors', [])[:3]}")
     verify_on_both(os.path.join(app_dir, "acked.tsv"), "write acknowledged during the fleet commands")
 
@@ -414,6 +437,22 @@ def fleet_commands():
           and all(after.get(h, {}).get("pid") == b.get("pid") for h, b in before.items()),
           f"--check --diff shows the config change, no secret, and changes nothing (exit {r.returncode})")
 
+    # A value the proxy refuses, on proxy2 only: found by the new binary on the host before any
+    # proxy stops.
+    bad = os.path.join(SB, "bad-proxy2.ini")
+    with open(bad, "w") as f:
+        f.write(re.sub(r"^(proxy2 .*)$", r"\1 heartbeat_interval_ms=soon", open(INVENTORY).read(), flags=re.M))
+    before = status()
+    r = subprocess.run([DEPLOY, "rolling-update", "-i", bad, "--known-hosts", KNOWN_HOSTS,
+                        "-e", "read_mode=DUAL_ASYNC_ON_SECONDARY"], capture_output=True, text=True, timeout=300)
+    after = status()
+    check(r.returncode == 2 and any(l.startswith("failed: [proxy2] => non-zero return code 2: ")
+                                    and "key 'heartbeat_interval_ms': expected an integer, got 'soon'" in l
+                                    for l in r.stdout.splitlines())
+          and all(after.get(h, {}).get("pid") == b.get("pid") and after.get(h, {}).get("release") == b.get("release")
+                  for h, b in before.items()),
+          f"a bad value on proxy2 is refused by --check-config before any proxy stops (exit {r.returncode})")
+
     r = deploy("rolling-update", "--list-hosts")
     check(r.returncode == 0 and all(f"      proxy{i}\n" in r.stdout for i in (1, 2, 3)), "--list-hosts")
     r = subprocess.run([DEPLOY, "--version"], capture_output=True, text=True, timeout=30)
@@ -442,6 +481,50 @@ def fleet_commands():
     check("not supported: zdm_proxy_image" in r.stdout + r.stderr
           and "did you mean 'origin_contact_points'" in r.stdout + r.stderr,
           "ZDM variables not supported are reported, typos get a did-you-mean")
+
+
+def logs_and_teardown():
+    """logs, collect-logs (secrets redacted), then teardown --yes (phase 5) and a fresh deploy."""
+    print("== logs, collect-logs, teardown ==", flush=True)
+    r = deploy("logs", "-n", "5")
+    lines = r.stdout.splitlines()
+    check(r.returncode == 0 and all(any(l.startswith(f"[proxy{i}] ") for l in lines) for i in (1, 2, 3)),
+          f"logs: every proxy's lines, host-prefixed (exit {r.returncode})")
+    out_dir = os.path.join(SB, "collected")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    r = subprocess.run([DEPLOY, "collect-logs", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS],
+                       capture_output=True, text=True, timeout=300, cwd=out_dir)
+    archives = [os.path.join(dp, f) for dp, _, fs in os.walk(out_dir) for f in fs if f.endswith(".tar.gz")]
+    secrets = [sandbox.ORIGIN_CREDS[1], sandbox.TARGET_CREDS[1],
+               open(os.path.join(SB, "hosts", "proxy1", "home", "secrets", "proxy_admin_token")).read().strip()]
+    leaked, names = [], []
+    if len(archives) == 1:
+        import tarfile
+        with tarfile.open(archives[0]) as tar:
+            for m in tar.getmembers():
+                if m.isfile():
+                    names.append(m.name)
+                    data = tar.extractfile(m).read().decode(errors="replace")
+                    leaked += [m.name for sec in secrets if sec in data]
+    check(r.returncode == 0 and len(archives) == 1 and not leaked
+          and all(any(n.endswith(f"/proxy{i}/zdm-proxy.log") for n in names) for i in (1, 2, 3))
+          and all(any(n.endswith(f"/proxy{i}/zdm-proxy.yml") for n in names) for i in (1, 2, 3)),
+          f"collect-logs: one archive with every proxy's log and config, no secret (exit {r.returncode}, leaked {leaked})")
+    r = deploy("teardown")
+    check(r.returncode == 5 and "--yes" in r.stderr, "teardown without --yes is refused")
+    r = deploy("teardown", "--yes")
+    st = status()
+    home = os.path.join(SB, "hosts", "proxy1", "home")
+    check(r.returncode == 0 and all(readiness(ip) == 0 for ip in PROXY_IPS)
+          and sorted(os.listdir(home)) == ["audit.log", "logs"],
+          f"teardown --yes: no proxy answers, only logs/ and audit.log left (exit {r.returncode}, {sorted(os.listdir(home))})")
+    check(all(e.get("state") == "not deployed" or e.get("running") is False for e in st.values()),
+          f"status after teardown: not deployed ({[e.get('state') for e in st.values()]})")
+    r = deploy("deploy")
+    st = status()
+    check(r.returncode == 0 and len(st) == 3 and all(e.get("readiness_status") == 200 for e in st.values()),
+          f"deploy after teardown: three proxies ready (exit {r.returncode})")
 
 
 # ---- the monitoring stack -----------------------------------------------------------------
@@ -865,6 +948,7 @@ def main():
             failed_rolling_update()
             fleet_commands()
             monitoring_phase(t_start)
+            logs_and_teardown()
     finally:
         pids = recorded_pids()
         down = subprocess.run(SANDBOX + ["down"] + PLAN, capture_output=True, text=True, timeout=120)
