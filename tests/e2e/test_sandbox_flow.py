@@ -16,7 +16,7 @@ then checks independently of the sandbox's own checks:
   every write it was acknowledged is on both clusters;
 - the fleet commands (fleet_commands(), below): a new binary deployed to the running fleet and
   a rolling-restart, both at pause 0 under traffic with 0 errors, a SIGKILLed proxy back and
-  ready, stop/start, rollback (and --to), the lock, --check --diff, a bad value on proxy2 refused
+  ready, stop/start, Ctrl-C during a rolling-restart, an SSH connection killed mid-activation, rollback (and --to), the lock, --check --diff, a bad value on proxy2 refused
   by --check-config before anything stops, --list-hosts, --version, the audit line, inventory
   and vars mistakes; at the end logs, collect-logs (no secret in the archive), teardown --yes
   and a deploy after it;
@@ -392,6 +392,8 @@ def fleet_commands():
           f"writes acknowledged, {errors} errors {summary.get('errors', [])[:3]}")
     verify_on_both(os.path.join(app_dir, "acked.tsv"), "write acknowledged during the fleet commands")
 
+    interrupt_and_ssh_drop()
+
     # rollback: each host to its previous release, then --to the one it ran.
     before = status()
     r = deploy("rollback", "-e", "pause_between_restarts_in_seconds=0")
@@ -481,6 +483,52 @@ def fleet_commands():
     check("not supported: zdm_proxy_image" in r.stdout + r.stderr
           and "did you mean 'origin_contact_points'" in r.stdout + r.stderr,
           "ZDM variables not supported are reported, typos get a did-you-mean")
+
+
+def run_until_task(args, task):
+    """Starts zdm-deploy ARGS; returns (process, output file) once TASK's header is printed."""
+    out = os.path.join(SB, "run-until.out")
+    f = open(out, "w")
+    p = subprocess.Popen([DEPLOY, args[0], "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, *args[1:]],
+                         stdout=f, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and f"TASK [{task}" not in open(out).read():
+        time.sleep(0.05)
+    return p, out
+
+
+def interrupt_and_ssh_drop():
+    """Ctrl-C during a rolling-restart finishes the host in progress and touches no other; an SSH
+    connection killed during the activation is recovered (reconnect, same activation, once)."""
+    before = status()
+    p, out = run_until_task(["rolling-restart", "-e", "pause_between_restarts_in_seconds=0"], "Activate the release")
+    p.send_signal(2)
+    p.wait(timeout=300)
+    text = open(out).read()
+    after = status()
+    check(p.returncode == 99 and "[interrupted] the hosts in progress are done; not touched: proxy2, proxy3" in text
+          and "PLAY RECAP" in text and after["proxy1"].get("pid") != before["proxy1"].get("pid")
+          and after["proxy1"].get("readiness_status") == 200
+          and all(after[h].get("pid") == before[h].get("pid") for h in ("proxy2", "proxy3"))
+          and admin_state(PROXY_IPS[1]).get("leaving") == [],
+          f"Ctrl-C: proxy1 finished and handed back, proxy2/3 untouched, recap, exit 99 (got {p.returncode})")
+
+    master = int(open(os.path.join(SB, "pids", "sshd-proxy1")).read())
+    log = os.path.join(SB, "hosts", "proxy1", "home", "logs", "zdm-proxy.log")
+    p, out = run_until_task(["rolling-restart", "-e", "pause_between_restarts_in_seconds=0"], "Activate the release")
+    time.sleep(0.3)
+    sessions = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    for pid in sessions:  # the sshd processes serving zdm-deploy's connection to proxy1
+        os.kill(int(pid), 9)
+    p.wait(timeout=300)
+    text = open(out).read()
+    run_ids = re.findall(r"zdmctl: activation (\S+): \S+ -> ", open(log).read())
+    st = status()
+    check(sessions and p.returncode == 0 and "connection lost" in text
+          and len(st) == 3 and all(e.get("readiness_status") == 200 for e in st.values())
+          and run_ids and run_ids.count(run_ids[-1]) == 1,
+          f"SSH connection to proxy1 killed during its activation: reconnected, the activation ran once, "
+          f"the run finished (exit {p.returncode}, killed {sessions})")
 
 
 def logs_and_teardown():
