@@ -1,18 +1,32 @@
 #include "commands.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <ostream>
+#include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "engine/diff.h"
+#include "engine/interrupt.h"
 #include "executor.h"
-#include "http.h"
 #include "inventory.h"
+#include "inventory/zdm_vars.h"
+#include "lookup.h"
 #include "plan.h"
 #include "playbook.h"
+#include "ssh/lock.h"
 #include "template.h"
 #include "transport.h"
 #include "vars.h"
@@ -26,29 +40,159 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct ProxyTarget {
+struct HostTarget {
   std::string host;
   Json scope;
 };
 
-// The proxies with the variables deploy_proxy.yml would give them.
-std::vector<ProxyTarget> proxy_targets(const CommonOptions& opts) {
-  Inventory inv = load_inventory(opts.inventory);
+std::string utc_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string chomp(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// Runs f(i) for i in [0, n) on up to `forks` threads.
+void parallel(size_t n, int forks, const std::function<void(size_t)>& f) {
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next++) < n;) f(i);
+  };
+  size_t k = std::min<size_t>(std::max(1, forks), n);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < k; ++i) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+}
+
+// "proxies" is missing or empty: say so, with the groups the inventory has.
+void require_proxies(const Inventory& inv) {
+  if (inv.has_group("proxies") && !inv.group_hosts("proxies").empty()) return;
+  std::string groups, suggestion;
+  for (auto& g : inv.group_order) {
+    if (g == "all" || g == "ungrouped") continue;
+    groups += (groups.empty() ? "" : ", ") + g;
+    if (edit_distance(g, "proxies") <= 3 && suggestion.empty()) suggestion = g;
+  }
+  throw InventoryError(fmt::format(
+      "{}: {} [proxies] group: zdm-deploy deploys zdm-proxy to the hosts of [proxies]{}{}",
+      inv.path, inv.has_group("proxies") ? "an empty" : "no",
+      groups.empty() ? "" : " (groups: " + groups + ")",
+      suggestion.empty() ? "" : fmt::format("; did you mean [{}]?", suggestion)));
+}
+
+bool targets_proxies(const Playbook& pb) {
+  for (auto& p : pb.plays)
+    if (p.hosts == "proxies" || p.hosts.find("proxies") != std::string::npos) return true;
+  return false;
+}
+
+// The proxies with the variables deploy_proxy.yml gives them.
+std::vector<HostTarget> proxy_targets(const CommonOptions& opts, Inventory& inv) {
+  inv = load_inventory(opts.inventory);
+  require_proxies(inv);
   Playbook pb = load_playbook((fs::path(opts.playbook_dir) / "deploy_proxy.yml").string());
-  PlanOptions po = plan_options(opts);
-  Plan plan = make_plan(inv, pb, po);
-  std::vector<ProxyTarget> out;
+  Plan plan = make_plan(inv, pb, plan_options(opts));
   for (auto& pp : plan.plays) {
     if (pp.play->hosts != "proxies") continue;
+    std::vector<HostTarget> out;
     for (auto& h : pp.hosts) out.push_back({h, host_scope(pp, h)});
     return out;
   }
   throw PlaybookError(fmt::format("{}: no play for hosts 'proxies'", pb.path));
 }
 
-std::string var(const ProxyTarget& t, const std::string& expr) {
-  return to_text(evaluate(expr, t.scope, Source{"status of " + t.host, 1}));
+std::string var(const HostTarget& t, const std::string& expr) {
+  return to_text(evaluate(expr, t.scope, Source{"variables of " + t.host, 1}));
 }
+
+// Where a host keeps the lock and the audit log: the proxy's or the monitoring stack's home.
+std::string lock_dir(const std::string& host, const Json& scope, const Inventory& inv) {
+  auto groups = inv.host_groups(host);
+  bool proxy = std::find(groups.begin(), groups.end(), "proxies") != groups.end();
+  const char* expr = proxy ? "zdm_proxy_home_dir | default(zdm_proxy_default_home_dir)"
+                           : "monitoring_home_dir | default(monitoring_default_home_dir)";
+  try {
+    std::string d = to_text(evaluate(expr, scope, Source{"lock of " + host, 1}));
+    if (!d.empty()) return d;
+  } catch (const std::exception&) {
+  }
+  return "$HOME/.zdm-deploy";
+}
+
+std::string run_id_for(const std::string& release_id) {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  return fmt::format("{}-{:06x}", release_id, rng() & 0xffffff);
+}
+
+// Every variable defined for the run, with where, for the catalog check.
+std::vector<DefinedVar> defined_variables(const Inventory& inv, const Playbook& pb,
+                                          const Json& extra) {
+  std::vector<DefinedVar> out;
+  for (auto& g : inv.group_order)
+    for (auto& [k, v] : inv.groups.at(g).vars.items())
+      out.push_back({k, v, fmt::format("{} [{}:vars]", inv.path, g)});
+  for (auto& h : inv.hosts)
+    for (auto& [k, v] : h.vars.items())
+      out.push_back({k, v, fmt::format("{} {}", inv.path, h.name)});
+  std::set<std::string> files, dirs;
+  for (auto& p : pb.plays)
+    for (auto& f : p.vars_files) {
+      try {
+        std::string path = find_vars_file(f, inv, pb);
+        files.insert(fs::absolute(path).lexically_normal().string());
+        dirs.insert(fs::absolute(path).parent_path().lexically_normal().string());
+      } catch (const std::exception&) {
+      }
+    }
+  // The whole vars/ directory: ZDM's files our plays do not load (container, monitoring) count.
+  for (auto& d : dirs) {
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(d, ec))
+      if (e.path().extension() == ".yml" || e.path().extension() == ".yaml")
+        files.insert(fs::absolute(e.path()).lexically_normal().string());
+  }
+  for (auto& f : files) {
+    if (fs::path(f).filename() == "zdm_deploy_proxy.yml") continue;  // ours, computed
+    Json j;
+    try {
+      j = load_vars_file(f);
+    } catch (const std::exception&) {
+      continue;  // reported when a play loads it
+    }
+    std::string shown =
+        fs::path(f).parent_path().filename().string() + "/" + fs::path(f).filename().string();
+    for (auto& [k, v] : j.items()) out.push_back({k, v, shown});
+  }
+  for (auto& [k, v] : extra.items()) out.push_back({k, v, "-e"});
+  return out;
+}
+
+// The values of every variable whose name says it is a secret, rendered, for the redactor.
+void collect_secrets(const Plan& plan, Redactor& redactor) {
+  for (auto& pp : plan.plays)
+    for (auto& [h, layers] : pp.vars) {
+      Json scope = layers.merged();
+      for (auto& [k, v] : scope.items()) {
+        if (!is_secret_name(k)) continue;
+        try {
+          Json r = render_value(v, scope, Source{"secret " + k, 1});
+          if (r.is_string()) redactor.add(r.get<std::string>());
+        } catch (const std::exception&) {
+        }
+      }
+    }
+}
+
+struct HostLocks {
+  std::vector<std::pair<std::string, std::string>> taken;  // (host, dir)
+};
 
 }  // namespace
 
@@ -57,7 +201,15 @@ PlanOptions plan_options(const CommonOptions& opts) {
   for (auto& e : opts.extra_vars) overlay(po.extra_vars, parse_extra_vars(e));
   po.limit = opts.limit;
   po.release_id = release_id_now();
+  po.run_id = run_id_for(po.release_id);
   po.defaults = {{"zdm_proxy_binary", ZDM_PROXY_BINARY}};
+  if (!opts.serial.empty()) {
+    try {
+      po.serial = std::stoll(opts.serial);
+    } catch (const std::exception&) {
+      po.serial = opts.serial;  // "N%"
+    }
+  }
   return po;
 }
 
@@ -66,20 +218,195 @@ int run_playbook(const std::string& playbook, const CommonOptions& opts, std::os
   Inventory inv;
   Playbook pb;
   Plan plan;
+  PlanOptions po;
   try {
     inv = load_inventory(opts.inventory);
     pb = load_playbook(playbook);
-    plan = make_plan(inv, pb, plan_options(opts));
+    if (targets_proxies(pb)) require_proxies(inv);
+    po = plan_options(opts);
+    plan = make_plan(inv, pb, po);
   } catch (const std::exception& e) {
     err << "ERROR! " << e.what() << '\n';
     return kExitUnreachable;  // Ansible: parse errors exit 4
   }
+  if (opts.list_hosts) {
+    out << "\nplaybook: " << playbook << "\n";
+    int n = 0;
+    for (auto& pp : plan.plays) {
+      out << fmt::format("\n  play #{} ({}): {}\n    pattern: ['{}']\n    hosts ({}):\n", ++n,
+                         pp.play->hosts, pp.play->name, pp.play->hosts, pp.hosts.size());
+      for (auto& h : pp.hosts) out << "      " << h << '\n';
+    }
+    return kExitOk;
+  }
   ExecOptions eo;
   eo.forks = opts.forks;
-  eo.known_hosts = opts.known_hosts;
+  eo.ssh = opts.ssh;
   eo.verbosity = opts.verbosity;
+  eo.check = opts.check;
+  eo.diff = opts.diff;
+  eo.task_timeout_seconds = opts.task_timeout_seconds;
+  collect_secrets(plan, *eo.redactor);
+  std::string shown_command = eo.redactor->apply(opts.command_line);
+
+  for (auto& w : check_variables(defined_variables(inv, pb, po.extra_vars)))
+    out << "[WARNING]: " << w << '\n';
+
+  // The hosts this run touches, with their lock directories.
+  std::vector<std::string> hosts;
+  std::map<std::string, Json> scopes;
+  for (auto& pp : plan.plays)
+    for (auto& h : pp.hosts)
+      if (!scopes.count(h)) hosts.push_back(h), scopes[h] = host_scope(pp, h);
+
+  LockHolder me = current_holder(shown_command, po.run_id);
+  std::string state_dir = opts.state_dir.empty() ? default_state_dir() : opts.state_dir;
+  std::string local_lock = local_lock_path(state_dir, opts.inventory);
+  HostLocks locks;
+  std::mutex mu;
+  auto release_locks = [&] {
+    parallel(locks.taken.size(), opts.forks, [&](size_t i) {
+      auto& [h, dir] = locks.taken[i];
+      try {
+        auto tr = connect(connect_params(h, scopes[h], opts.ssh));
+        tr->exec(host_lock_release_script(dir, me.run_id, false), 30);
+      } catch (const std::exception& e) {
+        std::lock_guard lock(mu);
+        err << fmt::format("[WARNING]: {}: lock not released: {}\n", h, e.what());
+      }
+    });
+    release_local_lock(local_lock, me, false);
+  };
+  if (!opts.check) {
+    if (auto holder = acquire_local_lock(local_lock, me)) {
+      err << fmt::format(
+          "ERROR! {} is locked on this machine by {}: wait for that run to end (or, if it is "
+          "gone, `zdm-deploy lock release -i {}`)\n",
+          opts.inventory, holder->describe(), opts.inventory);
+      return kExitError;
+    }
+    std::vector<std::string> refused;
+    parallel(hosts.size(), opts.forks, [&](size_t i) {
+      const std::string& h = hosts[i];
+      std::string dir = lock_dir(h, scopes[h], inv);
+      std::string problem;
+      try {
+        auto tr = connect(connect_params(h, scopes[h], opts.ssh));
+        for (int attempt = 0; attempt < 2; ++attempt) {
+          ExecResult r = tr->exec(host_lock_acquire_script(dir, me), 30);
+          HostLockResult lr = parse_host_lock_output(r.out);
+          if (lr.acquired) {
+            std::lock_guard lock(mu);
+            locks.taken.emplace_back(h, dir);
+            return;
+          }
+          if (lr.holder && lr.holder->dead_here() && attempt == 0) {  // its run died: take over
+            tr->exec(host_lock_release_script(dir, "", true), 30);
+            continue;
+          }
+          problem = lr.holder ? fmt::format("{}: locked by {}", h, lr.holder->describe())
+                              : fmt::format("{}: cannot take the lock: {}", h,
+                                            chomp(r.err.empty() ? r.out : r.err));
+          break;
+        }
+      } catch (const UnreachableError&) {
+        return;  // the run reports the host unreachable
+      } catch (const std::exception& e) {
+        problem = fmt::format("{}: {}", h, e.what());
+      }
+      std::lock_guard lock(mu);
+      refused.push_back(problem);
+    });
+    if (!refused.empty()) {
+      std::sort(refused.begin(), refused.end());
+      err << "ERROR! another run holds the lock, nothing was changed:\n";
+      for (auto& r : refused) err << "  " << r << '\n';
+      err << "  wait for it to end, or if it is gone: zdm-deploy lock release -i " << opts.inventory
+          << '\n';
+      release_locks();
+      return kExitError;
+    }
+  }
+
+  install_interrupt_handler();
+  reset_interrupts();
   Executor ex(pb, plan, eo, out);
-  return ex.run();
+  int rc = ex.run();
+
+  if (!opts.check) {
+    // The audit trail: one line per host, on the host and here.
+    std::vector<std::string> local_lines;
+    auto outcomes = ex.outcomes();
+    auto* pw = getpwuid(getuid());
+    std::string user = pw ? pw->pw_name : "?";
+    char machine[256] = {};
+    gethostname(machine, sizeof machine - 1);
+    std::vector<std::pair<std::string, std::string>> lines;  // host, line
+    for (auto& [h, o] : outcomes) {
+      Json facts = ex.facts(h);
+      std::string line = fmt::format(
+          "{} user={} machine={} run={} command={} host={} release={} config_sha256={} "
+          "outcome={}",
+          utc_now(), user, machine, po.run_id, Json(shown_command).dump(), h,
+          facts.value("zdm_audit_release", Json("")).is_string()
+              ? facts.value("zdm_audit_release", std::string())
+              : std::string(),
+          facts.value("zdm_audit_config_sha256", Json("")).is_string()
+              ? facts.value("zdm_audit_config_sha256", std::string())
+              : std::string(),
+          o.status);
+      line = eo.redactor->apply(line);
+      lines.emplace_back(h, line);
+      local_lines.push_back(line);
+    }
+    parallel(lines.size(), opts.forks, [&](size_t i) {
+      auto& [h, line] = lines[i];
+      if (outcomes[i].second.status == "unreachable") return;
+      try {
+        auto tr = connect(connect_params(h, scopes[h], opts.ssh));
+        std::string dir = lock_dir(h, scopes[h], inv);
+        tr->exec(
+            fmt::format("mkdir -p {0} && printf '%s\\n' {1} >> {0}/audit.log",
+                        dir == "$HOME/.zdm-deploy" ? dir : shell_quote(dir), shell_quote(line)),
+            30);
+      } catch (const std::exception&) {
+      }
+    });
+    std::error_code ec;
+    fs::create_directories(state_dir, ec);
+    std::ofstream audit(fs::path(state_dir) / "audit.log", std::ios::app);
+    for (auto& l : local_lines) audit << l << '\n';
+    // A retry file names the hosts that failed (--limit @FILE).
+    std::vector<std::string> failed;
+    for (auto& [h, o] : outcomes)
+      if (o.status == "failed" || o.status == "unreachable" || o.status == "interrupted")
+        failed.push_back(h);
+    if (!failed.empty()) {
+      std::string retry =
+          (fs::path(state_dir) / (fs::path(playbook).stem().string() + ".retry")).string();
+      std::ofstream r(retry);
+      for (auto& h : failed) r << h << '\n';
+      out << fmt::format("\nto retry the hosts that did not finish: --limit @{}\n", retry);
+    }
+    release_locks();
+  }
+  if (opts.json) {
+    Json j = {{"exit_code", rc}, {"hosts", Json::array()}};
+    for (auto& [h, o] : ex.outcomes()) {
+      const HostStats& s = ex.stats().at(h);
+      Json facts = ex.facts(h);
+      j["hosts"].push_back({{"host", h},
+                            {"outcome", o.status},
+                            {"message", eo.redactor->apply(o.message)},
+                            {"ok", s.ok},
+                            {"changed", s.changed},
+                            {"failed", s.failed},
+                            {"unreachable", s.unreachable},
+                            {"release", facts.value("zdm_audit_release", Json(""))}});
+    }
+    out << j.dump() << '\n';
+  }
+  return rc;
 }
 
 std::map<std::string, std::string> parse_key_values(const std::string& text) {
@@ -94,117 +421,165 @@ std::map<std::string, std::string> parse_key_values(const std::string& text) {
   return out;
 }
 
-int status(const CommonOptions& opts, bool json, std::ostream& out, std::ostream& err) {
-  std::vector<ProxyTarget> targets;
+int status(const CommonOptions& opts, std::ostream& out, std::ostream& err) {
+  Inventory inv;
+  std::vector<HostTarget> targets;
   try {
-    targets = proxy_targets(opts);
+    targets = proxy_targets(opts, inv);
   } catch (const std::exception& e) {
     err << "ERROR! " << e.what() << '\n';
     return kExitUnreachable;
   }
   std::vector<Json> rows(targets.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < targets.size(); ++i) {
-    threads.emplace_back([&, i] {
-      const ProxyTarget& t = targets[i];
-      Json row = {{"host", t.host},      {"address", nullptr},    {"running", false},
-                  {"pid", nullptr},      {"version", ""},         {"release", ""},
-                  {"config_sha256", ""}, {"readiness_status", 0}, {"readiness", nullptr}};
-      std::vector<std::string> errors;
-      try {
-        std::string address = var(t, "ansible_host");
-        row["address"] = address;
-        std::string home = var(t, "zdm_proxy_home_dir");
-        std::string port = var(t, "metrics_port | default(14001)");
-        std::thread http([&] {
-          HttpResult h = http_get(fmt::format("http://{}:{}/health/readiness", address, port), 3);
-          row["readiness_status"] = h.status < 0 ? 0 : h.status;
-          if (h.status > 0) {
-            try {
-              row["readiness"] = Json::parse(h.body);
-            } catch (const Json::exception&) {
-              row["readiness"] = nullptr;
-            }
-          }
-        });
-        try {
-          auto tr = connect(connect_params(t.host, t.scope, opts.known_hosts, 10));
-          ExecResult r = tr->exec(shell_quote(home + "/current/zdmctl") + " status");
-          auto kv = parse_key_values(r.out);
-          row["running"] = kv["running"] == "yes";
-          if (!kv["pid"].empty()) {
-            try {
-              row["pid"] = std::stoll(kv["pid"]);
-            } catch (const std::exception&) {
-            }
-          }
-          row["version"] = kv["version"];
-          row["release"] = kv["release"];
-          row["config_sha256"] = kv["config_sha256"];
-          if (kv.empty()) {
-            std::string e = r.err;
-            while (!e.empty() && e.back() == '\n') e.pop_back();
-            errors.push_back(e.empty() ? fmt::format("zdmctl status exited {}", r.rc) : e);
-          }
-        } catch (const std::exception& e) {
-          errors.push_back(e.what());
-        }
-        http.join();
-      } catch (const std::exception& e) {
-        errors.push_back(e.what());
+  parallel(targets.size(), std::max(opts.forks, 8), [&](size_t i) {
+    const HostTarget& t = targets[i];
+    Json row = {{"host", t.host},
+                {"address", nullptr},
+                {"state", "unreachable"},
+                {"running", false},
+                {"pid", nullptr},
+                {"version", ""},
+                {"release", ""},
+                {"running_release", ""},
+                {"config_sha256", ""},
+                {"readiness_status", 0},
+                {"readiness", ""},
+                {"uptime_seconds", nullptr},
+                {"client_connections", nullptr},
+                {"draining", false},
+                {"last_audit", ""}};
+    try {
+      row["address"] = var(t, "zdm_listen_address");
+      std::string home = var(t, "zdm_home");
+      auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
+      ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " status --json", 30);
+      if (r.rc == 0) {
+        Json s = Json::parse(r.out);
+        for (const char* k :
+             {"running", "pid", "version", "release", "running_release", "config_sha256",
+              "readiness_status", "readiness", "uptime_seconds", "client_connections", "draining",
+              "last_audit", "previous_release", "service_manager", "supervisor_pid", "activation"})
+          if (s.contains(k)) row[k] = s[k];
+        row["state"] = s.value("running", false) ? "running" : "stopped";
+      } else {
+        row["state"] = "not deployed";
+        std::string e = chomp(r.err);
+        row["error"] = r.rc == 127
+                           ? fmt::format("no {}/bin/zdmctl: not deployed by zdm-deploy", home)
+                           : (e.empty() ? fmt::format("zdmctl exited {}", r.rc) : e);
       }
-      if (!errors.empty()) {
-        std::string all;
-        for (auto& e : errors) all += (all.empty() ? "" : "; ") + e;
-        row["error"] = all;
-      }
-      rows[i] = row;
-    });
+    } catch (const UnreachableError& e) {
+      row["error"] = e.what();
+    } catch (const std::exception& e) {
+      row["state"] = "error";
+      row["error"] = e.what();
+    }
+    rows[i] = row;  // each thread writes its own row only
+  });
+  bool healthy = !rows.empty(), unreachable = false;
+  for (auto& r : rows) {
+    healthy &= r["running"].get<bool>() && r["readiness_status"] == 200;
+    unreachable |= r["state"] == "unreachable";
   }
-  for (auto& th : threads) th.join();
-  bool healthy = !rows.empty();
-  for (auto& r : rows) healthy &= r["running"].get<bool>() && r["readiness_status"] == 200;
-  if (json) {
+  if (opts.json) {
     out << Json(rows).dump(2) << '\n';
   } else {
-    std::vector<std::vector<std::string>> table = {
-        {"HOST", "ADDRESS", "RUNNING", "PID", "VERSION", "RELEASE", "CONFIG_SHA256", "READINESS"}};
+    auto text = [](const Json& j) {
+      if (j.is_null()) return std::string("-");
+      std::string s = j.is_string() ? j.get<std::string>() : j.dump();
+      return s.empty() ? std::string("-") : s;
+    };
+    std::vector<std::vector<std::string>> table = {{"HOST", "ADDRESS", "STATE", "PID", "VERSION",
+                                                    "RELEASE", "CONFIG", "READY", "UPTIME",
+                                                    "CLIENTS", "LAST AUDIT"}};
     for (auto& r : rows) {
-      std::string ready =
-          r["readiness_status"] == 0 ? "-" : std::to_string(r["readiness_status"].get<int>());
-      if (r["readiness"].is_object() && r["readiness"].contains("Status"))
-        ready += " " + to_text(r["readiness"]["Status"]);
+      std::string ready = r["readiness_status"] == 0 ? "-" : text(r["readiness_status"]);
+      if (!text(r["readiness"]).empty() && text(r["readiness"]) != "-")
+        ready += " " + text(r["readiness"]);
+      std::string version = text(r["version"]);
+      if (auto p = version.find("zdm-proxy "); p == 0) version = version.substr(10);
+      std::string uptime = "-";
+      if (r["uptime_seconds"].is_number()) {
+        long long u = r["uptime_seconds"].get<long long>();
+        uptime = u >= 3600 ? fmt::format("{}h{:02}m", u / 3600, u / 60 % 60)
+                           : fmt::format("{}m{:02}s", u / 60, u % 60);
+      }
+      std::string audit = text(r["last_audit"]);
+      if (audit != "-") {
+        // "<time> user=... command=\"...\" ... outcome=X" → "<time> user X"
+        auto kv = [&](const std::string& key) {
+          auto p = audit.find(" " + key + "=");
+          if (p == std::string::npos) return std::string();
+          auto b = p + key.size() + 2;
+          return audit.substr(b, audit.find(' ', b) - b);
+        };
+        audit = audit.substr(0, audit.find(' ')) + " " + kv("user") + " " + kv("outcome");
+      }
       table.push_back(
-          {r["host"].get<std::string>(), to_text(r["address"]),
-           r["running"].get<bool>() ? "yes" : "no", r["pid"].is_null() ? "-" : r["pid"].dump(),
-           r["version"].get<std::string>().empty() ? "-" : r["version"].get<std::string>(),
-           r["release"].get<std::string>().empty() ? "-" : r["release"].get<std::string>(),
-           r["config_sha256"].get<std::string>().empty()
-               ? "-"
-               : r["config_sha256"].get<std::string>().substr(0, 12),
-           ready});
+          {text(r["host"]), text(r["address"]),
+           r["state"].get<std::string>() == "unreachable" ? "UNREACHABLE" : text(r["state"]),
+           text(r["pid"]), version, text(r["release"]),
+           r["config_sha256"].is_string() && !r["config_sha256"].get<std::string>().empty()
+               ? r["config_sha256"].get<std::string>().substr(0, 12)
+               : "-",
+           ready, uptime, text(r["client_connections"]), audit});
     }
     std::vector<size_t> width(table[0].size(), 0);
     for (auto& row : table)
       for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
     for (auto& row : table) {
-      std::string text;
+      std::string line;
       for (size_t c = 0; c < row.size(); ++c)
-        text += c + 1 < row.size() ? fmt::format("{:<{}}  ", row[c], width[c]) : row[c];
-      out << text << '\n';
+        line += c + 1 < row.size() ? fmt::format("{:<{}}  ", row[c], width[c]) : row[c];
+      out << line << '\n';
     }
     out.flush();
     for (auto& r : rows)
       if (r.contains("error"))
         err << fmt::format("{}: {}\n", r["host"].get<std::string>(), r["error"].get<std::string>());
   }
+  if (unreachable) return kExitUnreachable;
   return healthy ? kExitOk : kExitHostFailed;
 }
 
-int logs(const CommonOptions& opts, int lines, bool follow, std::ostream& out, std::ostream& err) {
-  std::vector<ProxyTarget> targets;
+std::string since_cutoff(const std::string& since, long long now) {
+  if (since.empty()) throw std::invalid_argument("--since: empty");
+  char unit = since.back();
+  std::string num = since.substr(0, since.size() - 1);
+  long long t = -1;
+  if (std::string("smhd").find(unit) != std::string::npos && !num.empty() &&
+      std::all_of(num.begin(), num.end(), ::isdigit)) {
+    long long n = std::stoll(num);
+    long long mult = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
+    t = now - n * mult;
+  } else {
+    std::tm tm{};
+    const char* end = strptime(since.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end) end = strptime(since.c_str(), "%Y-%m-%d %H:%M:%S", &tm);
+    if (!end) {
+      tm = {};
+      end = strptime(since.c_str(), "%Y-%m-%d", &tm);
+    }
+    if (!end)
+      throw std::invalid_argument(fmt::format(
+          "--since {}: expected 30s, 10m, 2h, 1d or a UTC time like 2026-01-31T10:00:00", since));
+    t = timegm(&tm);
+  }
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm out{};
+  gmtime_r(&tt, &out);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &out);
+  return buf;
+}
+
+int logs(const CommonOptions& opts, const LogOptions& log, std::ostream& out, std::ostream& err) {
+  Inventory inv;
+  std::vector<HostTarget> targets;
+  std::string cutoff;
   try {
-    targets = proxy_targets(opts);
+    targets = proxy_targets(opts, inv);
+    if (!log.since.empty()) cutoff = since_cutoff(log.since, std::time(nullptr));
   } catch (const std::exception& e) {
     err << "ERROR! " << e.what() << '\n';
     return kExitUnreachable;
@@ -215,10 +590,22 @@ int logs(const CommonOptions& opts, int lines, bool follow, std::ostream& out, s
   for (auto& t : targets) {
     threads.emplace_back([&, t] {
       try {
-        std::string home = var(t, "zdm_proxy_home_dir");
-        auto tr = connect(connect_params(t.host, t.scope, opts.known_hosts, 10));
-        std::string cmd = fmt::format("tail -n {} {}{}", lines, follow ? "-F " : "",
-                                      shell_quote(home + "/logs/zdm-proxy.log"));
+        std::string file = shell_quote(var(t, "zdm_home") + "/logs/zdm-proxy.log");
+        auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
+        std::string cmd;
+        if (cutoff.empty()) {
+          cmd = fmt::format("tail -n {} {}{}", log.lines, log.follow ? "-F " : "", file);
+        } else {
+          // Lines from the cutoff on: the first ISO time of a line decides, lines without one
+          // follow the line before. mawk has no {n}: the pattern is spelled out.
+          std::string awk = fmt::format(
+              "awk -v c={} '{{ if (match($0, /[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]"
+              ":[0-9][0-9]:[0-9][0-9]/)) keep = (substr($0, RSTART, 19) >= c); if (keep) {{ print; "
+              "fflush() }} }}'",
+              cutoff);
+          cmd = log.follow ? fmt::format("tail -n +1 -F {} | {}", file, awk)
+                           : fmt::format("{} < {} | tail -n {}", awk, file, log.lines);
+        }
         int rc = tr->stream(cmd, [&](std::string_view line) {
           std::lock_guard lock(mu);
           out << '[' << t.host << "] " << line << '\n';
@@ -238,6 +625,172 @@ int logs(const CommonOptions& opts, int lines, bool follow, std::ostream& out, s
   }
   for (auto& th : threads) th.join();
   return any_failed ? kExitHostFailed : kExitOk;
+}
+
+int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::ostream& out,
+                 std::ostream& err) {
+  Inventory inv;
+  std::vector<HostTarget> targets;
+  try {
+    targets = proxy_targets(opts, inv);
+  } catch (const std::exception& e) {
+    err << "ERROR! " << e.what() << '\n';
+    return kExitUnreachable;
+  }
+  std::string dest = dest_arg;
+  if (dest.empty()) {
+    std::string name = "zdm_proxy_archived_logs";
+    try {
+      name = var(targets.at(0), "archived_log_dir_name | default('zdm_proxy_archived_logs')");
+    } catch (const std::exception&) {
+    }
+    dest = name;
+  }
+  std::string stamp = release_id_now();
+  std::string base = "zdm_proxy_logs_" + stamp;
+  fs::path work = fs::temp_directory_path() / (base + "-" + std::to_string(getpid()));
+  fs::create_directories(work / base);
+  auto redactor = std::make_shared<Redactor>();
+  {
+    Plan plan;
+    try {
+      Playbook pb = load_playbook((fs::path(opts.playbook_dir) / "deploy_proxy.yml").string());
+      plan = make_plan(inv, pb, plan_options(opts));
+      collect_secrets(plan, *redactor);
+    } catch (const std::exception&) {
+    }
+  }
+  std::mutex mu;
+  std::atomic<bool> any_failed{false};
+  // What each host contributes: file on the host (relative to zdm_home) → name in the archive.
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"logs/zdm-proxy.log", "zdm-proxy.log"},
+      {"current/zdm-proxy.yml", "zdm-proxy.yml"},
+      {"audit.log", "audit.log"},
+      {"state/activation", "activation"},
+      {"state/history", "history"},
+      {"zdmctl.env", "zdmctl.env"}};
+  parallel(targets.size(), opts.forks, [&](size_t i) {
+    const HostTarget& t = targets[i];
+    fs::path dir = work / base / t.host;
+    fs::create_directories(dir);
+    try {
+      std::string home = var(t, "zdm_home");
+      auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
+      // The admin token is a secret of the host: kept out of the archive, never written here.
+      ExecResult tok =
+          tr->exec("cat " + shell_quote(home + "/secrets/proxy_admin_token") + " 2>/dev/null", 30);
+      if (tok.rc == 0) redactor->add(chomp(tok.out));
+      for (auto& [remote, local] : files) {
+        ExecResult r = tr->exec("cat " + shell_quote(home + "/" + remote) + " 2>/dev/null", 120);
+        if (r.rc != 0) continue;
+        std::string text = redactor->apply(redact_secret_lines(r.out));
+        std::ofstream(dir / local, std::ios::binary) << text;
+      }
+      for (auto& [cmd, local] : std::vector<std::pair<std::string, std::string>>{
+               {"status", "status.txt"}, {"releases", "releases.txt"}}) {
+        ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " " + cmd, 60);
+        std::ofstream(dir / local) << redactor->apply(r.out + r.err);
+      }
+      std::lock_guard lock(mu);
+      out << fmt::format("collected: [{}]\n", t.host);
+    } catch (const std::exception& e) {
+      any_failed = true;
+      std::ofstream(dir / "ERROR.txt") << e.what() << '\n';
+      std::lock_guard lock(mu);
+      err << fmt::format("[{}] error: {}\n", t.host, e.what());
+    }
+  });
+  fs::create_directories(dest);
+  fs::path archive = fs::absolute(fs::path(dest) / (base + ".tar.gz"));
+  ConnectParams local;
+  local.local = true;
+  ExecResult tar =
+      connect(local)->exec(fmt::format("tar -czf {} -C {} {}", shell_quote(archive.string()),
+                                       shell_quote(work.string()), shell_quote(base)),
+                           300);
+  std::error_code ec;
+  fs::remove_all(work, ec);
+  if (tar.rc != 0) {
+    err << "ERROR! tar: " << tar.err << '\n';
+    return kExitError;
+  }
+  out << archive.string() << '\n';
+  return any_failed ? kExitHostFailed : kExitOk;
+}
+
+int lock_command(const CommonOptions& opts, const std::string& action, const std::string& message,
+                 std::ostream& out, std::ostream& err) {
+  Inventory inv;
+  try {
+    inv = load_inventory(opts.inventory);
+  } catch (const std::exception& e) {
+    err << "ERROR! " << e.what() << '\n';
+    return kExitUnreachable;
+  }
+  // Every host of the inventory, with the variables its plays give it.
+  std::vector<std::string> hosts;
+  std::map<std::string, Json> scopes;
+  for (const char* pbname : {"deploy_proxy.yml", "deploy_monitoring.yml"}) {
+    try {
+      Playbook pb = load_playbook((fs::path(opts.playbook_dir) / pbname).string());
+      Plan plan = make_plan(inv, pb, plan_options(opts));
+      for (auto& pp : plan.plays)
+        for (auto& h : pp.hosts)
+          if (!scopes.count(h)) hosts.push_back(h), scopes[h] = host_scope(pp, h);
+    } catch (const std::exception& e) {
+      err << "ERROR! " << e.what() << '\n';
+      return kExitUnreachable;
+    }
+  }
+  std::string state_dir = opts.state_dir.empty() ? default_state_dir() : opts.state_dir;
+  std::string local = local_lock_path(state_dir, opts.inventory);
+  LockHolder me = current_holder(opts.command_line, "manual-" + release_id_now(), message);
+  me.pid = 0;  // a manual lock outlives this process
+  std::vector<std::string> lines(hosts.size());
+  std::atomic<bool> problem{false};
+  if (action == "acquire") {
+    if (auto h = acquire_local_lock(local, me)) {
+      err << fmt::format("ERROR! locked on this machine by {}\n", h->describe());
+      return kExitError;
+    }
+  }
+  parallel(hosts.size(), opts.forks, [&](size_t i) {
+    const std::string& h = hosts[i];
+    std::string dir = lock_dir(h, scopes[h], inv);
+    try {
+      auto tr = connect(connect_params(h, scopes[h], opts.ssh));
+      std::string script = action == "acquire"   ? host_lock_acquire_script(dir, me)
+                           : action == "release" ? host_lock_release_script(dir, "", true)
+                                                 : host_lock_status_script(dir);
+      ExecResult r = tr->exec(script, 30);
+      HostLockResult lr = parse_host_lock_output(r.out);
+      if (action == "acquire")
+        lines[i] = lr.acquired ? fmt::format("{}: locked", h)
+                               : fmt::format("{}: already locked by {}", h,
+                                             lr.holder ? lr.holder->describe() : r.out);
+      else if (action == "release")
+        lines[i] = fmt::format("{}: released", h);
+      else
+        lines[i] = lr.holder ? fmt::format("{}: locked by {}", h, lr.holder->describe())
+                             : fmt::format("{}: not locked", h);
+      if (action == "acquire" && !lr.acquired) problem = true;
+    } catch (const std::exception& e) {
+      lines[i] = fmt::format("{}: {}", h, e.what());
+      problem = true;
+    }
+  });
+  if (action == "release") release_local_lock(local, me, true);
+  if (action == "status") {
+    auto h = read_local_lock(local);
+    out << fmt::format("this machine: {}\n", h ? "locked by " + h->describe() : "not locked");
+  } else if (action == "acquire") {
+    out << "this machine: locked\n";
+  } else {
+    out << "this machine: released\n";
+  }
+  for (auto& l : lines) out << l << '\n';
+  return problem ? kExitError : kExitOk;
 }
 
 }  // namespace zdm::deploy

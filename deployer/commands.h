@@ -1,4 +1,5 @@
-// The CLI's operations: run a playbook, status of the proxies, tail their logs.
+// The CLI's operations: run a playbook (with locks, the variable check, secrets kept out of the
+// output, the audit trail), status of the proxies, their logs, an archive of them, locks.
 #pragma once
 
 #include <iosfwd>
@@ -9,35 +10,66 @@
 #include <nlohmann/json.hpp>
 
 #include "plan.h"
+#include "ssh/connect.h"
 
 namespace zdm::deploy {
 
 using Json = nlohmann::json;
 
 struct CommonOptions {
+  std::string command;       // the CLI command ("deploy", ...): audit, locks
+  std::string command_line;  // the whole command line (secrets redacted when shown)
   std::string inventory;
   std::vector<std::string> extra_vars;  // raw -e arguments, in order
   std::string limit;
   int forks = 5;
+  std::string serial;  // --serial: "" = the plays' own
   std::string playbook_dir;
-  std::string known_hosts;
+  SshSettings ssh;
   int verbosity = 0;
+  bool check = false;
+  bool diff = false;
+  bool json = false;
+  bool list_hosts = false;
+  int task_timeout_seconds = 0;
+  std::string state_dir;  // locks, the local audit log, retry files
 };
 
-// The plan options of a command: its -e values (in order), --limit, a new release id.
+// The plan options of a command: its -e values (in order), --limit, --serial, a new release id.
 PlanOptions plan_options(const CommonOptions& opts);
 
-// Loads inventory + playbook, plans and executes; returns an ExitCode. Errors go to err.
+// Loads inventory + playbook, checks the variables, takes the locks, executes, writes the audit
+// trail; returns an ExitCode. Errors go to err.
 int run_playbook(const std::string& playbook, const CommonOptions& opts, std::ostream& out,
                  std::ostream& err);
 
 // Parses `zdmctl status` output (key=value lines).
 std::map<std::string, std::string> parse_key_values(const std::string& text);
 
-// Per proxy host: zdmctl status over SSH + /health/readiness from here.
-int status(const CommonOptions& opts, bool json, std::ostream& out, std::ostream& err);
+// Per proxy host, over SSH: `zdmctl status --json` (process, version, release, configuration
+// checksum, readiness, uptime, client connections, last audit line). Unreachable hosts say so.
+int status(const CommonOptions& opts, std::ostream& out, std::ostream& err);
 
-// tail -n LINES [-F] of every selected proxy's log, each line prefixed "[host] ".
-int logs(const CommonOptions& opts, int lines, bool follow, std::ostream& out, std::ostream& err);
+struct LogOptions {
+  int lines = 50;
+  bool follow = false;
+  std::string since;  // "10m", "2h", "1d", or an ISO time (UTC): lines logged since then
+};
+// Every selected proxy's log, each line prefixed "[host] ", interleaved as they come.
+int logs(const CommonOptions& opts, const LogOptions& log, std::ostream& out, std::ostream& err);
+
+// One .tar.gz of every proxy host's logs, configuration (secrets redacted), releases, state and
+// audit trail, in `dest` (default ./<archived_log_dir_name>). Prints the archive's path.
+int collect_logs(const CommonOptions& opts, const std::string& dest, std::ostream& out,
+                 std::ostream& err);
+
+// zdm-deploy lock acquire [-m MESSAGE] | release | status: the lock of every host of the
+// inventory and this machine's.
+int lock_command(const CommonOptions& opts, const std::string& action, const std::string& message,
+                 std::ostream& out, std::ostream& err);
+
+// The cutoff for --since: "30s", "10m", "2h", "1d" before `now`, or an ISO time; as
+// "YYYY-MM-DDTHH:MM:SS" (UTC). Throws std::invalid_argument.
+std::string since_cutoff(const std::string& since, long long now_epoch_seconds);
 
 }  // namespace zdm::deploy

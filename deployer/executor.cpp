@@ -1,5 +1,8 @@
 #include "executor.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -9,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/interrupt.h"
 #include "template.h"
 
 namespace zdm::deploy {
@@ -19,6 +23,8 @@ struct Executor::HostState {
   std::set<std::string> notified;  // handler names waiting for the next flush
   bool failed = false;
   bool unreachable = false;
+  bool touched = false;  // a task ran (or was skipped) on it
+  std::string last_failure, last_failed_task;
 };
 
 namespace {
@@ -40,30 +46,53 @@ long long as_int(const Json& j, long long dflt) {
   return dflt;
 }
 
+const char* kNoLog =
+    "(the output has been hidden due to the fact that 'no_log: true' was specified for this "
+    "result)";
+
+std::mutex g_ssh_config_mu;
+
+// ~/.ssh/config (or --ssh-config) parsed once per run.
+const SshConfig& ssh_config_for(const SshSettings& s) {
+  static std::map<std::string, SshConfig> cache;
+  std::lock_guard lock(g_ssh_config_mu);
+  std::string path = s.ssh_config_path.empty() ? s.home + "/.ssh/config" : s.ssh_config_path;
+  auto it = cache.find(path);
+  if (it == cache.end())
+    it = cache.emplace(path, path == "none" ? SshConfig{} : load_ssh_config(path, s.home)).first;
+  return it->second;
+}
+
 }  // namespace
 
-ConnectParams connect_params(const std::string& name, const Json& scope,
-                             const std::string& known_hosts, int timeout_seconds) {
-  ConnectParams p;
-  p.name = name;
+ConnectParams connect_params(const std::string& name, const Json& scope, const SshSettings& ssh,
+                             std::vector<std::string>* warnings) {
   Source src{"inventory host '" + name + "'", 1};
-  auto get = [&](const char* key) -> Json {
-    if (!scope.contains(key)) return nullptr;
-    return render_value(scope[key], scope, src);
+  auto get = [&](const char* key) -> std::optional<std::string> {
+    if (!scope.contains(key) || scope[key].is_null()) return std::nullopt;
+    return to_text(render_value(scope[key], scope, src));
   };
-  Json h = get("ansible_host");
-  p.host = h.is_null() ? name : to_text(h);
-  p.port = static_cast<int>(as_int(get("ansible_port"), 22));
-  if (Json u = get("ansible_user"); !u.is_null()) p.user = to_text(u);
-  if (Json k = get("ansible_ssh_private_key_file"); !k.is_null()) {
-    p.key_file = to_text(k);
-    if (p.key_file.rfind("~/", 0) == 0)
-      if (const char* home = std::getenv("HOME")) p.key_file = home + p.key_file.substr(1);
+  HostSshVars v;
+  v.name = name;
+  v.host = get("ansible_host");
+  if (auto port = get("ansible_port")) {
+    long long n = as_int(*port, -1);
+    if (n < 1 || n > 65535)
+      throw SshConfigError(fmt::format("{}: ansible_port {} is not a port number", name, *port));
+    v.port = static_cast<int>(n);
   }
-  if (Json c = get("ansible_connection"); !c.is_null()) p.local = to_text(c) == "local";
-  p.known_hosts = known_hosts;
-  p.timeout_seconds = timeout_seconds;
-  return p;
+  v.user = get("ansible_user");
+  if (!v.user) v.user = get("ansible_ssh_user");
+  v.key_file = get("ansible_ssh_private_key_file");
+  if (!v.key_file) v.key_file = get("ansible_private_key_file");
+  v.connection = get("ansible_connection");
+  v.common_args = get("ansible_ssh_common_args");
+  v.extra_args = get("ansible_ssh_extra_args");
+  SshSettings s = ssh;
+  if (s.home.empty()) s.home = std::getenv("HOME") ? std::getenv("HOME") : "/";
+  if (s.local_user.empty())
+    if (auto* pw = getpwuid(getuid())) s.local_user = pw->pw_name;
+  return resolve_connect_params(v, s, ssh_config_for(s), warnings);
 }
 
 Executor::Executor(const Playbook& pb, Plan& plan, ExecOptions opts, std::ostream& out)
@@ -72,8 +101,9 @@ Executor::Executor(const Playbook& pb, Plan& plan, ExecOptions opts, std::ostrea
 Executor::~Executor() = default;
 
 void Executor::line(const std::string& text) {
+  std::string shown = opts_.redactor ? opts_.redactor->apply(text) : text;
   std::lock_guard lock(out_mu_);
-  out_ << text << '\n';
+  out_ << shown << '\n';
   out_.flush();
 }
 
@@ -91,6 +121,34 @@ bool Executor::active(const std::string& host) const {
   return !s.failed && !s.unreachable;
 }
 
+Json Executor::facts(const std::string& host) const {
+  auto it = hosts_.find(host);
+  return it == hosts_.end() ? Json::object() : it->second->facts;
+}
+
+std::vector<std::pair<std::string, HostOutcome>> Executor::outcomes() const {
+  std::vector<std::pair<std::string, HostOutcome>> out;
+  for (auto& h : order_) {
+    const HostState& s = *hosts_.at(h);
+    const HostStats& st = stats_.at(h);
+    HostOutcome o;
+    if (s.unreachable)
+      o.status = "unreachable";
+    else if (s.failed)
+      o.status = "failed";
+    else if (!s.touched)
+      o.status = interrupted_ ? "interrupted" : "untouched";
+    else if (st.changed > 0)
+      o.status = "changed";
+    else
+      o.status = "ok";
+    o.message = s.last_failure;
+    o.task = s.last_failed_task;
+    out.emplace_back(h, o);
+  }
+  return out;
+}
+
 int Executor::run() {
   for (auto& pp : plan_.plays) {
     for (auto& h : pp.hosts) {
@@ -103,18 +161,34 @@ int Executor::run() {
   }
   for (auto& pp : plan_.plays) {
     if (end_run_) break;
+    if (interrupt_count() > 0) {
+      interrupted_ = true;
+      line("\n[interrupted] stopping before play '" +
+           (pp.play->name.empty() ? pp.play->hosts : pp.play->name) + "'");
+      break;
+    }
     run_play(pp);
   }
   {
-    std::lock_guard lock(out_mu_);
-    out_ << "\nPLAY RECAP " << std::string(68, '*') << '\n';
+    std::string recap = "\nPLAY RECAP " + std::string(68, '*') + '\n';
     for (auto& h : order_) {
       const HostStats& s = stats_[h];
-      out_ << fmt::format(
+      recap += fmt::format(
           "{} : ok={} changed={} unreachable={} failed={} skipped={} rescued={} ignored={}\n", h,
           s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored);
     }
-    out_.flush();
+    std::string attention;
+    for (auto& [h, o] : outcomes()) {
+      if (o.status == "failed" || o.status == "unreachable")
+        attention += fmt::format("{}: {}{}: {}\n", h, o.status,
+                                 o.task.empty() ? "" : " at " + o.task, one_line(o.message));
+      else if (o.status == "interrupted")
+        attention += fmt::format("{}: not touched (interrupted before its turn)\n", h);
+    }
+    if (!attention.empty())
+      recap += "\nHOSTS NEEDING ATTENTION " + std::string(55, '*') + '\n' + attention;
+    while (!recap.empty() && recap.back() == '\n') recap.pop_back();
+    line(recap);
   }
   bool any_failed = false, any_unreachable = false;
   for (auto& [h, s] : stats_) {
@@ -123,6 +197,7 @@ int Executor::run() {
   }
   if (any_failed) return kExitHostFailed;
   if (any_unreachable) return kExitUnreachable;
+  if (interrupted_) return kExitInterrupted;
   return kExitOk;
 }
 
@@ -134,9 +209,18 @@ void Executor::run_play(PlayPlan& pp) {
     return;
   }
   abort_play_ = false;
-  for (auto& batch : pp.batches) {
+  for (size_t b = 0; b < pp.batches.size(); ++b) {
+    if (interrupt_count() > 0) {
+      interrupted_ = true;
+      std::string rest;
+      for (size_t k = b; k < pp.batches.size(); ++k)
+        for (auto& h : pp.batches[k]) rest += (rest.empty() ? "" : ", ") + h;
+      line("\n[interrupted] the hosts in progress are done; not touched: " + rest);
+      end_run_ = true;
+      return;
+    }
     std::vector<std::string> hosts;
-    for (auto& h : batch)
+    for (auto& h : pp.batches[b])
       if (active(h)) hosts.push_back(h);
     if (hosts.empty()) continue;
     run_list(play.tasks, hosts, pp, {});
@@ -169,7 +253,9 @@ void Executor::run_block(const Task& t, const std::vector<std::string>& hosts, P
   std::vector<std::string> entered;
   for (auto& h : hosts)
     if (active(h)) entered.push_back(h);
+  if (!t.rescue.empty()) ++rescuable_;
   run_list(t.block, entered, pp, conds);
+  if (!t.rescue.empty()) --rescuable_;
   std::vector<std::string> block_failed;
   for (auto& h : entered)
     if (hosts_[h]->failed) block_failed.push_back(h);
@@ -205,6 +291,23 @@ void Executor::run_handlers(const std::vector<std::string>& hosts, PlayPlan& pp)
   }
 }
 
+Json Executor::live_hostvars(const PlayPlan& pp) const {
+  Json hv = Json::object();
+  for (auto& p : plan_.plays)
+    for (auto& [h, layers] : p.vars)
+      if (!hv.contains(h)) hv[h] = layers.magic.at("hostvars").value(h, Json::object());
+  for (auto& [h, layers] : pp.vars) {
+    Json v = layers.inventory;
+    overlay(v, layers.vars_files);
+    overlay(v, layers.play_vars);
+    overlay(v, layers.extra);
+    hv[h] = v;
+  }
+  for (auto& [h, s] : hosts_)
+    for (auto& [k, v] : s->facts.items()) hv[h][k] = v;
+  return hv;
+}
+
 void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, PlayPlan& pp,
                         const std::vector<std::string>& when, const char* kind) {
   if (t.module == "meta") {  // flush_handlers, the only meta task the parser accepts
@@ -217,11 +320,12 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
   if (targets.empty()) return;
   if (t.run_once) targets.resize(1);
   header(kind, t.display_name());
+  Json hostvars = live_hostvars(pp);
   std::vector<TaskResult> results(targets.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i; (i = next++) < targets.size();)
-      results[i] = run_on_host(t, targets[i], pp, when);
+      results[i] = run_on_host(t, targets[i], pp, when, hostvars);
   };
   size_t n = std::min<size_t>(std::max(1, opts_.forks), targets.size());
   if (n == 1) {
@@ -237,10 +341,13 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
     TaskResult& r = results[i];
     HostState& s = *hosts_[h];
     HostStats& st = stats_[h];
+    s.touched = true;
     bool ignored = false;
     if (r.unreachable) {
       s.unreachable = true;
       st.unreachable += 1;
+      s.last_failure = r.msg;
+      s.last_failed_task = fmt::format("\"{}\" ({}:{})", t.display_name(), t.file, t.line);
     } else if (r.skipped) {
       st.skipped += 1;
     } else if (r.failed) {
@@ -256,6 +363,8 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
         s.failed = true;
         st.failed += 1;
         any_failed = true;
+        s.last_failure = t.no_log ? kNoLog : r.msg;
+        s.last_failed_task = fmt::format("\"{}\" ({}:{})", t.display_name(), t.file, t.line);
       }
     } else {
       st.ok += 1;
@@ -266,48 +375,82 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
     }
     report(t, h, r, ignored);
   }
-  if (t.run_once && !t.register_as.empty()) {
-    Json reg = hosts_[targets[0]]->facts[t.register_as];
-    for (auto& h : hosts)
-      if (h != targets[0] && active(h)) hosts_[h]->facts[t.register_as] = reg;
+  if (t.run_once) {
+    // What the one host learned holds for every host of the batch (Ansible's run_once).
+    const Json& first = hosts_[targets[0]]->facts;
+    for (auto& h : hosts) {
+      if (h == targets[0] || !active(h)) continue;
+      if (!t.register_as.empty() && first.contains(t.register_as))
+        hosts_[h]->facts[t.register_as] = first[t.register_as];
+      if (t.module == "set_fact" && results[0].data.contains("ansible_facts"))
+        for (auto& [k, v] : results[0].data["ansible_facts"].items())
+          if (k != "cacheable" && first.contains(k)) hosts_[h]->facts[k] = first[k];
+    }
   }
-  if (any_failed && pp.play->any_errors_fatal) abort_play_ = true;
+  // any_errors_fatal: a failure ends the play, except inside a block with a rescue, which
+  // handles it (Ansible's rule); a failure in the rescue itself ends it.
+  if (any_failed && pp.play->any_errors_fatal && rescuable_ == 0) abort_play_ = true;
 }
 
-void Executor::report(const Task&, const std::string& host, const TaskResult& r, bool ignored) {
+void Executor::report(const Task& t, const std::string& host, const TaskResult& r, bool ignored) {
   std::string text;
   if (r.unreachable) {
     text = fmt::format("unreachable: [{}] => {}", host, one_line(r.msg));
   } else if (r.skipped) {
     text = fmt::format("skipping: [{}]", host);
+    if (opts_.verbosity > 0 && !r.msg.empty()) text += " => " + one_line(r.msg);
   } else if (r.failed) {
-    text = fmt::format("failed: [{}] => {}", host,
-                       one_line(r.msg.empty() ? r.registered().dump() : r.msg));
-    if (opts_.verbosity > 0) text += "\n" + r.registered().dump(2);
+    if (t.no_log) {
+      text = fmt::format("failed: [{}] => {}", host, kNoLog);
+    } else {
+      text = fmt::format("failed: [{}] => {}", host,
+                         one_line(r.msg.empty() ? r.registered().dump() : r.msg));
+      if (opts_.verbosity > 0) text += "\n" + r.registered().dump(2);
+    }
     if (ignored) text += "\n...ignoring";
   } else {
     text = fmt::format("{}: [{}]", r.changed ? "changed" : "ok", host);
-    if (r.data.contains("__debug")) {
+    if (t.no_log) {
+      if (opts_.verbosity > 0) text += std::string(" => ") + kNoLog;
+    } else if (r.data.contains("__debug")) {
       text += " => " + r.data["__debug"].get<std::string>();
     } else if (opts_.verbosity > 0) {
       text += " => " + r.registered().dump();
     }
   }
+  if (!t.no_log && !r.diff.empty() && (opts_.diff || opts_.check || t.check_mode.value_or(false))) {
+    std::string d = r.diff;
+    while (!d.empty() && d.back() == '\n') d.pop_back();
+    text += "\n" + d;
+  }
   line(text);
 }
 
 TaskResult Executor::run_on_host(const Task& t, const std::string& host, PlayPlan& pp,
-                                 const std::vector<std::string>& when) {
+                                 const std::vector<std::string>& when, const Json& hostvars) {
   HostState& state = *hosts_.at(host);
   VarLayers layers = pp.vars.at(host);
   overlay(layers.play_vars, t.vars);
   layers.facts = state.facts;
+  layers.magic["hostvars"] = hostvars;
+  bool check = t.check_mode.value_or(opts_.check);
+  layers.magic["ansible_check_mode"] = check;
   Json scope = layers.merged();
   Source src{t.file, t.line};
+  std::vector<std::string> conds = when;
   TaskResult result;
   try {
-    std::vector<std::string> conds = when;
-    conds.insert(conds.end(), t.when.begin(), t.when.end());
+    if (t.loop.is_null()) {
+      conds.insert(conds.end(), t.when.begin(), t.when.end());
+      result = run_item(t, host, pp, conds, scope, check);
+      if (!t.register_as.empty() && !result.unreachable) {
+        Json reg = result.registered();
+        reg.erase("__debug");
+        state.facts[t.register_as] = reg;
+      }
+      return result;
+    }
+    // A loop: the enclosing blocks' conditions once, the task's own per item.
     for (auto& c : conds) {
       if (!evaluate_condition(c, scope, src)) {
         result.skipped = true;
@@ -315,6 +458,63 @@ TaskResult Executor::run_on_host(const Task& t, const std::string& host, PlayPla
         if (!t.register_as.empty()) state.facts[t.register_as] = result.registered();
         return result;
       }
+    }
+    Json items = render_value(t.loop, scope, src);
+    if (!items.is_array())
+      throw TemplateError(
+          fmt::format("{}:{}: loop needs a list, got {}", t.file, t.line, items.dump()));
+    Json results = Json::array();
+    bool all_skipped = true;
+    for (const auto& item : items) {
+      Json item_scope = scope;
+      item_scope["item"] = item;
+      TaskResult r = run_item(t, host, pp, t.when, item_scope, check);
+      if (r.unreachable) return r;
+      Json reg = r.registered();
+      reg.erase("__debug");
+      reg["item"] = item;
+      results.push_back(reg);
+      all_skipped &= r.skipped;
+      result.changed |= r.changed;
+      if (!r.diff.empty()) result.diff += r.diff;
+      if (r.failed && !result.failed) {
+        result.failed = true;
+        result.msg = fmt::format("item {}: {}", to_text(item), r.msg);
+      }
+    }
+    result.skipped = all_skipped && !items.empty();
+    if (items.empty()) result.skipped = true;
+    result.data["results"] = results;
+    if (!t.register_as.empty()) state.facts[t.register_as] = result.registered();
+  } catch (const TemplateError& e) {
+    result = TaskResult{};
+    result.failed = true;
+    result.msg = e.what();
+  } catch (const std::exception& e) {
+    result = TaskResult{};
+    result.failed = true;
+    result.msg = fmt::format("{}:{}: {}", t.file, t.line, e.what());
+  }
+  return result;
+}
+
+TaskResult Executor::run_item(const Task& t, const std::string& host, PlayPlan& pp,
+                              const std::vector<std::string>& conds, Json& scope, bool check) {
+  HostState& state = *hosts_.at(host);
+  Source src{t.file, t.line};
+  TaskResult result;
+  try {
+    for (auto& c : conds) {
+      if (!evaluate_condition(c, scope, src)) {
+        result.skipped = true;
+        result.msg = fmt::format("Conditional result was False: {}", c);
+        return result;
+      }
+    }
+    if (check && (t.module == "command" || t.module == "shell")) {
+      result.skipped = true;
+      result.msg = "Command would have run if not in check mode";
+      return result;
     }
     Json args;
     if (t.module == "assert") {
@@ -335,6 +535,9 @@ TaskResult Executor::run_on_host(const Task& t, const std::string& host, PlayPla
         delay = d.is_number() ? d.get<double>() : static_cast<double>(as_int(d, 5));
       }
     }
+    int timeout = opts_.task_timeout_seconds;
+    if (!t.timeout.is_null())
+      timeout = static_cast<int>(as_int(render_value(t.timeout, scope, src), timeout));
     bool local = t.delegate_to == "localhost" || t.delegate_to == "127.0.0.1";
     std::unique_ptr<Transport> local_transport;
     ModuleContext ctx{host,
@@ -350,20 +553,46 @@ TaskResult Executor::run_on_host(const Task& t, const std::string& host, PlayPla
                           }
                           return *local_transport;
                         }
-                        if (!state.transport)
-                          state.transport = connect(connect_params(host, scope, opts_.known_hosts,
-                                                                   opts_.connect_timeout_seconds));
+                        if (!state.transport) {
+                          std::vector<std::string> warnings;
+                          ConnectParams p;
+                          try {
+                            p = connect_params(host, scope, opts_.ssh, &warnings);
+                          } catch (const SshConfigError& e) {
+                            throw UnreachableError(e.what());
+                          }
+                          for (auto& w : warnings) {
+                            std::lock_guard lock(out_mu_);
+                            if (std::find(connect_warnings_.begin(), connect_warnings_.end(), w) !=
+                                connect_warnings_.end())
+                              continue;
+                            connect_warnings_.push_back(w);
+                            out_ << "[WARNING]: " << w << '\n';
+                          }
+                          state.transport = connect(p);
+                        }
                         return *state.transport;
                       },
-                      state.facts};
+                      state.facts,
+                      check,
+                      opts_.diff,
+                      timeout,
+                      opts_.redactor.get()};
     for (long long attempt = 1;; ++attempt) {
       try {
         result = run_module(t.module, args, ctx);
       } catch (const UnreachableError& e) {
+        state.transport.reset();
+        // A task that polls (until:) survives a lost connection: the next attempt reconnects.
+        if (!t.until.empty() && attempt <= retries) {
+          line(fmt::format("FAILED - RETRYING: [{}]: {} (connection lost: {}; {} retries left).",
+                           host, t.display_name(), one_line(e.what()), retries + 1 - attempt));
+          std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+          continue;
+        }
         result = TaskResult{};
         result.unreachable = true;
         result.msg = e.what();
-        state.transport.reset();
         return result;
       }
       if (t.until.empty()) break;
@@ -400,10 +629,9 @@ TaskResult Executor::run_on_host(const Task& t, const std::string& host, PlayPla
         result.data["__debug"] = result.msg;
       }
     }
-    Json reg = result.registered();
-    reg.erase("__debug");
-    if (!t.register_as.empty()) state.facts[t.register_as] = reg;
     if (t.changed_when || t.failed_when) {
+      Json reg = result.registered();
+      reg.erase("__debug");
       Json with = scope;
       overlay(with, state.facts);
       if (!t.register_as.empty()) with[t.register_as] = reg;
@@ -414,10 +642,6 @@ TaskResult Executor::run_on_host(const Task& t, const std::string& host, PlayPla
           result.msg.clear();
         else if (result.msg.empty())
           result.msg = fmt::format("failed_when: {}", *t.failed_when);
-      }
-      if (!t.register_as.empty()) {
-        state.facts[t.register_as]["changed"] = result.changed;
-        state.facts[t.register_as]["failed"] = result.failed;
       }
     }
   } catch (const TemplateError& e) {

@@ -10,38 +10,52 @@
 #include <string>
 #include <vector>
 
+#include "engine/diff.h"
 #include "inventory.h"
 #include "modules.h"
 #include "plan.h"
 #include "playbook.h"
+#include "ssh/connect.h"
 #include "transport.h"
 
 namespace zdm::deploy {
 
-// Ansible's exit codes (TaskQueueManager RUN_*).
+// Ansible's exit codes (TaskQueueManager RUN_*), and ours for a refused lock.
 enum ExitCode : int {
   kExitOk = 0,
   kExitError = 1,
   kExitHostFailed = 2,
   kExitUnreachable = 4,  // also parse errors
   kExitBadOptions = 5,
+  kExitInterrupted = 99,  // Ctrl-C: the hosts in progress were finished, the rest not touched
 };
 
 struct ExecOptions {
   int forks = 5;
-  std::string known_hosts;
+  SshSettings ssh;
   int verbosity = 0;
-  int connect_timeout_seconds = 10;
+  bool check = false;            // --check: dry run
+  bool diff = false;             // --diff: show what changes in files
+  int task_timeout_seconds = 0;  // default bound on each remote command (0: none)
+  std::shared_ptr<Redactor> redactor = std::make_shared<Redactor>();
 };
 
 struct HostStats {
   int ok = 0, changed = 0, unreachable = 0, failed = 0, skipped = 0, rescued = 0, ignored = 0;
 };
 
+// What happened to a host in a run, for the recap's attention list and the audit trail.
+struct HostOutcome {
+  std::string status;   // ok, changed, failed, unreachable, interrupted, untouched
+  std::string message;  // the last failure's message
+  std::string task;     // the task that failed, "file:line name"
+};
+
 // Connection settings for a host from its variables (ansible_host, ansible_port,
-// ansible_user, ansible_ssh_private_key_file, ansible_connection).
-ConnectParams connect_params(const std::string& name, const Json& scope,
-                             const std::string& known_hosts, int timeout_seconds);
+// ansible_user, ansible_ssh_private_key_file, ansible_ssh_common_args, ansible_ssh_extra_args,
+// ansible_connection) and ~/.ssh/config. Warnings ("not supported: ...") are appended.
+ConnectParams connect_params(const std::string& name, const Json& scope, const SshSettings& ssh,
+                             std::vector<std::string>* warnings = nullptr);
 
 class Executor {
  public:
@@ -50,6 +64,10 @@ class Executor {
   // Runs every play; returns an ExitCode.
   int run();
   const std::map<std::string, HostStats>& stats() const { return stats_; }
+  // Facts set on a host during the run (register, set_fact).
+  Json facts(const std::string& host) const;
+  // Every host of the plan with its outcome, in first-seen order.
+  std::vector<std::pair<std::string, HostOutcome>> outcomes() const;
 
  private:
   struct HostState;
@@ -64,7 +82,12 @@ class Executor {
   // Runs the play's notified handlers, in their order, on those of `hosts` that notified them.
   void run_handlers(const std::vector<std::string>& hosts, PlayPlan& pp);
   TaskResult run_on_host(const Task& t, const std::string& host, PlayPlan& pp,
-                         const std::vector<std::string>& when);
+                         const std::vector<std::string>& when, const Json& hostvars);
+  // One run of a task's module (one loop item): conditions, retries, changed_when/failed_when.
+  TaskResult run_item(const Task& t, const std::string& host, PlayPlan& pp,
+                      const std::vector<std::string>& conds, Json& scope, bool check);
+  // hostvars as tasks see them: every host's variables with the facts set so far.
+  Json live_hostvars(const PlayPlan& pp) const;
   void report(const Task& t, const std::string& host, const TaskResult& r, bool ignored);
   void header(const std::string& kind, const std::string& name);
   void line(const std::string& text);
@@ -79,7 +102,11 @@ class Executor {
   std::map<std::string, HostStats> stats_;
   std::vector<std::string> order_;  // hosts in first-seen order, for the recap
   bool abort_play_ = false;
+  // Blocks with a rescue around the task running now: its failure is theirs to handle.
+  int rescuable_ = 0;
   bool end_run_ = false;
+  bool interrupted_ = false;
+  std::vector<std::string> connect_warnings_;
 };
 
 }  // namespace zdm::deploy

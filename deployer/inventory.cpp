@@ -382,7 +382,6 @@ Json Inventory::host_vars(std::string_view host) const {
   if (auto* h = find_host(host))
     for (auto& [k, v] : h->vars.items()) vars[k] = v;
   if (!vars.contains("ansible_host")) vars["ansible_host"] = std::string(host);
-  if (!vars.contains("ansible_port")) vars["ansible_port"] = 22;
   return vars;
 }
 

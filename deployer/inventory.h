@@ -45,8 +45,8 @@ struct Inventory {
   // Groups the host belongs to (directly or through children), lowest precedence first:
   // sorted by depth below "all", then by name (Ansible's order). "all" is always first.
   std::vector<std::string> host_groups(std::string_view host) const;
-  // Group vars (by precedence) overlaid with host vars, plus the defaults
-  // ansible_host = name and ansible_port = 22.
+  // Group vars (by precedence) overlaid with host vars, plus the default ansible_host = name
+  // (ansible_port stays unset unless given: ~/.ssh/config's Port, else 22, applies).
   Json host_vars(std::string_view host) const;
   // groups → list of host names (the "groups" magic variable).
   Json groups_json() const;

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 
+#include "engine/interrupt.h"
 #include "http.h"
 
 namespace zdm::deploy {
@@ -90,40 +91,42 @@ TaskResult file_module(const Json& args, ModuleContext& ctx) {
   std::string state = str_arg(args, "state", "file");
   int mode = parse_mode(args.value("mode", Json()));
   std::string p = shell_quote(path);
-  std::string script;
-  std::string chmod = mode >= 0
-                          ? fmt::format(
-                                "if [ \"$(stat -c %a {0})\" != \"{1:o}\" ]; then chmod {1:o} {0} "
-                                "&& c=changed; fi; ",
-                                p, mode)
-                          : "";
+  // Every change goes through `run`, which a dry run (--check) turns into nothing.
+  std::string script = ctx.check ? "run() { :; }; " : "run() { \"$@\"; }; ";
+  std::string chmod = mode >= 0 ? fmt::format(
+                                      "if [ \"$(stat -c %a {0} 2>/dev/null)\" != \"{1:o}\" ]; then "
+                                      "run chmod {1:o} {0} && c=changed; fi; ",
+                                      p, mode)
+                                : "";
   if (state == "directory") {
-    script = fmt::format(
-        "c=ok; if [ ! -d {0} ]; then mkdir -p {0} || exit 1; c=changed; fi; {1}echo $c", p, chmod);
+    script += fmt::format(
+        "c=ok; if [ ! -d {0} ]; then run mkdir -p {0} || exit 1; c=changed; fi; {1}echo $c", p,
+        chmod);
   } else if (state == "link") {
     std::string src = str_arg(args, "src");
     if (src.empty()) return failed("file: state=link needs 'src'");
     std::string s = shell_quote(src);
-    script = fmt::format(
+    script += fmt::format(
         "c=ok; if [ \"$(readlink {0} 2>/dev/null)\" != {1} ]; then "
         "if [ -d {0} ] && [ ! -L {0} ]; then echo \"{0} is a directory\" >&2; exit 1; fi; "
-        "ln -sfn {1} {0} || exit 1; c=changed; fi; echo $c",
+        "run ln -sfn {1} {0} || exit 1; c=changed; fi; echo $c",
         p, s);
   } else if (state == "absent") {
-    script = fmt::format(
-        "if [ -e {0} ] || [ -L {0} ]; then rm -rf {0} || exit 1; echo changed; else echo ok; fi",
+    script += fmt::format(
+        "if [ -e {0} ] || [ -L {0} ]; then run rm -rf {0} || exit 1; echo changed; else echo ok; "
+        "fi",
         p);
   } else if (state == "touch") {
-    script = fmt::format("touch {0} || exit 1; {1}echo changed", p, chmod);
+    script += fmt::format("run touch {0} || exit 1; {1}echo changed", p, chmod);
   } else if (state == "file") {
-    script = fmt::format(
+    script += fmt::format(
         "c=ok; if [ ! -e {0} ]; then echo \"file {0} does not exist\" >&2; exit 1; fi; {1}echo $c",
         p, chmod);
   } else {
     return failed(
         fmt::format("file: unknown state '{}' (directory, link, absent, touch, file)", state));
   }
-  ExecResult r = ctx.transport().exec(script);
+  ExecResult r = ctx.transport().exec(script, ctx.timeout_seconds);
   Json data = {{"path", path}, {"state", state}};
   if (r.rc != 0) return failed(chomp(r.err.empty() ? r.out : r.err), data);
   TaskResult res;
@@ -132,16 +135,32 @@ TaskResult file_module(const Json& args, ModuleContext& ctx) {
   return res;
 }
 
-// Uploads `content` to `dest` unless the remote sha256 (and mode) already match.
+bool is_text(std::string_view s) {
+  return s.size() <= (1u << 20) && s.find('\0') == std::string_view::npos;
+}
+
+// The diff shown for a changed file (--diff, --check): text files only, secrets redacted.
+std::string content_diff(const std::string& before, const std::string& after,
+                         const std::string& dest, bool existed) {
+  if (!is_text(before) || !is_text(after))
+    return fmt::format("--- {0}\n+++ {0}\n@@ binary content changed ({1} -> {2} bytes) @@\n", dest,
+                       before.size(), after.size());
+  return unified_diff(redact_secret_lines(before), redact_secret_lines(after),
+                      existed ? dest + " (on the host)" : "/dev/null", dest + " (new)");
+}
+
+// Uploads `content` to `dest` unless the remote sha256 (and mode) already match; checks the
+// checksum of what arrived. `diff_from` (a remote path, default dest) is what --diff compares.
 TaskResult put_content(const std::string& content, const std::string& dest, int mode,
-                       ModuleContext& ctx) {
+                       ModuleContext& ctx, const std::string& diff_from = {}) {
   if (dest.empty()) return failed("'dest' is required");
   std::string sum = sha256_hex(content);
   std::string d = shell_quote(dest);
   ExecResult probe =
       ctx.transport().exec(fmt::format("if [ -d {0} ]; then echo isdir; elif [ -f {0} ]; then "
                                        "sha256sum < {0} | cut -c1-64; stat -c %a {0}; fi",
-                                       d));
+                                       d),
+                           ctx.timeout_seconds);
   Json data = {{"dest", dest}, {"checksum", sum}, {"size", content.size()}};
   std::istringstream in(probe.out);
   std::string remote_sum, remote_mode;
@@ -154,10 +173,29 @@ TaskResult put_content(const std::string& content, const std::string& dest, int 
   int want_mode = mode >= 0 ? mode : 0644;
   if (remote_sum == sum) {
     if (mode >= 0 && remote_mode != fmt::format("{:o}", mode)) {
-      ExecResult c = ctx.transport().exec(fmt::format("chmod {:o} {}", mode, d));
-      if (c.rc != 0) return failed(chomp(c.err), data);
+      if (!ctx.check) {
+        ExecResult c = ctx.transport().exec(fmt::format("chmod {:o} {}", mode, d));
+        if (c.rc != 0) return failed(chomp(c.err), data);
+      }
       res.changed = true;
+      res.diff = fmt::format("mode of {}: {} -> {:o}\n", dest, remote_mode, mode);
     }
+    return res;
+  }
+  if (ctx.diff || ctx.check) {
+    std::string base = diff_from.empty() ? dest : diff_from;
+    std::string before;
+    bool existed = false;
+    if (is_text(content)) {
+      ExecResult cat = ctx.transport().exec(fmt::format("[ -f {0} ] && cat {0}", shell_quote(base)),
+                                            ctx.timeout_seconds);
+      existed = cat.rc == 0;
+      before = existed ? cat.out : "";
+    }
+    res.diff = content_diff(before, content, base, existed);
+  }
+  if (ctx.check) {
+    res.changed = true;
     return res;
   }
   try {
@@ -167,6 +205,12 @@ TaskResult put_content(const std::string& content, const std::string& dest, int 
   } catch (const std::exception& e) {
     return failed(e.what(), data);
   }
+  ExecResult verify =
+      ctx.transport().exec(fmt::format("sha256sum < {} | cut -c1-64", d), ctx.timeout_seconds);
+  if (chomp(verify.out) != sum)
+    return failed(
+        fmt::format("checksum of {} after upload is {}, expected {}", dest, chomp(verify.out), sum),
+        data);
   res.changed = true;
   return res;
 }
@@ -183,10 +227,12 @@ TaskResult copy_tree(const std::string& dir, bool contents_only, const std::stri
   std::sort(files.begin(), files.end());
   std::set<std::string> dirs = {root.string()};
   for (const auto& f : files) dirs.insert((root / f).parent_path().string());
-  std::string mkdir = "mkdir -p";
-  for (const auto& d : dirs) mkdir += " " + shell_quote(d);
-  ExecResult m = ctx.transport().exec(mkdir);
-  if (m.rc != 0) return failed(chomp(m.err));
+  if (!ctx.check) {
+    std::string mkdir = "mkdir -p";
+    for (const auto& d : dirs) mkdir += " " + shell_quote(d);
+    ExecResult m = ctx.transport().exec(mkdir, ctx.timeout_seconds);
+    if (m.rc != 0) return failed(chomp(m.err));
+  }
   TaskResult res;
   Json changed_files = Json::array();
   for (const auto& f : files) {
@@ -194,6 +240,7 @@ TaskResult copy_tree(const std::string& dir, bool contents_only, const std::stri
         put_content(read_local((fs::path(dir) / f).string()), (root / f).string(), mode, ctx);
     if (one.failed) return one;
     if (one.changed) changed_files.push_back((root / f).string());
+    res.diff += one.diff;
   }
   res.changed = !changed_files.empty();
   res.data = {{"dest", root.string()}, {"files", files.size()}, {"changed_files", changed_files}};
@@ -219,7 +266,8 @@ TaskResult copy_module(const Json& args, ModuleContext& ctx) {
   } else {
     return failed("copy: 'src' or 'content' is required");
   }
-  return put_content(content, str_arg(args, "dest"), parse_mode(args.value("mode", Json())), ctx);
+  return put_content(content, str_arg(args, "dest"), parse_mode(args.value("mode", Json())), ctx,
+                     str_arg(args, "diff_from"));
 }
 
 TaskResult template_module(const Json& args, ModuleContext& ctx) {
@@ -241,7 +289,8 @@ TaskResult template_module(const Json& args, ModuleContext& ctx) {
   } catch (const TemplateError& e) {
     return failed(e.what());
   }
-  return put_content(rendered, str_arg(args, "dest"), parse_mode(args.value("mode", Json())), ctx);
+  return put_content(rendered, str_arg(args, "dest"), parse_mode(args.value("mode", Json())), ctx,
+                     str_arg(args, "diff_from"));
 }
 
 TaskResult command_module(const std::string& module, const Json& args, ModuleContext& ctx) {
@@ -256,7 +305,7 @@ TaskResult command_module(const std::string& module, const Json& args, ModuleCon
   if (!creates.empty() || !removes.empty()) {
     std::string check = !creates.empty() ? fmt::format("[ -e {} ]", shell_quote(creates))
                                          : fmt::format("[ ! -e {} ]", shell_quote(removes));
-    if (ctx.transport().exec(check).rc == 0) {
+    if (ctx.transport().exec(check, ctx.timeout_seconds).rc == 0) {
       TaskResult r;
       r.msg = !creates.empty() ? fmt::format("skipped, since {} exists", creates)
                                : fmt::format("skipped, since {} does not exist", removes);
@@ -276,7 +325,7 @@ TaskResult command_module(const std::string& module, const Json& args, ModuleCon
     full = fmt::format("printf %s {} | {}", shell_quote(str_arg(args, "stdin")), full);
   else
     full += " < /dev/null";
-  ExecResult e = ctx.transport().exec(full);
+  ExecResult e = ctx.transport().exec(full, ctx.timeout_seconds);
   TaskResult r;
   r.changed = true;
   std::string out = chomp(e.out), err = chomp(e.err);
@@ -309,7 +358,7 @@ TaskResult stat_module(const Json& args, ModuleContext& ctx) {
       p,
       checksum ? fmt::format("[ -f {0} ] && echo \"checksum=$(sha256sum < {0} | cut -c1-64)\"; ", p)
                : "");
-  ExecResult e = ctx.transport().exec(script);
+  ExecResult e = ctx.transport().exec(script, ctx.timeout_seconds);
   if (e.rc != 0) return failed(chomp(e.err));
   Json st = {{"exists", false}, {"path", path}};
   std::istringstream in(e.out);
@@ -456,10 +505,18 @@ TaskResult run_module(const std::string& module, const Json& args, ModuleContext
     if (module == "wait_for") return wait_for_module(args, ctx);
     if (module == "pause") {
       double secs = num_arg(args, "seconds", 0) + 60 * num_arg(args, "minutes", 0);
-      std::this_thread::sleep_for(std::chrono::duration<double>(secs));
       TaskResult r;
-      r.msg = fmt::format("Paused for {} seconds", secs);
-      r.data = {{"delta", secs}};
+      if (ctx.check) {
+        r.msg = fmt::format("would pause for {} seconds", secs);
+        return r;
+      }
+      auto start = std::chrono::steady_clock::now();
+      bool whole = sleep_unless_interrupted(std::chrono::duration<double>(secs));
+      double slept =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      r.msg = whole ? fmt::format("Paused for {} seconds", secs)
+                    : fmt::format("Pause cut short by an interrupt after {:.1f} s", slept);
+      r.data = {{"delta", slept}};
       return r;
     }
     if (module == "set_fact") {
@@ -467,6 +524,8 @@ TaskResult run_module(const std::string& module, const Json& args, ModuleContext
       for (auto& [k, v] : args.items()) {
         if (k == "cacheable") continue;
         ctx.facts[k] = v;
+        if (ctx.redactor && is_secret_name(k) && v.is_string())
+          ctx.redactor->add(v.get<std::string>());
       }
       r.data = {{"ansible_facts", args}};
       return r;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/diff.h"
 #include "template.h"
 #include "transport.h"
 
@@ -21,6 +22,7 @@ struct TaskResult {
   bool unreachable = false;
   std::string msg;
   Json data = Json::object();  // module-specific fields (rc, stdout, status, stat, ...)
+  std::string diff;            // what changed (or would), for --diff and --check
 
   // The value `register:` stores: data plus changed/failed/skipped/msg.
   Json registered() const;
@@ -33,6 +35,10 @@ struct ModuleContext {
   Source src;                             // the task's file:line
   std::function<Transport&()> transport;  // connects on first use; throws UnreachableError
   Json& facts;                            // set_fact writes here
+  bool check = false;                     // dry run: report what would change, change nothing
+  bool diff = false;                      // compute `diff` for changed text files
+  int timeout_seconds = 0;                // bound on each remote command (0: none)
+  Redactor* redactor = nullptr;           // secrets set_fact learns are added here
 };
 
 // Runs one module with rendered arguments. Failures are returned, not thrown, except

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -48,6 +49,21 @@ std::string find_vars_file(const std::string& name, const Inventory& inv, const 
       fmt::format("vars file '{}' not found in {}, {} or {}", name, inv.dir, pb.dir, shipped));
 }
 
+std::vector<std::string> limit_hosts(const Inventory& inv, const std::string& limit) {
+  if (limit.empty() || limit[0] != '@') return match_hosts(inv, limit);
+  std::ifstream in(limit.substr(1));
+  if (!in) throw InventoryError(fmt::format("--limit {}: cannot read the file", limit));
+  std::string pattern, line;
+  while (std::getline(in, line)) {
+    auto b = line.find_first_not_of(" \t\r");
+    if (b == std::string::npos || line[b] == '#') continue;
+    auto e = line.find_last_not_of(" \t\r");
+    pattern += (pattern.empty() ? "" : ",") + line.substr(b, e - b + 1);
+  }
+  if (pattern.empty()) throw InventoryError(fmt::format("--limit {}: no host in the file", limit));
+  return match_hosts(inv, pattern);
+}
+
 Plan make_plan(const Inventory& inv, const Playbook& pb, const PlanOptions& opts) {
   Plan plan;
   Json groups = inv.groups_json();
@@ -55,7 +71,7 @@ Plan make_plan(const Inventory& inv, const Playbook& pb, const PlanOptions& opts
   for (auto& h : inv.hosts) hostvars[h.name] = inv.host_vars(h.name);
   std::vector<std::string> limited;
   bool has_limit = !opts.limit.empty();
-  if (has_limit) limited = match_hosts(inv, opts.limit);
+  if (has_limit) limited = limit_hosts(inv, opts.limit);
   namespace fs = std::filesystem;
   std::string playbook_dir = fs::absolute(pb.dir).lexically_normal().string();
   std::string inventory_dir = fs::absolute(inv.dir).lexically_normal().string();
@@ -69,6 +85,7 @@ Plan make_plan(const Inventory& inv, const Playbook& pb, const PlanOptions& opts
     } catch (const InventoryError&) {
       hosts.clear();  // Ansible: "no hosts matched" is a warning, the play is skipped.
     }
+    std::vector<std::string> pattern_hosts = hosts;
     if (has_limit) {
       std::vector<std::string> keep;
       for (auto& h : hosts)
@@ -76,12 +93,13 @@ Plan make_plan(const Inventory& inv, const Playbook& pb, const PlanOptions& opts
       hosts = keep;
     }
     pp.hosts = hosts;
-    pp.batches = make_batches(hosts, play.serial);
+    pp.batches = make_batches(
+        hosts, !play.serial.is_null() && !opts.serial.is_null() ? opts.serial : play.serial);
 
     Json files = Json::object();
     for (auto& f : play.vars_files) overlay(files, load_vars_file(find_vars_file(f, inv, pb)));
 
-    for (auto& h : hosts) {
+    for (auto& h : pattern_hosts) {
       VarLayers layers;
       layers.inventory = opts.defaults;
       overlay(layers.inventory, inv.host_vars(h));
@@ -98,7 +116,8 @@ Plan make_plan(const Inventory& inv, const Playbook& pb, const PlanOptions& opts
                       {"inventory_file", fs::absolute(inv.path).lexically_normal().string()},
                       {"ansible_play_hosts", hosts},
                       {"ansible_play_batch", Json::array()},
-                      {"zdm_release_id", opts.release_id}};
+                      {"zdm_release_id", opts.release_id},
+                      {"zdm_run_id", opts.run_id.empty() ? opts.release_id : opts.run_id}};
       for (auto& g : inv.host_groups(h))
         if (g != "all") layers.magic["group_names"].push_back(g);
       for (auto& b : pp.batches)

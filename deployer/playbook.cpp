@@ -19,21 +19,57 @@ int line_of(const YAML::Node& n) {
   return n.Mark().line + 1;
 }
 
+YAML::Node load_yaml_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path);
+  if (!in) throw PlaybookError(fmt::format("{}: cannot read {}", path, what));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return YAML::Load(ss.str());
+  } catch (const YAML::Exception& e) {
+    throw PlaybookError(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
+  }
+}
+
 class PlaybookParser {
  public:
-  explicit PlaybookParser(const std::string& path) : path_(path) {}
+  explicit PlaybookParser(const std::string& path, int depth = 0) : path_(path), depth_(depth) {}
 
   std::vector<Play> plays(const YAML::Node& root) {
     std::vector<Play> out;
     if (root.IsNull()) return out;
     if (!root.IsSequence()) fail(root, "a playbook is a list of plays");
-    for (const auto& p : root) out.push_back(play(p));
+    for (const auto& p : root) {
+      if (p.IsMap() && p["import_playbook"]) {
+        if (p.size() != 1) fail(p, "import_playbook takes no other keywords");
+        std::string file = resolve(scalar(p["import_playbook"], "import_playbook"));
+        check_depth(p);
+        auto more = PlaybookParser(file, depth_ + 1).plays(load_yaml_file(file, "playbook"));
+        out.insert(out.end(), more.begin(), more.end());
+        continue;
+      }
+      out.push_back(play(p));
+    }
     return out;
   }
+
+  std::vector<Task> task_file(const YAML::Node& root) { return task_list(root, "tasks"); }
 
  private:
   [[noreturn]] void fail(const YAML::Node& n, const std::string& msg) const {
     throw PlaybookError(fmt::format("{}:{}: {}", path_, line_of(n), msg));
+  }
+
+  // A file named by an import, relative to the importing file's directory.
+  std::string resolve(const std::string& name) const {
+    namespace fs = std::filesystem;
+    if (fs::path(name).is_absolute()) return name;
+    auto dir = fs::path(path_).parent_path();
+    return (dir.empty() ? fs::path(name) : dir / name).lexically_normal().string();
+  }
+
+  void check_depth(const YAML::Node& n) const {
+    if (depth_ >= 8) fail(n, "imports nested more than 8 deep (an import cycle?)");
   }
 
   std::string scalar(const YAML::Node& n, const std::string& key) const {
@@ -200,6 +236,21 @@ class PlaybookParser {
         has_block = true;
       } else if (key == "tags") {
         // accepted, ignored
+      } else if (key == "loop" || key == "with_items") {
+        t.loop = yaml_to_json(v);
+      } else if (key == "loop_control") {
+        // label/index_var: accepted; items are shown by their value
+      } else if (key == "check_mode") {
+        t.check_mode = boolean(v, key);
+      } else if (key == "timeout") {
+        t.timeout = yaml_to_json(v);
+      } else if (bare == "import_tasks") {
+        std::string file = resolve(scalar(v, key));
+        check_depth(v);
+        t.block = PlaybookParser(file, depth_ + 1).task_file(load_yaml_file(file, "task file"));
+        if (t.block.empty()) fail(v, fmt::format("{}: no tasks", file));
+        if (t.name.empty()) t.name = "import_tasks: " + scalar(v, key);
+        has_block = true;
       } else if (std::find(modules.begin(), modules.end(), bare) != modules.end()) {
         if (!t.module.empty())
           fail(it->first, fmt::format("task has two modules: '{}' and '{}'", t.module, bare));
@@ -213,6 +264,18 @@ class PlaybookParser {
     if (has_block) {
       if (!t.module.empty()) fail(n, fmt::format("a block cannot also run module '{}'", t.module));
       if (t.block.empty()) fail(n, "'rescue'/'always' without 'block'");
+      // A block's vars (and an import's) hold for every task inside, below the task's own.
+      if (!t.vars.empty()) {
+        std::function<void(std::vector<Task>&)> inherit = [&](std::vector<Task>& tasks) {
+          for (Task& c : tasks) {
+            Json merged = t.vars;
+            for (auto& [k, x] : c.vars.items()) merged[k] = x;
+            c.vars = merged;
+            inherit(c.block), inherit(c.rescue), inherit(c.always);
+          }
+        };
+        inherit(t.block), inherit(t.rescue), inherit(t.always);
+      }
       return t;
     }
     if (t.module.empty()) fail(n, "task has no module");
@@ -244,8 +307,8 @@ class PlaybookParser {
   static std::string check_args(const Task& t) {
     static const std::map<std::string, std::set<std::string>> allowed = {
         {"file", {"path", "dest", "name", "state", "src", "mode", "recurse", "force"}},
-        {"copy", {"src", "content", "dest", "mode", "force", "backup"}},
-        {"template", {"src", "dest", "mode", "force", "backup"}},
+        {"copy", {"src", "content", "dest", "mode", "force", "backup", "diff_from"}},
+        {"template", {"src", "dest", "mode", "force", "backup", "diff_from"}},
         {"command", {"_raw_params", "cmd", "argv", "chdir", "creates", "removes", "stdin"}},
         {"shell", {"_raw_params", "cmd", "chdir", "creates", "removes", "stdin", "executable"}},
         {"uri",
@@ -272,7 +335,8 @@ class PlaybookParser {
     return {};
   }
 
-  const std::string& path_;
+  const std::string path_;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -35,6 +35,11 @@ struct Task {
   std::string delegate_to;
   Json vars = Json::object();
   bool no_log = false;
+  // check_mode: true runs the task as a dry run even without --check; false runs it for real
+  // under --check too (a read-only probe). Unset: it follows --check.
+  std::optional<bool> check_mode;
+  Json timeout;  // seconds (int or template) a remote command may take; null = the run's default
+  Json loop;     // loop / with_items: the task runs once per item (as `item`); null = once
   std::vector<std::string> notify;  // handlers to run at the end of the play if this changed
   std::vector<Task> block, rescue, always;
   std::string file;
@@ -69,6 +74,9 @@ struct Playbook {
 // Modules the executor implements.
 const std::vector<std::string>& known_modules();
 
+// `import_playbook: FILE` entries are replaced by FILE's plays and `import_tasks: FILE` tasks by
+// a block of FILE's tasks (with the importing task's when/vars), both read relative to the
+// importing file's directory.
 Playbook parse_playbook(std::string_view text, const std::string& path);
 Playbook load_playbook(const std::string& path);
 

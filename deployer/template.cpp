@@ -1,5 +1,6 @@
 #include "template.h"
 
+#include "lookup.h"
 #include "transport.h"
 
 #include <algorithm>
@@ -679,6 +680,19 @@ class Evaluator {
     std::vector<Json> args;
     for (size_t i = 1; i < e.args.size(); ++i) args.push_back(value(*e.args[i]));
     if (callee.kind == Expr::Name) {
+      if (callee.name == "lookup" || callee.name == "query" || callee.name == "q") {
+        Json kw = Json::object();
+        for (auto& [k, v] : e.kwargs) kw[k] = value(*v);
+        return lookup_plugin(callee.name, args, kw, scope_, Source{src_.name, line});
+      }
+      if (callee.name == "dict") {  // dict([[k, v], ...]) or dict(k=v, ...)
+        Json out = Json::object();
+        for (auto& a : args)
+          for (auto& pair : a.is_array() ? a : Json::array())
+            if (pair.is_array() && pair.size() == 2) out[to_text(pair[0])] = pair[1];
+        for (auto& [k, v] : e.kwargs) out[k] = value(*v);
+        return out;
+      }
       if (callee.name == "range") {
         long long lo = 0, hi = 0, step = 1;
         if (args.size() == 1) hi = as_int(args[0]);
@@ -971,8 +985,20 @@ class Evaluator {
       if (!v.is_array()) v = v.is_object() ? call_keys(v) : Json::array();
       Json out = Json::array();
       if (const Expr* attr = kwarg("attribute")) {
-        std::string key = to_text(value(*attr));
-        for (auto& item : v) out.push_back(need(member({item, false, in.path}, key, "." + key)));
+        // A dotted path ("item.role") walks into nested mappings.
+        std::string path = to_text(value(*attr));
+        for (auto& item : v) {
+          Val cur{item, false, in.path};
+          size_t pos = 0;
+          while (pos <= path.size()) {
+            size_t dot = path.find('.', pos);
+            std::string key = path.substr(pos, dot == std::string::npos ? dot : dot - pos);
+            cur = member(cur, key, "." + key);
+            if (dot == std::string::npos) break;
+            pos = dot + 1;
+          }
+          out.push_back(need(cur));
+        }
         return {out};
       }
       std::string f = to_text(arg(0));
@@ -1004,9 +1030,143 @@ class Evaluator {
       }
       return {out};
     }
+    if (name == "hash") {
+      try {
+        return {digest_hex(e.args.size() > 1 ? to_text(arg(0)) : "sha1", to_text(v))};
+      } catch (const std::invalid_argument& ex) {
+        error(ex.what());
+      }
+    }
+    if (name == "select" || name == "reject") {
+      // select() keeps truthy items; select('equalto'|'ne'|'match'|'search'|'in', arg) tests.
+      if (!v.is_array()) error(fmt::format("{} needs a list, not {}", name, v.dump()));
+      std::string t = e.args.size() > 1 ? to_text(arg(0)) : "";
+      Json out = Json::array();
+      for (auto& item : v) {
+        bool keep;
+        if (t.empty())
+          keep = truthy(item);
+        else if (t == "equalto" || t == "eq" || t == "==")
+          keep = item == arg(1);
+        else if (t == "ne" || t == "!=")
+          keep = item != arg(1);
+        else if (t == "in")
+          keep = arg(1).is_array() && std::find(arg(1).begin(), arg(1).end(), item) != arg(1).end();
+        else if (t == "match" || t == "search")
+          keep = std::regex_search(to_text(item), std::regex(to_text(arg(1))),
+                                   t == "match" ? std::regex_constants::match_continuous
+                                                : std::regex_constants::match_default);
+        else if (t == "defined" || t == "string" || t == "number")
+          keep = t == "defined" || (t == "string" ? item.is_string() : item.is_number());
+        else
+          error(fmt::format("{}: unsupported test '{}'", name, t));
+        if (keep == (name == "select")) out.push_back(item);
+      }
+      return {out};
+    }
+    if (name == "selectattr" || name == "rejectattr") {
+      // selectattr('a') keeps items whose a is truthy; selectattr('a', 'equalto', x) tests it.
+      if (!v.is_array()) error(fmt::format("{} needs a list, not {}", name, v.dump()));
+      std::string attr = to_text(arg(0));
+      std::string t = e.args.size() > 2 ? to_text(arg(1)) : "";
+      Json out = Json::array();
+      for (auto& item : v) {
+        Val got = member({item, false, in.path}, attr, "." + attr);
+        bool keep;
+        if (t.empty())
+          keep = !got.undefined && truthy(got.j);
+        else if (t == "defined")
+          keep = !got.undefined;
+        else if (t == "undefined")
+          keep = got.undefined;
+        else if (t == "equalto" || t == "eq" || t == "==")
+          keep = !got.undefined && got.j == arg(2);
+        else if (t == "ne" || t == "!=")
+          keep = got.undefined || got.j != arg(2);
+        else
+          error(fmt::format("{}: unsupported test '{}'", name, t));
+        if (keep == (name == "selectattr")) out.push_back(item);
+      }
+      return {out};
+    }
+    if (name == "from_kv") {  // ours: "k=v" lines (zdmctl's output) as a mapping
+      Json out = Json::object();
+      std::string text = to_text(v);
+      size_t pos = 0;
+      while (pos < text.size()) {
+        size_t nl = text.find('\n', pos);
+        std::string ln = text.substr(pos, nl == std::string::npos ? nl : nl - pos);
+        pos = nl == std::string::npos ? text.size() : nl + 1;
+        auto eq = ln.find('=');
+        if (eq != std::string::npos && eq > 0) out[ln.substr(0, eq)] = ln.substr(eq + 1);
+      }
+      return {out};
+    }
+    if (name == "zip") {
+      if (!v.is_array()) error("zip needs lists");
+      Json out = Json::array();
+      std::vector<Json> others;
+      for (size_t i = 1; i < e.args.size(); ++i) others.push_back(value(*e.args[i]));
+      for (size_t i = 0; i < v.size(); ++i) {
+        Json row = Json::array({v[i]});
+        bool complete = true;
+        for (auto& o : others) {
+          if (!o.is_array() || i >= o.size())
+            complete = false;
+          else
+            row.push_back(o[i]);
+        }
+        if (!complete) break;
+        out.push_back(row);
+      }
+      return {out};
+    }
+    if (name == "items2dict" || name == "dict2items") {
+      std::string key_name = "key", value_name = "value";
+      if (const Expr* k = kwarg("key_name")) key_name = to_text(value(*k));
+      if (const Expr* k = kwarg("value_name")) value_name = to_text(value(*k));
+      Json out = name == "items2dict" ? Json::object() : Json::array();
+      if (name == "items2dict") {
+        for (auto& item : v)
+          if (item.is_object() && item.contains(key_name))
+            out[to_text(item[key_name])] = item.value(value_name, Json());
+      } else if (v.is_object()) {
+        for (auto& [k, x] : v.items()) out.push_back({{key_name, k}, {value_name, x}});
+      }
+      return {out};
+    }
+    if (name == "difference" || name == "intersect" || name == "union") {
+      Json other = arg(0);
+      if (!v.is_array() || !other.is_array()) error(fmt::format("{} needs two lists", name));
+      auto in_other = [&](const Json& x) {
+        return std::find(other.begin(), other.end(), x) != other.end();
+      };
+      Json out = Json::array();
+      auto add = [&](const Json& x) {
+        if (std::find(out.begin(), out.end(), x) == out.end()) out.push_back(x);
+      };
+      for (auto& x : v)
+        if (name == "union" || in_other(x) == (name == "intersect")) add(x);
+      if (name == "union")
+        for (auto& x : other) add(x);
+      return {out};
+    }
     if (name == "regex_replace") {
       try {
-        return {std::regex_replace(to_text(v), std::regex(to_text(arg(0))), to_text(arg(1)))};
+        // Python's "\\1" backreferences, as Ansible writes them, in ECMAScript's "$1" form.
+        std::string fmt_text = e.args.size() > 2 ? to_text(arg(1)) : "";
+        std::string repl;
+        for (size_t i = 0; i < fmt_text.size(); ++i) {
+          if (fmt_text[i] == '\\' && i + 1 < fmt_text.size() &&
+              std::isdigit(static_cast<unsigned char>(fmt_text[i + 1]))) {
+            repl += '$';
+          } else if (fmt_text[i] == '$') {
+            repl += "$$";
+          } else {
+            repl += fmt_text[i];
+          }
+        }
+        return {std::regex_replace(to_text(v), std::regex(to_text(arg(0))), repl)};
       } catch (const std::regex_error& ex) {
         error(fmt::format("regex_replace: {}", ex.what()));
       }

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "inventory/vault.h"
+
 namespace zdm::deploy {
 namespace {
 
@@ -45,6 +47,14 @@ Json yaml_to_json(const YAML::Node& node) {
     case YAML::NodeType::Null:
       return nullptr;
     case YAML::NodeType::Scalar:
+      // `key: !vault |` values are decrypted with the run's vault password.
+      if (node.Tag() == "!vault") {
+        try {
+          return vault_decrypt_for(node.Scalar(), fmt::format("line {}", node.Mark().line + 1));
+        } catch (const VaultError& e) {
+          throw VarsError(e.what());
+        }
+      }
       // Quoted scalars carry the non-specific tag "!"; plain ones "?".
       if (node.Tag() == "!") return node.Scalar();
       return plain_scalar(node.Scalar());
@@ -82,7 +92,15 @@ Json load_vars_file(const std::string& path) {
   if (!in) throw VarsError(fmt::format("{}: cannot read vars file", path));
   std::stringstream ss;
   ss << in.rdbuf();
-  Json j = parse_yaml(ss.str(), path);
+  std::string text = ss.str();
+  if (is_vault_text(text)) {
+    try {
+      text = vault_decrypt_for(text, path);
+    } catch (const VaultError& e) {
+      throw VarsError(e.what());
+    }
+  }
+  Json j = parse_yaml(text, path);
   if (j.is_null()) return Json::object();
   if (!j.is_object()) throw VarsError(fmt::format("{}:1: a vars file must be a mapping", path));
   return j;

@@ -142,8 +142,7 @@ def run(argv, **kw):
 
 
 def deploy_cmd(verb, *extra):
-    return [DEPLOY, verb, "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS,
-            "-e", "pause_between_restarts_in_seconds=4", *extra]
+    return [DEPLOY, verb, "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, *extra]
 
 
 def metrics(ip):
@@ -350,13 +349,22 @@ def deploy_monitoring():
 def rolling_update(title, extra):
     say(f"\n== {title} ==")
     say(f"$ zdm-deploy rolling-update -i {rel(INVENTORY)} {' '.join(extra)}")
+    t0, errors_before = time.monotonic(), app_errors_now()
     r = run(deploy_cmd("rolling-update", *extra), capture_output=True)
+    took = time.monotonic() - t0
     with open(os.path.join(SB, "deploy.log"), "a") as f:
         f.write(r.stdout + r.stderr)
     recap = [l for l in r.stdout.splitlines() if " : ok=" in l]
     for l in recap:
         say("  " + l.strip())
+    # The hand-over (docs/rolling-updates.md): no client error at any pause.
+    say(f"  took {took:.1f} s; the application saw {app_errors_now() - errors_before} errors during it")
     return check(r.returncode == 0, f"rolling update finished (exit {r.returncode})")
+
+
+def app_errors_now():
+    st = app_status()
+    return st.get("write_errors", 0) + st.get("read_errors", 0) + st.get("read_mismatches", 0)
 
 
 def up():
@@ -431,15 +439,17 @@ def up():
     say(f"  protocol v{st.get('protocol_version')}, writing and reading at a steady rate")
     phase_window("PRIMARY_ONLY", "origin")
 
-    if rolling_update("Phase 3: read mirroring (read_mode DUAL_ASYNC_ON_SECONDARY)",
-                      ["-e", "read_mode=DUAL_ASYNC_ON_SECONDARY"]):
+    # No pause between the proxies here (the hand-over makes it safe); ZDM's default (10 s) at
+    # phase 4.
+    if rolling_update("Phase 3: read mirroring (read_mode DUAL_ASYNC_ON_SECONDARY), no pause between proxies",
+                      ["-e", "read_mode=DUAL_ASYNC_ON_SECONDARY", "-e", "pause_between_restarts_in_seconds=0"]):
         sums = check_status(sums, {"primary_cluster": "ORIGIN", "read_mode": "DUAL_ASYNC_ON_SECONDARY"})
         phase_window("DUAL_ASYNC_ON_SECONDARY", "origin+async")
     st = app_status()
     say(f"  app so far: {st.get('acknowledged_writes')} writes acknowledged, "
         f"{st.get('write_errors', 0) + st.get('read_errors', 0) + st.get('read_mismatches', 0)} errors")
 
-    if rolling_update("Phase 4: cutover reads (primary_cluster TARGET, read_mode PRIMARY_ONLY)",
+    if rolling_update("Phase 4: cutover reads (primary_cluster TARGET, read_mode PRIMARY_ONLY), the default pause (10 s)",
                       ["-e", "primary_cluster=TARGET", "-e", "read_mode=PRIMARY_ONLY"]):
         check_status(sums, {"primary_cluster": "TARGET", "read_mode": "PRIMARY_ONLY"})
         phase_window("primary TARGET", "target")
@@ -547,12 +557,15 @@ def recorded_processes(sb_dir):
     hosts_dir = os.path.join(sb_dir, "hosts")
     if os.path.isdir(hosts_dir):
         for host in sorted(os.listdir(hosts_dir)):
+            # The proxy runs under zdm-supervise (zdm_service_manager process): the supervisor's
+            # pid file, and the proxy's (.child).
             pidfile = os.path.join(hosts_dir, host, "home", "run", "zdm-proxy.pid")
-            try:
-                pid = int(open(pidfile).read().strip())
-                procs.append((f"zdm-proxy@{host}", pid, pid_alive(pid)))
-            except (OSError, ValueError):
-                pass
+            for suffix, label in (("", f"zdm-supervise(zdm-proxy)@{host}"), (".child", f"zdm-proxy@{host}")):
+                try:
+                    pid = int(open(pidfile + suffix).read().strip())
+                    procs.append((label, pid, pid_alive(pid)))
+                except (OSError, ValueError):
+                    pass
             # The monitoring stack: each zdm-supervise and the program it runs (.pid.child).
             run_dir = os.path.join(hosts_dir, host, "monitoring", "run")
             for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:

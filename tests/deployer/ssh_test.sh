@@ -4,7 +4,8 @@
 # Checks: file/copy/template/command/shell/stat over SSH+SFTP with the real files on disk,
 # recap and exit 0, idempotent rerun; a failing task exits 2; a changed host key, an
 # unknown host key and a host with nothing listening each fail that host with a one-line
-# reason naming it and exit 4.
+# reason naming it and exit 4; --accept-new-host-keys; ProxyJump through a second sshd (the
+# bastion, 127.13.1.3) from ansible_ssh_common_args; a Host alias of an ssh_config file.
 set -u
 ZDM=${1:?usage: ssh_test.sh path/to/zdm-deploy}
 ADDR=127.13.1.1
@@ -14,6 +15,7 @@ SSHD_PID=
 FAILS=0
 
 cleanup() {
+  [ -n "${BASTION_PID:-}" ] && kill "$BASTION_PID" 2>/dev/null
   if [ -n "$SSHD_PID" ]; then
     kill "$SSHD_PID" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$SSHD_PID" 2>/dev/null || break; sleep 0.1; done
@@ -194,7 +196,15 @@ check "nothing was run after the key mismatch" grep -qx 'box : ok=0 changed=0 un
 run unknown "$T/known_hosts.empty" "$T/play.yml" --limit box
 check "unknown host key exits 4" test "$RC" = 4
 check "unknown host key: reason naming the host" \
-  grep -qx "unreachable: \[box\] => box ($ADDR:$PORT): unknown host key (not in $T/known_hosts.empty)" "$OUT"
+  grep -qx "unreachable: \[box\] => box ($ADDR:$PORT): unknown host key (not in $T/known_hosts.empty; add it, e.g. with ssh-keyscan, or run with --accept-new-host-keys)" "$OUT"
+
+# --- 5b: unknown host key accepted with --accept-new-host-keys (added to known_hosts) -----
+: > "$T/known_hosts.new"
+run accept "$T/known_hosts.new" "$T/play.yml" --limit box --accept-new-host-keys
+check "--accept-new-host-keys: the run exits 0" test "$RC" = 0
+check "--accept-new-host-keys: the key is in known_hosts" grep -q "$(cut -d' ' -f2 "$T/hostkey.pub")" "$T/known_hosts.new"
+run accepted "$T/known_hosts.new" "$T/play.yml" --limit box
+check "the accepted key is known afterwards" test "$RC" = 0
 
 # --- 6: nothing listening ----------------------------------------------------------------
 run ghost "$T/known_hosts" "$T/ghost.yml"
@@ -210,6 +220,50 @@ printf -- '- hosts: all\n  tasks:\n    - name: x\n      bogus: 1\n' > "$T/bad.ym
 run parse "$T/known_hosts" "$T/bad.yml"
 check "playbook parse error exits 4" test "$RC" = 4
 check "parse error names file:line and key" grep -qx "ERROR! $T/bad.yml:4: unknown module or task keyword 'bogus'" "$OUT"
+
+# --- 8: ProxyJump through a bastion sshd, and ~/.ssh/config -------------------------------
+BASTION=127.13.1.3
+sed -e "s/^ListenAddress .*/ListenAddress $BASTION/" -e "s|^PidFile .*|PidFile $T/bastion.pid|" \
+  "$T/sshd_config" > "$T/bastion_config"
+echo "LogLevel DEBUG1" >> "$T/bastion_config"
+/usr/sbin/sshd -D -e -f "$T/bastion_config" 2> "$T/bastion.log" &
+BASTION_PID=$!
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/$BASTION/$PORT") 2>/dev/null && break; sleep 0.1; done
+cp "$T/known_hosts" "$T/known_hosts.jump"
+echo "[$BASTION]:$PORT $(cat "$T/hostkey.pub")" >> "$T/known_hosts.jump"
+cat > "$T/jump.ini" <<EOC
+[boxes]
+box ansible_host=$ADDR ansible_port=$PORT base=$T/base ansible_ssh_common_args='-o ProxyJump=$USER_NAME@$BASTION:$PORT'
+
+[all:vars]
+ansible_user=$USER_NAME
+ansible_ssh_private_key_file=$T/client
+EOC
+OUT="$T/jump.out"
+timeout 120 "$ZDM" run "$T/play.yml" -i "$T/jump.ini" --known-hosts "$T/known_hosts.jump" --ssh-config none > "$OUT" 2>&1
+RC=$?
+echo "--- jump (exit $RC)"; cat "$OUT"
+check "ProxyJump (ansible_ssh_common_args): the play runs" test "$RC" = 0
+check "ProxyJump: the connection went through the bastion (its direct-tcpip channel)" \
+  grep -q "direct-tcpip" "$T/bastion.log"
+kill "$BASTION_PID" 2>/dev/null
+
+cat > "$T/ssh_config" <<EOC
+Host boxalias
+  HostName $ADDR
+  Port $PORT
+  User $USER_NAME
+  IdentityFile $T/client
+EOC
+cat > "$T/alias.ini" <<EOC
+[boxes]
+box ansible_host=boxalias base=$T/base
+EOC
+OUT="$T/alias.out"
+timeout 120 "$ZDM" run "$T/play.yml" -i "$T/alias.ini" --known-hosts "$T/known_hosts" --ssh-config "$T/ssh_config" > "$OUT" 2>&1
+RC=$?
+echo "--- ssh_config (exit $RC)"; cat "$OUT"
+check "ssh_config: HostName, Port, User and IdentityFile of a Host alias" test "$RC" = 0
 
 echo
 if [ "$FAILS" -ne 0 ]; then echo "deployer_ssh: $FAILS check(s) failed"; exit 1; fi

@@ -1,16 +1,25 @@
 #!/usr/bin/python3
 """End-to-end: the README's main job. Runs `scripts/sandbox up` (clusters, sshd hosts, deploy,
-python-driver app, rolling updates PRIMARY_ONLY → DUAL_ASYNC_ON_SECONDARY → primary TARGET),
+python-driver app, rolling updates PRIMARY_ONLY → DUAL_ASYNC_ON_SECONDARY with no pause between
+proxies → primary TARGET with the default pause, each handed over: 0 application errors),
 then checks independently of the sandbox's own checks:
 - exit code 0 and every phase check line is [ok] (routing from the proxies' metrics, config
   checksums from `zdm-deploy status` after each rolling update);
 - the TALLY line: app_errors=0, acknowledged writes > 0, both clusters hold at least them;
 - every acknowledged write read directly from origin and from target (verify_rows.py);
+- re-running the last rolling update changes nothing (recap changed=0) and restarts nothing
+  (pids, releases and config checksums unchanged);
 - a rolling update whose config cannot become ready (origin contact point with no node) fails on
   the first host, which is switched back to its previous release; later hosts are not touched;
   every host then runs its previous release and config and is ready, and a python-driver
   application writing through all three proxies during the failed update sees no error and
   every write it was acknowledged is on both clusters;
+- the fleet commands (fleet_commands(), below): a new binary deployed to the running fleet and
+  a rolling-restart, both at pause 0 under traffic with 0 errors, a SIGKILLed proxy back and
+  ready, stop/start, Ctrl-C during a rolling-restart, an SSH connection killed mid-activation, rollback (and --to), the lock, --check --diff, a bad value on proxy2 refused
+  by --check-config before anything stops, --list-hosts, --version, the audit line, inventory
+  and vars mistakes; at the end logs, collect-logs (no secret in the archive), teardown --yes
+  and a deploy after it;
 - `scripts/sandbox status` lists exactly the 9 processes found by pid (6 sshd and
   cluster processes, 3 proxies), and a second `up` on the
   same address plan is refused in one line (exit 3) without disturbing the running one;
@@ -151,6 +160,35 @@ def verify_on_both(acked_file, what):
     return results
 
 
+def task_results(lines, task):
+    """The result lines ("ok: [host]", ...) under every TASK header that starts with `task`."""
+    out, inside = [], False
+    for l in lines:
+        if l.startswith(("TASK [", "PLAY [", "PLAY RECAP")):
+            inside = l.startswith(f"TASK [{task}")
+        elif inside:
+            out.append(l)
+    return out
+
+
+def idempotent_rerun():
+    """The sandbox's last rolling update again, nothing changed: ok, not changed; no restart."""
+    print("== idempotent re-run of the last rolling update ==", flush=True)
+    before = status()
+    r = subprocess.run([DEPLOY, "rolling-update", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS,
+                        "-e", "primary_cluster=TARGET", "-e", "read_mode=PRIMARY_ONLY"],
+                       capture_output=True, text=True, timeout=300)
+    recap = [l for l in r.stdout.splitlines() if " : ok=" in l]
+    print("\n".join(recap), r.stderr[-2000:], flush=True)
+    check(r.returncode == 0 and len(recap) == 3 and all(" changed=0 " in l and " failed=0 " in l for l in recap),
+          f"re-running the rolling update changes nothing (exit {r.returncode}: {recap})")
+    after = status()
+    check(len(after) == 3 and all(after[h].get("pid") == b.get("pid") and after[h].get("release") == b.get("release")
+                                  and after[h].get("config_sha256") == b.get("config_sha256")
+                                  for h, b in before.items() if h in after),
+          "re-running restarts nothing (pids, releases and config checksums unchanged)")
+
+
 def failed_rolling_update():
     print(f"== failed rolling update: origin_contact_points={NET}.2.200 (no node there) ==", flush=True)
     before = status()
@@ -189,17 +227,25 @@ def failed_rolling_update():
             app.wait()
     out = r.stdout.splitlines()
     check(r.returncode == 2, f"failed rolling update exits 2 (got {r.returncode})")
-    check(f"failed: [proxy1] => Status code was 503 and not [200]: http://{PROXY_IPS[0]}:14001/health/readiness" in out,
+    # The configuration passes --check-config (an address is an address): the new release is
+    # started on proxy1 and is not ready within readiness_retries x 1 s.
+    check(any(l.startswith("failed: [proxy1] => non-zero return code 3: release ")
+              and " not ready within 5s (readiness 503 " in l for l in out),
           "proxy1 failed its readiness check")
     prev = before.get("proxy1", {}).get("release", "?")
-    check(any(l.startswith(f"failed: [proxy1] => rolling update failed on proxy1 ({PROXY_IPS[0]}); rolled back to "
-                           f"{prev}; hosts after it were not touched") for l in out),
+    check(any(l.startswith(f"failed: [proxy1] => rolling-update stopped on proxy1 ({PROXY_IPS[0]}): release ")
+              and l.endswith(f"rolled back to {prev} (ready); hosts after it were not touched") for l in out),
           f"proxy1 rolled back to its previous release {prev}")
     check(any(l.startswith("proxy1 : ") and " failed=1 " in l and " rescued=1 " in l for l in out),
           "recap: proxy1 failed=1 rescued=1")
+    # proxy2 and proxy3 were prepared (a release directory, checked by the new binary) but their
+    # proxies were never stopped (their pids, below).
     for h in ("proxy2", "proxy3"):
-        check(f"{h} : ok=0 changed=0 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0" in out,
-              f"recap: {h} not touched")
+        check(any(l.startswith(f"{h} : ") and " failed=0 " in l and " rescued=0 " in l for l in out),
+              f"recap: {h} did not fail")
+        check(not [l for l in task_results(out, "Activate the release") + task_results(out, "Start the release")
+                   if l.startswith((f"ok: [{h}]", f"changed: [{h}]", f"failed: [{h}]"))],
+              f"{h}: its release was not activated")
     after = status()
     for h, b in sorted(before.items()):
         a = after.get(h, {})
@@ -215,6 +261,318 @@ def failed_rolling_update():
           f"application during the failed update: {summary['acknowledged_writes']} writes acknowledged, "
           f"{errors} errors {summary.get('errors', [])[:3]}")
     verify_on_both(os.path.join(app_dir, "acked.tsv"), "write acknowledged during the failed update")
+
+
+# ---- the fleet commands -------------------------------------------------------------------
+
+def deploy(*args, timeout=300, state_dir=None):
+    """zdm-deploy ARGS on this sandbox's inventory → CompletedProcess."""
+    cmd = [DEPLOY, args[0], "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, *args[1:]]
+    if state_dir:
+        cmd += ["--state-dir", state_dir]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def admin_state(ip):
+    """GET /admin/state of a proxy (the deployment's token from the host's secrets)."""
+    host = f"proxy{PROXY_IPS.index(ip) + 1}"
+    token = open(os.path.join(SB, "hosts", host, "home", "secrets", "proxy_admin_token")).read().strip()
+    req = urllib.request.Request(f"http://{ip}:14001/admin/state", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.load(r)
+
+
+def readiness(ip):
+    try:
+        with urllib.request.urlopen(f"http://{ip}:14001/health/readiness", timeout=3) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+def fleet_commands():
+    """rolling-restart at pause 0 under traffic (0 errors), a SIGKILLed proxy supervised back,
+    stop/start with the hand-over, rollback and rollback --to, the lock (local and on the hosts),
+    --check --diff changing nothing, --list-hosts, --version, the audit trail, and the inventory
+    and vars mistakes refused or reported."""
+    print("== fleet commands ==", flush=True)
+    app_dir = os.path.join(SB, "app-fleet")
+    shutil.rmtree(app_dir, ignore_errors=True)
+    os.makedirs(app_dir)
+    with open(os.path.join(app_dir, "app.err"), "w") as err:
+        app = subprocess.Popen(["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
+                                "--contact-points", ",".join(PROXY_IPS), "--rate", "40",
+                                "--username", sandbox.TARGET_CREDS[0], "--password", sandbox.TARGET_CREDS[1],
+                                "--out", app_dir, "--max-seconds", "400"],
+                               stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if json.load(open(os.path.join(app_dir, "status.json"))).get("acknowledged_writes", 0) > 0:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        # A new zdm-proxy binary (another checksum) on the running fleet: uploaded once per host,
+        # rolled out host by host.
+        new_binary = os.path.join(SB, "zdm-proxy-new")
+        shutil.copyfile(os.path.join(REPO, "build", "proxy", "zdm-proxy"), new_binary)
+        with open(new_binary, "ab") as f:
+            f.write(b"\nanother build\n")
+        os.chmod(new_binary, 0o755)
+        before = status()
+        t0 = time.monotonic()
+        r = deploy("deploy", "-e", f"zdm_proxy_binary={new_binary}", "-e", "pause_between_restarts_in_seconds=0")
+        took = time.monotonic() - t0
+        after = status()
+        check(r.returncode == 0 and all(after.get(h, {}).get("release") != b.get("release")
+                                        and after.get(h, {}).get("readiness_status") == 200
+                                        for h, b in before.items()),
+              f"deploy of a new binary on the running fleet: every proxy on a new release and ready "
+              f"(exit {r.returncode}, {took:.1f} s) " + r.stdout[-1500:] * (r.returncode != 0))
+        print(f"[info] deploy of a new binary to 3 running proxies at pause 0 under traffic: {took:.1f} s", flush=True)
+
+        before = status()
+        t0 = time.monotonic()
+        r = deploy("rolling-restart", "-e", "pause_between_restarts_in_seconds=0")
+        took = time.monotonic() - t0
+        after = status()
+        check(r.returncode == 0 and all(after.get(h, {}).get("pid") != b.get("pid")
+                                        and after.get(h, {}).get("readiness_status") == 200
+                                        for h, b in before.items()),
+              f"rolling-restart at pause 0: every proxy restarted and ready (exit {r.returncode}, {took:.1f} s) "
+              + r.stdout[-1500:] * (r.returncode != 0))
+        print(f"[info] rolling-restart of 3 proxies at pause 0 under traffic: {took:.1f} s", flush=True)
+
+        # A proxy killed outright: zdm-supervise starts it again.
+        child = os.path.join(SB, "hosts", "proxy2", "home", "run", "zdm-proxy.pid.child")
+        old = int(open(child).read())
+        t0 = time.monotonic()
+        os.kill(old, 9)
+        back = None
+        while time.monotonic() - t0 < 30:
+            try:
+                new = int(open(child).read())
+            except (OSError, ValueError):
+                new = old
+            if new != old and alive(new) and readiness(PROXY_IPS[1]) == 200:
+                back = time.monotonic() - t0
+                break
+            time.sleep(0.1)
+        check(back is not None, f"a SIGKILLed proxy is back and ready ({back and round(back, 1)} s)")
+        print(f"[info] SIGKILLed proxy back and ready in {back and round(back, 1)} s", flush=True)
+
+        # stop / start one proxy: the others leave it out (and say it is back).
+        r = deploy("stop", "--limit", "proxy2")
+        st = status()
+        check(r.returncode == 0 and st.get("proxy2", {}).get("running") is False
+              and admin_state(PROXY_IPS[0]).get("leaving") == [PROXY_IPS[1]],
+              f"stop --limit proxy2: stopped, proxy1 leaves it out (exit {r.returncode})")
+        r = deploy("start", "--limit", "proxy2")
+        st = status()
+        check(r.returncode == 0 and st.get("proxy2", {}).get("running") is True
+              and st.get("proxy2", {}).get("readiness_status") == 200
+              and admin_state(PROXY_IPS[0]).get("leaving") == [],
+              f"start --limit proxy2: running and ready, back in proxy1's topology (exit {r.returncode})")
+    finally:
+        open(os.path.join(app_dir, "stop"), "w").close()
+        try:
+            app.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            app.wait()
+    summary = json.load(open(os.path.join(app_dir, "summary.json")))
+    errors = summary["write_errors"] + summary["read_errors"] + summary["read_mismatches"]
+    check(summary["acknowledged_writes"] > 0 and errors == 0,
+          f"application during a new binary's deploy and a rolling-restart at pause 0, kill, stop/start: "
+          f"{summary['acknowledged_writes']} "
+          f"writes acknowledged, {errors} errors {summary.get('errors', [])[:3]}")
+    verify_on_both(os.path.join(app_dir, "acked.tsv"), "write acknowledged during the fleet commands")
+
+    interrupt_and_ssh_drop()
+
+    # rollback: each host to its previous release, then --to the one it ran.
+    before = status()
+    r = deploy("rollback", "-e", "pause_between_restarts_in_seconds=0")
+    mid = status()
+    check(r.returncode == 0 and all(mid.get(h, {}).get("release") == b.get("previous_release")
+                                    and mid.get(h, {}).get("readiness_status") == 200 for h, b in before.items()),
+          f"rollback: every host on its previous release and ready (exit {r.returncode})")
+    back_to = before["proxy1"]["release"].split("-")[0]
+    r = deploy("rollback", "--to", back_to, "-e", "pause_between_restarts_in_seconds=0")
+    after = status()
+    check(r.returncode == 0 and all(after.get(h, {}).get("release") == b.get("release")
+                                    and after.get(h, {}).get("config_sha256") == b.get("config_sha256")
+                                    and after.get(h, {}).get("readiness_status") == 200 for h, b in before.items()),
+          f"rollback --to {back_to}: every host back on it, ready (exit {r.returncode})")
+
+    # The lock: held by hand, then by a run; another workstation (its own state dir) is refused
+    # by the hosts' locks.
+    r = deploy("lock", "acquire", "-m", "e2e maintenance")
+    refused = deploy("rolling-restart")
+    check(r.returncode == 0 and refused.returncode == 1 and "e2e maintenance" in refused.stdout + refused.stderr,
+          f"lock acquire: a run is refused naming the holder (exit {refused.returncode})")
+    r = deploy("lock", "release")
+    check(r.returncode == 0, "lock release")
+    first = subprocess.Popen([DEPLOY, "rolling-restart", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(3)
+    second = deploy("rolling-restart", state_dir=os.path.join(SB, "other-workstation"))
+    out_first, _ = first.communicate(timeout=300)
+    check(first.returncode == 0 and second.returncode != 0 and "locked by" in second.stdout + second.stderr,
+          f"two concurrent runs: the second is refused by the hosts' locks (exits {first.returncode}, {second.returncode})")
+
+    # --check --diff: what would change, nothing changed.
+    before = status()
+    releases = sorted(os.listdir(os.path.join(SB, "hosts", "proxy1", "home", "releases")))
+    # (primary TARGET with mirrored reads: a configuration no release on the hosts has)
+    r = deploy("rolling-update", "--check", "--diff", "-e", "primary_cluster=TARGET",
+               "-e", "read_mode=DUAL_ASYNC_ON_SECONDARY")
+    after = status()
+    check(r.returncode == 0 and "+read_mode: DUAL_ASYNC_ON_SECONDARY" in r.stdout
+          and "changed: [proxy1] => would restart (handed over) proxy1 on release " in r.stdout
+          and sandbox.TARGET_CREDS[1] not in r.stdout + r.stderr
+          and sorted(os.listdir(os.path.join(SB, "hosts", "proxy1", "home", "releases"))) == releases
+          and all(after.get(h, {}).get("pid") == b.get("pid") for h, b in before.items()),
+          f"--check --diff shows the config change, no secret, and changes nothing (exit {r.returncode})")
+
+    # A value the proxy refuses, on proxy2 only: found by the new binary on the host before any
+    # proxy stops.
+    bad = os.path.join(SB, "bad-proxy2.ini")
+    with open(bad, "w") as f:
+        f.write(re.sub(r"^(proxy2 .*)$", r"\1 heartbeat_interval_ms=soon", open(INVENTORY).read(), flags=re.M))
+    before = status()
+    r = subprocess.run([DEPLOY, "rolling-update", "-i", bad, "--known-hosts", KNOWN_HOSTS,
+                        "-e", "read_mode=DUAL_ASYNC_ON_SECONDARY"], capture_output=True, text=True, timeout=300)
+    after = status()
+    check(r.returncode == 2 and any(l.startswith("failed: [proxy2] => non-zero return code 2: ")
+                                    and "key 'heartbeat_interval_ms': expected an integer, got 'soon'" in l
+                                    for l in r.stdout.splitlines())
+          and all(after.get(h, {}).get("pid") == b.get("pid") and after.get(h, {}).get("release") == b.get("release")
+                  for h, b in before.items()),
+          f"a bad value on proxy2 is refused by --check-config before any proxy stops (exit {r.returncode})")
+
+    r = deploy("rolling-update", "--list-hosts")
+    check(r.returncode == 0 and all(f"      proxy{i}\n" in r.stdout for i in (1, 2, 3)), "--list-hosts")
+    r = subprocess.run([DEPLOY, "--version"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0 and re.match(r"zdm-deploy \d+\.\d+\.\d+ \(commit [0-9a-f]{12}", r.stdout),
+          f"--version ({r.stdout.strip()})")
+    audit = open(os.path.join(SB, "hosts", "proxy1", "home", "audit.log")).read().splitlines()
+    check(audit and re.search(r"user=\S+ machine=\S+ run=\S+ command=\"zdm-deploy [^\"]*\" host=proxy1 "
+                              r"release=\S+ config_sha256=[0-9a-f]{64} outcome=\w+$", audit[-1]),
+          f"audit line on the host ({audit[-1] if audit else ''})")
+
+    # Inventory and vars mistakes.
+    typo = os.path.join(SB, "typo.ini")
+    with open(typo, "w") as f:
+        f.write(open(INVENTORY).read().replace("[proxies]", "[proxys]"))
+    r = subprocess.run([DEPLOY, "deploy", "-i", typo, "--known-hosts", KNOWN_HOSTS],
+                       capture_output=True, text=True, timeout=60)
+    check(r.returncode != 0 and "did you mean [proxys]" in r.stdout + r.stderr,
+          f"a misspelled [proxies] group is an error (exit {r.returncode})")
+    vault = os.path.join(SB, "vault.yml")
+    with open(vault, "w") as f:
+        f.write("$ANSIBLE_VAULT;1.1;AES256\n6162636465\n")
+    r = deploy("deploy", "-e", f"@{vault}")
+    check(r.returncode != 0 and "encrypted with Ansible Vault" in r.stdout + r.stderr,
+          f"a vault file without --vault-password-file is refused clearly (exit {r.returncode})")
+    r = deploy("deploy", "--check", "-e", "zdm_proxy_image=datastax/zdm-proxy:2.1", "-e", "origin_contct_points=x")
+    check("not supported: zdm_proxy_image" in r.stdout + r.stderr
+          and "did you mean 'origin_contact_points'" in r.stdout + r.stderr,
+          "ZDM variables not supported are reported, typos get a did-you-mean")
+
+
+def run_until_task(args, task):
+    """Starts zdm-deploy ARGS; returns (process, output file) once TASK's header is printed."""
+    out = os.path.join(SB, "run-until.out")
+    f = open(out, "w")
+    p = subprocess.Popen([DEPLOY, args[0], "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, *args[1:]],
+                         stdout=f, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and f"TASK [{task}" not in open(out).read():
+        time.sleep(0.05)
+    return p, out
+
+
+def interrupt_and_ssh_drop():
+    """Ctrl-C during a rolling-restart finishes the host in progress and touches no other; an SSH
+    connection killed during the activation is recovered (reconnect, same activation, once)."""
+    before = status()
+    p, out = run_until_task(["rolling-restart", "-e", "pause_between_restarts_in_seconds=0"], "Activate the release")
+    p.send_signal(2)
+    p.wait(timeout=300)
+    text = open(out).read()
+    after = status()
+    check(p.returncode == 99 and "[interrupted] the hosts in progress are done; not touched: proxy2, proxy3" in text
+          and "PLAY RECAP" in text and after["proxy1"].get("pid") != before["proxy1"].get("pid")
+          and after["proxy1"].get("readiness_status") == 200
+          and all(after[h].get("pid") == before[h].get("pid") for h in ("proxy2", "proxy3"))
+          and admin_state(PROXY_IPS[1]).get("leaving") == [],
+          f"Ctrl-C: proxy1 finished and handed back, proxy2/3 untouched, recap, exit 99 (got {p.returncode})")
+
+    master = int(open(os.path.join(SB, "pids", "sshd-proxy1")).read())
+    log = os.path.join(SB, "hosts", "proxy1", "home", "logs", "zdm-proxy.log")
+    p, out = run_until_task(["rolling-restart", "-e", "pause_between_restarts_in_seconds=0"], "Activate the release")
+    time.sleep(0.3)
+    sessions = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    for pid in sessions:  # the sshd processes serving zdm-deploy's connection to proxy1
+        os.kill(int(pid), 9)
+    p.wait(timeout=300)
+    text = open(out).read()
+    run_ids = re.findall(r"zdmctl: activation (\S+): \S+ -> ", open(log).read())
+    st = status()
+    check(sessions and p.returncode == 0 and "connection lost" in text
+          and len(st) == 3 and all(e.get("readiness_status") == 200 for e in st.values())
+          and run_ids and run_ids.count(run_ids[-1]) == 1,
+          f"SSH connection to proxy1 killed during its activation: reconnected, the activation ran once, "
+          f"the run finished (exit {p.returncode}, killed {sessions})")
+
+
+def logs_and_teardown():
+    """logs, collect-logs (secrets redacted), then teardown --yes (phase 5) and a fresh deploy."""
+    print("== logs, collect-logs, teardown ==", flush=True)
+    r = deploy("logs", "-n", "5")
+    lines = r.stdout.splitlines()
+    check(r.returncode == 0 and all(any(l.startswith(f"[proxy{i}] ") for l in lines) for i in (1, 2, 3)),
+          f"logs: every proxy's lines, host-prefixed (exit {r.returncode})")
+    out_dir = os.path.join(SB, "collected")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    r = subprocess.run([DEPLOY, "collect-logs", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS],
+                       capture_output=True, text=True, timeout=300, cwd=out_dir)
+    archives = [os.path.join(dp, f) for dp, _, fs in os.walk(out_dir) for f in fs if f.endswith(".tar.gz")]
+    secrets = [sandbox.ORIGIN_CREDS[1], sandbox.TARGET_CREDS[1],
+               open(os.path.join(SB, "hosts", "proxy1", "home", "secrets", "proxy_admin_token")).read().strip()]
+    leaked, names = [], []
+    if len(archives) == 1:
+        import tarfile
+        with tarfile.open(archives[0]) as tar:
+            for m in tar.getmembers():
+                if m.isfile():
+                    names.append(m.name)
+                    data = tar.extractfile(m).read().decode(errors="replace")
+                    leaked += [m.name for sec in secrets if sec in data]
+    check(r.returncode == 0 and len(archives) == 1 and not leaked
+          and all(any(n.endswith(f"/proxy{i}/zdm-proxy.log") for n in names) for i in (1, 2, 3))
+          and all(any(n.endswith(f"/proxy{i}/zdm-proxy.yml") for n in names) for i in (1, 2, 3)),
+          f"collect-logs: one archive with every proxy's log and config, no secret (exit {r.returncode}, leaked {leaked})")
+    r = deploy("teardown")
+    check(r.returncode == 5 and "--yes" in r.stderr, "teardown without --yes is refused")
+    r = deploy("teardown", "--yes")
+    st = status()
+    home = os.path.join(SB, "hosts", "proxy1", "home")
+    check(r.returncode == 0 and all(readiness(ip) == 0 for ip in PROXY_IPS)
+          and sorted(os.listdir(home)) == ["audit.log", "logs"],
+          f"teardown --yes: no proxy answers, only logs/ and audit.log left (exit {r.returncode}, {sorted(os.listdir(home))})")
+    check(all(e.get("state") == "not deployed" or e.get("running") is False for e in st.values()),
+          f"status after teardown: not deployed ({[e.get('state') for e in st.values()]})")
+    r = deploy("deploy")
+    st = status()
+    check(r.returncode == 0 and len(st) == 3 and all(e.get("readiness_status") == 200 for e in st.values()),
+          f"deploy after teardown: three proxies ready (exit {r.returncode})")
 
 
 # ---- the monitoring stack -----------------------------------------------------------------
@@ -541,9 +899,13 @@ def recorded_pids():
             out[n] = int(open(os.path.join(pids_dir, n)).read())
     hosts = os.path.join(SB, "hosts")
     for h in sorted(os.listdir(hosts)) if os.path.isdir(hosts) else []:
+        # The proxy under zdm-supervise: the supervisor's pid file and the proxy's (.child).
         pidfile = os.path.join(hosts, h, "home", "run", "zdm-proxy.pid")
-        if os.path.exists(pidfile):
-            out[f"zdm-proxy@{h}"] = int(open(pidfile).read())
+        for suffix, label in (("", f"zdm-supervise(zdm-proxy)@{h}"), (".child", f"zdm-proxy@{h}")):
+            try:
+                out[label] = int(open(pidfile + suffix).read())
+            except (OSError, ValueError):
+                pass
         out.update(monitoring_pids(h))
     return out
 
@@ -578,8 +940,8 @@ def status_and_collisions():
     found = {n: str(p) for n, p in recorded_pids().items() if alive(p)}
     check(r.returncode == 0 and "sandbox: running" in r.stdout, f"sandbox status exits 0, 'running' (got {r.returncode})")
     # origin, target, 4 sshd, 3 proxies; the dashboard page; Prometheus, Alertmanager and 3 node
-    # exporters, each with its zdm-supervise.
-    check(listed == found and len(found) == 20,
+    # exporters; each proxy and monitoring program with its zdm-supervise.
+    check(listed == found and len(found) == 23,
           f"sandbox status lists exactly the {len(found)} processes found by pid ({sorted(listed.items())})")
     check("CLOSED" not in r.stdout and "NOT RUNNING" not in r.stdout, "sandbox status: every port answers")
     other_dir = SB + "-second"
@@ -630,8 +992,11 @@ def main():
             check(res.get("acknowledged") == acked, f"all {acked} acknowledged writes checked")
         if up.returncode == 0:
             status_and_collisions()
+            idempotent_rerun()
             failed_rolling_update()
+            fleet_commands()
             monitoring_phase(t_start)
+            logs_and_teardown()
     finally:
         pids = recorded_pids()
         down = subprocess.run(SANDBOX + ["down"] + PLAN, capture_output=True, text=True, timeout=120)

@@ -53,10 +53,10 @@ TEST_CASE("INI inventory") {
     CHECK(inv.host_vars("mon1")["log_level"] == "DEBUG");
     CHECK(inv.host_groups("proxy1") == std::vector<std::string>{"all", "zdm", "proxies"});
   }
-  SUBCASE("ansible_host defaults to the name and ansible_port to 22") {
+  SUBCASE("ansible_host defaults to the name; ansible_port stays unset (ssh_config's Port)") {
     Inventory bare = parse_inventory_ini("[proxies]\n10.0.0.1\n", "x.ini");
     CHECK(bare.host_vars("10.0.0.1")["ansible_host"] == "10.0.0.1");
-    CHECK(bare.host_vars("10.0.0.1")["ansible_port"] == 22);
+    CHECK(!bare.host_vars("10.0.0.1").contains("ansible_port"));
     CHECK(bare.group_hosts("ungrouped").empty());
   }
   SUBCASE("hosts outside any section are ungrouped") {

@@ -119,10 +119,16 @@ TEST_CASE("the proxy config rendered for proxy2 of 3") {
   Playbook pb = load_playbook(std::string(ZDM_SOURCE_DIR) + "/playbooks/deploy_proxy.yml");
   PlanOptions opts;
   opts.release_id = "20250101T000000Z";
-  opts.extra_vars = {{"read_mode", "DUAL_ASYNC_ON_SECONDARY"}, {"heartbeat_interval_ms", 1000}};
+  // What the prepare play sets before it renders: the TLS files uploaded and the admin token.
+  opts.extra_vars = {{"read_mode", "DUAL_ASYNC_ON_SECONDARY"},
+                     {"heartbeat_interval_ms", 1000},
+                     {"zdm_tls_files", Json::object()},
+                     {"proxy_admin_token", "t0ken"}};
   Plan plan = make_plan(inv, pb, opts);
-  REQUIRE(plan.plays.size() == 1);
-  CHECK(plan.plays[0].batches == Batches{{"proxy1", "proxy2", "proxy3"}});  // forks, no serial
+  // Prepare (every host at once), start where none runs, roll the running ones, prune.
+  REQUIRE(plan.plays.size() == 4);
+  CHECK(plan.plays[0].batches == Batches{{"proxy1", "proxy2", "proxy3"}});      // forks, no serial
+  CHECK(plan.plays[2].batches == Batches{{"proxy1"}, {"proxy2"}, {"proxy3"}});  // serial: 1
   Json scope = host_scope(plan.plays[0], "proxy2");
   std::string tpl = std::string(ZDM_SOURCE_DIR) + "/playbooks/templates/zdm_proxy_config.yml.j2";
   std::string out = render(slurp(tpl), scope, Source{tpl, 1}, true);
@@ -136,6 +142,7 @@ TEST_CASE("the proxy config rendered for proxy2 of 3") {
   CHECK(out.find("primary_cluster: ORIGIN\n") != std::string::npos);
   CHECK(out.find("origin_contact_points: \"127.0.2.1,127.0.2.2\"\n") != std::string::npos);
   CHECK(out.find("heartbeat_interval_ms: 1000\n") != std::string::npos);
+  CHECK(out.find("proxy_admin_token: \"t0ken\"\n") != std::string::npos);
   CHECK(out.find("origin_username") == std::string::npos);  // only when defined
   CHECK(out.find("proxy_max_client_connections") == std::string::npos);
 
