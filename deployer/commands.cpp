@@ -20,6 +20,9 @@
 #ifndef ZDM_PROXY_BINARY
 #define ZDM_PROXY_BINARY "zdm-proxy"
 #endif
+#ifndef ZDM_DATA_BINARY
+#define ZDM_DATA_BINARY "zdm-data"
+#endif
 
 namespace zdm::deploy {
 namespace {
@@ -57,7 +60,7 @@ PlanOptions plan_options(const CommonOptions& opts) {
   for (auto& e : opts.extra_vars) overlay(po.extra_vars, parse_extra_vars(e));
   po.limit = opts.limit;
   po.release_id = release_id_now();
-  po.defaults = {{"zdm_proxy_binary", ZDM_PROXY_BINARY}};
+  po.defaults = {{"zdm_proxy_binary", ZDM_PROXY_BINARY}, {"zdm_data_binary", ZDM_DATA_BINARY}};
   return po;
 }
 

@@ -27,6 +27,9 @@ commands:
   rolling-update  -i INV [-e VARS]... [--limit PATTERN]               run playbooks/rolling_update.yml
   deploy-monitoring -i INV [-e VARS]... [--limit PATTERN]             run playbooks/deploy_monitoring.yml
   run PLAYBOOK    -i INV [-e VARS]... [--limit PATTERN] [--forks N]   run any playbook
+  migrate-data    -i INV -e zdm_data_keyspace=KS [-e VARS]... [--group GROUP]
+                  run playbooks/migrate_data.yml (zdm-data backfill, then validate) on the
+                  first host of GROUP (default: monitoring)
   status          -i INV [--limit PATTERN] [--json]                   proxy status and readiness
   logs            -i INV [--limit PATTERN] [-n LINES] [-f]            tail every proxy's log
   dashboard       -i INV [--listen ADDR:PORT] [--dashboards DIR]      serve the dashboards page
@@ -48,7 +51,8 @@ int main(int argc, char** argv) {
   }
   std::string command = argv[1];
   if (command != "deploy" && command != "rolling-update" && command != "deploy-monitoring" &&
-      command != "run" && command != "status" && command != "logs" && command != "dashboard") {
+      command != "run" && command != "migrate-data" && command != "status" && command != "logs" &&
+      command != "dashboard") {
     std::cerr << "ERROR! unknown command '" << command << "'\n" << kUsage;
     return kExitBadOptions;
   }
@@ -56,7 +60,7 @@ int main(int argc, char** argv) {
   DashboardOptions dash;
   bool json = false, follow = false, help = false;
   int lines = 50;
-  std::string playbook;
+  std::string playbook, group = "monitoring";
   po::options_description desc("options");
   desc.add_options()("help,h", po::bool_switch(&help), "show help")(
       "inventory,i", po::value(&opts.inventory)->required(), "inventory file (INI or YAML)")(
@@ -65,8 +69,11 @@ int main(int argc, char** argv) {
       "playbooks directory (default: $ZDM_PLAYBOOK_DIR, else the source tree's playbooks/)")(
       "known-hosts", po::value(&opts.known_hosts),
       "known_hosts file (default: $ZDM_KNOWN_HOSTS, else ~/.ssh/known_hosts)");
+  if (command == "migrate-data")
+    desc.add_options()("group", po::value(&group),
+                       "inventory group whose first host runs zdm-data");
   if (command == "deploy" || command == "rolling-update" || command == "deploy-monitoring" ||
-      command == "run") {
+      command == "run" || command == "migrate-data") {
     desc.add_options()("extra-vars,e", po::value(&opts.extra_vars)->composing(),
                        "k=v, @file.yml or a JSON mapping; repeatable")(
         "forks,f", po::value(&opts.forks)->default_value(5), "parallel hosts")(
@@ -142,6 +149,12 @@ int main(int argc, char** argv) {
     if (command == "deploy-monitoring")
       return run_playbook((fs::path(opts.playbook_dir) / "deploy_monitoring.yml").string(), opts,
                           std::cout, std::cerr);
+    if (command == "migrate-data") {
+      // The play targets all hosts and runs once: --limit picks the group, its first host runs.
+      if (opts.limit.empty()) opts.limit = group;
+      return run_playbook((fs::path(opts.playbook_dir) / "migrate_data.yml").string(), opts,
+                          std::cout, std::cerr);
+    }
     if (command == "status") return status(opts, json, std::cout, std::cerr);
     if (command == "dashboard") return dashboard(opts, dash, std::cout, std::cerr);
     return logs(opts, lines, follow, std::cout, std::cerr);
