@@ -4,7 +4,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
+#include "executor.h"
 #include "plan.h"
 #include "template.h"
 
@@ -59,5 +61,41 @@ target_tls_server_ca_filename=ca.pem
     CHECK(r("{{ zdm_data_cmd_args }}").find("secret") == std::string::npos);
     CHECK(r("{{ zdm_data_env }}").find("secret") == std::string::npos);
   }
+  fs::remove_all(dir);
+}
+
+TEST_CASE(
+    "playbooks/migrate_data.yml run with the real zdm-data: a cluster that cannot be reached") {
+  fs::path dir = fs::temp_directory_path() / ("zdm_migrate_data_run_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // Nothing listens on 127.33.250.x: zdm-data's connection is refused at once.
+  std::ofstream(dir / "inv.ini") << "[proxies]\np1 ansible_connection=local\n\n[monitoring]\n"
+                                 << "mon ansible_connection=local zdm_proxy_home_dir="
+                                 << (dir / "home").string()
+                                 << "\n\n[proxies:vars]\norigin_contact_points=127.33.250.1\n"
+                                    "origin_username=o_user\norigin_password=o secret\n"
+                                    "target_contact_points=127.33.250.2\n";
+  Inventory inv = load_inventory((dir / "inv.ini").string());
+  Playbook pb = load_playbook(std::string(ZDM_SOURCE_DIR) + "/playbooks/migrate_data.yml");
+  PlanOptions po;
+  po.release_id = "R";
+  po.limit = "monitoring";
+  po.defaults = {{"zdm_data_binary", ZDM_DATA_BINARY}};
+  po.extra_vars = {{"zdm_data_keyspace", "shop"}, {"zdm_data_args", "--connect-timeout-ms 2000"}};
+  Plan plan = make_plan(inv, pb, po);
+  std::ostringstream out;
+  Executor ex(pb, plan, ExecOptions{}, out);
+  int rc = ex.run();
+  std::string text = out.str();
+  INFO(text);
+  CHECK(rc == kExitHostFailed);
+  fs::path home = dir / "home" / "zdm-data";
+  CHECK(fs::exists(home / "zdm-data"));      // uploaded
+  CHECK(!fs::exists(home / "credentials"));  // removed even though the backfill failed
+  CHECK(text.find("zdm-data backfill exited 3") != std::string::npos);
+  CHECK(text.find("origin: no contact point answered (127.33.250.1:9042") != std::string::npos);
+  CHECK(text.find("zdm-data validate:") == std::string::npos);  // not run after a failed backfill
+  CHECK(text.find("secret") == std::string::npos);
   fs::remove_all(dir);
 }
