@@ -413,14 +413,15 @@ def migrate_data():
     {"rows", "differences"} from zdm-data's own summary lines (-1 when missing)."""
     say("\n== Phase 2: migrate and validate the existing data (zdm-data on the monitoring host, "
         "while the application dual-writes) ==")
-    extra = ["-e", f"zdm_data_keyspace={DATA_KEYSPACE}"]
+    # --writetime: validate also compares each cell's writetime (the backfill kept origin's).
+    extra = ["-e", f"zdm_data_keyspace={DATA_KEYSPACE}", "-e", "zdm_data_validate_args=--writetime"]
     say(f"$ zdm-deploy migrate-data -i {rel(INVENTORY)} {' '.join(extra)}")
     r = run([DEPLOY, "migrate-data", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, *extra], capture_output=True)
     with open(os.path.join(SB, "deploy.log"), "a") as f:
         f.write(r.stdout + r.stderr)
     # zdm-data's output reaches the play's output as its debug tasks' message lists.
     text = r.stdout.replace('\\"', '"')
-    found = re.findall(r'"((?:zdm-data (?:backfill|validate):|backfill:|validate:|\w+: [\d,]+ rows on origin)[^"]*)"', text)
+    found = re.findall(r'"((?:zdm-data (?:backfill|validate):|backfill:|validate:|[\w.]+: [\d,]+ rows on origin)[^"]*)"', text)
     for l in found:
         say("  " + l)
     for l in r.stdout.splitlines():
