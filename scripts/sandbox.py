@@ -18,7 +18,8 @@ pids). A second `up` on the same plan, or in the same directory, says so in one 
 tests/data/history.py writes historical rows to origin (zdm_sandbox.accounts, a month old, some
 with a TTL). 1: the proxies are deployed and the application (tests/drivers/app.py) and an
 updater of the historical rows write through them (dual writes); 2: `zdm-deploy migrate-data`
-runs `zdm-data backfill` and `zdm-data validate` on the monitoring host while they do; 3: reads
+runs `zdm-data backfill` and `zdm-data validate` on the monitoring host while they do (the
+updater stops then); 3: reads
 mirrored to target; 4: reads from target; 5: everything the application needs is read directly
 from target (as it will read once it connects to target without the proxies).
 
@@ -542,6 +543,9 @@ def up():
           os.path.join(HISTORY_DIR, "update.log"))
     phase_window("PRIMARY_ONLY", "origin")
     data = migrate_data()
+    # The updater's part is done (its updates raced the backfill); the later phases carry the
+    # application's traffic alone, as before.
+    stop_recorded("history", os.path.join(HISTORY_DIR, "stop-history"))
     h = json.load(open(os.path.join(HISTORY_DIR, "history-status.json"))) if os.path.exists(
         os.path.join(HISTORY_DIR, "history-status.json")) else {}
     check(h.get("updates", 0) > 0 and h.get("errors", 1) == 0,
@@ -563,7 +567,6 @@ def up():
 
     say("\n== Phase 5: target holds everything (read directly, as the application will once it "
         "connects to target without the proxies) ==")
-    stop_recorded("history", os.path.join(HISTORY_DIR, "stop-history"))
     stop_recorded("app", os.path.join(APP_DIR, "stop"))
     with open(os.path.join(APP_DIR, "summary.json")) as f:
         summary = json.load(f)
