@@ -34,6 +34,9 @@
 #ifndef ZDM_PROXY_BINARY
 #define ZDM_PROXY_BINARY "zdm-proxy"
 #endif
+#ifndef ZDM_DATA_BINARY
+#define ZDM_DATA_BINARY "zdm-data"
+#endif
 
 namespace zdm::deploy {
 namespace {
@@ -202,7 +205,7 @@ PlanOptions plan_options(const CommonOptions& opts) {
   po.limit = opts.limit;
   po.release_id = release_id_now();
   po.run_id = run_id_for(po.release_id);
-  po.defaults = {{"zdm_proxy_binary", ZDM_PROXY_BINARY}};
+  po.defaults = {{"zdm_proxy_binary", ZDM_PROXY_BINARY}, {"zdm_data_binary", ZDM_DATA_BINARY}};
   if (!opts.serial.empty()) {
     try {
       po.serial = std::stoll(opts.serial);

@@ -41,6 +41,8 @@ const PlaybookCommand kPlaybookCommands[] = {
     {"start", "start.yml", "start stopped proxies and hand their clients back"},
     {"teardown", "teardown.yml", "--yes: stop and remove zdm-proxy from the hosts (phase 5)"},
     {"deploy-monitoring", "deploy_monitoring.yml", "Prometheus, Alertmanager, node exporters"},
+    {"migrate-data", "migrate_data.yml",
+     "zdm-data backfill, then validate, on the first host of --group (default monitoring)"},
 };
 
 const char* kUsage = R"(usage: zdm-deploy COMMAND -i INVENTORY [options]
@@ -55,6 +57,9 @@ commands:
   stop | start       hand over and stop / start and hand back (usually with --limit)
   teardown --yes     stop and remove zdm-proxy (the migration's phase 5)
   deploy-monitoring  node exporters, Prometheus, Alertmanager (+ Grafana)
+  migrate-data -e zdm_data_keyspace=KS [-e zdm_data_tables=t1,t2] [--group GROUP]
+                     zdm-data backfill, then validate, on the first host of GROUP (default
+                     monitoring), with the proxies' cluster settings (the migration's phase 2)
   run PLAYBOOK       any playbook
   status             per proxy: state, pid, version, release, config checksum, readiness, uptime,
                      client connections, last audit entry (--json)
@@ -144,6 +149,7 @@ int main(int argc, char** argv) {
   DashboardOptions dash;
   LogOptions log;
   bool help = false, version = false, yes = false;
+  std::string data_group = "monitoring";
   std::string playbook, lock_action, message, rollback_to, dest, vault_file, known_hosts,
       ssh_config;
   int connect_timeout = 10;
@@ -175,6 +181,9 @@ int main(int argc, char** argv) {
       desc.add_options()("to", po::value(&rollback_to), "release id (or its leading part)");
     if (command == "teardown")
       desc.add_options()("yes", po::bool_switch(&yes), "yes, remove zdm-proxy from the hosts");
+    if (command == "migrate-data")
+      desc.add_options()("group", po::value(&data_group)->default_value(data_group),
+                         "inventory group whose first host runs zdm-data");
   } else if (command == "dashboard") {
     desc.add_options()("listen", po::value(&dash.listen)->default_value(dash.listen),
                        "address:port of the page")("dashboards", po::value(&dash.dashboards_dir),
@@ -269,6 +278,8 @@ int main(int argc, char** argv) {
   opts.ssh.ssh_config_path = ssh_config.empty() ? env_or("ZDM_SSH_CONFIG", "") : ssh_config;
   opts.ssh.timeout_seconds = connect_timeout;
   if (!rollback_to.empty()) opts.extra_vars.push_back("zdm_rollback_to=" + rollback_to);
+  // migrate_data.yml's play targets all hosts and runs once: --limit picks the group.
+  if (command == "migrate-data" && opts.limit.empty()) opts.limit = data_group;
   opts.extra_vars.insert(opts.extra_vars.begin(), "zdm_command=" + command);
 
   try {

@@ -14,8 +14,18 @@ user's running sandbox.
 A running sandbox is registered in /tmp/zdm-sandboxes/<net>.json (its directory, inventory and
 pids). A second `up` on the same plan, or in the same directory, says so in one line and exits 3.
 
+`up` walks the five phases of a migration (seeds/: ZDM's numbering). Before the proxies go up,
+tests/data/history.py writes historical rows to origin (zdm_sandbox.accounts, a month old, some
+with a TTL). 1: the proxies are deployed and the application (tests/drivers/app.py) and an
+updater of the historical rows write through them (dual writes); 2: `zdm-deploy migrate-data`
+runs `zdm-data backfill` and `zdm-data validate` on the monitoring host while they do (the
+updater stops then); 3: reads
+mirrored to target; 4: reads from target; 5: everything the application needs is read directly
+from target (as it will read once it connects to target without the proxies).
+
 `up` ends with a machine-readable line:
-TALLY acknowledged_writes=<n> origin_rows=<n> target_rows=<n> app_errors=<n>
+TALLY acknowledged_writes=<n> origin_rows=<n> target_rows=<n> app_errors=<n> history_rows=<n>
+backfill_rows=<n> validate_differences=<n>
 and exits 0 only if every check passed. Everything stays up until `down`.
 """
 import argparse
@@ -23,6 +33,7 @@ import getpass
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -43,6 +54,9 @@ CLUSTER_ADMIN_PORT = 9180  # each test cluster's fault admin, on its first node'
 MONITORING_VARS = ["-e", "prometheus_scrape_interval=5s", "-e", "prometheus_evaluation_interval=5s",
                    "-e", "prometheus_scrape_timeout=4s"]
 PHASE_WINDOW_S = float(os.environ.get("ZDM_SANDBOX_WINDOW", "8"))
+HISTORY = os.path.join(REPO, "tests", "data", "history.py")
+HISTORY_ROWS = int(os.environ.get("ZDM_SANDBOX_HISTORY_ROWS", "10000"))
+DATA_KEYSPACE = "zdm_sandbox"  # the application's keyspace: its table and the historical one
 # Like the seeds' targets (Astra, Aiven): authentication on both clusters, TLS to target. The
 # application authenticates with target's credentials (ZDM's rule when both clusters want them);
 # the proxies log in to origin with its own.
@@ -51,13 +65,13 @@ TARGET_CREDS = ("zdm_target", "target-secret")
 REGISTRY = os.environ.get("ZDM_SANDBOX_REGISTRY", "/tmp/zdm-sandboxes")
 
 # Set by configure() from the command line (or ZDM_SANDBOX_NET / _DIR / _INVENTORY).
-NET = SB = INVENTORY = KNOWN_HOSTS = APP_DIR = DASHBOARD = None
+NET = SB = INVENTORY = KNOWN_HOSTS = APP_DIR = HISTORY_DIR = DASHBOARD = None
 PROXIES, MONITORING, ORIGIN, TARGET = [], [], [], []
 
 
 def configure(net, sb_dir, inventory):
     """Sets the address plan, state directory and inventory path every command uses."""
-    global NET, SB, INVENTORY, KNOWN_HOSTS, APP_DIR, DASHBOARD, PROXIES, MONITORING, ORIGIN, TARGET
+    global NET, SB, INVENTORY, KNOWN_HOSTS, APP_DIR, HISTORY_DIR, DASHBOARD, PROXIES, MONITORING, ORIGIN, TARGET
     parts = net.split(".")
     if len(parts) != 2 or parts[0] != "127" or not all(p.isdigit() and int(p) < 256 for p in parts):
         raise SystemExit(f"sandbox: --net must be a loopback /16 such as 127.0 or 127.10 (got {net!r})")
@@ -66,6 +80,7 @@ def configure(net, sb_dir, inventory):
     INVENTORY = os.path.abspath(inventory)
     KNOWN_HOSTS = os.path.join(SB, "ssh", "known_hosts")
     APP_DIR = os.path.join(SB, "app")
+    HISTORY_DIR = os.path.join(SB, "history")
     PROXIES = [(f"proxy{i}", f"{net}.1.{i}") for i in (1, 2, 3)]
     MONITORING = [("monitoring", f"{net}.1.10")]
     ORIGIN = [f"{net}.2.{i}" for i in (1, 2, 3)]
@@ -367,6 +382,95 @@ def app_errors_now():
     return st.get("write_errors", 0) + st.get("read_errors", 0) + st.get("read_mismatches", 0)
 
 
+def load_history():
+    """Before the proxies: the historical rows on origin, the same schema (empty) on target."""
+    say("\n== Historical data: what the application wrote to origin before the migration ==")
+    shutil.rmtree(HISTORY_DIR, ignore_errors=True)
+    os.makedirs(HISTORY_DIR)
+    t = time.monotonic()
+    for name, nodes, extra in (("origin", ORIGIN, ["--rows", str(HISTORY_ROWS)]), ("target", TARGET, ["--schema-only"])):
+        r = run(["/usr/bin/python3", HISTORY, "load", "--contact-points", ",".join(nodes), "--port", str(CQL_PORT),
+                 "--out", HISTORY_DIR, *extra, *direct_access(name)], capture_output=True, timeout=300)
+        if not check(r.returncode == 0, f"history.py load on {name} (exit {r.returncode})"):
+            say(r.stdout[-3000:] + r.stderr[-3000:])
+            return False
+    say(f"  origin: {HISTORY_ROWS} rows in {DATA_KEYSPACE}.accounts written 30 days ago (a third with a note "
+        f"that expires in 30 days), in {time.monotonic() - t:.0f} s; target: the same schema, no rows")
+    return True
+
+
+def stop_recorded(name, stop_file):
+    """Asks a process `up` started to stop (its stop file) and waits for it; True once it ended."""
+    open(stop_file, "w").close()
+    pid = int(open(os.path.join(SB, "pids", name)).read())
+    deadline = time.monotonic() + 30
+    while pid_alive(pid) and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    if not pid_alive(pid):
+        os.remove(os.path.join(SB, "pids", name))  # it ended: no longer part of the sandbox
+        return True
+    return False
+
+
+def migrate_data():
+    """Phase 2: `zdm-deploy migrate-data` on the monitoring host (zdm-data backfill, then
+    validate) while the application and the history updater write through the proxies. Returns
+    {"rows", "differences"} from zdm-data's own summary lines (-1 when missing)."""
+    say("\n== Phase 2: migrate and validate the existing data (zdm-data on the monitoring host, "
+        "while the application dual-writes) ==")
+    # --writetime: validate also compares each cell's writetime (the backfill kept origin's).
+    extra = ["-e", f"zdm_data_keyspace={DATA_KEYSPACE}", "-e", "zdm_data_validate_args=--writetime"]
+    say(f"$ zdm-deploy migrate-data -i {rel(INVENTORY)} {' '.join(extra)}")
+    r = run([DEPLOY, "migrate-data", "-i", INVENTORY, "--known-hosts", KNOWN_HOSTS, *extra], capture_output=True)
+    with open(os.path.join(SB, "deploy.log"), "a") as f:
+        f.write(r.stdout + r.stderr)
+    # zdm-data's output reaches the play's output as its debug tasks' message lists.
+    text = r.stdout.replace('\\"', '"')
+    found = re.findall(r'"((?:zdm-data (?:backfill|validate):|backfill:|validate:|[\w.]+: [\d,]+ rows on origin)[^"]*)"', text)
+    for l in found:
+        say("  " + l)
+    for l in r.stdout.splitlines():
+        if " : ok=" in l:
+            say("  " + l.strip())
+    res = {"rows": -1, "differences": -1}
+    m = re.search(r'backfill: ([\d,]+) rows \(([\d.]+) MB\) in ([\d.]+) s: ([\d,]+) rows/s, ([\d.]+) MB/s', text)
+    if m:
+        res["rows"] = int(m.group(1).replace(",", ""))
+    v = re.search(r'validate: ([\d,]+) rows compared in [\d.]+ s \(([\d,]+) rows/s, [\d.]+ MB/s from origin\): '
+                  r'(\d+) differences .*?; (\d+) remaining', text)
+    if v:
+        res["differences"] = int(v.group(3))
+    ok = check(r.returncode == 0, f"migrate-data finished (exit {r.returncode})")
+    if not ok:
+        say(r.stdout[-3000:] + r.stderr[-3000:])
+    check(m is not None and res["rows"] >= HISTORY_ROWS,
+          f"backfill copied every historical row ({res['rows']} rows, {HISTORY_ROWS} historical)")
+    check(v is not None and res["differences"] == 0 and int(v.group(4)) == 0,
+          f"validate: origin and target agree ({res['differences']} differences)")
+    return res
+
+
+def verify_history(name, nodes):
+    """history.py verify read directly from one cluster: every historical row, each with the
+    balance of its last acknowledged update."""
+    r = run(["/usr/bin/python3", HISTORY, "verify", "--contact-points", ",".join(nodes), "--port", str(CQL_PORT),
+             "--out", HISTORY_DIR, *direct_access(name)], capture_output=True, timeout=300)
+    try:
+        res = json.loads(r.stdout)
+    except ValueError:
+        res = {"rows": -1, "checked": -1, "mismatched": -1, "updates": -1}
+        say(r.stdout + r.stderr)
+    say(f"  {name} (read directly from {nodes[0]}): {res['rows']} historical rows, {res['updates']} later updates "
+        f"through the proxies, {res['mismatched']} rows not as last written")
+    check(r.returncode == 0 and res["rows"] == HISTORY_ROWS and res["mismatched"] == 0,
+          f"every historical row is on {name} with its last update")
+    return res
+
+
 def up():
     clash = collision()
     if clash:
@@ -377,6 +481,7 @@ def up():
     shutil.rmtree(os.path.join(SB, "pids"), ignore_errors=True)
     for name, _ in PROXIES + MONITORING:
         shutil.rmtree(os.path.join(SB, "hosts", name, "monitoring"), ignore_errors=True)
+        shutil.rmtree(os.path.join(SB, "hosts", name, "home", "zdm-data"), ignore_errors=True)  # its checkpoint
     os.makedirs(os.path.join(SB, "logs"), exist_ok=True)
     register()
     t0 = time.monotonic()
@@ -397,6 +502,8 @@ def up():
     say(f"  target nodes {', '.join(TARGET)}: PasswordAuthenticator (user {TARGET_CREDS[0]}), TLS only "
         f"(CA {rel(os.path.join(pki, 'ca.pem'))})")
     say(f"  zdm-testcluster, CQL {CQL_PORT}, protocol v3-v5, LZ4/Snappy, each node with its own prepared statements")
+    if not load_history():
+        return finish()
 
     say("\n== Hosts ==")
     user, key = start_hosts()
@@ -420,8 +527,9 @@ def up():
     if not deploy_monitoring():
         return finish()
 
-    say("\n== Phase 2: the application writes through the proxies (python-driver, all three as contact points) ==")
-    say("  the tables start empty, so there is no existing data to migrate: every write lands on both clusters")
+    say("\n== Phase 1: the application writes through the proxies (python-driver, all three as contact points) ==")
+    say("  every write lands on both clusters; the historical rows are on origin only until phase 2, and the "
+        "application updates some of them")
     shutil.rmtree(APP_DIR, ignore_errors=True)
     os.makedirs(APP_DIR)
     start("app", ["/usr/bin/python3", os.path.join(REPO, "tests", "drivers", "app.py"),
@@ -437,7 +545,20 @@ def up():
         say(open(os.path.join(APP_DIR, "app.log")).read()[-3000:])
         return finish()
     say(f"  protocol v{st.get('protocol_version')}, writing and reading at a steady rate")
+    start("history", ["/usr/bin/python3", HISTORY, "update", "--contact-points", ",".join(ip for _, ip in PROXIES),
+                      "--port", str(CQL_PORT), "--out", HISTORY_DIR, "--rate", "20",
+                      "--username", TARGET_CREDS[0], "--password", TARGET_CREDS[1]],
+          os.path.join(HISTORY_DIR, "update.log"))
     phase_window("PRIMARY_ONLY", "origin")
+    data = migrate_data()
+    # The updater's part is done (its updates raced the backfill); the later phases carry the
+    # application's traffic alone, as before.
+    stop_recorded("history", os.path.join(HISTORY_DIR, "stop-history"))
+    h = json.load(open(os.path.join(HISTORY_DIR, "history-status.json"))) if os.path.exists(
+        os.path.join(HISTORY_DIR, "history-status.json")) else {}
+    check(h.get("updates", 0) > 0 and h.get("errors", 1) == 0,
+          f"historical rows updated through the proxies meanwhile ({h.get('updates', 0)} updates, "
+          f"{h.get('errors', '?')} errors)")
 
     # No pause between the proxies here (the hand-over makes it safe); ZDM's default (10 s) at
     # phase 4.
@@ -454,18 +575,9 @@ def up():
         check_status(sums, {"primary_cluster": "TARGET", "read_mode": "PRIMARY_ONLY"})
         phase_window("primary TARGET", "target")
 
-    say("\n== Result ==")
-    open(os.path.join(APP_DIR, "stop"), "w").close()
-    pid = int(open(os.path.join(SB, "pids", "app")).read())
-    deadline = time.monotonic() + 30
-    while pid_alive(pid) and time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.1)
-    if not pid_alive(pid):
-        os.remove(os.path.join(SB, "pids", "app"))  # it ended: no longer part of the sandbox
+    say("\n== Phase 5: target holds everything (read directly, as the application will once it "
+        "connects to target without the proxies) ==")
+    stop_recorded("app", os.path.join(APP_DIR, "stop"))
     with open(os.path.join(APP_DIR, "summary.json")) as f:
         summary = json.load(f)
     app_errors = summary["write_errors"] + summary["read_errors"] + summary["read_mismatches"]
@@ -489,6 +601,7 @@ def up():
         say(f"  {name} (read directly from {nodes[0]}): {res['rows']} rows, "
             f"{res['missing']} acknowledged writes missing, {res['mismatched']} mismatched")
         check(res["missing"] == 0 and res["mismatched"] == 0, f"every acknowledged write is on {name}")
+    history = {name: verify_history(name, nodes) for name, nodes in (("target", TARGET), ("origin", ORIGIN))}
     say(f"\n  took {time.monotonic() - t0:.0f} s. Everything is still running:")
     say(f"    logs:    build/deployer/zdm-deploy logs -i {rel(INVENTORY)} [-f] [--limit proxy1]"
         f" --known-hosts {rel(KNOWN_HOSTS)}")
@@ -501,14 +614,17 @@ def up():
         f"GET /nodes; origin's admin on {ORIGIN[0]})")
     say(f"    cqlsh-style access: /usr/bin/python3 with cassandra.cluster.Cluster(['{PROXIES[0][1]}'])")
     say(f"    stop:    scripts/sandbox down{plan_flags()}")
-    return finish(summary["acknowledged_writes"], rows.get("origin", -1), rows.get("target", -1), app_errors)
+    return finish(summary["acknowledged_writes"], rows.get("origin", -1), rows.get("target", -1), app_errors,
+                  history["target"]["rows"], data["rows"], data["differences"])
 
 
-def finish(acked=0, origin_rows=-1, target_rows=-1, app_errors=-1):
+def finish(acked=0, origin_rows=-1, target_rows=-1, app_errors=-1, history_rows=-1, backfill_rows=-1,
+           differences=-1):
     if failures:
         say(f"\nsandbox: {len(failures)} check(s) failed: " + "; ".join(failures))
     say(f"TALLY acknowledged_writes={acked} origin_rows={origin_rows} target_rows={target_rows} "
-        f"app_errors={app_errors}")
+        f"app_errors={app_errors} history_rows={history_rows} backfill_rows={backfill_rows} "
+        f"validate_differences={differences}")
     return 1 if failures else 0
 
 

@@ -9,6 +9,12 @@ then checks independently of the sandbox's own checks:
 - every acknowledged write read directly from origin and from target (verify_rows.py);
 - re-running the last rolling update changes nothing (recap changed=0) and restarts nothing
   (pids, releases and config checksums unchanged);
+- phase 2, the existing data: the sandbox printed zdm-data backfill's figures (rows, MB, rows/s,
+  MB/s) and validate's (rows compared, rows/s, 0 differences, 0 remaining), and the TALLY says
+  so; then every historical row, read directly from target and from origin, is the same on both:
+  values, each cell's writetime (the owner cells' month-old ones kept by the backfill, the
+  balance cells' newer ones from the dual writes that updated them meanwhile) and the note
+  cells' remaining TTL (same expiry on both, within 5 s);
 - a rolling update whose config cannot become ready (origin contact point with no node) fails on
   the first host, which is switched back to its previous release; later hosts are not touched;
   every host then runs its previous release and config and is ready, and a python-driver
@@ -187,6 +193,45 @@ def idempotent_rerun():
                                   and after[h].get("config_sha256") == b.get("config_sha256")
                                   for h, b in before.items() if h in after),
           "re-running restarts nothing (pids, releases and config checksums unchanged)")
+
+
+def historical_rows():
+    """Reads zdm_sandbox.accounts directly from origin and from target and compares every row:
+    values, writetimes and remaining TTL (see the header)."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+    import ssl
+    loaded = int(open(os.path.join(SB, "history", "history-rows")).read())
+    query = ("SELECT id, balance, writetime(balance), owner, writetime(owner), note, writetime(note), ttl(note), "
+             "tags FROM zdm_sandbox.accounts")
+    got = {}
+    for name, nodes, creds in (("origin", ORIGIN_NODES, sandbox.ORIGIN_CREDS), ("target", TARGET_NODES, sandbox.TARGET_CREDS)):
+        kw = {"auth_provider": PlainTextAuthProvider(*creds)}
+        if name == "target":
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(os.path.join(SB, "pki", "ca.pem"))
+            kw["ssl_context"] = ctx
+        cluster = Cluster(nodes.split(","), port=9042, **kw)
+        got[name] = {r.id: r for r in cluster.connect().execute(query, timeout=60)}
+        cluster.shutdown()
+    o, t = got["origin"], got["target"]
+    check(len(o) == loaded and len(t) == loaded and set(o) == set(t),
+          f"historical rows read directly: {len(o)} on origin, {len(t)} on target, {loaded} loaded")
+    month_ago = (time.time() - 29 * 86400) * 1e6
+    same_values = [i for i in o if i in t and (o[i].balance, o[i].owner, o[i].note, o[i].tags) != (t[i].balance, t[i].owner, t[i].note, t[i].tags)]
+    same_wt = [i for i in o if i in t and (o[i][2], o[i][4], o[i][6]) != (t[i][2], t[i][4], t[i][6])]
+    old_owner = sum(1 for r in t.values() if r[4] < month_ago)
+    updated = sum(1 for r in t.values() if r[2] > month_ago)
+    with_ttl = [i for i in o if o[i].note is not None]
+    ttl_off = [i for i in with_ttl if i in t and (t[i][7] is None or abs(t[i][7] - o[i][7]) > 5)]
+    check(not same_values, f"target's historical rows have origin's values ({len(same_values)} differ: {same_values[:5]})")
+    check(not same_wt and old_owner == loaded,
+          f"target's cells have origin's writetimes: owner a month old on all {old_owner}, balance newer on the "
+          f"{updated} rows updated through the proxies ({len(same_wt)} differ: {same_wt[:5]})")
+    check(updated > 0, f"some historical rows were updated through the proxies during the migration ({updated})")
+    check(len(with_ttl) >= loaded // 3 and not ttl_off,
+          f"the {len(with_ttl)} notes with a TTL expire at the same time on target (remaining TTL within 5 s of "
+          f"origin's; {len(ttl_off)} off: {ttl_off[:5]})")
 
 
 def failed_rolling_update():
@@ -990,6 +1035,19 @@ def main():
               f"both clusters hold at least the acknowledged rows ({t})")
         for res in verify_on_both(os.path.join(SB, "app", "acked.tsv"), "acknowledged write"):
             check(res.get("acknowledged") == acked, f"all {acked} acknowledged writes checked")
+        # Phase 2: the figures of zdm-data backfill and validate, then the historical rows themselves.
+        bf = [l for l in lines if re.search(r"^  backfill: [\d,]+ rows \([\d.]+ MB\) in [\d.]+ s: [\d,]+ rows/s, "
+                                            r"[\d.]+ MB/s; .* 0 failed", l)]
+        va = [l for l in lines if re.search(r"^  validate: [\d,]+ rows compared in [\d.]+ s \([\d,]+ rows/s, "
+                                            r"[\d.]+ MB/s from origin\): 0 differences .*; 0 remaining", l)]
+        check(len(bf) == 1, f"the sandbox printed the backfill's rows, MB, rows/s and MB/s ({bf})")
+        check(len(va) == 1, f"the sandbox printed validate's figures with 0 differences ({va})")
+        history_rows = sandbox.HISTORY_ROWS
+        check(t.get("history_rows") == str(history_rows) and t.get("validate_differences") == "0"
+              and int(t.get("backfill_rows", -1)) >= history_rows,
+              f"TALLY: {history_rows} historical rows, backfill copied them, 0 differences ({t})")
+        if os.path.exists(os.path.join(SB, "history", "history-rows")):
+            historical_rows()
         if up.returncode == 0:
             status_and_collisions()
             idempotent_rerun()
