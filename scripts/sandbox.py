@@ -471,11 +471,20 @@ def verify_history(name, nodes):
     return res
 
 
+# The binaries the phases run (scripts/sandbox builds exactly these targets).
+NEEDED_BINARIES = {"zdm-proxy": os.path.join(BUILD, "proxy", "zdm-proxy"), "zdm-testcluster": TESTCLUSTER,
+                   "zdm-deploy": DEPLOY, "zdm-data": os.path.join(BUILD, "data", "zdm-data")}
+
+
 def up():
     clash = collision()
     if clash:
         say(clash)
         return 3
+    missing = [t for t, path in NEEDED_BINARIES.items() if not os.access(path, os.X_OK)]
+    if missing:
+        say(f"sandbox: not built: {', '.join(missing)} (scripts/build {' '.join(missing)})")
+        return 2
     # Nothing of an earlier run is alive: clear its state, its monitoring data included (an
     # earlier run's samples and alerts are not this sandbox's).
     shutil.rmtree(os.path.join(SB, "pids"), ignore_errors=True)

@@ -8,7 +8,9 @@ this test's on one of the plan's ports (127.15.2.1:9042, where origin node 1 wou
 - `status` does not say "not running" while that port answers: it reports the port as served
   and exits 2 (partly running);
 - once the listener is closed, `status` says "not running" and exits 1;
-- a --net outside loopback is refused.
+- a --net outside loopback is refused;
+- `scripts/sandbox up` builds exactly the binaries sandbox.py's phases run (a fresh clone has
+  nothing else built: a missing one failed phase 2 there while the tests' full build hid it).
 """
 import os
 import shutil
@@ -52,6 +54,13 @@ def main():
     r = subprocess.run(SANDBOX + ["status", "--net", "10.0"], capture_output=True, text=True, timeout=60, env=env)
     check(r.returncode != 0 and "loopback" in (r.stdout + r.stderr), "a --net outside 127/8 is refused")
     shutil.rmtree(tmp, ignore_errors=True)
+    import re
+    built = re.search(r'scripts/build" ([\w\- ]+)', open(os.path.join(REPO, "scripts", "sandbox")).read())
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    import sandbox as sb  # noqa: E402
+    check(built is not None and set(built.group(1).split()) == set(sb.NEEDED_BINARIES),
+          f"scripts/sandbox builds what the sandbox runs ({built.group(1).split() if built else None} vs "
+          f"{sorted(sb.NEEDED_BINARIES)})")
     print(check.summary())
     return 1 if check.failures else 0
 
