@@ -78,19 +78,28 @@ TEST_CASE(
                                     "target_contact_points=127.33.250.2\n";
   Inventory inv = load_inventory((dir / "inv.ini").string());
   Playbook pb = load_playbook(std::string(ZDM_SOURCE_DIR) + "/playbooks/migrate_data.yml");
-  PlanOptions po;
-  po.release_id = "R";
-  po.limit = "monitoring";
-  po.defaults = {{"zdm_data_binary", ZDM_DATA_BINARY}};
-  po.extra_vars = {{"zdm_data_keyspace", "shop"}, {"zdm_data_args", "--connect-timeout-ms 2000"}};
-  Plan plan = make_plan(inv, pb, po);
-  std::ostringstream out;
-  Executor ex(pb, plan, ExecOptions{}, out);
-  int rc = ex.run();
-  std::string text = out.str();
+  fs::path home = dir / "home" / "zdm-data";
+  auto run = [&](const std::string& binary, std::string& text) {
+    PlanOptions po;
+    po.release_id = "R";
+    po.limit = "monitoring";
+    po.defaults = {{"zdm_data_binary", binary}};
+    po.extra_vars = {{"zdm_data_keyspace", "shop"}, {"zdm_data_args", "--connect-timeout-ms 2000"}};
+    Plan plan = make_plan(inv, pb, po);
+    std::ostringstream out;
+    Executor ex(pb, plan, ExecOptions{}, out);
+    int rc = ex.run();
+    text = out.str();
+    return rc;
+  };
+  std::string text;
+  // An upload that fails leaves no password on the host (written only right before zdm-data).
+  CHECK(run((dir / "no-such-zdm-data").string(), text) == kExitHostFailed);
+  CHECK(text.find("cannot read local file") != std::string::npos);
+  CHECK(!fs::exists(home / "credentials"));
+  int rc = run(ZDM_DATA_BINARY, text);
   INFO(text);
   CHECK(rc == kExitHostFailed);
-  fs::path home = dir / "home" / "zdm-data";
   CHECK(fs::exists(home / "zdm-data"));      // uploaded
   CHECK(!fs::exists(home / "credentials"));  // removed even though the backfill failed
   CHECK(text.find("zdm-data backfill exited 3") != std::string::npos);
