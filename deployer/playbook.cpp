@@ -127,8 +127,20 @@ class PlaybookParser {
         p.handlers = task_list(v, key);
       } else if (key == "any_errors_fatal") {
         p.any_errors_fatal = boolean(v, key);
-      } else if (key == "gather_facts" || key == "become" || key == "tags" || key == "connection") {
-        // Accepted and ignored: we gather no facts and run as the SSH user.
+      } else if (key == "gather_facts" || key == "become") {
+        // Nothing accepted and then ignored: false is what zdm-deploy does (no facts gathered,
+        // tasks run as the SSH user); true is refused by name.
+        if (boolean(v, key))
+          fail(v,
+               fmt::format("'{}: true' is not supported: zdm-deploy {}", key,
+                           key == "become" ? "runs tasks as the SSH user (give it a user that owns "
+                                             "zdm_proxy_home_dir)"
+                                           : "gathers no facts"));
+      } else if (key == "connection") {
+        if (scalar(v, key) != "ssh")
+          fail(v,
+               "'connection' other than ssh is not supported at play level (set "
+               "ansible_connection=local on the host instead)");
       } else {
         fail(it->first, fmt::format("unknown play keyword '{}'", key));
       }
@@ -235,7 +247,7 @@ class PlaybookParser {
         (key == "block" ? t.block : key == "rescue" ? t.rescue : t.always) = std::move(list);
         has_block = true;
       } else if (key == "tags") {
-        // accepted, ignored
+        fail(v, "'tags' is not supported (zdm-deploy has no --tags; split the play instead)");
       } else if (key == "loop" || key == "with_items") {
         t.loop = yaml_to_json(v);
       } else if (key == "loop_control") {

@@ -74,6 +74,24 @@ TEST_CASE("playbook errors name file:line and the key") {
                        "p.yml:3: end of sequence flow not found", PlaybookError);
 }
 
+TEST_CASE("Ansible keywords zdm-deploy does not act on are refused, not ignored") {
+  // false is what zdm-deploy does anyway: accepted.
+  CHECK_NOTHROW(parse_playbook("- hosts: all\n  gather_facts: false\n  become: no\n", "p.yml"));
+  CHECK_NOTHROW(parse_playbook("- hosts: all\n  connection: ssh\n", "p.yml"));
+  CHECK_THROWS_WITH_AS(parse_playbook("- hosts: all\n  become: yes\n", "p.yml"),
+                       doctest::Contains("p.yml:2: 'become: true' is not supported"),
+                       PlaybookError);
+  CHECK_THROWS_WITH_AS(parse_playbook("- hosts: all\n  gather_facts: true\n", "p.yml"),
+                       doctest::Contains("'gather_facts: true' is not supported"), PlaybookError);
+  CHECK_THROWS_WITH_AS(parse_playbook("- hosts: all\n  connection: local\n", "p.yml"),
+                       doctest::Contains("p.yml:2: 'connection' other than ssh"), PlaybookError);
+  CHECK_THROWS_WITH_AS(parse_playbook("- hosts: all\n  tags: [x]\n", "p.yml"),
+                       "p.yml:2: unknown play keyword 'tags'", PlaybookError);
+  CHECK_THROWS_WITH_AS(
+      parse_playbook("- hosts: all\n  tasks:\n    - debug: msg=x\n      tags: [x]\n", "p.yml"),
+      doctest::Contains("'tags' is not supported"), PlaybookError);
+}
+
 TEST_CASE("k=v argument text") {
   CHECK(parse_kv_args("a=1 b='x y' c={{ v | default('q r') }}", false) ==
         Json{{"a", "1"}, {"b", "x y"}, {"c", "{{ v | default('q r') }}"}});
