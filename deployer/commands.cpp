@@ -340,8 +340,7 @@ int run_playbook(const std::string& playbook, const CommonOptions& opts, std::os
     // The audit trail: one line per host, on the host and here.
     std::vector<std::string> local_lines;
     auto outcomes = ex.outcomes();
-    auto* pw = getpwuid(getuid());
-    std::string user = pw ? pw->pw_name : "?";
+    std::string user = local_account().user;
     char machine[256] = {};
     gethostname(machine, sizeof machine - 1);
     std::vector<std::pair<std::string, std::string>> lines;  // host, line

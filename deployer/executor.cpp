@@ -90,8 +90,7 @@ ConnectParams connect_params(const std::string& name, const Json& scope, const S
   v.extra_args = get("ansible_ssh_extra_args");
   SshSettings s = ssh;
   if (s.home.empty()) s.home = std::getenv("HOME") ? std::getenv("HOME") : "/";
-  if (s.local_user.empty())
-    if (auto* pw = getpwuid(getuid())) s.local_user = pw->pw_name;
+  if (s.local_user.empty()) s.local_user = local_account().user;
   return resolve_connect_params(v, s, ssh_config_for(s), warnings);
 }
 

@@ -84,7 +84,7 @@ bool LockHolder::dead_here() const {
 LockHolder current_holder(const std::string& command, const std::string& run_id,
                           const std::string& message) {
   LockHolder h;
-  if (auto* pw = getpwuid(getuid())) h.user = pw->pw_name;
+  h.user = local_account().user;
   h.machine = machine_name();
   h.pid = static_cast<long>(getpid());
   h.command = command;

@@ -28,6 +28,21 @@
 
 namespace zdm::deploy {
 
+LocalAccount local_account() {
+  // getpwuid_r, not getpwuid: the executor opens connections on --forks threads at once, and
+  // getpwuid's static result is overwritten by each call (a data race TSan reported).
+  LocalAccount a;
+  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size > 0 ? static_cast<std::size_t>(size) : 16384);
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  if (getpwuid_r(getuid(), &pw, buf.data(), buf.size(), &found) == 0 && found) {
+    a.user = found->pw_name;
+    a.home = found->pw_dir;
+  }
+  return a;
+}
+
 std::string shell_quote(std::string_view s) {
   if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                         "0123456789@%+=:,./-_") == std::string_view::npos)
@@ -53,8 +68,7 @@ std::string temp_suffix() {
 
 std::string home_dir() {
   if (const char* h = std::getenv("HOME"); h && *h) return h;
-  if (auto* pw = getpwuid(getuid())) return pw->pw_dir;
-  return "/";
+  return local_account().home;
 }
 
 // ---------------------------------------------------------------- passphrases
@@ -194,8 +208,7 @@ class RunTransport : public Transport {
 }
 
 std::string local_user() {
-  if (auto* pw = getpwuid(getuid())) return pw->pw_name;
-  return "?";
+  return local_account().user;
 }
 
 // One authenticated libssh session, connected directly or over `fd` (a bastion's channel).

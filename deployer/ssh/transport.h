@@ -65,6 +65,13 @@ std::unique_ptr<Transport> connect(const ConnectParams& params);
 // POSIX shell single-quoting.
 std::string shell_quote(std::string_view s);
 
+/// The local user running zdm-deploy (getpwuid_r: safe on the executor's --forks threads).
+struct LocalAccount {
+  std::string user = "?";
+  std::string home = "/";
+};
+LocalAccount local_account();
+
 // How a passphrase-protected key is unlocked: asked on the terminal (once per key per run), or,
 // without a terminal, an error telling to use ssh-agent. Tests may install a provider.
 using PassphraseProvider = std::function<std::string(const std::string& key_file)>;
