@@ -472,7 +472,7 @@ def verify_history(name, nodes):
 
 
 # The binaries the phases run (scripts/sandbox builds exactly these targets).
-NEEDED_BINARIES = {"zdm-proxy": os.path.join(BUILD, "proxy", "zdm-proxy"), "zdm-testcluster": TESTCLUSTER,
+NEEDED_BINARIES = {"zdm-proxy-dist": os.path.join(BUILD, "dist", "zdm-proxy"), "zdm-testcluster": TESTCLUSTER,
                    "zdm-deploy": DEPLOY, "zdm-data": os.path.join(BUILD, "data", "zdm-data")}
 
 

@@ -364,7 +364,7 @@ def fleet_commands():
         # A new zdm-proxy binary (another checksum) on the running fleet: uploaded once per host,
         # rolled out host by host.
         new_binary = os.path.join(SB, "zdm-proxy-new")
-        shutil.copyfile(os.path.join(REPO, "build", "proxy", "zdm-proxy"), new_binary)
+        shutil.copyfile(os.path.join(REPO, "build", "dist", "zdm-proxy"), new_binary)
         with open(new_binary, "ab") as f:
             f.write(b"\nanother build\n")
         os.chmod(new_binary, 0o755)
