@@ -144,6 +144,13 @@ std::vector<DefinedVar> defined_variables(const Inventory& inv, const Playbook& 
   for (auto& h : inv.hosts)
     for (auto& [k, v] : h.vars.items())
       out.push_back({k, v, fmt::format("{} {}", inv.path, h.name)});
+  auto dir_files = [&](const DirVars& dv) {
+    for (auto* files : {&dv.inventory_adjacent, &dv.playbook_adjacent})
+      for (auto& f : *files)
+        for (auto& [k, v] : f.vars.items()) out.push_back({k, v, f.path});
+  };
+  for (auto& g : inv.group_order) dir_files(inv.groups.at(g).dir_vars);
+  for (auto& h : inv.hosts) dir_files(h.dir_vars);
   std::set<std::string> files, dirs;
   for (auto& p : pb.plays)
     for (auto& f : p.vars_files) {
@@ -252,7 +259,8 @@ int run_playbook(const std::string& playbook, const CommonOptions& opts, std::os
   collect_secrets(plan, *eo.redactor);
   std::string shown_command = eo.redactor->apply(opts.command_line);
 
-  for (auto& w : check_variables(defined_variables(inv, pb, po.extra_vars)))
+  for (auto& w : plan.inventory.warnings) out << "[WARNING]: " << w << '\n';
+  for (auto& w : check_variables(defined_variables(plan.inventory, pb, po.extra_vars)))
     out << "[WARNING]: " << w << '\n';
 
   // The hosts this run touches, with their lock directories.
