@@ -206,6 +206,12 @@ struct HostLocks {
 
 }  // namespace
 
+std::vector<std::string> variable_report(const Plan& plan, const Playbook& pb, const Json& extra) {
+  std::vector<std::string> out = plan.inventory.warnings;
+  for (auto& w : check_variables(defined_variables(plan.inventory, pb, extra))) out.push_back(w);
+  return out;
+}
+
 PlanOptions plan_options(const CommonOptions& opts) {
   PlanOptions po;
   for (auto& e : opts.extra_vars) overlay(po.extra_vars, parse_extra_vars(e));
@@ -239,7 +245,9 @@ int run_playbook(const std::string& playbook, const CommonOptions& opts, std::os
     err << "ERROR! " << e.what() << '\n';
     return kExitUnreachable;  // Ansible: parse errors exit 4
   }
+  std::vector<std::string> report = variable_report(plan, pb, po.extra_vars);
   if (opts.list_hosts) {
+    for (auto& w : report) out << "[WARNING]: " << w << '\n';
     out << "\nplaybook: " << playbook << "\n";
     int n = 0;
     for (auto& pp : plan.plays) {
@@ -259,9 +267,7 @@ int run_playbook(const std::string& playbook, const CommonOptions& opts, std::os
   collect_secrets(plan, *eo.redactor);
   std::string shown_command = eo.redactor->apply(opts.command_line);
 
-  for (auto& w : plan.inventory.warnings) out << "[WARNING]: " << w << '\n';
-  for (auto& w : check_variables(defined_variables(plan.inventory, pb, po.extra_vars)))
-    out << "[WARNING]: " << w << '\n';
+  for (auto& w : report) out << "[WARNING]: " << w << '\n';
 
   // The hosts this run touches, with their lock directories.
   std::vector<std::string> hosts;
