@@ -7,6 +7,8 @@
 
 #include "inventory.h"
 #include "inventory/vault.h"
+#include "plan.h"
+#include "playbook.h"
 
 using namespace zdm::deploy;
 
@@ -417,4 +419,18 @@ TEST_CASE("vault-encrypted group_vars/ and host_vars/ decrypt with the vault pas
                          InventoryError);
   }
   set_vault_password(std::nullopt);
+}
+
+TEST_CASE("make_plan reads group_vars/ and host_vars/ beside the playbook") {
+  Tree t("plan");
+  write_layered(t);
+  t.write("pb/play.yml", "- hosts: proxies\n  tasks:\n    - debug: msg=x\n");
+  Inventory inv = load_inventory((t.root / "inv/hosts.ini").string());
+  CHECK(inv.host_vars("p1")["i"] == "hv_p1");  // the inventory's own
+  Plan plan = make_plan(inv, load_playbook((t.root / "pb/play.yml").string()), PlanOptions{});
+  Json scope = host_scope(plan.plays.at(0), "p1");
+  CHECK(scope["i"] == "pb_p1");
+  CHECK(scope["h"] == "pb_proxies");
+  CHECK(scope["hostvars"]["p2"]["h"] == "pb_proxies");
+  CHECK(plan.inventory.groups.at("all").dir_vars.playbook_adjacent.size() == 1);
 }
