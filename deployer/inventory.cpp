@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -552,15 +551,39 @@ Json load_dir_vars_file(const std::string& path, const std::string& who) {
 
 std::vector<std::string> expand_host_pattern(std::string_view pattern, int* port) {
   // ansible.parsing.utils.addresses.parse_address: "[addr]:PORT", then "name:PORT" where the
-  // name holds no ':' outside a [..] range.
-  static const std::regex bracketed(R"(^\[(.+)\]:([0-9]+)$)");
-  static const std::regex hostport(R"(^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$)");
+  // name holds no ':' outside a [..] range. (Scanned by hand: libstdc++'s std::regex recurses
+  // per character and overflows the stack on long names.)
   std::string text(pattern);
-  std::smatch m;
   std::string address = text, port_text;
-  if (std::regex_match(text, m, bracketed) || std::regex_match(text, m, hostport)) {
-    address = m[1].str();
-    port_text = m[2].str();
+  auto digits_from = [&](size_t at) {
+    return at < text.size() && std::all_of(text.begin() + static_cast<std::ptrdiff_t>(at),
+                                           text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  size_t close = text.rfind("]:");
+  if (text.size() > 3 && text[0] == '[' && close != std::string::npos && close > 1 &&
+      digits_from(close + 2)) {
+    address = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    bool in_range = false, ok = true;
+    size_t colon = std::string::npos;
+    for (size_t i = 0; i < text.size() && ok; ++i) {
+      char c = text[i];
+      if (in_range) {
+        if (c == ']') in_range = false;
+      } else if (c == '[') {
+        in_range = true;
+      } else if (c == ']') {
+        ok = colon != std::string::npos;  // only in the port, where digits_from refuses it
+      } else if (c == ':') {
+        if (colon != std::string::npos) ok = false;
+        colon = i;
+      }
+    }
+    if (ok && !in_range && colon != std::string::npos && digits_from(colon + 1)) {
+      address = text.substr(0, colon);
+      port_text = text.substr(colon + 1);
+    }
   }
   if (port) {
     *port = 0;

@@ -180,6 +180,11 @@ TEST_CASE("host ranges expand as Ansible's expand_hostname_range does") {
     CHECK(port == 22);
     CHECK(expand_host_pattern("fe80::1", &port) == Hosts{"fe80::1"});
     CHECK(port == 0);
+    CHECK(expand_host_pattern("a:b:22", &port) == Hosts{"a:b:22"});  // not name:PORT
+    CHECK(port == 0);
+    std::string longname(200000, 'a');  // no regex recursion: no stack overflow
+    CHECK(expand_host_pattern(longname + ":22", &port) == Hosts{longname});
+    CHECK(port == 22);
   }
   SUBCASE("Ansible's errors") {
     const std::pair<const char*, const char*> bad[] = {
