@@ -144,6 +144,13 @@ std::vector<DefinedVar> defined_variables(const Inventory& inv, const Playbook& 
   for (auto& h : inv.hosts)
     for (auto& [k, v] : h.vars.items())
       out.push_back({k, v, fmt::format("{} {}", inv.path, h.name)});
+  auto dir_files = [&](const DirVars& dv) {
+    for (auto* files : {&dv.inventory_adjacent, &dv.playbook_adjacent})
+      for (auto& f : *files)
+        for (auto& [k, v] : f.vars.items()) out.push_back({k, v, f.path});
+  };
+  for (auto& g : inv.group_order) dir_files(inv.groups.at(g).dir_vars);
+  for (auto& h : inv.hosts) dir_files(h.dir_vars);
   std::set<std::string> files, dirs;
   for (auto& p : pb.plays)
     for (auto& f : p.vars_files) {
@@ -199,6 +206,12 @@ struct HostLocks {
 
 }  // namespace
 
+std::vector<std::string> variable_report(const Plan& plan, const Playbook& pb, const Json& extra) {
+  std::vector<std::string> out = plan.inventory.warnings;
+  for (auto& w : check_variables(defined_variables(plan.inventory, pb, extra))) out.push_back(w);
+  return out;
+}
+
 PlanOptions plan_options(const CommonOptions& opts) {
   PlanOptions po;
   for (auto& e : opts.extra_vars) overlay(po.extra_vars, parse_extra_vars(e));
@@ -232,7 +245,9 @@ int run_playbook(const std::string& playbook, const CommonOptions& opts, std::os
     err << "ERROR! " << e.what() << '\n';
     return kExitUnreachable;  // Ansible: parse errors exit 4
   }
+  std::vector<std::string> report = variable_report(plan, pb, po.extra_vars);
   if (opts.list_hosts) {
+    for (auto& w : report) out << "[WARNING]: " << w << '\n';
     out << "\nplaybook: " << playbook << "\n";
     int n = 0;
     for (auto& pp : plan.plays) {
@@ -252,8 +267,7 @@ int run_playbook(const std::string& playbook, const CommonOptions& opts, std::os
   collect_secrets(plan, *eo.redactor);
   std::string shown_command = eo.redactor->apply(opts.command_line);
 
-  for (auto& w : check_variables(defined_variables(inv, pb, po.extra_vars)))
-    out << "[WARNING]: " << w << '\n';
+  for (auto& w : report) out << "[WARNING]: " << w << '\n';
 
   // The hosts this run touches, with their lock directories.
   std::vector<std::string> hosts;

@@ -38,6 +38,12 @@ struct CommonOptions {
 // The plan options of a command: its -e values (in order), --limit, --serial, a new release id.
 PlanOptions plan_options(const CommonOptions& opts);
 
+// The messages of the start of a run (printed as "[WARNING]: ..."): group_vars/ and host_vars/
+// files not read, then every ZDM automation variable set but not honoured ("not supported:
+// NAME (where): why") and every unknown name near a known one ("did you mean"). Reads the whole
+// vars/ directory of the plan's vars files.
+std::vector<std::string> variable_report(const Plan& plan, const Playbook& pb, const Json& extra);
+
 // Loads inventory + playbook, checks the variables, takes the locks, executes, writes the audit
 // trail; returns an ExitCode. Errors go to err.
 int run_playbook(const std::string& playbook, const CommonOptions& opts, std::ostream& out,

@@ -1,15 +1,19 @@
 #include "inventory.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "inventory/vault.h"
+#include "inventory/zdm_vars.h"
 #include "vars.h"
 
 namespace zdm::deploy {
@@ -70,6 +74,100 @@ bool is_int(std::string_view s) {
   return std::all_of(s.begin() + i, s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// Python's int() of a range bound: surrounding blanks, a sign, digits (with single '_'
+// between them). False when Python would raise ValueError.
+bool python_int(std::string_view s, long long& out) {
+  std::string t = trim(s);
+  std::string digits;
+  size_t i = (!t.empty() && (t[0] == '-' || t[0] == '+')) ? 1 : 0;
+  if (i == t.size()) return false;
+  for (size_t k = i; k < t.size(); ++k) {
+    if (t[k] >= '0' && t[k] <= '9') {
+      digits += t[k];
+    } else if (t[k] == '_' && k > i && k + 1 < t.size() && t[k - 1] != '_' && t[k + 1] != '_') {
+      continue;
+    } else {
+      return false;
+    }
+  }
+  if (digits.size() > 15) return false;  // a host range of more than 10^15: refused below anyway
+  out = std::stoll(digits) * (t[0] == '-' ? -1 : 1);
+  return true;
+}
+
+// Python's str.zfill.
+std::string zfill(std::string s, size_t width) {
+  if (s.size() >= width) return s;
+  size_t at = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  s.insert(at, width - s.size(), '0');
+  return s;
+}
+
+// A pattern expands to at most this many hosts (Ansible has no bound; a typo such as
+// [1:1000000000] would exhaust memory).
+constexpr size_t kMaxRangeHosts = 10000;
+
+// ansible.plugins.inventory.expand_hostname_range: the first [..] is expanded, each result
+// again until none is left.
+void expand_ranges(const std::string& line, std::vector<std::string>& out) {
+  size_t open = line.find('[');
+  if (open == std::string::npos) {
+    if (out.size() >= kMaxRangeHosts)
+      throw std::invalid_argument(fmt::format("more than {} hosts", kMaxRangeHosts));
+    out.push_back(line);
+    return;
+  }
+  size_t close = line.find(']');
+  if (close == std::string::npos || close < open || line.find('|') != std::string::npos)
+    throw std::invalid_argument("a host range is [begin:end] or [begin:end:step]");
+  std::string head = line.substr(0, open);
+  std::string range = line.substr(open + 1, close - open - 1);
+  std::string tail = line.substr(close + 1);
+  std::vector<std::string> bounds;
+  for (size_t b = 0;;) {
+    size_t c = range.find(':', b);
+    bounds.push_back(range.substr(b, c == std::string::npos ? std::string::npos : c - b));
+    if (c == std::string::npos) break;
+    b = c + 1;
+  }
+  if (bounds.size() != 2 && bounds.size() != 3)
+    throw std::invalid_argument("host range must be begin:end or begin:end:step");
+  std::string beg = bounds[0].empty() ? "0" : bounds[0];
+  const std::string& end = bounds[1];
+  if (end.empty()) throw std::invalid_argument("host range must specify end value");
+  size_t width = 0;
+  if (beg[0] == '0' && beg.size() > 1) {
+    width = beg.size();
+    if (width != end.size())
+      throw std::invalid_argument("host range must specify equal-length begin and end formats");
+  }
+  long long step = 1;
+  bool step_ok = bounds.size() == 2 || python_int(bounds[2], step);
+  std::vector<std::string> seq;
+  static const std::string letters =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";  // string.ascii_letters
+  size_t ib = letters.find(beg), ie = letters.find(end);
+  if (ib != std::string::npos && ie != std::string::npos && step_ok && step != 0) {
+    // An alphabetic range: ascii_letters[ib:ie + 1:step] (begin and end are found as substrings).
+    if (ib > ie) throw std::invalid_argument("host range must have begin <= end");
+    if (step > 0)
+      for (size_t i = ib; i <= ie; i += static_cast<size_t>(step)) seq.emplace_back(1, letters[i]);
+  } else {
+    long long b = 0, e = 0;
+    if (!python_int(beg, b) || !python_int(end, e) || !step_ok)
+      throw std::invalid_argument(
+          fmt::format("host range [{}]: bounds are numbers or letters, the step a number", range));
+    if (step == 0) throw std::invalid_argument("host range step must not be zero");
+    // range(b, e + 1, step)
+    for (long long i = b; step > 0 ? i < e + 1 : i > e + 1; i += step) {
+      if (seq.size() >= kMaxRangeHosts)
+        throw std::invalid_argument(fmt::format("more than {} hosts", kMaxRangeHosts));
+      seq.push_back(width ? zfill(std::to_string(i), width) : std::to_string(i));
+    }
+  }
+  for (auto& x : seq) expand_ranges(head + x + tail, out);
+}
+
 // An INI value as Ansible reads it (a Python literal): ints, floats, True/False, else string.
 Json ini_value(std::string raw) {
   bool quoted = raw.find('\x01') != std::string::npos;
@@ -85,6 +183,13 @@ Json ini_value(std::string raw) {
   if (raw == "True") return true;
   if (raw == "False") return false;
   return raw;
+}
+
+// The inventory's host of that name, added at the end when new.
+Host& add_host(Inventory& inv, std::map<std::string, size_t>& index, const std::string& name) {
+  auto [it, inserted] = index.try_emplace(name, inv.hosts.size());
+  if (inserted) inv.hosts.push_back(Host{name, Json::object(), {}});
+  return inv.hosts[it->second];
 }
 
 class IniParser {
@@ -158,18 +263,22 @@ class IniParser {
     std::vector<std::string> tokens;
     if (!split_tokens(line, tokens)) fail(fmt::format("unterminated quote in '{}'", line));
     if (tokens.empty()) return;
-    std::string name = tokens[0];
-    name.erase(std::remove(name.begin(), name.end(), '\x01'), name.end());
-    if (name.find('=') != std::string::npos)
-      fail(fmt::format("bad host name '{}' (a host line starts with the host's name)", name));
-    Host* host = nullptr;
-    for (auto& h : inv_.hosts)
-      if (h.name == name) host = &h;
-    if (!host) {
-      inv_.hosts.push_back(Host{name, Json::object()});
-      host = &inv_.hosts.back();
+    std::string pattern = tokens[0];
+    pattern.erase(std::remove(pattern.begin(), pattern.end(), '\x01'), pattern.end());
+    if (pattern.find('=') != std::string::npos)
+      fail(fmt::format("bad host name '{}' (a host line starts with the host's name)", pattern));
+    if (pattern == "---")
+      fail("bad host name '---' (a YAML document marker: is this a YAML inventory?)");
+    std::vector<std::string> names;
+    int port = 0;
+    try {
+      names = expand_host_pattern(pattern, &port);
+    } catch (const std::invalid_argument& e) {
+      fail(fmt::format("host '{}': {}", pattern, e.what()));
     }
-    std::string who = fmt::format("host '{}'", name);
+    Json vars = Json::object();
+    if (port) vars["ansible_port"] = port;
+    std::string who = fmt::format("host '{}'", pattern);
     for (size_t i = 1; i < tokens.size(); ++i) {
       auto eq = tokens[i].find('=');
       if (eq == std::string::npos || eq == 0) {
@@ -180,10 +289,15 @@ class IniParser {
       std::string key = tokens[i].substr(0, eq);
       Json value = ini_value(tokens[i].substr(eq + 1));
       check_var(who, key, value);
-      host->vars[key] = value;
+      vars[key] = value;
     }
     auto& members = group(section).hosts;
-    if (std::find(members.begin(), members.end(), name) == members.end()) members.push_back(name);
+    std::set<std::string> present(members.begin(), members.end());
+    for (auto& name : names) {
+      Host& host = add_host(inv_, index_, name);
+      for (auto& [k, v] : vars.items()) host.vars[k] = v;
+      if (present.insert(name).second) members.push_back(name);
+    }
   }
 
   void var_line(const std::string& section, const std::string& line) {
@@ -205,6 +319,7 @@ class IniParser {
 
   Inventory& inv_;
   const std::string& path_;
+  std::map<std::string, size_t> index_;  // host name → position in inv_.hosts
   int line_ = 0;
 };
 
@@ -248,8 +363,8 @@ std::string scalar_key(const YAML::Node& key) {
   return key.as<std::string>();
 }
 
-void yaml_group(Inventory& inv, const std::string& path, const std::string& name,
-                const YAML::Node& node) {
+void yaml_group(Inventory& inv, std::map<std::string, size_t>& index, const std::string& path,
+                const std::string& name, const YAML::Node& node) {
   auto where = [&](const YAML::Node& n) { return fmt::format("{}:{}", path, n.Mark().line + 1); };
   if (!inv.groups.count(name)) {
     inv.groups[name].name = name;
@@ -267,15 +382,18 @@ void yaml_group(Inventory& inv, const std::string& path, const std::string& name
         throw InventoryError(
             fmt::format("{}: group '{}': hosts must be a mapping", where(value), name));
       for (auto h = value.begin(); h != value.end(); ++h) {
-        std::string host = scalar_key(h->first);
+        std::string pattern = scalar_key(h->first);
         YAML::Node hv = h->second;
-        Host* found = nullptr;
-        for (auto& x : inv.hosts)
-          if (x.name == host) found = &x;
-        if (!found) {
-          inv.hosts.push_back(Host{host, Json::object()});
-          found = &inv.hosts.back();
+        std::vector<std::string> names;
+        int port = 0;
+        try {
+          names = expand_host_pattern(pattern, &port);
+        } catch (const std::invalid_argument& e) {
+          throw InventoryError(
+              fmt::format("{}: host '{}': {}", where(h->first), pattern, e.what()));
         }
+        Json vars = Json::object();
+        if (port) vars["ansible_port"] = port;
         if (hv.IsMap()) {
           for (auto v = hv.begin(); v != hv.end(); ++v) {
             std::string k = scalar_key(v->first);
@@ -284,16 +402,20 @@ void yaml_group(Inventory& inv, const std::string& path, const std::string& name
             if (k == "ansible_port" && !j.is_number_integer())
               throw InventoryError(
                   fmt::format("{}: host '{}': bad key=value 'ansible_port' (expected integer)",
-                              where(vv), host));
-            found->vars[k] = j;
+                              where(vv), pattern));
+            vars[k] = j;
           }
         } else if (!hv.IsNull()) {
           throw InventoryError(
-              fmt::format("{}: host '{}': host vars must be a mapping", where(hv), host));
+              fmt::format("{}: host '{}': host vars must be a mapping", where(hv), pattern));
         }
         auto& members = inv.groups[name].hosts;
-        if (std::find(members.begin(), members.end(), host) == members.end())
-          members.push_back(host);
+        std::set<std::string> present(members.begin(), members.end());
+        for (auto& host : names) {
+          Host& found = add_host(inv, index, host);
+          for (auto& [k, v] : vars.items()) found.vars[k] = v;
+          if (present.insert(host).second) members.push_back(host);
+        }
       }
     } else if (key == "vars") {
       Json j = yaml_to_json(value);
@@ -310,7 +432,7 @@ void yaml_group(Inventory& inv, const std::string& path, const std::string& name
       for (auto c = value.begin(); c != value.end(); ++c) {
         std::string child = scalar_key(c->first);
         YAML::Node cv = c->second;
-        yaml_group(inv, path, child, cv);
+        yaml_group(inv, index, path, child, cv);
         auto& kids = inv.groups[name].children;
         if (std::find(kids.begin(), kids.end(), child) == kids.end()) kids.push_back(child);
       }
@@ -322,7 +444,160 @@ void yaml_group(Inventory& inv, const std::string& path, const std::string& name
   }
 }
 
+Host& host_named(Inventory& inv, const std::string& name) {
+  for (auto& h : inv.hosts)
+    if (h.name == name) return h;
+  throw std::logic_error("no host " + name);
+}
+
+// Ansible's DataLoader._get_dir_vars_files: the files under a directory, sorted, recursively;
+// hidden files, backups (~) and names with an extension other than .yml/.yaml/.json skipped.
+void dir_vars_files(const std::filesystem::path& dir, std::vector<std::string>& out) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<fs::path> entries;
+  for (auto& e : fs::directory_iterator(dir, ec)) entries.push_back(e.path());
+  std::sort(entries.begin(), entries.end(),
+            [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
+  for (auto& p : entries) {
+    std::string name = p.filename().string();
+    if (name.empty() || name[0] == '.' || name.back() == '~') continue;
+    std::string ext = p.extension().string();
+    if (fs::is_directory(p, ec)) {
+      if (ext.empty()) dir_vars_files(p, out);
+    } else if (fs::is_regular_file(p, ec) &&
+               (ext.empty() || ext == ".yml" || ext == ".yaml" || ext == ".json")) {
+      out.push_back(p.string());
+    }
+  }
+}
+
+// Ansible's DataLoader.find_vars_files: the first of <name> (a file, or a directory of files),
+// <name>.yml, <name>.yaml, <name>.json. The later ones that exist too go to `shadowed`.
+std::vector<std::string> find_vars_files(const std::filesystem::path& base, const std::string& name,
+                                         std::string& chosen, std::vector<std::string>& shadowed) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::vector<std::string> out;
+  bool found = false;
+  for (const char* ext : {"", ".yml", ".yaml", ".json"}) {
+    fs::path p = base / (name + ext);
+    if (!fs::exists(p, ec)) continue;
+    if (found) {
+      shadowed.push_back(p.string());
+      continue;
+    }
+    found = true;
+    chosen = p.string();
+    if (fs::is_directory(p, ec)) {
+      dir_vars_files(p, out);
+    } else {
+      out.push_back(p.string());
+    }
+  }
+  return out;
+}
+
+// One group_vars/ or host_vars/ file: YAML (JSON is YAML), possibly vault-encrypted as a whole
+// or per value (!vault). Errors name the file, the line and the key.
+Json load_dir_vars_file(const std::string& path, const std::string& who) {
+  std::ifstream in(path);
+  if (!in) throw InventoryError(fmt::format("{}: cannot read vars file", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  try {
+    if (is_vault_text(text)) text = vault_decrypt_for(text, path);
+  } catch (const VaultError& e) {
+    throw InventoryError(e.what());
+  }
+  Json out = Json::object();
+  try {
+    YAML::Node root = YAML::Load(text);
+    if (root.IsNull()) return out;
+    if (!root.IsMap())
+      throw InventoryError(fmt::format("{}:{}: {}: a vars file must be a mapping, not a {}", path,
+                                       root.Mark().line + 1, who,
+                                       root.IsSequence() ? "list" : "scalar"));
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      std::string key = scalar_key(it->first);
+      YAML::Node value = it->second;
+      int line = value.Mark().line >= 0 ? value.Mark().line + 1 : it->first.Mark().line + 1;
+      Json j;
+      try {
+        if (value.IsScalar() && value.Tag() == "!vault")
+          j = vault_decrypt_for(value.Scalar(),
+                                fmt::format("{}:{}: {}: '{}'", path, line, who, key));
+        else
+          j = yaml_to_json(value);
+      } catch (const VaultError& e) {
+        throw InventoryError(e.what());
+      } catch (const VarsError& e) {
+        throw InventoryError(fmt::format("{}:{}: {}: '{}': {}", path, line, who, key, e.what()));
+      }
+      if (key == "ansible_port" &&
+          (!j.is_number_integer() || j.get<long long>() < 1 || j.get<long long>() > 65535))
+        throw InventoryError(fmt::format(
+            "{}:{}: {}: bad key=value 'ansible_port' (expected integer)", path, line, who));
+      out[key] = std::move(j);
+    }
+  } catch (const YAML::Exception& e) {
+    throw InventoryError(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<std::string> expand_host_pattern(std::string_view pattern, int* port) {
+  // ansible.parsing.utils.addresses.parse_address: "[addr]:PORT", then "name:PORT" where the
+  // name holds no ':' outside a [..] range. (Scanned by hand: libstdc++'s std::regex recurses
+  // per character and overflows the stack on long names.)
+  std::string text(pattern);
+  std::string address = text, port_text;
+  auto digits_from = [&](size_t at) {
+    return at < text.size() && std::all_of(text.begin() + static_cast<std::ptrdiff_t>(at),
+                                           text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  size_t close = text.rfind("]:");
+  if (text.size() > 3 && text[0] == '[' && close != std::string::npos && close > 1 &&
+      digits_from(close + 2)) {
+    address = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    bool in_range = false, ok = true;
+    size_t colon = std::string::npos;
+    for (size_t i = 0; i < text.size() && ok; ++i) {
+      char c = text[i];
+      if (in_range) {
+        if (c == ']') in_range = false;
+      } else if (c == '[') {
+        in_range = true;
+      } else if (c == ']') {
+        ok = colon != std::string::npos;  // only in the port, where digits_from refuses it
+      } else if (c == ':') {
+        if (colon != std::string::npos) ok = false;
+        colon = i;
+      }
+    }
+    if (ok && !in_range && colon != std::string::npos && digits_from(colon + 1)) {
+      address = text.substr(0, colon);
+      port_text = text.substr(colon + 1);
+    }
+  }
+  if (port) {
+    *port = 0;
+    if (!port_text.empty()) {
+      long long p = port_text.size() > 6 ? 0 : std::stoll(port_text);
+      if (p < 1 || p > 65535)
+        throw std::invalid_argument(fmt::format("bad port '{}' (expected 1-65535)", port_text));
+      *port = static_cast<int>(p);
+    }
+  }
+  std::vector<std::string> out;
+  expand_ranges(address, out);
+  return out;
+}
 
 const Host* Inventory::find_host(std::string_view name) const {
   for (auto& h : hosts)
@@ -362,25 +637,47 @@ std::vector<std::string> Inventory::host_groups(std::string_view host) const {
     for (auto& c : it->second.children) walk(c, d + 1);
   };
   walk("all", 0);
-  std::vector<std::pair<int, std::string>> found;
+  // Ansible's sort_groups: (depth, ansible_group_priority, name).
+  std::vector<std::tuple<int, long long, std::string>> found;
   for (auto& [name, g] : groups) {
     if (name == "all") continue;
     auto hs = group_hosts(name);
-    if (std::find(hs.begin(), hs.end(), host) != hs.end())
-      found.emplace_back(depth.count(name) ? depth[name] : 1, name);
+    if (std::find(hs.begin(), hs.end(), host) == hs.end()) continue;
+    long long priority = 1;
+    if (auto p = g.vars.find("ansible_group_priority"); p != g.vars.end()) {
+      if (p->is_number_integer()) {
+        priority = p->get<long long>();
+      } else if (p->is_string()) {
+        python_int(p->get<std::string>(), priority);
+      }
+    }
+    found.emplace_back(depth.count(name) ? depth[name] : 1, priority, name);
   }
   std::sort(found.begin(), found.end());
   std::vector<std::string> out{"all"};
-  for (auto& [d, n] : found) out.push_back(n);
+  for (auto& [d, p, n] : found) out.push_back(n);
   return out;
 }
 
 Json Inventory::host_vars(std::string_view host) const {
   Json vars = Json::object();
-  for (auto& g : host_groups(host))
-    for (auto& [k, v] : groups.at(g).vars.items()) vars[k] = v;
-  if (auto* h = find_host(host))
-    for (auto& [k, v] : h->vars.items()) vars[k] = v;
+  auto apply = [&](const std::vector<VarsFile>& files) {
+    for (auto& f : files) overlay(vars, f.vars);
+  };
+  std::vector<std::string> hg = host_groups(host);
+  for (auto& g : hg) overlay(vars, groups.at(g).vars);
+  const Group& all = groups.at("all");
+  apply(all.dir_vars.inventory_adjacent);
+  apply(all.dir_vars.playbook_adjacent);
+  for (auto& g : hg)
+    if (g != "all") apply(groups.at(g).dir_vars.inventory_adjacent);
+  for (auto& g : hg)
+    if (g != "all") apply(groups.at(g).dir_vars.playbook_adjacent);
+  if (auto* h = find_host(host)) {
+    overlay(vars, h->vars);
+    apply(h->dir_vars.inventory_adjacent);
+    apply(h->dir_vars.playbook_adjacent);
+  }
   if (!vars.contains("ansible_host")) vars["ansible_host"] = std::string(host);
   return vars;
 }
@@ -416,10 +713,11 @@ Inventory parse_inventory_yaml(std::string_view text, const std::string& path) {
   }
   if (!root.IsMap())
     throw InventoryError(fmt::format("{}:1: a YAML inventory is a mapping of groups", path));
+  std::map<std::string, size_t> index;
   try {
     for (auto it = root.begin(); it != root.end(); ++it) {
       YAML::Node gv = it->second;
-      yaml_group(inv, path, scalar_key(it->first), gv);
+      yaml_group(inv, index, path, scalar_key(it->first), gv);
     }
   } catch (const YAML::Exception& e) {
     throw InventoryError(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
@@ -434,8 +732,71 @@ Inventory load_inventory(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   std::string ext = std::filesystem::path(path).extension().string();
-  if (ext == ".yml" || ext == ".yaml") return parse_inventory_yaml(ss.str(), path);
-  return parse_inventory_ini(ss.str(), path);
+  Inventory inv = ext == ".yml" || ext == ".yaml" ? parse_inventory_yaml(ss.str(), path)
+                                                  : parse_inventory_ini(ss.str(), path);
+  load_vars_dirs(inv, inv.dir, false);
+  return inv;
+}
+
+void load_vars_dirs(Inventory& inv, const std::string& dir, bool playbook_adjacent) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const char* sub : {"group_vars", "host_vars"}) {
+    bool groups = std::string_view(sub) == "group_vars";
+    fs::path base = fs::path(dir) / sub;
+    if (!fs::exists(base, ec)) continue;
+    if (!fs::is_directory(base, ec)) {
+      inv.warnings.push_back(fmt::format("{}: not a directory, not read", base.string()));
+      continue;
+    }
+    std::vector<std::string> names;
+    if (groups) {
+      names = inv.group_order;
+    } else {
+      for (auto& h : inv.hosts) names.push_back(h.name);
+    }
+    std::set<std::string> used;  // entries of base read for a group or host
+    for (auto& name : names) {
+      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..")
+        continue;
+      std::string chosen;
+      std::vector<std::string> shadowed;
+      std::vector<std::string> files = find_vars_files(base, name, chosen, shadowed);
+      if (!chosen.empty()) used.insert(fs::path(chosen).filename().string());
+      for (auto& sh : shadowed)
+        inv.warnings.push_back(
+            fmt::format("{}: not read: {} is (Ansible reads only the first of {name}, {name}.yml, "
+                        "{name}.yaml, {name}.json)",
+                        sh, chosen, fmt::arg("name", name)));
+      std::string who = fmt::format("{} '{}'", groups ? "group" : "host", name);
+      DirVars& dv = groups ? inv.groups.at(name).dir_vars : host_named(inv, name).dir_vars;
+      auto& into = playbook_adjacent ? dv.playbook_adjacent : dv.inventory_adjacent;
+      for (auto& f : files) into.push_back(VarsFile{f, load_dir_vars_file(f, who)});
+    }
+    // Entries that name no group or host: Ansible ignores them; say so.
+    std::vector<std::string> entries;
+    for (auto& e : fs::directory_iterator(base, ec))
+      entries.push_back(e.path().filename().string());
+    std::sort(entries.begin(), entries.end());
+    for (auto& e : entries) {
+      if (used.count(e) || e.empty() || e[0] == '.' || e.back() == '~') continue;
+      std::string stem = e;
+      for (const char* ext : {".yml", ".yaml", ".json"})
+        if (stem.size() > std::strlen(ext) && stem.ends_with(ext)) {
+          stem.resize(stem.size() - std::strlen(ext));
+          break;
+        }
+      if (std::find(names.begin(), names.end(), stem) != names.end()) continue;  // shadowed: said
+      std::string near;
+      size_t best = 4;  // within three edits, as the [proxies] check suggests
+      for (auto& n : names)
+        if (size_t d = edit_distance(stem, n); d < best) best = d, near = n;
+      inv.warnings.push_back(
+          fmt::format("{}: not read: the inventory has no {} '{}'{}", (base / e).string(),
+                      groups ? "group" : "host", stem,
+                      near.empty() ? "" : fmt::format(" (did you mean '{}'?)", near)));
+    }
+  }
 }
 
 std::vector<std::string> match_hosts(const Inventory& inv, std::string_view pattern) {

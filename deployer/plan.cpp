@@ -64,15 +64,20 @@ std::vector<std::string> limit_hosts(const Inventory& inv, const std::string& li
   return match_hosts(inv, pattern);
 }
 
-Plan make_plan(const Inventory& inv, const Playbook& pb, const PlanOptions& opts) {
+Plan make_plan(const Inventory& inventory, const Playbook& pb, const PlanOptions& opts) {
+  namespace fs = std::filesystem;
   Plan plan;
+  plan.inventory = inventory;
+  const Inventory& inv = plan.inventory;
+  if (!pb.path.empty() && fs::weakly_canonical(pb.dir) !=
+                              fs::weakly_canonical(inventory.dir.empty() ? "." : inventory.dir))
+    load_vars_dirs(plan.inventory, pb.dir, true);
   Json groups = inv.groups_json();
   Json hostvars = Json::object();
   for (auto& h : inv.hosts) hostvars[h.name] = inv.host_vars(h.name);
   std::vector<std::string> limited;
   bool has_limit = !opts.limit.empty();
   if (has_limit) limited = limit_hosts(inv, opts.limit);
-  namespace fs = std::filesystem;
   std::string playbook_dir = fs::absolute(pb.dir).lexically_normal().string();
   std::string inventory_dir = fs::absolute(inv.dir).lexically_normal().string();
 

@@ -34,6 +34,9 @@ struct PlayPlan {
 
 struct Plan {
   std::vector<PlayPlan> plays;
+  // The inventory the plan was made from, with the playbook's group_vars/ and host_vars/
+  // (beside the playbook, when that is not the inventory's directory); its warnings too.
+  Inventory inventory;
 };
 
 // Batch sizes for `serial` (null/0 = all at once, int, "N%" floored with a minimum of 1).
@@ -47,7 +50,8 @@ std::string find_vars_file(const std::string& name, const Inventory& inv, const 
 // The hosts a --limit names: a pattern, or "@file" (one host name per line, a retry file).
 std::vector<std::string> limit_hosts(const Inventory& inv, const std::string& limit);
 
-// Builds the plan. Reads vars files; throws VarsError/InventoryError/PlaybookError.
+// Builds the plan. Reads vars files, and group_vars/ and host_vars/ beside the playbook; throws
+// VarsError/InventoryError/PlaybookError.
 Plan make_plan(const Inventory& inv, const Playbook& pb, const PlanOptions& opts);
 
 // The host's merged scope for templating (all layers).

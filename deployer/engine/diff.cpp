@@ -102,6 +102,10 @@ std::string unified_diff(std::string_view before, std::string_view after,
 
 bool is_secret_name(std::string_view name) {
   std::string l = lower(name);
+  // Where a secret is kept is not one: ansible_ssh_private_key_file's value is a path, and
+  // errors must name it ("private key FILE is protected by a passphrase ...").
+  for (const char* where : {"_file", "_path", "_filename", "_dir"})
+    if (l.ends_with(where)) return false;
   for (const char* w : {"password", "passwd", "token", "secret", "passphrase", "private_key"})
     if (l.find(w) != std::string::npos) return true;
   return false;

@@ -16,7 +16,8 @@ std::string unified_diff(std::string_view before, std::string_view after,
                          int context = 3, size_t max_lines = 5000);
 
 // True for a variable or configuration key that holds a secret (password, token, secret,
-// passphrase, private key), by its name.
+// passphrase, private key), by its name; not for one that says where a secret is kept (a name
+// ending in _file, _path, _filename or _dir: ansible_ssh_private_key_file).
 bool is_secret_name(std::string_view name);
 
 // YAML/INI-style lines whose key is a secret's ("origin_password: x", "token=x") with the
