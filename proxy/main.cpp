@@ -66,7 +66,10 @@ int main(int argc, char** argv) {
   }
   auto logger = spdlog::stderr_logger_mt("zdm-proxy");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("time=\"%Y-%m-%dT%H:%M:%S.%e%z\" level=%l msg=\"%v\"");
+  // UTC whatever the host's timezone: `zdm-deploy logs --since` and collect-logs compare and
+  // merge the hosts' lines by this text.
+  spdlog::set_pattern("time=\"%Y-%m-%dT%H:%M:%S.%e%z\" level=%l msg=\"%v\"",
+                      spdlog::pattern_time_type::utc);
   zdm::proxy::Config config;
   try {
     if (vm.count("config")) {
