@@ -181,7 +181,8 @@ int to_int(const std::string& v, const std::string& what) {
     size_t used = 0;
     int n = std::stoi(v, &used);
     if (used == v.size()) return n;
-  } catch (const std::exception&) {
+  } catch (const std::logic_error&) {  // std::stoi: not a number, or out of range
+    throw SshConfigError(fmt::format("{}: expected a number, got '{}'", what, v));
   }
   throw SshConfigError(fmt::format("{}: expected a number, got '{}'", what, v));
 }
