@@ -48,19 +48,6 @@ std::string text_column(const cql::RowsResult& rows, std::size_t row, const std:
   return v && *v ? cql::to_string(**v) : "";
 }
 
-// The message of an ERROR frame body; "" if it cannot be read.
-std::string error_message(const cql::Frame& f, int32_t* code = nullptr) {
-  try {
-    cql::Reader r(f.body);
-    cql::skip_response_prefix(r, f.header.flags);
-    auto e = cql::ErrorMsg::decode(r);
-    if (code) *code = static_cast<int32_t>(e.code);
-    return e.message;
-  } catch (const cql::ProtocolError&) {
-    return "";
-  }
-}
-
 std::string version_label(uint8_t v) {
   if (v == 0x41) return "DSE_V1";
   if (v == 0x42) return "DSE_V2";
@@ -157,63 +144,53 @@ awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::
                  endpoint_string(ep), why);
     co_return false;
   }
-  conn_->set_protocol(version, cql::Compression::kNone);
-  // A refused version is answered with PROTOCOL_ERROR; the caller retries lower.
-  auto refused = [&](const std::optional<cql::Frame>& f, const char* what) {
-    if (!f) {
-      spdlog::warn("No answer to {} from {} at {}", what, name, endpoint_string(ep));
-      return true;
-    }
-    if (f->header.opcode != cql::Opcode::kError) return false;
-    int32_t code = 0;
-    std::string msg = error_message(*f, &code);
-    if (code == static_cast<int32_t>(cql::ErrorCode::kProtocolError)) {
+  net::Credentials creds{config_.username(cluster_), config_.password(cluster_)};
+  net::HandshakeSettings settings;
+  settings.version = version;
+  settings.ask_options = true;
+  settings.credentials = creds;
+  settings.timeout = kRequestTimeout;
+  auto shake = co_await conn_->handshake(settings);
+  using Failure = net::HandshakeResult::Failure;
+  switch (shake.failure) {
+    case Failure::kNone:
+      break;
+    case Failure::kNoAnswer:
+    case Failure::kClosed:
+      if (shake.step == std::string_view("AUTH_RESPONSE")) {
+        spdlog::error("{} at {} refused the credentials of {}_username '{}': {}", name,
+                      endpoint_string(ep), prefix, creds.username, shake.message);
+      } else {
+        spdlog::warn("No answer to {} from {} at {}", shake.step, name, endpoint_string(ep));
+      }
+      co_return false;
+    case Failure::kVersionRefused:  // answered with PROTOCOL_ERROR: the caller retries lower
       spdlog::debug("{} at {} refused protocol {}: {}", name, endpoint_string(ep),
-                    version_label(version), msg);
+                    version_label(version), shake.message);
       downgrade = true;
-    } else {
-      spdlog::warn("{} at {} answered {} with an error: {}", name, endpoint_string(ep), what, msg);
-    }
-    return true;
-  };
+      co_return false;
+    case Failure::kError:
+      spdlog::warn("{} at {} answered {} with an error: {}", name, endpoint_string(ep), shake.step,
+                   shake.message);
+      co_return false;
+    case Failure::kNoCredentials:
+      spdlog::error("{} requires authentication ({}) but {}_username and {}_password are not set",
+                    name, shake.authenticator, prefix, prefix);
+      co_return false;
+    case Failure::kAuthRefused:
+      spdlog::error("{} at {} refused the credentials of {}_username '{}': {}", name,
+                    endpoint_string(ep), prefix, creds.username, shake.message);
+      co_return false;
+    case Failure::kUnexpected:
+      spdlog::warn("Control connection handshake with {} at {} failed: {}", name,
+                   endpoint_string(ep), shake.why);
+      co_return false;
+  }
   ClusterFacts facts;
   facts.version = version;
-  auto sup = co_await conn_->exchange(cql::encode_empty(version, false, 0, cql::Opcode::kOptions),
-                                      kRequestTimeout);
-  if (refused(sup, "OPTIONS")) co_return false;
-  try {
-    cql::Reader r(sup->body);
-    facts.supported = cql::SupportedMsg::decode(r).options;
-  } catch (const cql::ProtocolError& e) {
-    spdlog::warn("Bad SUPPORTED from {}: {}", name, e.what());
-    co_return false;
-  }
-  cql::StartupMsg startup{{{"CQL_VERSION", "3.0.0"}}};
-  auto ready = co_await conn_->exchange(
-      cql::encode_message(version, false, 1, cql::Opcode::kStartup, startup), kRequestTimeout);
-  if (refused(ready, "STARTUP")) co_return false;
-  if (ready->header.opcode == cql::Opcode::kAuthenticate) {
-    cql::Reader r(ready->body);
-    facts.auth_required = true;
-    facts.authenticator = cql::AuthenticateMsg::decode(r).authenticator;
-    net::Credentials creds{config_.username(cluster_), config_.password(cluster_)};
-    if (creds.empty()) {
-      spdlog::error("{} requires authentication ({}) but {}_username and {}_password are not set",
-                    name, facts.authenticator, prefix, prefix);
-      co_return false;
-    }
-    auto done = co_await conn_->authenticate(facts.authenticator, creds, 1, kRequestTimeout);
-    if (!done || done->header.opcode != cql::Opcode::kAuthSuccess) {
-      spdlog::error("{} at {} refused the credentials of {}_username '{}': {}", name,
-                    endpoint_string(ep), prefix, creds.username,
-                    done ? error_message(*done) : "no answer");
-      co_return false;
-    }
-  } else if (ready->header.opcode != cql::Opcode::kReady) {
-    spdlog::warn("Control connection handshake with {} at {} failed: {}", name, endpoint_string(ep),
-                 cql::opcode_name(ready->header.opcode));
-    co_return false;
-  }
+  facts.supported = std::move(shake.supported);
+  facts.auth_required = !shake.authenticator.empty();
+  facts.authenticator = shake.authenticator;
   auto local = co_await query("SELECT * FROM system.local", 2);
   auto peers = co_await query("SELECT * FROM system.peers", 3);
   if (!local || local->rows.empty() || !peers) {

@@ -471,4 +471,16 @@ void skip_request_prefix(Reader& r, uint8_t flags) {
   }
 }
 
+std::string error_text(const Frame& f, ErrorCode* code) {
+  try {
+    Reader r(f.body);
+    skip_response_prefix(r, f.header.flags);
+    auto e = ErrorMsg::decode(r);
+    if (code) *code = e.code;
+    return std::move(e.message);
+  } catch (const ProtocolError& e) {
+    return std::string("unreadable ERROR: ") + e.what();
+  }
+}
+
 }  // namespace zdm::cql

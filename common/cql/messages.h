@@ -291,4 +291,10 @@ void skip_response_prefix(Reader& r, uint8_t flags);
 /// Skips the custom payload of a request body when flag kCustomPayload is set (§2.2).
 void skip_request_prefix(Reader& r, uint8_t flags);
 
+/// The message of the ERROR response `f` (body uncompressed; tracing id, warnings and custom
+/// payload skipped as its flags say, §4.2.1), and its code in `*code` when given.
+/// Never throws: a body that cannot be read gives "unreadable ERROR: <why>" and leaves `*code`
+/// as it was.
+std::string error_text(const Frame& f, ErrorCode* code = nullptr);
+
 }  // namespace zdm::cql

@@ -154,6 +154,102 @@ awaitable<std::optional<cql::Frame>> NodeConnection::authenticate(
   co_return resp;
 }
 
+awaitable<HandshakeResult> NodeConnection::handshake(const HandshakeSettings& settings) {
+  using Failure = HandshakeResult::Failure;
+  HandshakeResult out;
+  const uint8_t v = settings.version;
+  cql::Compression compression = settings.compression;
+  if (cql::uses_segments(v) && compression == cql::Compression::kSnappy)
+    compression = cql::Compression::kNone;
+  set_protocol(v, compression);
+  auto fail = [&](Failure f, const char* step, std::string why) {
+    out.failure = f;
+    out.step = step;
+    out.why = std::move(why);
+  };
+  // An exchange's answer, or the failure of having none (closed before the timeout, or not).
+  auto answered = [&](const std::optional<cql::Frame>& f, const char* step,
+                      std::chrono::steady_clock::time_point sent) {
+    if (f) return true;
+    out.message = "no answer";
+    if (std::chrono::steady_clock::now() - sent < settings.timeout)
+      fail(Failure::kClosed, step, std::string("the node closed the connection after ") + step);
+    else
+      fail(Failure::kNoAnswer, step,
+           std::string("no answer to ") + step + " within " +
+               std::to_string(settings.timeout.count()) + " ms");
+    return false;
+  };
+  // An ERROR answer: PROTOCOL_ERROR means the version was refused.
+  auto refused = [&](const cql::Frame& f, const char* step) {
+    if (f.header.opcode != cql::Opcode::kError) return false;
+    out.message = cql::error_text(f, &out.error);
+    fail(out.error == cql::ErrorCode::kProtocolError ? Failure::kVersionRefused : Failure::kError,
+         step, std::string(step) + " refused: " + out.message);
+    return true;
+  };
+  try {
+    if (settings.ask_options) {
+      const auto sent = std::chrono::steady_clock::now();
+      auto sup = co_await exchange(cql::encode_empty(v, false, 0, cql::Opcode::kOptions),
+                                   settings.timeout);
+      if (!answered(sup, "OPTIONS", sent) || refused(*sup, "OPTIONS")) co_return out;
+      if (sup->header.opcode != cql::Opcode::kSupported) {
+        out.message = cql::opcode_name(sup->header.opcode);
+        fail(Failure::kUnexpected, "OPTIONS",
+             "unexpected answer to OPTIONS: " + cql::opcode_name(sup->header.opcode));
+        co_return out;
+      }
+      cql::Reader r(sup->body);
+      cql::skip_response_prefix(r, sup->header.flags);
+      out.supported = cql::SupportedMsg::decode(r).options;
+    }
+    cql::StartupMsg startup{{{"CQL_VERSION", "3.0.0"}}};
+    if (!settings.driver_name.empty()) {
+      startup.options["DRIVER_NAME"] = settings.driver_name;
+      startup.options["DRIVER_VERSION"] = settings.driver_version;
+    }
+    if (compression != cql::Compression::kNone)
+      startup.options["COMPRESSION"] = std::string(cql::compression_name(compression));
+    const auto sent = std::chrono::steady_clock::now();
+    auto resp = co_await exchange(cql::encode_message(v, false, 0, cql::Opcode::kStartup, startup),
+                                  settings.timeout);
+    if (!answered(resp, "STARTUP", sent) || refused(*resp, "STARTUP")) co_return out;
+    if (resp->header.opcode == cql::Opcode::kReady) co_return out;
+    if (resp->header.opcode != cql::Opcode::kAuthenticate) {
+      out.message = cql::opcode_name(resp->header.opcode);
+      fail(Failure::kUnexpected, "STARTUP",
+           "unexpected answer to STARTUP: " + cql::opcode_name(resp->header.opcode));
+      co_return out;
+    }
+    cql::Reader r(resp->body);
+    cql::skip_response_prefix(r, resp->header.flags);
+    out.authenticator = cql::AuthenticateMsg::decode(r).authenticator;
+    if (settings.credentials.empty()) {
+      fail(Failure::kNoCredentials, "STARTUP",
+           "the node requires authentication (" + out.authenticator +
+               ") but no username/password was given");
+      co_return out;
+    }
+    auto done = co_await authenticate(out.authenticator, settings.credentials, 0, settings.timeout);
+    if (!done || done->header.opcode != cql::Opcode::kAuthSuccess) {
+      if (!done)
+        out.message = "no answer";
+      else if (done->header.opcode == cql::Opcode::kError)
+        out.message = cql::error_text(*done, &out.error);
+      else
+        out.message = cql::opcode_name(done->header.opcode);
+      fail(done ? Failure::kAuthRefused : Failure::kNoAnswer, "AUTH_RESPONSE",
+           "the credentials of user '" + settings.credentials.username +
+               "' were refused: " + out.message);
+    }
+  } catch (const cql::ProtocolError& e) {
+    fail(Failure::kUnexpected, out.step[0] ? out.step : "STARTUP",
+         std::string("unreadable answer: ") + e.what());
+  }
+  co_return out;
+}
+
 void NodeConnection::close() {
   if (closed_) return;
   closed_ = true;

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/cql/compression.h"
 #include "common/cql/messages.h"
@@ -38,6 +40,45 @@ struct HopSettings {
   std::chrono::milliseconds connect_timeout{30000};
 };
 
+/// What NodeConnection::handshake() sends.
+struct HandshakeSettings {
+  uint8_t version = 4;  // protocol version of every frame (0x41/0x42: DSE_V1/DSE_V2)
+  /// Body compression (v3/v4) or segment compression (v5, LZ4 only); named in STARTUP.
+  cql::Compression compression = cql::Compression::kNone;
+  /// STARTUP's DRIVER_NAME and DRIVER_VERSION; not sent when empty.
+  std::string driver_name, driver_version;
+  bool ask_options = false;                  // send OPTIONS first and keep SUPPORTED's options
+  Credentials credentials;                   // used if the node answers AUTHENTICATE
+  std::chrono::milliseconds timeout{10000};  // for each exchange
+};
+
+/// How a handshake ended.
+struct HandshakeResult {
+  enum class Failure : uint8_t {
+    kNone,            // READY, or AUTH_SUCCESS after AUTHENTICATE
+    kNoAnswer,        // no answer within the timeout
+    kClosed,          // the node closed the connection before answering
+    kVersionRefused,  // PROTOCOL_ERROR to OPTIONS or STARTUP: retry with a lower version
+    kError,           // another ERROR to OPTIONS or STARTUP
+    kNoCredentials,   // AUTHENTICATE, but `credentials` are empty
+    kAuthRefused,     // the SASL exchange ended in an answer other than AUTH_SUCCESS
+    kUnexpected,      // an opcode the spec does not allow here, or a body that cannot be read
+  };
+  Failure failure = Failure::kNone;
+  /// One line: what failed and the node's message ("STARTUP refused: Invalid or unsupported
+  /// protocol version (6)", "no answer to STARTUP within 10000 ms").
+  std::string why;
+  /// The node's own words: an ERROR's message, "no answer", or the unexpected opcode's name.
+  std::string message;
+  cql::ErrorCode error = cql::ErrorCode::kServerError;  // the ERROR's code, when there was one
+  const char* step = "";  // "OPTIONS", "STARTUP" or "AUTH_RESPONSE": the request that failed
+  /// SUPPORTED's options (when `ask_options`).
+  cql::StringMultimap supported;
+  /// The authenticator class of AUTHENTICATE; empty when the node answered READY.
+  std::string authenticator;
+  explicit operator bool() const { return failure == Failure::kNone; }
+};
+
 class NodeConnection : public std::enable_shared_from_this<NodeConnection> {
  public:
   explicit NodeConnection(asio::io_context& ioc);
@@ -63,6 +104,14 @@ class NodeConnection : public std::enable_shared_from_this<NodeConnection> {
   awaitable<std::optional<cql::Frame>> authenticate(const std::string& authenticator,
                                                     const Credentials& creds, int16_t stream,
                                                     std::chrono::milliseconds timeout);
+
+  /// The CQL handshake of a client (native_protocol_v4.spec §4.1.1-§4.1.2, §4.2.2-§4.2.3,
+  /// §4.2.7; native_protocol_v5.spec §2.2 for segments): OPTIONS (when asked), STARTUP with
+  /// CQL_VERSION 3.0.0, the compression and driver name, then the SASL exchange of authenticate()
+  /// when the node answers AUTHENTICATE. Sets the connection's version and compression first
+  /// (v5 with Snappy gets none: v5 segments compress with LZ4 only, §2.4.1). Every exchange
+  /// uses stream id 0. Never throws for what the node answers: the result says how it ended.
+  awaitable<HandshakeResult> handshake(const HandshakeSettings& settings);
 
   /// Version and compression of this connection (from its STARTUP): framing and body reads.
   void set_protocol(uint8_t version, cql::Compression compression) {

@@ -5,22 +5,6 @@
 
 namespace zdm::data {
 
-namespace {
-
-std::string error_text(const cql::Frame& f, cql::ErrorCode* code = nullptr) {
-  try {
-    cql::Reader r(f.body);
-    cql::skip_response_prefix(r, f.header.flags);
-    auto e = cql::ErrorMsg::decode(r);
-    if (code) *code = e.code;
-    return e.message;
-  } catch (const cql::ProtocolError& e) {
-    return std::string("unreadable ERROR: ") + e.what();
-  }
-}
-
-}  // namespace
-
 Connection::Connection(std::shared_ptr<net::NodeConnection> node)
     : node_(std::move(node)),
       compression_(node_->compression()),
@@ -43,58 +27,23 @@ awaitable<std::shared_ptr<Connection>> Connection::open(asio::io_context& ioc,
     failure.same_everywhere = why.starts_with("TLS handshake");
     co_return nullptr;
   }
-  // v5 compresses segments with LZ4 only (native_protocol_v5.spec §2.4.1): Snappy is v4's.
-  cql::Compression compression = settings.compression;
-  if (cql::uses_segments(version) && compression == cql::Compression::kSnappy)
-    compression = cql::Compression::kNone;
-  node->set_protocol(version, compression);
-  cql::StartupMsg startup{
-      {{"CQL_VERSION", "3.0.0"}, {"DRIVER_NAME", "zdm-data"}, {"DRIVER_VERSION", ZDM_VERSION}}};
-  if (compression != cql::Compression::kNone)
-    startup.options["COMPRESSION"] = std::string(cql::compression_name(compression));
-  const auto sent = std::chrono::steady_clock::now();
-  auto resp = co_await node->exchange(
-      cql::encode_message(version, false, 0, cql::Opcode::kStartup, startup),
-      settings.handshake_timeout);
-  auto fail = [&](std::string w) {
-    failure.why = std::move(w);
+  net::HandshakeSettings hs;
+  hs.version = version;
+  hs.compression = settings.compression;
+  hs.driver_name = "zdm-data";
+  hs.driver_version = ZDM_VERSION;
+  hs.credentials = settings.credentials;
+  hs.timeout = settings.handshake_timeout;
+  auto shake = co_await node->handshake(hs);
+  if (!shake) {
+    using Failure = net::HandshakeResult::Failure;
+    failure.why = shake.why;
+    if (shake.failure == Failure::kClosed && !settings.hop.tls)
+      failure.why += " (does it expect TLS?)";
+    failure.version_refused = shake.failure == Failure::kVersionRefused;
+    failure.same_everywhere =
+        shake.failure == Failure::kNoCredentials || shake.failure == Failure::kAuthRefused;
     node->close();
-  };
-  if (!resp) {
-    if (std::chrono::steady_clock::now() - sent < settings.handshake_timeout)
-      fail(std::string("the node closed the connection after STARTUP") +
-           (settings.hop.tls ? "" : " (does it expect TLS?)"));
-    else
-      fail("no answer to STARTUP within " + std::to_string(settings.handshake_timeout.count()) +
-           " ms");
-    co_return nullptr;
-  }
-  if (resp->header.opcode == cql::Opcode::kError) {
-    cql::ErrorCode code = cql::ErrorCode::kServerError;
-    std::string msg = error_text(*resp, &code);
-    failure.version_refused = code == cql::ErrorCode::kProtocolError;
-    fail("STARTUP refused: " + msg);
-    co_return nullptr;
-  }
-  if (resp->header.opcode == cql::Opcode::kAuthenticate) {
-    cql::Reader r(resp->body);
-    std::string authenticator = cql::AuthenticateMsg::decode(r).authenticator;
-    if (settings.credentials.empty()) {
-      failure.same_everywhere = true;
-      fail("the node requires authentication (" + authenticator +
-           ") but no username/password was given");
-      co_return nullptr;
-    }
-    auto done = co_await node->authenticate(authenticator, settings.credentials, 0,
-                                            settings.handshake_timeout);
-    if (!done || done->header.opcode != cql::Opcode::kAuthSuccess) {
-      failure.same_everywhere = done.has_value();
-      fail("the credentials of user '" + settings.credentials.username +
-           "' were refused: " + (done ? error_text(*done) : "no answer"));
-      co_return nullptr;
-    }
-  } else if (resp->header.opcode != cql::Opcode::kReady) {
-    fail("unexpected answer to STARTUP: " + cql::opcode_name(resp->header.opcode));
     co_return nullptr;
   }
   std::shared_ptr<Connection> conn(new Connection(node));

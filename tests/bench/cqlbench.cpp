@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common/cql/messages.h"
+#include "common/net/node_connection.h"
 #include "common/net/stream.h"
 #include "common/net/tls.h"
 #include "tests/bench/histogram.h"
@@ -202,7 +203,7 @@ class Conn {
   std::string host_;
   // Replaced on reconnect; each coroutine holds the one it works on, so a socket outlives the
   // operations pending on it.
-  std::shared_ptr<net::Stream> stream_;
+  std::shared_ptr<net::NodeConnection> node_;
   uint64_t gen_ = 0;           // bumped on reconnect: coroutines of an older connection stop
   bool ready_ = false;         // handshake and prepare done, requests may be sent
   bool reconnecting_ = false;  // one reconnect() at a time
@@ -315,7 +316,7 @@ class Bench {
 // ---------------------------------------------------------------------------------------------
 
 Conn::Conn(Bench& bench, asio::io_context& ioc, int index)
-    : bench_(bench), index_(index), stream_(std::make_shared<net::Stream>(ioc)), wake_(ioc) {
+    : bench_(bench), index_(index), node_(std::make_shared<net::NodeConnection>(ioc)), wake_(ioc) {
   const auto& hosts = bench.options().hosts;
   host_ = hosts[static_cast<std::size_t>(index) % hosts.size()];
   wake_.expires_at(Clock::time_point::max());
@@ -350,7 +351,7 @@ awaitable<void> Conn::reconnect() {
     error_code ec;
     co_await t.async_wait(nothrow(ec));
     if (bench_.stopping()) co_return;
-    stream_ = std::make_shared<net::Stream>(bench_.ioc());
+    node_ = std::make_shared<net::NodeConnection>(bench_.ioc());
     ++gen_;
     closed_ = false;
     if (co_await open(true)) {
@@ -365,7 +366,7 @@ awaitable<void> Conn::reconnect() {
       flush();
       co_return;
     }
-    stream_->close();
+    node_->close();
     closed_ = true;
     delay = std::min(delay * 2, std::chrono::milliseconds(1000));
   }
@@ -376,7 +377,7 @@ void Conn::close() {
   if (closed_) return;
   closed_ = true;
   ready_ = false;
-  stream_->close();
+  node_->close();
   wake_.cancel();
 }
 
@@ -388,64 +389,31 @@ awaitable<bool> Conn::open(bool prepare) {
     why_ = "bad address " + host_;
     co_return false;
   }
-  // Connect with a deadline: the socket is closed when it passes.
-  auto s = stream_;
-  asio::steady_timer deadline(s->socket().get_executor(), std::chrono::seconds(10));
-  deadline.async_wait([s](error_code e) {
-    if (!e) s->socket().close(e);
-  });
-  co_await s->socket().async_connect(ep, nothrow(ec));
-  deadline.cancel();
-  if (ec) {
-    why_ = "connect: " + ec.message();
-    co_return false;
-  }
-  s->socket().set_option(tcp::no_delay(true), ec);
+  net::HopSettings hop;
+  hop.connect_timeout = std::chrono::seconds(10);
   if (!o.tls.ca_path.empty()) {
     tls_ = net::make_client_context(o.tls);
-    s->use_tls(*tls_);
-    net::expect_peer_name(*s->tls_stream(), host_);
-    ec = co_await s->handshake(asio::ssl::stream_base::client, std::chrono::seconds(10));
-    if (ec) {
-      why_ = "TLS handshake: " + ec.message();
-      co_return false;
-    }
+    hop.tls = tls_;
+  }
+  const auto node = node_;
+  std::string why;
+  if (!co_await node->open(ep, host_, hop, why)) {
+    why_ = why.starts_with("TLS handshake") ? why : "connect: " + why;
+    co_return false;
   }
   const uint8_t v = static_cast<uint8_t>(o.version);
-  auto r = co_await exchange(list_of(startup_frame(v, o.compression)));
-  if (!r) co_return false;
-  const cql::Frame* f = &r->front();
-  if (f->header.opcode == cql::Opcode::kAuthenticate) {
-    if (o.username.empty()) {
-      why_ = "the server wants authentication: --username/--password";
-      co_return false;
-    }
-    cql::Reader rd(f->body);
-    std::string authenticator = cql::AuthenticateMsg::decode(rd).authenticator;
-    if (authenticator == "com.datastax.bdp.cassandra.auth.DseAuthenticator") {
-      r = co_await exchange(list_of(
-          compress_frame(auth_response_frame(v, 0, cql::to_bytes("PLAIN")), o.compression)));
-      if (!r) co_return false;
-    }
-    std::string token = std::string(1, '\0') + o.username + '\0' + o.password;
-    r = co_await exchange(
-        list_of(compress_frame(auth_response_frame(v, 0, cql::to_bytes(token)), o.compression)));
-    if (!r) co_return false;
-    f = &r->front();
-    if (f->header.opcode != cql::Opcode::kAuthSuccess) {
-      why_ = "authentication failed";
-      if (f->header.opcode == cql::Opcode::kError) {
-        cql::Reader rd(f->body);
-        why_ += ": " + cql::ErrorMsg::decode(rd).message;
-      }
-      co_return false;
-    }
-  } else if (f->header.opcode != cql::Opcode::kReady) {
-    why_ = "STARTUP answered with " + cql::opcode_name(f->header.opcode);
-    if (f->header.opcode == cql::Opcode::kError) {
-      cql::Reader rd(f->body);
-      why_ += ": " + cql::ErrorMsg::decode(rd).message;
-    }
+  net::HandshakeSettings hs;
+  hs.version = v;
+  hs.compression = o.compression;
+  hs.driver_name = "cqlbench";
+  hs.driver_version = ZDM_VERSION;
+  hs.credentials = {o.username, o.password};
+  hs.timeout = std::chrono::seconds(30);
+  auto shake = co_await node->handshake(hs);
+  if (!shake) {
+    why_ = shake.failure == net::HandshakeResult::Failure::kNoCredentials
+               ? "the server wants authentication: --username/--password"
+               : shake.why;
     co_return false;
   }
   if (!prepare) {
@@ -453,7 +421,7 @@ awaitable<bool> Conn::open(bool prepare) {
     in_len_ = 0;
     co_return true;
   }
-  r = co_await exchange(
+  auto r = co_await exchange(
       list_of(compress_frame(prepare_frame(v, 1, o.schema.select()), o.compression),
               compress_frame(prepare_frame(v, 2, o.schema.insert()), o.compression)));
   if (!r) co_return false;
@@ -490,7 +458,8 @@ awaitable<std::optional<std::vector<cql::Frame>>> Conn::exchange(const std::vect
   }
   error_code ec;
   asio::const_buffer buf(all.data(), all.size());
-  auto s = stream_;
+  const auto node = node_;
+  net::Stream* s = &node->stream();
   co_await s->write(std::span(&buf, 1), ec);
   if (ec) {
     why_ = "write: " + ec.message();
@@ -501,8 +470,8 @@ awaitable<std::optional<std::vector<cql::Frame>>> Conn::exchange(const std::vect
   if (in_.size() < 16 * 1024) in_.resize(16 * 1024);
   cql::FrameDecoder decoder;
   asio::steady_timer deadline(s->socket().get_executor(), std::chrono::seconds(30));
-  deadline.async_wait([s](error_code e) {
-    if (!e) s->close();
+  deadline.async_wait([node](error_code e) {
+    if (!e) node->stream().close();
   });
   while (left > 0) {
     cql::Frame f;
@@ -548,7 +517,7 @@ void Conn::start_load() {
   out_.reserve(64 * 1024);
   writing_.reserve(64 * 1024);
   error_code ec;
-  if (!stream_->tls()) stream_->socket().non_blocking(true, ec);
+  if (!node_->stream().tls()) node_->stream().socket().non_blocking(true, ec);
   ready_ = true;
   auto on_end = [](std::exception_ptr e) {
     if (!e) return;
@@ -582,10 +551,10 @@ void Conn::flush() {
   // Only a connection that is up writes requests (not one in its handshake: the ticker flushes
   // every connection).
   if (out_.empty() || writer_busy_ || !ready()) return;
-  if (!stream_->tls()) {
+  if (!node_->stream().tls()) {
     // Write at once when the socket takes it all (the common case): no hand-off, no wake-up.
     error_code ec;
-    std::size_t n = stream_->socket().write_some(asio::buffer(out_), ec);
+    std::size_t n = node_->stream().socket().write_some(asio::buffer(out_), ec);
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again)
       return fail("write: " + ec.message());
     if (n == out_.size()) {
@@ -599,7 +568,8 @@ void Conn::flush() {
 }
 
 awaitable<void> Conn::writer() {
-  const auto s = stream_;
+  const auto node = node_;
+  net::Stream* s = &node->stream();
   const uint64_t gen = gen_;
   while (gen == gen_ && !closed_) {
     if (out_.empty() || !writer_busy_) {
@@ -623,7 +593,8 @@ awaitable<void> Conn::writer() {
 }
 
 awaitable<void> Conn::reader() {
-  const auto s = stream_;
+  const auto node = node_;
+  net::Stream* s = &node->stream();
   const uint64_t gen = gen_;
   while (gen == gen_ && !closed_) {
     if (in_.size() - in_len_ < 16 * 1024) in_.resize(in_.size() * 2);

@@ -111,14 +111,6 @@ void RequestBuilder::append(Op op, int16_t stream, int64_t key, int64_t timestam
   cql::encode_header(h, out.data() + at);
 }
 
-Bytes startup_frame(uint8_t version, cql::Compression compression) {
-  cql::StartupMsg m;
-  m.options["CQL_VERSION"] = "3.0.0";
-  if (compression != cql::Compression::kNone)
-    m.options["COMPRESSION"] = std::string(cql::compression_name(compression));
-  return cql::encode_message(version, false, 0, cql::Opcode::kStartup, m);
-}
-
 Bytes query_frame(uint8_t version, int16_t stream, std::string_view query,
                   cql::Consistency consistency) {
   cql::QueryMsg m;
@@ -131,14 +123,6 @@ Bytes prepare_frame(uint8_t version, int16_t stream, std::string_view query) {
   cql::PrepareMsg m;
   m.query = std::string(query);
   return cql::encode_message(version, false, stream, cql::Opcode::kPrepare, m);
-}
-
-Bytes auth_response_frame(uint8_t version, int16_t stream, BytesView token) {
-  Bytes body;
-  cql::Writer w(body);
-  w.write_bytes(token);
-  return cql::encode_frame(cql::Header{version, false, 0, stream, cql::Opcode::kAuthResponse, 0},
-                           body);
 }
 
 Bytes compress_frame(const Bytes& frame, cql::Compression compression) {

@@ -57,14 +57,10 @@ class RequestBuilder {
   Bytes scratch_;  // the body before compression
 };
 
-/// STARTUP with CQL_VERSION 3.0.0 and COMPRESSION when `compression` is not kNone.
-Bytes startup_frame(uint8_t version, cql::Compression compression);
 /// QUERY of `query` (no values) at `consistency`.
 Bytes query_frame(uint8_t version, int16_t stream, std::string_view query,
                   cql::Consistency consistency = cql::Consistency::kLocalOne);
 Bytes prepare_frame(uint8_t version, int16_t stream, std::string_view query);
-/// AUTH_RESPONSE carrying `token`.
-Bytes auth_response_frame(uint8_t version, int16_t stream, BytesView token);
 /// Compresses the body of a whole frame (sets the flag) when `compression` is not kNone: the
 /// setup frames after STARTUP go out as every other frame does.
 Bytes compress_frame(const Bytes& frame, cql::Compression compression);

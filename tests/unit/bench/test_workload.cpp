@@ -103,15 +103,6 @@ TEST_CASE("RequestBuilder") {
 }
 
 TEST_CASE("setup frames") {
-  SUBCASE("STARTUP names lz4 only when asked") {
-    Bytes f = startup_frame(4, cql::Compression::kLz4);
-    cql::Reader r(BytesView(f).subspan(cql::kHeaderSize));
-    auto m = cql::StartupMsg::decode(r);
-    CHECK(m.options == cql::StringMap{{"COMPRESSION", "lz4"}, {"CQL_VERSION", "3.0.0"}});
-    Bytes g = startup_frame(4, cql::Compression::kNone);
-    cql::Reader r2(BytesView(g).subspan(cql::kHeaderSize));
-    CHECK(cql::StartupMsg::decode(r2).options == cql::StringMap{{"CQL_VERSION", "3.0.0"}});
-  }
   SUBCASE("compress_frame keeps the header's stream and opcode and sets the flag") {
     Bytes f = prepare_frame(4, 7, Schema{}.select());
     Bytes c = compress_frame(f, cql::Compression::kLz4);
