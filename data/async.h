@@ -5,7 +5,7 @@
 #include <boost/asio.hpp>
 #include <deque>
 
-#include "proxy/net/stream.h"
+#include "common/net/stream.h"
 
 namespace zdm::data {
 

@@ -379,7 +379,7 @@ int run_backfill(const Options& o) {
       s.ranges.size(), items.size(), skipped, o.checkpoint.c_str(),
       skipped ? (", " + thousands(rows_before) + " rows copied by earlier runs").c_str() : "");
   std::fflush(stdout);
-  proxy::Registry registry;
+  metrics::Registry registry;
   Stats stats(registry);
   stats.ranges_total.set(static_cast<int64_t>(items.size()));
   stats.ranges_skipped.inc(skipped);

@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "proxy/http_server.h"
+#include "common/http/server.h"
 
 namespace zdm::data {
 
@@ -97,29 +97,29 @@ Setup prepare(const Options& o) {
   return s;
 }
 
-void run_workers(const Options& o, proxy::Registry& registry,
+void run_workers(const Options& o, metrics::Registry& registry,
                  const std::function<asio::awaitable<void>(asio::io_context&, int)>& body,
                  const std::function<ProgressSnapshot()>& snapshot,
                  const std::function<void()>& on_signal) {
   asio::io_context main;
   auto guard = asio::make_work_guard(main);
-  std::unique_ptr<proxy::HttpServer> http;
+  std::unique_ptr<http::Server> server;
   if (!o.metrics.empty()) {
     auto colon = o.metrics.rfind(':');
     if (colon == std::string::npos) throw JobError(2, "--metrics must be ADDRESS:PORT");
     try {
-      http = std::make_unique<proxy::HttpServer>(
+      server = std::make_unique<http::Server>(
           main, o.metrics.substr(0, colon), std::stoi(o.metrics.substr(colon + 1)),
-          [&registry](const proxy::HttpRequest& request) {
+          [&registry](const http::Request& request) {
             if (request.target == "/metrics")
-              return proxy::HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+              return http::Response{200, "text/plain; version=0.0.4; charset=utf-8",
                                          registry.render()};
-            return proxy::HttpResponse{404, "text/plain; charset=utf-8", "not found\n"};
+            return http::Response{404, "text/plain; charset=utf-8", "not found\n"};
           });
     } catch (const std::exception& e) {
       throw JobError(2, "--metrics " + o.metrics + ": cannot listen: " + e.what());
     }
-    http->start();
+    server->start();
     spdlog::info("metrics on http://{}/metrics", o.metrics);
   }
   bool tty = o.progress == ProgressMode::kBar ||
@@ -173,7 +173,7 @@ void run_workers(const Options& o, proxy::Registry& registry,
         asio::post(main, [&] {
           tick.cancel();
           signals.cancel();
-          if (http) http->stop();
+          if (server) server->stop();
           guard.reset();
           main.stop();
         });

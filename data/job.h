@@ -76,7 +76,7 @@ class WorkQueue {
 /// the metrics endpoint, and SIGINT/SIGTERM, which call `on_signal` (a second signal exits at
 /// once). Returns when every thread's body has returned. Throws JobError if the metrics address
 /// cannot be bound.
-void run_workers(const Options& o, proxy::Registry& registry,
+void run_workers(const Options& o, metrics::Registry& registry,
                  const std::function<asio::awaitable<void>(asio::io_context&, int)>& body,
                  const std::function<ProgressSnapshot()>& snapshot,
                  const std::function<void()>& on_signal);

@@ -3,7 +3,7 @@
 #include <boost/program_options.hpp>
 #include <sstream>
 
-#include "proxy/net/tls.h"
+#include "common/net/tls.h"
 
 namespace zdm::data {
 

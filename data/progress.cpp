@@ -23,13 +23,13 @@ std::chrono::nanoseconds RateLimiter::take(uint64_t rows, uint64_t bytes, Clock:
 }
 
 namespace {
-proxy::Counter& cluster_counter(proxy::Registry& r, const char* name, const char* help,
+metrics::Counter& cluster_counter(metrics::Registry& r, const char* name, const char* help,
                                 const char* cluster) {
   return r.counter(name, help, std::string("cluster=\"") + cluster + "\"");
 }
 }  // namespace
 
-Stats::Stats(proxy::Registry& r)
+Stats::Stats(metrics::Registry& r)
     : origin_rows(cluster_counter(r, "zdm_data_rows_read_total", "Rows read by token range scans",
                                   "origin")),
       origin_bytes(cluster_counter(r, "zdm_data_bytes_read_total",
@@ -61,7 +61,7 @@ Stats::Stats(proxy::Registry& r)
       repaired(r.counter("zdm_data_repaired_total", "Rows repaired on target by validate")),
       registry(r) {}
 
-proxy::Counter& Stats::retries(const std::string& cluster, const std::string& reason) {
+metrics::Counter& Stats::retries(const std::string& cluster, const std::string& reason) {
   retries_.fetch_add(1);
   {
     std::lock_guard lock(retry_mu);

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <string>
 
-#include "proxy/metrics.h"
+#include "common/metrics/registry.h"
 
 namespace zdm::data {
 
@@ -32,15 +32,15 @@ class RateLimiter {
 
 /// The job's counters; each is a Prometheus series of `registry`.
 struct Stats {
-  explicit Stats(proxy::Registry& r);
-  proxy::Counter &origin_rows, &origin_bytes, &target_rows, &target_bytes;
-  proxy::Counter &written_rows, &statements, &expired_cells, &counter_cells_skipped;
-  proxy::Counter &ranges_done, &ranges_failed, &ranges_skipped;
-  proxy::Gauge& ranges_total;
-  proxy::Counter &only_origin, &only_target, &differing, &repaired;
-  proxy::Registry& registry;
+  explicit Stats(metrics::Registry& r);
+  metrics::Counter &origin_rows, &origin_bytes, &target_rows, &target_bytes;
+  metrics::Counter &written_rows, &statements, &expired_cells, &counter_cells_skipped;
+  metrics::Counter &ranges_done, &ranges_failed, &ranges_skipped;
+  metrics::Gauge& ranges_total;
+  metrics::Counter &only_origin, &only_target, &differing, &repaired;
+  metrics::Registry& registry;
   /// zdm_data_retries_total{cluster, reason}
-  proxy::Counter& retries(const std::string& cluster, const std::string& reason);
+  metrics::Counter& retries(const std::string& cluster, const std::string& reason);
   uint64_t total_retries() const { return retries_.load(); }
   std::atomic<uint64_t> retries_{0};
   std::mutex retry_mu;

@@ -553,7 +553,7 @@ int run_validate(const Options& o) {
         o.repair ? (o.delete_extra ? "; repairing (extra rows deleted)" : "; repairing") : "");
     std::fflush(stdout);
   }
-  proxy::Registry registry;
+  metrics::Registry registry;
   Stats stats(registry);
   stats.ranges_total.set(static_cast<int64_t>(items.size()));
   RateLimiter rate(o.rate_rows, o.rate_mb * 1e6);

@@ -15,7 +15,7 @@
 #include "inventory.h"
 #include "plan.h"
 #include "playbook.h"
-#include "proxy/http_server.h"
+#include "common/http/server.h"
 #include "template.h"
 #include "vars.h"
 
@@ -23,7 +23,7 @@ namespace zdm::deploy {
 namespace {
 
 namespace fs = std::filesystem;
-using proxy::HttpResponse;
+using http::Response;
 
 const char* kJson = "application/json";
 const char* kText = "text/plain; charset=utf-8";
@@ -35,7 +35,7 @@ bool prometheus_api(const std::string& path) {
           path.find("..") == std::string::npos);
 }
 
-HttpResponse json_error(unsigned status, const std::string& message) {
+http::Response json_error(unsigned status, const std::string& message) {
   return {status, kJson, Json{{"status", "error"}, {"error", message}}.dump()};
 }
 
@@ -147,7 +147,7 @@ int dashboard(const CommonOptions& opts, const DashboardOptions& options, std::o
   const std::string prometheus = "http://" + mon.prometheus;
 
   // The dashboards are read again for every page load: an edited file shows on the next one.
-  auto handler = [&](const proxy::HttpRequest& request) -> HttpResponse {
+  auto handler = [&](const http::Request& request) -> http::Response {
     const std::string& method = request.method;
     const std::string& target = request.target;
     if (method != "GET") return {405, kText, "only GET\n"};
@@ -185,9 +185,9 @@ int dashboard(const CommonOptions& opts, const DashboardOptions& options, std::o
   };
 
   boost::asio::io_context ioc;
-  std::unique_ptr<proxy::HttpServer> server;
+  std::unique_ptr<http::Server> server;
   try {
-    server = std::make_unique<proxy::HttpServer>(ioc, address, port, handler);
+    server = std::make_unique<http::Server>(ioc, address, port, handler);
   } catch (const std::exception& e) {
     err << "ERROR! cannot listen on " << options.listen << ": " << e.what() << '\n';
     return kExitError;

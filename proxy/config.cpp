@@ -1,4 +1,5 @@
 #include "proxy/config.h"
+#include "common/util/strings.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -15,6 +16,8 @@
 
 namespace zdm::proxy {
 
+using util::trim;
+
 const char* cluster_name(Cluster c) {
   return c == Cluster::kOrigin ? "ORIGIN" : "TARGET";
 }
@@ -24,12 +27,6 @@ namespace {
 std::string upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::string trim(std::string s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  auto e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
 }
 
 std::vector<std::string> split_csv(const std::string& v) {

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "proxy/cql/messages.h"
+#include "common/cql/messages.h"
 
 namespace zdm::proxy {
 

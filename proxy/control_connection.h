@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "proxy/config.h"
-#include "proxy/net.h"
-#include "proxy/net/node_connection.h"
+#include "proxy/asio.h"
+#include "common/net/node_connection.h"
 #include "proxy/topology.h"
 
 namespace zdm::proxy {

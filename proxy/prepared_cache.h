@@ -15,8 +15,8 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "proxy/cql/classifier.h"
-#include "proxy/cql/frame.h"
+#include "common/cql/classifier.h"
+#include "common/cql/frame.h"
 #include "proxy/rewrite.h"
 #include "proxy/router.h"
 

@@ -14,9 +14,9 @@
 
 #include "proxy/control_connection.h"
 #include "proxy/cpus.h"
-#include "proxy/http_server.h"
+#include "common/http/server.h"
 #include "proxy/metrics.h"
-#include "proxy/net/tls.h"
+#include "common/net/tls.h"
 #include "proxy/prepared_cache.h"
 #include "proxy/session.h"
 #include "proxy/topology.h"
@@ -146,8 +146,8 @@ class Program {
  private:
   static VirtualTopology make_topology(const Config& config);
   std::string readiness(bool& ready) const;
-  HttpResponse handle_http(const HttpRequest& req);
-  HttpResponse handle_admin(const HttpRequest& req);
+  http::Response handle_http(const http::Request& req);
+  http::Response handle_admin(const http::Request& req);
   void drain_for_handover();
   void set_leaving(std::vector<std::string> leaving);
   awaitable<void> startup();
@@ -167,7 +167,7 @@ class Program {
   SharedState shared_;
   std::vector<std::unique_ptr<Worker>> workers_;
   tcp::acceptor acceptor_;
-  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<http::Server> http_;
   asio::steady_timer trim_timer_;
   asio::signal_set signals_;
   std::atomic<bool> started_{false};
@@ -205,8 +205,8 @@ std::string Program::readiness(bool& ready) const {
   return readiness_json(in, ready);
 }
 
-HttpResponse Program::handle_http(const HttpRequest& req) {
-  const HttpResponse not_found{404, "text/plain; charset=utf-8", "404 page not found\n"};
+http::Response Program::handle_http(const http::Request& req) {
+  const http::Response not_found{404, "text/plain; charset=utf-8", "404 page not found\n"};
   const std::string path = req.target.substr(0, req.target.find('?'));
   if (path == "/health/liveness") return {200, "text/plain; charset=utf-8", "OK"};
   if (path == "/health/readiness") {
@@ -237,8 +237,8 @@ HttpResponse Program::handle_http(const HttpRequest& req) {
 //                                REMOVED_NODE/DOWN (and NEW_NODE/UP when they come back)
 //   GET  /admin/state            {"draining": bool, "leaving": [...], "client_connections": n}
 // Each needs "Authorization: Bearer <proxy_admin_token>"; without that key they are off (404).
-HttpResponse Program::handle_admin(const HttpRequest& req) {
-  const HttpResponse not_found{404, "text/plain; charset=utf-8", "404 page not found\n"};
+http::Response Program::handle_admin(const http::Request& req) {
+  const http::Response not_found{404, "text/plain; charset=utf-8", "404 page not found\n"};
   if (config_.proxy_admin_token.empty()) return not_found;
   if (req.authorization != "Bearer " + config_.proxy_admin_token)
     return {401, "text/plain; charset=utf-8", "401 unauthorized: proxy_admin_token expected\n"};
@@ -462,8 +462,8 @@ void Program::on_signal(int sig) {
 
 int Program::run() {
   try {
-    http_ = std::make_unique<HttpServer>(main_ioc_, config_.metrics_address, config_.metrics_port,
-                                         [this](const HttpRequest& r) { return handle_http(r); });
+    http_ = std::make_unique<http::Server>(main_ioc_, config_.metrics_address, config_.metrics_port,
+                                         [this](const http::Request& r) { return handle_http(r); });
   } catch (const std::exception& e) {
     spdlog::error("Cannot listen for HTTP on {}:{}: {}", config_.metrics_address,
                   config_.metrics_port, e.what());

@@ -1,6 +1,6 @@
 #include "proxy/rewrite.h"
 
-#include "proxy/cql/version.h"
+#include "common/cql/version.h"
 
 #include <algorithm>
 #include <chrono>

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "proxy/cql/functions.h"
-#include "proxy/cql/messages.h"
+#include "common/cql/functions.h"
+#include "common/cql/messages.h"
 
 namespace zdm::proxy {
 

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "proxy/config.h"
-#include "proxy/cql/classifier.h"
-#include "proxy/cql/frame.h"
+#include "common/cql/classifier.h"
+#include "common/cql/frame.h"
 #include "proxy/metrics.h"
 
 namespace zdm::proxy {

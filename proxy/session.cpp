@@ -5,11 +5,11 @@
 
 #include <cstring>
 
-#include "proxy/cql/classifier.h"
-#include "proxy/cql/legacy.h"
-#include "proxy/cql/messages.h"
-#include "proxy/cql/version.h"
-#include "proxy/net/tls.h"
+#include "common/cql/classifier.h"
+#include "common/cql/legacy.h"
+#include "common/cql/messages.h"
+#include "common/cql/version.h"
+#include "common/net/tls.h"
 #include "proxy/topology.h"
 
 namespace zdm::proxy {

@@ -1,4 +1,5 @@
 #include "proxy/topology.h"
+#include "common/util/strings.h"
 
 #include <arpa/inet.h>
 #include <openssl/sha.h>
@@ -8,6 +9,8 @@
 #include <stdexcept>
 
 namespace zdm::proxy {
+
+using util::lower;
 
 using cql::Bytes;
 using cql::ColumnSpec;
@@ -76,11 +79,6 @@ struct Selector {
   std::string name;   // column name, or "count(*)"
   std::string alias;  // output name
 };
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 std::string unquote(const std::string& s) {
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') return s.substr(1, s.size() - 2);

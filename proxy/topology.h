@@ -9,8 +9,8 @@
 #include <variant>
 #include <vector>
 
-#include "proxy/cql/classifier.h"
-#include "proxy/cql/messages.h"
+#include "common/cql/classifier.h"
+#include "common/cql/messages.h"
 #include "proxy/router.h"
 
 namespace zdm::proxy {

@@ -46,7 +46,7 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(REPO, "build")
 DEPLOY = os.path.join(BUILD, "deployer", "zdm-deploy")
-TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 SSH_PORT, CQL_PORT, METRICS_PORT = 2222, 9042, 14001
 NODE_EXPORTER_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, DASHBOARD_PORT = 9100, 9090, 9093, 3000
 CLUSTER_ADMIN_PORT = 9180  # each test cluster's fault admin, on its first node's address

@@ -1,7 +1,7 @@
 #include "data/client/connection.h"
 
-#include "proxy/cql/messages.h"
-#include "proxy/cql/version.h"
+#include "common/cql/messages.h"
+#include "common/cql/version.h"
 
 namespace zdm::data {
 

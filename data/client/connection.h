@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "proxy/cql/compression.h"
-#include "proxy/cql/frame.h"
-#include "proxy/net/node_connection.h"
+#include "common/cql/compression.h"
+#include "common/cql/frame.h"
+#include "common/net/node_connection.h"
 
 namespace zdm::data {
 

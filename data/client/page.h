@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/cql/messages.h"
+#include "common/cql/messages.h"
 
 namespace zdm::data {
 

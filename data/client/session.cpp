@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <random>
 
-#include "proxy/cql/version.h"
+#include "common/cql/version.h"
 
 namespace zdm::data {
 

@@ -17,7 +17,7 @@
 #include "data/client/page.h"
 #include "data/ring.h"
 #include "data/schema.h"
-#include "proxy/cql/messages.h"
+#include "common/cql/messages.h"
 
 namespace zdm::data {
 

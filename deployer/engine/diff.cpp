@@ -1,4 +1,5 @@
 #include "engine/diff.h"
+#include "common/util/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,6 +9,8 @@
 #include <fmt/format.h>
 
 namespace zdm::deploy {
+
+using util::lower;
 namespace {
 
 std::vector<std::string_view> split_lines(std::string_view s) {
@@ -22,12 +25,6 @@ std::vector<std::string_view> split_lines(std::string_view s) {
     out.push_back(s.substr(pos, nl - pos));
     pos = nl + 1;
   }
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 

@@ -1,4 +1,5 @@
 #include "ssh/ssh_config.h"
+#include "common/util/strings.h"
 
 #include <glob.h>
 
@@ -12,19 +13,10 @@
 #include <fmt/format.h>
 
 namespace zdm::deploy {
+
+using util::lower;
+using util::trim;
 namespace {
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string_view::npos) return {};
-  size_t e = s.find_last_not_of(" \t\r");
-  return std::string(s.substr(b, e - b + 1));
-}
 
 // Options that change nothing for zdm-deploy (connection sharing, logging, agent forwarding,
 // password authentication it never uses): accepted silently.

@@ -30,9 +30,9 @@
 #include <string>
 #include <vector>
 
-#include "proxy/cql/messages.h"
-#include "proxy/net/stream.h"
-#include "proxy/net/tls.h"
+#include "common/cql/messages.h"
+#include "common/net/stream.h"
+#include "common/net/tls.h"
 #include "tests/bench/histogram.h"
 #include "tests/bench/workload.h"
 

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "proxy/cql/messages.h"
+#include "common/cql/messages.h"
 
 namespace zdm::bench {
 

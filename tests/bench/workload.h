@@ -1,4 +1,4 @@
-// The frames cqlbench sends, built on the project's codec (proxy/cql) and nothing else: the
+// The frames cqlbench sends, built on the project's codec (common/cql) and nothing else: the
 // handshake and setup messages, and the hot-path EXECUTE frames, made from a template per
 // statement with only the stream id, the key and the write timestamp patched in (plus LZ4 when
 // negotiated), so a request costs the load generator one copy. Pure: no sockets.
@@ -8,9 +8,9 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/cql/compression.h"
-#include "proxy/cql/frame.h"
-#include "proxy/cql/notation.h"
+#include "common/cql/compression.h"
+#include "common/cql/frame.h"
+#include "common/cql/notation.h"
 
 namespace zdm::bench {
 

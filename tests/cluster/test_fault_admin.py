@@ -25,7 +25,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BINARY = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "tests", "cluster", "zdm-testcluster")
+BINARY = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "testcluster", "zdm-testcluster")
 NODES = ["127.18.2.1", "127.18.2.2", "127.18.2.3"]
 PORT, ADMIN = 19042, "127.18.2.1:19180"
 

@@ -29,7 +29,7 @@ import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BINARY = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "tests", "cluster", "zdm-testcluster")
+BINARY = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "testcluster", "zdm-testcluster")
 NODES = ["127.12.2.1", "127.12.2.2", "127.12.2.3"]
 PORT, PERSIST_PORT = 19043, 19044
 ADMIN = "127.12.2.1:19180"

@@ -31,7 +31,7 @@ from cassandra.cluster import Cluster  # noqa: E402
 from cassandra.policies import RoundRobinPolicy  # noqa: E402
 
 BUILD = os.environ.get("ZDM_BUILD_DIR", os.path.join(ROOT, "build"))
-TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 ZDM_DATA = os.path.join(BUILD, "data", "zdm-data")
 PORT = 9042
 
@@ -39,7 +39,7 @@ PORT = 9042
 def set_build(build_dir):
     global BUILD, TESTCLUSTER, ZDM_DATA
     BUILD = build_dir
-    TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+    TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
     ZDM_DATA = os.path.join(BUILD, "data", "zdm-data")
 
 

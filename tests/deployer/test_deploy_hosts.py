@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # 
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 DEPLOY = os.path.join(BUILD, "deployer", "zdm-deploy")
-TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
 SSH_PORT, CQL_PORT, METRICS_PORT = 2222, 9042, 14001
 PROXIES = [("proxy1", "127.21.1.1"), ("proxy2", "127.21.1.2")]

@@ -32,7 +32,7 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                         os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ARTIFACT = os.path.join(BUILD, "dist", "zdm-proxy")
-TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 NET = os.environ.get("ZDM_TEST_NET", "127.16")
 ORIGIN, TARGET, PROXY_IP = f"{NET}.2.1", f"{NET}.3.1", f"{NET}.1.1"
 CQL_PORT, PROXY_PORT, METRICS_PORT = 19043, 19042, 19001

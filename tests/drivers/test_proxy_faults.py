@@ -43,7 +43,7 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build")
-TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
 ORIGIN = ["127.23.2.1", "127.23.2.2", "127.23.2.3"]
 TARGET = ["127.23.3.1", "127.23.3.2", "127.23.3.3"]

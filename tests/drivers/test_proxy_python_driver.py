@@ -23,7 +23,7 @@ import tempfile
 import urllib.request
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "build")
-TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
 NET = os.environ.get("ZDM_TEST_NET", "127.11")
 ORIGIN = [f"{NET}.2.1", f"{NET}.2.2"]

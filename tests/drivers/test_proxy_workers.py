@@ -28,7 +28,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build")
-TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
 NET = os.environ.get("ZDM_TEST_NET", "127.20")
 PROXY_IP = f"{NET}.21.1"

@@ -36,7 +36,7 @@ import lz4.block as lz4_block
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "corpus")
-TESTCLUSTER = os.path.join(BUILD, "tests", "cluster", "zdm-testcluster")
+TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 NET = os.environ.get("ZDM_FUZZ_NET", "127.20")
 PORT, NODE_PORT = 19142, 19143
 MAX_STREAM = 64 * 1024  # bytes of a connection kept as one frame/segment seed

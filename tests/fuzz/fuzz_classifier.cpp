@@ -1,4 +1,4 @@
-// Harness: the statement classifier (proxy/cql/classifier.h), which reads every QUERY, PREPARE
+// Harness: the statement classifier (common/cql/classifier.h), which reads every QUERY, PREPARE
 // and BATCH statement a client sends.
 //
 // Input: CQL text.
@@ -6,7 +6,7 @@
 // change nothing.
 #include <string>
 
-#include "proxy/cql/classifier.h"
+#include "common/cql/classifier.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using namespace zdm::cql;

@@ -1,4 +1,4 @@
-// Harness: compressed v3/v4 frame bodies (proxy/cql/compression.h decompress_body,
+// Harness: compressed v3/v4 frame bodies (common/cql/compression.h decompress_body,
 // compress_body): LZ4 with Cassandra's 4-byte length prefix, and Snappy.
 //
 // Input: [mode][compressed body]
@@ -6,7 +6,7 @@
 // Properties: a body decompresses or throws ProtocolError, with the limit the proxy uses
 // (kMaxBodyLength); what decompresses re-compresses and decompresses to the same bytes; any
 // input (as uncompressed bytes) survives compress → decompress.
-#include "proxy/cql/compression.h"
+#include "common/cql/compression.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using namespace zdm::cql;

@@ -1,5 +1,5 @@
-// Harness: the reading side of a connection (proxy/cql/segment.h FrameStream over
-// proxy/cql/frame.h FrameDecoder): plain v3/v4/v5 envelopes, switching to v5 segments (plain or
+// Harness: the reading side of a connection (common/cql/segment.h FrameStream over
+// common/cql/frame.h FrameDecoder): plain v3/v4/v5 envelopes, switching to v5 segments (plain or
 // LZ4) after the frame that ends the handshake, as a session does.
 //
 // Input: [mode][stream bytes]
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/cql/segment.h"
+#include "common/cql/segment.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using namespace zdm::cql;

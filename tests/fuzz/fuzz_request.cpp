@@ -1,12 +1,12 @@
-// Harness: every request a client sends (proxy/cql/messages.h): STARTUP, OPTIONS, QUERY,
+// Harness: every request a client sends (common/cql/messages.h): STARTUP, OPTIONS, QUERY,
 // PREPARE, EXECUTE, BATCH, REGISTER, AUTH_RESPONSE, for protocol versions 3, 4, 5, DSE_V1 and
 // DSE_V2, after skip_request_prefix; and the statements they carry through the classifier
-// (proxy/cql/classifier.h), as the proxy's routing does.
+// (common/cql/classifier.h), as the proxy's routing does.
 //
 // Input: one frame, header + body (the header's version is mapped onto one of the five; the
 // body is the rest of the input, whatever the header's length says).
 // Properties: decoding throws nothing but ProtocolError; encode → decode → encode is stable.
-#include "proxy/cql/classifier.h"
+#include "common/cql/classifier.h"
 #include "tests/fuzz/message_fuzz.h"
 
 using namespace zdm::cql;

@@ -1,4 +1,4 @@
-// Harness: every response a cluster sends (proxy/cql/messages.h): ERROR (and the prepared id of
+// Harness: every response a cluster sends (common/cql/messages.h): ERROR (and the prepared id of
 // UNPREPARED), READY, AUTHENTICATE, SUPPORTED, RESULT (Void, Rows, Set_keyspace, Prepared,
 // Schema_change), EVENT, AUTH_CHALLENGE, AUTH_SUCCESS, for protocol versions 3, 4, 5, DSE_V1
 // and DSE_V2, after skip_response_prefix (tracing id, warnings, custom payload).

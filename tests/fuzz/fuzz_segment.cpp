@@ -1,4 +1,4 @@
-// Harness: v5 segments (proxy/cql/segment.h SegmentDecoder, SegmentEncoder), uncompressed and
+// Harness: v5 segments (common/cql/segment.h SegmentDecoder, SegmentEncoder), uncompressed and
 // LZ4, including envelopes split over several segments.
 //
 // Input: [mode][segment bytes]
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/cql/segment.h"
+#include "common/cql/segment.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using namespace zdm::cql;

@@ -9,7 +9,7 @@
 #include <span>
 #include <string_view>
 
-#include "proxy/cql/frame.h"
+#include "common/cql/frame.h"
 
 namespace zdm::fuzz {
 

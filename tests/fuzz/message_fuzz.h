@@ -5,9 +5,9 @@
 
 #include <optional>
 
-#include "proxy/cql/compression.h"
-#include "proxy/cql/messages.h"
-#include "proxy/cql/version.h"
+#include "common/cql/compression.h"
+#include "common/cql/messages.h"
+#include "common/cql/version.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace zdm::fuzz {

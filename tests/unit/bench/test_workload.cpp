@@ -2,7 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include "proxy/cql/messages.h"
+#include "common/cql/messages.h"
 
 using namespace zdm;
 using namespace zdm::bench;

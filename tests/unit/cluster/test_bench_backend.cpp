@@ -1,4 +1,4 @@
-#include "tests/cluster/bench_backend.h"
+#include "testcluster/bench_backend.h"
 
 #include <doctest/doctest.h>
 

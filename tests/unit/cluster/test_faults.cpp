@@ -2,7 +2,7 @@
 // and the ERROR bodies of native_protocol_v4.spec §9 they answer with.
 #include <doctest/doctest.h>
 
-#include "tests/cluster/faults.h"
+#include "testcluster/faults.h"
 #include "tests/unit/cql/cql_test_util.h"
 
 using namespace zdm::testcluster;

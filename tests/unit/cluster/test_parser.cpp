@@ -2,7 +2,7 @@
 // error for the seed's DELETE ... ALLOW FILTERING.
 #include <doctest/doctest.h>
 
-#include "tests/cluster/parser.h"
+#include "testcluster/parser.h"
 
 using namespace zdm::testcluster;
 

@@ -1,7 +1,7 @@
 // zdm-testcluster's system tables as drivers read them at a schema refresh.
 #include <doctest/doctest.h>
 
-#include "tests/cluster/store.h"
+#include "testcluster/store.h"
 
 using namespace zdm::testcluster;
 

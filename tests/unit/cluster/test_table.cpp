@@ -2,8 +2,8 @@
 // cells reconciled last-write-wins as Cassandra's Cells.reconcile does.
 #include <doctest/doctest.h>
 
-#include "tests/cluster/schema.h"
-#include "tests/cluster/table.h"
+#include "testcluster/schema.h"
+#include "testcluster/table.h"
 #include "tests/unit/cql/cql_test_util.h"
 
 using namespace zdm::testcluster;

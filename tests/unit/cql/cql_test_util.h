@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/cql/frame.h"
-#include "proxy/cql/notation.h"
+#include "common/cql/frame.h"
+#include "common/cql/notation.h"
 
 namespace zdm::cql::test {
 

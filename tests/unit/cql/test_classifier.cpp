@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "proxy/cql/classifier.h"
+#include "common/cql/classifier.h"
 
 using namespace zdm::cql;
 

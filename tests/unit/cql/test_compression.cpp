@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/cql/compression.h"
+#include "common/cql/compression.h"
 #include "tests/unit/cql/cql_test_util.h"
 
 using namespace zdm::cql;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "proxy/cql/frame.h"
+#include "common/cql/frame.h"
 #include "tests/unit/cql/cql_test_util.h"
 
 using namespace zdm::cql;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "proxy/cql/functions.h"
+#include "common/cql/functions.h"
 
 using namespace zdm::cql;
 

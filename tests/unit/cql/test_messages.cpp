@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "proxy/cql/messages.h"
+#include "common/cql/messages.h"
 #include "tests/unit/cql/cql_test_util.h"
 
 using namespace zdm::cql;

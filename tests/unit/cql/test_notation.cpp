@@ -2,7 +2,7 @@
 
 #include <functional>
 
-#include "proxy/cql/notation.h"
+#include "common/cql/notation.h"
 #include "tests/unit/cql/cql_test_util.h"
 
 using namespace zdm::cql;

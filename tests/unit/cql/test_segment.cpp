@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/cql/segment.h"
+#include "common/cql/segment.h"
 #include "tests/unit/cql/cql_test_util.h"
 
 using namespace zdm::cql;

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "proxy/cql/types.h"
+#include "common/cql/types.h"
 #include "tests/unit/cql/cql_test_util.h"
 
 using namespace zdm::cql;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "proxy/cql/version.h"
+#include "common/cql/version.h"
 
 using namespace zdm::cql;
 

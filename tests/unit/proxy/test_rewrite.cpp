@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "proxy/cql/messages.h"
+#include "common/cql/messages.h"
 #include "proxy/rewrite.h"
 
 using namespace zdm::proxy;

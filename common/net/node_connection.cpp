@@ -1,0 +1,164 @@
+#include "common/net/node_connection.h"
+
+#include "common/cql/version.h"
+#include "common/net/tls.h"
+
+namespace zdm::net {
+
+cql::Bytes Credentials::token() const {
+  cql::Bytes out;
+  out.reserve(username.size() + password.size() + 2);
+  out.push_back(std::byte{0});
+  for (char c : username) out.push_back(static_cast<std::byte>(c));
+  out.push_back(std::byte{0});
+  for (char c : password) out.push_back(static_cast<std::byte>(c));
+  return out;
+}
+
+std::optional<Credentials> Credentials::parse(cql::BytesView token) {
+  std::string t(reinterpret_cast<const char*>(token.data()), token.size());
+  auto first = t.find('\0');
+  if (first == std::string::npos) return std::nullopt;
+  auto second = t.find('\0', first + 1);
+  if (second == std::string::npos) return std::nullopt;
+  return Credentials{t.substr(first + 1, second - first - 1), t.substr(second + 1)};
+}
+
+cql::BytesView frame_body(const cql::Bytes& frame, cql::Compression compression,
+                          cql::Bytes& scratch) {
+  cql::BytesView body(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+  if (!(std::to_integer<uint8_t>(frame[1]) & cql::flag::kCompression)) return body;
+  if (compression == cql::Compression::kNone)
+    throw cql::ProtocolError("compressed frame on a connection without compression");
+  scratch = cql::decompress_body(compression, body, cql::kMaxBodyLength);
+  return scratch;
+}
+
+NodeConnection::NodeConnection(asio::io_context& ioc) : ioc_(ioc), stream_(ioc), writer_(stream_) {}
+
+awaitable<bool> NodeConnection::open(const tcp::endpoint& ep, const std::string& host,
+                                     const HopSettings& hop, std::string& why) {
+  node_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  struct State {
+    bool done = false, expired = false;
+  };
+  auto state = std::make_shared<State>();
+  auto self = shared_from_this();
+  asio::steady_timer watchdog(ioc_);
+  watchdog.expires_after(hop.connect_timeout);
+  watchdog.async_wait([self, state](error_code e) {
+    if (e || state->done) return;
+    state->expired = true;
+    self->stream_.close();
+  });
+  error_code ec;
+  co_await stream_.socket().async_connect(ep, nothrow(ec));
+  if (!ec) stream_.socket().set_option(tcp::no_delay(true), ec);
+  if (!ec && hop.tls) {
+    stream_.use_tls(*hop.tls);
+    if (hop.verify_hostname) expect_peer_name(*stream_.tls_stream(), host);
+    co_await stream_.tls_stream()->async_handshake(ssl::stream_base::client, nothrow(ec));
+    if (ec && !state->expired) {
+      std::string reason = verify_failure(*stream_.tls_stream());
+      why = "TLS handshake: " + ec.message() + (reason.empty() ? "" : " (" + reason + ")");
+    }
+  } else if (ec && !state->expired) {
+    why = ec.message();
+  }
+  state->done = true;
+  watchdog.cancel();
+  if (state->expired)
+    why = "timed out after " + std::to_string(hop.connect_timeout.count()) + " ms";
+  if (ec || state->expired) {
+    close();
+    co_return false;
+  }
+  asio::co_spawn(
+      ioc_,
+      [self]() -> awaitable<void> {
+        auto e = co_await self->writer_.run();
+        if (e && !self->closed_) self->on_write_error(e);
+      },
+      asio::detached);
+  co_return true;
+}
+
+awaitable<std::optional<cql::Frame>> NodeConnection::exchange(cql::Bytes frame,
+                                                              std::chrono::milliseconds timeout) {
+  const int16_t stream = cql::frame_stream(frame.data());
+  send(std::move(frame));
+  co_return co_await receive(stream, timeout);
+}
+
+awaitable<std::optional<cql::Frame>> NodeConnection::receive(int16_t stream,
+                                                             std::chrono::milliseconds timeout) {
+  struct State {
+    bool done = false, expired = false;
+  };
+  auto state = std::make_shared<State>();
+  auto self = shared_from_this();
+  asio::steady_timer watchdog(ioc_);
+  watchdog.expires_after(timeout);
+  watchdog.async_wait([self, state](error_code e) {
+    if (e || state->done) return;
+    state->expired = true;
+    self->stream_.close();
+  });
+  std::optional<cql::Frame> result;
+  error_code ec;
+  while (!result && !ec && !closed_) {
+    cql::Header h;
+    cql::Bytes raw;
+    try {
+      while (frames_.next_raw(h, raw)) {
+        if (h.stream != stream) continue;  // events, late answers
+        cql::Bytes scratch;
+        cql::BytesView body = frame_body(raw, compression_, scratch);
+        result = cql::Frame{h, cql::Bytes(body.begin(), body.end())};
+        result->header.flags &= static_cast<uint8_t>(~cql::flag::kCompression);
+        result->header.length = static_cast<uint32_t>(result->body.size());
+        if (cql::uses_segments(version_) &&
+            (h.opcode == cql::Opcode::kReady || h.opcode == cql::Opcode::kAuthenticate)) {
+          frames_.enable_segments(compression_);
+          writer_.enable_segments(compression_);
+        }
+        break;
+      }
+    } catch (const cql::ProtocolError&) {
+      break;
+    }
+    if (result) break;
+    auto data = co_await stream_.receive(ec);
+    if (!ec) frames_.feed(data);
+  }
+  state->done = true;
+  watchdog.cancel();
+  co_return result;
+}
+
+awaitable<std::optional<cql::Frame>> NodeConnection::authenticate(
+    const std::string& authenticator, const Credentials& creds, int16_t stream,
+    std::chrono::milliseconds timeout) {
+  auto auth_response = [&](const cql::Bytes& token) {
+    cql::Bytes body;
+    cql::Writer w(body);
+    w.write_bytes(token);
+    return cql::encode_frame(cql::Header{version_, false, 0, stream, cql::Opcode::kAuthResponse, 0},
+                             body);
+  };
+  if (authenticator == kDseAuthenticator) {
+    auto challenge = co_await exchange(auth_response(cql::to_bytes("PLAIN")), timeout);
+    if (!challenge || challenge->header.opcode != cql::Opcode::kAuthChallenge) co_return challenge;
+  }
+  auto resp = co_await exchange(auth_response(creds.token()), timeout);
+  co_return resp;
+}
+
+void NodeConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  stream_.close();
+  writer_.close();
+}
+
+}  // namespace zdm::net

@@ -1,0 +1,16 @@
+// Asio conventions of the proxy (STYLE §2, rules 5-8): errors as values via redirect_error, one
+// writer coroutine per socket (net/frame_writer.h) over a plain or TLS stream (net/stream.h).
+#pragma once
+
+#include "common/net/frame_writer.h"
+#include "common/net/stream.h"
+
+namespace zdm::proxy {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using net::awaitable;
+using net::nothrow;
+
+}  // namespace zdm::proxy
