@@ -1,5 +1,6 @@
-// Coroutine helpers for one io_context's thread (no locks: STYLE rule 7): a semaphore that
-// bounds requests in flight, and a group that waits for spawned writes to finish.
+// Coroutine helpers for one io_context's thread (no locks: each io_context runs on one thread and
+// owns its connections): a semaphore that bounds requests in flight, and a group that waits for
+// spawned writes to finish.
 #pragma once
 
 #include <boost/asio.hpp>

@@ -1,6 +1,6 @@
-// zdm-data: the seeds' phase 3 (migrate and validate historical data) without DSBulk or Spark:
-// `backfill` copies origin's rows to target keeping write times and TTLs, `validate` compares
-// both clusters and repairs target.
+// zdm-data: the data phase of a ZDM migration (ZDM's phase 2, "migrate and validate data") without
+// DSBulk or Spark: `backfill` copies origin's rows to target keeping write times and TTLs,
+// `validate` compares both clusters and repairs target.
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 

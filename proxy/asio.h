@@ -1,5 +1,6 @@
-// Asio conventions of the proxy (STYLE §2, rules 5-8): errors as values via redirect_error, one
-// writer coroutine per socket (net/frame_writer.h) over a plain or TLS stream (net/stream.h).
+// Asio conventions of the proxy: errors as values via redirect_error (net::nothrow), one writer
+// coroutine per socket (net/frame_writer.h) over a plain or TLS stream (net/stream.h); each worker
+// thread runs its own io_context and owns the connections on it.
 #pragma once
 
 #include "common/net/frame_writer.h"

@@ -1,5 +1,5 @@
-// zdm-proxy configuration: ZDM's keys and defaults (reference/zdm-proxy.md §3), read from a YAML
-// file (--config) or from ZDM_* environment variables (never merged, as in ZDM).
+// zdm-proxy configuration: ZDM's keys and defaults (datastax/zdm-proxy proxy/pkg/config/config.go),
+// read from a YAML file (--config) or from ZDM_* environment variables (never merged, as in ZDM).
 #pragma once
 
 #include <cstdint>

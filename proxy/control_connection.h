@@ -1,8 +1,8 @@
-// Control connection to one cluster (reference/zdm-proxy.md §1 "Control connection"): TLS and
-// authentication as configured, protocol negotiated down from control_conn_max_protocol_version,
-// OPTIONS (SUPPORTED kept), system.local / system.peers, OPTIONS heartbeats every
-// heartbeat_interval_ms, reconnect with exponential backoff. Its state feeds
-// /health/readiness, host assignment, and the client handshake (which clusters want
+// Control connection to one cluster (ZDM's is datastax/zdm-proxy
+// proxy/pkg/zdmproxy/controlconn.go): TLS and authentication as configured, protocol negotiated
+// down from control_conn_max_protocol_version, OPTIONS (SUPPORTED kept), system.local /
+// system.peers, OPTIONS heartbeats every heartbeat_interval_ms, reconnect with exponential backoff.
+// Its state feeds /health/readiness, host assignment, and the client handshake (which clusters want
 // authentication, which compression both support).
 #pragma once
 

@@ -113,7 +113,7 @@ void ProxyMetrics::render_guide_aliases(std::string& out) {
   };
 
   family(p + "proxy_requests_total", "counter",
-         "Requests answered by the proxy, by type (seed 003's name; the count of " + p +
+         "Requests answered by the proxy, by type (ZDM migration guide's name; the count of " + p +
              "proxy_request_duration_seconds)");
   for (int t = 0; t < 3; ++t)
     out += fmt::format("{}proxy_requests_total{{type=\"{}\"}} {}\n", p, kTypes[t],
@@ -121,13 +121,15 @@ void ProxyMetrics::render_guide_aliases(std::string& out) {
 
   const std::string alias = p + "proxy_requests_duration_seconds";
   family(alias, "histogram",
-         "Latency of requests at the proxy entry point (seed 003's name; the same series as " + p +
-             "proxy_request_duration_seconds)");
+         "Latency of requests at the proxy entry point (ZDM migration guide's name; the same "
+         "series as " +
+             p + "proxy_request_duration_seconds)");
   for (int t = 0; t < 3; ++t)
     render_histogram(out, alias, fmt::format("type=\"{}\"", kTypes[t]), *duration_[t]);
 
   family(p + "proxy_errors_total", "counter",
-         "Requests that failed at the proxy, by type and cluster (seed 003's name; the sum of " +
+         "Requests that failed at the proxy, by type and cluster (ZDM migration guide's name; the "
+         "sum of " +
              p + "proxy_failed_{reads,writes,connections}_total)");
   for (int c = 0; c < 2; ++c) {
     const char* cluster = c == 0 ? "origin" : "target";
@@ -157,9 +159,9 @@ void ProxyMetrics::render_guide_aliases(std::string& out) {
     }
   }
   const std::pair<std::string, std::string> cluster_names[] = {
-      {p + "proxy_origin_requests_total", "seed 003's name"},
-      {p + "proxy_target_requests_total", "seed 003's name"},
-      {p + "origin_requests_total", "seed 001's name"}};
+      {p + "proxy_origin_requests_total", "ZDM migration guide's name"},
+      {p + "proxy_target_requests_total", "ZDM migration guide's name"},
+      {p + "origin_requests_total", "a ZDM migration lab's name"}};
   for (int i = 0; i < 3; ++i) {
     const int c = i == 1 ? 1 : 0;
     const char* cluster = c == 0 ? "origin" : "target";

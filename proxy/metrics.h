@@ -1,5 +1,5 @@
-// Prometheus metrics with ZDM's names and labels (reference/zdm-proxy.md §4), rendered in the
-// Prometheus text exposition format 0.0.4. Updates are lock-free atomics; series creation
+// Prometheus metrics with ZDM's names and labels (datastax/zdm-proxy proxy/pkg/metrics), rendered
+// in the Prometheus text exposition format 0.0.4. Updates are lock-free atomics; series creation
 // (lazy per node) and rendering take a mutex.
 #pragma once
 
@@ -79,9 +79,10 @@ class ProxyMetrics {
   Registry& registry() { return registry_; }
 
  private:
-  /// The names the migration guides tell operators to watch (seeds 001 and 003), computed from
-  /// ZDM's series at each scrape: zdm_proxy_requests_total, zdm_proxy_requests_duration_seconds,
-  /// zdm_proxy_errors_total, zdm_proxy_{origin,target}_requests_total, zdm_origin_requests_total.
+  /// The names the migration guides tell operators to watch (a migration lab and ZDM's migration
+  /// guide), computed from ZDM's series at each scrape: zdm_proxy_requests_total,
+  /// zdm_proxy_requests_duration_seconds, zdm_proxy_errors_total,
+  /// zdm_proxy_{origin,target}_requests_total, zdm_origin_requests_total.
   void render_guide_aliases(std::string& out);
 
   const Config& config_;

@@ -1,8 +1,8 @@
-// The prepared-statement cache shared by all client connections (reference/zdm-proxy.md §2
-// "Prepared ids"): clients only ever see origin prepared ids; EXECUTE and BATCH sent to target
-// carry the target's id. Bounded (ZDM's is not): the least recently used statement is evicted
-// when it is full; a client EXECUTEing an evicted id gets UNPREPARED and prepares it again, as
-// with a Cassandra node. Also holds the statements on system.local/peers the proxy answers
+// The prepared-statement cache shared by all client connections (ZDM's is datastax/zdm-proxy
+// proxy/pkg/zdmproxy/pscache.go): clients only ever see origin prepared ids; EXECUTE and BATCH sent
+// to target carry the target's id. Bounded (ZDM's is not): the least recently used statement is
+// evicted when it is full; a client EXECUTEing an evicted id gets UNPREPARED and prepares it again,
+// as with a Cassandra node. Also holds the statements on system.local/peers the proxy answers
 // itself (prepared locally, id = md5(query + keyspace) as ZDM does).
 #pragma once
 

@@ -428,7 +428,7 @@ void Program::trim_memory(uint64_t ended_before) {
   });
 }
 
-// SIGINT/SIGTERM: stop accepting, drain every session, then stop (STYLE rule 8).
+// SIGINT/SIGTERM: stop accepting, drain every session, then stop.
 void Program::on_signal(int sig) {
   spdlog::info(
       "Received signal {}, shutting down: no new connections, answering requests in flight", sig);

@@ -6,7 +6,8 @@
 
 namespace zdm::proxy {
 
-/// Readiness JSON as ZDM serves it (reference/zdm-proxy.md §4); sets `ready`.
+/// Readiness JSON as ZDM serves it on /health/readiness (datastax/zdm-proxy proxy/pkg/health); sets
+/// `ready`.
 struct ReadinessInput {
   bool started = false;
   bool shutting_down = false;

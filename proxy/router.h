@@ -1,5 +1,5 @@
-// Routing decisions (reference/zdm-proxy.md §2 "Routing table"): pure functions from a request's
-// opcode and statement to the clusters it goes to. No I/O.
+// Routing decisions, as ZDM makes them (datastax/zdm-proxy proxy/pkg/zdmproxy/cqlparser.go): pure
+// functions from a request's opcode and statement to the clusters it goes to. No I/O.
 #pragma once
 
 #include <string>

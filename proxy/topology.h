@@ -1,6 +1,7 @@
-// Topology virtualization (reference/zdm-proxy.md §1): the proxy answers system.local and
-// system.peers itself, listing the proxies (proxy_topology_addresses) instead of cluster nodes,
-// so drivers connect to every proxy and to nothing else.
+// Topology virtualization (as datastax/zdm-proxy proxy/pkg/zdmproxy/nativeprotocol.go does): the
+// proxy answers system.local and system.peers itself, listing the proxies
+// (proxy_topology_addresses) instead of cluster nodes, so drivers connect to every proxy and to
+// nothing else.
 #pragma once
 
 #include <optional>

@@ -14,14 +14,13 @@ user's running sandbox.
 A running sandbox is registered in /tmp/zdm-sandboxes/<net>.json (its directory, inventory and
 pids). A second `up` on the same plan, or in the same directory, says so in one line and exits 3.
 
-`up` walks the five phases of a migration (seeds/: ZDM's numbering). Before the proxies go up,
-tests/data/history.py writes historical rows to origin (zdm_sandbox.accounts, a month old, some
-with a TTL). 1: the proxies are deployed and the application (tests/drivers/app.py) and an
-updater of the historical rows write through them (dual writes); 2: `zdm-deploy migrate-data`
-runs `zdm-data backfill` and `zdm-data validate` on the monitoring host while they do (the
-updater stops then); 3: reads
-mirrored to target; 4: reads from target; 5: everything the application needs is read directly
-from target (as it will read once it connects to target without the proxies).
+`up` walks the five phases of a migration (ZDM's numbering, as in its migration guide). Before the
+proxies go up, tests/data/history.py writes historical rows to origin (zdm_sandbox.accounts, a month
+old, some with a TTL). 1: the proxies are deployed and the application (tests/drivers/app.py) and an
+updater of the historical rows write through them (dual writes); 2: `zdm-deploy migrate-data` runs
+`zdm-data backfill` and `zdm-data validate` on the monitoring host while they do (the updater stops
+then); 3: reads mirrored to target; 4: reads from target; 5: everything the application needs is
+read directly from target (as it will read once it connects to target without the proxies).
 
 `up` ends with a machine-readable line:
 TALLY acknowledged_writes=<n> origin_rows=<n> target_rows=<n> app_errors=<n> history_rows=<n>
@@ -57,9 +56,9 @@ PHASE_WINDOW_S = float(os.environ.get("ZDM_SANDBOX_WINDOW", "8"))
 HISTORY = os.path.join(REPO, "tests", "data", "history.py")
 HISTORY_ROWS = int(os.environ.get("ZDM_SANDBOX_HISTORY_ROWS", "10000"))
 DATA_KEYSPACE = "zdm_sandbox"  # the application's keyspace: its table and the historical one
-# Like the seeds' targets (Astra, Aiven): authentication on both clusters, TLS to target. The
-# application authenticates with target's credentials (ZDM's rule when both clusters want them);
-# the proxies log in to origin with its own.
+# Like the usual targets of a ZDM migration (Astra DB, Aiven for Apache Cassandra): authentication
+# on both clusters, TLS to target. The application authenticates with target's credentials (ZDM's
+# rule when both clusters want them); the proxies log in to origin with its own.
 ORIGIN_CREDS = ("zdm_origin", "origin-secret")
 TARGET_CREDS = ("zdm_target", "target-secret")
 REGISTRY = os.environ.get("ZDM_SANDBOX_REGISTRY", "/tmp/zdm-sandboxes")

@@ -79,7 +79,7 @@ std::string unsupported_version_message(uint8_t version, const std::vector<uint8
          "); supported versions are (" + list + ")";
 }
 
-/// One client connection (STYLE §2): the reader decodes and answers frames in order of arrival,
+/// One client connection: the reader decodes and answers frames in order of arrival,
 /// the FrameWriter alone writes. State machine of Cassandra's ServerConnection: UNINITIALIZED
 /// (OPTIONS, STARTUP) → AUTHENTICATION (AUTH_RESPONSE) → READY.
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -213,7 +213,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     send(cql::encode_error(session_.version, h.stream, code, std::move(message)));
   }
 
-  // Answers one request frame (STYLE §3: errors become ERROR frames on the same stream).
+  // Answers one request frame (errors become ERROR frames on the same stream).
   void handle(const cql::Header& h, const Bytes& frame, std::vector<cql::SchemaChange>& events) {
     const auto& opts = server_.options();
     if (std::find(opts.versions.begin(), opts.versions.end(), h.version) == opts.versions.end()) {

@@ -106,7 +106,7 @@ struct Frame {
 Bytes encode_frame(Header header, BytesView body);
 
 /// Incremental frame splitter for a byte stream: feed bytes, take whole frames.
-/// Returns "need more" (std::nullopt-like false) until a frame is complete (STYLE §1).
+/// Returns "need more" (std::nullopt-like false) until a frame is complete.
 class FrameDecoder {
  public:
   explicit FrameDecoder(uint32_t max_body = kMaxBodyLength) : max_body_(max_body) {}

@@ -1,7 +1,7 @@
-// Non-deterministic CQL functions in write statements (now(), uuid(), currentTimestamp(), …):
-// found in the statement text so the proxy can give origin and target one value for each
-// (reference/zdm-proxy.md §2 "now() replacement", which ZDM limits to now()). Pure: text in,
-// positions and text out.
+// Non-deterministic CQL functions in write statements (now(), uuid(), currentTimestamp(), …): found
+// in the statement text so the proxy can give origin and target one value for each (ZDM does the
+// same for now() only, with replace_cql_functions: datastax/zdm-proxy
+// proxy/pkg/zdmproxy/querymodifier.go). Pure: text in, positions and text out.
 #pragma once
 
 #include <cstdint>

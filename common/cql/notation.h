@@ -54,7 +54,7 @@ using StringMap = std::map<std::string, std::string>;
 using StringMultimap = std::map<std::string, std::vector<std::string>>;
 
 /// Cursor over a frame body. Every read checks the remaining length and throws ProtocolError
-/// "truncated frame: expected N bytes, length is M" on a short body (STYLE §3).
+/// "truncated frame: expected N bytes, length is M" on a short body.
 class Reader {
  public:
   explicit Reader(BytesView body) : data_(body) {}
@@ -88,9 +88,9 @@ class Reader {
   /// Raw n bytes.
   BytesView read_raw(std::size_t n);
 
-  /// Checks a count read from the wire before anything is reserved for it (STYLE §5): `count`
-  /// items of at least `min_size` bytes each must fit in the bytes that remain. Throws
-  /// ProtocolError "truncated frame: 70000 <what> need at least 280000 bytes, length is 12".
+  /// Checks a count read from the wire before anything is reserved for it: `count` items of at
+  /// least `min_size` bytes each must fit in the bytes that remain. Throws ProtocolError
+  /// "truncated frame: 70000 <what> need at least 280000 bytes, length is 12".
   void check_count(uint64_t count, std::size_t min_size, std::string_view what) const;
 
   std::size_t remaining() const { return data_.size() - pos_; }

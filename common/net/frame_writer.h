@@ -1,6 +1,6 @@
-// The one writer of a socket (STYLE §2, rule 5): whole frames are queued by push() and written by
-// the run() coroutine, every frame queued meanwhile in the same gathered write. After
-// enable_segments() (protocol v5, once READY or AUTHENTICATE went by: native_protocol_v5.spec
+// The one writer of a socket (only this coroutine writes to it): whole frames are queued by push()
+// and written by the run() coroutine, every frame queued meanwhile in the same gathered write.
+// After enable_segments() (protocol v5, once READY or AUTHENTICATE went by: native_protocol_v5.spec
 // §2.2) frames are packed into v5 segments, LZ4-compressed when negotiated.
 #pragma once
 

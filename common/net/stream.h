@@ -1,6 +1,6 @@
-// A connected TCP socket, plain or wrapped in TLS (Asio's ssl::stream over OpenSSL), with
-// coroutine reads and writes that return errors as values (STYLE §2). Used by the proxy on both
-// hops and by zdm-testcluster.
+// A connected TCP socket, plain or wrapped in TLS (Asio's ssl::stream over OpenSSL), with coroutine
+// reads and writes that return errors as values (error codes, not exceptions). Used by the proxy on
+// both hops and by zdm-testcluster.
 #pragma once
 
 #include <boost/asio.hpp>

@@ -1,4 +1,4 @@
-// cqlbench: a pipelined CQL load generator (DESIGN.md "Programs"). N connections × M requests in
+// cqlbench: the benchmarks' pipelined CQL load generator. N connections × M requests in
 // flight each, prepared SELECT / INSERT / a mix, closed loop (a new request as each answer
 // arrives) or open loop at a fixed rate (latency counted from each request's intended send time,
 // so a stall delays every request behind it and shows in the percentiles). Every frame that is

@@ -5,8 +5,8 @@ against a 3-node stand-in.
 Usage: /usr/bin/python3 test_migration_cql.py [path/to/zdm-testcluster]
 Address plan: 127.12.2.1-3 (this directory's), CQL port 19043, fault admin 127.12.2.1:19180; a
 second process for persistence on port 19044. Sections:
-- the seeds' statements (uuid()/now() inserts, COUNT(*), ALLOW FILTERING, TRUNCATE, system.local
-  as cqlsh reads it, server-side DESCRIBE);
+- the migration guides' statements (uuid()/now() inserts, COUNT(*), ALLOW FILTERING, TRUNCATE,
+  system.local as cqlsh reads it, server-side DESCRIBE);
 - writetime/ttl, USING TIMESTAMP/TTL (TTL expiry observed), last write wins, the protocol's
   default timestamp;
 - token() and token-range scans (every row exactly once), collections, counters, LWT, clustering
@@ -130,8 +130,9 @@ def token_of(*values_and_types):
 
 # ---------------------------------------------------------------------------------------------
 
-def seeds(session):
-    """The statements of /work/shared/seeds, as cqlsh and the lab scripts send them."""
+def guide_statements(session):
+    """The statements of migration guides and labs (a ZDM migration lab, zdm-proxy's README, ZDM's
+    and Aiven's migration guides), as cqlsh and the lab scripts send them."""
     s = session
     s.execute("CREATE KEYSPACE training WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 3}")
     s.execute("CREATE TABLE training.users (user_id uuid PRIMARY KEY, username text, email text, "
@@ -142,7 +143,7 @@ def seeds(session):
     after = int(time.time() * 1000)
     rows = list(s.execute("SELECT username, email FROM training.users WHERE username = 'zdm_test_user' ALLOW FILTERING;"))
     check([(r.username, r.email) for r in rows] == [("zdm_test_user", "zdm@test.com")],
-          "seed 001: INSERT ... VALUES (uuid(), ..., toTimestamp(now())) then SELECT ... ALLOW FILTERING")
+          "the migration lab's INSERT ... VALUES (uuid(), ..., toTimestamp(now())) then SELECT ... ALLOW FILTERING")
     row = s.execute("SELECT user_id, created_at, writetime(email) FROM training.users").one()
     created_ms = int(row.created_at.replace(tzinfo=None).timestamp() * 1000) if row.created_at.tzinfo else \
         int((row.created_at - __import__("datetime").datetime(1970, 1, 1)).total_seconds() * 1000)
@@ -157,42 +158,42 @@ def seeds(session):
         s.execute("INSERT INTO training.users (user_id, username, email, status, created_at) "
                   "VALUES (uuid(), %s, %s, %s, toTimestamp(now()))",
                   (f"zdm_bulk_{i}", f"b{i}@test.com", "active" if i % 2 else "inactive"))
-    check(s.execute("SELECT COUNT(*) FROM training.users;").one().count == 6, "seed 001: SELECT COUNT(*)")
+    check(s.execute("SELECT COUNT(*) FROM training.users;").one().count == 6, "the migration lab's SELECT COUNT(*)")
     active = list(s.execute("SELECT username, email, status FROM training.users \nWHERE status = 'active' LIMIT 10 ALLOW FILTERING;"))
-    check(len(active) == 3 and all(r.status == "active" for r in active), "seed 001: WHERE status = 'active' LIMIT 10 ALLOW FILTERING")
+    check(len(active) == 3 and all(r.status == "active" for r in active), "the migration lab's WHERE status = 'active' LIMIT 10 ALLOW FILTERING")
     names = [r.username for r in s.execute("SELECT username FROM training.users")]
-    check(sum(1 for n in names if n.startswith("zdm_bulk")) == 5, "seed 001: SELECT username FROM training.users")
+    check(sum(1 for n in names if n.startswith("zdm_bulk")) == 5, "the migration lab's SELECT username FROM training.users")
     local = s.execute("SELECT cluster_name, release_version FROM system.local;").one()
     check(local.cluster_name == "migration" and local.release_version == "4.1.5",
-          f"seed 001: SELECT cluster_name, release_version FROM system.local ({local})")
+          f"the migration lab's SELECT cluster_name, release_version FROM system.local ({local})")
     cq = s.execute("select * from system.local where key = 'local'").one()
     check(cq.release_version == "4.1.5" and cq.cql_version == "3.4.6", "cqlsh's connect query: select * from system.local where key = 'local'")
     expect_error(lambda: s.execute("DELETE FROM training.users WHERE username LIKE 'zdm_%' ALLOW FILTERING;"),
-                 SyntaxException, "seed 001 clean-up DELETE ... LIKE ... ALLOW FILTERING is a syntax error, as in Cassandra",
+                 SyntaxException, "the migration lab's clean-up DELETE ... LIKE ... ALLOW FILTERING is a syntax error, as in Cassandra",
                  "mismatched input 'ALLOW' expecting EOF")
     s.execute("TRUNCATE training.users;")
-    check(s.execute("SELECT COUNT(*) FROM training.users").one()[0] == 0, "seed 001: TRUNCATE training.users")
+    check(s.execute("SELECT COUNT(*) FROM training.users").one()[0] == 0, "the migration lab's TRUNCATE training.users")
 
-    # seed 002: the proxy's own README.
+    # zdm-proxy's own README (datastax/zdm-proxy README.md).
     s.execute("CREATE KEYSPACE test WITH REPLICATION = {'class' : 'SimpleStrategy', 'replication_factor' : 1};")
     s.execute("CREATE TABLE test.keyvalue (key int PRIMARY KEY, value text);")
     s.execute("INSERT INTO test.keyvalue (key, value) VALUES (1, 'ABC');")
     s.execute("INSERT INTO test.keyvalue (key, value) VALUES (2, 'DEF');")
     check(sorted((r.key, r.value) for r in s.execute("SELECT * FROM test.keyvalue;")) == [(1, "ABC"), (2, "DEF")],
-          "seed 002: INSERT, SELECT *")
+          "zdm-proxy's README: INSERT, SELECT *")
     s.execute("UPDATE test.keyvalue SET value='GYEKJF' WHERE key = 1;")
     s.execute("DELETE FROM test.keyvalue WHERE key = 2;")
-    check([(r.key, r.value) for r in s.execute("SELECT * FROM test.keyvalue;")] == [(1, "GYEKJF")], "seed 002: UPDATE, DELETE")
+    check([(r.key, r.value) for r in s.execute("SELECT * FROM test.keyvalue;")] == [(1, "GYEKJF")], "zdm-proxy's README: UPDATE, DELETE")
 
-    # seed 004: lower-case statements as typed in cqlsh.
+    # Aiven's ZDM migration guide: lower-case statements as typed in cqlsh.
     s.execute("create keyspace test_migration with replication = {'class': 'SimpleStrategy', 'replication_factor': 1};")
     s.execute("create table test_migration.data (n_id int, value int, primary key (n_id));")
     for n, v in ((1, 42), (2, 44), (3, 46), (4, 48), (5, 50)):
         s.execute(f"insert into test_migration.data (n_id, value) values ({n}, {v});")
     check(sorted((r.n_id, r.value) for r in s.execute("select * from test_migration.data;")) ==
-          [(1, 42), (2, 44), (3, 46), (4, 48), (5, 50)], "seed 004: lower-case create/insert/select")
+          [(1, 42), (2, 44), (3, 46), (4, 48), (5, 50)], "Aiven's guide: lower-case create/insert/select")
 
-    # seed 003: DESCRIBE KEYSPACE (server-side, as cqlsh 6 sends it to a 4.x node), sampling.
+    # ZDM's migration guide: DESCRIBE KEYSPACE (server-side, as cqlsh 6 sends it to a 4.x node), sampling.
     s.execute("CREATE KEYSPACE myapp WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': 3}")
     s.execute("CREATE TABLE myapp.users (user_id int PRIMARY KEY, username text, email text)")
     desc = list(s.execute("DESCRIBE KEYSPACE myapp;"))
@@ -200,7 +201,7 @@ def seeds(session):
           desc[0].create_statement.startswith("CREATE KEYSPACE myapp WITH replication = {'class': "
                                               "'org.apache.cassandra.locator.NetworkTopologyStrategy', 'dc1': '3'}") and
           "PRIMARY KEY (user_id)" in desc[1].create_statement,
-          "seed 003: DESCRIBE KEYSPACE myapp (server-side rows with create_statement)")
+          "ZDM's migration guide: DESCRIBE KEYSPACE myapp (server-side rows with create_statement)")
     s.execute("CREATE KEYSPACE myapp2 WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
     s.execute(desc[1].create_statement.replace("myapp.users", "myapp2.users"))
     check("users" in [r.name for r in s.execute("DESCRIBE TABLES")] and
@@ -223,7 +224,7 @@ def seeds(session):
         s.execute("INSERT INTO myapp.users (user_id, username, email) VALUES (%s, %s, %s)", (i, f"u{i}", f"u{i}@x"))
     sample = list(s.execute("SELECT user_id, username, email FROM myapp.users LIMIT 1000"))
     one = s.execute("SELECT * FROM myapp.users WHERE user_id = %s", (sample[0].user_id,)).one()
-    check(len(sample) == 20 and one.username == sample[0].username, "seed 003: sampling validation queries")
+    check(len(sample) == 20 and one.username == sample[0].username, "ZDM's migration guide: sampling validation queries")
 
 
 def write_times(session, cluster):
@@ -661,7 +662,7 @@ def main():
                           execution_profiles={EXEC_PROFILE_DEFAULT: profile})
         session = cluster.connect()
         check(wait_hosts_up(cluster), "3 hosts up")
-        seeds(session)
+        guide_statements(session)
         write_times(session, cluster)
         tokens(session)
         collections(session)

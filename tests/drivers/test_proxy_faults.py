@@ -7,8 +7,8 @@ usage: test_proxy_faults.py BUILD_DIR [--only NAME[,NAME]]
 Address plan (this test's own): origin 127.23.2.1-3, target 127.23.3.1-3 (CQL 9042, each
 node with its own prepared statements; fault admins on 127.23.2.1:9180 and 127.23.3.1:9180),
 proxy 127.23.1.1:9042 (metrics :14001). Scenarios:
-  statements  the seeds' statements (uuid()/now() inserts simple and prepared, COUNT, ALLOW
-              FILTERING, TRUNCATE, collections, counters, TTL, LWT) through the proxy: identical
+  statements  the migration guides' statements (uuid()/now() inserts simple and prepared, COUNT,
+              ALLOW FILTERING, TRUNCATE, collections, counters, TTL, LWT) through the proxy: identical
               rows on both clusters, read directly, write times included (the driver sends no
               timestamp: the proxy sets one for both clusters); cqlsh-style system queries
   writefail   WriteTimeout from every target node on writes: the client gets target's error and
@@ -194,7 +194,7 @@ def scenario_statements():
     if diff:
         print("differences (id, origin, target):", diff[:3])
     check(len(views["origin"]) == 13 and views["origin"] == views["target"],
-          "the seeds' rows are identical on both clusters, read directly: keys from uuid(), "
+          "the rows of the guides' statements are identical on both clusters, read directly: keys from uuid(), "
           "created_at from toTimestamp(now()), collections, TTL, write times set by the proxy "
           f"({len(views['origin'])} and {len(views['target'])} rows)")
     check(views["origin_hits"] == views["target_hits"] == 3, "counters equal on both clusters (3)")

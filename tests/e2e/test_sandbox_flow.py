@@ -33,7 +33,7 @@ then checks independently of the sandbox's own checks:
   deploy-monitoring changes nothing and restarts nothing; a configuration change reloads
   Prometheus (same process), a command-line change restarts Prometheus only; then, in
   DUAL_ASYNC_ON_SECONDARY under the python-driver application's traffic, every query of every
-  panel of the three shipped dashboards and every query of the migration guides (seeds 001, 003)
+  panel of the three shipped dashboards and every query of the migration guides (a lab's and ZDM's)
   returns data from the real Prometheus, except the queries empty by design while nothing fails
   (listed: EMPTY_BY_DESIGN); the dashboard page in headless chromium draws every other panel (in
   the DOM and in the screenshot's pixels); a stopped target node (the test cluster's fault admin;
@@ -656,21 +656,21 @@ FAULT_NONZERO = {("zdm-proxy", "Failed writes by cluster"), ("zdm-proxy", "Faile
 ZERO_WHILE_HEALTHY = {("zdm-proxy", "Failed writes by cluster"), ("zdm-proxy", "Failed writes by instance"),
                       ("zdm-migration", "Dual-write failure ratio")}
 
-# The migration guides' Prometheus queries (seed 001) and the names seed 003 (and 001's curl
-# commands) tell operators to watch, some as exported aliases (proxy/metrics.cpp).
-SEED_QUERIES = [
-    ("seed 001", "rate(zdm_proxy_request_duration_seconds_count[5m])"),
-    ("seed 001", "zdm_proxy_failed_writes_total"),
-    ("seed 001", "histogram_quantile(0.95, rate(zdm_proxy_request_duration_seconds_bucket[5m]))"),
-    ("seed 001", "zdm_proxy_inflight_requests_total"),
-    ("seed 003", "zdm_proxy_requests_total"),
-    ("seed 003", "zdm_proxy_errors_total"),
-    ("seed 003", "zdm_proxy_requests_duration_seconds_bucket"),
-    ("seed 003", "zdm_proxy_origin_requests_total"),
-    ("seed 003", "zdm_proxy_target_requests_total"),
-    ("seed 001 (curl | grep)", "zdm_origin_requests_total"),
-    ("seed 003, as a rate", "rate(zdm_proxy_requests_total[5m])"),
-    ("seed 003, as a quantile", "histogram_quantile(0.99, sum by (le) (rate(zdm_proxy_requests_duration_seconds_bucket[5m])))"),
+# The Prometheus queries of a migration lab and the names ZDM's migration guide (and the lab's
+# curl commands) tell operators to watch, some as exported aliases (proxy/metrics.cpp).
+GUIDE_QUERIES = [
+    ("migration lab", "rate(zdm_proxy_request_duration_seconds_count[5m])"),
+    ("migration lab", "zdm_proxy_failed_writes_total"),
+    ("migration lab", "histogram_quantile(0.95, rate(zdm_proxy_request_duration_seconds_bucket[5m]))"),
+    ("migration lab", "zdm_proxy_inflight_requests_total"),
+    ("ZDM's migration guide", "zdm_proxy_requests_total"),
+    ("ZDM's migration guide", "zdm_proxy_errors_total"),
+    ("ZDM's migration guide", "zdm_proxy_requests_duration_seconds_bucket"),
+    ("ZDM's migration guide", "zdm_proxy_origin_requests_total"),
+    ("ZDM's migration guide", "zdm_proxy_target_requests_total"),
+    ("migration lab (curl | grep)", "zdm_origin_requests_total"),
+    ("ZDM's migration guide, as a rate", "rate(zdm_proxy_requests_total[5m])"),
+    ("ZDM's migration guide, as a quantile", "histogram_quantile(0.99, sum by (le) (rate(zdm_proxy_requests_duration_seconds_bucket[5m])))"),
 ]
 
 
@@ -873,7 +873,7 @@ def monitoring_phase(t_start):
         for key in ZERO_WHILE_HEALTHY:
             values = [v for _, ss in recent[key] for _, vs in ss for v in vs]
             check(values and max(values) == 0, f"{key[0]} / {key[1]}: zero while nothing fails")
-        for source, expr in SEED_QUERIES:
+        for source, expr in GUIDE_QUERIES:
             res = prom_instant(expr)
             check(bool(res), f"{source}: `{expr}` returns data ({len(res)} series)")
         text = urllib.request.urlopen(f"http://{PROXY_IPS[0]}:14001/metrics", timeout=5).read().decode()
@@ -916,7 +916,7 @@ def monitoring_phase(t_start):
               f"target nodes answered UNAVAILABLE, as Cassandra's coordinators do ({errors})")
         check(prom_instant('sum(zdm_proxy_failed_writes_total{failed_on="target"}) > 0')
               and prom_instant('sum(zdm_proxy_errors_total{type="writes",cluster="target"}) > 0'),
-              "seed 001's zdm_proxy_failed_writes_total and seed 003's zdm_proxy_errors_total count them")
+              "the lab's zdm_proxy_failed_writes_total and the guide's zdm_proxy_errors_total count them")
         time.sleep(20)  # a few points of the alert's series on the page, not just its first one
         for uid in ("zdm-proxy", "zdm-migration"):
             page_check(uid, range_s, f"{uid}-target-node-stopped", EMPTY_BY_DESIGN - FAULT_NONEMPTY - MAYBE_AFTER_FAULT,

@@ -1,12 +1,12 @@
-// zdm-testcluster's CQL parser: the statements the seeds and cqlsh send, and Cassandra's syntax
-// error for the seed's DELETE ... ALLOW FILTERING.
+// zdm-testcluster's CQL parser: the statements migration guides, labs and cqlsh send, and
+// Cassandra's syntax error for a migration lab's clean-up DELETE ... LIKE ... ALLOW FILTERING.
 #include <doctest/doctest.h>
 
 #include "testcluster/parser.h"
 
 using namespace zdm::testcluster;
 
-TEST_CASE("the seeds' statements parse") {
+TEST_CASE("the migration guides' statements parse") {
   SUBCASE("INSERT ... VALUES (uuid(), ..., toTimestamp(now()))") {
     Statement st = parse_statement(
         "INSERT INTO training.users (user_id, username, email, status, created_at)\n"

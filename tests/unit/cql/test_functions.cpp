@@ -5,7 +5,7 @@
 using namespace zdm::cql;
 
 TEST_CASE("non-deterministic calls in write statements") {
-  SUBCASE("the seeds' insert: uuid() and toTimestamp(now()) among bind markers") {
+  SUBCASE("the migration lab's insert: uuid() and toTimestamp(now()) among bind markers") {
     std::string q = "INSERT INTO ks.t (id, name, created) VALUES (uuid(), ?, toTimestamp( NOW() ))";
     auto s = scan_statement(q);
     REQUIRE(s.calls.size() == 2);

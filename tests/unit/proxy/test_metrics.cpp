@@ -103,7 +103,7 @@ TEST_CASE("the migration guides' metric names are served with the values of ZDM'
   auto has = [&](const std::string& line) {
     CHECK_MESSAGE(text.find("\n" + line + "\n") != std::string::npos, line);
   };
-  SUBCASE("seed 003: requests, their latency and errors") {
+  SUBCASE("ZDM's migration guide's names: requests, their latency and errors") {
     has("zdm_proxy_requests_total{type=\"writes\"} 2");
     has("zdm_proxy_requests_total{type=\"reads_origin\"} 1");
     has("zdm_proxy_requests_total{type=\"reads_target\"} 0");
@@ -115,7 +115,7 @@ TEST_CASE("the migration guides' metric names are served with the values of ZDM'
     has("zdm_proxy_errors_total{type=\"reads\",cluster=\"origin\"} 1");
     has("zdm_proxy_errors_total{type=\"connections\",cluster=\"target\"} 2");
   }
-  SUBCASE("seeds 001 and 003: requests per cluster, summed over nodes, async reads apart") {
+  SUBCASE("the guides' names: requests per cluster, summed over nodes, async reads apart") {
     has("zdm_proxy_origin_requests_total{type=\"writes\"} 2");
     has("zdm_proxy_origin_requests_total{type=\"reads\"} 1");
     has("zdm_proxy_target_requests_total{type=\"writes\"} 1");
