@@ -14,6 +14,7 @@
 #include "data/async.h"
 #include "data/commands.h"
 #include "data/job.h"
+#include "data/range_job.h"
 #include "data/rows.h"
 
 namespace zdm::data {
@@ -87,6 +88,20 @@ Outcome judge(const TableJob& t, const std::optional<OwnedRow>& o, const std::op
   return {DiffKind::kDiffering, std::move(cols)};
 }
 
+// Adds `from`'s counts (not its examples) to `into`.
+void add_counts(TableReport& into, const TableReport& from) {
+  into.origin_rows += from.origin_rows;
+  into.target_rows += from.target_rows;
+  into.only_origin += from.only_origin;
+  into.only_target += from.only_target;
+  into.differing += from.differing;
+  into.repaired += from.repaired;
+  into.remaining += from.remaining;
+  into.transient += from.transient;
+  into.ranges += from.ranges;
+  into.ranges_failed += from.ranges_failed;
+}
+
 bool same_outcome(const Outcome& a, const Outcome& b) {
   if (a.kind != b.kind || a.columns.size() != b.columns.size()) return false;
   for (std::size_t i = 0; i < a.columns.size(); ++i)
@@ -96,65 +111,11 @@ bool same_outcome(const Outcome& a, const Outcome& b) {
   return true;
 }
 
-class Validate {
+class Validate : public RangeJob {
  public:
   Validate(Setup& s, WorkQueue& work, Stats& stats, RateLimiter& rate)
-      : s_(s), work_(work), stats_(stats), rate_(rate), reports_(s.tables.size()) {}
+      : RangeJob(s, work, stats, rate), reports_(s.tables.size()) {}
 
-  awaitable<void> thread_main(asio::io_context& ioc, int) {
-    Session origin(ioc, s_.origin_config, s_.origin, retry_hook(stats_, "origin"));
-    Session target(ioc, s_.target_config, s_.target, retry_hook(stats_, "target"));
-    Semaphore checks(ioc, static_cast<std::size_t>(s_.options.concurrency));
-    Worker w{ioc, origin, target, checks, {}, {}};
-    try {
-      for (const auto& t : s_.tables) {
-        const auto& st = t.statements;
-        // One co_await per statement: GCC 12 miscompiles co_await inside braced initializers.
-        Prepared p;
-        p.scan = co_await origin.prepare(st.scan);
-        p.read_row = co_await origin.prepare(st.read_row);
-        p.read_partition = co_await origin.prepare(st.read_partition);
-        TargetPrepared q;
-        q.scan = co_await target.prepare(st.scan);
-        q.read_row = co_await target.prepare(st.read_row);
-        q.read_partition = co_await target.prepare(st.read_partition);
-        if (s_.options.repair) {
-          auto prep = [&](const std::string& text) -> awaitable<std::shared_ptr<Statement>> {
-            if (text.empty()) co_return nullptr;
-            co_return co_await target.prepare(text);
-          };
-          q.insert_row = co_await prep(st.insert_row);
-          q.update_row = co_await prep(st.update_row);
-          q.update_statics = co_await prep(st.update_statics);
-          q.add_counters = co_await prep(st.add_counters);
-          q.add_static_counters = co_await prep(st.add_static_counters);
-          q.delete_row = co_await prep(st.delete_row);
-          q.delete_statics = co_await prep(st.delete_statics);
-        }
-        w.origin_prepared.push_back(std::move(p));
-        w.target_prepared.push_back(std::move(q));
-      }
-    } catch (const RequestError& e) {
-      fatal(e.what());
-      co_return;
-    }
-    WaitGroup ranges(ioc);
-    for (int i = 0; i < s_.options.parallel; ++i) {
-      ranges.add();
-      asio::co_spawn(ioc, range_worker(w), [&ranges](std::exception_ptr e) {
-        log_exception(e, "range worker");
-        ranges.done();
-      });
-    }
-    co_await ranges.wait();
-    origin.close();
-    target.close();
-  }
-
-  std::string fatal_error() {
-    std::lock_guard lock(mu_);
-    return fatal_;
-  }
   const std::vector<TableReport>& reports() const { return reports_; }
   uint64_t differences() {
     return stats_.only_origin.value() + stats_.only_target.value() + stats_.differing.value();
@@ -169,6 +130,64 @@ class Validate {
     std::vector<Prepared> origin_prepared;
     std::vector<TargetPrepared> target_prepared;
   };
+
+  awaitable<void> thread_main(asio::io_context& ioc, int) override {
+    Session origin(ioc, s_.origin_config, s_.origin, retry_hook(stats_, "origin"));
+    Session target(ioc, s_.target_config, s_.target, retry_hook(stats_, "target"));
+    Semaphore checks(ioc, static_cast<std::size_t>(s_.options.concurrency));
+    Worker w{ioc, origin, target, checks, {}, {}};
+    if (!co_await prepared(prepare_tables(w))) co_return;
+    co_await run_range_workers(ioc, [this, &w](const WorkItem& item) { return validate(w, item); });
+    origin.close();
+    target.close();
+  }
+
+  awaitable<void> prepare_tables(Worker& w) {
+    auto prep = [&w](const std::string& text) -> awaitable<std::shared_ptr<Statement>> {
+      if (text.empty()) co_return nullptr;
+      co_return co_await w.target.prepare(text);
+    };
+    for (const auto& t : s_.tables) {
+      const auto& st = t.statements;
+      // One co_await per statement: GCC 12 miscompiles co_await inside braced initializers.
+      Prepared p;
+      p.scan = co_await w.origin.prepare(st.scan);
+      p.read_row = co_await w.origin.prepare(st.read_row);
+      p.read_partition = co_await w.origin.prepare(st.read_partition);
+      TargetPrepared q;
+      q.scan = co_await w.target.prepare(st.scan);
+      q.read_row = co_await w.target.prepare(st.read_row);
+      q.read_partition = co_await w.target.prepare(st.read_partition);
+      if (s_.options.repair) {
+        q.insert_row = co_await prep(st.insert_row);
+        q.update_row = co_await prep(st.update_row);
+        q.update_statics = co_await prep(st.update_statics);
+        q.add_counters = co_await prep(st.add_counters);
+        q.add_static_counters = co_await prep(st.add_static_counters);
+        q.delete_row = co_await prep(st.delete_row);
+        q.delete_statics = co_await prep(st.delete_statics);
+      }
+      w.origin_prepared.push_back(std::move(p));
+      w.target_prepared.push_back(std::move(q));
+    }
+  }
+
+  // Compares one range and adds what it found to its table's report.
+  awaitable<void> validate(Worker& w, const WorkItem& item) {
+    TableReport local;
+    const auto error = co_await attempt(compare_range(w, item, local));
+    if (error)
+      spdlog::warn("{} {}: {}", s_.tables[item.table].schema.name(), to_string(item.range), *error);
+    (error ? stats_.ranges_failed : stats_.ranges_done).inc();
+    local.ranges = 1;
+    local.ranges_failed = error ? 1 : 0;
+    std::lock_guard lock(mu_);
+    TableReport& r = reports_[item.table];
+    add_counts(r, local);
+    for (auto& e : local.examples)
+      if (r.examples.size() < static_cast<std::size_t>(s_.options.max_examples))
+        r.examples.push_back(std::move(e));
+  }
 
   // One side of a range's scan.
   struct Side {
@@ -187,70 +206,10 @@ class Validate {
     Outcome seen;  // what the scans found
   };
 
-  void fatal(const std::string& why) {
-    std::lock_guard lock(mu_);
-    if (fatal_.empty()) fatal_ = why;
-    work_.stop();
-  }
-
-  awaitable<void> range_worker(Worker& w) {
-    while (const WorkItem* item = work_.next()) {
-      const TableJob& t = s_.tables[item->table];
-      TableReport local;
-      bool ok = true;
-      std::string error;
-      try {
-        co_await compare_range(w, *item, local);
-      } catch (const RequestError& e) {
-        ok = false;
-        error = e.what();
-        if (e.code && !retryable(*e.code)) fatal(e.what());
-      } catch (const std::exception& e) {
-        ok = false;
-        error = e.what();
-      }
-      if (!ok) spdlog::warn("{} {}: {}", t.schema.name(), to_string(item->range), error);
-      (ok ? stats_.ranges_done : stats_.ranges_failed).inc();
-      std::lock_guard lock(mu_);
-      TableReport& r = reports_[item->table];
-      r.origin_rows += local.origin_rows;
-      r.target_rows += local.target_rows;
-      r.only_origin += local.only_origin;
-      r.only_target += local.only_target;
-      r.differing += local.differing;
-      r.repaired += local.repaired;
-      r.remaining += local.remaining;
-      r.transient += local.transient;
-      ++r.ranges;
-      if (!ok) ++r.ranges_failed;
-      for (auto& e : local.examples)
-        if (r.examples.size() < static_cast<std::size_t>(s_.options.max_examples))
-          r.examples.push_back(std::move(e));
-    }
-  }
-
   awaitable<void> fetch(Worker& w, const TableJob& t, Side& side, TokenRange range, bool origin) {
-    Call c;
-    c.values = {cql::Value::of(bigint_bytes(range.start)), cql::Value::of(bigint_bytes(range.end))};
-    c.routing_token = range.end;
-    c.page_size = s_.options.page_size;
-    c.paging_state = side.paging;
-    Page page = co_await side.session->select(*side.scan, std::move(c));
     const Layout& l = t.layout;
-    if (page.columns() != l.width)
-      throw std::runtime_error("the scan returned " + std::to_string(page.columns()) +
-                               " columns, expected " + std::to_string(l.width));
-    (origin ? stats_.origin_rows : stats_.target_rows).inc(page.rows());
-    (origin ? stats_.origin_bytes : stats_.target_bytes).inc(page.value_bytes());
-    if (origin) {
-      if (auto wait = rate_.take(page.rows(), page.value_bytes(), RateLimiter::Clock::now());
-          wait.count() > 0) {
-        asio::steady_timer pause(w.ioc);
-        pause.expires_after(wait);
-        net::error_code ec;
-        co_await pause.async_wait(net::nothrow(ec));
-      }
-    }
+    Page page = co_await scan_page(*side.session, *side.scan, l, range, side.paging, origin);
+    if (origin) co_await throttle(w.ioc, page);
     for (std::size_t i = 0; i < page.rows(); ++i) {
       RowView row = page.row(i);
       if (!row[l.token]) continue;
@@ -369,12 +328,7 @@ class Validate {
     std::optional<OwnedRow> o, g;
     Outcome out;
     for (int pass = 0; pass < 2; ++pass) {
-      if (pass > 0) {
-        asio::steady_timer pause(w.ioc);
-        pause.expires_after(std::chrono::milliseconds(200));
-        net::error_code ec;
-        co_await pause.async_wait(net::nothrow(ec));
-      }
+      if (pass > 0) co_await pause(w.ioc, std::chrono::milliseconds(200));
       o = co_await read(w, table, true, key_row, statics);
       g = co_await read(w, table, false, key_row, statics);
       out = judge(t, o, g, statics, s_.options.writetime);
@@ -489,27 +443,13 @@ class Validate {
       Call c;
       c.values = bind_group(t.schema, l, row, grp, ttl_slot);
       c.routing_token = token;
-      if (grp.ttl > 0) {
-        const int64_t expires = static_cast<int64_t>(now_s()) + grp.ttl;
-        c.before_attempt = [ttl_slot, expires](std::vector<cql::Value>& v) {
-          const int64_t left = expires - now_s();
-          if (left <= 0) return false;
-          v[ttl_slot] = cql::Value::of(int_bytes(static_cast<int32_t>(left)));
-          return true;
-        };
-      }
+      if (grp.ttl > 0) count_down_ttl(c, ttl_slot, static_cast<int64_t>(now_s()) + grp.ttl);
       co_await w.target.execute(st, std::move(c));
     }
     co_return "";
   }
 
-  Setup& s_;
-  WorkQueue& work_;
-  Stats& stats_;
-  RateLimiter& rate_;
-  std::mutex mu_;
-  std::string fatal_;
-  std::vector<TableReport> reports_;
+  std::vector<TableReport> reports_;  // by table; guarded by mu_ while the job runs
 };
 
 std::string columns_text(const std::vector<ColumnDiff>& cols) {
@@ -560,36 +500,18 @@ int run_validate(const Options& o) {
   WorkQueue work(std::move(items));
   Validate job(s, work, stats, rate);
   const auto started = std::chrono::steady_clock::now();
-  run_workers(
-      o, registry, [&job](asio::io_context& ioc, int i) { return job.thread_main(ioc, i); },
-      [&]() {
-        ProgressSnapshot p;
-        p.validate = true;
-        p.rows = stats.origin_rows.value();
-        p.bytes = stats.origin_bytes.value();
-        p.ranges_done = stats.ranges_done.value() + stats.ranges_failed.value();
-        p.ranges_total = work.size();
-        p.retries = stats.total_retries();
-        p.differences = job.differences();
-        return p;
-      },
-      [&work]() { work.stop(); });
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  job.run(registry, [&]() {
+    ProgressSnapshot p = progress_of(stats, work);
+    p.validate = true;
+    p.differences = job.differences();
+    return p;
+  });
+  const double secs = seconds_since(started);
   TableReport total;
   nlohmann::json tables = nlohmann::json::object();
   for (std::size_t i = 0; i < s.tables.size(); ++i) {
     const auto& r = job.reports()[i];
-    total.origin_rows += r.origin_rows;
-    total.target_rows += r.target_rows;
-    total.only_origin += r.only_origin;
-    total.only_target += r.only_target;
-    total.differing += r.differing;
-    total.repaired += r.repaired;
-    total.remaining += r.remaining;
-    total.transient += r.transient;
-    total.ranges += r.ranges;
-    total.ranges_failed += r.ranges_failed;
+    add_counts(total, r);
     nlohmann::json examples = nlohmann::json::array();
     for (const auto& e : r.examples) {
       nlohmann::json cols = nlohmann::json::array();
