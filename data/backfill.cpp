@@ -279,58 +279,60 @@ std::string job_id(const Setup& s) {
          " target=" + s.target.cluster_name;
 }
 
-}  // namespace
-
-int run_backfill(const Options& o) {
-  Setup s = prepare(o);
+// The checkpoint of this keyspace and pair of clusters (emptied first with --restart). Throws
+// JobError (code 2) if it cannot be read or belongs to another job.
+std::unique_ptr<Checkpoint> open_checkpoint(const Options& o, const Setup& s) {
   if (!o.resume) std::filesystem::remove(o.checkpoint);
-  std::unique_ptr<Checkpoint> cp;
   try {
-    cp = std::make_unique<Checkpoint>(o.checkpoint, job_id(s));
+    return std::make_unique<Checkpoint>(o.checkpoint, job_id(s));
   } catch (const CheckpointError& e) {
     throw JobError(2, e.what());
   }
+}
+
+// The ranges still to copy: every range of every table but the parts the checkpoint has done.
+struct Plan {
   std::vector<WorkItem> items;
-  std::size_t skipped = 0;
-  uint64_t rows_before = 0;
+  std::size_t skipped = 0;   // ranges done by earlier runs
+  uint64_t rows_before = 0;  // rows copied by earlier runs
+};
+
+Plan plan(const Setup& s, const Checkpoint& cp) {
+  Plan p;
   for (std::size_t ti = 0; ti < s.tables.size(); ++ti) {
     const std::string name = s.tables[ti].schema.name();
-    auto done = cp->previous().done.find(name);
-    if (auto r = cp->previous().rows.find(name); r != cp->previous().rows.end())
-      rows_before += r->second;
+    auto done = cp.previous().done.find(name);
+    if (auto r = cp.previous().rows.find(name); r != cp.previous().rows.end())
+      p.rows_before += r->second;
     for (const auto& r : s.ranges) {
-      if (done == cp->previous().done.end()) {
-        items.push_back({ti, r});
+      if (done == cp.previous().done.end()) {
+        p.items.push_back({ti, r});
         continue;
       }
       auto missing = done->second.missing(r);
-      if (missing.empty()) ++skipped;
-      for (const auto& m : missing) items.push_back({ti, m});
+      if (missing.empty()) ++p.skipped;
+      for (const auto& m : missing) p.items.push_back({ti, m});
     }
   }
-  std::string tables;
-  for (const auto& t : s.tables) tables += (tables.empty() ? "" : ", ") + t.schema.table;
+  return p;
+}
+
+void print_start(const Setup& s, const Plan& p) {
+  const Options& o = s.options;
   std::printf(
       "zdm-data backfill: keyspace %s, tables %s; origin '%s' (%zu nodes, protocol v%d) -> "
       "target '%s' (%zu nodes, protocol v%d)\n",
-      o.keyspace.c_str(), tables.c_str(), s.origin.cluster_name.c_str(), s.origin.nodes.size(),
-      s.origin.version, s.target.cluster_name.c_str(), s.target.nodes.size(), s.target.version);
+      o.keyspace.c_str(), table_names(s).c_str(), s.origin.cluster_name.c_str(),
+      s.origin.nodes.size(), s.origin.version, s.target.cluster_name.c_str(), s.target.nodes.size(),
+      s.target.version);
   std::printf(
       "%zu token ranges per table, %zu to copy, %zu already done (checkpoint %s%s)\n",
-      s.ranges.size(), items.size(), skipped, o.checkpoint.c_str(),
-      skipped ? (", " + thousands(rows_before) + " rows copied by earlier runs").c_str() : "");
+      s.ranges.size(), p.items.size(), p.skipped, o.checkpoint.c_str(),
+      p.skipped ? (", " + thousands(p.rows_before) + " rows copied by earlier runs").c_str() : "");
   std::fflush(stdout);
-  metrics::Registry registry;
-  Stats stats(registry);
-  stats.ranges_total.set(static_cast<int64_t>(items.size()));
-  stats.ranges_skipped.inc(skipped);
-  RateLimiter rate(o.rate_rows, o.rate_mb * 1e6);
-  WorkQueue work(std::move(items));
-  Backfill job(s, *cp, work, stats, rate);
-  const auto started = std::chrono::steady_clock::now();
-  job.run(registry, [&]() { return progress_of(stats, work); });
-  cp->flush();
-  const double secs = seconds_since(started);
+}
+
+void print_summary(Stats& stats, double secs, std::size_t skipped) {
   const uint64_t rows = stats.origin_rows.value(), bytes = stats.origin_bytes.value();
   std::string retries;
   {
@@ -352,6 +354,10 @@ int run_backfill(const Options& o) {
       static_cast<unsigned long long>(stats.total_retries()),
       retries.empty() ? "" : (" (" + retries + ")").c_str());
   std::fflush(stdout);
+}
+
+// 0 when every range is copied; 1, with the reason on stderr, otherwise.
+int exit_code(Backfill& job, const Stats& stats, const WorkQueue& work) {
   if (auto f = job.fatal_error(); !f.empty()) {
     std::fprintf(stderr, "zdm-data: backfill stopped: %s\n", f.c_str());
     return 1;
@@ -367,6 +373,27 @@ int run_backfill(const Options& o) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int run_backfill(const Options& o) {
+  Setup s = prepare(o);
+  std::unique_ptr<Checkpoint> cp = open_checkpoint(o, s);
+  Plan p = plan(s, *cp);
+  print_start(s, p);
+  metrics::Registry registry;
+  Stats stats(registry);
+  stats.ranges_total.set(static_cast<int64_t>(p.items.size()));
+  stats.ranges_skipped.inc(p.skipped);
+  RateLimiter rate(o.rate_rows, o.rate_mb * 1e6);
+  WorkQueue work(std::move(p.items));
+  Backfill job(s, *cp, work, stats, rate);
+  const auto started = std::chrono::steady_clock::now();
+  job.run(registry, [&]() { return progress_of(stats, work); });
+  cp->flush();
+  print_summary(stats, seconds_since(started), p.skipped);
+  return exit_code(job, stats, work);
 }
 
 }  // namespace zdm::data

@@ -190,4 +190,10 @@ void run_workers(const Options& o, metrics::Registry& registry,
   }
 }
 
+std::string table_names(const Setup& s) {
+  std::string names;
+  for (const auto& t : s.tables) names += (names.empty() ? "" : ", ") + t.schema.table;
+  return names;
+}
+
 }  // namespace zdm::data

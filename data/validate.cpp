@@ -464,10 +464,10 @@ std::string columns_text(const std::vector<ColumnDiff>& cols) {
   return out;
 }
 
-}  // namespace
-
-int run_validate(const Options& o) {
-  Setup s = prepare(o);
+// The token ranges to compare, as indexes into s.ranges in ascending order: all of them, or
+// --sample percent of them (at least one) chosen at random with --seed.
+std::vector<std::size_t> sample_ranges(const Setup& s) {
+  const Options& o = s.options;
   std::vector<std::size_t> chosen(s.ranges.size());
   for (std::size_t i = 0; i < chosen.size(); ++i) chosen[i] = i;
   if (o.sample_percent < 100) {
@@ -478,21 +478,136 @@ int run_validate(const Options& o) {
     chosen.resize(std::max<std::size_t>(1, keep));
     std::sort(chosen.begin(), chosen.end());
   }
+  return chosen;
+}
+
+void print_start(const Setup& s, std::size_t chosen) {
+  const Options& o = s.options;
+  std::printf(
+      "zdm-data validate: keyspace %s, tables %s; origin '%s' (%zu nodes) vs target '%s' (%zu "
+      "nodes); %zu of %zu token ranges (%g%%)%s%s\n",
+      o.keyspace.c_str(), table_names(s).c_str(), s.origin.cluster_name.c_str(),
+      s.origin.nodes.size(), s.target.cluster_name.c_str(), s.target.nodes.size(), chosen,
+      s.ranges.size(), o.sample_percent, o.writetime ? "; writetimes compared" : "",
+      o.repair ? (o.delete_extra ? "; repairing (extra rows deleted)" : "; repairing") : "");
+  std::fflush(stdout);
+}
+
+// A report's counts under the names of the JSON report.
+nlohmann::json counts_json(const TableReport& r) {
+  return {{"origin_rows", r.origin_rows}, {"target_rows", r.target_rows},
+          {"only_origin", r.only_origin}, {"only_target", r.only_target},
+          {"differing", r.differing},     {"repaired", r.repaired},
+          {"remaining", r.remaining},     {"in_flight", r.transient},
+          {"ranges", r.ranges},           {"ranges_failed", r.ranges_failed}};
+}
+
+nlohmann::json examples_json(const std::vector<Example>& examples) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& e : examples) {
+    nlohmann::json cols = nlohmann::json::array();
+    for (const auto& d : e.columns) {
+      nlohmann::json c = {{"column", d.column}, {"writetime_only", d.writetime_only}};
+      if (d.origin_writetime) c["origin_writetime"] = *d.origin_writetime;
+      if (d.target_writetime) c["target_writetime"] = *d.target_writetime;
+      cols.push_back(c);
+    }
+    nlohmann::json ej = {{"kind", kind_name(e.kind)}, {"key", e.key}, {"columns", cols}};
+    if (!e.outcome.empty()) ej["repair"] = e.outcome;
+    out.push_back(ej);
+  }
+  return out;
+}
+
+// The report as JSON on stdout; `fatal` ("" if none) is its "error".
+void print_json(const Setup& s, const std::vector<TableReport>& reports, const TableReport& total,
+                double secs, uint64_t origin_bytes, const std::string& fatal) {
+  const Options& o = s.options;
+  nlohmann::json tables = nlohmann::json::object();
+  for (std::size_t i = 0; i < s.tables.size(); ++i) {
+    nlohmann::json t = counts_json(reports[i]);
+    t["differences"] = examples_json(reports[i].examples);
+    tables[s.tables[i].schema.name()] = t;
+  }
+  nlohmann::json out = {{"keyspace", o.keyspace},
+                        {"tables", tables},
+                        {"total", counts_json(total)},
+                        {"sample_percent", o.sample_percent},
+                        {"writetime", o.writetime},
+                        {"repair", o.repair},
+                        {"seconds", secs},
+                        {"rows_per_second", secs > 0 ? total.origin_rows / secs : 0.0},
+                        {"mb_per_second", secs > 0 ? origin_bytes / 1e6 / secs : 0.0}};
+  if (!fatal.empty()) out["error"] = fatal;
+  std::printf("%s\n", out.dump(2).c_str());
+}
+
+// The report as text on stdout: per table its counts and examples, then the totals.
+void print_text(const Setup& s, const std::vector<TableReport>& reports, const TableReport& total,
+                double secs, uint64_t origin_bytes) {
+  const Options& o = s.options;
+  for (std::size_t i = 0; i < s.tables.size(); ++i) {
+    const auto& r = reports[i];
+    std::printf(
+        "%s: %s rows on origin, %s on target: %llu only on origin, %llu only on target, %llu "
+        "differing%s\n",
+        s.tables[i].schema.name().c_str(), thousands(r.origin_rows).c_str(),
+        thousands(r.target_rows).c_str(), static_cast<unsigned long long>(r.only_origin),
+        static_cast<unsigned long long>(r.only_target),
+        static_cast<unsigned long long>(r.differing),
+        o.repair ? (", " + std::to_string(r.repaired) + " repaired").c_str() : "");
+    for (const auto& e : r.examples) {
+      const char* what = e.kind == DiffKind::kOnlyOrigin   ? "only on origin"
+                         : e.kind == DiffKind::kOnlyTarget ? "only on target"
+                                                           : "differing";
+      std::printf("  %s: %s%s%s%s\n", what, e.key.c_str(), e.columns.empty() ? "" : ": ",
+                  columns_text(e.columns).c_str(),
+                  e.outcome.empty() ? "" : (" -> " + e.outcome).c_str());
+    }
+  }
+  const uint64_t found = total.only_origin + total.only_target + total.differing;
+  std::printf(
+      "validate: %s rows compared in %.1f s (%s rows/s, %.2f MB/s from origin): %llu "
+      "differences (%llu only on origin, %llu only on target, %llu differing)%s; %llu "
+      "remaining%s\n",
+      thousands(total.origin_rows).c_str(), secs,
+      thousands(static_cast<uint64_t>(secs > 0 ? total.origin_rows / secs : 0)).c_str(),
+      secs > 0 ? origin_bytes / 1e6 / secs : 0.0, static_cast<unsigned long long>(found),
+      static_cast<unsigned long long>(total.only_origin),
+      static_cast<unsigned long long>(total.only_target),
+      static_cast<unsigned long long>(total.differing),
+      o.repair ? (", " + std::to_string(total.repaired) + " repaired").c_str() : "",
+      static_cast<unsigned long long>(total.remaining),
+      total.transient ? (" (" + std::to_string(total.transient) +
+                         " more differed while writes were in flight and agreed when read again)")
+                            .c_str()
+                      : "");
+}
+
+// 0 when every range was compared and no difference remains; 1, with the reason on stderr if
+// it is not a difference, otherwise.
+int exit_code(const std::string& fatal, const TableReport& total, std::size_t ranges) {
+  if (!fatal.empty()) {
+    std::fprintf(stderr, "zdm-data: validate stopped: %s\n", fatal.c_str());
+    return 1;
+  }
+  if (total.ranges_failed > 0 || total.ranges < ranges) {
+    std::fprintf(stderr, "zdm-data: %llu token ranges could not be compared\n",
+                 static_cast<unsigned long long>(ranges - (total.ranges - total.ranges_failed)));
+    return 1;
+  }
+  return total.remaining == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int run_validate(const Options& o) {
+  Setup s = prepare(o);
+  const std::vector<std::size_t> chosen = sample_ranges(s);
   std::vector<WorkItem> items;
   for (std::size_t ti = 0; ti < s.tables.size(); ++ti)
     for (std::size_t i : chosen) items.push_back({ti, s.ranges[i]});
-  if (!o.json) {
-    std::string tables;
-    for (const auto& t : s.tables) tables += (tables.empty() ? "" : ", ") + t.schema.table;
-    std::printf(
-        "zdm-data validate: keyspace %s, tables %s; origin '%s' (%zu nodes) vs target '%s' (%zu "
-        "nodes); %zu of %zu token ranges (%g%%)%s%s\n",
-        o.keyspace.c_str(), tables.c_str(), s.origin.cluster_name.c_str(), s.origin.nodes.size(),
-        s.target.cluster_name.c_str(), s.target.nodes.size(), chosen.size(), s.ranges.size(),
-        o.sample_percent, o.writetime ? "; writetimes compared" : "",
-        o.repair ? (o.delete_extra ? "; repairing (extra rows deleted)" : "; repairing") : "");
-    std::fflush(stdout);
-  }
+  if (!o.json) print_start(s, chosen.size());
   metrics::Registry registry;
   Stats stats(registry);
   stats.ranges_total.set(static_cast<int64_t>(items.size()));
@@ -508,105 +623,15 @@ int run_validate(const Options& o) {
   });
   const double secs = seconds_since(started);
   TableReport total;
-  nlohmann::json tables = nlohmann::json::object();
-  for (std::size_t i = 0; i < s.tables.size(); ++i) {
-    const auto& r = job.reports()[i];
-    add_counts(total, r);
-    nlohmann::json examples = nlohmann::json::array();
-    for (const auto& e : r.examples) {
-      nlohmann::json cols = nlohmann::json::array();
-      for (const auto& d : e.columns) {
-        nlohmann::json c = {{"column", d.column}, {"writetime_only", d.writetime_only}};
-        if (d.origin_writetime) c["origin_writetime"] = *d.origin_writetime;
-        if (d.target_writetime) c["target_writetime"] = *d.target_writetime;
-        cols.push_back(c);
-      }
-      nlohmann::json ej = {{"kind", kind_name(e.kind)}, {"key", e.key}, {"columns", cols}};
-      if (!e.outcome.empty()) ej["repair"] = e.outcome;
-      examples.push_back(ej);
-    }
-    tables[s.tables[i].schema.name()] = {
-        {"origin_rows", r.origin_rows}, {"target_rows", r.target_rows},
-        {"only_origin", r.only_origin}, {"only_target", r.only_target},
-        {"differing", r.differing},     {"repaired", r.repaired},
-        {"remaining", r.remaining},     {"in_flight", r.transient},
-        {"ranges", r.ranges},           {"ranges_failed", r.ranges_failed},
-        {"differences", examples}};
-  }
-  const uint64_t found = total.only_origin + total.only_target + total.differing;
-  const auto fatal = job.fatal_error();
+  for (const auto& r : job.reports()) add_counts(total, r);
+  const std::string fatal = job.fatal_error();
   if (o.json) {
-    nlohmann::json out = {
-        {"keyspace", o.keyspace},
-        {"tables", tables},
-        {"total",
-         {{"origin_rows", total.origin_rows},
-          {"target_rows", total.target_rows},
-          {"only_origin", total.only_origin},
-          {"only_target", total.only_target},
-          {"differing", total.differing},
-          {"repaired", total.repaired},
-          {"remaining", total.remaining},
-          {"in_flight", total.transient},
-          {"ranges", total.ranges},
-          {"ranges_failed", total.ranges_failed}}},
-        {"sample_percent", o.sample_percent},
-        {"writetime", o.writetime},
-        {"repair", o.repair},
-        {"seconds", secs},
-        {"rows_per_second", secs > 0 ? total.origin_rows / secs : 0.0},
-        {"mb_per_second", secs > 0 ? stats.origin_bytes.value() / 1e6 / secs : 0.0}};
-    if (!fatal.empty()) out["error"] = fatal;
-    std::printf("%s\n", out.dump(2).c_str());
+    print_json(s, job.reports(), total, secs, stats.origin_bytes.value(), fatal);
   } else {
-    for (std::size_t i = 0; i < s.tables.size(); ++i) {
-      const auto& r = job.reports()[i];
-      std::printf(
-          "%s: %s rows on origin, %s on target: %llu only on origin, %llu only on target, %llu "
-          "differing%s\n",
-          s.tables[i].schema.name().c_str(), thousands(r.origin_rows).c_str(),
-          thousands(r.target_rows).c_str(), static_cast<unsigned long long>(r.only_origin),
-          static_cast<unsigned long long>(r.only_target),
-          static_cast<unsigned long long>(r.differing),
-          o.repair ? (", " + std::to_string(r.repaired) + " repaired").c_str() : "");
-      for (const auto& e : r.examples) {
-        const char* what = e.kind == DiffKind::kOnlyOrigin   ? "only on origin"
-                           : e.kind == DiffKind::kOnlyTarget ? "only on target"
-                                                             : "differing";
-        std::printf("  %s: %s%s%s%s\n", what, e.key.c_str(), e.columns.empty() ? "" : ": ",
-                    columns_text(e.columns).c_str(),
-                    e.outcome.empty() ? "" : (" -> " + e.outcome).c_str());
-      }
-    }
-    std::printf(
-        "validate: %s rows compared in %.1f s (%s rows/s, %.2f MB/s from origin): %llu "
-        "differences (%llu only on origin, %llu only on target, %llu differing)%s; %llu "
-        "remaining%s\n",
-        thousands(total.origin_rows).c_str(), secs,
-        thousands(static_cast<uint64_t>(secs > 0 ? total.origin_rows / secs : 0)).c_str(),
-        secs > 0 ? stats.origin_bytes.value() / 1e6 / secs : 0.0,
-        static_cast<unsigned long long>(found), static_cast<unsigned long long>(total.only_origin),
-        static_cast<unsigned long long>(total.only_target),
-        static_cast<unsigned long long>(total.differing),
-        o.repair ? (", " + std::to_string(total.repaired) + " repaired").c_str() : "",
-        static_cast<unsigned long long>(total.remaining),
-        total.transient ? (" (" + std::to_string(total.transient) +
-                           " more differed while writes were in flight and agreed when read again)")
-                              .c_str()
-                        : "");
+    print_text(s, job.reports(), total, secs, stats.origin_bytes.value());
   }
   std::fflush(stdout);
-  if (!fatal.empty()) {
-    std::fprintf(stderr, "zdm-data: validate stopped: %s\n", fatal.c_str());
-    return 1;
-  }
-  if (total.ranges_failed > 0 || total.ranges < work.size()) {
-    std::fprintf(
-        stderr, "zdm-data: %llu token ranges could not be compared\n",
-        static_cast<unsigned long long>(work.size() - (total.ranges - total.ranges_failed)));
-    return 1;
-  }
-  return total.remaining == 0 ? 0 : 1;
+  return exit_code(fatal, total, work.size());
 }
 
 }  // namespace zdm::data
