@@ -1,4 +1,4 @@
-// Coroutine helpers for one io_context's thread (no locks: STYLE rule 7): a semaphore that
+// Coroutine helpers for one io_context's thread (no locks: one thread uses them): a semaphore that
 // bounds requests in flight, and a group that waits for spawned writes to finish.
 #pragma once
 

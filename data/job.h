@@ -1,6 +1,6 @@
 // What backfill and validate share: discovering both clusters and the tables (refusing an
 // unknown keyspace or table, or a table defined differently on the two clusters), cutting the
-// ring into token ranges, the worker threads (one io_context each, STYLE rule 7) and, on the
+// ring into token ranges, the worker threads (each with its own io_context) and, on the
 // main thread, progress output, the metrics endpoint and SIGINT/SIGTERM (finish the ranges in
 // progress, then stop).
 #pragma once
@@ -91,7 +91,7 @@ int32_t now_s();
 /// A RetryHook counting into `stats`.
 RetryHook retry_hook(Stats& stats, const std::string& cluster);
 
-/// Logs an exception that escaped a coroutine (every co_spawn gets a handler: STYLE rule 6).
+/// Logs an exception that escaped a coroutine (from a co_spawn completion handler).
 void log_exception(std::exception_ptr e, const char* what);
 
 }  // namespace zdm::data

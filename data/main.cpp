@@ -1,4 +1,4 @@
-// zdm-data: the seeds' phase 3 (migrate and validate historical data) without DSBulk or Spark:
+// zdm-data: the runbook's phase 2 (migrate and validate historical data) without DSBulk or Spark:
 // `backfill` copies origin's rows to target keeping write times and TTLs, `validate` compares
 // both clusters and repairs target.
 #include <spdlog/sinks/stdout_sinks.h>

@@ -1,7 +1,7 @@
 // One CQL connection of zdm-data to one node: TCP (+ TLS with the node's name checked), STARTUP
 // and SASL PLAIN authentication through net::NodeConnection, then requests multiplexed by
 // stream id. Requests wait for their answer (or their deadline) on a timer that the single
-// reader coroutine cancels when the answer arrives (STYLE §2: one reader, one writer per
+// reader coroutine cancels when the answer arrives (one reader and one writer per
 // socket). Lives on one io_context's thread.
 #pragma once
 

@@ -16,7 +16,7 @@ Page Page::decode(Bytes body, uint8_t flags, uint8_t version) {
   const int32_t n = r.read_int();
   if (n < 0) throw cql::ProtocolError("negative row count");
   p.rows_ = static_cast<std::size_t>(n);
-  // Every cell takes at least its 4-byte length: check before reserving (STYLE §5).
+  // Every cell takes at least its 4-byte length: check the count before reserving.
   if (p.columns_ > 0) r.check_count(static_cast<uint64_t>(n) * p.columns_, 4, "cells");
   p.cells_.reserve(p.rows_ * p.columns_);
   for (std::size_t i = 0; i < p.rows_ * p.columns_; ++i) {

@@ -7,8 +7,8 @@ that dual writes are changing at the same time).
   history.py update --contact-points PROXIES [auth/TLS] --out DIR [--rate R] [--max-seconds S]
   history.py verify --contact-points HOSTS [auth/TLS] --out DIR
 
-load creates zdm_sandbox.accounts (on target too, with --schema-only: the seeds create matching
-schemas first) and writes N rows with write times 30 days old, some with a TTL; update changes
+load creates zdm_sandbox.accounts (on target too, with --schema-only: a migration creates the
+matching schema on target first) and writes N rows with write times 30 days old, some with a TTL; update changes
 balances and adds tags until DIR/stop-history exists (or SIGTERM), recording each acknowledged
 update; verify reads every row back from HOSTS (the proxies, or one cluster directly: the sandbox
 reads each) and prints {"rows": n, "checked": n, "mismatched": n, "updates": n}; it exits 1 when
