@@ -11,6 +11,7 @@
 #include "data/checkpoint.h"
 #include "data/commands.h"
 #include "data/job.h"
+#include "data/range_job.h"
 #include "data/rows.h"
 
 namespace zdm::data {
@@ -37,59 +38,11 @@ struct RangeState {
   }
 };
 
-class Backfill {
+class Backfill : public RangeJob {
  public:
   Backfill(Setup& s, Checkpoint& cp, WorkQueue& work, Stats& stats, RateLimiter& rate)
-      : s_(s), cp_(cp), work_(work), stats_(stats), rate_(rate) {}
+      : RangeJob(s, work, stats, rate), cp_(cp) {}
 
-  awaitable<void> thread_main(asio::io_context& ioc, int) {
-    Session origin(ioc, s_.origin_config, s_.origin, retry_hook(stats_, "origin"));
-    Session target(ioc, s_.target_config, s_.target, retry_hook(stats_, "target"));
-    Semaphore writes(ioc, static_cast<std::size_t>(s_.options.concurrency));
-    Semaphore draining(ioc, kDrainingRanges);
-    WaitGroup finishing(ioc);
-    Worker w{ioc, origin, target, writes, draining, finishing, {}};
-    try {
-      for (const auto& t : s_.tables) {
-        Prepared p;
-        const auto& st = t.statements;
-        p.scan = co_await origin.prepare(st.scan);
-        if (t.schema.counter_table()) {
-          if (!st.add_counters.empty()) p.add_counters = co_await target.prepare(st.add_counters);
-          if (!st.add_static_counters.empty())
-            p.add_static_counters = co_await target.prepare(st.add_static_counters);
-          p.read_row = co_await target.prepare(st.read_row);
-          p.read_partition = co_await target.prepare(st.read_partition);
-        } else {
-          p.insert_row = co_await target.prepare(st.insert_row);
-          if (!st.update_row.empty()) p.update_row = co_await target.prepare(st.update_row);
-          if (!st.update_statics.empty())
-            p.update_statics = co_await target.prepare(st.update_statics);
-        }
-        w.prepared.push_back(std::move(p));
-      }
-    } catch (const RequestError& e) {
-      fatal(e.what());
-      co_return;
-    }
-    WaitGroup ranges(ioc);
-    for (int i = 0; i < s_.options.parallel; ++i) {
-      ranges.add();
-      asio::co_spawn(ioc, range_worker(w), [&ranges](std::exception_ptr e) {
-        log_exception(e, "range worker");
-        ranges.done();
-      });
-    }
-    co_await ranges.wait();
-    co_await finishing.wait();
-    origin.close();
-    target.close();
-  }
-
-  std::string fatal_error() {
-    std::lock_guard lock(mu_);
-    return fatal_;
-  }
   std::string first_range_error() {
     std::lock_guard lock(mu_);
     return first_range_error_;
@@ -106,35 +59,56 @@ class Backfill {
     std::vector<Prepared> prepared;
   };
 
-  void fatal(const std::string& why) {
-    std::lock_guard lock(mu_);
-    if (fatal_.empty()) fatal_ = why;
-    work_.stop();
+  awaitable<void> thread_main(asio::io_context& ioc, int) override {
+    Session origin(ioc, s_.origin_config, s_.origin, retry_hook(stats_, "origin"));
+    Session target(ioc, s_.target_config, s_.target, retry_hook(stats_, "target"));
+    Semaphore writes(ioc, static_cast<std::size_t>(s_.options.concurrency));
+    Semaphore draining(ioc, kDrainingRanges);
+    WaitGroup finishing(ioc);
+    Worker w{ioc, origin, target, writes, draining, finishing, {}};
+    if (!co_await prepared(prepare_tables(w))) co_return;
+    co_await run_range_workers(ioc, [this, &w](const WorkItem& item) { return copy(w, item); });
+    co_await finishing.wait();
+    origin.close();
+    target.close();
   }
 
-  // Scans ranges one after the other; a range's writes drain in the background (its finisher
-  // records it), so a write waiting out a retry backoff does not hold up the next scan.
-  awaitable<void> range_worker(Worker& w) {
-    while (const WorkItem* item = work_.next()) {
-      co_await w.draining.acquire();
-      auto rs = std::make_shared<RangeState>(w.ioc);
-      auto done = std::make_shared<std::pair<uint64_t, uint64_t>>(0, 0);  // rows, bytes
-      try {
-        co_await copy_range(w, s_.tables[item->table], w.prepared[item->table], item->range, *rs,
-                            done->first, done->second);
-      } catch (const RequestError& e) {
-        rs->fail(e.what());
-        if (e.code && !retryable(*e.code)) fatal(e.what());
-      } catch (const std::exception& e) {
-        rs->fail(e.what());
+  awaitable<void> prepare_tables(Worker& w) {
+    for (const auto& t : s_.tables) {
+      Prepared p;
+      const auto& st = t.statements;
+      p.scan = co_await w.origin.prepare(st.scan);
+      if (t.schema.counter_table()) {
+        if (!st.add_counters.empty()) p.add_counters = co_await w.target.prepare(st.add_counters);
+        if (!st.add_static_counters.empty())
+          p.add_static_counters = co_await w.target.prepare(st.add_static_counters);
+        p.read_row = co_await w.target.prepare(st.read_row);
+        p.read_partition = co_await w.target.prepare(st.read_partition);
+      } else {
+        p.insert_row = co_await w.target.prepare(st.insert_row);
+        if (!st.update_row.empty()) p.update_row = co_await w.target.prepare(st.update_row);
+        if (!st.update_statics.empty())
+          p.update_statics = co_await w.target.prepare(st.update_statics);
       }
-      w.finishing.add();
-      asio::co_spawn(w.ioc, finish(*item, rs, done), [&w](std::exception_ptr e) {
-        log_exception(e, "range finisher");
-        w.draining.release();
-        w.finishing.done();
-      });
+      w.prepared.push_back(std::move(p));
     }
+  }
+
+  // Scans one range; its writes drain in the background (its finisher records it), so a write
+  // waiting out a retry backoff does not hold up the next scan.
+  awaitable<void> copy(Worker& w, const WorkItem& item) {
+    co_await w.draining.acquire();
+    auto rs = std::make_shared<RangeState>(w.ioc);
+    auto done = std::make_shared<std::pair<uint64_t, uint64_t>>(0, 0);  // rows, bytes
+    if (auto error = co_await attempt(copy_range(w, s_.tables[item.table], w.prepared[item.table],
+                                                 item.range, *rs, done->first, done->second)))
+      rs->fail(*error);
+    w.finishing.add();
+    asio::co_spawn(w.ioc, finish(item, rs, done), [&w](std::exception_ptr e) {
+      log_exception(e, "range finisher");
+      w.draining.release();
+      w.finishing.done();
+    });
   }
 
   // Waits for a range's writes, then records it in the checkpoint (or counts it failed).
@@ -160,28 +134,11 @@ class Backfill {
     Bytes last_partition;
     bool first_partition = true;
     do {
-      Call c;
-      c.values = {cql::Value::of(bigint_bytes(range.start)),
-                  cql::Value::of(bigint_bytes(range.end))};
-      c.routing_token = range.end;
-      c.page_size = s_.options.page_size;
-      c.paging_state = paging;
-      Page page = co_await w.origin.select(*p.scan, std::move(c));
-      if (page.columns() != l.width)
-        throw std::runtime_error("the scan returned " + std::to_string(page.columns()) +
-                                 " columns, expected " + std::to_string(l.width));
+      Page page = co_await scan_page(w.origin, *p.scan, l, range, paging, true);
       const int32_t read_at = now_s();
-      stats_.origin_rows.inc(page.rows());
-      stats_.origin_bytes.inc(page.value_bytes());
       rows += page.rows();
       bytes += page.value_bytes();
-      if (auto wait = rate_.take(page.rows(), page.value_bytes(), RateLimiter::Clock::now());
-          wait.count() > 0) {
-        asio::steady_timer pause(w.ioc);
-        pause.expires_after(wait);
-        net::error_code ec;
-        co_await pause.async_wait(net::nothrow(ec));
-      }
+      co_await throttle(w.ioc, page);
       for (std::size_t i = 0; i < page.rows() && !rs.failed; ++i) {
         RowView row = page.row(i);
         if (!row[l.token]) continue;
@@ -227,16 +184,8 @@ class Backfill {
     Call c;
     c.values = bind_group(t.schema, t.layout, row, g, ttl_slot);
     c.routing_token = token;
-    if (g.ttl > 0) {
-      // The TTL counts down from the read: each attempt sends what is left, none once it is up.
-      const int64_t expires = static_cast<int64_t>(read_at) + g.ttl;
-      c.before_attempt = [ttl_slot, expires](std::vector<cql::Value>& v) {
-        const int64_t left = expires - now_s();
-        if (left <= 0) return false;
-        v[ttl_slot] = cql::Value::of(int_bytes(static_cast<int32_t>(left)));
-        return true;
-      };
-    }
+    // The TTL counts down from the read: each attempt sends what is left, none once it is up.
+    if (g.ttl > 0) count_down_ttl(c, ttl_slot, static_cast<int64_t>(read_at) + g.ttl);
     co_await w.writes.acquire();
     rs.group.add();
     asio::co_spawn(
@@ -316,21 +265,13 @@ class Backfill {
           }
           stats_.retries("target", "counter").inc();
         }
-        asio::steady_timer pause(w.ioc);
-        pause.expires_after(s_.target_config.backoff_min * (1 << std::min(attempt, 5)));
-        net::error_code ec;
-        co_await pause.async_wait(net::nothrow(ec));
+        co_await pause(w.ioc, s_.target_config.backoff_min * (1 << std::min(attempt, 5)));
       }
     }
   }
 
-  Setup& s_;
   Checkpoint& cp_;
-  WorkQueue& work_;
-  Stats& stats_;
-  RateLimiter& rate_;
-  std::mutex mu_;
-  std::string fatal_, first_range_error_;
+  std::string first_range_error_;  // guarded by mu_
 };
 
 std::string job_id(const Setup& s) {
@@ -338,70 +279,60 @@ std::string job_id(const Setup& s) {
          " target=" + s.target.cluster_name;
 }
 
-}  // namespace
-
-int run_backfill(const Options& o) {
-  Setup s = prepare(o);
+// The checkpoint of this keyspace and pair of clusters (emptied first with --restart). Throws
+// JobError (code 2) if it cannot be read or belongs to another job.
+std::unique_ptr<Checkpoint> open_checkpoint(const Options& o, const Setup& s) {
   if (!o.resume) std::filesystem::remove(o.checkpoint);
-  std::unique_ptr<Checkpoint> cp;
   try {
-    cp = std::make_unique<Checkpoint>(o.checkpoint, job_id(s));
+    return std::make_unique<Checkpoint>(o.checkpoint, job_id(s));
   } catch (const CheckpointError& e) {
     throw JobError(2, e.what());
   }
+}
+
+// The ranges still to copy: every range of every table but the parts the checkpoint has done.
+struct Plan {
   std::vector<WorkItem> items;
-  std::size_t skipped = 0;
-  uint64_t rows_before = 0;
+  std::size_t skipped = 0;   // ranges done by earlier runs
+  uint64_t rows_before = 0;  // rows copied by earlier runs
+};
+
+Plan plan(const Setup& s, const Checkpoint& cp) {
+  Plan p;
   for (std::size_t ti = 0; ti < s.tables.size(); ++ti) {
     const std::string name = s.tables[ti].schema.name();
-    auto done = cp->previous().done.find(name);
-    if (auto r = cp->previous().rows.find(name); r != cp->previous().rows.end())
-      rows_before += r->second;
+    auto done = cp.previous().done.find(name);
+    if (auto r = cp.previous().rows.find(name); r != cp.previous().rows.end())
+      p.rows_before += r->second;
     for (const auto& r : s.ranges) {
-      if (done == cp->previous().done.end()) {
-        items.push_back({ti, r});
+      if (done == cp.previous().done.end()) {
+        p.items.push_back({ti, r});
         continue;
       }
       auto missing = done->second.missing(r);
-      if (missing.empty()) ++skipped;
-      for (const auto& m : missing) items.push_back({ti, m});
+      if (missing.empty()) ++p.skipped;
+      for (const auto& m : missing) p.items.push_back({ti, m});
     }
   }
-  std::string tables;
-  for (const auto& t : s.tables) tables += (tables.empty() ? "" : ", ") + t.schema.table;
+  return p;
+}
+
+void print_start(const Setup& s, const Plan& p) {
+  const Options& o = s.options;
   std::printf(
       "zdm-data backfill: keyspace %s, tables %s; origin '%s' (%zu nodes, protocol v%d) -> "
       "target '%s' (%zu nodes, protocol v%d)\n",
-      o.keyspace.c_str(), tables.c_str(), s.origin.cluster_name.c_str(), s.origin.nodes.size(),
-      s.origin.version, s.target.cluster_name.c_str(), s.target.nodes.size(), s.target.version);
+      o.keyspace.c_str(), table_names(s).c_str(), s.origin.cluster_name.c_str(),
+      s.origin.nodes.size(), s.origin.version, s.target.cluster_name.c_str(), s.target.nodes.size(),
+      s.target.version);
   std::printf(
       "%zu token ranges per table, %zu to copy, %zu already done (checkpoint %s%s)\n",
-      s.ranges.size(), items.size(), skipped, o.checkpoint.c_str(),
-      skipped ? (", " + thousands(rows_before) + " rows copied by earlier runs").c_str() : "");
+      s.ranges.size(), p.items.size(), p.skipped, o.checkpoint.c_str(),
+      p.skipped ? (", " + thousands(p.rows_before) + " rows copied by earlier runs").c_str() : "");
   std::fflush(stdout);
-  metrics::Registry registry;
-  Stats stats(registry);
-  stats.ranges_total.set(static_cast<int64_t>(items.size()));
-  stats.ranges_skipped.inc(skipped);
-  RateLimiter rate(o.rate_rows, o.rate_mb * 1e6);
-  WorkQueue work(std::move(items));
-  Backfill job(s, *cp, work, stats, rate);
-  const auto started = std::chrono::steady_clock::now();
-  run_workers(
-      o, registry, [&job](asio::io_context& ioc, int i) { return job.thread_main(ioc, i); },
-      [&]() {
-        ProgressSnapshot p;
-        p.rows = stats.origin_rows.value();
-        p.bytes = stats.origin_bytes.value();
-        p.ranges_done = stats.ranges_done.value() + stats.ranges_failed.value();
-        p.ranges_total = work.size();
-        p.retries = stats.total_retries();
-        return p;
-      },
-      [&work]() { work.stop(); });
-  cp->flush();
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+void print_summary(Stats& stats, double secs, std::size_t skipped) {
   const uint64_t rows = stats.origin_rows.value(), bytes = stats.origin_bytes.value();
   std::string retries;
   {
@@ -423,6 +354,10 @@ int run_backfill(const Options& o) {
       static_cast<unsigned long long>(stats.total_retries()),
       retries.empty() ? "" : (" (" + retries + ")").c_str());
   std::fflush(stdout);
+}
+
+// 0 when every range is copied; 1, with the reason on stderr, otherwise.
+int exit_code(Backfill& job, const Stats& stats, const WorkQueue& work) {
   if (auto f = job.fatal_error(); !f.empty()) {
     std::fprintf(stderr, "zdm-data: backfill stopped: %s\n", f.c_str());
     return 1;
@@ -438,6 +373,27 @@ int run_backfill(const Options& o) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int run_backfill(const Options& o) {
+  Setup s = prepare(o);
+  std::unique_ptr<Checkpoint> cp = open_checkpoint(o, s);
+  Plan p = plan(s, *cp);
+  print_start(s, p);
+  metrics::Registry registry;
+  Stats stats(registry);
+  stats.ranges_total.set(static_cast<int64_t>(p.items.size()));
+  stats.ranges_skipped.inc(p.skipped);
+  RateLimiter rate(o.rate_rows, o.rate_mb * 1e6);
+  WorkQueue work(std::move(p.items));
+  Backfill job(s, *cp, work, stats, rate);
+  const auto started = std::chrono::steady_clock::now();
+  job.run(registry, [&]() { return progress_of(stats, work); });
+  cp->flush();
+  print_summary(stats, seconds_since(started), p.skipped);
+  return exit_code(job, stats, work);
 }
 
 }  // namespace zdm::data

@@ -97,71 +97,115 @@ Setup prepare(const Options& o) {
   return s;
 }
 
+namespace {
+
+// Serves `registry` as Prometheus text on http://ADDRESS:PORT/metrics from `main`; null when
+// `address` is "". Throws JobError if `address` has no port or cannot be bound.
+std::unique_ptr<http::Server> serve_metrics(asio::io_context& main, const std::string& address,
+                                            metrics::Registry& registry) {
+  if (address.empty()) return nullptr;
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) throw JobError(2, "--metrics must be ADDRESS:PORT");
+  std::unique_ptr<http::Server> server;
+  try {
+    server = std::make_unique<http::Server>(
+        main, address.substr(0, colon), std::stoi(address.substr(colon + 1)),
+        [&registry](const http::Request& request) {
+          if (request.target == "/metrics")
+            return http::Response{200, "text/plain; version=0.0.4; charset=utf-8",
+                                  registry.render()};
+          return http::Response{404, "text/plain; charset=utf-8", "not found\n"};
+        });
+  } catch (const std::exception& e) {
+    throw JobError(2, "--metrics " + address + ": cannot listen: " + e.what());
+  }
+  server->start();
+  spdlog::info("metrics on http://{}/metrics", address);
+  return server;
+}
+
+// Progress on stderr, from the main thread: on a terminal a bar redrawn every second, otherwise
+// a line every --progress-interval seconds; nothing with --progress none.
+class Ticker {
+ public:
+  Ticker(asio::io_context& main, const Options& o,
+         const std::function<ProgressSnapshot()>& snapshot)
+      : timer_(main),
+        tty_(o.progress == ProgressMode::kBar ||
+             (o.progress == ProgressMode::kAuto && ::isatty(STDERR_FILENO))),
+        show_(o.progress != ProgressMode::kNone),
+        interval_(tty_ ? 1 : o.progress_interval_s),
+        snapshot_(snapshot),
+        started_(std::chrono::steady_clock::now()) {
+    if (show_) arm();
+  }
+  void cancel() { timer_.cancel(); }
+  // The last line, once the work is over.
+  void finish() {
+    if (!show_) return;
+    std::fprintf(stderr, tty_ ? "\r%s\x1b[K\n" : "%s\n", line().c_str());
+    std::fflush(stderr);
+  }
+
+ private:
+  std::string line() {
+    ProgressSnapshot snap = snapshot_();
+    snap.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    return progress_line(snap, tty_);
+  }
+  void arm() {
+    timer_.expires_after(interval_);
+    timer_.async_wait([this](net::error_code ec) {
+      if (ec) return;
+      if (tty_) {
+        std::fprintf(stderr, "\r%s\x1b[K", line().c_str());
+      } else {
+        std::fprintf(stderr, "%s\n", line().c_str());
+      }
+      std::fflush(stderr);
+      arm();
+    });
+  }
+
+  asio::steady_timer timer_;
+  const bool tty_, show_;
+  const std::chrono::seconds interval_;
+  const std::function<ProgressSnapshot()>& snapshot_;
+  const std::chrono::steady_clock::time_point started_;
+};
+
+// Waits for SIGINT/SIGTERM on `signals`: the first calls `on_signal` (and waits again), the
+// second exits the process at once with code 130.
+void watch_signals(asio::signal_set& signals, int& signalled,
+                   const std::function<void()>& on_signal) {
+  signals.async_wait([&signals, &signalled, &on_signal](net::error_code ec, int sig) {
+    if (ec) return;
+    if (++signalled > 1) {
+      std::fprintf(stderr, "\nzdm-data: %s again: exiting now\n", strsignal(sig));
+      std::_Exit(130);
+    }
+    std::fprintf(stderr,
+                 "\nzdm-data: %s: finishing the token ranges in progress (again to exit now)\n",
+                 strsignal(sig));
+    on_signal();
+    watch_signals(signals, signalled, on_signal);
+  });
+}
+
+}  // namespace
+
 void run_workers(const Options& o, metrics::Registry& registry,
                  const std::function<asio::awaitable<void>(asio::io_context&, int)>& body,
                  const std::function<ProgressSnapshot()>& snapshot,
                  const std::function<void()>& on_signal) {
   asio::io_context main;
   auto guard = asio::make_work_guard(main);
-  std::unique_ptr<http::Server> server;
-  if (!o.metrics.empty()) {
-    auto colon = o.metrics.rfind(':');
-    if (colon == std::string::npos) throw JobError(2, "--metrics must be ADDRESS:PORT");
-    try {
-      server = std::make_unique<http::Server>(
-          main, o.metrics.substr(0, colon), std::stoi(o.metrics.substr(colon + 1)),
-          [&registry](const http::Request& request) {
-            if (request.target == "/metrics")
-              return http::Response{200, "text/plain; version=0.0.4; charset=utf-8",
-                                         registry.render()};
-            return http::Response{404, "text/plain; charset=utf-8", "not found\n"};
-          });
-    } catch (const std::exception& e) {
-      throw JobError(2, "--metrics " + o.metrics + ": cannot listen: " + e.what());
-    }
-    server->start();
-    spdlog::info("metrics on http://{}/metrics", o.metrics);
-  }
-  bool tty = o.progress == ProgressMode::kBar ||
-             (o.progress == ProgressMode::kAuto && ::isatty(STDERR_FILENO));
-  const bool show = o.progress != ProgressMode::kNone;
-  const auto started = std::chrono::steady_clock::now();
-  asio::steady_timer tick(main);
-  std::function<void()> arm = [&]() {
-    tick.expires_after(tty ? std::chrono::seconds(1) : std::chrono::seconds(o.progress_interval_s));
-    tick.async_wait([&](net::error_code ec) {
-      if (ec) return;
-      ProgressSnapshot snap = snapshot();
-      snap.seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      std::string line = progress_line(snap, tty);
-      if (tty) {
-        std::fprintf(stderr, "\r%s\x1b[K", line.c_str());
-      } else {
-        std::fprintf(stderr, "%s\n", line.c_str());
-      }
-      std::fflush(stderr);
-      arm();
-    });
-  };
-  if (show) arm();
+  std::unique_ptr<http::Server> server = serve_metrics(main, o.metrics, registry);
+  Ticker ticker(main, o, snapshot);
   asio::signal_set signals(main, SIGINT, SIGTERM);
   int signalled = 0;
-  std::function<void()> wait_signal = [&]() {
-    signals.async_wait([&](net::error_code ec, int sig) {
-      if (ec) return;
-      if (++signalled > 1) {
-        std::fprintf(stderr, "\nzdm-data: %s again: exiting now\n", strsignal(sig));
-        std::_Exit(130);
-      }
-      std::fprintf(stderr,
-                   "\nzdm-data: %s: finishing the token ranges in progress (again to exit now)\n",
-                   strsignal(sig));
-      on_signal();
-      wait_signal();
-    });
-  };
-  wait_signal();
+  watch_signals(signals, signalled, on_signal);
   std::atomic<int> running{o.threads};
   std::vector<std::thread> threads;
   for (int i = 0; i < o.threads; ++i) {
@@ -169,9 +213,9 @@ void run_workers(const Options& o, metrics::Registry& registry,
       asio::io_context ioc(1);
       asio::co_spawn(ioc, body(ioc, i), [](std::exception_ptr e) { log_exception(e, "worker"); });
       ioc.run();
-      if (--running == 0)
+      if (--running == 0)  // the last thread done: the main thread's work ends
         asio::post(main, [&] {
-          tick.cancel();
+          ticker.cancel();
           signals.cancel();
           if (server) server->stop();
           guard.reset();
@@ -181,13 +225,13 @@ void run_workers(const Options& o, metrics::Registry& registry,
   }
   main.run();
   for (auto& t : threads) t.join();
-  if (show) {
-    ProgressSnapshot snap = snapshot();
-    snap.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::fprintf(stderr, tty ? "\r%s\x1b[K\n" : "%s\n", progress_line(snap, tty).c_str());
-    std::fflush(stderr);
-  }
+  ticker.finish();
+}
+
+std::string table_names(const Setup& s) {
+  std::string names;
+  for (const auto& t : s.tables) names += (names.empty() ? "" : ", ") + t.schema.table;
+  return names;
 }
 
 }  // namespace zdm::data

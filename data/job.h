@@ -81,6 +81,9 @@ void run_workers(const Options& o, metrics::Registry& registry,
                  const std::function<ProgressSnapshot()>& snapshot,
                  const std::function<void()>& on_signal);
 
+/// The tables' names (without keyspace), comma-separated: "events, users".
+std::string table_names(const Setup& s);
+
 /// Wall clock in µs and s since the epoch.
 int64_t now_us();
 int32_t now_s();

@@ -75,16 +75,10 @@ cql::Consistency parse_consistency(const std::string& name, const std::string& o
   throw OptionsError("--" + option + ": unknown consistency level '" + name + "'");
 }
 
-}  // namespace
-
-std::string usage() {
-  return kUsage;
-}
-
-ParseResult parse_options(int argc, const char* const* argv,
-                          const std::function<const char*(const char*)>& getenv) {
-  ParseResult result;
-  Options o;
+// The option table: every option, bound to `o`'s fields, `tables` (the -t values as given) and
+// `progress` (the --progress word).
+po::options_description option_table(Options& o, std::vector<std::string>& tables,
+                                     std::string& progress) {
   po::options_description clusters("clusters");
   add_cluster(clusters, "origin", o.origin);
   add_cluster(clusters, "target", o.target);
@@ -98,8 +92,6 @@ ParseResult parse_options(int argc, const char* const* argv,
       "attempts after the first on timeouts, unavailable, overloaded (exponential backoff "
       "0.1 s to 5 s)");
   po::options_description job("job");
-  std::vector<std::string> tables;
-  std::string progress = "auto";
   job.add_options()("keyspace,k", po::value(&o.keyspace), "keyspace")(
       "table,t", po::value(&tables)->composing(),
       "table (repeatable, or comma-separated; default: every table of the keyspace)")(
@@ -142,76 +134,61 @@ ParseResult parse_options(int argc, const char* const* argv,
   general.add_options()("help,h", "show this help")("version", "print the version");
   po::options_description all;
   all.add(clusters).add(job).add(validate).add(general);
+  return all;
+}
 
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-    std::ostringstream out;
-    out << kUsage << "\n" << all;
-    result.text = out.str();
-    result.exit_code = args.empty() ? 2 : 0;
-    return result;
-  }
-  if (args[0] == "--version") {
-    result.text = std::string("zdm-data ") + ZDM_VERSION + "\n";
-    return result;
-  }
-  if (args[0] == "backfill") {
-    o.command = Command::kBackfill;
-  } else if (args[0] == "validate") {
-    o.command = Command::kValidate;
-  } else {
-    throw OptionsError("unknown command '" + args[0] + "' (backfill or validate)");
-  }
+std::string help_text(const po::options_description& all) {
+  std::ostringstream out;
+  out << kUsage << "\n" << all;
+  return out.str();
+}
+
+// Parses the arguments after the command. Throws OptionsError.
+po::variables_map parse_args(const po::options_description& all,
+                             const std::vector<std::string>& args) {
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(all)
-                  .run(),
-              vm);
+    po::store(po::command_line_parser(args).options(all).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     throw OptionsError(e.what());
   }
-  if (vm.count("help")) {
-    std::ostringstream out;
-    out << kUsage << "\n" << all;
-    result.text = out.str();
-    return result;
+  return vm;
+}
+
+// Completes and checks --origin's or --target's options (`side`): contact points, hostname
+// check, password from $ZDM_DATA_ORIGIN_PASSWORD / $ZDM_DATA_TARGET_PASSWORD when not given,
+// protocol version, TLS files, consistency. Throws OptionsError.
+void check_cluster(const po::variables_map& vm, const std::string& s, ClusterOptions* c,
+                   const std::function<const char*(const char*)>& getenv) {
+  if (!vm.count(s)) throw OptionsError("--" + s + " is required (contact points of " + s + ")");
+  c->contact_points = split_list(vm[s].as<std::vector<std::string>>());
+  if (c->contact_points.empty()) throw OptionsError("--" + s + " lists no contact point");
+  c->tls_hostname_check = !vm[s + "-tls-no-hostname-check"].as<bool>();
+  if (c->password.empty() && getenv) {
+    const char* env =
+        getenv(s == "origin" ? "ZDM_DATA_ORIGIN_PASSWORD" : "ZDM_DATA_TARGET_PASSWORD");
+    if (env) c->password = env;
   }
-  for (auto [side, c] : {std::pair<const char*, ClusterOptions*>{"origin", &o.origin},
-                         std::pair<const char*, ClusterOptions*>{"target", &o.target}}) {
-    const std::string s = side;
-    if (!vm.count(s)) throw OptionsError("--" + s + " is required (contact points of " + s + ")");
-    c->contact_points = split_list(vm[s].as<std::vector<std::string>>());
-    if (c->contact_points.empty()) throw OptionsError("--" + s + " lists no contact point");
-    c->tls_hostname_check = !vm[s + "-tls-no-hostname-check"].as<bool>();
-    if (c->password.empty() && getenv) {
-      const char* env =
-          getenv(s == "origin" ? "ZDM_DATA_ORIGIN_PASSWORD" : "ZDM_DATA_TARGET_PASSWORD");
-      if (env) c->password = env;
-    }
-    if (c->max_protocol_version != 4 && c->max_protocol_version != 5)
-      throw OptionsError("--" + s + "-protocol-version must be 4 or 5");
-    if ((!c->tls_cert.empty() || !c->tls_key.empty()) && c->tls_ca.empty())
-      throw OptionsError("--" + s + "-tls-cert/--" + s + "-tls-key need --" + s + "-tls-ca");
-    if (c->tls_cert.empty() != c->tls_key.empty())
-      throw OptionsError("--" + s + "-tls-cert and --" + s + "-tls-key go together");
-    parse_consistency(c->consistency, s + "-consistency");
-  }
-  if (o.keyspace.empty()) throw OptionsError("-k/--keyspace is required");
-  o.tables = split_list(tables);
-  o.resume = !vm["restart"].as<bool>();
-  if (progress == "auto") {
-    o.progress = ProgressMode::kAuto;
-  } else if (progress == "bar") {
-    o.progress = ProgressMode::kBar;
-  } else if (progress == "lines") {
-    o.progress = ProgressMode::kLines;
-  } else if (progress == "none") {
-    o.progress = ProgressMode::kNone;
-  } else {
-    throw OptionsError("--progress must be auto, bar, lines or none");
-  }
+  if (c->max_protocol_version != 4 && c->max_protocol_version != 5)
+    throw OptionsError("--" + s + "-protocol-version must be 4 or 5");
+  if ((!c->tls_cert.empty() || !c->tls_key.empty()) && c->tls_ca.empty())
+    throw OptionsError("--" + s + "-tls-cert/--" + s + "-tls-key need --" + s + "-tls-ca");
+  if (c->tls_cert.empty() != c->tls_key.empty())
+    throw OptionsError("--" + s + "-tls-cert and --" + s + "-tls-key go together");
+  parse_consistency(c->consistency, s + "-consistency");
+}
+
+ProgressMode parse_progress(const std::string& progress) {
+  if (progress == "auto") return ProgressMode::kAuto;
+  if (progress == "bar") return ProgressMode::kBar;
+  if (progress == "lines") return ProgressMode::kLines;
+  if (progress == "none") return ProgressMode::kNone;
+  throw OptionsError("--progress must be auto, bar, lines or none");
+}
+
+// Checks the compression and the numbers' ranges. Throws OptionsError.
+void check_values(const Options& o) {
   if (o.compression != "none" && o.compression != "lz4" && o.compression != "snappy")
     throw OptionsError("--compression must be none, lz4 or snappy");
   auto positive = [](int v, const char* name) {
@@ -230,23 +207,71 @@ ParseResult parse_options(int argc, const char* const* argv,
     throw OptionsError("--rate-rows/--rate-mb must not be negative");
   if (o.sample_percent <= 0 || o.sample_percent > 100)
     throw OptionsError("--sample must be a percentage in (0, 100]");
-  if (o.command == Command::kBackfill) {
-    for (const char* v : {"sample", "writetime", "repair", "delete-extra", "json"}) {
-      bool given = vm.count(v) && !vm[v].defaulted();
-      if (given && vm[v].value().type() == typeid(bool)) given = vm[v].as<bool>();
-      if (given)
-        throw OptionsError(std::string("--") + v + " is an option of validate, not backfill");
-    }
-    if (o.checkpoint.empty()) o.checkpoint = "zdm-data-" + o.keyspace + ".checkpoint";
-  } else {
-    for (const char* v : {"checkpoint", "restart"}) {
-      bool given = vm.count(v) && !vm[v].defaulted();
-      if (given && vm[v].value().type() == typeid(bool)) given = vm[v].as<bool>();
-      if (given)
-        throw OptionsError(std::string("--") + v + " is an option of backfill, not validate");
-    }
-    if (o.delete_extra && !o.repair) throw OptionsError("--delete-extra needs --repair");
+}
+
+// Refuses an option of the other command (given on the command line, a switch only when on);
+// sets backfill's default checkpoint file. Throws OptionsError.
+void check_command(const po::variables_map& vm, Options& o) {
+  const bool backfill = o.command == Command::kBackfill;
+  std::vector<const char*> others =
+      backfill ? std::vector<const char*>{"sample", "writetime", "repair", "delete-extra", "json"}
+               : std::vector<const char*>{"checkpoint", "restart"};
+  for (const char* v : others) {
+    bool given = vm.count(v) && !vm[v].defaulted();
+    if (given && vm[v].value().type() == typeid(bool)) given = vm[v].as<bool>();
+    if (given)
+      throw OptionsError(std::string("--") + v +
+                         (backfill ? " is an option of validate, not backfill"
+                                   : " is an option of backfill, not validate"));
   }
+  if (backfill && o.checkpoint.empty()) o.checkpoint = "zdm-data-" + o.keyspace + ".checkpoint";
+  if (!backfill && o.delete_extra && !o.repair) throw OptionsError("--delete-extra needs --repair");
+}
+
+}  // namespace
+
+std::string usage() {
+  return kUsage;
+}
+
+ParseResult parse_options(int argc, const char* const* argv,
+                          const std::function<const char*(const char*)>& getenv) {
+  ParseResult result;
+  Options o;
+  std::vector<std::string> tables;
+  std::string progress = "auto";
+  const po::options_description all = option_table(o, tables, progress);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    result.text = help_text(all);
+    result.exit_code = args.empty() ? 2 : 0;
+    return result;
+  }
+  if (args[0] == "--version") {
+    result.text = std::string("zdm-data ") + ZDM_VERSION + "\n";
+    return result;
+  }
+  if (args[0] == "backfill") {
+    o.command = Command::kBackfill;
+  } else if (args[0] == "validate") {
+    o.command = Command::kValidate;
+  } else {
+    throw OptionsError("unknown command '" + args[0] + "' (backfill or validate)");
+  }
+  const po::variables_map vm =
+      parse_args(all, std::vector<std::string>(args.begin() + 1, args.end()));
+  if (vm.count("help")) {
+    result.text = help_text(all);
+    return result;
+  }
+  check_cluster(vm, "origin", &o.origin, getenv);
+  check_cluster(vm, "target", &o.target, getenv);
+  if (o.keyspace.empty()) throw OptionsError("-k/--keyspace is required");
+  o.tables = split_list(tables);
+  o.resume = !vm["restart"].as<bool>();
+  o.progress = parse_progress(progress);
+  check_values(o);
+  check_command(vm, o);
   result.options = std::move(o);
   return result;
 }

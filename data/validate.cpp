@@ -14,6 +14,7 @@
 #include "data/async.h"
 #include "data/commands.h"
 #include "data/job.h"
+#include "data/range_job.h"
 #include "data/rows.h"
 
 namespace zdm::data {
@@ -87,6 +88,20 @@ Outcome judge(const TableJob& t, const std::optional<OwnedRow>& o, const std::op
   return {DiffKind::kDiffering, std::move(cols)};
 }
 
+// Adds `from`'s counts (not its examples) to `into`.
+void add_counts(TableReport& into, const TableReport& from) {
+  into.origin_rows += from.origin_rows;
+  into.target_rows += from.target_rows;
+  into.only_origin += from.only_origin;
+  into.only_target += from.only_target;
+  into.differing += from.differing;
+  into.repaired += from.repaired;
+  into.remaining += from.remaining;
+  into.transient += from.transient;
+  into.ranges += from.ranges;
+  into.ranges_failed += from.ranges_failed;
+}
+
 bool same_outcome(const Outcome& a, const Outcome& b) {
   if (a.kind != b.kind || a.columns.size() != b.columns.size()) return false;
   for (std::size_t i = 0; i < a.columns.size(); ++i)
@@ -96,65 +111,11 @@ bool same_outcome(const Outcome& a, const Outcome& b) {
   return true;
 }
 
-class Validate {
+class Validate : public RangeJob {
  public:
   Validate(Setup& s, WorkQueue& work, Stats& stats, RateLimiter& rate)
-      : s_(s), work_(work), stats_(stats), rate_(rate), reports_(s.tables.size()) {}
+      : RangeJob(s, work, stats, rate), reports_(s.tables.size()) {}
 
-  awaitable<void> thread_main(asio::io_context& ioc, int) {
-    Session origin(ioc, s_.origin_config, s_.origin, retry_hook(stats_, "origin"));
-    Session target(ioc, s_.target_config, s_.target, retry_hook(stats_, "target"));
-    Semaphore checks(ioc, static_cast<std::size_t>(s_.options.concurrency));
-    Worker w{ioc, origin, target, checks, {}, {}};
-    try {
-      for (const auto& t : s_.tables) {
-        const auto& st = t.statements;
-        // One co_await per statement: GCC 12 miscompiles co_await inside braced initializers.
-        Prepared p;
-        p.scan = co_await origin.prepare(st.scan);
-        p.read_row = co_await origin.prepare(st.read_row);
-        p.read_partition = co_await origin.prepare(st.read_partition);
-        TargetPrepared q;
-        q.scan = co_await target.prepare(st.scan);
-        q.read_row = co_await target.prepare(st.read_row);
-        q.read_partition = co_await target.prepare(st.read_partition);
-        if (s_.options.repair) {
-          auto prep = [&](const std::string& text) -> awaitable<std::shared_ptr<Statement>> {
-            if (text.empty()) co_return nullptr;
-            co_return co_await target.prepare(text);
-          };
-          q.insert_row = co_await prep(st.insert_row);
-          q.update_row = co_await prep(st.update_row);
-          q.update_statics = co_await prep(st.update_statics);
-          q.add_counters = co_await prep(st.add_counters);
-          q.add_static_counters = co_await prep(st.add_static_counters);
-          q.delete_row = co_await prep(st.delete_row);
-          q.delete_statics = co_await prep(st.delete_statics);
-        }
-        w.origin_prepared.push_back(std::move(p));
-        w.target_prepared.push_back(std::move(q));
-      }
-    } catch (const RequestError& e) {
-      fatal(e.what());
-      co_return;
-    }
-    WaitGroup ranges(ioc);
-    for (int i = 0; i < s_.options.parallel; ++i) {
-      ranges.add();
-      asio::co_spawn(ioc, range_worker(w), [&ranges](std::exception_ptr e) {
-        log_exception(e, "range worker");
-        ranges.done();
-      });
-    }
-    co_await ranges.wait();
-    origin.close();
-    target.close();
-  }
-
-  std::string fatal_error() {
-    std::lock_guard lock(mu_);
-    return fatal_;
-  }
   const std::vector<TableReport>& reports() const { return reports_; }
   uint64_t differences() {
     return stats_.only_origin.value() + stats_.only_target.value() + stats_.differing.value();
@@ -169,6 +130,64 @@ class Validate {
     std::vector<Prepared> origin_prepared;
     std::vector<TargetPrepared> target_prepared;
   };
+
+  awaitable<void> thread_main(asio::io_context& ioc, int) override {
+    Session origin(ioc, s_.origin_config, s_.origin, retry_hook(stats_, "origin"));
+    Session target(ioc, s_.target_config, s_.target, retry_hook(stats_, "target"));
+    Semaphore checks(ioc, static_cast<std::size_t>(s_.options.concurrency));
+    Worker w{ioc, origin, target, checks, {}, {}};
+    if (!co_await prepared(prepare_tables(w))) co_return;
+    co_await run_range_workers(ioc, [this, &w](const WorkItem& item) { return validate(w, item); });
+    origin.close();
+    target.close();
+  }
+
+  awaitable<void> prepare_tables(Worker& w) {
+    auto prep = [&w](const std::string& text) -> awaitable<std::shared_ptr<Statement>> {
+      if (text.empty()) co_return nullptr;
+      co_return co_await w.target.prepare(text);
+    };
+    for (const auto& t : s_.tables) {
+      const auto& st = t.statements;
+      // One co_await per statement: GCC 12 miscompiles co_await inside braced initializers.
+      Prepared p;
+      p.scan = co_await w.origin.prepare(st.scan);
+      p.read_row = co_await w.origin.prepare(st.read_row);
+      p.read_partition = co_await w.origin.prepare(st.read_partition);
+      TargetPrepared q;
+      q.scan = co_await w.target.prepare(st.scan);
+      q.read_row = co_await w.target.prepare(st.read_row);
+      q.read_partition = co_await w.target.prepare(st.read_partition);
+      if (s_.options.repair) {
+        q.insert_row = co_await prep(st.insert_row);
+        q.update_row = co_await prep(st.update_row);
+        q.update_statics = co_await prep(st.update_statics);
+        q.add_counters = co_await prep(st.add_counters);
+        q.add_static_counters = co_await prep(st.add_static_counters);
+        q.delete_row = co_await prep(st.delete_row);
+        q.delete_statics = co_await prep(st.delete_statics);
+      }
+      w.origin_prepared.push_back(std::move(p));
+      w.target_prepared.push_back(std::move(q));
+    }
+  }
+
+  // Compares one range and adds what it found to its table's report.
+  awaitable<void> validate(Worker& w, const WorkItem& item) {
+    TableReport local;
+    const auto error = co_await attempt(compare_range(w, item, local));
+    if (error)
+      spdlog::warn("{} {}: {}", s_.tables[item.table].schema.name(), to_string(item.range), *error);
+    (error ? stats_.ranges_failed : stats_.ranges_done).inc();
+    local.ranges = 1;
+    local.ranges_failed = error ? 1 : 0;
+    std::lock_guard lock(mu_);
+    TableReport& r = reports_[item.table];
+    add_counts(r, local);
+    for (auto& e : local.examples)
+      if (r.examples.size() < static_cast<std::size_t>(s_.options.max_examples))
+        r.examples.push_back(std::move(e));
+  }
 
   // One side of a range's scan.
   struct Side {
@@ -187,70 +206,10 @@ class Validate {
     Outcome seen;  // what the scans found
   };
 
-  void fatal(const std::string& why) {
-    std::lock_guard lock(mu_);
-    if (fatal_.empty()) fatal_ = why;
-    work_.stop();
-  }
-
-  awaitable<void> range_worker(Worker& w) {
-    while (const WorkItem* item = work_.next()) {
-      const TableJob& t = s_.tables[item->table];
-      TableReport local;
-      bool ok = true;
-      std::string error;
-      try {
-        co_await compare_range(w, *item, local);
-      } catch (const RequestError& e) {
-        ok = false;
-        error = e.what();
-        if (e.code && !retryable(*e.code)) fatal(e.what());
-      } catch (const std::exception& e) {
-        ok = false;
-        error = e.what();
-      }
-      if (!ok) spdlog::warn("{} {}: {}", t.schema.name(), to_string(item->range), error);
-      (ok ? stats_.ranges_done : stats_.ranges_failed).inc();
-      std::lock_guard lock(mu_);
-      TableReport& r = reports_[item->table];
-      r.origin_rows += local.origin_rows;
-      r.target_rows += local.target_rows;
-      r.only_origin += local.only_origin;
-      r.only_target += local.only_target;
-      r.differing += local.differing;
-      r.repaired += local.repaired;
-      r.remaining += local.remaining;
-      r.transient += local.transient;
-      ++r.ranges;
-      if (!ok) ++r.ranges_failed;
-      for (auto& e : local.examples)
-        if (r.examples.size() < static_cast<std::size_t>(s_.options.max_examples))
-          r.examples.push_back(std::move(e));
-    }
-  }
-
   awaitable<void> fetch(Worker& w, const TableJob& t, Side& side, TokenRange range, bool origin) {
-    Call c;
-    c.values = {cql::Value::of(bigint_bytes(range.start)), cql::Value::of(bigint_bytes(range.end))};
-    c.routing_token = range.end;
-    c.page_size = s_.options.page_size;
-    c.paging_state = side.paging;
-    Page page = co_await side.session->select(*side.scan, std::move(c));
     const Layout& l = t.layout;
-    if (page.columns() != l.width)
-      throw std::runtime_error("the scan returned " + std::to_string(page.columns()) +
-                               " columns, expected " + std::to_string(l.width));
-    (origin ? stats_.origin_rows : stats_.target_rows).inc(page.rows());
-    (origin ? stats_.origin_bytes : stats_.target_bytes).inc(page.value_bytes());
-    if (origin) {
-      if (auto wait = rate_.take(page.rows(), page.value_bytes(), RateLimiter::Clock::now());
-          wait.count() > 0) {
-        asio::steady_timer pause(w.ioc);
-        pause.expires_after(wait);
-        net::error_code ec;
-        co_await pause.async_wait(net::nothrow(ec));
-      }
-    }
+    Page page = co_await scan_page(*side.session, *side.scan, l, range, side.paging, origin);
+    if (origin) co_await throttle(w.ioc, page);
     for (std::size_t i = 0; i < page.rows(); ++i) {
       RowView row = page.row(i);
       if (!row[l.token]) continue;
@@ -369,12 +328,7 @@ class Validate {
     std::optional<OwnedRow> o, g;
     Outcome out;
     for (int pass = 0; pass < 2; ++pass) {
-      if (pass > 0) {
-        asio::steady_timer pause(w.ioc);
-        pause.expires_after(std::chrono::milliseconds(200));
-        net::error_code ec;
-        co_await pause.async_wait(net::nothrow(ec));
-      }
+      if (pass > 0) co_await pause(w.ioc, std::chrono::milliseconds(200));
       o = co_await read(w, table, true, key_row, statics);
       g = co_await read(w, table, false, key_row, statics);
       out = judge(t, o, g, statics, s_.options.writetime);
@@ -489,27 +443,13 @@ class Validate {
       Call c;
       c.values = bind_group(t.schema, l, row, grp, ttl_slot);
       c.routing_token = token;
-      if (grp.ttl > 0) {
-        const int64_t expires = static_cast<int64_t>(now_s()) + grp.ttl;
-        c.before_attempt = [ttl_slot, expires](std::vector<cql::Value>& v) {
-          const int64_t left = expires - now_s();
-          if (left <= 0) return false;
-          v[ttl_slot] = cql::Value::of(int_bytes(static_cast<int32_t>(left)));
-          return true;
-        };
-      }
+      if (grp.ttl > 0) count_down_ttl(c, ttl_slot, static_cast<int64_t>(now_s()) + grp.ttl);
       co_await w.target.execute(st, std::move(c));
     }
     co_return "";
   }
 
-  Setup& s_;
-  WorkQueue& work_;
-  Stats& stats_;
-  RateLimiter& rate_;
-  std::mutex mu_;
-  std::string fatal_;
-  std::vector<TableReport> reports_;
+  std::vector<TableReport> reports_;  // by table; guarded by mu_ while the job runs
 };
 
 std::string columns_text(const std::vector<ColumnDiff>& cols) {
@@ -524,10 +464,10 @@ std::string columns_text(const std::vector<ColumnDiff>& cols) {
   return out;
 }
 
-}  // namespace
-
-int run_validate(const Options& o) {
-  Setup s = prepare(o);
+// The token ranges to compare, as indexes into s.ranges in ascending order: all of them, or
+// --sample percent of them (at least one) chosen at random with --seed.
+std::vector<std::size_t> sample_ranges(const Setup& s) {
+  const Options& o = s.options;
   std::vector<std::size_t> chosen(s.ranges.size());
   for (std::size_t i = 0; i < chosen.size(); ++i) chosen[i] = i;
   if (o.sample_percent < 100) {
@@ -538,21 +478,136 @@ int run_validate(const Options& o) {
     chosen.resize(std::max<std::size_t>(1, keep));
     std::sort(chosen.begin(), chosen.end());
   }
+  return chosen;
+}
+
+void print_start(const Setup& s, std::size_t chosen) {
+  const Options& o = s.options;
+  std::printf(
+      "zdm-data validate: keyspace %s, tables %s; origin '%s' (%zu nodes) vs target '%s' (%zu "
+      "nodes); %zu of %zu token ranges (%g%%)%s%s\n",
+      o.keyspace.c_str(), table_names(s).c_str(), s.origin.cluster_name.c_str(),
+      s.origin.nodes.size(), s.target.cluster_name.c_str(), s.target.nodes.size(), chosen,
+      s.ranges.size(), o.sample_percent, o.writetime ? "; writetimes compared" : "",
+      o.repair ? (o.delete_extra ? "; repairing (extra rows deleted)" : "; repairing") : "");
+  std::fflush(stdout);
+}
+
+// A report's counts under the names of the JSON report.
+nlohmann::json counts_json(const TableReport& r) {
+  return {{"origin_rows", r.origin_rows}, {"target_rows", r.target_rows},
+          {"only_origin", r.only_origin}, {"only_target", r.only_target},
+          {"differing", r.differing},     {"repaired", r.repaired},
+          {"remaining", r.remaining},     {"in_flight", r.transient},
+          {"ranges", r.ranges},           {"ranges_failed", r.ranges_failed}};
+}
+
+nlohmann::json examples_json(const std::vector<Example>& examples) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& e : examples) {
+    nlohmann::json cols = nlohmann::json::array();
+    for (const auto& d : e.columns) {
+      nlohmann::json c = {{"column", d.column}, {"writetime_only", d.writetime_only}};
+      if (d.origin_writetime) c["origin_writetime"] = *d.origin_writetime;
+      if (d.target_writetime) c["target_writetime"] = *d.target_writetime;
+      cols.push_back(c);
+    }
+    nlohmann::json ej = {{"kind", kind_name(e.kind)}, {"key", e.key}, {"columns", cols}};
+    if (!e.outcome.empty()) ej["repair"] = e.outcome;
+    out.push_back(ej);
+  }
+  return out;
+}
+
+// The report as JSON on stdout; `fatal` ("" if none) is its "error".
+void print_json(const Setup& s, const std::vector<TableReport>& reports, const TableReport& total,
+                double secs, uint64_t origin_bytes, const std::string& fatal) {
+  const Options& o = s.options;
+  nlohmann::json tables = nlohmann::json::object();
+  for (std::size_t i = 0; i < s.tables.size(); ++i) {
+    nlohmann::json t = counts_json(reports[i]);
+    t["differences"] = examples_json(reports[i].examples);
+    tables[s.tables[i].schema.name()] = t;
+  }
+  nlohmann::json out = {{"keyspace", o.keyspace},
+                        {"tables", tables},
+                        {"total", counts_json(total)},
+                        {"sample_percent", o.sample_percent},
+                        {"writetime", o.writetime},
+                        {"repair", o.repair},
+                        {"seconds", secs},
+                        {"rows_per_second", secs > 0 ? total.origin_rows / secs : 0.0},
+                        {"mb_per_second", secs > 0 ? origin_bytes / 1e6 / secs : 0.0}};
+  if (!fatal.empty()) out["error"] = fatal;
+  std::printf("%s\n", out.dump(2).c_str());
+}
+
+// The report as text on stdout: per table its counts and examples, then the totals.
+void print_text(const Setup& s, const std::vector<TableReport>& reports, const TableReport& total,
+                double secs, uint64_t origin_bytes) {
+  const Options& o = s.options;
+  for (std::size_t i = 0; i < s.tables.size(); ++i) {
+    const auto& r = reports[i];
+    std::printf(
+        "%s: %s rows on origin, %s on target: %llu only on origin, %llu only on target, %llu "
+        "differing%s\n",
+        s.tables[i].schema.name().c_str(), thousands(r.origin_rows).c_str(),
+        thousands(r.target_rows).c_str(), static_cast<unsigned long long>(r.only_origin),
+        static_cast<unsigned long long>(r.only_target),
+        static_cast<unsigned long long>(r.differing),
+        o.repair ? (", " + std::to_string(r.repaired) + " repaired").c_str() : "");
+    for (const auto& e : r.examples) {
+      const char* what = e.kind == DiffKind::kOnlyOrigin   ? "only on origin"
+                         : e.kind == DiffKind::kOnlyTarget ? "only on target"
+                                                           : "differing";
+      std::printf("  %s: %s%s%s%s\n", what, e.key.c_str(), e.columns.empty() ? "" : ": ",
+                  columns_text(e.columns).c_str(),
+                  e.outcome.empty() ? "" : (" -> " + e.outcome).c_str());
+    }
+  }
+  const uint64_t found = total.only_origin + total.only_target + total.differing;
+  std::printf(
+      "validate: %s rows compared in %.1f s (%s rows/s, %.2f MB/s from origin): %llu "
+      "differences (%llu only on origin, %llu only on target, %llu differing)%s; %llu "
+      "remaining%s\n",
+      thousands(total.origin_rows).c_str(), secs,
+      thousands(static_cast<uint64_t>(secs > 0 ? total.origin_rows / secs : 0)).c_str(),
+      secs > 0 ? origin_bytes / 1e6 / secs : 0.0, static_cast<unsigned long long>(found),
+      static_cast<unsigned long long>(total.only_origin),
+      static_cast<unsigned long long>(total.only_target),
+      static_cast<unsigned long long>(total.differing),
+      o.repair ? (", " + std::to_string(total.repaired) + " repaired").c_str() : "",
+      static_cast<unsigned long long>(total.remaining),
+      total.transient ? (" (" + std::to_string(total.transient) +
+                         " more differed while writes were in flight and agreed when read again)")
+                            .c_str()
+                      : "");
+}
+
+// 0 when every range was compared and no difference remains; 1, with the reason on stderr if
+// it is not a difference, otherwise.
+int exit_code(const std::string& fatal, const TableReport& total, std::size_t ranges) {
+  if (!fatal.empty()) {
+    std::fprintf(stderr, "zdm-data: validate stopped: %s\n", fatal.c_str());
+    return 1;
+  }
+  if (total.ranges_failed > 0 || total.ranges < ranges) {
+    std::fprintf(stderr, "zdm-data: %llu token ranges could not be compared\n",
+                 static_cast<unsigned long long>(ranges - (total.ranges - total.ranges_failed)));
+    return 1;
+  }
+  return total.remaining == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int run_validate(const Options& o) {
+  Setup s = prepare(o);
+  const std::vector<std::size_t> chosen = sample_ranges(s);
   std::vector<WorkItem> items;
   for (std::size_t ti = 0; ti < s.tables.size(); ++ti)
     for (std::size_t i : chosen) items.push_back({ti, s.ranges[i]});
-  if (!o.json) {
-    std::string tables;
-    for (const auto& t : s.tables) tables += (tables.empty() ? "" : ", ") + t.schema.table;
-    std::printf(
-        "zdm-data validate: keyspace %s, tables %s; origin '%s' (%zu nodes) vs target '%s' (%zu "
-        "nodes); %zu of %zu token ranges (%g%%)%s%s\n",
-        o.keyspace.c_str(), tables.c_str(), s.origin.cluster_name.c_str(), s.origin.nodes.size(),
-        s.target.cluster_name.c_str(), s.target.nodes.size(), chosen.size(), s.ranges.size(),
-        o.sample_percent, o.writetime ? "; writetimes compared" : "",
-        o.repair ? (o.delete_extra ? "; repairing (extra rows deleted)" : "; repairing") : "");
-    std::fflush(stdout);
-  }
+  if (!o.json) print_start(s, chosen.size());
   metrics::Registry registry;
   Stats stats(registry);
   stats.ranges_total.set(static_cast<int64_t>(items.size()));
@@ -560,131 +615,23 @@ int run_validate(const Options& o) {
   WorkQueue work(std::move(items));
   Validate job(s, work, stats, rate);
   const auto started = std::chrono::steady_clock::now();
-  run_workers(
-      o, registry, [&job](asio::io_context& ioc, int i) { return job.thread_main(ioc, i); },
-      [&]() {
-        ProgressSnapshot p;
-        p.validate = true;
-        p.rows = stats.origin_rows.value();
-        p.bytes = stats.origin_bytes.value();
-        p.ranges_done = stats.ranges_done.value() + stats.ranges_failed.value();
-        p.ranges_total = work.size();
-        p.retries = stats.total_retries();
-        p.differences = job.differences();
-        return p;
-      },
-      [&work]() { work.stop(); });
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  job.run(registry, [&]() {
+    ProgressSnapshot p = progress_of(stats, work);
+    p.validate = true;
+    p.differences = job.differences();
+    return p;
+  });
+  const double secs = seconds_since(started);
   TableReport total;
-  nlohmann::json tables = nlohmann::json::object();
-  for (std::size_t i = 0; i < s.tables.size(); ++i) {
-    const auto& r = job.reports()[i];
-    total.origin_rows += r.origin_rows;
-    total.target_rows += r.target_rows;
-    total.only_origin += r.only_origin;
-    total.only_target += r.only_target;
-    total.differing += r.differing;
-    total.repaired += r.repaired;
-    total.remaining += r.remaining;
-    total.transient += r.transient;
-    total.ranges += r.ranges;
-    total.ranges_failed += r.ranges_failed;
-    nlohmann::json examples = nlohmann::json::array();
-    for (const auto& e : r.examples) {
-      nlohmann::json cols = nlohmann::json::array();
-      for (const auto& d : e.columns) {
-        nlohmann::json c = {{"column", d.column}, {"writetime_only", d.writetime_only}};
-        if (d.origin_writetime) c["origin_writetime"] = *d.origin_writetime;
-        if (d.target_writetime) c["target_writetime"] = *d.target_writetime;
-        cols.push_back(c);
-      }
-      nlohmann::json ej = {{"kind", kind_name(e.kind)}, {"key", e.key}, {"columns", cols}};
-      if (!e.outcome.empty()) ej["repair"] = e.outcome;
-      examples.push_back(ej);
-    }
-    tables[s.tables[i].schema.name()] = {
-        {"origin_rows", r.origin_rows}, {"target_rows", r.target_rows},
-        {"only_origin", r.only_origin}, {"only_target", r.only_target},
-        {"differing", r.differing},     {"repaired", r.repaired},
-        {"remaining", r.remaining},     {"in_flight", r.transient},
-        {"ranges", r.ranges},           {"ranges_failed", r.ranges_failed},
-        {"differences", examples}};
-  }
-  const uint64_t found = total.only_origin + total.only_target + total.differing;
-  const auto fatal = job.fatal_error();
+  for (const auto& r : job.reports()) add_counts(total, r);
+  const std::string fatal = job.fatal_error();
   if (o.json) {
-    nlohmann::json out = {
-        {"keyspace", o.keyspace},
-        {"tables", tables},
-        {"total",
-         {{"origin_rows", total.origin_rows},
-          {"target_rows", total.target_rows},
-          {"only_origin", total.only_origin},
-          {"only_target", total.only_target},
-          {"differing", total.differing},
-          {"repaired", total.repaired},
-          {"remaining", total.remaining},
-          {"in_flight", total.transient},
-          {"ranges", total.ranges},
-          {"ranges_failed", total.ranges_failed}}},
-        {"sample_percent", o.sample_percent},
-        {"writetime", o.writetime},
-        {"repair", o.repair},
-        {"seconds", secs},
-        {"rows_per_second", secs > 0 ? total.origin_rows / secs : 0.0},
-        {"mb_per_second", secs > 0 ? stats.origin_bytes.value() / 1e6 / secs : 0.0}};
-    if (!fatal.empty()) out["error"] = fatal;
-    std::printf("%s\n", out.dump(2).c_str());
+    print_json(s, job.reports(), total, secs, stats.origin_bytes.value(), fatal);
   } else {
-    for (std::size_t i = 0; i < s.tables.size(); ++i) {
-      const auto& r = job.reports()[i];
-      std::printf(
-          "%s: %s rows on origin, %s on target: %llu only on origin, %llu only on target, %llu "
-          "differing%s\n",
-          s.tables[i].schema.name().c_str(), thousands(r.origin_rows).c_str(),
-          thousands(r.target_rows).c_str(), static_cast<unsigned long long>(r.only_origin),
-          static_cast<unsigned long long>(r.only_target),
-          static_cast<unsigned long long>(r.differing),
-          o.repair ? (", " + std::to_string(r.repaired) + " repaired").c_str() : "");
-      for (const auto& e : r.examples) {
-        const char* what = e.kind == DiffKind::kOnlyOrigin   ? "only on origin"
-                           : e.kind == DiffKind::kOnlyTarget ? "only on target"
-                                                             : "differing";
-        std::printf("  %s: %s%s%s%s\n", what, e.key.c_str(), e.columns.empty() ? "" : ": ",
-                    columns_text(e.columns).c_str(),
-                    e.outcome.empty() ? "" : (" -> " + e.outcome).c_str());
-      }
-    }
-    std::printf(
-        "validate: %s rows compared in %.1f s (%s rows/s, %.2f MB/s from origin): %llu "
-        "differences (%llu only on origin, %llu only on target, %llu differing)%s; %llu "
-        "remaining%s\n",
-        thousands(total.origin_rows).c_str(), secs,
-        thousands(static_cast<uint64_t>(secs > 0 ? total.origin_rows / secs : 0)).c_str(),
-        secs > 0 ? stats.origin_bytes.value() / 1e6 / secs : 0.0,
-        static_cast<unsigned long long>(found), static_cast<unsigned long long>(total.only_origin),
-        static_cast<unsigned long long>(total.only_target),
-        static_cast<unsigned long long>(total.differing),
-        o.repair ? (", " + std::to_string(total.repaired) + " repaired").c_str() : "",
-        static_cast<unsigned long long>(total.remaining),
-        total.transient ? (" (" + std::to_string(total.transient) +
-                           " more differed while writes were in flight and agreed when read again)")
-                              .c_str()
-                        : "");
+    print_text(s, job.reports(), total, secs, stats.origin_bytes.value());
   }
   std::fflush(stdout);
-  if (!fatal.empty()) {
-    std::fprintf(stderr, "zdm-data: validate stopped: %s\n", fatal.c_str());
-    return 1;
-  }
-  if (total.ranges_failed > 0 || total.ranges < work.size()) {
-    std::fprintf(
-        stderr, "zdm-data: %llu token ranges could not be compared\n",
-        static_cast<unsigned long long>(work.size() - (total.ranges - total.ranges_failed)));
-    return 1;
-  }
-  return total.remaining == 0 ? 0 : 1;
+  return exit_code(fatal, total, work.size());
 }
 
 }  // namespace zdm::data

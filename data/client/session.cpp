@@ -91,12 +91,16 @@ bool retryable(cql::ErrorCode code) {
   }
 }
 
-awaitable<ClusterInfo> discover(asio::io_context& ioc, const ClusterConfig& config) {
-  ClusterInfo info;
-  info.label = config.label;
+namespace {
+
+// The first connection that a contact point accepts, each tried with protocol v5 then v4 (or
+// from --*-protocol-version down); `contacted` is its endpoint. Throws ClusterError when none
+// answers (every reason in the message) or when one refuses in a way every node would (bad
+// credentials, TLS).
+awaitable<std::shared_ptr<Connection>> first_contact(asio::io_context& ioc,
+                                                     const ClusterConfig& config,
+                                                     tcp::endpoint& contacted) {
   std::vector<std::string> problems;
-  std::shared_ptr<Connection> conn;
-  tcp::endpoint contacted;
   for (const auto& point : config.contact_points) {
     std::string host = point;
     int port = config.port;
@@ -112,12 +116,13 @@ awaitable<ClusterInfo> discover(asio::io_context& ioc, const ClusterConfig& conf
       continue;
     }
     for (const auto& entry : results) {
-      for (uint8_t v = config.max_version; v >= 4 && !conn; --v) {
+      for (uint8_t v = config.max_version; v >= 4; --v) {
         OpenFailure failure;
-        conn = co_await Connection::open(ioc, entry.endpoint(), host, v, config.connect, failure);
+        auto conn =
+            co_await Connection::open(ioc, entry.endpoint(), host, v, config.connect, failure);
         if (conn) {
           contacted = entry.endpoint();
-          break;
+          co_return conn;
         }
         if (failure.same_everywhere)  // every node would say the same: stop here
           throw ClusterError(config.label + ": " + endpoint_text(entry.endpoint()) + ": " +
@@ -130,25 +135,17 @@ awaitable<ClusterInfo> discover(asio::io_context& ioc, const ClusterConfig& conf
           problems.push_back(endpoint_text(entry.endpoint()) +
                              ": refuses protocol v4 and v5 (zdm-data needs v4 or later)");
       }
-      if (conn) break;
     }
-    if (conn) break;
   }
-  if (!conn) {
-    std::string all;
-    for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
-    throw ClusterError(config.label + ": no contact point answered (" + all + ")");
-  }
-  info.version = conn->version();
-  auto local = co_await discovery_query(*conn, config, "SELECT * FROM system.local");
-  auto peers = co_await discovery_query(*conn, config, "SELECT * FROM system.peers");
-  if (local.rows() != 1) throw ClusterError(config.label + ": system.local has no row");
-  info.cluster_name = text_of(local, 0, "cluster_name");
-  info.release_version = text_of(local, 0, "release_version");
-  info.partitioner = text_of(local, 0, "partitioner");
-  if (!info.partitioner.empty() && !info.partitioner.ends_with("Murmur3Partitioner"))
-    throw ClusterError(config.label + " uses " + info.partitioner +
-                       ": zdm-data scans Murmur3Partitioner token ranges only");
+  std::string all;
+  for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+  throw ClusterError(config.label + ": no contact point answered (" + all + ")");
+}
+
+// Fills info's nodes and ring from system.local (the contacted node) and system.peers (nodes
+// reached on `contacted`'s port). Throws ClusterError on a row it cannot read or an empty ring.
+void read_ring(ClusterInfo& info, const ClusterConfig& config, const Page& local, const Page& peers,
+               const tcp::endpoint& contacted) {
   auto tokens_of = [&](const Page& p, std::size_t row) {
     int i = p.column("tokens");
     auto v = i < 0 ? std::nullopt : p.at(row, static_cast<std::size_t>(i));
@@ -176,7 +173,11 @@ awaitable<ClusterInfo> discover(asio::io_context& ioc, const ClusterConfig& conf
     throw ClusterError(config.label + ": bad system.local/system.peers: " + e.what());
   }
   if (info.ring.empty()) throw ClusterError(config.label + ": no node lists any token");
-  auto cols = co_await discovery_query(*conn, config, "SELECT * FROM system_schema.columns");
+}
+
+// The rows of system_schema.columns.
+std::vector<ColumnRow> column_rows(const Page& cols) {
+  std::vector<ColumnRow> out;
   for (std::size_t r = 0; r < cols.rows(); ++r) {
     ColumnRow c{text_of(cols, r, "keyspace_name"),
                 text_of(cols, r, "table_name"),
@@ -188,8 +189,31 @@ awaitable<ClusterInfo> discover(asio::io_context& ioc, const ClusterConfig& conf
     int pi = cols.column("position");
     if (auto v = pi < 0 ? std::nullopt : cols.at(r, static_cast<std::size_t>(pi)))
       c.position = read_int(*v);
-    info.columns.push_back(std::move(c));
+    out.push_back(std::move(c));
   }
+  return out;
+}
+
+}  // namespace
+
+awaitable<ClusterInfo> discover(asio::io_context& ioc, const ClusterConfig& config) {
+  ClusterInfo info;
+  info.label = config.label;
+  tcp::endpoint contacted;
+  std::shared_ptr<Connection> conn = co_await first_contact(ioc, config, contacted);
+  info.version = conn->version();
+  auto local = co_await discovery_query(*conn, config, "SELECT * FROM system.local");
+  auto peers = co_await discovery_query(*conn, config, "SELECT * FROM system.peers");
+  if (local.rows() != 1) throw ClusterError(config.label + ": system.local has no row");
+  info.cluster_name = text_of(local, 0, "cluster_name");
+  info.release_version = text_of(local, 0, "release_version");
+  info.partitioner = text_of(local, 0, "partitioner");
+  if (!info.partitioner.empty() && !info.partitioner.ends_with("Murmur3Partitioner"))
+    throw ClusterError(config.label + " uses " + info.partitioner +
+                       ": zdm-data scans Murmur3Partitioner token ranges only");
+  read_ring(info, config, local, peers, contacted);
+  auto cols = co_await discovery_query(*conn, config, "SELECT * FROM system_schema.columns");
+  info.columns = column_rows(cols);
   conn->close();
   co_return info;
 }
