@@ -184,27 +184,31 @@ std::vector<DefinedVar> defined_variables(const Inventory& inv, const Playbook& 
   return out;
 }
 
-// The values of every variable whose name says it is a secret, rendered, for the redactor.
+struct HostLocks {
+  std::vector<std::pair<std::string, std::string>> taken;  // (host, dir)
+};
+
+}  // namespace
+
 void collect_secrets(const Plan& plan, Redactor& redactor) {
   for (auto& pp : plan.plays)
     for (auto& [h, layers] : pp.vars) {
       Json scope = layers.merged();
       for (auto& [k, v] : scope.items()) {
         if (!is_secret_name(k)) continue;
+        Json r;
         try {
-          Json r = render_value(v, scope, Source{"secret " + k, 1});
-          if (r.is_string()) redactor.add(r.get<std::string>());
-        } catch (const std::exception&) {
+          r = render_value(v, scope, Source{"secret " + k, 1});
+        } catch (const std::exception& e) {
+          throw SecretError(fmt::format(
+              "secret variable '{}' of host {} cannot be rendered, so its value could not be kept "
+              "out of the output: {}",
+              k, h, e.what()));
         }
+        if (r.is_string()) redactor.add(r.get<std::string>());
       }
     }
 }
-
-struct HostLocks {
-  std::vector<std::pair<std::string, std::string>> taken;  // (host, dir)
-};
-
-}  // namespace
 
 std::vector<std::string> variable_report(const Plan& plan, const Playbook& pb, const Json& extra) {
   std::vector<std::string> out = plan.inventory.warnings;
@@ -264,7 +268,12 @@ int run_playbook(const std::string& playbook, const CommonOptions& opts, std::os
   eo.check = opts.check;
   eo.diff = opts.diff;
   eo.task_timeout_seconds = opts.task_timeout_seconds;
-  collect_secrets(plan, *eo.redactor);
+  try {
+    collect_secrets(plan, *eo.redactor);
+  } catch (const SecretError& e) {
+    err << "ERROR! " << e.what() << '\n';
+    return kExitUnreachable;
+  }
   std::string shown_command = eo.redactor->apply(opts.command_line);
 
   for (auto& w : report) out << "[WARNING]: " << w << '\n';
@@ -665,17 +674,24 @@ int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::os
   std::string stamp = release_id_now();
   std::string base = "zdm_proxy_logs_" + stamp;
   fs::path work = fs::temp_directory_path() / (base + "-" + std::to_string(getpid()));
-  fs::create_directories(work / base);
   auto redactor = std::make_shared<Redactor>();
   {
     Plan plan;
+    bool planned = false;
     try {
       Playbook pb = load_playbook((fs::path(opts.playbook_dir) / "deploy_proxy.yml").string());
       plan = make_plan(inv, pb, plan_options(opts));
-      collect_secrets(plan, *redactor);
+      planned = true;
     } catch (const std::exception&) {
     }
+    try {
+      if (planned) collect_secrets(plan, *redactor);
+    } catch (const SecretError& e) {
+      err << "ERROR! " << e.what() << '\n';
+      return kExitUnreachable;
+    }
   }
+  fs::create_directories(work / base);
   std::mutex mu;
   std::atomic<bool> any_failed{false};
   // What each host contributes: file on the host (relative to zdm_home) → name in the archive.

@@ -4,11 +4,13 @@
 
 #include <iosfwd>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/diff.h"
 #include "plan.h"
 #include "ssh/connect.h"
 
@@ -43,6 +45,19 @@ PlanOptions plan_options(const CommonOptions& opts);
 // NAME (where): why") and every unknown name near a known one ("did you mean"). Reads the whole
 // vars/ directory of the plan's vars files.
 std::vector<std::string> variable_report(const Plan& plan, const Playbook& pb, const Json& extra);
+
+// A secret variable whose value cannot be rendered: its value is unknown, so it cannot be kept
+// out of the output, and the run stops before touching a host.
+class SecretError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Adds the rendered value of every variable of every host of the plan whose name says it is a
+// secret (is_secret_name: password, token, ...) to `redactor`. Throws SecretError naming the
+// variable and the host when one cannot be rendered (an undefined variable, a failing lookup):
+// redaction never skips a secret.
+void collect_secrets(const Plan& plan, Redactor& redactor);
 
 // Loads inventory + playbook, checks the variables, takes the locks, executes, writes the audit
 // trail; returns an ExitCode. Errors go to err.
