@@ -18,7 +18,7 @@
 namespace zdm::deploy {
 
 struct Executor::HostState {
-  std::unique_ptr<Transport> transport;
+  Transport* transport = nullptr;  // the run's connection to the host, once a task needed it
   Json facts = Json::object();
   std::set<std::string> notified;  // handler names waiting for the next flush
   bool failed = false;
@@ -95,7 +95,9 @@ ConnectParams connect_params(const std::string& name, const Json& scope, const S
 }
 
 Executor::Executor(const Playbook& pb, Plan& plan, ExecOptions opts, std::ostream& out)
-    : pb_(pb), plan_(plan), opts_(std::move(opts)), out_(out) {}
+    : pb_(pb), plan_(plan), opts_(std::move(opts)), out_(out) {
+  if (!opts_.connections) opts_.connections = std::make_shared<HostConnections>();
+}
 
 Executor::~Executor() = default;
 
@@ -548,7 +550,7 @@ TaskResult Executor::run_item(const Task& t, const std::string& host, PlayPlan& 
                           if (!local_transport) {
                             ConnectParams p;
                             p.local = true;
-                            local_transport = connect(p);
+                            local_transport = opts_.connections->connector().connect(p);
                           }
                           return *local_transport;
                         }
@@ -568,7 +570,7 @@ TaskResult Executor::run_item(const Task& t, const std::string& host, PlayPlan& 
                             connect_warnings_.push_back(w);
                             out_ << "[WARNING]: " << w << '\n';
                           }
-                          state.transport = connect(p);
+                          state.transport = &opts_.connections->get(host, p);
                         }
                         return *state.transport;
                       },
@@ -581,7 +583,8 @@ TaskResult Executor::run_item(const Task& t, const std::string& host, PlayPlan& 
       try {
         result = run_module(t.module, args, ctx);
       } catch (const UnreachableError& e) {
-        state.transport.reset();
+        if (state.transport) opts_.connections->drop(host);
+        state.transport = nullptr;
         // A task that polls (until:) survives a lost connection: the next attempt reconnects.
         if (!t.until.empty() && attempt <= retries) {
           line(fmt::format("FAILED - RETRYING: [{}]: {} (connection lost: {}; {} retries left).",

@@ -16,6 +16,7 @@
 #include "plan.h"
 #include "playbook.h"
 #include "ssh/connect.h"
+#include "ssh/connections.h"
 #include "transport.h"
 
 namespace zdm::deploy {
@@ -38,6 +39,9 @@ struct ExecOptions {
   bool diff = false;             // --diff: show what changes in files
   int task_timeout_seconds = 0;  // default bound on each remote command (0: none)
   std::shared_ptr<Redactor> redactor = std::make_shared<Redactor>();
+  // The run's connections, shared with the lock and the audit trail (null: the executor's own,
+  // over the default connector).
+  std::shared_ptr<HostConnections> connections;
 };
 
 struct HostStats {

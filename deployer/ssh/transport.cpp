@@ -662,4 +662,14 @@ std::unique_ptr<Transport> connect(const ConnectParams& params) {
   return t;
 }
 
+std::shared_ptr<Connector> default_connector() {
+  struct Default : Connector {
+    std::unique_ptr<Transport> connect(const ConnectParams& params) override {
+      return zdm::deploy::connect(params);
+    }
+  };
+  static const std::shared_ptr<Connector> instance = std::make_shared<Default>();
+  return instance;
+}
+
 }  // namespace zdm::deploy

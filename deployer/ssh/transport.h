@@ -62,6 +62,18 @@ class Transport {
 // Connects and authenticates; throws UnreachableError.
 std::unique_ptr<Transport> connect(const ConnectParams& params);
 
+// Opens transports: the seam between the engine (executor, locks, audit trail) and SSH. The
+// default one is connect() (libssh, or /bin/sh for ConnectParams::local); tests give a fake.
+class Connector {
+ public:
+  virtual ~Connector() = default;
+  // Connects and authenticates; throws UnreachableError.
+  virtual std::unique_ptr<Transport> connect(const ConnectParams& params) = 0;
+};
+
+// The connector of connect() (SshTransport, LocalTransport).
+std::shared_ptr<Connector> default_connector();
+
 // POSIX shell single-quoting.
 std::string shell_quote(std::string_view s);
 

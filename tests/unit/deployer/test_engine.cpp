@@ -1,0 +1,244 @@
+// The engine (executor, run) over a fake transport: no sshd, every command recorded.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include "executor.h"
+#include "fake_transport.h"
+
+using namespace zdm::deploy;
+using zdm::deploy::testing::FakeHosts;
+
+namespace {
+
+// SSH hosts (no ansible_connection=local): every command goes to the fake.
+const char* kInventory = R"([proxies]
+p1 ansible_host=10.0.0.1
+p2 ansible_host=10.0.0.2
+p3 ansible_host=10.0.0.3
+)";
+
+struct Outcome {
+  int rc;
+  std::string out;
+};
+
+Outcome run(const std::string& yaml, FakeHosts& fake, int forks = 5) {
+  Inventory inv = parse_inventory_ini(kInventory, "inv.ini");
+  Playbook pb = parse_playbook(yaml, "pb.yml");
+  PlanOptions po;
+  po.release_id = "R";
+  Plan plan = make_plan(inv, pb, po);
+  ExecOptions eo;
+  eo.forks = forks;
+  eo.ssh.ssh_config_path = "none";
+  eo.connections =
+      std::make_shared<HostConnections>(std::shared_ptr<Connector>(&fake, [](Connector*) {}));
+  std::ostringstream out;
+  Executor ex(pb, plan, eo, out);
+  int rc = ex.run();
+  return {rc, out.str()};
+}
+
+bool has(const std::string& out, const std::string& text) {
+  return out.find(text) != std::string::npos;
+}
+
+// The command a `command: X` task sends.
+std::string sent(const std::string& cmd) {
+  return "sh -c " + shell_quote(cmd) + " < /dev/null";
+}
+
+ExecResult rc_of(int rc, std::string out = "") {
+  return ExecResult{rc, std::move(out), "", false};
+}
+
+}  // namespace
+
+TEST_CASE("engine: serial 1 runs the batches in order, one connection per host") {
+  FakeHosts fake;
+  Outcome r = run(R"(- hosts: proxies
+  serial: 1
+  tasks:
+    - command: step-a
+    - command: step-b
+)",
+                  fake);
+  CHECK(r.rc == kExitOk);
+  std::vector<std::pair<std::string, std::string>> want = {
+      {"p1", sent("step-a")}, {"p1", sent("step-b")}, {"p2", sent("step-a")},
+      {"p2", sent("step-b")}, {"p3", sent("step-a")}, {"p3", sent("step-b")}};
+  CHECK(fake.commands() == want);
+  for (const char* h : {"p1", "p2", "p3"}) CHECK(fake.connects(h) == 1);
+  CHECK(has(r.out, "p3 : ok=2 changed=2 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0\n"));
+}
+
+TEST_CASE("engine: serial 1, a failing host stops the play before the next batch") {
+  FakeHosts fake(
+      [](const std::string& host, const std::string&) { return rc_of(host == "p2" ? 1 : 0); });
+  Outcome r = run(R"(- hosts: proxies
+  serial: 1
+  tasks:
+    - command: upgrade
+)",
+                  fake);
+  CHECK(r.rc == kExitHostFailed);
+  CHECK(has(r.out, "failed: [p2] => non-zero return code 1\n"));
+  CHECK(has(r.out, "NO MORE HOSTS LEFT"));
+  CHECK(fake.commands_on("p3").empty());
+  CHECK(fake.connects("p3") == 0);
+}
+
+TEST_CASE("engine: without serial a failing host stops, the others go on") {
+  FakeHosts fake([](const std::string& host, const std::string& cmd) {
+    return rc_of(host == "p1" && cmd == sent("first") ? 1 : 0);
+  });
+  Outcome r = run(R"(- hosts: proxies
+  tasks:
+    - command: first
+    - command: second
+)",
+                  fake);
+  CHECK(r.rc == kExitHostFailed);
+  CHECK(fake.commands_on("p1", "second").empty());
+  CHECK(fake.commands_on("p2", "second").size() == 1);
+  CHECK(fake.commands_on("p3", "second").size() == 1);
+}
+
+TEST_CASE("engine: an unreachable host is reported, the others go on, exit 4") {
+  FakeHosts fake;
+  fake.unreachable = {"p2"};
+  Outcome r = run(R"(- hosts: proxies
+  tasks:
+    - command: first
+    - command: second
+)",
+                  fake);
+  CHECK(r.rc == kExitUnreachable);
+  CHECK(has(r.out, "unreachable: [p2] => p2: connection refused\n"));
+  CHECK(fake.commands_on("p1").size() == 2);
+  CHECK(fake.commands_on("p3").size() == 2);
+  CHECK(fake.connects("p2") == 1);  // not retried by the next task
+}
+
+TEST_CASE("engine: forks bounds the hosts in parallel") {
+  std::atomic<int> calls{0};
+  auto slow = [&](const std::string&, const std::string&) {
+    ++calls;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return rc_of(0);
+  };
+  SUBCASE("forks 1: one host at a time, in inventory order") {
+    FakeHosts fake(slow);
+    run("- hosts: proxies\n  tasks:\n    - command: x\n", fake, 1);
+    CHECK(fake.max_concurrent() == 1);
+    std::vector<std::pair<std::string, std::string>> want = {
+        {"p1", sent("x")}, {"p2", sent("x")}, {"p3", sent("x")}};
+    CHECK(fake.commands() == want);
+  }
+  SUBCASE("forks 2: two at a time") {
+    FakeHosts fake(slow);
+    run("- hosts: proxies\n  tasks:\n    - command: x\n", fake, 2);
+    CHECK(fake.max_concurrent() == 2);
+  }
+  SUBCASE("forks 5: every host at once") {
+    FakeHosts fake(slow);
+    run("- hosts: proxies\n  tasks:\n    - command: x\n", fake, 5);
+    CHECK(fake.max_concurrent() == 3);
+  }
+}
+
+TEST_CASE("engine: until retries until the condition holds; a lost connection reconnects") {
+  std::atomic<int> polls{0};
+  FakeHosts fake([&](const std::string& host, const std::string& cmd) {
+    if (host != "p1" || cmd != sent("poll")) return rc_of(0);
+    int n = ++polls;
+    if (n == 1) throw UnreachableError("p1: connection lost");
+    return rc_of(0, n < 3 ? "starting" : "ready");
+  });
+  Outcome r = run(R"(- hosts: p1
+  tasks:
+    - command: poll
+      register: st
+      until: st.stdout == 'ready'
+      retries: 5
+      delay: 0
+    - debug: msg="attempts {{ st.attempts }}"
+)",
+                  fake);
+  CHECK(r.rc == kExitOk);
+  CHECK(has(r.out,
+            "FAILED - RETRYING: [p1]: command (connection lost: p1: connection lost; 5 "
+            "retries left).\n"));
+  CHECK(has(r.out, "FAILED - RETRYING: [p1]: command (4 retries left).\n"));
+  CHECK(has(r.out, "ok: [p1] => attempts 3\n"));
+  CHECK(polls == 3);
+  CHECK(fake.connects("p1") == 2);
+}
+
+TEST_CASE("engine: retries exhausted fail the host") {
+  FakeHosts fake([](const std::string&, const std::string&) { return rc_of(0, "starting"); });
+  Outcome r = run(R"(- hosts: p1
+  tasks:
+    - command: poll
+      register: st
+      until: st.stdout == 'ready'
+      retries: 2
+      delay: 0
+)",
+                  fake);
+  CHECK(r.rc == kExitHostFailed);
+  CHECK(fake.commands_on("p1", "poll").size() == 3);
+  CHECK(has(r.out, "failed: [p1] => retries exhausted (3 attempts)\n"));
+}
+
+TEST_CASE("engine: handlers run once, after the tasks, on the hosts that changed") {
+  FakeHosts fake;
+  Outcome r = run(R"(- hosts: proxies
+  tasks:
+    - command: reconfigure
+      changed_when: inventory_hostname != 'p2'
+      notify: restart
+    - command: reconfigure-again
+      notify: restart
+      changed_when: inventory_hostname == 'p1'
+  handlers:
+    - name: restart
+      command: restart-proxy
+)",
+                  fake);
+  CHECK(r.rc == kExitOk);
+  CHECK(fake.commands_on("p1", "restart-proxy").size() == 1);
+  CHECK(fake.commands_on("p2", "restart-proxy").empty());
+  CHECK(fake.commands_on("p3", "restart-proxy").size() == 1);
+  CHECK(fake.commands().back().second == sent("restart-proxy"));
+  CHECK(has(r.out, "RUNNING HANDLER [restart]"));
+}
+
+TEST_CASE("engine: a rolling update rolls a host back when it is not ready, and stops") {
+  // deploy_proxy.yml's shape: one host at a time; the new release, a readiness check; on
+  // failure the rescue switches back to the previous release and the host stays failed.
+  FakeHosts fake([](const std::string& host, const std::string& cmd) {
+    if (cmd == sent("check-ready")) return rc_of(host == "p2" ? 1 : 0);
+    return rc_of(0);
+  });
+  Outcome r = run(R"(- hosts: proxies
+  serial: 1
+  tasks:
+    - block:
+        - command: activate-new
+        - command: check-ready
+      rescue:
+        - command: activate-previous
+        - fail: msg="{{ inventory_hostname }} rolled back"
+)",
+                  fake);
+  CHECK(r.rc == kExitHostFailed);
+  CHECK(fake.commands_on("p1", "activate-previous").empty());
+  CHECK(fake.commands_on("p2", "activate-previous").size() == 1);
+  CHECK(fake.commands_on("p3").empty());
+  CHECK(has(r.out, "failed: [p2] => p2 rolled back\n"));
+}
