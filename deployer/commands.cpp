@@ -26,6 +26,7 @@
 #include "lookup.h"
 #include "plan.h"
 #include "playbook.h"
+#include "run.h"
 #include "ssh/lock.h"
 #include "template.h"
 #include "transport.h"
@@ -48,52 +49,9 @@ struct HostTarget {
   Json scope;
 };
 
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string chomp(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s;
-}
-
-// Runs f(i) for i in [0, n) on up to `forks` threads.
-void parallel(size_t n, int forks, const std::function<void(size_t)>& f) {
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i; (i = next++) < n;) f(i);
-  };
-  size_t k = std::min<size_t>(std::max(1, forks), n);
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < k; ++i) threads.emplace_back(worker);
-  for (auto& t : threads) t.join();
-}
-
-// "proxies" is missing or empty: say so, with the groups the inventory has.
-void require_proxies(const Inventory& inv) {
-  if (inv.has_group("proxies") && !inv.group_hosts("proxies").empty()) return;
-  std::string groups, suggestion;
-  for (auto& g : inv.group_order) {
-    if (g == "all" || g == "ungrouped") continue;
-    groups += (groups.empty() ? "" : ", ") + g;
-    if (edit_distance(g, "proxies") <= 3 && suggestion.empty()) suggestion = g;
-  }
-  throw InventoryError(fmt::format(
-      "{}: {} [proxies] group: zdm-deploy deploys zdm-proxy to the hosts of [proxies]{}{}",
-      inv.path, inv.has_group("proxies") ? "an empty" : "no",
-      groups.empty() ? "" : " (groups: " + groups + ")",
-      suggestion.empty() ? "" : fmt::format("; did you mean [{}]?", suggestion)));
-}
-
-bool targets_proxies(const Playbook& pb) {
-  for (auto& p : pb.plays)
-    if (p.hosts == "proxies" || p.hosts.find("proxies") != std::string::npos) return true;
-  return false;
 }
 
 // The proxies with the variables deploy_proxy.yml gives them.
@@ -113,20 +71,6 @@ std::vector<HostTarget> proxy_targets(const CommonOptions& opts, Inventory& inv)
 
 std::string var(const HostTarget& t, const std::string& expr) {
   return to_text(evaluate(expr, t.scope, Source{"variables of " + t.host, 1}));
-}
-
-// Where a host keeps the lock and the audit log: the proxy's or the monitoring stack's home.
-std::string lock_dir(const std::string& host, const Json& scope, const Inventory& inv) {
-  auto groups = inv.host_groups(host);
-  bool proxy = std::find(groups.begin(), groups.end(), "proxies") != groups.end();
-  const char* expr = proxy ? "zdm_proxy_home_dir | default(zdm_proxy_default_home_dir)"
-                           : "monitoring_home_dir | default(monitoring_default_home_dir)";
-  try {
-    std::string d = to_text(evaluate(expr, scope, Source{"lock of " + host, 1}));
-    if (!d.empty()) return d;
-  } catch (const std::exception&) {
-  }
-  return "$HOME/.zdm-deploy";
 }
 
 std::string run_id_for(const std::string& release_id) {
@@ -184,10 +128,6 @@ std::vector<DefinedVar> defined_variables(const Inventory& inv, const Playbook& 
   return out;
 }
 
-struct HostLocks {
-  std::vector<std::pair<std::string, std::string>> taken;  // (host, dir)
-};
-
 }  // namespace
 
 void collect_secrets(const Plan& plan, Redactor& redactor) {
@@ -235,203 +175,8 @@ PlanOptions plan_options(const CommonOptions& opts) {
 
 int run_playbook(const std::string& playbook, const CommonOptions& opts, std::ostream& out,
                  std::ostream& err) {
-  Inventory inv;
-  Playbook pb;
-  Plan plan;
-  PlanOptions po;
-  try {
-    inv = load_inventory(opts.inventory);
-    pb = load_playbook(playbook);
-    if (targets_proxies(pb)) require_proxies(inv);
-    po = plan_options(opts);
-    plan = make_plan(inv, pb, po);
-  } catch (const std::exception& e) {
-    err << "ERROR! " << e.what() << '\n';
-    return kExitUnreachable;  // Ansible: parse errors exit 4
-  }
-  std::vector<std::string> report = variable_report(plan, pb, po.extra_vars);
-  if (opts.list_hosts) {
-    for (auto& w : report) out << "[WARNING]: " << w << '\n';
-    out << "\nplaybook: " << playbook << "\n";
-    int n = 0;
-    for (auto& pp : plan.plays) {
-      out << fmt::format("\n  play #{} ({}): {}\n    pattern: ['{}']\n    hosts ({}):\n", ++n,
-                         pp.play->hosts, pp.play->name, pp.play->hosts, pp.hosts.size());
-      for (auto& h : pp.hosts) out << "      " << h << '\n';
-    }
-    return kExitOk;
-  }
-  ExecOptions eo;
-  eo.forks = opts.forks;
-  eo.ssh = opts.ssh;
-  eo.verbosity = opts.verbosity;
-  eo.check = opts.check;
-  eo.diff = opts.diff;
-  eo.task_timeout_seconds = opts.task_timeout_seconds;
-  try {
-    collect_secrets(plan, *eo.redactor);
-  } catch (const SecretError& e) {
-    err << "ERROR! " << e.what() << '\n';
-    return kExitUnreachable;
-  }
-  std::string shown_command = eo.redactor->apply(opts.command_line);
-
-  for (auto& w : report) out << "[WARNING]: " << w << '\n';
-
-  // The hosts this run touches, with their lock directories.
-  std::vector<std::string> hosts;
-  std::map<std::string, Json> scopes;
-  for (auto& pp : plan.plays)
-    for (auto& h : pp.hosts)
-      if (!scopes.count(h)) hosts.push_back(h), scopes[h] = host_scope(pp, h);
-
-  LockHolder me = current_holder(shown_command, po.run_id);
-  std::string state_dir = opts.state_dir.empty() ? default_state_dir() : opts.state_dir;
-  std::string local_lock = local_lock_path(state_dir, opts.inventory);
-  HostLocks locks;
-  std::mutex mu;
-  auto release_locks = [&] {
-    parallel(locks.taken.size(), opts.forks, [&](size_t i) {
-      auto& [h, dir] = locks.taken[i];
-      try {
-        auto tr = connect(connect_params(h, scopes[h], opts.ssh));
-        tr->exec(host_lock_release_script(dir, me.run_id, false), 30);
-      } catch (const std::exception& e) {
-        std::lock_guard lock(mu);
-        err << fmt::format("[WARNING]: {}: lock not released: {}\n", h, e.what());
-      }
-    });
-    release_local_lock(local_lock, me, false);
-  };
-  if (!opts.check) {
-    if (auto holder = acquire_local_lock(local_lock, me)) {
-      err << fmt::format(
-          "ERROR! {} is locked on this machine by {}: wait for that run to end (or, if it is "
-          "gone, `zdm-deploy lock release -i {}`)\n",
-          opts.inventory, holder->describe(), opts.inventory);
-      return kExitError;
-    }
-    std::vector<std::string> refused;
-    parallel(hosts.size(), opts.forks, [&](size_t i) {
-      const std::string& h = hosts[i];
-      std::string dir = lock_dir(h, scopes[h], inv);
-      std::string problem;
-      try {
-        auto tr = connect(connect_params(h, scopes[h], opts.ssh));
-        for (int attempt = 0; attempt < 2; ++attempt) {
-          ExecResult r = tr->exec(host_lock_acquire_script(dir, me), 30);
-          HostLockResult lr = parse_host_lock_output(r.out);
-          if (lr.acquired) {
-            std::lock_guard lock(mu);
-            locks.taken.emplace_back(h, dir);
-            return;
-          }
-          if (lr.holder && lr.holder->dead_here() && attempt == 0) {  // its run died: take over
-            tr->exec(host_lock_release_script(dir, "", true), 30);
-            continue;
-          }
-          problem = lr.holder ? fmt::format("{}: locked by {}", h, lr.holder->describe())
-                              : fmt::format("{}: cannot take the lock: {}", h,
-                                            chomp(r.err.empty() ? r.out : r.err));
-          break;
-        }
-      } catch (const UnreachableError&) {
-        return;  // the run reports the host unreachable
-      } catch (const std::exception& e) {
-        problem = fmt::format("{}: {}", h, e.what());
-      }
-      std::lock_guard lock(mu);
-      refused.push_back(problem);
-    });
-    if (!refused.empty()) {
-      std::sort(refused.begin(), refused.end());
-      err << "ERROR! another run holds the lock, nothing was changed:\n";
-      for (auto& r : refused) err << "  " << r << '\n';
-      err << "  wait for it to end, or if it is gone: zdm-deploy lock release -i " << opts.inventory
-          << '\n';
-      release_locks();
-      return kExitError;
-    }
-  }
-
-  install_interrupt_handler();
-  reset_interrupts();
-  Executor ex(pb, plan, eo, out);
-  int rc = ex.run();
-
-  if (!opts.check) {
-    // The audit trail: one line per host, on the host and here.
-    std::vector<std::string> local_lines;
-    auto outcomes = ex.outcomes();
-    std::string user = local_account().user;
-    char machine[256] = {};
-    gethostname(machine, sizeof machine - 1);
-    std::vector<std::pair<std::string, std::string>> lines;  // host, line
-    for (auto& [h, o] : outcomes) {
-      Json facts = ex.facts(h);
-      std::string line = fmt::format(
-          "{} user={} machine={} run={} command={} host={} release={} config_sha256={} "
-          "outcome={}",
-          utc_now(), user, machine, po.run_id, Json(shown_command).dump(), h,
-          facts.value("zdm_audit_release", Json("")).is_string()
-              ? facts.value("zdm_audit_release", std::string())
-              : std::string(),
-          facts.value("zdm_audit_config_sha256", Json("")).is_string()
-              ? facts.value("zdm_audit_config_sha256", std::string())
-              : std::string(),
-          o.status);
-      line = eo.redactor->apply(line);
-      lines.emplace_back(h, line);
-      local_lines.push_back(line);
-    }
-    parallel(lines.size(), opts.forks, [&](size_t i) {
-      auto& [h, line] = lines[i];
-      if (outcomes[i].second.status == "unreachable") return;
-      try {
-        auto tr = connect(connect_params(h, scopes[h], opts.ssh));
-        std::string dir = lock_dir(h, scopes[h], inv);
-        tr->exec(
-            fmt::format("mkdir -p {0} && printf '%s\\n' {1} >> {0}/audit.log",
-                        dir == "$HOME/.zdm-deploy" ? dir : shell_quote(dir), shell_quote(line)),
-            30);
-      } catch (const std::exception&) {
-      }
-    });
-    std::error_code ec;
-    fs::create_directories(state_dir, ec);
-    std::ofstream audit(fs::path(state_dir) / "audit.log", std::ios::app);
-    for (auto& l : local_lines) audit << l << '\n';
-    // A retry file names the hosts that failed (--limit @FILE).
-    std::vector<std::string> failed;
-    for (auto& [h, o] : outcomes)
-      if (o.status == "failed" || o.status == "unreachable" || o.status == "interrupted")
-        failed.push_back(h);
-    if (!failed.empty()) {
-      std::string retry =
-          (fs::path(state_dir) / (fs::path(playbook).stem().string() + ".retry")).string();
-      std::ofstream r(retry);
-      for (auto& h : failed) r << h << '\n';
-      out << fmt::format("\nto retry the hosts that did not finish: --limit @{}\n", retry);
-    }
-    release_locks();
-  }
-  if (opts.json) {
-    Json j = {{"exit_code", rc}, {"hosts", Json::array()}};
-    for (auto& [h, o] : ex.outcomes()) {
-      const HostStats& s = ex.stats().at(h);
-      Json facts = ex.facts(h);
-      j["hosts"].push_back({{"host", h},
-                            {"outcome", o.status},
-                            {"message", eo.redactor->apply(o.message)},
-                            {"ok", s.ok},
-                            {"changed", s.changed},
-                            {"failed", s.failed},
-                            {"unreachable", s.unreachable},
-                            {"release", facts.value("zdm_audit_release", Json(""))}});
-    }
-    out << j.dump() << '\n';
-  }
-  return rc;
+  Run run(playbook, opts);
+  return run.execute(out, err);
 }
 
 std::map<std::string, std::string> parse_key_values(const std::string& text) {
@@ -456,7 +201,7 @@ int status(const CommonOptions& opts, std::ostream& out, std::ostream& err) {
     return kExitUnreachable;
   }
   std::vector<Json> rows(targets.size());
-  parallel(targets.size(), std::max(opts.forks, 8), [&](size_t i) {
+  parallel_for(targets.size(), std::max(opts.forks, 8), [&](size_t i) {
     const HostTarget& t = targets[i];
     Json row = {{"host", t.host},
                 {"address", nullptr},
@@ -702,7 +447,7 @@ int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::os
       {"state/activation", "activation"},
       {"state/history", "history"},
       {"zdmctl.env", "zdmctl.env"}};
-  parallel(targets.size(), opts.forks, [&](size_t i) {
+  parallel_for(targets.size(), opts.forks, [&](size_t i) {
     const HostTarget& t = targets[i];
     fs::path dir = work / base / t.host;
     fs::create_directories(dir);
@@ -787,9 +532,9 @@ int lock_command(const CommonOptions& opts, const std::string& action, const std
       return kExitError;
     }
   }
-  parallel(hosts.size(), opts.forks, [&](size_t i) {
+  parallel_for(hosts.size(), opts.forks, [&](size_t i) {
     const std::string& h = hosts[i];
-    std::string dir = lock_dir(h, scopes[h], inv);
+    std::string dir = host_lock_dir(h, scopes[h], inv);
     try {
       auto tr = connect(connect_params(h, scopes[h], opts.ssh));
       std::string script = action == "acquire"   ? host_lock_acquire_script(dir, me)

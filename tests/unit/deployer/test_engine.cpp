@@ -1,16 +1,23 @@
 // The engine (executor, run) over a fake transport: no sshd, every command recorded.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "executor.h"
 #include "fake_transport.h"
+#include "run.h"
 
 using namespace zdm::deploy;
 using zdm::deploy::testing::FakeHosts;
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -241,4 +248,38 @@ TEST_CASE("engine: a rolling update rolls a host back when it is not ready, and 
   CHECK(fake.commands_on("p2", "activate-previous").size() == 1);
   CHECK(fake.commands_on("p3").empty());
   CHECK(has(r.out, "failed: [p2] => p2 rolled back\n"));
+}
+
+TEST_CASE("run: the lock, the tasks, the audit trail and the release share one connection") {
+  fs::path dir = fs::temp_directory_path() / ("zdm_test_engine." + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "inv.ini") << kInventory;
+  std::ofstream(dir / "pb.yml") << "- hosts: proxies\n  tasks:\n    - command: step\n";
+  FakeHosts fake([](const std::string&, const std::string& cmd) {
+    if (cmd.find("echo lock=acquired") != std::string::npos) return rc_of(0, "lock=acquired\n");
+    return rc_of(0);
+  });
+  CommonOptions opts;
+  opts.command = "run";
+  opts.inventory = (dir / "inv.ini").string();
+  opts.state_dir = (dir / "state").string();
+  opts.ssh.ssh_config_path = "none";
+  std::ostringstream out, err;
+  Run run(((dir / "pb.yml").string()), opts, std::shared_ptr<Connector>(&fake, [](Connector*) {}));
+  int rc = run.execute(out, err);
+  CHECK(rc == kExitOk);
+  CHECK(err.str().empty());
+  for (const char* h : {"p1", "p2", "p3"}) {
+    CAPTURE(h);
+    auto cmds = fake.commands_on(h);
+    REQUIRE(cmds.size() == 4);
+    CHECK(cmds[0].find("echo lock=acquired") != std::string::npos);
+    CHECK(cmds[1] == sent("step"));
+    CHECK(cmds[2].find("audit.log") != std::string::npos);
+    CHECK(cmds[3].find("echo lock=released") != std::string::npos);
+    CHECK(fake.connects(h) == 1);
+  }
+  CHECK(run.connections().connects() == 3);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
