@@ -29,12 +29,6 @@ struct Executor::HostState {
 
 namespace {
 
-std::string one_line(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  for (size_t pos = 0; (pos = s.find('\n', pos)) != std::string::npos;) s.replace(pos, 1, " | ");
-  return s;
-}
-
 long long as_int(const Json& j, long long dflt) {
   if (j.is_number()) return j.get<long long>();
   if (j.is_string()) {
@@ -94,28 +88,28 @@ ConnectParams connect_params(const std::string& name, const Json& scope, const S
   return resolve_connect_params(v, s, ssh_config_for(s), warnings);
 }
 
+Executor::Executor(const Playbook& pb, Plan& plan, ExecOptions opts, Reporter& reporter)
+    : pb_(pb), plan_(plan), opts_(std::move(opts)), reporter_(reporter) {
+  if (!opts_.connections) opts_.connections = std::make_shared<HostConnections>();
+}
+
+namespace {
+std::unique_ptr<Reporter> text_reporter(std::ostream& out, const ExecOptions& opts) {
+  return std::make_unique<TextReporter>(
+      out, TextReporter::Options{opts.verbosity, opts.diff, opts.check, opts.redactor});
+}
+}  // namespace
+
 Executor::Executor(const Playbook& pb, Plan& plan, ExecOptions opts, std::ostream& out)
-    : pb_(pb), plan_(plan), opts_(std::move(opts)), out_(out) {
+    : pb_(pb),
+      plan_(plan),
+      opts_(std::move(opts)),
+      own_reporter_(text_reporter(out, opts_)),
+      reporter_(*own_reporter_) {
   if (!opts_.connections) opts_.connections = std::make_shared<HostConnections>();
 }
 
 Executor::~Executor() = default;
-
-void Executor::line(const std::string& text) {
-  std::string shown = opts_.redactor ? opts_.redactor->apply(text) : text;
-  std::lock_guard lock(out_mu_);
-  out_ << shown << '\n';
-  out_.flush();
-}
-
-void Executor::header(const std::string& kind, const std::string& name) {
-  std::string h = fmt::format("{} [{}] ", kind, name);
-  if (h.size() < 76)
-    h += std::string(79 - h.size(), '*');
-  else
-    h += "***";
-  line("\n" + h);
-}
 
 bool Executor::active(const std::string& host) const {
   auto& s = *hosts_.at(host);
@@ -164,33 +158,15 @@ int Executor::run() {
     if (end_run_) break;
     if (interrupt_count() > 0) {
       interrupted_ = true;
-      line("\n[interrupted] stopping before play '" +
-           (pp.play->name.empty() ? pp.play->hosts : pp.play->name) + "'");
+      reporter_.interrupted("stopping before play '" +
+                            (pp.play->name.empty() ? pp.play->hosts : pp.play->name) + "'");
       break;
     }
     run_play(pp);
   }
-  {
-    std::string recap = "\nPLAY RECAP " + std::string(68, '*') + '\n';
-    for (auto& h : order_) {
-      const HostStats& s = stats_[h];
-      recap += fmt::format(
-          "{} : ok={} changed={} unreachable={} failed={} skipped={} rescued={} ignored={}\n", h,
-          s.ok, s.changed, s.unreachable, s.failed, s.skipped, s.rescued, s.ignored);
-    }
-    std::string attention;
-    for (auto& [h, o] : outcomes()) {
-      if (o.status == "failed" || o.status == "unreachable")
-        attention += fmt::format("{}: {}{}: {}\n", h, o.status,
-                                 o.task.empty() ? "" : " at " + o.task, one_line(o.message));
-      else if (o.status == "interrupted")
-        attention += fmt::format("{}: not touched (interrupted before its turn)\n", h);
-    }
-    if (!attention.empty())
-      recap += "\nHOSTS NEEDING ATTENTION " + std::string(55, '*') + '\n' + attention;
-    while (!recap.empty() && recap.back() == '\n') recap.pop_back();
-    line(recap);
-  }
+  std::vector<std::pair<std::string, HostStats>> stats;
+  for (auto& h : order_) stats.emplace_back(h, stats_[h]);
+  reporter_.recap(stats, outcomes());
   bool any_failed = false, any_unreachable = false;
   for (auto& [h, s] : stats_) {
     any_failed |= s.failed > 0;
@@ -204,9 +180,9 @@ int Executor::run() {
 
 void Executor::run_play(PlayPlan& pp) {
   const Play& play = *pp.play;
-  header("PLAY", play.name.empty() ? play.hosts : play.name);
+  reporter_.play_start(play.name.empty() ? play.hosts : play.name);
   if (pp.hosts.empty()) {
-    line("skipping: no hosts matched");
+    reporter_.play_no_hosts();
     return;
   }
   abort_play_ = false;
@@ -216,7 +192,7 @@ void Executor::run_play(PlayPlan& pp) {
       std::string rest;
       for (size_t k = b; k < pp.batches.size(); ++k)
         for (auto& h : pp.batches[k]) rest += (rest.empty() ? "" : ", ") + h;
-      line("\n[interrupted] the hosts in progress are done; not touched: " + rest);
+      reporter_.interrupted("the hosts in progress are done; not touched: " + rest);
       end_run_ = true;
       return;
     }
@@ -228,7 +204,7 @@ void Executor::run_play(PlayPlan& pp) {
     if (!abort_play_) run_handlers(hosts, pp);
     bool all_failed = std::none_of(hosts.begin(), hosts.end(), [&](auto& h) { return active(h); });
     if (all_failed || abort_play_) {
-      line("\nNO MORE HOSTS LEFT " + std::string(60, '*'));
+      reporter_.no_more_hosts();
       end_run_ = true;
       return;
     }
@@ -320,7 +296,7 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
     if (active(h)) targets.push_back(h);
   if (targets.empty()) return;
   if (t.run_once) targets.resize(1);
-  header(kind, t.display_name());
+  reporter_.task_start(kind, t.display_name());
   Json hostvars = live_hostvars(pp);
   std::vector<TaskResult> results(targets.size());
   std::atomic<size_t> next{0};
@@ -374,7 +350,7 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
         s.notified.insert(t.notify.begin(), t.notify.end());
       }
     }
-    report(t, h, r, ignored);
+    reporter_.host_result(t, h, r, ignored);
   }
   if (t.run_once) {
     // What the one host learned holds for every host of the batch (Ansible's run_once).
@@ -391,40 +367,6 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
   // any_errors_fatal: a failure ends the play, except inside a block with a rescue, which
   // handles it (Ansible's rule); a failure in the rescue itself ends it.
   if (any_failed && pp.play->any_errors_fatal && rescuable_ == 0) abort_play_ = true;
-}
-
-void Executor::report(const Task& t, const std::string& host, const TaskResult& r, bool ignored) {
-  std::string text;
-  if (r.unreachable) {
-    text = fmt::format("unreachable: [{}] => {}", host, one_line(r.msg));
-  } else if (r.skipped) {
-    text = fmt::format("skipping: [{}]", host);
-    if (opts_.verbosity > 0 && !r.msg.empty()) text += " => " + one_line(r.msg);
-  } else if (r.failed) {
-    if (t.no_log) {
-      text = fmt::format("failed: [{}] => {}", host, kNoLog);
-    } else {
-      text = fmt::format("failed: [{}] => {}", host,
-                         one_line(r.msg.empty() ? r.registered().dump() : r.msg));
-      if (opts_.verbosity > 0) text += "\n" + r.registered().dump(2);
-    }
-    if (ignored) text += "\n...ignoring";
-  } else {
-    text = fmt::format("{}: [{}]", r.changed ? "changed" : "ok", host);
-    if (t.no_log) {
-      if (opts_.verbosity > 0) text += std::string(" => ") + kNoLog;
-    } else if (r.data.contains("__debug")) {
-      text += " => " + r.data["__debug"].get<std::string>();
-    } else if (opts_.verbosity > 0) {
-      text += " => " + r.registered().dump();
-    }
-  }
-  if (!t.no_log && !r.diff.empty() && (opts_.diff || opts_.check || t.check_mode.value_or(false))) {
-    std::string d = r.diff;
-    while (!d.empty() && d.back() == '\n') d.pop_back();
-    text += "\n" + d;
-  }
-  line(text);
 }
 
 TaskResult Executor::run_on_host(const Task& t, const std::string& host, PlayPlan& pp,
@@ -562,14 +504,7 @@ TaskResult Executor::run_item(const Task& t, const std::string& host, PlayPlan& 
                           } catch (const SshConfigError& e) {
                             throw UnreachableError(e.what());
                           }
-                          for (auto& w : warnings) {
-                            std::lock_guard lock(out_mu_);
-                            if (std::find(connect_warnings_.begin(), connect_warnings_.end(), w) !=
-                                connect_warnings_.end())
-                              continue;
-                            connect_warnings_.push_back(w);
-                            out_ << "[WARNING]: " << w << '\n';
-                          }
+                          for (auto& w : warnings) reporter_.warning(w);
                           state.transport = &opts_.connections->get(host, p);
                         }
                         return *state.transport;
@@ -587,8 +522,7 @@ TaskResult Executor::run_item(const Task& t, const std::string& host, PlayPlan& 
         state.transport = nullptr;
         // A task that polls (until:) survives a lost connection: the next attempt reconnects.
         if (!t.until.empty() && attempt <= retries) {
-          line(fmt::format("FAILED - RETRYING: [{}]: {} (connection lost: {}; {} retries left).",
-                           host, t.display_name(), one_line(e.what()), retries + 1 - attempt));
+          reporter_.retrying(t, host, retries + 1 - attempt, e.what());
           std::this_thread::sleep_for(std::chrono::duration<double>(delay));
           continue;
         }
@@ -619,8 +553,7 @@ TaskResult Executor::run_item(const Task& t, const std::string& host, PlayPlan& 
           result.msg = fmt::format("retries exhausted ({} attempts)", attempt);
         break;
       }
-      line(fmt::format("FAILED - RETRYING: [{}]: {} ({} retries left).", host, t.display_name(),
-                       retries + 1 - attempt));
+      reporter_.retrying(t, host, retries + 1 - attempt, "");
       std::this_thread::sleep_for(std::chrono::duration<double>(delay));
     }
     if (t.module == "debug" && !result.failed) {

@@ -1,5 +1,5 @@
 // Runs a plan over SSH: batches in order, tasks in order across a batch's hosts (in
-// parallel, bounded by forks), Ansible-style output and recap, Ansible's exit codes.
+// parallel, bounded by forks), events to a reporter (engine/reporter.h), Ansible's exit codes.
 #pragma once
 
 #include <iosfwd>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/diff.h"
+#include "engine/reporter.h"
 #include "inventory.h"
 #include "modules.h"
 #include "plan.h"
@@ -44,17 +45,6 @@ struct ExecOptions {
   std::shared_ptr<HostConnections> connections;
 };
 
-struct HostStats {
-  int ok = 0, changed = 0, unreachable = 0, failed = 0, skipped = 0, rescued = 0, ignored = 0;
-};
-
-// What happened to a host in a run, for the recap's attention list and the audit trail.
-struct HostOutcome {
-  std::string status;   // ok, changed, failed, unreachable, interrupted, untouched
-  std::string message;  // the last failure's message
-  std::string task;     // the task that failed, "file:line name"
-};
-
 // Connection settings for a host from its variables (ansible_host, ansible_port,
 // ansible_user, ansible_ssh_private_key_file, ansible_ssh_common_args, ansible_ssh_extra_args,
 // ansible_connection) and ~/.ssh/config. Warnings ("not supported: ...") are appended.
@@ -63,6 +53,9 @@ ConnectParams connect_params(const std::string& name, const Json& scope, const S
 
 class Executor {
  public:
+  // Every event goes to `reporter`.
+  Executor(const Playbook& pb, Plan& plan, ExecOptions opts, Reporter& reporter);
+  // The text output (TextReporter) on `out`.
   Executor(const Playbook& pb, Plan& plan, ExecOptions opts, std::ostream& out);
   ~Executor();
   // Runs every play; returns an ExitCode.
@@ -92,16 +85,13 @@ class Executor {
                       const std::vector<std::string>& conds, Json& scope, bool check);
   // hostvars as tasks see them: every host's variables with the facts set so far.
   Json live_hostvars(const PlayPlan& pp) const;
-  void report(const Task& t, const std::string& host, const TaskResult& r, bool ignored);
-  void header(const std::string& kind, const std::string& name);
-  void line(const std::string& text);
   bool active(const std::string& host) const;
 
   const Playbook& pb_;
   Plan& plan_;
   ExecOptions opts_;
-  std::ostream& out_;
-  std::mutex out_mu_;
+  std::unique_ptr<Reporter> own_reporter_;  // the text one, when given a stream
+  Reporter& reporter_;
   std::map<std::string, std::unique_ptr<HostState>> hosts_;
   std::map<std::string, HostStats> stats_;
   std::vector<std::string> order_;  // hosts in first-seen order, for the recap
@@ -110,7 +100,6 @@ class Executor {
   int rescuable_ = 0;
   bool end_run_ = false;
   bool interrupted_ = false;
-  std::vector<std::string> connect_warnings_;
 };
 
 }  // namespace zdm::deploy

@@ -294,15 +294,18 @@ int Run::execute(std::ostream& out, std::ostream& err) {
   local_lock_ = local_lock_path(state_dir_, opts_.inventory);
   if (!opts_.check && !take_locks(err)) return kExitError;
 
+  TextReporter::Options shown{opts_.verbosity, opts_.diff, opts_.check, eo_.redactor};
+  std::unique_ptr<Reporter> reporter = opts_.json ? std::make_unique<JsonReporter>(out, shown)
+                                                  : std::make_unique<TextReporter>(out, shown);
   install_interrupt_handler();
   reset_interrupts();
-  Executor ex(pb_, plan_, eo_, out);
+  Executor ex(pb_, plan_, eo_, *reporter);
   int rc = ex.run();
   if (!opts_.check) {
     write_audit(ex, out);
     release_locks(err);
   }
-  if (opts_.json) out << summary(ex, rc).dump() << '\n';
+  reporter->summary(summary(ex, rc));
   return rc;
 }
 

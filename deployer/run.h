@@ -46,7 +46,7 @@ class Run {
   void release_locks(std::ostream& err);
   // One audit line per host, on the host and in the state directory; the retry file.
   void write_audit(const Executor& ex, std::ostream& out);
-  // The run's summary (--json prints it): exit_code, every host's outcome.
+  // The run's summary for the reporter (--json prints it): exit_code, every host's outcome.
   Json summary(const Executor& ex, int rc) const;
   ConnectParams params(const std::string& host) const;
   // Runs `command` on the host over the run's connection; a connection lost since it was last

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -282,4 +283,103 @@ TEST_CASE("run: the lock, the tasks, the audit trail and the release share one c
   CHECK(run.connections().connects() == 3);
   std::error_code ec;
   fs::remove_all(dir, ec);
+}
+
+namespace {
+
+// Every event as one line of text.
+class RecordingReporter : public Reporter {
+ public:
+  std::vector<std::string> events;
+  std::mutex mu;
+  void add(std::string e) {
+    std::lock_guard lock(mu);
+    events.push_back(std::move(e));
+  }
+  void play_start(const std::string& name) override { add("play " + name); }
+  void play_no_hosts() override { add("no hosts"); }
+  void task_start(const std::string& kind, const std::string& name) override {
+    add(kind + " " + name);
+  }
+  void host_result(const Task&, const std::string& host, const TaskResult& r,
+                   bool ignored) override {
+    add(host + (r.unreachable ? " unreachable"
+                : r.skipped   ? " skipped"
+                : r.failed    ? (ignored ? " ignored" : " failed")
+                : r.changed   ? " changed"
+                              : " ok"));
+  }
+  void retrying(const Task&, const std::string& host, long long left, const std::string&) override {
+    add(host + " retrying " + std::to_string(left));
+  }
+  void warning(const std::string& text) override { add("warning " + text); }
+  void interrupted(const std::string& text) override { add("interrupted " + text); }
+  void no_more_hosts() override { add("no more hosts"); }
+  void recap(const std::vector<std::pair<std::string, HostStats>>& stats,
+             const std::vector<std::pair<std::string, HostOutcome>>& outcomes) override {
+    std::string e = "recap";
+    for (size_t i = 0; i < stats.size(); ++i)
+      e += " " + stats[i].first + "=" + outcomes[i].second.status;
+    add(e);
+  }
+  void summary(const Json& s) override { add("summary " + s.dump()); }
+};
+
+}  // namespace
+
+TEST_CASE("engine: execution emits events to the reporter and prints nothing itself") {
+  FakeHosts fake([](const std::string& host, const std::string& cmd) {
+    return rc_of(host == "p2" && cmd == sent("b") ? 1 : 0);
+  });
+  Inventory inv = parse_inventory_ini(kInventory, "inv.ini");
+  Playbook pb = parse_playbook(R"(- hosts: proxies
+  serial: 2
+  tasks:
+    - command: a
+      changed_when: false
+    - command: b
+)",
+                               "pb.yml");
+  PlanOptions po;
+  po.release_id = "R";
+  Plan plan = make_plan(inv, pb, po);
+  ExecOptions eo;
+  eo.ssh.ssh_config_path = "none";
+  eo.connections =
+      std::make_shared<HostConnections>(std::shared_ptr<Connector>(&fake, [](Connector*) {}));
+  RecordingReporter rep;
+  Executor ex(pb, plan, eo, rep);
+  CHECK(ex.run() == kExitHostFailed);
+  std::vector<std::string> want = {
+      "play proxies", "TASK command", "p1 ok",      "p2 ok",
+      "TASK command", "p1 changed",   "p2 failed",  "TASK command",
+      "p3 ok",        "TASK command", "p3 changed", "recap p1=changed p2=failed p3=changed"};
+  CHECK(rep.events == want);
+}
+
+TEST_CASE("reporters: the text one prints Ansible's lines; --json adds the summary line") {
+  Task t;
+  t.module = "command";
+  TaskResult changed;
+  changed.changed = true;
+  TaskResult failed;
+  failed.failed = true;
+  failed.msg = "boom\nsecond line";
+  auto redactor = std::make_shared<Redactor>();
+  redactor->add("boom");
+  std::ostringstream text, json;
+  TextReporter tr(text, {0, false, false, redactor});
+  JsonReporter jr(json, {0, false, false, redactor});
+  for (Reporter* r : {static_cast<Reporter*>(&tr), static_cast<Reporter*>(&jr)}) {
+    r->task_start("TASK", "command");
+    r->host_result(t, "p1", changed, false);
+    r->host_result(t, "p2", failed, false);
+    r->warning("w");
+    r->warning("w");
+    r->summary(Json{{"exit_code", 2}});
+  }
+  std::string lines = "\nTASK [command] " + std::string(64, '*') +
+                      "\nchanged: [p1]\nfailed: [p2] => ******** | second line\n[WARNING]: w\n";
+  CHECK(text.str() == lines);
+  CHECK(json.str() == lines + "{\"exit_code\":2}\n");
 }
