@@ -24,12 +24,15 @@ HostConnections::~HostConnections() = default;
 
 Transport& HostConnections::get(const std::string& host, const ConnectParams& params) {
   std::string key = params_key(params);
+  Transport* kept = nullptr;
   {
     std::lock_guard lock(mu_);
     auto it = hosts_.find(host);
     if (it != hosts_.end() && it->second.transport && it->second.key == key)
-      return *it->second.transport;
+      kept = it->second.transport.get();
   }
+  // Only this host's thread uses its transport: checking it needs no lock.
+  if (kept && kept->alive()) return *kept;
   // Connecting takes time: other hosts go on meanwhile (this host's thread is the only user).
   std::unique_ptr<Transport> t = connector_->connect(params);
   std::lock_guard lock(mu_);

@@ -19,10 +19,12 @@ class HostConnections {
   HostConnections(const HostConnections&) = delete;
   HostConnections& operator=(const HostConnections&) = delete;
 
-  // The host's transport, opened with `params` on first use and kept for the run; a host whose
-  // parameters changed since (another ansible_host, port, user, key, bastion) is reconnected.
-  // Throws UnreachableError. Thread-safe across hosts; one host's transport is used by one
-  // thread at a time (the engine's rule), and stays valid until drop(host) or the destructor.
+  // The host's transport, opened with `params` on first use and kept for the run. A host whose
+  // parameters changed since (another ansible_host, port, user, key, bastion), or whose kept
+  // connection is gone (Transport::alive(), checked when a transport is handed out again), is
+  // reconnected. Throws UnreachableError. Thread-safe across hosts; one host's transport is used
+  // by one thread at a time (the engine's rule), and stays valid until the next get(host),
+  // drop(host) or the destructor.
   Transport& get(const std::string& host, const ConnectParams& params);
   // Forgets the host's transport (its connection was lost): the next get() reconnects.
   void drop(const std::string& host);

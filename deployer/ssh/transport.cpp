@@ -449,6 +449,15 @@ class SshTransport : public RunTransport {
     session_ = open_session(p_, fd);
   }
 
+  bool alive() override {
+    ssh_channel ch = ssh_channel_new(session_);
+    if (!ch) return false;
+    bool ok = ssh_channel_open_session(ch) == SSH_OK;
+    if (ok) ssh_channel_close(ch);
+    ssh_channel_free(ch);
+    return ok;
+  }
+
   void upload(std::string_view data, const std::string& remote_path, int mode) override {
     if (!sftp_) {
       sftp_ = sftp_new(session_);

@@ -57,6 +57,10 @@ class Transport {
   // Runs `command`, calling on_line for every complete stdout/stderr line; returns the rc.
   virtual int stream(const std::string& command,
                      const std::function<void(std::string_view line)>& on_line) = 0;
+  // False when the connection is gone (an SSH session channel cannot be opened on it: one
+  // round trip, nothing runs on the host). A connection kept idle across a run (the lock at the
+  // start, the tasks of a later batch) is checked before it is used again.
+  virtual bool alive() { return true; }
 };
 
 // Connects and authenticates; throws UnreachableError.

@@ -28,6 +28,12 @@ class FakeHosts : public Connector {
   // Hosts whose connect fails (UnreachableError "HOST: connection refused").
   std::set<std::string> unreachable;
 
+  // The host's connections so far are gone (their alive() says false; new ones are fine).
+  void kill_connections(const std::string& host) {
+    std::lock_guard lock(mu_);
+    killed_[host] = connects_[host];
+  }
+
   std::unique_ptr<Transport> connect(const ConnectParams& params) override;
 
   // Every command run, as (host, command), in the order they ran.
@@ -64,13 +70,20 @@ class FakeHosts : public Connector {
   mutable std::mutex mu_;
   std::vector<std::pair<std::string, std::string>> commands_;
   std::map<std::string, int> connects_;
+  std::map<std::string, int> killed_;  // connections numbered up to this one are gone
   std::map<std::string, std::string> uploads_;
   int running_ = 0, max_concurrent_ = 0;
 };
 
 class FakeTransport : public Transport {
  public:
-  FakeTransport(FakeHosts& hosts, std::string host) : hosts_(hosts), host_(std::move(host)) {}
+  FakeTransport(FakeHosts& hosts, std::string host, int number)
+      : hosts_(hosts), host_(std::move(host)), number_(number) {}
+
+  bool alive() override {
+    std::lock_guard lock(hosts_.mu_);
+    return number_ > hosts_.killed_[host_];
+  }
 
   ExecResult exec(const std::string& command, int = 0) override {
     {
@@ -104,16 +117,18 @@ class FakeTransport : public Transport {
  private:
   FakeHosts& hosts_;
   std::string host_;
+  int number_;  // this host's connect count when it was opened
 };
 
 inline std::unique_ptr<Transport> FakeHosts::connect(const ConnectParams& params) {
   std::string host = params.local ? "localhost" : params.name;
+  int number;
   {
     std::lock_guard lock(mu_);
-    ++connects_[host];
+    number = ++connects_[host];
   }
   if (unreachable.count(host)) throw UnreachableError(host + ": connection refused");
-  return std::make_unique<FakeTransport>(*this, host);
+  return std::make_unique<FakeTransport>(*this, host, number);
 }
 
 }  // namespace zdm::deploy::testing

@@ -251,6 +251,29 @@ TEST_CASE("engine: a rolling update rolls a host back when it is not ready, and 
   CHECK(has(r.out, "failed: [p2] => p2 rolled back\n"));
 }
 
+TEST_CASE("connections: one per host, reopened when its parameters change, dropped or gone") {
+  FakeHosts fake;
+  HostConnections conns(std::shared_ptr<Connector>(&fake, [](Connector*) {}));
+  ConnectParams p;
+  p.name = "p1";
+  p.host = "10.0.0.1";
+  Transport* first = &conns.get("p1", p);
+  CHECK(&conns.get("p1", p) == first);
+  CHECK(fake.connects("p1") == 1);
+  p.port = 2222;
+  conns.get("p1", p);
+  CHECK(fake.connects("p1") == 2);
+  conns.drop("p1");
+  conns.get("p1", p);
+  CHECK(fake.connects("p1") == 3);
+  fake.kill_connections("p1");
+  conns.get("p1", p).exec("true");
+  CHECK(fake.connects("p1") == 4);
+  conns.get("p1", p);
+  CHECK(fake.connects("p1") == 4);
+  CHECK(conns.connects() == 4);
+}
+
 TEST_CASE("run: the lock, the tasks, the audit trail and the release share one connection") {
   fs::path dir = fs::temp_directory_path() / ("zdm_test_engine." + std::to_string(getpid()));
   fs::create_directories(dir);
@@ -382,4 +405,35 @@ TEST_CASE("reporters: the text one prints Ansible's lines; --json adds the summa
                       "\nchanged: [p1]\nfailed: [p2] => ******** | second line\n[WARNING]: w\n";
   CHECK(text.str() == lines);
   CHECK(json.str() == lines + "{\"exit_code\":2}\n");
+}
+
+TEST_CASE("run: a connection gone while the host waited for its batch is reopened, not failed") {
+  fs::path dir = fs::temp_directory_path() / ("zdm_test_engine_gone." + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "inv.ini") << kInventory;
+  std::ofstream(dir / "pb.yml") << "- hosts: proxies\n  serial: 1\n  tasks:\n    - command: step\n";
+  FakeHosts* hosts = nullptr;
+  FakeHosts fake([&](const std::string& host, const std::string& cmd) {
+    if (cmd.find("echo lock=acquired") != std::string::npos) {
+      if (host == "p3") hosts->kill_connections("p3");  // e.g. a firewall's idle timeout
+      return rc_of(0, "lock=acquired\n");
+    }
+    return rc_of(0);
+  });
+  hosts = &fake;
+  CommonOptions opts;
+  opts.command = "run";
+  opts.inventory = (dir / "inv.ini").string();
+  opts.state_dir = (dir / "state").string();
+  opts.ssh.ssh_config_path = "none";
+  opts.forks = 1;
+  std::ostringstream out, err;
+  Run run(((dir / "pb.yml").string()), opts, std::shared_ptr<Connector>(&fake, [](Connector*) {}));
+  CHECK(run.execute(out, err) == kExitOk);
+  CHECK(fake.connects("p1") == 1);
+  CHECK(fake.connects("p3") == 2);
+  CHECK(fake.commands_on("p3", "step").size() == 1);
+  CHECK(fake.commands_on("p3", "echo lock=released").size() == 1);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
