@@ -19,17 +19,17 @@
 #include <fmt/format.h>
 
 #include "engine/diff.h"
+#include "engine/executor.h"
 #include "engine/interrupt.h"
-#include "executor.h"
-#include "inventory.h"
+#include "engine/plan.h"
+#include "engine/playbook.h"
+#include "inventory/inventory.h"
 #include "inventory/zdm_vars.h"
 #include "lookup.h"
-#include "plan.h"
-#include "playbook.h"
 #include "run.h"
 #include "ssh/lock.h"
+#include "ssh/transport.h"
 #include "template.h"
-#include "transport.h"
 #include "vars.h"
 
 #ifndef ZDM_PROXY_BINARY

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/diff.h"
-#include "plan.h"
+#include "engine/plan.h"
 #include "ssh/connect.h"
 
 namespace zdm::deploy {

@@ -10,12 +10,12 @@
 
 #include <fmt/format.h>
 
-#include "executor.h"
-#include "http.h"
-#include "inventory.h"
-#include "plan.h"
-#include "playbook.h"
 #include "common/http/server.h"
+#include "engine/executor.h"
+#include "engine/plan.h"
+#include "engine/playbook.h"
+#include "http.h"
+#include "inventory/inventory.h"
 #include "template.h"
 #include "vars.h"
 

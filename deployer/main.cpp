@@ -10,7 +10,7 @@
 
 #include "commands.h"
 #include "dashboard.h"
-#include "executor.h"
+#include "engine/executor.h"
 #include "inventory/vault.h"
 
 #ifndef ZDM_SOURCE_DIR

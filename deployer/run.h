@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "commands.h"
-#include "executor.h"
-#include "inventory.h"
-#include "playbook.h"
+#include "engine/executor.h"
+#include "engine/playbook.h"
+#include "inventory/inventory.h"
 #include "ssh/connections.h"
 #include "ssh/lock.h"
 

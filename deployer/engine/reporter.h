@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/diff.h"
-#include "modules.h"
-#include "playbook.h"
+#include "engine/modules.h"
+#include "engine/playbook.h"
 
 namespace zdm::deploy {
 

@@ -1,4 +1,4 @@
-// Harness: Ansible INI inventories (deployer/inventory.h parse_inventory_ini).
+// Harness: Ansible INI inventories (deployer/inventory/inventory.h parse_inventory_ini).
 //
 // Input: INI text.
 // Properties: a file parses or throws InventoryError (file:line: message); a parsed inventory

@@ -1,4 +1,4 @@
-// Harness: Ansible YAML inventories (deployer/inventory.h parse_inventory_yaml).
+// Harness: Ansible YAML inventories (deployer/inventory/inventory.h parse_inventory_yaml).
 //
 // Input: YAML text.
 // Properties: a file parses or throws InventoryError (file:line: message); a parsed inventory

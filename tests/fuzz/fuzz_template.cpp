@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <string>
 
-#include "inventory.h"
+#include "inventory/inventory.h"
 #include "template.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "vars.h"

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "inventory.h"
+#include "inventory/inventory.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace zdm::fuzz {

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "commands.h"
-#include "executor.h"
+#include "engine/executor.h"
 
 using namespace zdm::deploy;
 

@@ -11,7 +11,7 @@
 #include <sstream>
 #include <thread>
 
-#include "executor.h"
+#include "engine/executor.h"
 #include "fake_transport.h"
 #include "run.h"
 

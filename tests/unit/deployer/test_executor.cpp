@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "executor.h"
+#include "engine/executor.h"
 
 using namespace zdm::deploy;
 

@@ -5,10 +5,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "inventory.h"
+#include "engine/plan.h"
+#include "engine/playbook.h"
+#include "inventory/inventory.h"
 #include "inventory/vault.h"
-#include "plan.h"
-#include "playbook.h"
 
 using namespace zdm::deploy;
 

@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "executor.h"
-#include "plan.h"
+#include "engine/executor.h"
+#include "engine/plan.h"
 #include "template.h"
 
 using namespace zdm::deploy;

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "plan.h"
+#include "engine/plan.h"
 #include "template.h"
 
 using namespace zdm::deploy;

@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "playbook.h"
+#include "engine/playbook.h"
 
 using namespace zdm::deploy;
 

@@ -1,4 +1,4 @@
-#include "plan.h"
+#include "engine/plan.h"
 
 #include <chrono>
 #include <ctime>

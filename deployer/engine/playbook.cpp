@@ -1,4 +1,4 @@
-#include "playbook.h"
+#include "engine/playbook.h"
 
 #include <algorithm>
 #include <filesystem>

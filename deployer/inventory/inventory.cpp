@@ -1,4 +1,4 @@
-#include "inventory.h"
+#include "inventory/inventory.h"
 
 #include <algorithm>
 #include <cstring>

@@ -11,14 +11,14 @@
 #include <vector>
 
 #include "engine/diff.h"
+#include "engine/modules.h"
+#include "engine/plan.h"
+#include "engine/playbook.h"
 #include "engine/reporter.h"
-#include "inventory.h"
-#include "modules.h"
-#include "plan.h"
-#include "playbook.h"
+#include "inventory/inventory.h"
 #include "ssh/connect.h"
 #include "ssh/connections.h"
-#include "transport.h"
+#include "ssh/transport.h"
 
 namespace zdm::deploy {
 

@@ -1,4 +1,4 @@
-#include "modules.h"
+#include "engine/modules.h"
 
 #include <algorithm>
 #include <chrono>

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "inventory.h"
-#include "playbook.h"
+#include "engine/playbook.h"
+#include "inventory/inventory.h"
 #include "vars.h"
 
 namespace zdm::deploy {

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/diff.h"
+#include "ssh/transport.h"
 #include "template.h"
-#include "transport.h"
 
 namespace zdm::deploy {
 

@@ -1,4 +1,4 @@
-#include "executor.h"
+#include "engine/executor.h"
 
 #include <pwd.h>
 #include <unistd.h>
