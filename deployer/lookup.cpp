@@ -148,4 +148,22 @@ Json lookup_plugin(const std::string& name, const std::vector<Json>& args, const
   return joined;
 }
 
+namespace {
+
+// The template engine's lookups: lookup_plugin().
+class PluginLookups : public LookupProvider {
+ public:
+  Json call(const std::string& function, const std::vector<Json>& args, const Json& kwargs,
+            const Json& scope, const Source& src) const override {
+    return lookup_plugin(function, args, kwargs, scope, src);
+  }
+};
+
+}  // namespace
+
+const LookupProvider& default_lookups() {
+  static const PluginLookups lookups;
+  return lookups;
+}
+
 }  // namespace zdm::deploy
