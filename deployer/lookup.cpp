@@ -7,8 +7,6 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 namespace zdm::deploy {
 namespace {
@@ -102,40 +100,6 @@ std::string password(const std::vector<Json>& args, const Json& kwargs, const So
 
 }  // namespace
 
-std::string random_string(size_t n, std::string_view alphabet) {
-  std::string out;
-  out.reserve(n);
-  // Rejection sampling: no bias towards the first characters of the alphabet.
-  const unsigned limit = 256 - 256 % static_cast<unsigned>(alphabet.size());
-  unsigned char buf[64];
-  while (out.size() < n) {
-    if (RAND_bytes(buf, sizeof buf) != 1) throw std::runtime_error("RAND_bytes failed");
-    for (unsigned char b : buf) {
-      if (b >= limit) continue;
-      out += alphabet[b % alphabet.size()];
-      if (out.size() == n) break;
-    }
-  }
-  return out;
-}
-
-std::string digest_hex(const std::string& algorithm, std::string_view data) {
-  const EVP_MD* md = algorithm == "sha256"   ? EVP_sha256()
-                     : algorithm == "sha1"   ? EVP_sha1()
-                     : algorithm == "sha512" ? EVP_sha512()
-                     : algorithm == "md5"    ? EVP_md5()
-                                             : nullptr;
-  if (!md)
-    throw std::invalid_argument(
-        fmt::format("unknown hash '{}' (sha256, sha1, sha512, md5)", algorithm));
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out, &len, md, nullptr);
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) hex += fmt::format("{:02x}", out[i]);
-  return hex;
-}
-
 Json lookup_plugin(const std::string& name, const std::vector<Json>& args, const Json& kwargs,
                    const Json& scope, const Source& src) {
   if (args.empty()) fail(src, "lookup() needs a plugin name");
@@ -182,6 +146,24 @@ Json lookup_plugin(const std::string& name, const std::vector<Json>& args, const
   std::string joined;
   for (size_t i = 0; i < results.size(); ++i) joined += (i ? "," : "") + to_text(results[i]);
   return joined;
+}
+
+namespace {
+
+// The template engine's lookups: lookup_plugin().
+class PluginLookups : public LookupProvider {
+ public:
+  Json call(const std::string& function, const std::vector<Json>& args, const Json& kwargs,
+            const Json& scope, const Source& src) const override {
+    return lookup_plugin(function, args, kwargs, scope, src);
+  }
+};
+
+}  // namespace
+
+const LookupProvider& default_lookups() {
+  static const PluginLookups lookups;
+  return lookups;
 }
 
 }  // namespace zdm::deploy

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "digest.h"
 #include "template.h"
 
 namespace zdm::deploy {
@@ -17,12 +18,5 @@ using Json = nlohmann::json;
 // are looked up) and the variables a template lookup renders with. Throws TemplateError.
 Json lookup_plugin(const std::string& name, const std::vector<Json>& args, const Json& kwargs,
                    const Json& scope, const Source& src);
-
-// Hex digest of `data` with the named algorithm (sha256, sha1, sha512, md5); throws
-// std::invalid_argument for another name.
-std::string digest_hex(const std::string& algorithm, std::string_view data);
-
-// `n` random characters from `alphabet`, from the kernel's CSPRNG.
-std::string random_string(size_t n, std::string_view alphabet);
 
 }  // namespace zdm::deploy

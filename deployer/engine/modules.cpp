@@ -418,6 +418,9 @@ TaskResult uri_module(const Json& args, ModuleContext&) {
     try {
       r.data["json"] = Json::parse(h.body);
     } catch (const Json::exception&) {
+      // A body that is not JSON: the result has no "json" key and the status decides, as in
+      // Ansible's uri module (ansible/ansible lib/ansible/modules/uri.py), which also ignores a
+      // json.loads failure.
     }
   }
   std::string want;
