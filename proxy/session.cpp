@@ -10,7 +10,9 @@
 #include "common/cql/messages.h"
 #include "common/cql/version.h"
 #include "common/net/tls.h"
+#include "proxy/prepared_ids.h"
 #include "proxy/topology.h"
+#include "proxy/wire.h"
 
 namespace zdm::proxy {
 
@@ -37,35 +39,6 @@ thread_local std::size_t worker_large_frame_bytes = 0;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-Opcode frame_opcode(const Bytes& frame) {
-  return static_cast<Opcode>(frame[4]);
-}
-
-// A reader positioned at the message body of a response frame (decompressed into `scratch` if
-// needed; tracing id, warnings and custom payload skipped, spec §2.2).
-cql::Reader response_reader(const Bytes& frame, cql::Compression c, Bytes& scratch) {
-  cql::Reader r(net::frame_body(frame, c, scratch));
-  cql::skip_response_prefix(r, std::to_integer<uint8_t>(frame[1]));
-  return r;
-}
-
-int32_t error_code_of(const Bytes& frame, cql::Compression c) {
-  try {
-    Bytes scratch;
-    cql::Reader r = response_reader(frame, c, scratch);
-    return r.read_int();
-  } catch (const cql::ProtocolError&) {
-    return static_cast<int32_t>(cql::ErrorCode::kServerError);
-  }
-}
-
-// A new frame with `original`'s header (compression flag cleared) and `body`.
-Bytes with_body(const Bytes& original, const Bytes& body) {
-  cql::Header h = cql::decode_header(BytesView(original.data(), cql::kHeaderSize));
-  h.flags &= static_cast<uint8_t>(~cql::flag::kCompression);
-  return cql::encode_frame(h, body);
 }
 
 Bytes md5(std::string_view s) {
@@ -1070,11 +1043,8 @@ bool ClientSession::route_execute(Request& req) {
   auto entry = shared_.prepared.by_origin_id(id);
   if (!entry) {
     shared_.metrics.pscache_miss().inc();
-    client_writer_.push(cql::encode_message(
-        h.version, true, h.stream, Opcode::kError,
-        cql::ErrorMsg::unprepared("Prepared query with ID " + std::to_string(id.size()) +
-                                      "-byte id not found in ZDM proxy cache",
-                                  id)));
+    client_writer_.push(
+        cql::encode_message(h.version, true, h.stream, Opcode::kError, unknown_execute_id(id)));
     return false;
   }
   req.d = entry->decision;
@@ -1088,18 +1058,9 @@ bool ClientSession::route_execute(Request& req) {
                              (d.async_mirror && config_.secondary() == Cluster::kTarget);
   if (!target_needed) return true;
   // Target's copy carries target's prepared id (and, v5, target's result metadata id).
-  cql::Reader t(req.body);
-  t.read_raw(req.prefix_end);
-  t.read_short_bytes_view();
-  if (cql::uses_result_metadata_id(h.version)) t.read_short_bytes_view();
-  const std::size_t rest = t.position();
-  Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
-  cql::Writer w(nb);
-  w.write_short_bytes(entry->target_id);
-  if (cql::uses_result_metadata_id(h.version))
-    w.write_short_bytes(entry->target_result_metadata_id);
-  nb.insert(nb.end(), req.body.begin() + static_cast<std::ptrdiff_t>(rest), req.body.end());
-  req.target_frame = with_body(req.frame, nb);
+  req.target_frame =
+      with_body(req.frame, execute_for_target(req.body, req.prefix_end, h.version, entry->target_id,
+                                              entry->target_result_metadata_id));
   return true;
 }
 
@@ -1114,32 +1075,20 @@ bool ClientSession::route_batch(Request& req) {
   };
   if (auto nb = rewrite_batch(req.body, req.prefix_end, h.version, plan_of, write_timestamp_us()))
     req.set_body(*nb);
-  cql::Reader r(req.body);
-  r.read_raw(req.prefix_end);
-  auto batch = cql::BatchMsg::decode(r, h.version);
   req.d = route_opcode(Opcode::kBatch, config_);
-  bool any_prepared = false;
-  for (auto& child : batch.children) {
-    if (!child.prepared) continue;
-    auto entry = shared_.prepared.by_origin_id(child.id);
-    if (!entry) {
-      shared_.metrics.pscache_miss().inc();
-      client_writer_.push(cql::encode_message(
-          h.version, true, h.stream, Opcode::kError,
-          cql::ErrorMsg::unprepared("Prepared query in BATCH not found in ZDM proxy cache",
-                                    child.id)));
-      return false;
-    }
-    if (req.p.origin_prepared_id.empty()) req.p.origin_prepared_id = child.id;
-    child.id = entry->target_id;
-    any_prepared = true;
+  // Target's copy carries target's ids of the prepared children.
+  BatchForTarget t = batch_for_target(req.body, req.prefix_end, h.version, [&](BytesView id) {
+    auto e = shared_.prepared.by_origin_id(id);
+    return e ? std::optional<Bytes>(e->target_id) : std::nullopt;
+  });
+  if (t.unknown_id) {
+    shared_.metrics.pscache_miss().inc();
+    client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError,
+                                            unknown_batch_child(*t.unknown_id)));
+    return false;
   }
-  if (any_prepared) {
-    Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
-    cql::Writer w(nb);
-    batch.encode(w, h.version);
-    req.target_frame = with_body(req.frame, nb);
-  }
+  req.p.origin_prepared_id = std::move(t.first_origin_id);
+  if (t.body) req.target_frame = with_body(req.frame, *t.body);
   return true;
 }
 
@@ -1315,11 +1264,12 @@ bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& e
   std::shared_ptr<const PreparedEntry> entry;
   try {
     Bytes scratch;
-    cql::Reader rd = response_reader(error_frame, compression_, scratch);
-    Bytes unknown = cql::ErrorMsg::decode(rd).unprepared_id();
-    entry = shared_.prepared.by_origin_id(unknown);
+    auto unknown = unprepared_id(error_frame, compression_, scratch);
+    if (!unknown) return false;
+    // The id is origin's, or target's when the secondary is target.
+    entry = shared_.prepared.by_origin_id(*unknown);
     if (!entry)
-      if (auto origin_id = shared_.prepared.origin_id_for_target(unknown))
+      if (auto origin_id = shared_.prepared.origin_id_for_target(*unknown))
         entry = shared_.prepared.by_origin_id(*origin_id);
   } catch (const cql::ProtocolError&) {
     return false;
@@ -1327,10 +1277,7 @@ bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& e
   if (!entry) return false;
   auto s = async_->acquire(id | kAsyncBit);
   if (!s) return false;
-  cql::PrepareMsg prep;
-  prep.query = entry->query;
-  if (cql::uses_keyspace_flag(version_)) prep.keyspace = entry->keyspace;
-  async_->send(cql::encode_message(version_, false, *s, Opcode::kPrepare, prep));
+  async_->send(reprepare_frame(version_, *s, entry->query, entry->keyspace));
   r.repreparing = true;
   spdlog::debug("Async connector: statement unprepared on {}; re-preparing and retrying once",
                 async_->node());
@@ -1391,17 +1338,13 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
   try {
     if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) cache_prepared(p, resp);
     if (err[static_cast<int>(chosen)] && chosen == Cluster::kTarget &&
-        !p.origin_prepared_id.empty() &&
-        error_code_of(resp, compression_) == static_cast<int32_t>(cql::ErrorCode::kUnprepared)) {
-      // The client only knows origin ids (reference §2 "Prepared ids"): target's id of the
-      // statement target does not know (the right child of a BATCH) maps back to origin's.
-      cql::Reader rd = response_reader(resp, compression_, scratch_);
-      Bytes target_id = cql::ErrorMsg::decode(rd).unprepared_id();
-      Bytes origin_id =
-          shared_.prepared.origin_id_for_target(target_id).value_or(p.origin_prepared_id);
-      resp = cql::encode_message(
-          p.version, true, 0, Opcode::kError,
-          cql::ErrorMsg::unprepared("Prepared statement unknown on TARGET", origin_id));
+        !p.origin_prepared_id.empty()) {
+      // The client only knows origin ids: target's id of the statement target does not know
+      // (the right child of a BATCH) maps back to origin's.
+      auto origin_id_of = [&](BytesView id) { return shared_.prepared.origin_id_for_target(id); };
+      if (auto mapped = unprepared_for_client(resp, compression_, p.version, p.origin_prepared_id,
+                                              origin_id_of, scratch_))
+        resp = std::move(*mapped);
     }
     if (frame_opcode(resp) == Opcode::kResult) {
       cql::Reader r = response_reader(resp, compression_, scratch_);

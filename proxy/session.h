@@ -16,11 +16,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/net/node_connection.h"
+#include "proxy/asio.h"
 #include "proxy/config.h"
 #include "proxy/control_connection.h"
 #include "proxy/metrics.h"
-#include "proxy/asio.h"
-#include "common/net/node_connection.h"
 #include "proxy/prepared_cache.h"
 #include "proxy/rewrite.h"
 #include "proxy/router.h"
