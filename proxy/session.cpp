@@ -968,7 +968,6 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
     return;
   }
   PendingRequest& p = req.p;
-  p.header = h;
   p.client_stream = h.stream;
   p.opcode = h.opcode;
   p.version = h.version;
@@ -1153,31 +1152,21 @@ bool ClientSession::try_send(Outgoing& o) {
     cql::patch_stream(o.frame.data(), *so);
     origin_->send(std::move(o.frame));
   }
-  p.expected[0] = to_origin;
-  p.expected[1] = to_target;
-  if (d.metric != RequestType::kNone) shared_.metrics.inflight(d.metric).add();
+  p.sent(shared_.metrics, to_origin, to_target);
   shared_.inflight++;
   pending_.emplace(id, std::move(p));
   return true;
 }
 
 void ClientSession::fail_pending(Cluster c) {
-  const int ci = static_cast<int>(c);
-  for (auto& [id, p] : pending_) {
-    if (!p.expected[ci] || p.received[ci] || p.decision.metric == RequestType::kNone) continue;
-    if (p.decision.metric == RequestType::kWrites) {
-      const bool other_failed = p.expected[1 - ci] && p.received[1 - ci] &&
-                                frame_opcode(p.responses[1 - ci]) == Opcode::kError;
-      if (other_failed) {
-        shared_.metrics.failed_writes_both().inc();
-      } else if (c == Cluster::kOrigin) {
-        shared_.metrics.failed_writes_origin().inc();
-      } else {
-        shared_.metrics.failed_writes_target().inc();
-      }
-    } else {
-      shared_.metrics.failed_reads(c).inc();
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (!it->second.awaits(c)) {
+      ++it;
+      continue;
     }
+    it->second.lost(shared_.metrics, c, config_.primary_cluster);
+    shared_.inflight--;
+    it = pending_.erase(it);
   }
   shared_.cc(c).check_now();
 }
@@ -1207,18 +1196,8 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     return;
   }
   PendingRequest& p = it->second;
-  const int c = static_cast<int>(from.cluster());
-  if (from.metrics && p.decision.metric != RequestType::kNone) {
-    double secs = seconds_since(p.start);
-    (p.decision.metric == RequestType::kWrites ? from.metrics->writes : from.metrics->reads)
-        ->observe(secs);
-    if (h.opcode == Opcode::kError)
-      from.metrics->requests_failed[error_label(error_code_of(frame, compression_))]->inc();
-  }
-  p.responses[c] = std::move(frame);
-  p.received[c] = true;
-  if ((p.expected[0] && !p.received[0]) || (p.expected[1] && !p.received[1])) return;
-  complete(id, p);
+  if (!p.answer(from.cluster(), std::move(frame), from.metrics, compression_)) return;
+  complete(p);
   pending_.erase(it);
   shared_.inflight--;
   if (!waiting_.empty()) send_waiting();
@@ -1313,27 +1292,11 @@ void ClientSession::cache_prepared(PendingRequest& p, Bytes& resp) {
   }
 }
 
-void ClientSession::complete(uint64_t, PendingRequest& p) {
+void ClientSession::complete(PendingRequest& p) {
   const bool both = p.expected[0] && p.expected[1];
-  const bool err[2] = {p.expected[0] && frame_opcode(p.responses[0]) == Opcode::kError,
-                       p.expected[1] && frame_opcode(p.responses[1]) == Opcode::kError};
-  const Aggregate a =
-      aggregate(p.expected, err, p.opcode, p.decision.metric, config_.primary_cluster);
-  const Cluster chosen = a.chosen;
-  switch (a.failed_write) {
-    case Aggregate::FailedWrite::kBoth:
-      shared_.metrics.failed_writes_both().inc();
-      break;
-    case Aggregate::FailedWrite::kOrigin:
-      shared_.metrics.failed_writes_origin().inc();
-      break;
-    case Aggregate::FailedWrite::kTarget:
-      shared_.metrics.failed_writes_target().inc();
-      break;
-    case Aggregate::FailedWrite::kNone:
-      break;
-  }
-  if (a.failed_read) shared_.metrics.failed_reads(chosen).inc();
+  const Outcome o = p.answered(shared_.metrics, config_.primary_cluster);
+  const bool* err = o.error;
+  const Cluster chosen = o.chosen;
   Bytes resp = std::move(p.responses[static_cast<int>(chosen)]);
   try {
     if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) cache_prepared(p, resp);
@@ -1365,10 +1328,6 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
     } catch (const cql::ProtocolError&) {
     }
   }
-  if (p.decision.metric != RequestType::kNone) {
-    shared_.metrics.request_duration(p.decision.metric).observe(seconds_since(p.start));
-    shared_.metrics.inflight(p.decision.metric).sub();
-  }
   reply(std::move(resp), p.client_stream);
 }
 
@@ -1378,25 +1337,13 @@ void ClientSession::time_out(const PendingRequest& p) {
   spdlog::warn("Request {} on stream {} from client {} timed out after {} ms",
                cql::opcode_name(p.opcode), p.client_stream, client_addr_,
                config_.proxy_request_timeout_ms);
-  const bool unanswered[2] = {p.expected[0] && !p.received[0], p.expected[1] && !p.received[1]};
-  for (int c = 0; c < 2; ++c) {
-    Connector* k = c == 0 ? origin_.get() : target_.get();
-    if (!unanswered[c] || !k) continue;
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
+    Connector* k = connector(c);
+    if (!p.awaits(c) || !k) continue;
     ++k->unanswered;
     if (k->metrics) k->metrics->requests_failed["client_timeout"]->inc();
   }
-  if (p.decision.metric == RequestType::kWrites) {
-    if (unanswered[0] && unanswered[1]) {
-      shared_.metrics.failed_writes_both().inc();
-    } else {
-      (unanswered[0] ? shared_.metrics.failed_writes_origin()
-                     : shared_.metrics.failed_writes_target())
-          .inc();
-    }
-  } else if (p.decision.metric != RequestType::kNone) {
-    shared_.metrics.failed_reads(unanswered[0] ? Cluster::kOrigin : Cluster::kTarget).inc();
-  }
-  if (p.decision.metric != RequestType::kNone) shared_.metrics.inflight(p.decision.metric).sub();
+  p.timed_out(shared_.metrics, config_.primary_cluster);
   shared_.inflight--;
 }
 
@@ -1408,9 +1355,7 @@ void ClientSession::sweep_timeouts() {
   for (auto it = pending_.begin(); it != pending_.end();) {
     const PendingRequest& p = it->second;
     for (Cluster c : {Cluster::kOrigin, Cluster::kTarget})
-      if (p.expected[static_cast<int>(c)] && !p.received[static_cast<int>(c)] &&
-          p.start < suspicious)
-        shared_.cc(c).check_now();
+      if (p.awaits(c) && p.start < suspicious) shared_.cc(c).check_now();
     if (p.start >= deadline) {
       ++it;
       continue;
@@ -1494,7 +1439,7 @@ void ClientSession::close() {
   }
   async_ready_ = false;
   for (auto& [id, p] : pending_) {
-    if (p.decision.metric != RequestType::kNone) shared_.metrics.inflight(p.decision.metric).sub();
+    p.abandoned(shared_.metrics);
     shared_.inflight--;
   }
   pending_.clear();

@@ -22,6 +22,7 @@
 #include "proxy/control_connection.h"
 #include "proxy/metrics.h"
 #include "proxy/prepared_cache.h"
+#include "proxy/request.h"
 #include "proxy/rewrite.h"
 #include "proxy/router.h"
 #include "proxy/stream_ids.h"
@@ -103,24 +104,6 @@ class Connector : public net::NodeConnection {
   StreamIds ids_;
 };
 
-/// A request in flight: where it went, what came back.
-struct PendingRequest {
-  cql::Header header;
-  int16_t client_stream = 0;
-  cql::Opcode opcode = cql::Opcode::kQuery;
-  uint8_t version = 4;
-  Decision decision;
-  std::chrono::steady_clock::time_point start;
-  cql::Bytes responses[2];  // by Cluster
-  bool expected[2] = {false, false};
-  bool received[2] = {false, false};
-  // PREPARE: what to cache when both succeed. EXECUTE/BATCH: the origin id (for UNPREPARED).
-  std::string query;
-  cql::Bytes origin_prepared_id;
-  Decision execute_decision;
-  WritePlan plan;  // PREPARE of a write: how its EXECUTEs are completed
-};
-
 class ClientSession : public std::enable_shared_from_this<ClientSession> {
  public:
   ClientSession(asio::io_context& ioc, tcp::socket socket, SharedState& shared);
@@ -195,10 +178,11 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void dispatch(Outgoing o);
   bool try_send(Outgoing& o);
   void send_waiting();
-  /// Counts the requests in flight as failed on `c` (its connection was lost) and asks its
-  /// control connection to check the cluster now.
+  /// Ends the requests in flight that await `c` as failed there (its connection was lost) and
+  /// asks its control connection to check the cluster now.
   void fail_pending(Cluster c);
-  void complete(uint64_t id, PendingRequest& p);
+  /// Every cluster answered `p`: the client gets the aggregated answer.
+  void complete(PendingRequest& p);
   /// Both clusters prepared the statement: the ids go to the cache; the client's PREPARED
   /// `resp` loses the proxy's generated markers.
   void cache_prepared(PendingRequest& p, cql::Bytes& resp);
