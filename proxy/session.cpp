@@ -10,6 +10,7 @@
 #include "common/cql/messages.h"
 #include "common/cql/version.h"
 #include "common/net/tls.h"
+#include "proxy/handshake.h"
 #include "proxy/prepared_ids.h"
 #include "proxy/topology.h"
 #include "proxy/wire.h"
@@ -75,33 +76,6 @@ std::optional<Bytes> uuid_in(std::string_view text) {
     return out;
   }
   return std::nullopt;
-}
-
-bool known_version(uint8_t v) {
-  return v == 3 || v == 4 || v == 5 || v == 0x41 || v == 0x42;
-}
-
-// Order of versions for negotiation (DSE_V2 > DSE_V1 > 5 > 4 > 3), as the drivers walk them.
-int version_rank(uint8_t v) {
-  switch (v) {
-    case 0x42:
-      return 7;
-    case 0x41:
-      return 6;
-    default:
-      return v;
-  }
-}
-
-std::string version_name(uint8_t v) {
-  switch (v) {
-    case 0x41:
-      return "DSEV1";
-    case 0x42:
-      return "DSEV2";
-    default:
-      return std::to_string(v);
-  }
 }
 
 std::string error_message(const cql::Frame& f) {
@@ -241,7 +215,7 @@ void ClientSession::start_timers() {
           self->sweep_timer_.expires_after(std::chrono::seconds(1));
           co_await self->sweep_timer_.async_wait(nothrow(ec));
           if (self->closed_) break;
-          if (!self->ready_ && std::chrono::steady_clock::now() > handshake_deadline) {
+          if (!self->handshake_.ready() && std::chrono::steady_clock::now() > handshake_deadline) {
             // Connected and silent, or a slowloris: it must not hold a connection slot.
             spdlog::info("Closing client {}: no handshake within {} ms", self->client_addr_,
                          self->config_.proxy_handshake_timeout_ms);
@@ -314,9 +288,9 @@ awaitable<void> ClientSession::take_frames() {
   while (!closed_ && !closing_ && client_frames_.next_raw(h, frame)) {
     if (reserved_ > 0 && h.length >= reserved_) release_reservation();  // passed on below
     if (!accept_version(h)) break;
-    if (!ready_) {
+    if (!handshake_.ready()) {
       co_await handshake_frame(h, std::move(frame));
-      if (ready_)
+      if (handshake_.ready())
         client_frames_.set_max_body(static_cast<uint32_t>(config_.proxy_max_frame_size_bytes));
       continue;
     }
@@ -334,57 +308,28 @@ awaitable<void> ClientSession::take_frames() {
 }
 
 bool ClientSession::accept_version(const cql::Header& h) {
-  // The connection's version passed the checks below at its first frame: every later request
-  // costs one comparison (the control connections' facts are not copied per request).
+  // The connection's version passed the checks at its first frame: every later request costs
+  // one comparison (the control connections' facts are not copied per request).
   if (version_ != 0 && h.version == version_ && !h.response) return true;
-  bool blocked = false;
-  for (const auto& b : config_.blocked_protocol_versions) {
-    std::string u;
-    for (char ch : b)
-      if (ch != '_') u += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (u == version_name(h.version) || u == "V" + version_name(h.version)) blocked = true;
-  }
-  // Versions above what both control connections negotiated cannot work on both clusters.
-  const int ceiling = std::min(version_rank(shared_.origin_cc.facts().version),
-                               version_rank(shared_.target_cc.facts().version));
-  if (!known_version(h.version) || blocked || version_rank(h.version) > ceiling) {
-    // Answered in a version the client can read (v1/v2 headers are 8 bytes), then closed: the
-    // driver retries with a lower version on a new connection. The wording is Cassandra 3's,
-    // which every driver parses (gocql reads "the greatest is N").
-    uint8_t greatest = 3;
-    for (uint8_t v : {3, 4, 5})
-      if (version_rank(v) <= ceiling) greatest = v;
-    std::string msg = "Invalid or unsupported protocol version (" + std::to_string(h.version) +
-                      "); the lowest supported version is 3 and the greatest is " +
-                      std::to_string(greatest);
-    if (h.version == 1 || h.version == 2) {
-      client_writer_.push(
-          cql::encode_legacy_protocol_error(h.version, static_cast<int8_t>(h.stream), msg));
-    } else {
-      uint8_t v = known_version(h.version) ? h.version : greatest;
-      reply_error(v, h.stream, cql::ErrorCode::kProtocolError, msg);
-    }
-    spdlog::info("Client {} asked for protocol version {}: refused", client_addr_, h.version);
-    close_after_flush();
-    return false;
-  }
-  if (h.response) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
-                "Invalid frame: the response bit is set on a request");
-    close_after_flush();
-    return false;
-  }
-  if (version_ == 0) {
+  const VersionVerdict v =
+      check_version(h, version_, config_.blocked_protocol_versions,
+                    shared_.origin_cc.facts().version, shared_.target_cc.facts().version);
+  if (v.accepted) {
     version_ = h.version;
-  } else if (h.version != version_) {
-    reply_error(version_, h.stream, cql::ErrorCode::kProtocolError,
-                "Invalid message version. Got " + std::to_string(h.version) +
-                    " but previous messages on this connection had version " +
-                    std::to_string(version_));
-    close_after_flush();
-    return false;
+    return true;
   }
-  return true;
+  // Answered in a version the client can read (v1/v2 headers are 8 bytes), then closed: the
+  // driver retries with a lower version on a new connection.
+  if (v.legacy) {
+    client_writer_.push(cql::encode_legacy_protocol_error(
+        v.answer_version, static_cast<int8_t>(h.stream), v.message));
+  } else {
+    reply_error(v.answer_version, h.stream, cql::ErrorCode::kProtocolError, v.message);
+  }
+  if (v.unsupported)
+    spdlog::info("Client {} asked for protocol version {}: refused", client_addr_, h.version);
+  close_after_flush();
+  return false;
 }
 
 Bytes ClientSession::supported_frame(const cql::Header& h) const {
@@ -415,23 +360,21 @@ void ClientSession::switch_client_framing() {
 }
 
 awaitable<void> ClientSession::handshake_frame(const cql::Header& h, Bytes frame) {
-  if (h.stream < 0) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
-                "Invalid stream id " + std::to_string(h.stream) +
-                    ": client requests must use non-negative stream ids");
-    co_return;
-  }
-  if (h.opcode == Opcode::kOptions) {
-    client_writer_.push(supported_frame(h));
-  } else if (h.opcode == Opcode::kStartup && !startup_done_) {
-    co_await on_startup(h, std::move(frame));
-  } else if (h.opcode == Opcode::kAuthResponse && awaiting_auth_) {
-    co_await on_auth_response(h, std::move(frame));
-  } else {
-    reply_error(
-        h.version, h.stream, cql::ErrorCode::kProtocolError,
-        "Unexpected message " + cql::opcode_name(h.opcode) +
-            (awaiting_auth_ ? ", expecting SASL_RESPONSE" : ", expecting STARTUP or OPTIONS"));
+  HandshakeStep step = handshake_.step(h.opcode, h.stream);
+  switch (step.action) {
+    case HandshakeAction::kSupported:
+      client_writer_.push(supported_frame(h));
+      break;
+    case HandshakeAction::kStartup:
+      co_await on_startup(h, std::move(frame));
+      break;
+    case HandshakeAction::kAuthResponse:
+      co_await on_auth_response(h, std::move(frame));
+      break;
+    case HandshakeAction::kRefuse:
+    case HandshakeAction::kRequest:  // not before READY
+      reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError, std::move(step.error));
+      break;
   }
 }
 
@@ -488,7 +431,9 @@ awaitable<bool> ClientSession::connect_clusters(const cql::Header& h) {
 }
 
 awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
-  startup_done_ = true;
+  // Who authenticates the client, with which credentials.
+  handshake_.started(shared_.origin_cc.facts().auth_required,
+                     shared_.target_cc.facts().auth_required, config_, frame);
   cql::StartupMsg startup;
   try {
     cql::Reader r(BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize));
@@ -510,17 +455,7 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
     }
     compression_ = *c;
   }
-  // Who authenticates the client (reference §1 "Handshake/auth").
-  const AuthRoles roles =
-      auth_roles(shared_.origin_cc.facts().auth_required, shared_.target_cc.facts().auth_required,
-                 config_.forward_client_credentials_to_origin);
-  auth_primary_ = roles.primary;
-  target_creds_on_client_ = roles.client_creds_are_target;
-  const Cluster secondary = other(auth_primary_);
-  secondary_creds_ = {config_.username(secondary), config_.password(secondary)};
-  async_creds_ = {config_.username(config_.secondary()), config_.password(config_.secondary())};
-  startup_frame_ = frame;
-
+  const Cluster primary = handshake_.auth().primary, secondary = other(primary);
   if (!co_await connect_clusters(h)) {
     close_after_flush();
     co_return;
@@ -535,7 +470,7 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
   auto r_target = co_await target_->receive(kHandshakeStream, timeout);
   if (closed_) co_return;
   std::optional<cql::Frame>* resp[2] = {&r_origin, &r_target};
-  for (Cluster c : {auth_primary_, secondary}) {
+  for (Cluster c : {primary, secondary}) {
     auto& r = *resp[static_cast<int>(c)];
     if (!r) {
       reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
@@ -562,11 +497,11 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
   const cql::Frame& secondary_resp = **resp[static_cast<int>(secondary)];
   if (secondary_resp.header.opcode == Opcode::kAuthenticate) {
     cql::Reader r(secondary_resp.body);
-    secondary_authenticator_ = cql::AuthenticateMsg::decode(r).authenticator;
+    handshake_.secondary_authenticator = cql::AuthenticateMsg::decode(r).authenticator;
   }
-  const cql::Frame& primary_resp = **resp[static_cast<int>(auth_primary_)];
+  const cql::Frame& primary_resp = **resp[static_cast<int>(primary)];
   if (primary_resp.header.opcode == Opcode::kAuthenticate) {
-    awaiting_auth_ = true;
+    handshake_.authenticating();
     client_writer_.push(client_frame(primary_resp, h.stream));
     switch_client_framing();
     co_return;
@@ -586,48 +521,45 @@ awaitable<void> ClientSession::on_auth_response(const cql::Header& h, Bytes fram
     close_after_flush();
     co_return;
   }
+  // Each cluster gets its own credentials: the other one's come from the configuration.
   Bytes out = frame;
-  if (auto creds = token ? net::Credentials::parse(*token) : std::nullopt) {
-    // The client's credentials are target's (or origin's, see on_startup); each cluster gets
-    // its own: the other one's come from the configuration.
-    const Cluster client_cluster = target_creds_on_client_ ? Cluster::kTarget : Cluster::kOrigin;
-    net::Credentials configured{config_.username(auth_primary_), config_.password(auth_primary_)};
-    if (client_cluster != auth_primary_) {
-      secondary_creds_ = *creds;
-      Bytes body;
-      cql::Writer w(body);
-      w.write_bytes(configured.token());
-      out = with_body(frame, body);
-    }
-    if (client_cluster == config_.secondary()) async_creds_ = *creds;
+  if (auto replaced = handshake_.auth_response(token, config_)) {
+    Bytes body;
+    cql::Writer w(body);
+    w.write_bytes(*replaced);
+    out = with_body(frame, body);
   }
-  Connector& primary = connector_for(auth_primary_);
+  const Cluster primary = handshake_.auth().primary;
   cql::patch_stream(out.data(), kHandshakeStream);
-  auto resp = co_await primary.exchange(std::move(out), timeout);
+  auto resp = co_await connector_for(primary).exchange(std::move(out), timeout);
   if (closed_) co_return;
   if (!resp) {
     reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
-                std::string("No answer to AUTH_RESPONSE from ") + cluster_name(auth_primary_));
+                std::string("No answer to AUTH_RESPONSE from ") + cluster_name(primary));
     close_after_flush();
     co_return;
   }
-  if (resp->header.opcode == Opcode::kAuthSuccess) {
-    co_await finish_handshake(h, *resp);
-    co_return;
-  }
-  client_writer_.push(client_frame(*resp, h.stream));
-  if (resp->header.opcode == Opcode::kError) {
-    spdlog::info("Client {} failed to authenticate with {}: {}", client_addr_,
-                 cluster_name(auth_primary_), error_message(*resp));
-    close_after_flush();
+  switch (sasl_answer(resp->header.opcode)) {
+    case SaslAnswer::kFinish:
+      co_await finish_handshake(h, *resp);
+      break;
+    case SaslAnswer::kForward:
+      client_writer_.push(client_frame(*resp, h.stream));
+      break;
+    case SaslAnswer::kFail:
+      client_writer_.push(client_frame(*resp, h.stream));
+      spdlog::info("Client {} failed to authenticate with {}: {}", client_addr_,
+                   cluster_name(primary), error_message(*resp));
+      close_after_flush();
+      break;
   }
 }
 
 awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
                                                 const cql::Frame& final_resp) {
-  const Cluster secondary = other(auth_primary_);
-  if (!secondary_authenticator_.empty()) {
-    if (secondary_creds_.empty()) {
+  const Cluster secondary = other(handshake_.auth().primary);
+  if (!handshake_.secondary_authenticator.empty()) {
+    if (handshake_.auth().secondary.empty()) {
       const std::string p = secondary == Cluster::kOrigin ? "origin" : "target";
       reply_error(h.version, h.stream, cql::ErrorCode::kAuthenticationError,
                   std::string(cluster_name(secondary)) + " requires authentication but " + p +
@@ -636,7 +568,7 @@ awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
       co_return;
     }
     auto r = co_await connector_for(secondary).authenticate(
-        secondary_authenticator_, secondary_creds_, kHandshakeStream,
+        handshake_.secondary_authenticator, handshake_.auth().secondary, kHandshakeStream,
         std::chrono::milliseconds(config_.proxy_request_timeout_ms));
     if (closed_) co_return;
     if (!r || r->header.opcode != Opcode::kAuthSuccess) {
@@ -654,8 +586,7 @@ awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
   }
   client_writer_.push(client_frame(final_resp, h.stream));
   if (final_resp.header.opcode == Opcode::kReady) switch_client_framing();
-  awaiting_auth_ = false;
-  ready_ = true;
+  handshake_.completed();
   spdlog::info("Handshake successful with client {} (ProtocolVersion {}, Compression: {})",
                client_addr_, version_name(version_), cql::compression_name(compression_));
   auto self = shared_from_this();
@@ -689,14 +620,14 @@ void ClientSession::start_async_connector() {
         if (why.empty() && co_await k->open(ep, ep.address().to_string(), hop, why)) {
           k->metrics = &self->shared_.metrics.node("async", k->node());
           k->set_protocol(self->version_, self->compression_);
-          Bytes startup = self->startup_frame_;
+          Bytes startup = self->handshake_.startup_frame();
           cql::patch_stream(startup.data(), kHandshakeStream);
           auto r = co_await k->exchange(std::move(startup), timeout);
           if (r && r->header.opcode == Opcode::kAuthenticate) {
             cql::Reader rd(r->body);
             std::string authenticator = cql::AuthenticateMsg::decode(rd).authenticator;
-            r = co_await k->authenticate(authenticator, self->async_creds_, kHandshakeStream,
-                                         timeout);
+            r = co_await k->authenticate(authenticator, self->handshake_.auth().async,
+                                         kHandshakeStream, timeout);
           }
           if (r &&
               (r->header.opcode == Opcode::kReady || r->header.opcode == Opcode::kAuthSuccess)) {
@@ -780,7 +711,8 @@ void ClientSession::release_reservation() {
 }
 
 void ClientSession::push_event(const cql::EventMsg& event) {
-  if (closed_ || !ready_ || std::find(events_.begin(), events_.end(), event.type) == events_.end())
+  if (closed_ || !handshake_.ready() ||
+      std::find(events_.begin(), events_.end(), event.type) == events_.end())
     return;
   client_writer_.push(cql::encode_message(version_, true, -1, Opcode::kEvent, event));
 }
@@ -797,7 +729,7 @@ void ClientSession::close_after_flush() {
   closing_ = true;
   boost::system::error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_receive, ec);
-  if (!ready_) {
+  if (!handshake_.ready()) {
     // Nothing is in flight before the handshake completes: the cluster connections go now.
     for (auto* k : {origin_.get(), target_.get()})
       if (k) k->close();
@@ -951,8 +883,7 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
       case Opcode::kStartup:
       case Opcode::kAuthResponse:
         reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
-                    "Unexpected message " + cql::opcode_name(h.opcode) +
-                        ", the connection is already initialized");
+                    handshake_.step(h.opcode, h.stream).error);
         return;
       default:
         req.d = route_opcode(h.opcode, config_);
@@ -1390,7 +1321,8 @@ void ClientSession::sweep_timeouts() {
     close();
     return;
   }
-  if (config_.proxy_idle_timeout_ms > 0 && pending_.empty() && waiting_.empty() && ready_ &&
+  if (config_.proxy_idle_timeout_ms > 0 && pending_.empty() && waiting_.empty() &&
+      handshake_.ready() &&
       now - last_activity_ > std::chrono::milliseconds(config_.proxy_idle_timeout_ms)) {
     spdlog::info("Closing client {}: idle for {} ms (proxy_idle_timeout_ms)", client_addr_,
                  config_.proxy_idle_timeout_ms);
@@ -1417,7 +1349,7 @@ void ClientSession::on_connector_closed(Connector& c) {
     c.close();
     return;
   }
-  if (!ready_) return;  // the handshake notices on its own (no answer)
+  if (!handshake_.ready()) return;  // the handshake notices on its own (no answer)
   if (!draining_ && !closing_) {
     spdlog::warn("[{}-CONNECTOR] Connection to {} closed; closing client connection {}",
                  cluster_name(c.cluster()), c.node(), client_addr_);

@@ -20,6 +20,7 @@
 #include "proxy/asio.h"
 #include "proxy/config.h"
 #include "proxy/control_connection.h"
+#include "proxy/handshake.h"
 #include "proxy/metrics.h"
 #include "proxy/prepared_cache.h"
 #include "proxy/request.h"
@@ -222,18 +223,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   cql::Compression compression_ = cql::Compression::kNone;
   cql::Bytes scratch_;  // decompressed bodies, reused
 
-  // Handshake state.
-  cql::Bytes startup_frame_;  // the client's STARTUP, replayed on the async connector
-  Cluster auth_primary_ = Cluster::kOrigin;  // the cluster the client's SASL exchange goes to
-  bool target_creds_on_client_ = true;       // the client's credentials are target's
-  std::string secondary_authenticator_;      // non-empty: the other cluster wants SASL
-  net::Credentials secondary_creds_, async_creds_;
-  bool startup_done_ = false;
-  bool awaiting_auth_ = false;
+  Handshake handshake_;
 
   bool registered_ = false;
   std::vector<std::string> events_;  // TOPOLOGY_CHANGE / STATUS_CHANGE registered for
-  bool ready_ = false;
   bool draining_ = false;
   bool closing_ = false;  // flushing before close
   bool closed_ = false;
