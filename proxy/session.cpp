@@ -100,48 +100,6 @@ std::vector<std::string> common(const std::vector<std::string>& a,
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Connector
-
-Connector::Connector(asio::io_context& ioc, Role role, Cluster cluster, int max_stream_ids)
-    : NodeConnection(ioc), role_(role), cluster_(cluster), ids_(max_stream_ids) {}
-
-std::optional<int16_t> Connector::acquire(uint64_t request_id) {
-  auto s = ids_.acquire(request_id);
-  if (s && metrics) metrics->used_stream_ids->add();
-  return s;
-}
-
-uint64_t Connector::release(int16_t stream) {
-  uint64_t id = ids_.release(stream);
-  if (id && metrics) metrics->used_stream_ids->sub();
-  return id;
-}
-
-void Connector::on_write_error(const net::error_code&) {
-  if (auto s = session.lock()) s->on_connector_closed(*this);
-}
-
-awaitable<void> Connector::read_loop(std::shared_ptr<ClientSession> session,
-                                     std::size_t buffer_size) {
-  for (;;) {
-    co_await session->client_writable();
-    net::error_code ec;
-    auto data = co_await stream_.receive(ec, buffer_size);
-    if (ec) break;
-    try {
-      frames_.feed(data);
-      cql::Header h;
-      Bytes frame;
-      while (frames_.next_raw(h, frame)) session->on_cluster_frame(*this, h, std::move(frame));
-    } catch (const cql::ProtocolError& e) {
-      spdlog::error("Corrupt frame from {} node {}: {}", cluster_name(cluster_), node_, e.what());
-      break;
-    }
-  }
-  session->on_connector_closed(*this);
-}
-
-// ---------------------------------------------------------------------------------------------
 // ClientSession: construction, run loop, handshake
 
 ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedState& shared)
@@ -398,7 +356,7 @@ awaitable<bool> ClientSession::connect_clusters(const cql::Header& h) {
       auto k = std::make_shared<Connector>(
           ioc_, is_origin ? Connector::Role::kOrigin : Connector::Role::kTarget, c,
           config_.proxy_max_stream_ids);
-      k->session = self;
+      k->listener = self;
       std::string err;
       bool ok = co_await k->open(ep, ep.address().to_string(), cc.hop(), err);
       k->metrics = &shared_.metrics.node(is_origin ? "origin" : "target", k->node());
@@ -603,7 +561,7 @@ void ClientSession::start_async_connector() {
   const Cluster sec = config_.secondary();
   async_ =
       std::make_shared<Connector>(ioc_, Connector::Role::kAsync, sec, config_.proxy_max_stream_ids);
-  async_->session = shared_from_this();
+  async_->listener = shared_from_this();
   asio::co_spawn(
       ioc_,
       [self = shared_from_this(), k = async_, sec]() -> awaitable<void> {

@@ -16,96 +16,19 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/net/node_connection.h"
 #include "proxy/asio.h"
 #include "proxy/config.h"
-#include "proxy/control_connection.h"
+#include "proxy/connector.h"
 #include "proxy/handshake.h"
 #include "proxy/metrics.h"
-#include "proxy/prepared_cache.h"
 #include "proxy/request.h"
-#include "proxy/rewrite.h"
 #include "proxy/router.h"
-#include "proxy/stream_ids.h"
+#include "proxy/shared_state.h"
 
 namespace zdm::proxy {
 
-/// State shared by every session of the process: immutable config, thread-safe parts only.
-struct SharedState {
-  SharedState(const Config& c, ProxyMetrics& m, PreparedCache& p, ControlConnection& o,
-              ControlConnection& t, VirtualTopology topo, std::shared_ptr<ssl::context> tls)
-      : config(c),
-        metrics(m),
-        prepared(p),
-        origin_cc(o),
-        target_cc(t),
-        client_tls(std::move(tls)),
-        topology_(std::make_shared<const VirtualTopology>(std::move(topo))) {}
-
-  const Config& config;
-  ProxyMetrics& metrics;
-  PreparedCache& prepared;
-  ControlConnection& origin_cc;
-  ControlConnection& target_cc;
-  std::shared_ptr<ssl::context> client_tls;  // TLS from clients; null = plaintext
-  std::atomic<bool> draining{false};
-  std::atomic<int> sessions{0};
-  std::atomic<uint64_t> sessions_ended{0};
-  std::atomic<int64_t> inflight{0};
-
-  ControlConnection& cc(Cluster c) { return c == Cluster::kOrigin ? origin_cc : target_cc; }
-  /// The proxies as virtual nodes, with those leaving (a rolling update in progress) left out.
-  std::shared_ptr<const VirtualTopology> topology() const {
-    std::lock_guard lock(topology_mu_);
-    return topology_;
-  }
-  void set_topology(std::shared_ptr<const VirtualTopology> t) {
-    std::lock_guard lock(topology_mu_);
-    topology_ = std::move(t);
-  }
-
- private:
-  mutable std::mutex topology_mu_;
-  std::shared_ptr<const VirtualTopology> topology_;
-};
-
-class ClientSession;
-
-/// A connection to one cluster node on behalf of one client connection. Stream ids on it are
-/// the proxy's own (client ids are remapped, spec §2.3).
-class Connector : public net::NodeConnection {
- public:
-  enum class Role : uint8_t { kOrigin, kTarget, kAsync };
-
-  Connector(asio::io_context& ioc, Role role, Cluster cluster, int max_stream_ids);
-
-  /// Reads frames and hands them to the session until the socket closes. `buffer_size`: read
-  /// buffer in bytes.
-  awaitable<void> read_loop(std::shared_ptr<ClientSession> session, std::size_t buffer_size);
-
-  /// Takes a free stream id for request `request_id`; nullopt if all are in use.
-  std::optional<int16_t> acquire(uint64_t request_id);
-  /// Frees a stream id and returns the request it belonged to (0 if none).
-  uint64_t release(int16_t stream);
-
-  Role role() const { return role_; }
-  Cluster cluster() const { return cluster_; }
-  std::size_t capacity() const { return ids_.capacity(); }
-  NodeMetrics* metrics = nullptr;
-  std::weak_ptr<ClientSession> session;
-  /// Stream ids held by requests that timed out: freed if their answer ever comes.
-  std::size_t unanswered = 0;
-
- protected:
-  void on_write_error(const net::error_code& ec) override;
-
- private:
-  Role role_;
-  Cluster cluster_;
-  StreamIds ids_;
-};
-
-class ClientSession : public std::enable_shared_from_this<ClientSession> {
+class ClientSession final : public std::enable_shared_from_this<ClientSession>,
+                            public ConnectorListener {
  public:
   ClientSession(asio::io_context& ioc, tcp::socket socket, SharedState& shared);
   ~ClientSession();
@@ -121,12 +44,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   /// connection).
   bool watches_topology() const { return !events_.empty(); }
 
-  // Connector callbacks
-  void on_cluster_frame(Connector& from, cql::Header header, cql::Bytes frame);
-  void on_connector_closed(Connector& c);
-  /// Backpressure: returns once the client's write queue is under its high watermark (a client
-  /// that does not read its responses stops the reading of cluster connections).
-  awaitable<void> client_writable();
+  // ConnectorListener: what the session's connectors report.
+  void on_cluster_frame(Connector& from, cql::Header header, cql::Bytes frame) override;
+  void on_connector_closed(Connector& c) override;
+  awaitable<void> client_writable() override;
 
  private:
   awaitable<void> serve();
