@@ -23,7 +23,6 @@ using cql::Opcode;
 
 namespace {
 
-constexpr uint64_t kAsyncBit = 1ull << 63;
 // Handshake exchanges on a fresh cluster connection use this stream id: nothing else is in
 // flight on it yet.
 constexpr int16_t kHandshakeStream = 0;
@@ -37,10 +36,6 @@ constexpr std::size_t kLowWatermark = 1 << 20;
 constexpr uint32_t kLargeFrame = 1 << 20;
 // Bytes of large frames being received on this worker thread.
 thread_local std::size_t worker_large_frame_bytes = 0;
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 Bytes md5(std::string_view s) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -109,6 +104,7 @@ ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedSt
       client_frames_(kMaxHandshakeBody),
       shared_(shared),
       config_(shared.config),
+      async_(ioc, shared, client_addr_),
       client_resume_(ioc),
       cluster_resume_(ioc),
       sweep_timer_(ioc),
@@ -553,62 +549,9 @@ awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
         ioc_, k->read_loop(self, static_cast<std::size_t>(config_.response_read_buffer_size_bytes)),
         asio::detached);
   }
-  if (config_.read_mode == ReadMode::kDualAsyncOnSecondary) start_async_connector();
-}
-
-void ClientSession::start_async_connector() {
-  // The async connector replays the client's handshake on the secondary (reference §2).
-  const Cluster sec = config_.secondary();
-  async_ =
-      std::make_shared<Connector>(ioc_, Connector::Role::kAsync, sec, config_.proxy_max_stream_ids);
-  async_->listener = shared_from_this();
-  asio::co_spawn(
-      ioc_,
-      [self = shared_from_this(), k = async_, sec]() -> awaitable<void> {
-        const auto timeout = std::chrono::milliseconds(self->config_.async_handshake_timeout_ms);
-        std::string why;
-        tcp::endpoint ep;
-        try {
-          ep = self->shared_.cc(sec).pick_node();
-        } catch (const std::exception& e) {
-          why = e.what();
-        }
-        auto hop = self->shared_.cc(sec).hop();
-        hop.connect_timeout = timeout;
-        if (why.empty() && co_await k->open(ep, ep.address().to_string(), hop, why)) {
-          k->metrics = &self->shared_.metrics.node("async", k->node());
-          k->set_protocol(self->version_, self->compression_);
-          Bytes startup = self->handshake_.startup_frame();
-          cql::patch_stream(startup.data(), kHandshakeStream);
-          auto r = co_await k->exchange(std::move(startup), timeout);
-          if (r && r->header.opcode == Opcode::kAuthenticate) {
-            cql::Reader rd(r->body);
-            std::string authenticator = cql::AuthenticateMsg::decode(rd).authenticator;
-            r = co_await k->authenticate(authenticator, self->handshake_.auth().async,
-                                         kHandshakeStream, timeout);
-          }
-          if (r &&
-              (r->header.opcode == Opcode::kReady || r->header.opcode == Opcode::kAuthSuccess)) {
-            if (self->closed_) co_return;
-            k->metrics->connections->add();
-            self->async_ready_ = true;
-            co_await k->read_loop(
-                self, static_cast<std::size_t>(self->config_.response_read_buffer_size_bytes));
-            co_return;
-          }
-          why = r ? (r->header.opcode == Opcode::kError ? error_message(*r)
-                                                        : cql::opcode_name(r->header.opcode))
-                  : "no answer within " + std::to_string(timeout.count()) + " ms";
-        }
-        if (k->metrics) k->metrics->failed_connections->inc();
-        k->close();
-        if (!self->closed_)
-          spdlog::warn(
-              "Async connector to {} for client {} failed: {}; async reads disabled for this "
-              "connection",
-              cluster_name(sec), self->client_addr_, why);
-      },
-      asio::detached);
+  // The async connector replays the client's handshake on the secondary.
+  if (config_.read_mode == ReadMode::kDualAsyncOnSecondary)
+    async_.start(self, version_, compression_, handshake_.startup_frame(), handshake_.auth().async);
 }
 
 void ClientSession::watch_writer(net::FrameWriter& w, asio::steady_timer& resume) {
@@ -1015,21 +958,9 @@ bool ClientSession::try_send(Outgoing& o) {
     return false;
   }
   ++next_request_id_;
-  if (d.async_mirror && async_ && async_ready_) {
-    if (async_started_.size() >=
-        static_cast<std::size_t>(config_.async_connector_write_queue_size_frames)) {
-      // Bounded: a slow secondary must not grow memory; the mirrored read is dropped.
-      if (async_->metrics) async_->metrics->requests_failed["other"]->inc();
-    } else if (auto s = async_->acquire(id | kAsyncBit)) {
-      Cluster sec = config_.secondary();
-      Bytes copy = (sec == Cluster::kTarget && o.target_frame) ? *o.target_frame : o.frame;
-      cql::patch_stream(copy.data(), *s);
-      AsyncRequest& r = async_started_[id];
-      r = AsyncRequest{p.start, d.metric, {}, false};
-      if (p.opcode == Opcode::kExecute) r.execute = copy;
-      async_->send(std::move(copy));
-      if (async_->metrics) async_->metrics->inflight->add();
-    }
+  if (d.async_mirror && async_.ready()) {
+    const bool target_copy = config_.secondary() == Cluster::kTarget && o.target_frame;
+    async_.mirror(id, target_copy ? *o.target_frame : o.frame, p.opcode, p.start, d.metric);
   }
   if (to_target) {
     Bytes tf =
@@ -1072,11 +1003,11 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     }
     return;
   }
-  const uint64_t id = from.release(h.stream);
   if (from.role() == Connector::Role::kAsync) {
-    on_async_frame(from, id & ~kAsyncBit, h, std::move(frame));
+    async_.on_frame(from, h, std::move(frame));
     return;
   }
+  const uint64_t id = from.release(h.stream);
   auto it = pending_.find(id);
   if (it == pending_.end()) {
     // The late answer to a request that timed out: its stream id is free again.
@@ -1091,65 +1022,6 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
   shared_.inflight--;
   if (!waiting_.empty()) send_waiting();
   if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
-}
-
-void ClientSession::on_async_frame(Connector& from, uint64_t id, const cql::Header& h,
-                                   Bytes frame) {
-  auto it = async_started_.find(id);
-  if (it == async_started_.end()) return;
-  AsyncRequest& r = it->second;
-  if (r.repreparing) {
-    // The answer to our PREPARE: retry the mirrored EXECUTE once, whatever it said.
-    r.repreparing = false;
-    if (h.opcode == Opcode::kResult) {
-      if (auto s = from.acquire(id | kAsyncBit)) {
-        Bytes retry = std::move(r.execute);
-        r.execute.clear();
-        cql::patch_stream(retry.data(), *s);
-        from.send(std::move(retry));
-        return;
-      }
-    }
-  } else if (h.opcode == Opcode::kError && !r.execute.empty() &&
-             error_code_of(frame, compression_) ==
-                 static_cast<int32_t>(cql::ErrorCode::kUnprepared) &&
-             reprepare_async(id, r, frame)) {
-    return;
-  }
-  if (from.metrics) {
-    from.metrics->inflight->sub();
-    // Only requests the proxy tracks (reads, USE) count; OPTIONS heartbeats do not.
-    if (r.metric != RequestType::kNone) {
-      from.metrics->reads->observe(seconds_since(r.start));
-      if (h.opcode == Opcode::kError)
-        from.metrics->requests_failed[error_label(error_code_of(frame, compression_))]->inc();
-    }
-  }
-  async_started_.erase(it);
-}
-
-bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& error_frame) {
-  std::shared_ptr<const PreparedEntry> entry;
-  try {
-    Bytes scratch;
-    auto unknown = unprepared_id(error_frame, compression_, scratch);
-    if (!unknown) return false;
-    // The id is origin's, or target's when the secondary is target.
-    entry = shared_.prepared.by_origin_id(*unknown);
-    if (!entry)
-      if (auto origin_id = shared_.prepared.origin_id_for_target(*unknown))
-        entry = shared_.prepared.by_origin_id(*origin_id);
-  } catch (const cql::ProtocolError&) {
-    return false;
-  }
-  if (!entry) return false;
-  auto s = async_->acquire(id | kAsyncBit);
-  if (!s) return false;
-  async_->send(reprepare_frame(version_, *s, entry->query, entry->keyspace));
-  r.repreparing = true;
-  spdlog::debug("Async connector: statement unprepared on {}; re-preparing and retrying once",
-                async_->node());
-  return true;
 }
 
 void ClientSession::cache_prepared(PendingRequest& p, Bytes& resp) {
@@ -1256,17 +1128,7 @@ void ClientSession::sweep_timeouts() {
     shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
     waiting_.pop_front();
   }
-  for (auto it = async_started_.begin(); it != async_started_.end();) {
-    if (it->second.start < deadline) {
-      if (async_ && async_->metrics) {
-        async_->metrics->requests_failed["client_timeout"]->inc();
-        async_->metrics->inflight->sub();
-      }
-      it = async_started_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  async_.sweep(deadline);
   for (Connector* k : {origin_.get(), target_.get()}) {
     if (!k || k->unanswered * 4 <= k->capacity() * 3) continue;
     // Most stream ids wait for answers that do not come: the node is not answering this
@@ -1291,7 +1153,7 @@ void ClientSession::sweep_timeouts() {
   // Idle connections give their buffers back (issue 12: an idle client costs little).
   client_frames_.release_if_idle();
   client_writer_.release_if_idle();
-  for (Connector* k : {origin_.get(), target_.get(), async_.get()}) {
+  for (Connector* k : {origin_.get(), target_.get(), async_.connector()}) {
     if (!k) continue;
     k->frames().release_if_idle();
     k->writer().release_if_idle();
@@ -1302,9 +1164,7 @@ void ClientSession::sweep_timeouts() {
 void ClientSession::on_connector_closed(Connector& c) {
   if (closed_) return;
   if (c.role() == Connector::Role::kAsync) {
-    if (async_ready_ && c.metrics) c.metrics->connections->sub();
-    async_ready_ = false;
-    c.close();
+    async_.on_closed(c);
     return;
   }
   if (!handshake_.ready()) return;  // the handshake notices on its own (no answer)
@@ -1322,21 +1182,18 @@ void ClientSession::close() {
   spdlog::info("[CLIENT-CONNECTOR] {} disconnected", client_addr_);
   client_.close();
   client_writer_.close();
-  for (auto* k : {origin_.get(), target_.get(), async_.get()}) {
+  for (auto* k : {origin_.get(), target_.get()}) {
     if (!k) continue;
-    if (k->metrics && (k != async_.get() || async_ready_)) k->metrics->connections->sub();
+    if (k->metrics) k->metrics->connections->sub();
     k->close();
   }
-  async_ready_ = false;
+  async_.close();
   for (auto& [id, p] : pending_) {
     p.abandoned(shared_.metrics);
     shared_.inflight--;
   }
   pending_.clear();
   waiting_.clear();
-  if (async_ && async_->metrics)
-    for (std::size_t i = 0; i < async_started_.size(); ++i) async_->metrics->inflight->sub();
-  async_started_.clear();
   sweep_timer_.cancel();
   drained_.cancel();
   client_resume_.cancel();

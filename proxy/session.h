@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "proxy/asio.h"
+#include "proxy/async_mirror.h"
 #include "proxy/config.h"
 #include "proxy/connector.h"
 #include "proxy/handshake.h"
@@ -60,7 +61,6 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   awaitable<void> on_auth_response(const cql::Header& h, cql::Bytes frame);
   awaitable<void> finish_handshake(const cql::Header& h, const cql::Frame& final_response);
   awaitable<bool> connect_clusters(const cql::Header& h);
-  void start_async_connector();
   /// Version checks of every client frame; false when the frame was answered and the
   /// connection is to close.
   bool accept_version(const cql::Header& h);
@@ -135,7 +135,8 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   SharedState& shared_;
   const Config& config_;
   std::string client_addr_;
-  std::shared_ptr<Connector> origin_, target_, async_;
+  std::shared_ptr<Connector> origin_, target_;
+  AsyncMirror async_;  // DUAL_ASYNC_ON_SECONDARY: reads mirrored to the secondary
   std::unordered_map<uint64_t, PendingRequest> pending_;
   std::deque<Outgoing> waiting_;                         // for stream ids, oldest first
   std::chrono::steady_clock::time_point last_activity_;  // last frame from the client
@@ -151,22 +152,9 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   bool draining_ = false;
   bool closing_ = false;  // flushing before close
   bool closed_ = false;
-  bool async_ready_ = false;
   std::string keyspace_;
   // Trace session ids of traced responses and the cluster that served each (the last 256).
   std::deque<std::pair<cql::Bytes, Cluster>> traced_;
-  /// A mirrored request in flight on the async connector.
-  struct AsyncRequest {
-    std::chrono::steady_clock::time_point start;
-    RequestType metric = RequestType::kNone;
-    cql::Bytes execute;        // an EXECUTE, kept to retry it once after re-preparing
-    bool repreparing = false;  // a PREPARE for it is in flight
-  };
-  void on_async_frame(Connector& from, uint64_t id, const cql::Header& h, cql::Bytes frame);
-  /// UNPREPARED on the async connector: PREPAREs the statement there and retries the EXECUTE
-  /// once (reference §2: ZDM only re-prepares). False if it cannot.
-  bool reprepare_async(uint64_t id, AsyncRequest& r, const cql::Bytes& error_frame);
-  std::unordered_map<uint64_t, AsyncRequest> async_started_;
   /// Backpressure: waits until no cluster write queue is over its high watermark.
   awaitable<void> clusters_writable();
   /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
