@@ -1,6 +1,5 @@
 #include "proxy/session.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -12,6 +11,7 @@
 #include "common/net/tls.h"
 #include "proxy/handshake.h"
 #include "proxy/prepared_ids.h"
+#include "proxy/system_queries.h"
 #include "proxy/topology.h"
 #include "proxy/wire.h"
 
@@ -36,42 +36,6 @@ constexpr std::size_t kLowWatermark = 1 << 20;
 constexpr uint32_t kLargeFrame = 1 << 20;
 // Bytes of large frames being received on this worker thread.
 thread_local std::size_t worker_large_frame_bytes = 0;
-
-Bytes md5(std::string_view s) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(s.data(), s.size(), digest, &n, EVP_md5(), nullptr);
-  return Bytes(reinterpret_cast<std::byte*>(digest), reinterpret_cast<std::byte*>(digest) + n);
-}
-
-// The first UUID literal (8-4-4-4-12 hex digits) of `text`, as 16 bytes: the trace session id of
-// a system_traces query.
-std::optional<Bytes> uuid_in(std::string_view text) {
-  auto hexval = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  static constexpr int kGroups[] = {8, 4, 4, 4, 12};
-  for (std::size_t i = 0; i + 36 <= text.size(); ++i) {
-    std::string digits;
-    std::size_t j = i;
-    bool ok = true;
-    for (int g = 0; g < 5 && ok; ++g) {
-      for (int k = 0; k < kGroups[g] && ok; ++k, ++j) ok = hexval(text[j]) >= 0;
-      for (std::size_t k = j - static_cast<std::size_t>(kGroups[g]); ok && k < j; ++k)
-        digits += text[k];
-      if (ok && g < 4) ok = text[j++] == '-';
-    }
-    if (!ok) continue;
-    Bytes out;
-    for (std::size_t k = 0; k < 32; k += 2)
-      out.push_back(static_cast<std::byte>(hexval(digits[k]) * 16 + hexval(digits[k + 1])));
-    return out;
-  }
-  return std::nullopt;
-}
 
 std::string error_message(const cql::Frame& f) {
   try {
@@ -654,87 +618,9 @@ void ClientSession::reply_error(uint8_t version, int16_t stream, cql::ErrorCode 
 void ClientSession::answer_local(const cql::Header& h, LocalTable table,
                                  const cql::StatementInfo& info, std::string_view query,
                                  const cql::QueryParameters* params) {
-  auto snap = shared_.cc(config_.system_queries_mode).snapshot();
-  if (!snap) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
-                std::string("ZDM proxy has no ") + cluster_name(config_.system_queries_mode) +
-                    " topology yet");
-    return;
-  }
-  std::optional<SystemFilter> filter;
-  std::optional<Bytes> value;
-  try {
-    filter = parse_system_filter(query);
-    if (filter && filter->marker < 0) {
-      value = filter_value(filter->column, filter->literal);
-    } else if (filter && params &&
-               static_cast<std::size_t>(filter->marker) < params->values.size()) {
-      value = params->values[static_cast<std::size_t>(filter->marker)].bytes;
-    }
-  } catch (const std::invalid_argument& e) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kInvalid, e.what());
-    return;
-  }
-  auto answer = answer_system_select(table, info, *snap, *shared_.topology(),
-                                     filter ? filter->column : "", value);
-  if (auto* rows = std::get_if<cql::RowsResult>(&answer)) {
-    if (params && (params->flags & cql::query_flag::kSkipMetadata))
-      rows->metadata.flags |= cql::rows_flag::kNoMetadata;
-    cql::ResultMsg msg{std::move(*rows)};
-    client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kResult, msg));
-  } else {
-    client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError,
-                                            std::get<cql::ErrorMsg>(answer)));
-  }
-}
-
-void ClientSession::prepare_local(const cql::Header& h, LocalTable table,
-                                  const cql::StatementInfo& info, const std::string& query) {
-  auto snap = shared_.cc(config_.system_queries_mode).snapshot();
-  if (!snap) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kServerError, "ZDM proxy has no topology yet");
-    return;
-  }
-  // Prepared by the proxy itself (ZDM: id = md5(query + keyspace)); EXECUTEs answered here.
-  auto answer = answer_system_select(table, info, *snap, *shared_.topology());
-  if (auto* e = std::get_if<cql::ErrorMsg>(&answer)) {
-    client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError, *e));
-    return;
-  }
-  cql::PreparedResult pr;
-  pr.id = md5(query + keyspace_);
-  pr.result_metadata = std::get<cql::RowsResult>(answer).metadata;
-  std::string spec;
-  for (const auto& c : pr.result_metadata.columns) spec += c.name + ";";
-  pr.result_metadata_id = md5(spec);
-  std::optional<SystemFilter> filter;
-  try {
-    filter = parse_system_filter(query);
-  } catch (const std::invalid_argument& e) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kInvalid, e.what());
-    return;
-  }
-  if (filter && filter->marker >= 0) {
-    const bool inet = filter->column == "peer" || filter->column.ends_with("address");
-    pr.metadata.columns.push_back(cql::ColumnSpec{
-        "system", table == LocalTable::kSystemLocal ? "local" : "peers", filter->column,
-        cql::DataType::of(inet ? cql::TypeId::kInet : cql::TypeId::kVarchar)});
-    if (filter->column == "peer" || filter->column == "key") pr.metadata.pk_indices = {0};
-  }
-  shared_.prepared.put_local(pr.id, LocalStatement{table, info, query});
-  client_writer_.push(
-      cql::encode_message(h.version, true, h.stream, Opcode::kResult, cql::ResultMsg{pr}));
-}
-
-void ClientSession::route_traces(std::string_view query, Decision& d) {
-  auto id = uuid_in(query);
-  if (!id) return;
-  for (auto it = traced_.rbegin(); it != traced_.rend(); ++it) {
-    if (it->first != *id) continue;
-    d.destination = only(it->second);
-    d.metric = read_metric(it->second);
-    return;
-  }
+  auto snapshot = shared_.cc(config_.system_queries_mode).snapshot();
+  client_writer_.push(local_select(h, table, info, query, params, snapshot.get(),
+                                   config_.system_queries_mode, *shared_.topology()));
 }
 
 void ClientSession::Request::set_body(const Bytes& b) {
@@ -819,7 +705,7 @@ bool ClientSession::route_query(Request& req) {
     answer_local(h, req.d.local, info, query, nullptr);
     return false;
   }
-  if (info.keyspace == "system_traces") route_traces(query, req.d);
+  if (info.keyspace == "system_traces") traces_.route(query, req.d);
   // One value of now()/uuid() and one write timestamp for both clusters; the common case (a
   // timestamp from the driver, no call) costs two byte scans.
   if (info.is_write() &&
@@ -852,7 +738,10 @@ bool ClientSession::route_prepare(Request& req) {
   req.p.query = prep.query;
   req.p.execute_decision = route_statement(info, keyspace_, config_);
   if (req.p.execute_decision.destination == Destination::kLocal) {
-    prepare_local(h, req.p.execute_decision.local, info, prep.query);
+    // Prepared by the proxy itself; its EXECUTEs are answered here too.
+    auto snapshot = shared_.cc(config_.system_queries_mode).snapshot();
+    client_writer_.push(local_prepare(h, req.p.execute_decision.local, info, prep.query, keyspace_,
+                                      snapshot.get(), *shared_.topology(), shared_.prepared));
     return false;
   }
   req.d = Decision{Destination::kBoth, false, RequestType::kNone, LocalTable::kNone};
@@ -1080,14 +969,7 @@ void ClientSession::complete(PendingRequest& p) {
   }
   if (std::to_integer<uint8_t>(resp[1]) & cql::flag::kTracing) {
     // Traced: its session id leads later system_traces reads to this cluster.
-    try {
-      BytesView b = net::frame_body(resp, compression_, scratch_);
-      if (b.size() >= 16) {
-        traced_.emplace_back(Bytes(b.begin(), b.begin() + 16), chosen);
-        if (traced_.size() > 256) traced_.pop_front();
-      }
-    } catch (const cql::ProtocolError&) {
-    }
+    traces_.record(resp, compression_, scratch_, chosen);
   }
   reply(std::move(resp), p.client_stream);
 }

@@ -25,6 +25,7 @@
 #include "proxy/request.h"
 #include "proxy/router.h"
 #include "proxy/shared_state.h"
+#include "proxy/system_queries.h"
 
 namespace zdm::proxy {
 
@@ -117,11 +118,6 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   /// an EXECUTE's, for its bound value and skip-metadata flag).
   void answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
                     std::string_view query, const cql::QueryParameters* params);
-  void prepare_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
-                     const std::string& query);
-  /// system_traces reads go to the cluster that served the traced request (reference §2: ZDM
-  /// sends them to origin, which breaks tracing after cutover).
-  void route_traces(std::string_view query, Decision& d);
   /// Answers what was queued, then closes (after a fatal protocol or handshake error).
   void close_after_flush();
   void close();
@@ -153,8 +149,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   bool closing_ = false;  // flushing before close
   bool closed_ = false;
   std::string keyspace_;
-  // Trace session ids of traced responses and the cluster that served each (the last 256).
-  std::deque<std::pair<cql::Bytes, Cluster>> traced_;
+  TraceRouting traces_;  // system_traces reads go to the cluster that served the traced request
   /// Backpressure: waits until no cluster write queue is over its high watermark.
   awaitable<void> clusters_writable();
   /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
