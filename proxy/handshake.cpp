@@ -85,6 +85,10 @@ VersionVerdict check_version(const cql::Header& h, uint8_t current,
   return v;
 }
 
+std::string unexpected_when_ready(cql::Opcode op) {
+  return "Unexpected message " + cql::opcode_name(op) + ", the connection is already initialized";
+}
+
 SaslAnswer sasl_answer(cql::Opcode primary_answer) {
   switch (primary_answer) {
     case cql::Opcode::kAuthSuccess:
@@ -103,8 +107,7 @@ HandshakeStep Handshake::step(cql::Opcode op, int16_t stream) const {
   if (op == cql::Opcode::kOptions) return {HandshakeAction::kSupported, {}};
   if (state_ == HandshakeState::kReady) {
     if (op == cql::Opcode::kStartup || op == cql::Opcode::kAuthResponse)
-      return {HandshakeAction::kRefuse, "Unexpected message " + cql::opcode_name(op) +
-                                            ", the connection is already initialized"};
+      return {HandshakeAction::kRefuse, unexpected_when_ready(op)};
     return {HandshakeAction::kRequest, {}};
   }
   if (op == cql::Opcode::kStartup && state_ == HandshakeState::kStartup)

@@ -68,6 +68,9 @@ struct VersionVerdict {
 VersionVerdict check_version(const cql::Header& h, uint8_t current,
                              const std::vector<std::string>& blocked, uint8_t origin_version,
                              uint8_t target_version);
+/// The PROTOCOL_ERROR message for STARTUP or AUTH_RESPONSE once the handshake is done:
+/// "Unexpected message STARTUP, the connection is already initialized".
+std::string unexpected_when_ready(cql::Opcode op);
 /// True for the versions the proxy speaks: 3, 4, 5, DSE_V1 (0x41), DSE_V2 (0x42).
 bool known_version(uint8_t v);
 /// "4", "DSEV1".

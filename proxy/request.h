@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/cql/compression.h"
@@ -68,6 +69,14 @@ struct PendingRequest {
   /// The one place a request's end is counted: `failed` by Cluster, aggregated as an answer
   /// with those ERRORs would be; `answered`: the duration is observed.
   Cluster end(ProxyMetrics& m, const bool failed[2], Cluster primary, bool answered) const;
+};
+
+/// A client request ready for the clusters: the frame origin gets, target's when it differs
+/// (target's prepared ids), and the request as it will be tracked.
+struct Outgoing {
+  cql::Bytes frame;
+  std::optional<cql::Bytes> target_frame;
+  PendingRequest pending;
 };
 
 }  // namespace zdm::proxy

@@ -23,6 +23,7 @@
 #include "proxy/handshake.h"
 #include "proxy/metrics.h"
 #include "proxy/request.h"
+#include "proxy/request_router.h"
 #include "proxy/router.h"
 #include "proxy/shared_state.h"
 #include "proxy/system_queries.h"
@@ -73,29 +74,6 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
 
   // Requests (after the handshake).
   void on_client_frame(const cql::Header& h, cql::Bytes frame);
-  /// A client request being routed: its frame (and decompressed body), where it goes, and
-  /// target's copy when it differs.
-  struct Request {
-    cql::Header h;
-    cql::Bytes frame;
-    cql::BytesView body;  // message body (custom payload prefix included), decompressed
-    std::size_t prefix_end = 0;
-    Decision d;
-    PendingRequest p;
-    std::optional<cql::Bytes> target_frame;
-    void set_body(const cql::Bytes& b);  // a rewritten body (uncompressed frame)
-  };
-  // Each routes one kind of request; false when it was answered here (nothing to forward).
-  bool route_query(Request& req);
-  bool route_prepare(Request& req);
-  bool route_execute(Request& req);
-  bool route_batch(Request& req);
-  /// A request ready for the clusters.
-  struct Outgoing {
-    cql::Bytes frame;
-    std::optional<cql::Bytes> target_frame;  // when target's differs (prepared ids)
-    PendingRequest pending;
-  };
   /// Sends `o`, or queues it until stream ids free up (a client may have more requests in
   /// flight than a cluster connection has ids: it waits, it does not fail).
   void dispatch(Outgoing o);
@@ -114,10 +92,6 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   void time_out(const PendingRequest& p);
   void reply(cql::Bytes frame, int16_t stream);
   void reply_error(uint8_t version, int16_t stream, cql::ErrorCode code, std::string message);
-  /// Answers a query on system.local/peers/peers_v2 (a WHERE col = value applied; `params`:
-  /// an EXECUTE's, for its bound value and skip-metadata flag).
-  void answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
-                    std::string_view query, const cql::QueryParameters* params);
   /// Answers what was queued, then closes (after a fatal protocol or handshake error).
   void close_after_flush();
   void close();
@@ -150,6 +124,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   bool closed_ = false;
   std::string keyspace_;
   TraceRouting traces_;  // system_traces reads go to the cluster that served the traced request
+  RequestRouter router_{shared_, traces_};
   /// Backpressure: waits until no cluster write queue is over its high watermark.
   awaitable<void> clusters_writable();
   /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
