@@ -98,9 +98,9 @@ awaitable<void> ClientSession::run() {
     spdlog::error("Client session {} failed: {}; closing it", client_addr_, e.what());
     shared_.metrics.client_errors(ProxyMetrics::ClientError::kServerError).inc();
   }
-  if (closing_ || (draining_ && !closed_)) {
+  if (winding_down()) {
     // Answer what is in flight, then the writer flushes and closes the session.
-    while ((!pending_.empty() || !waiting_.empty()) && !closed_) {
+    while ((!pending_.empty() || !waiting_.empty()) && !closed()) {
       boost::system::error_code ec;
       drained_.expires_after(std::chrono::milliseconds(config_.proxy_request_timeout_ms));
       co_await drained_.async_wait(nothrow(ec));
@@ -127,11 +127,11 @@ void ClientSession::start_timers() {
         const auto handshake_deadline =
             std::chrono::steady_clock::now() +
             std::chrono::milliseconds(self->config_.proxy_handshake_timeout_ms);
-        while (!self->closed_) {
+        while (!self->closed()) {
           boost::system::error_code ec;
           self->sweep_timer_.expires_after(std::chrono::seconds(1));
           co_await self->sweep_timer_.async_wait(nothrow(ec));
-          if (self->closed_) break;
+          if (self->closed()) break;
           if (!self->handshake_.ready() && std::chrono::steady_clock::now() > handshake_deadline) {
             // Connected and silent, or a slowloris: it must not hold a connection slot.
             spdlog::info("Closing client {}: no handshake within {} ms", self->client_addr_,
@@ -163,9 +163,9 @@ awaitable<void> ClientSession::serve() {
     }
   }
   bool first = true;
-  while (!closed_ && !draining_ && !closing_) {
+  while (life_ == Lifecycle::kOpen) {
     co_await clusters_writable();
-    if (closed_ || draining_ || closing_) break;
+    if (life_ != Lifecycle::kOpen) break;
     boost::system::error_code ec;
     auto data = co_await client_.receive(
         ec, static_cast<std::size_t>(config_.request_read_buffer_size_bytes));
@@ -202,7 +202,8 @@ awaitable<void> ClientSession::serve() {
 awaitable<void> ClientSession::take_frames() {
   cql::Header h;
   Bytes frame;
-  while (!closed_ && !closing_ && client_frames_.next_raw(h, frame)) {
+  while ((life_ == Lifecycle::kOpen || life_ == Lifecycle::kDraining) &&
+         client_frames_.next_raw(h, frame)) {
     if (reserved_ > 0 && h.length >= reserved_) release_reservation();  // passed on below
     if (!accept_version(h)) break;
     if (!handshake_.ready()) {
@@ -304,7 +305,7 @@ awaitable<bool> ClientSession::connect_clusters(const cql::Header& h) {
     std::string why;
     // A node that refuses goes to the back: the next assigned node is tried (each once).
     const std::size_t tries = std::max<std::size_t>(1, cc.assigned_count());
-    for (std::size_t attempt = 0; attempt < tries && !conn && !closed_; ++attempt) {
+    for (std::size_t attempt = 0; attempt < tries && !conn && !closed(); ++attempt) {
       tcp::endpoint ep;
       try {
         ep = cc.pick_node();
@@ -385,7 +386,7 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
   }
   auto r_origin = co_await origin_->receive(kHandshakeStream, timeout);
   auto r_target = co_await target_->receive(kHandshakeStream, timeout);
-  if (closed_) co_return;
+  if (closed()) co_return;
   std::optional<cql::Frame>* resp[2] = {&r_origin, &r_target};
   for (Cluster c : {primary, secondary}) {
     auto& r = *resp[static_cast<int>(c)];
@@ -449,7 +450,7 @@ awaitable<void> ClientSession::on_auth_response(const cql::Header& h, Bytes fram
   const Cluster primary = handshake_.auth().primary;
   cql::patch_stream(out.data(), kHandshakeStream);
   auto resp = co_await connector_for(primary).exchange(std::move(out), timeout);
-  if (closed_) co_return;
+  if (closed()) co_return;
   if (!resp) {
     reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
                 std::string("No answer to AUTH_RESPONSE from ") + cluster_name(primary));
@@ -487,7 +488,7 @@ awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
     auto r = co_await connector_for(secondary).authenticate(
         handshake_.secondary_authenticator, handshake_.auth().secondary, kHandshakeStream,
         std::chrono::milliseconds(config_.proxy_request_timeout_ms));
-    if (closed_) co_return;
+    if (closed()) co_return;
     if (!r || r->header.opcode != Opcode::kAuthSuccess) {
       spdlog::warn("Secondary ({}) handshake for client {} failed: {}", cluster_name(secondary),
                    client_addr_, r ? error_message(*r) : "no answer");
@@ -526,7 +527,7 @@ awaitable<void> ClientSession::clusters_writable() {
   auto full = [this] {
     return (origin_ && origin_->writer().full()) || (target_ && target_->writer().full());
   };
-  while (full() && !closed_) {
+  while (full() && !closed()) {
     boost::system::error_code ec;
     client_resume_.expires_at(std::chrono::steady_clock::time_point::max());
     co_await client_resume_.async_wait(nothrow(ec));
@@ -534,7 +535,7 @@ awaitable<void> ClientSession::clusters_writable() {
 }
 
 awaitable<void> ClientSession::client_writable() {
-  while (client_writer_.full() && !closed_) {
+  while (client_writer_.full() && !closed()) {
     boost::system::error_code ec;
     cluster_resume_.expires_at(std::chrono::steady_clock::time_point::max());
     co_await cluster_resume_.async_wait(nothrow(ec));
@@ -551,7 +552,7 @@ awaitable<void> ClientSession::reserve_for_large_frame() {
   // hold their reservations and keep reading), or the request times out.
   const auto deadline = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(config_.proxy_request_timeout_ms);
-  while (worker_large_frame_bytes + *len > budget && worker_large_frame_bytes > 0 && !closed_) {
+  while (worker_large_frame_bytes + *len > budget && worker_large_frame_bytes > 0 && !closed()) {
     if (std::chrono::steady_clock::now() > deadline) {
       spdlog::warn(
           "Closing client {}: its {}-byte frame did not fit in the worker's memory "
@@ -575,22 +576,22 @@ void ClientSession::release_reservation() {
 }
 
 void ClientSession::push_event(const cql::EventMsg& event) {
-  if (closed_ || !handshake_.ready() ||
+  if (closed() || !handshake_.ready() ||
       std::find(events_.begin(), events_.end(), event.type) == events_.end())
     return;
   client_writer_.push(cql::encode_message(version_, true, -1, Opcode::kEvent, event));
 }
 
 void ClientSession::drain() {
-  if (draining_ || closed_) return;
-  draining_ = true;
+  if (life_ != Lifecycle::kOpen) return;
+  life_ = Lifecycle::kDraining;
   boost::system::error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_receive, ec);
 }
 
 void ClientSession::close_after_flush() {
-  if (closing_ || closed_) return;
-  closing_ = true;
+  if (life_ == Lifecycle::kClosing || life_ == Lifecycle::kClosed) return;
+  life_ = Lifecycle::kClosing;
   boost::system::error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_receive, ec);
   if (!handshake_.ready()) {
@@ -662,7 +663,7 @@ void ClientSession::dispatch(Outgoing o) {
 }
 
 void ClientSession::send_waiting() {
-  while (!waiting_.empty() && !closed_ && try_send(waiting_.front())) waiting_.pop_front();
+  while (!waiting_.empty() && !closed() && try_send(waiting_.front())) waiting_.pop_front();
 }
 
 bool ClientSession::try_send(Outgoing& o) {
@@ -745,7 +746,7 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
   pending_.erase(it);
   shared_.inflight--;
   if (!waiting_.empty()) send_waiting();
-  if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
+  if (winding_down() && pending_.empty() && waiting_.empty()) drained_.cancel();
 }
 
 void ClientSession::cache_prepared(PendingRequest& p, Bytes& resp) {
@@ -875,17 +876,17 @@ void ClientSession::sweep_timeouts() {
     k->frames().release_if_idle();
     k->writer().release_if_idle();
   }
-  if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
+  if (winding_down() && pending_.empty() && waiting_.empty()) drained_.cancel();
 }
 
 void ClientSession::on_connector_closed(Connector& c) {
-  if (closed_) return;
+  if (closed()) return;
   if (c.role() == Connector::Role::kAsync) {
     async_.on_closed(c);
     return;
   }
   if (!handshake_.ready()) return;  // the handshake notices on its own (no answer)
-  if (!draining_ && !closing_) {
+  if (life_ == Lifecycle::kOpen) {
     spdlog::warn("[{}-CONNECTOR] Connection to {} closed; closing client connection {}",
                  cluster_name(c.cluster()), c.node(), client_addr_);
     fail_pending(c.cluster());
@@ -894,8 +895,8 @@ void ClientSession::on_connector_closed(Connector& c) {
 }
 
 void ClientSession::close() {
-  if (closed_) return;
-  closed_ = true;
+  if (closed()) return;
+  life_ = Lifecycle::kClosed;
   spdlog::info("[CLIENT-CONNECTOR] {} disconnected", client_addr_);
   client_.close();
   client_writer_.close();

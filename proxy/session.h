@@ -119,9 +119,16 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
 
   bool registered_ = false;
   std::vector<std::string> events_;  // TOPOLOGY_CHANGE / STATUS_CHANGE registered for
-  bool draining_ = false;
-  bool closing_ = false;  // flushing before close
-  bool closed_ = false;
+  /// Where the connection is in its life: open; draining (drain(): no new requests, those in
+  /// flight answered, then closed); closing (close_after_flush(): the same after a fatal error);
+  /// closed.
+  enum class Lifecycle : uint8_t { kOpen, kDraining, kClosing, kClosed };
+  Lifecycle life_ = Lifecycle::kOpen;
+  bool closed() const { return life_ == Lifecycle::kClosed; }
+  /// Draining or closing: requests in flight are answered, then the connection closes.
+  bool winding_down() const {
+    return life_ == Lifecycle::kDraining || life_ == Lifecycle::kClosing;
+  }
   std::string keyspace_;
   TraceRouting traces_;  // system_traces reads go to the cluster that served the traced request
   RequestRouter router_{shared_, traces_};
