@@ -31,10 +31,6 @@ constexpr uint32_t kMaxHandshakeBody = 256 * 1024;
 // pauses until the queue is back under the low one.
 constexpr std::size_t kHighWatermark = 4 << 20;
 constexpr std::size_t kLowWatermark = 1 << 20;
-// Frames over this many bytes count against the worker's proxy_max_inflight_frame_bytes.
-constexpr uint32_t kLargeFrame = 1 << 20;
-// Bytes of large frames being received on this worker thread.
-thread_local std::size_t worker_large_frame_bytes = 0;
 
 std::string error_message(const cql::Frame& f) {
   try {
@@ -204,7 +200,8 @@ awaitable<void> ClientSession::take_frames() {
   Bytes frame;
   while ((life_ == Lifecycle::kOpen || life_ == Lifecycle::kDraining) &&
          client_frames_.next_raw(h, frame)) {
-    if (reserved_ > 0 && h.length >= reserved_) release_reservation();  // passed on below
+    if (budget_.reserved() > 0 && h.length >= budget_.reserved())
+      budget_.release();  // passed on below
     if (!accept_version(h)) break;
     if (!handshake_.ready()) {
       co_await handshake_frame(h, std::move(frame));
@@ -544,35 +541,17 @@ awaitable<void> ClientSession::client_writable() {
 
 awaitable<void> ClientSession::reserve_for_large_frame() {
   auto len = client_frames_.pending_length();
-  if (!len || *len <= kLargeFrame || reserved_ >= *len) co_return;
-  release_reservation();
+  if (!len || *len <= FrameBudget::kLargeFrame || budget_.reserved() >= *len) co_return;
   const auto budget = static_cast<std::size_t>(config_.proxy_max_inflight_frame_bytes);
-  asio::steady_timer wait(ioc_);
-  // The wait ends: the budget frees up as other sessions pass their frames on (they already
-  // hold their reservations and keep reading), or the request times out.
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(config_.proxy_request_timeout_ms);
-  while (worker_large_frame_bytes + *len > budget && worker_large_frame_bytes > 0 && !closed()) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      spdlog::warn(
-          "Closing client {}: its {}-byte frame did not fit in the worker's memory "
-          "budget (proxy_max_inflight_frame_bytes {}) within {} ms",
-          client_addr_, *len, budget, config_.proxy_request_timeout_ms);
-      shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
-      close();
-      co_return;
-    }
-    boost::system::error_code ec;
-    wait.expires_after(std::chrono::milliseconds(10));
-    co_await wait.async_wait(nothrow(ec));
+  const auto timeout = std::chrono::milliseconds(config_.proxy_request_timeout_ms);
+  if (!co_await budget_.reserve(ioc_, *len, budget, timeout, [this] { return closed(); })) {
+    spdlog::warn(
+        "Closing client {}: its {}-byte frame did not fit in the worker's memory "
+        "budget (proxy_max_inflight_frame_bytes {}) within {} ms",
+        client_addr_, *len, budget, config_.proxy_request_timeout_ms);
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
+    close();
   }
-  reserved_ = *len;
-  worker_large_frame_bytes += reserved_;
-}
-
-void ClientSession::release_reservation() {
-  worker_large_frame_bytes -= reserved_;
-  reserved_ = 0;
 }
 
 void ClientSession::push_event(const cql::EventMsg& event) {
@@ -916,7 +895,7 @@ void ClientSession::close() {
   drained_.cancel();
   client_resume_.cancel();
   cluster_resume_.cancel();
-  release_reservation();
+  budget_.release();
 }
 
 }  // namespace zdm::proxy

@@ -20,6 +20,7 @@
 #include "proxy/async_mirror.h"
 #include "proxy/config.h"
 #include "proxy/connector.h"
+#include "proxy/frame_budget.h"
 #include "proxy/handshake.h"
 #include "proxy/metrics.h"
 #include "proxy/request.h"
@@ -137,8 +138,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
   /// its declared size is reserved (waiting while others hold the budget).
   awaitable<void> reserve_for_large_frame();
-  void release_reservation();
-  std::size_t reserved_ = 0;  // bytes of the worker's budget held by this session
+  FrameBudget budget_;  // the worker's memory budget for large frames: this session's share
   void watch_writer(net::FrameWriter& w, asio::steady_timer& resume);
   asio::steady_timer client_resume_;   // a cluster writer drained: the client may be read again
   asio::steady_timer cluster_resume_;  // the client writer drained: clusters may be read again
