@@ -25,7 +25,8 @@ namespace {
 // Handshake exchanges on a fresh cluster connection use this stream id: nothing else is in
 // flight on it yet.
 constexpr int16_t kHandshakeStream = 0;
-// Before the handshake completes, bodies are small (STYLE rule 3).
+// Before the handshake completes, bodies are small: an unauthenticated client cannot make the
+// proxy buffer much.
 constexpr uint32_t kMaxHandshakeBody = 256 * 1024;
 // Write-queue watermarks (bytes) of every socket: over the high one, the reading that feeds it
 // pauses until the queue is back under the low one.
@@ -42,7 +43,8 @@ std::string error_message(const cql::Frame& f) {
   }
 }
 
-// COMPRESSION of SUPPORTED as both clusters offer it (reference §1 "Compression").
+// COMPRESSION of SUPPORTED as both clusters offer it: the algorithm a client picks must work on
+// both connections.
 std::vector<std::string> common(const std::vector<std::string>& a,
                                 const std::vector<std::string>& b) {
   std::vector<std::string> out;
@@ -87,7 +89,7 @@ ClientSession::~ClientSession() {
 awaitable<void> ClientSession::run() {
   auto self = shared_from_this();
   // Whatever ends this coroutine (an exception included), the session and its cluster
-  // connections end too (STYLE §5).
+  // connections end too.
   try {
     co_await serve();
   } catch (const std::exception& e) {
@@ -697,7 +699,8 @@ void ClientSession::fail_pending(Cluster c) {
 
 void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame) {
   if (h.stream < 0) {
-    // Events: only SCHEMA_CHANGE from origin reaches the client (reference §1 "Events").
+    // Events: only SCHEMA_CHANGE from origin reaches the client (as with ZDM; topology and
+    // status events are the proxy's own, see push_event).
     if (from.role() != Connector::Role::kOrigin || !registered_ || h.opcode != Opcode::kEvent)
       return;
     try {
@@ -847,7 +850,7 @@ void ClientSession::sweep_timeouts() {
     close();
     return;
   }
-  // Idle connections give their buffers back (issue 12: an idle client costs little).
+  // Idle connections give their buffers back: an idle client costs little memory.
   client_frames_.release_if_idle();
   client_writer_.release_if_idle();
   for (Connector* k : {origin_.get(), target_.get(), async_.connector()}) {

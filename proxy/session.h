@@ -1,10 +1,10 @@
-// One client connection and its cluster connections (reference/zdm-proxy.md §1 "Connection
-// model"): a connector to an origin node, one to a target node and, in DUAL_ASYNC_ON_SECONDARY,
-// an async connector to the secondary. All of them live on one worker thread's io_context, so
-// nothing here takes a lock. The handshake follows ZDM's rules (§1 "Handshake/auth"): STARTUP
-// to both clusters, the client's SASL exchange with the "primary handshake" cluster, the other
-// cluster (and the async one) authenticated by the proxy before READY/AUTH_SUCCESS reaches the
-// client.
+// One client connection and its cluster connections (ZDM's connection model, datastax/zdm-proxy
+// proxy/pkg/zdmproxy/clienthandler.go): a connector to an origin node, one to a target node and,
+// in DUAL_ASYNC_ON_SECONDARY, an async connector to the secondary (async_mirror.h). All of them
+// live on one worker thread's io_context, so nothing here takes a lock. The session owns its
+// connectors and hears from them through ConnectorListener. The handshake's rules are
+// handshake.h's; a request in flight is a PendingRequest (request.h); prepared ids are
+// translated by prepared_ids.h.
 #pragma once
 
 #include <atomic>
