@@ -1,6 +1,5 @@
 #include "proxy/session.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -10,7 +9,10 @@
 #include "common/cql/messages.h"
 #include "common/cql/version.h"
 #include "common/net/tls.h"
+#include "proxy/handshake.h"
+#include "proxy/prepared_ids.h"
 #include "proxy/topology.h"
+#include "proxy/wire.h"
 
 namespace zdm::proxy {
 
@@ -20,116 +22,16 @@ using cql::Opcode;
 
 namespace {
 
-constexpr uint64_t kAsyncBit = 1ull << 63;
 // Handshake exchanges on a fresh cluster connection use this stream id: nothing else is in
 // flight on it yet.
 constexpr int16_t kHandshakeStream = 0;
-// Before the handshake completes, bodies are small (STYLE rule 3).
+// Before the handshake completes, bodies are small: an unauthenticated client cannot make the
+// proxy buffer much.
 constexpr uint32_t kMaxHandshakeBody = 256 * 1024;
 // Write-queue watermarks (bytes) of every socket: over the high one, the reading that feeds it
 // pauses until the queue is back under the low one.
 constexpr std::size_t kHighWatermark = 4 << 20;
 constexpr std::size_t kLowWatermark = 1 << 20;
-// Frames over this many bytes count against the worker's proxy_max_inflight_frame_bytes.
-constexpr uint32_t kLargeFrame = 1 << 20;
-// Bytes of large frames being received on this worker thread.
-thread_local std::size_t worker_large_frame_bytes = 0;
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-Opcode frame_opcode(const Bytes& frame) {
-  return static_cast<Opcode>(frame[4]);
-}
-
-// A reader positioned at the message body of a response frame (decompressed into `scratch` if
-// needed; tracing id, warnings and custom payload skipped, spec §2.2).
-cql::Reader response_reader(const Bytes& frame, cql::Compression c, Bytes& scratch) {
-  cql::Reader r(net::frame_body(frame, c, scratch));
-  cql::skip_response_prefix(r, std::to_integer<uint8_t>(frame[1]));
-  return r;
-}
-
-int32_t error_code_of(const Bytes& frame, cql::Compression c) {
-  try {
-    Bytes scratch;
-    cql::Reader r = response_reader(frame, c, scratch);
-    return r.read_int();
-  } catch (const cql::ProtocolError&) {
-    return static_cast<int32_t>(cql::ErrorCode::kServerError);
-  }
-}
-
-// A new frame with `original`'s header (compression flag cleared) and `body`.
-Bytes with_body(const Bytes& original, const Bytes& body) {
-  cql::Header h = cql::decode_header(BytesView(original.data(), cql::kHeaderSize));
-  h.flags &= static_cast<uint8_t>(~cql::flag::kCompression);
-  return cql::encode_frame(h, body);
-}
-
-Bytes md5(std::string_view s) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(s.data(), s.size(), digest, &n, EVP_md5(), nullptr);
-  return Bytes(reinterpret_cast<std::byte*>(digest), reinterpret_cast<std::byte*>(digest) + n);
-}
-
-// The first UUID literal (8-4-4-4-12 hex digits) of `text`, as 16 bytes: the trace session id of
-// a system_traces query.
-std::optional<Bytes> uuid_in(std::string_view text) {
-  auto hexval = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  static constexpr int kGroups[] = {8, 4, 4, 4, 12};
-  for (std::size_t i = 0; i + 36 <= text.size(); ++i) {
-    std::string digits;
-    std::size_t j = i;
-    bool ok = true;
-    for (int g = 0; g < 5 && ok; ++g) {
-      for (int k = 0; k < kGroups[g] && ok; ++k, ++j) ok = hexval(text[j]) >= 0;
-      for (std::size_t k = j - static_cast<std::size_t>(kGroups[g]); ok && k < j; ++k)
-        digits += text[k];
-      if (ok && g < 4) ok = text[j++] == '-';
-    }
-    if (!ok) continue;
-    Bytes out;
-    for (std::size_t k = 0; k < 32; k += 2)
-      out.push_back(static_cast<std::byte>(hexval(digits[k]) * 16 + hexval(digits[k + 1])));
-    return out;
-  }
-  return std::nullopt;
-}
-
-bool known_version(uint8_t v) {
-  return v == 3 || v == 4 || v == 5 || v == 0x41 || v == 0x42;
-}
-
-// Order of versions for negotiation (DSE_V2 > DSE_V1 > 5 > 4 > 3), as the drivers walk them.
-int version_rank(uint8_t v) {
-  switch (v) {
-    case 0x42:
-      return 7;
-    case 0x41:
-      return 6;
-    default:
-      return v;
-  }
-}
-
-std::string version_name(uint8_t v) {
-  switch (v) {
-    case 0x41:
-      return "DSEV1";
-    case 0x42:
-      return "DSEV2";
-    default:
-      return std::to_string(v);
-  }
-}
 
 std::string error_message(const cql::Frame& f) {
   try {
@@ -141,7 +43,8 @@ std::string error_message(const cql::Frame& f) {
   }
 }
 
-// COMPRESSION of SUPPORTED as both clusters offer it (reference §1 "Compression").
+// COMPRESSION of SUPPORTED as both clusters offer it: the algorithm a client picks must work on
+// both connections.
 std::vector<std::string> common(const std::vector<std::string>& a,
                                 const std::vector<std::string>& b) {
   std::vector<std::string> out;
@@ -153,48 +56,6 @@ std::vector<std::string> common(const std::vector<std::string>& a,
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Connector
-
-Connector::Connector(asio::io_context& ioc, Role role, Cluster cluster, int max_stream_ids)
-    : NodeConnection(ioc), role_(role), cluster_(cluster), ids_(max_stream_ids) {}
-
-std::optional<int16_t> Connector::acquire(uint64_t request_id) {
-  auto s = ids_.acquire(request_id);
-  if (s && metrics) metrics->used_stream_ids->add();
-  return s;
-}
-
-uint64_t Connector::release(int16_t stream) {
-  uint64_t id = ids_.release(stream);
-  if (id && metrics) metrics->used_stream_ids->sub();
-  return id;
-}
-
-void Connector::on_write_error(const net::error_code&) {
-  if (auto s = session.lock()) s->on_connector_closed(*this);
-}
-
-awaitable<void> Connector::read_loop(std::shared_ptr<ClientSession> session,
-                                     std::size_t buffer_size) {
-  for (;;) {
-    co_await session->client_writable();
-    net::error_code ec;
-    auto data = co_await stream_.receive(ec, buffer_size);
-    if (ec) break;
-    try {
-      frames_.feed(data);
-      cql::Header h;
-      Bytes frame;
-      while (frames_.next_raw(h, frame)) session->on_cluster_frame(*this, h, std::move(frame));
-    } catch (const cql::ProtocolError& e) {
-      spdlog::error("Corrupt frame from {} node {}: {}", cluster_name(cluster_), node_, e.what());
-      break;
-    }
-  }
-  session->on_connector_closed(*this);
-}
-
-// ---------------------------------------------------------------------------------------------
 // ClientSession: construction, run loop, handshake
 
 ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedState& shared)
@@ -204,6 +65,7 @@ ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedSt
       client_frames_(kMaxHandshakeBody),
       shared_(shared),
       config_(shared.config),
+      async_(ioc, shared, client_addr_),
       client_resume_(ioc),
       cluster_resume_(ioc),
       sweep_timer_(ioc),
@@ -227,16 +89,16 @@ ClientSession::~ClientSession() {
 awaitable<void> ClientSession::run() {
   auto self = shared_from_this();
   // Whatever ends this coroutine (an exception included), the session and its cluster
-  // connections end too (STYLE §5).
+  // connections end too.
   try {
     co_await serve();
   } catch (const std::exception& e) {
     spdlog::error("Client session {} failed: {}; closing it", client_addr_, e.what());
     shared_.metrics.client_errors(ProxyMetrics::ClientError::kServerError).inc();
   }
-  if (closing_ || (draining_ && !closed_)) {
+  if (winding_down()) {
     // Answer what is in flight, then the writer flushes and closes the session.
-    while ((!pending_.empty() || !waiting_.empty()) && !closed_) {
+    while ((!pending_.empty() || !waiting_.empty()) && !closed()) {
       boost::system::error_code ec;
       drained_.expires_after(std::chrono::milliseconds(config_.proxy_request_timeout_ms));
       co_await drained_.async_wait(nothrow(ec));
@@ -263,12 +125,12 @@ void ClientSession::start_timers() {
         const auto handshake_deadline =
             std::chrono::steady_clock::now() +
             std::chrono::milliseconds(self->config_.proxy_handshake_timeout_ms);
-        while (!self->closed_) {
+        while (!self->closed()) {
           boost::system::error_code ec;
           self->sweep_timer_.expires_after(std::chrono::seconds(1));
           co_await self->sweep_timer_.async_wait(nothrow(ec));
-          if (self->closed_) break;
-          if (!self->ready_ && std::chrono::steady_clock::now() > handshake_deadline) {
+          if (self->closed()) break;
+          if (!self->handshake_.ready() && std::chrono::steady_clock::now() > handshake_deadline) {
             // Connected and silent, or a slowloris: it must not hold a connection slot.
             spdlog::info("Closing client {}: no handshake within {} ms", self->client_addr_,
                          self->config_.proxy_handshake_timeout_ms);
@@ -299,9 +161,9 @@ awaitable<void> ClientSession::serve() {
     }
   }
   bool first = true;
-  while (!closed_ && !draining_ && !closing_) {
+  while (life_ == Lifecycle::kOpen) {
     co_await clusters_writable();
-    if (closed_ || draining_ || closing_) break;
+    if (life_ != Lifecycle::kOpen) break;
     boost::system::error_code ec;
     auto data = co_await client_.receive(
         ec, static_cast<std::size_t>(config_.request_read_buffer_size_bytes));
@@ -338,12 +200,14 @@ awaitable<void> ClientSession::serve() {
 awaitable<void> ClientSession::take_frames() {
   cql::Header h;
   Bytes frame;
-  while (!closed_ && !closing_ && client_frames_.next_raw(h, frame)) {
-    if (reserved_ > 0 && h.length >= reserved_) release_reservation();  // passed on below
+  while ((life_ == Lifecycle::kOpen || life_ == Lifecycle::kDraining) &&
+         client_frames_.next_raw(h, frame)) {
+    if (budget_.reserved() > 0 && h.length >= budget_.reserved())
+      budget_.release();  // passed on below
     if (!accept_version(h)) break;
-    if (!ready_) {
+    if (!handshake_.ready()) {
       co_await handshake_frame(h, std::move(frame));
-      if (ready_)
+      if (handshake_.ready())
         client_frames_.set_max_body(static_cast<uint32_t>(config_.proxy_max_frame_size_bytes));
       continue;
     }
@@ -361,57 +225,28 @@ awaitable<void> ClientSession::take_frames() {
 }
 
 bool ClientSession::accept_version(const cql::Header& h) {
-  // The connection's version passed the checks below at its first frame: every later request
-  // costs one comparison (the control connections' facts are not copied per request).
+  // The connection's version passed the checks at its first frame: every later request costs
+  // one comparison (the control connections' facts are not copied per request).
   if (version_ != 0 && h.version == version_ && !h.response) return true;
-  bool blocked = false;
-  for (const auto& b : config_.blocked_protocol_versions) {
-    std::string u;
-    for (char ch : b)
-      if (ch != '_') u += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (u == version_name(h.version) || u == "V" + version_name(h.version)) blocked = true;
-  }
-  // Versions above what both control connections negotiated cannot work on both clusters.
-  const int ceiling = std::min(version_rank(shared_.origin_cc.facts().version),
-                               version_rank(shared_.target_cc.facts().version));
-  if (!known_version(h.version) || blocked || version_rank(h.version) > ceiling) {
-    // Answered in a version the client can read (v1/v2 headers are 8 bytes), then closed: the
-    // driver retries with a lower version on a new connection. The wording is Cassandra 3's,
-    // which every driver parses (gocql reads "the greatest is N").
-    uint8_t greatest = 3;
-    for (uint8_t v : {3, 4, 5})
-      if (version_rank(v) <= ceiling) greatest = v;
-    std::string msg = "Invalid or unsupported protocol version (" + std::to_string(h.version) +
-                      "); the lowest supported version is 3 and the greatest is " +
-                      std::to_string(greatest);
-    if (h.version == 1 || h.version == 2) {
-      client_writer_.push(
-          cql::encode_legacy_protocol_error(h.version, static_cast<int8_t>(h.stream), msg));
-    } else {
-      uint8_t v = known_version(h.version) ? h.version : greatest;
-      reply_error(v, h.stream, cql::ErrorCode::kProtocolError, msg);
-    }
-    spdlog::info("Client {} asked for protocol version {}: refused", client_addr_, h.version);
-    close_after_flush();
-    return false;
-  }
-  if (h.response) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
-                "Invalid frame: the response bit is set on a request");
-    close_after_flush();
-    return false;
-  }
-  if (version_ == 0) {
+  const VersionVerdict v =
+      check_version(h, version_, config_.blocked_protocol_versions,
+                    shared_.origin_cc.facts().version, shared_.target_cc.facts().version);
+  if (v.accepted) {
     version_ = h.version;
-  } else if (h.version != version_) {
-    reply_error(version_, h.stream, cql::ErrorCode::kProtocolError,
-                "Invalid message version. Got " + std::to_string(h.version) +
-                    " but previous messages on this connection had version " +
-                    std::to_string(version_));
-    close_after_flush();
-    return false;
+    return true;
   }
-  return true;
+  // Answered in a version the client can read (v1/v2 headers are 8 bytes), then closed: the
+  // driver retries with a lower version on a new connection.
+  if (v.legacy) {
+    client_writer_.push(cql::encode_legacy_protocol_error(
+        v.answer_version, static_cast<int8_t>(h.stream), v.message));
+  } else {
+    reply_error(v.answer_version, h.stream, cql::ErrorCode::kProtocolError, v.message);
+  }
+  if (v.unsupported)
+    spdlog::info("Client {} asked for protocol version {}: refused", client_addr_, h.version);
+  close_after_flush();
+  return false;
 }
 
 Bytes ClientSession::supported_frame(const cql::Header& h) const {
@@ -442,23 +277,21 @@ void ClientSession::switch_client_framing() {
 }
 
 awaitable<void> ClientSession::handshake_frame(const cql::Header& h, Bytes frame) {
-  if (h.stream < 0) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
-                "Invalid stream id " + std::to_string(h.stream) +
-                    ": client requests must use non-negative stream ids");
-    co_return;
-  }
-  if (h.opcode == Opcode::kOptions) {
-    client_writer_.push(supported_frame(h));
-  } else if (h.opcode == Opcode::kStartup && !startup_done_) {
-    co_await on_startup(h, std::move(frame));
-  } else if (h.opcode == Opcode::kAuthResponse && awaiting_auth_) {
-    co_await on_auth_response(h, std::move(frame));
-  } else {
-    reply_error(
-        h.version, h.stream, cql::ErrorCode::kProtocolError,
-        "Unexpected message " + cql::opcode_name(h.opcode) +
-            (awaiting_auth_ ? ", expecting SASL_RESPONSE" : ", expecting STARTUP or OPTIONS"));
+  HandshakeStep step = handshake_.step(h.opcode, h.stream);
+  switch (step.action) {
+    case HandshakeAction::kSupported:
+      client_writer_.push(supported_frame(h));
+      break;
+    case HandshakeAction::kStartup:
+      co_await on_startup(h, std::move(frame));
+      break;
+    case HandshakeAction::kAuthResponse:
+      co_await on_auth_response(h, std::move(frame));
+      break;
+    case HandshakeAction::kRefuse:
+    case HandshakeAction::kRequest:  // not before READY
+      reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError, std::move(step.error));
+      break;
   }
 }
 
@@ -471,7 +304,7 @@ awaitable<bool> ClientSession::connect_clusters(const cql::Header& h) {
     std::string why;
     // A node that refuses goes to the back: the next assigned node is tried (each once).
     const std::size_t tries = std::max<std::size_t>(1, cc.assigned_count());
-    for (std::size_t attempt = 0; attempt < tries && !conn && !closed_; ++attempt) {
+    for (std::size_t attempt = 0; attempt < tries && !conn && !closed(); ++attempt) {
       tcp::endpoint ep;
       try {
         ep = cc.pick_node();
@@ -482,7 +315,7 @@ awaitable<bool> ClientSession::connect_clusters(const cql::Header& h) {
       auto k = std::make_shared<Connector>(
           ioc_, is_origin ? Connector::Role::kOrigin : Connector::Role::kTarget, c,
           config_.proxy_max_stream_ids);
-      k->session = self;
+      k->listener = self;
       std::string err;
       bool ok = co_await k->open(ep, ep.address().to_string(), cc.hop(), err);
       k->metrics = &shared_.metrics.node(is_origin ? "origin" : "target", k->node());
@@ -515,7 +348,9 @@ awaitable<bool> ClientSession::connect_clusters(const cql::Header& h) {
 }
 
 awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
-  startup_done_ = true;
+  // Who authenticates the client, with which credentials.
+  handshake_.started(shared_.origin_cc.facts().auth_required,
+                     shared_.target_cc.facts().auth_required, config_, frame);
   cql::StartupMsg startup;
   try {
     cql::Reader r(BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize));
@@ -537,17 +372,7 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
     }
     compression_ = *c;
   }
-  // Who authenticates the client (reference §1 "Handshake/auth").
-  const AuthRoles roles =
-      auth_roles(shared_.origin_cc.facts().auth_required, shared_.target_cc.facts().auth_required,
-                 config_.forward_client_credentials_to_origin);
-  auth_primary_ = roles.primary;
-  target_creds_on_client_ = roles.client_creds_are_target;
-  const Cluster secondary = other(auth_primary_);
-  secondary_creds_ = {config_.username(secondary), config_.password(secondary)};
-  async_creds_ = {config_.username(config_.secondary()), config_.password(config_.secondary())};
-  startup_frame_ = frame;
-
+  const Cluster primary = handshake_.auth().primary, secondary = other(primary);
   if (!co_await connect_clusters(h)) {
     close_after_flush();
     co_return;
@@ -560,9 +385,9 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
   }
   auto r_origin = co_await origin_->receive(kHandshakeStream, timeout);
   auto r_target = co_await target_->receive(kHandshakeStream, timeout);
-  if (closed_) co_return;
+  if (closed()) co_return;
   std::optional<cql::Frame>* resp[2] = {&r_origin, &r_target};
-  for (Cluster c : {auth_primary_, secondary}) {
+  for (Cluster c : {primary, secondary}) {
     auto& r = *resp[static_cast<int>(c)];
     if (!r) {
       reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
@@ -589,11 +414,11 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
   const cql::Frame& secondary_resp = **resp[static_cast<int>(secondary)];
   if (secondary_resp.header.opcode == Opcode::kAuthenticate) {
     cql::Reader r(secondary_resp.body);
-    secondary_authenticator_ = cql::AuthenticateMsg::decode(r).authenticator;
+    handshake_.secondary_authenticator = cql::AuthenticateMsg::decode(r).authenticator;
   }
-  const cql::Frame& primary_resp = **resp[static_cast<int>(auth_primary_)];
+  const cql::Frame& primary_resp = **resp[static_cast<int>(primary)];
   if (primary_resp.header.opcode == Opcode::kAuthenticate) {
-    awaiting_auth_ = true;
+    handshake_.authenticating();
     client_writer_.push(client_frame(primary_resp, h.stream));
     switch_client_framing();
     co_return;
@@ -613,48 +438,45 @@ awaitable<void> ClientSession::on_auth_response(const cql::Header& h, Bytes fram
     close_after_flush();
     co_return;
   }
+  // Each cluster gets its own credentials: the other one's come from the configuration.
   Bytes out = frame;
-  if (auto creds = token ? net::Credentials::parse(*token) : std::nullopt) {
-    // The client's credentials are target's (or origin's, see on_startup); each cluster gets
-    // its own: the other one's come from the configuration.
-    const Cluster client_cluster = target_creds_on_client_ ? Cluster::kTarget : Cluster::kOrigin;
-    net::Credentials configured{config_.username(auth_primary_), config_.password(auth_primary_)};
-    if (client_cluster != auth_primary_) {
-      secondary_creds_ = *creds;
-      Bytes body;
-      cql::Writer w(body);
-      w.write_bytes(configured.token());
-      out = with_body(frame, body);
-    }
-    if (client_cluster == config_.secondary()) async_creds_ = *creds;
+  if (auto replaced = handshake_.auth_response(token, config_)) {
+    Bytes body;
+    cql::Writer w(body);
+    w.write_bytes(*replaced);
+    out = with_body(frame, body);
   }
-  Connector& primary = connector_for(auth_primary_);
+  const Cluster primary = handshake_.auth().primary;
   cql::patch_stream(out.data(), kHandshakeStream);
-  auto resp = co_await primary.exchange(std::move(out), timeout);
-  if (closed_) co_return;
+  auto resp = co_await connector_for(primary).exchange(std::move(out), timeout);
+  if (closed()) co_return;
   if (!resp) {
     reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
-                std::string("No answer to AUTH_RESPONSE from ") + cluster_name(auth_primary_));
+                std::string("No answer to AUTH_RESPONSE from ") + cluster_name(primary));
     close_after_flush();
     co_return;
   }
-  if (resp->header.opcode == Opcode::kAuthSuccess) {
-    co_await finish_handshake(h, *resp);
-    co_return;
-  }
-  client_writer_.push(client_frame(*resp, h.stream));
-  if (resp->header.opcode == Opcode::kError) {
-    spdlog::info("Client {} failed to authenticate with {}: {}", client_addr_,
-                 cluster_name(auth_primary_), error_message(*resp));
-    close_after_flush();
+  switch (sasl_answer(resp->header.opcode)) {
+    case SaslAnswer::kFinish:
+      co_await finish_handshake(h, *resp);
+      break;
+    case SaslAnswer::kForward:
+      client_writer_.push(client_frame(*resp, h.stream));
+      break;
+    case SaslAnswer::kFail:
+      client_writer_.push(client_frame(*resp, h.stream));
+      spdlog::info("Client {} failed to authenticate with {}: {}", client_addr_,
+                   cluster_name(primary), error_message(*resp));
+      close_after_flush();
+      break;
   }
 }
 
 awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
                                                 const cql::Frame& final_resp) {
-  const Cluster secondary = other(auth_primary_);
-  if (!secondary_authenticator_.empty()) {
-    if (secondary_creds_.empty()) {
+  const Cluster secondary = other(handshake_.auth().primary);
+  if (!handshake_.secondary_authenticator.empty()) {
+    if (handshake_.auth().secondary.empty()) {
       const std::string p = secondary == Cluster::kOrigin ? "origin" : "target";
       reply_error(h.version, h.stream, cql::ErrorCode::kAuthenticationError,
                   std::string(cluster_name(secondary)) + " requires authentication but " + p +
@@ -663,9 +485,9 @@ awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
       co_return;
     }
     auto r = co_await connector_for(secondary).authenticate(
-        secondary_authenticator_, secondary_creds_, kHandshakeStream,
+        handshake_.secondary_authenticator, handshake_.auth().secondary, kHandshakeStream,
         std::chrono::milliseconds(config_.proxy_request_timeout_ms));
-    if (closed_) co_return;
+    if (closed()) co_return;
     if (!r || r->header.opcode != Opcode::kAuthSuccess) {
       spdlog::warn("Secondary ({}) handshake for client {} failed: {}", cluster_name(secondary),
                    client_addr_, r ? error_message(*r) : "no answer");
@@ -681,8 +503,7 @@ awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
   }
   client_writer_.push(client_frame(final_resp, h.stream));
   if (final_resp.header.opcode == Opcode::kReady) switch_client_framing();
-  awaiting_auth_ = false;
-  ready_ = true;
+  handshake_.completed();
   spdlog::info("Handshake successful with client {} (ProtocolVersion {}, Compression: {})",
                client_addr_, version_name(version_), cql::compression_name(compression_));
   auto self = shared_from_this();
@@ -691,62 +512,9 @@ awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
         ioc_, k->read_loop(self, static_cast<std::size_t>(config_.response_read_buffer_size_bytes)),
         asio::detached);
   }
-  if (config_.read_mode == ReadMode::kDualAsyncOnSecondary) start_async_connector();
-}
-
-void ClientSession::start_async_connector() {
-  // The async connector replays the client's handshake on the secondary (reference §2).
-  const Cluster sec = config_.secondary();
-  async_ =
-      std::make_shared<Connector>(ioc_, Connector::Role::kAsync, sec, config_.proxy_max_stream_ids);
-  async_->session = shared_from_this();
-  asio::co_spawn(
-      ioc_,
-      [self = shared_from_this(), k = async_, sec]() -> awaitable<void> {
-        const auto timeout = std::chrono::milliseconds(self->config_.async_handshake_timeout_ms);
-        std::string why;
-        tcp::endpoint ep;
-        try {
-          ep = self->shared_.cc(sec).pick_node();
-        } catch (const std::exception& e) {
-          why = e.what();
-        }
-        auto hop = self->shared_.cc(sec).hop();
-        hop.connect_timeout = timeout;
-        if (why.empty() && co_await k->open(ep, ep.address().to_string(), hop, why)) {
-          k->metrics = &self->shared_.metrics.node("async", k->node());
-          k->set_protocol(self->version_, self->compression_);
-          Bytes startup = self->startup_frame_;
-          cql::patch_stream(startup.data(), kHandshakeStream);
-          auto r = co_await k->exchange(std::move(startup), timeout);
-          if (r && r->header.opcode == Opcode::kAuthenticate) {
-            cql::Reader rd(r->body);
-            std::string authenticator = cql::AuthenticateMsg::decode(rd).authenticator;
-            r = co_await k->authenticate(authenticator, self->async_creds_, kHandshakeStream,
-                                         timeout);
-          }
-          if (r &&
-              (r->header.opcode == Opcode::kReady || r->header.opcode == Opcode::kAuthSuccess)) {
-            if (self->closed_) co_return;
-            k->metrics->connections->add();
-            self->async_ready_ = true;
-            co_await k->read_loop(
-                self, static_cast<std::size_t>(self->config_.response_read_buffer_size_bytes));
-            co_return;
-          }
-          why = r ? (r->header.opcode == Opcode::kError ? error_message(*r)
-                                                        : cql::opcode_name(r->header.opcode))
-                  : "no answer within " + std::to_string(timeout.count()) + " ms";
-        }
-        if (k->metrics) k->metrics->failed_connections->inc();
-        k->close();
-        if (!self->closed_)
-          spdlog::warn(
-              "Async connector to {} for client {} failed: {}; async reads disabled for this "
-              "connection",
-              cluster_name(sec), self->client_addr_, why);
-      },
-      asio::detached);
+  // The async connector replays the client's handshake on the secondary.
+  if (config_.read_mode == ReadMode::kDualAsyncOnSecondary)
+    async_.start(self, version_, compression_, handshake_.startup_frame(), handshake_.auth().async);
 }
 
 void ClientSession::watch_writer(net::FrameWriter& w, asio::steady_timer& resume) {
@@ -758,7 +526,7 @@ awaitable<void> ClientSession::clusters_writable() {
   auto full = [this] {
     return (origin_ && origin_->writer().full()) || (target_ && target_->writer().full());
   };
-  while (full() && !closed_) {
+  while (full() && !closed()) {
     boost::system::error_code ec;
     client_resume_.expires_at(std::chrono::steady_clock::time_point::max());
     co_await client_resume_.async_wait(nothrow(ec));
@@ -766,7 +534,7 @@ awaitable<void> ClientSession::clusters_writable() {
 }
 
 awaitable<void> ClientSession::client_writable() {
-  while (client_writer_.full() && !closed_) {
+  while (client_writer_.full() && !closed()) {
     boost::system::error_code ec;
     cluster_resume_.expires_at(std::chrono::steady_clock::time_point::max());
     co_await cluster_resume_.async_wait(nothrow(ec));
@@ -775,56 +543,39 @@ awaitable<void> ClientSession::client_writable() {
 
 awaitable<void> ClientSession::reserve_for_large_frame() {
   auto len = client_frames_.pending_length();
-  if (!len || *len <= kLargeFrame || reserved_ >= *len) co_return;
-  release_reservation();
+  if (!len || *len <= FrameBudget::kLargeFrame || budget_.reserved() >= *len) co_return;
   const auto budget = static_cast<std::size_t>(config_.proxy_max_inflight_frame_bytes);
-  asio::steady_timer wait(ioc_);
-  // The wait ends: the budget frees up as other sessions pass their frames on (they already
-  // hold their reservations and keep reading), or the request times out.
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(config_.proxy_request_timeout_ms);
-  while (worker_large_frame_bytes + *len > budget && worker_large_frame_bytes > 0 && !closed_) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      spdlog::warn(
-          "Closing client {}: its {}-byte frame did not fit in the worker's memory "
-          "budget (proxy_max_inflight_frame_bytes {}) within {} ms",
-          client_addr_, *len, budget, config_.proxy_request_timeout_ms);
-      shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
-      close();
-      co_return;
-    }
-    boost::system::error_code ec;
-    wait.expires_after(std::chrono::milliseconds(10));
-    co_await wait.async_wait(nothrow(ec));
+  const auto timeout = std::chrono::milliseconds(config_.proxy_request_timeout_ms);
+  if (!co_await budget_.reserve(ioc_, *len, budget, timeout, [this] { return closed(); })) {
+    spdlog::warn(
+        "Closing client {}: its {}-byte frame did not fit in the worker's memory "
+        "budget (proxy_max_inflight_frame_bytes {}) within {} ms",
+        client_addr_, *len, budget, config_.proxy_request_timeout_ms);
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
+    close();
   }
-  reserved_ = *len;
-  worker_large_frame_bytes += reserved_;
-}
-
-void ClientSession::release_reservation() {
-  worker_large_frame_bytes -= reserved_;
-  reserved_ = 0;
 }
 
 void ClientSession::push_event(const cql::EventMsg& event) {
-  if (closed_ || !ready_ || std::find(events_.begin(), events_.end(), event.type) == events_.end())
+  if (closed() || !handshake_.ready() ||
+      std::find(events_.begin(), events_.end(), event.type) == events_.end())
     return;
   client_writer_.push(cql::encode_message(version_, true, -1, Opcode::kEvent, event));
 }
 
 void ClientSession::drain() {
-  if (draining_ || closed_) return;
-  draining_ = true;
+  if (life_ != Lifecycle::kOpen) return;
+  life_ = Lifecycle::kDraining;
   boost::system::error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_receive, ec);
 }
 
 void ClientSession::close_after_flush() {
-  if (closing_ || closed_) return;
-  closing_ = true;
+  if (life_ == Lifecycle::kClosing || life_ == Lifecycle::kClosed) return;
+  life_ = Lifecycle::kClosing;
   boost::system::error_code ec;
   client_.socket().shutdown(tcp::socket::shutdown_receive, ec);
-  if (!ready_) {
+  if (!handshake_.ready()) {
     // Nothing is in flight before the handshake completes: the cluster connections go now.
     for (auto* k : {origin_.get(), target_.get()})
       if (k) k->close();
@@ -845,97 +596,6 @@ void ClientSession::reply_error(uint8_t version, int16_t stream, cql::ErrorCode 
   client_writer_.push(cql::encode_error(version, stream, code, std::move(message)));
 }
 
-void ClientSession::answer_local(const cql::Header& h, LocalTable table,
-                                 const cql::StatementInfo& info, std::string_view query,
-                                 const cql::QueryParameters* params) {
-  auto snap = shared_.cc(config_.system_queries_mode).snapshot();
-  if (!snap) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
-                std::string("ZDM proxy has no ") + cluster_name(config_.system_queries_mode) +
-                    " topology yet");
-    return;
-  }
-  std::optional<SystemFilter> filter;
-  std::optional<Bytes> value;
-  try {
-    filter = parse_system_filter(query);
-    if (filter && filter->marker < 0) {
-      value = filter_value(filter->column, filter->literal);
-    } else if (filter && params &&
-               static_cast<std::size_t>(filter->marker) < params->values.size()) {
-      value = params->values[static_cast<std::size_t>(filter->marker)].bytes;
-    }
-  } catch (const std::invalid_argument& e) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kInvalid, e.what());
-    return;
-  }
-  auto answer = answer_system_select(table, info, *snap, *shared_.topology(),
-                                     filter ? filter->column : "", value);
-  if (auto* rows = std::get_if<cql::RowsResult>(&answer)) {
-    if (params && (params->flags & cql::query_flag::kSkipMetadata))
-      rows->metadata.flags |= cql::rows_flag::kNoMetadata;
-    cql::ResultMsg msg{std::move(*rows)};
-    client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kResult, msg));
-  } else {
-    client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError,
-                                            std::get<cql::ErrorMsg>(answer)));
-  }
-}
-
-void ClientSession::prepare_local(const cql::Header& h, LocalTable table,
-                                  const cql::StatementInfo& info, const std::string& query) {
-  auto snap = shared_.cc(config_.system_queries_mode).snapshot();
-  if (!snap) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kServerError, "ZDM proxy has no topology yet");
-    return;
-  }
-  // Prepared by the proxy itself (ZDM: id = md5(query + keyspace)); EXECUTEs answered here.
-  auto answer = answer_system_select(table, info, *snap, *shared_.topology());
-  if (auto* e = std::get_if<cql::ErrorMsg>(&answer)) {
-    client_writer_.push(cql::encode_message(h.version, true, h.stream, Opcode::kError, *e));
-    return;
-  }
-  cql::PreparedResult pr;
-  pr.id = md5(query + keyspace_);
-  pr.result_metadata = std::get<cql::RowsResult>(answer).metadata;
-  std::string spec;
-  for (const auto& c : pr.result_metadata.columns) spec += c.name + ";";
-  pr.result_metadata_id = md5(spec);
-  std::optional<SystemFilter> filter;
-  try {
-    filter = parse_system_filter(query);
-  } catch (const std::invalid_argument& e) {
-    reply_error(h.version, h.stream, cql::ErrorCode::kInvalid, e.what());
-    return;
-  }
-  if (filter && filter->marker >= 0) {
-    const bool inet = filter->column == "peer" || filter->column.ends_with("address");
-    pr.metadata.columns.push_back(cql::ColumnSpec{
-        "system", table == LocalTable::kSystemLocal ? "local" : "peers", filter->column,
-        cql::DataType::of(inet ? cql::TypeId::kInet : cql::TypeId::kVarchar)});
-    if (filter->column == "peer" || filter->column == "key") pr.metadata.pk_indices = {0};
-  }
-  shared_.prepared.put_local(pr.id, LocalStatement{table, info, query});
-  client_writer_.push(
-      cql::encode_message(h.version, true, h.stream, Opcode::kResult, cql::ResultMsg{pr}));
-}
-
-void ClientSession::route_traces(std::string_view query, Decision& d) {
-  auto id = uuid_in(query);
-  if (!id) return;
-  for (auto it = traced_.rbegin(); it != traced_.rend(); ++it) {
-    if (it->first != *id) continue;
-    d.destination = only(it->second);
-    d.metric = read_metric(it->second);
-    return;
-  }
-}
-
-void ClientSession::Request::set_body(const Bytes& b) {
-  frame = with_body(frame, b);
-  body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
-}
-
 void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
   if (h.stream < 0) {
     reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
@@ -947,45 +607,9 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
     client_writer_.push(supported_frame(h));
     return;
   }
-  Request req;
-  req.h = h;
-  req.frame = std::move(frame);
+  Routed routed;
   try {
-    req.body = net::frame_body(req.frame, compression_, scratch_);
-    cql::Reader r(req.body);
-    cql::skip_request_prefix(r, h.flags);
-    req.prefix_end = r.position();
-    bool forward = true;
-    switch (h.opcode) {
-      case Opcode::kQuery:
-        forward = route_query(req);
-        break;
-      case Opcode::kPrepare:
-        forward = route_prepare(req);
-        break;
-      case Opcode::kExecute:
-        forward = route_execute(req);
-        break;
-      case Opcode::kBatch:
-        forward = route_batch(req);
-        break;
-      case Opcode::kRegister:
-        for (auto& e : cql::RegisterMsg::decode(r).events)
-          if (e == "TOPOLOGY_CHANGE" || e == "STATUS_CHANGE") events_.push_back(std::move(e));
-        registered_ = true;
-        req.d = route_opcode(h.opcode, config_);
-        break;
-      case Opcode::kStartup:
-      case Opcode::kAuthResponse:
-        reply_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
-                    "Unexpected message " + cql::opcode_name(h.opcode) +
-                        ", the connection is already initialized");
-        return;
-      default:
-        req.d = route_opcode(h.opcode, config_);
-        break;
-    }
-    if (!forward) return;
+    routed = router_.route(h, std::move(frame), compression_, scratch_, keyspace_);
   } catch (const cql::ProtocolError& e) {
     spdlog::warn("Malformed {} from client {}: {}; closing the connection",
                  cql::opcode_name(h.opcode), client_addr_, e.what());
@@ -994,153 +618,15 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
     close_after_flush();
     return;
   }
-  PendingRequest& p = req.p;
-  p.header = h;
-  p.client_stream = h.stream;
-  p.opcode = h.opcode;
-  p.version = h.version;
-  p.decision = req.d;
-  p.start = std::chrono::steady_clock::now();
-  dispatch(Outgoing{std::move(req.frame), std::move(req.target_frame), std::move(req.p)});
-}
-
-bool ClientSession::route_query(Request& req) {
-  const cql::Header& h = req.h;
-  cql::Reader r(req.body);
-  r.read_raw(req.prefix_end);
-  std::string query = r.read_long_string();
-  auto info = cql::classify(query);
-  req.d = route_statement(info, keyspace_, config_);
-  if (req.d.destination == Destination::kLocal) {
-    answer_local(h, req.d.local, info, query, nullptr);
-    return false;
+  if (routed.registered) {
+    for (auto& e : routed.events) events_.push_back(std::move(e));
+    registered_ = true;
   }
-  if (info.keyspace == "system_traces") route_traces(query, req.d);
-  // One value of now()/uuid() and one write timestamp for both clusters; the common case (a
-  // timestamp from the driver, no call) costs two byte scans.
-  if (info.is_write() &&
-      (may_have_calls(query) || !has_default_timestamp(req.body, r.position(), h.version))) {
-    auto scan = cql::scan_statement(query);
-    if (auto nb = rewrite_query(req.body, req.prefix_end, h.version, scan, write_timestamp_us()))
-      req.set_body(*nb);
+  if (routed.out) {
+    dispatch(std::move(*routed.out));
+  } else if (!routed.answer.empty()) {
+    client_writer_.push(std::move(routed.answer));
   }
-  return true;
-}
-
-bool ClientSession::route_prepare(Request& req) {
-  const cql::Header& h = req.h;
-  cql::Reader r(req.body);
-  r.read_raw(req.prefix_end);
-  auto prep = cql::PrepareMsg::decode(r, h.version);
-  auto info = cql::classify(prep.query);
-  if (info.is_write()) {
-    auto scan = cql::scan_statement(prep.query);
-    req.p.plan = plan_write(scan, config_.replace_cql_functions);
-    if (!req.p.plan.generated.empty()) {
-      // Both clusters prepare the calls as bind markers; the proxy fills them in.
-      prep.query = cql::calls_to_markers(prep.query, scan);
-      Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
-      cql::Writer w(nb);
-      prep.encode(w, h.version);
-      req.set_body(nb);
-    }
-  }
-  req.p.query = prep.query;
-  req.p.execute_decision = route_statement(info, keyspace_, config_);
-  if (req.p.execute_decision.destination == Destination::kLocal) {
-    prepare_local(h, req.p.execute_decision.local, info, prep.query);
-    return false;
-  }
-  req.d = Decision{Destination::kBoth, false, RequestType::kNone, LocalTable::kNone};
-  return true;
-}
-
-bool ClientSession::route_execute(Request& req) {
-  const cql::Header& h = req.h;
-  cql::Reader r(req.body);
-  r.read_raw(req.prefix_end);
-  const cql::BytesView id = r.read_short_bytes_view();
-  if (auto local = shared_.prepared.local(id)) {
-    cql::Reader er(req.body);
-    er.read_raw(req.prefix_end);
-    auto exec = cql::ExecuteMsg::decode(er, h.version);
-    answer_local(h, local->table, local->info, local->query, &exec.params);
-    return false;
-  }
-  auto entry = shared_.prepared.by_origin_id(id);
-  if (!entry) {
-    shared_.metrics.pscache_miss().inc();
-    client_writer_.push(cql::encode_message(
-        h.version, true, h.stream, Opcode::kError,
-        cql::ErrorMsg::unprepared("Prepared query with ID " + std::to_string(id.size()) +
-                                      "-byte id not found in ZDM proxy cache",
-                                  id)));
-    return false;
-  }
-  req.d = entry->decision;
-  req.p.origin_prepared_id.assign(id.begin(), id.end());
-  if (auto nb =
-          rewrite_execute(req.body, req.prefix_end, h.version, entry->plan, write_timestamp_us()))
-    req.set_body(*nb);
-  const Decision& d = req.d;
-  const bool target_needed = d.destination == Destination::kTarget ||
-                             d.destination == Destination::kBoth ||
-                             (d.async_mirror && config_.secondary() == Cluster::kTarget);
-  if (!target_needed) return true;
-  // Target's copy carries target's prepared id (and, v5, target's result metadata id).
-  cql::Reader t(req.body);
-  t.read_raw(req.prefix_end);
-  t.read_short_bytes_view();
-  if (cql::uses_result_metadata_id(h.version)) t.read_short_bytes_view();
-  const std::size_t rest = t.position();
-  Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
-  cql::Writer w(nb);
-  w.write_short_bytes(entry->target_id);
-  if (cql::uses_result_metadata_id(h.version))
-    w.write_short_bytes(entry->target_result_metadata_id);
-  nb.insert(nb.end(), req.body.begin() + static_cast<std::ptrdiff_t>(rest), req.body.end());
-  req.target_frame = with_body(req.frame, nb);
-  return true;
-}
-
-bool ClientSession::route_batch(Request& req) {
-  const cql::Header& h = req.h;
-  std::vector<std::shared_ptr<const PreparedEntry>> entries;
-  auto plan_of = [&](const Bytes& id) -> const WritePlan* {
-    auto e = shared_.prepared.by_origin_id(id);
-    if (!e) return nullptr;
-    entries.push_back(e);
-    return &e->plan;
-  };
-  if (auto nb = rewrite_batch(req.body, req.prefix_end, h.version, plan_of, write_timestamp_us()))
-    req.set_body(*nb);
-  cql::Reader r(req.body);
-  r.read_raw(req.prefix_end);
-  auto batch = cql::BatchMsg::decode(r, h.version);
-  req.d = route_opcode(Opcode::kBatch, config_);
-  bool any_prepared = false;
-  for (auto& child : batch.children) {
-    if (!child.prepared) continue;
-    auto entry = shared_.prepared.by_origin_id(child.id);
-    if (!entry) {
-      shared_.metrics.pscache_miss().inc();
-      client_writer_.push(cql::encode_message(
-          h.version, true, h.stream, Opcode::kError,
-          cql::ErrorMsg::unprepared("Prepared query in BATCH not found in ZDM proxy cache",
-                                    child.id)));
-      return false;
-    }
-    if (req.p.origin_prepared_id.empty()) req.p.origin_prepared_id = child.id;
-    child.id = entry->target_id;
-    any_prepared = true;
-  }
-  if (any_prepared) {
-    Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
-    cql::Writer w(nb);
-    batch.encode(w, h.version);
-    req.target_frame = with_body(req.frame, nb);
-  }
-  return true;
 }
 
 void ClientSession::dispatch(Outgoing o) {
@@ -1158,7 +644,7 @@ void ClientSession::dispatch(Outgoing o) {
 }
 
 void ClientSession::send_waiting() {
-  while (!waiting_.empty() && !closed_ && try_send(waiting_.front())) waiting_.pop_front();
+  while (!waiting_.empty() && !closed() && try_send(waiting_.front())) waiting_.pop_front();
 }
 
 bool ClientSession::try_send(Outgoing& o) {
@@ -1178,21 +664,9 @@ bool ClientSession::try_send(Outgoing& o) {
     return false;
   }
   ++next_request_id_;
-  if (d.async_mirror && async_ && async_ready_) {
-    if (async_started_.size() >=
-        static_cast<std::size_t>(config_.async_connector_write_queue_size_frames)) {
-      // Bounded: a slow secondary must not grow memory; the mirrored read is dropped.
-      if (async_->metrics) async_->metrics->requests_failed["other"]->inc();
-    } else if (auto s = async_->acquire(id | kAsyncBit)) {
-      Cluster sec = config_.secondary();
-      Bytes copy = (sec == Cluster::kTarget && o.target_frame) ? *o.target_frame : o.frame;
-      cql::patch_stream(copy.data(), *s);
-      AsyncRequest& r = async_started_[id];
-      r = AsyncRequest{p.start, d.metric, {}, false};
-      if (p.opcode == Opcode::kExecute) r.execute = copy;
-      async_->send(std::move(copy));
-      if (async_->metrics) async_->metrics->inflight->add();
-    }
+  if (d.async_mirror && async_.ready()) {
+    const bool target_copy = config_.secondary() == Cluster::kTarget && o.target_frame;
+    async_.mirror(id, target_copy ? *o.target_frame : o.frame, p.opcode, p.start, d.metric);
   }
   if (to_target) {
     Bytes tf =
@@ -1204,38 +678,29 @@ bool ClientSession::try_send(Outgoing& o) {
     cql::patch_stream(o.frame.data(), *so);
     origin_->send(std::move(o.frame));
   }
-  p.expected[0] = to_origin;
-  p.expected[1] = to_target;
-  if (d.metric != RequestType::kNone) shared_.metrics.inflight(d.metric).add();
+  p.sent(shared_.metrics, to_origin, to_target);
   shared_.inflight++;
   pending_.emplace(id, std::move(p));
   return true;
 }
 
 void ClientSession::fail_pending(Cluster c) {
-  const int ci = static_cast<int>(c);
-  for (auto& [id, p] : pending_) {
-    if (!p.expected[ci] || p.received[ci] || p.decision.metric == RequestType::kNone) continue;
-    if (p.decision.metric == RequestType::kWrites) {
-      const bool other_failed = p.expected[1 - ci] && p.received[1 - ci] &&
-                                frame_opcode(p.responses[1 - ci]) == Opcode::kError;
-      if (other_failed) {
-        shared_.metrics.failed_writes_both().inc();
-      } else if (c == Cluster::kOrigin) {
-        shared_.metrics.failed_writes_origin().inc();
-      } else {
-        shared_.metrics.failed_writes_target().inc();
-      }
-    } else {
-      shared_.metrics.failed_reads(c).inc();
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (!it->second.awaits(c)) {
+      ++it;
+      continue;
     }
+    it->second.lost(shared_.metrics, c, config_.primary_cluster);
+    shared_.inflight--;
+    it = pending_.erase(it);
   }
   shared_.cc(c).check_now();
 }
 
 void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame) {
   if (h.stream < 0) {
-    // Events: only SCHEMA_CHANGE from origin reaches the client (reference §1 "Events").
+    // Events: only SCHEMA_CHANGE from origin reaches the client (as with ZDM; topology and
+    // status events are the proxy's own, see push_event).
     if (from.role() != Connector::Role::kOrigin || !registered_ || h.opcode != Opcode::kEvent)
       return;
     try {
@@ -1245,11 +710,11 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     }
     return;
   }
-  const uint64_t id = from.release(h.stream);
   if (from.role() == Connector::Role::kAsync) {
-    on_async_frame(from, id & ~kAsyncBit, h, std::move(frame));
+    async_.on_frame(from, h, std::move(frame));
     return;
   }
+  const uint64_t id = from.release(h.stream);
   auto it = pending_.find(id);
   if (it == pending_.end()) {
     // The late answer to a request that timed out: its stream id is free again.
@@ -1258,83 +723,12 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     return;
   }
   PendingRequest& p = it->second;
-  const int c = static_cast<int>(from.cluster());
-  if (from.metrics && p.decision.metric != RequestType::kNone) {
-    double secs = seconds_since(p.start);
-    (p.decision.metric == RequestType::kWrites ? from.metrics->writes : from.metrics->reads)
-        ->observe(secs);
-    if (h.opcode == Opcode::kError)
-      from.metrics->requests_failed[error_label(error_code_of(frame, compression_))]->inc();
-  }
-  p.responses[c] = std::move(frame);
-  p.received[c] = true;
-  if ((p.expected[0] && !p.received[0]) || (p.expected[1] && !p.received[1])) return;
-  complete(id, p);
+  if (!p.answer(from.cluster(), std::move(frame), from.metrics, compression_)) return;
+  complete(p);
   pending_.erase(it);
   shared_.inflight--;
   if (!waiting_.empty()) send_waiting();
-  if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
-}
-
-void ClientSession::on_async_frame(Connector& from, uint64_t id, const cql::Header& h,
-                                   Bytes frame) {
-  auto it = async_started_.find(id);
-  if (it == async_started_.end()) return;
-  AsyncRequest& r = it->second;
-  if (r.repreparing) {
-    // The answer to our PREPARE: retry the mirrored EXECUTE once, whatever it said.
-    r.repreparing = false;
-    if (h.opcode == Opcode::kResult) {
-      if (auto s = from.acquire(id | kAsyncBit)) {
-        Bytes retry = std::move(r.execute);
-        r.execute.clear();
-        cql::patch_stream(retry.data(), *s);
-        from.send(std::move(retry));
-        return;
-      }
-    }
-  } else if (h.opcode == Opcode::kError && !r.execute.empty() &&
-             error_code_of(frame, compression_) ==
-                 static_cast<int32_t>(cql::ErrorCode::kUnprepared) &&
-             reprepare_async(id, r, frame)) {
-    return;
-  }
-  if (from.metrics) {
-    from.metrics->inflight->sub();
-    // Only requests the proxy tracks (reads, USE) count; OPTIONS heartbeats do not.
-    if (r.metric != RequestType::kNone) {
-      from.metrics->reads->observe(seconds_since(r.start));
-      if (h.opcode == Opcode::kError)
-        from.metrics->requests_failed[error_label(error_code_of(frame, compression_))]->inc();
-    }
-  }
-  async_started_.erase(it);
-}
-
-bool ClientSession::reprepare_async(uint64_t id, AsyncRequest& r, const Bytes& error_frame) {
-  std::shared_ptr<const PreparedEntry> entry;
-  try {
-    Bytes scratch;
-    cql::Reader rd = response_reader(error_frame, compression_, scratch);
-    Bytes unknown = cql::ErrorMsg::decode(rd).unprepared_id();
-    entry = shared_.prepared.by_origin_id(unknown);
-    if (!entry)
-      if (auto origin_id = shared_.prepared.origin_id_for_target(unknown))
-        entry = shared_.prepared.by_origin_id(*origin_id);
-  } catch (const cql::ProtocolError&) {
-    return false;
-  }
-  if (!entry) return false;
-  auto s = async_->acquire(id | kAsyncBit);
-  if (!s) return false;
-  cql::PrepareMsg prep;
-  prep.query = entry->query;
-  if (cql::uses_keyspace_flag(version_)) prep.keyspace = entry->keyspace;
-  async_->send(cql::encode_message(version_, false, *s, Opcode::kPrepare, prep));
-  r.repreparing = true;
-  spdlog::debug("Async connector: statement unprepared on {}; re-preparing and retrying once",
-                async_->node());
-  return true;
+  if (winding_down() && pending_.empty() && waiting_.empty()) drained_.cancel();
 }
 
 void ClientSession::cache_prepared(PendingRequest& p, Bytes& resp) {
@@ -1366,42 +760,22 @@ void ClientSession::cache_prepared(PendingRequest& p, Bytes& resp) {
   }
 }
 
-void ClientSession::complete(uint64_t, PendingRequest& p) {
+void ClientSession::complete(PendingRequest& p) {
   const bool both = p.expected[0] && p.expected[1];
-  const bool err[2] = {p.expected[0] && frame_opcode(p.responses[0]) == Opcode::kError,
-                       p.expected[1] && frame_opcode(p.responses[1]) == Opcode::kError};
-  const Aggregate a =
-      aggregate(p.expected, err, p.opcode, p.decision.metric, config_.primary_cluster);
-  const Cluster chosen = a.chosen;
-  switch (a.failed_write) {
-    case Aggregate::FailedWrite::kBoth:
-      shared_.metrics.failed_writes_both().inc();
-      break;
-    case Aggregate::FailedWrite::kOrigin:
-      shared_.metrics.failed_writes_origin().inc();
-      break;
-    case Aggregate::FailedWrite::kTarget:
-      shared_.metrics.failed_writes_target().inc();
-      break;
-    case Aggregate::FailedWrite::kNone:
-      break;
-  }
-  if (a.failed_read) shared_.metrics.failed_reads(chosen).inc();
+  const Outcome o = p.answered(shared_.metrics, config_.primary_cluster);
+  const bool* err = o.error;
+  const Cluster chosen = o.chosen;
   Bytes resp = std::move(p.responses[static_cast<int>(chosen)]);
   try {
     if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) cache_prepared(p, resp);
     if (err[static_cast<int>(chosen)] && chosen == Cluster::kTarget &&
-        !p.origin_prepared_id.empty() &&
-        error_code_of(resp, compression_) == static_cast<int32_t>(cql::ErrorCode::kUnprepared)) {
-      // The client only knows origin ids (reference §2 "Prepared ids"): target's id of the
-      // statement target does not know (the right child of a BATCH) maps back to origin's.
-      cql::Reader rd = response_reader(resp, compression_, scratch_);
-      Bytes target_id = cql::ErrorMsg::decode(rd).unprepared_id();
-      Bytes origin_id =
-          shared_.prepared.origin_id_for_target(target_id).value_or(p.origin_prepared_id);
-      resp = cql::encode_message(
-          p.version, true, 0, Opcode::kError,
-          cql::ErrorMsg::unprepared("Prepared statement unknown on TARGET", origin_id));
+        !p.origin_prepared_id.empty()) {
+      // The client only knows origin ids: target's id of the statement target does not know
+      // (the right child of a BATCH) maps back to origin's.
+      auto origin_id_of = [&](BytesView id) { return shared_.prepared.origin_id_for_target(id); };
+      if (auto mapped = unprepared_for_client(resp, compression_, p.version, p.origin_prepared_id,
+                                              origin_id_of, scratch_))
+        resp = std::move(*mapped);
     }
     if (frame_opcode(resp) == Opcode::kResult) {
       cql::Reader r = response_reader(resp, compression_, scratch_);
@@ -1413,18 +787,7 @@ void ClientSession::complete(uint64_t, PendingRequest& p) {
   }
   if (std::to_integer<uint8_t>(resp[1]) & cql::flag::kTracing) {
     // Traced: its session id leads later system_traces reads to this cluster.
-    try {
-      BytesView b = net::frame_body(resp, compression_, scratch_);
-      if (b.size() >= 16) {
-        traced_.emplace_back(Bytes(b.begin(), b.begin() + 16), chosen);
-        if (traced_.size() > 256) traced_.pop_front();
-      }
-    } catch (const cql::ProtocolError&) {
-    }
-  }
-  if (p.decision.metric != RequestType::kNone) {
-    shared_.metrics.request_duration(p.decision.metric).observe(seconds_since(p.start));
-    shared_.metrics.inflight(p.decision.metric).sub();
+    traces_.record(resp, compression_, scratch_, chosen);
   }
   reply(std::move(resp), p.client_stream);
 }
@@ -1435,25 +798,13 @@ void ClientSession::time_out(const PendingRequest& p) {
   spdlog::warn("Request {} on stream {} from client {} timed out after {} ms",
                cql::opcode_name(p.opcode), p.client_stream, client_addr_,
                config_.proxy_request_timeout_ms);
-  const bool unanswered[2] = {p.expected[0] && !p.received[0], p.expected[1] && !p.received[1]};
-  for (int c = 0; c < 2; ++c) {
-    Connector* k = c == 0 ? origin_.get() : target_.get();
-    if (!unanswered[c] || !k) continue;
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
+    Connector* k = connector(c);
+    if (!p.awaits(c) || !k) continue;
     ++k->unanswered;
     if (k->metrics) k->metrics->requests_failed["client_timeout"]->inc();
   }
-  if (p.decision.metric == RequestType::kWrites) {
-    if (unanswered[0] && unanswered[1]) {
-      shared_.metrics.failed_writes_both().inc();
-    } else {
-      (unanswered[0] ? shared_.metrics.failed_writes_origin()
-                     : shared_.metrics.failed_writes_target())
-          .inc();
-    }
-  } else if (p.decision.metric != RequestType::kNone) {
-    shared_.metrics.failed_reads(unanswered[0] ? Cluster::kOrigin : Cluster::kTarget).inc();
-  }
-  if (p.decision.metric != RequestType::kNone) shared_.metrics.inflight(p.decision.metric).sub();
+  p.timed_out(shared_.metrics, config_.primary_cluster);
   shared_.inflight--;
 }
 
@@ -1465,9 +816,7 @@ void ClientSession::sweep_timeouts() {
   for (auto it = pending_.begin(); it != pending_.end();) {
     const PendingRequest& p = it->second;
     for (Cluster c : {Cluster::kOrigin, Cluster::kTarget})
-      if (p.expected[static_cast<int>(c)] && !p.received[static_cast<int>(c)] &&
-          p.start < suspicious)
-        shared_.cc(c).check_now();
+      if (p.awaits(c) && p.start < suspicious) shared_.cc(c).check_now();
     if (p.start >= deadline) {
       ++it;
       continue;
@@ -1479,17 +828,7 @@ void ClientSession::sweep_timeouts() {
     shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
     waiting_.pop_front();
   }
-  for (auto it = async_started_.begin(); it != async_started_.end();) {
-    if (it->second.start < deadline) {
-      if (async_ && async_->metrics) {
-        async_->metrics->requests_failed["client_timeout"]->inc();
-        async_->metrics->inflight->sub();
-      }
-      it = async_started_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  async_.sweep(deadline);
   for (Connector* k : {origin_.get(), target_.get()}) {
     if (!k || k->unanswered * 4 <= k->capacity() * 3) continue;
     // Most stream ids wait for answers that do not come: the node is not answering this
@@ -1502,7 +841,8 @@ void ClientSession::sweep_timeouts() {
     close();
     return;
   }
-  if (config_.proxy_idle_timeout_ms > 0 && pending_.empty() && waiting_.empty() && ready_ &&
+  if (config_.proxy_idle_timeout_ms > 0 && pending_.empty() && waiting_.empty() &&
+      handshake_.ready() &&
       now - last_activity_ > std::chrono::milliseconds(config_.proxy_idle_timeout_ms)) {
     spdlog::info("Closing client {}: idle for {} ms (proxy_idle_timeout_ms)", client_addr_,
                  config_.proxy_idle_timeout_ms);
@@ -1510,27 +850,25 @@ void ClientSession::sweep_timeouts() {
     close();
     return;
   }
-  // Idle connections give their buffers back (issue 12: an idle client costs little).
+  // Idle connections give their buffers back: an idle client costs little memory.
   client_frames_.release_if_idle();
   client_writer_.release_if_idle();
-  for (Connector* k : {origin_.get(), target_.get(), async_.get()}) {
+  for (Connector* k : {origin_.get(), target_.get(), async_.connector()}) {
     if (!k) continue;
     k->frames().release_if_idle();
     k->writer().release_if_idle();
   }
-  if ((draining_ || closing_) && pending_.empty() && waiting_.empty()) drained_.cancel();
+  if (winding_down() && pending_.empty() && waiting_.empty()) drained_.cancel();
 }
 
 void ClientSession::on_connector_closed(Connector& c) {
-  if (closed_) return;
+  if (closed()) return;
   if (c.role() == Connector::Role::kAsync) {
-    if (async_ready_ && c.metrics) c.metrics->connections->sub();
-    async_ready_ = false;
-    c.close();
+    async_.on_closed(c);
     return;
   }
-  if (!ready_) return;  // the handshake notices on its own (no answer)
-  if (!draining_ && !closing_) {
+  if (!handshake_.ready()) return;  // the handshake notices on its own (no answer)
+  if (life_ == Lifecycle::kOpen) {
     spdlog::warn("[{}-CONNECTOR] Connection to {} closed; closing client connection {}",
                  cluster_name(c.cluster()), c.node(), client_addr_);
     fail_pending(c.cluster());
@@ -1539,31 +877,28 @@ void ClientSession::on_connector_closed(Connector& c) {
 }
 
 void ClientSession::close() {
-  if (closed_) return;
-  closed_ = true;
+  if (closed()) return;
+  life_ = Lifecycle::kClosed;
   spdlog::info("[CLIENT-CONNECTOR] {} disconnected", client_addr_);
   client_.close();
   client_writer_.close();
-  for (auto* k : {origin_.get(), target_.get(), async_.get()}) {
+  for (auto* k : {origin_.get(), target_.get()}) {
     if (!k) continue;
-    if (k->metrics && (k != async_.get() || async_ready_)) k->metrics->connections->sub();
+    if (k->metrics) k->metrics->connections->sub();
     k->close();
   }
-  async_ready_ = false;
+  async_.close();
   for (auto& [id, p] : pending_) {
-    if (p.decision.metric != RequestType::kNone) shared_.metrics.inflight(p.decision.metric).sub();
+    p.abandoned(shared_.metrics);
     shared_.inflight--;
   }
   pending_.clear();
   waiting_.clear();
-  if (async_ && async_->metrics)
-    for (std::size_t i = 0; i < async_started_.size(); ++i) async_->metrics->inflight->sub();
-  async_started_.clear();
   sweep_timer_.cancel();
   drained_.cancel();
   client_resume_.cancel();
   cluster_resume_.cancel();
-  release_reservation();
+  budget_.release();
 }
 
 }  // namespace zdm::proxy

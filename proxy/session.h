@@ -1,10 +1,10 @@
-// One client connection and its cluster connections (reference/zdm-proxy.md §1 "Connection
-// model"): a connector to an origin node, one to a target node and, in DUAL_ASYNC_ON_SECONDARY,
-// an async connector to the secondary. All of them live on one worker thread's io_context, so
-// nothing here takes a lock. The handshake follows ZDM's rules (§1 "Handshake/auth"): STARTUP
-// to both clusters, the client's SASL exchange with the "primary handshake" cluster, the other
-// cluster (and the async one) authenticated by the proxy before READY/AUTH_SUCCESS reaches the
-// client.
+// One client connection and its cluster connections (ZDM's connection model, datastax/zdm-proxy
+// proxy/pkg/zdmproxy/clienthandler.go): a connector to an origin node, one to a target node and,
+// in DUAL_ASYNC_ON_SECONDARY, an async connector to the secondary (async_mirror.h). All of them
+// live on one worker thread's io_context, so nothing here takes a lock. The session owns its
+// connectors and hears from them through ConnectorListener. The handshake's rules are
+// handshake.h's; a request in flight is a PendingRequest (request.h); prepared ids are
+// translated by prepared_ids.h.
 #pragma once
 
 #include <atomic>
@@ -16,112 +16,23 @@
 #include <unordered_map>
 #include <vector>
 
-#include "proxy/config.h"
-#include "proxy/control_connection.h"
-#include "proxy/metrics.h"
 #include "proxy/asio.h"
-#include "common/net/node_connection.h"
-#include "proxy/prepared_cache.h"
-#include "proxy/rewrite.h"
+#include "proxy/async_mirror.h"
+#include "proxy/config.h"
+#include "proxy/connector.h"
+#include "proxy/frame_budget.h"
+#include "proxy/handshake.h"
+#include "proxy/metrics.h"
+#include "proxy/request.h"
+#include "proxy/request_router.h"
 #include "proxy/router.h"
-#include "proxy/stream_ids.h"
+#include "proxy/shared_state.h"
+#include "proxy/system_queries.h"
 
 namespace zdm::proxy {
 
-/// State shared by every session of the process: immutable config, thread-safe parts only.
-struct SharedState {
-  SharedState(const Config& c, ProxyMetrics& m, PreparedCache& p, ControlConnection& o,
-              ControlConnection& t, VirtualTopology topo, std::shared_ptr<ssl::context> tls)
-      : config(c),
-        metrics(m),
-        prepared(p),
-        origin_cc(o),
-        target_cc(t),
-        client_tls(std::move(tls)),
-        topology_(std::make_shared<const VirtualTopology>(std::move(topo))) {}
-
-  const Config& config;
-  ProxyMetrics& metrics;
-  PreparedCache& prepared;
-  ControlConnection& origin_cc;
-  ControlConnection& target_cc;
-  std::shared_ptr<ssl::context> client_tls;  // TLS from clients; null = plaintext
-  std::atomic<bool> draining{false};
-  std::atomic<int> sessions{0};
-  std::atomic<uint64_t> sessions_ended{0};
-  std::atomic<int64_t> inflight{0};
-
-  ControlConnection& cc(Cluster c) { return c == Cluster::kOrigin ? origin_cc : target_cc; }
-  /// The proxies as virtual nodes, with those leaving (a rolling update in progress) left out.
-  std::shared_ptr<const VirtualTopology> topology() const {
-    std::lock_guard lock(topology_mu_);
-    return topology_;
-  }
-  void set_topology(std::shared_ptr<const VirtualTopology> t) {
-    std::lock_guard lock(topology_mu_);
-    topology_ = std::move(t);
-  }
-
- private:
-  mutable std::mutex topology_mu_;
-  std::shared_ptr<const VirtualTopology> topology_;
-};
-
-class ClientSession;
-
-/// A connection to one cluster node on behalf of one client connection. Stream ids on it are
-/// the proxy's own (client ids are remapped, spec §2.3).
-class Connector : public net::NodeConnection {
- public:
-  enum class Role : uint8_t { kOrigin, kTarget, kAsync };
-
-  Connector(asio::io_context& ioc, Role role, Cluster cluster, int max_stream_ids);
-
-  /// Reads frames and hands them to the session until the socket closes. `buffer_size`: read
-  /// buffer in bytes.
-  awaitable<void> read_loop(std::shared_ptr<ClientSession> session, std::size_t buffer_size);
-
-  /// Takes a free stream id for request `request_id`; nullopt if all are in use.
-  std::optional<int16_t> acquire(uint64_t request_id);
-  /// Frees a stream id and returns the request it belonged to (0 if none).
-  uint64_t release(int16_t stream);
-
-  Role role() const { return role_; }
-  Cluster cluster() const { return cluster_; }
-  std::size_t capacity() const { return ids_.capacity(); }
-  NodeMetrics* metrics = nullptr;
-  std::weak_ptr<ClientSession> session;
-  /// Stream ids held by requests that timed out: freed if their answer ever comes.
-  std::size_t unanswered = 0;
-
- protected:
-  void on_write_error(const net::error_code& ec) override;
-
- private:
-  Role role_;
-  Cluster cluster_;
-  StreamIds ids_;
-};
-
-/// A request in flight: where it went, what came back.
-struct PendingRequest {
-  cql::Header header;
-  int16_t client_stream = 0;
-  cql::Opcode opcode = cql::Opcode::kQuery;
-  uint8_t version = 4;
-  Decision decision;
-  std::chrono::steady_clock::time_point start;
-  cql::Bytes responses[2];  // by Cluster
-  bool expected[2] = {false, false};
-  bool received[2] = {false, false};
-  // PREPARE: what to cache when both succeed. EXECUTE/BATCH: the origin id (for UNPREPARED).
-  std::string query;
-  cql::Bytes origin_prepared_id;
-  Decision execute_decision;
-  WritePlan plan;  // PREPARE of a write: how its EXECUTEs are completed
-};
-
-class ClientSession : public std::enable_shared_from_this<ClientSession> {
+class ClientSession final : public std::enable_shared_from_this<ClientSession>,
+                            public ConnectorListener {
  public:
   ClientSession(asio::io_context& ioc, tcp::socket socket, SharedState& shared);
   ~ClientSession();
@@ -137,12 +48,10 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   /// connection).
   bool watches_topology() const { return !events_.empty(); }
 
-  // Connector callbacks
-  void on_cluster_frame(Connector& from, cql::Header header, cql::Bytes frame);
-  void on_connector_closed(Connector& c);
-  /// Backpressure: returns once the client's write queue is under its high watermark (a client
-  /// that does not read its responses stops the reading of cluster connections).
-  awaitable<void> client_writable();
+  // ConnectorListener: what the session's connectors report.
+  void on_cluster_frame(Connector& from, cql::Header header, cql::Bytes frame) override;
+  void on_connector_closed(Connector& c) override;
+  awaitable<void> client_writable() override;
 
  private:
   awaitable<void> serve();
@@ -155,7 +64,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   awaitable<void> on_auth_response(const cql::Header& h, cql::Bytes frame);
   awaitable<void> finish_handshake(const cql::Header& h, const cql::Frame& final_response);
   awaitable<bool> connect_clusters(const cql::Header& h);
-  void start_async_connector();
   /// Version checks of every client frame; false when the frame was answered and the
   /// connection is to close.
   bool accept_version(const cql::Header& h);
@@ -167,38 +75,16 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
 
   // Requests (after the handshake).
   void on_client_frame(const cql::Header& h, cql::Bytes frame);
-  /// A client request being routed: its frame (and decompressed body), where it goes, and
-  /// target's copy when it differs.
-  struct Request {
-    cql::Header h;
-    cql::Bytes frame;
-    cql::BytesView body;  // message body (custom payload prefix included), decompressed
-    std::size_t prefix_end = 0;
-    Decision d;
-    PendingRequest p;
-    std::optional<cql::Bytes> target_frame;
-    void set_body(const cql::Bytes& b);  // a rewritten body (uncompressed frame)
-  };
-  // Each routes one kind of request; false when it was answered here (nothing to forward).
-  bool route_query(Request& req);
-  bool route_prepare(Request& req);
-  bool route_execute(Request& req);
-  bool route_batch(Request& req);
-  /// A request ready for the clusters.
-  struct Outgoing {
-    cql::Bytes frame;
-    std::optional<cql::Bytes> target_frame;  // when target's differs (prepared ids)
-    PendingRequest pending;
-  };
   /// Sends `o`, or queues it until stream ids free up (a client may have more requests in
   /// flight than a cluster connection has ids: it waits, it does not fail).
   void dispatch(Outgoing o);
   bool try_send(Outgoing& o);
   void send_waiting();
-  /// Counts the requests in flight as failed on `c` (its connection was lost) and asks its
-  /// control connection to check the cluster now.
+  /// Ends the requests in flight that await `c` as failed there (its connection was lost) and
+  /// asks its control connection to check the cluster now.
   void fail_pending(Cluster c);
-  void complete(uint64_t id, PendingRequest& p);
+  /// Every cluster answered `p`: the client gets the aggregated answer.
+  void complete(PendingRequest& p);
   /// Both clusters prepared the statement: the ids go to the cache; the client's PREPARED
   /// `resp` loses the proxy's generated markers.
   void cache_prepared(PendingRequest& p, cql::Bytes& resp);
@@ -207,15 +93,6 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   void time_out(const PendingRequest& p);
   void reply(cql::Bytes frame, int16_t stream);
   void reply_error(uint8_t version, int16_t stream, cql::ErrorCode code, std::string message);
-  /// Answers a query on system.local/peers/peers_v2 (a WHERE col = value applied; `params`:
-  /// an EXECUTE's, for its bound value and skip-metadata flag).
-  void answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
-                    std::string_view query, const cql::QueryParameters* params);
-  void prepare_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
-                     const std::string& query);
-  /// system_traces reads go to the cluster that served the traced request (reference §2: ZDM
-  /// sends them to origin, which breaks tracing after cutover).
-  void route_traces(std::string_view query, Decision& d);
   /// Answers what was queued, then closes (after a fatal protocol or handshake error).
   void close_after_flush();
   void close();
@@ -229,7 +106,8 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   SharedState& shared_;
   const Config& config_;
   std::string client_addr_;
-  std::shared_ptr<Connector> origin_, target_, async_;
+  std::shared_ptr<Connector> origin_, target_;
+  AsyncMirror async_;  // DUAL_ASYNC_ON_SECONDARY: reads mirrored to the secondary
   std::unordered_map<uint64_t, PendingRequest> pending_;
   std::deque<Outgoing> waiting_;                         // for stream ids, oldest first
   std::chrono::steady_clock::time_point last_activity_;  // last frame from the client
@@ -238,44 +116,29 @@ class ClientSession : public std::enable_shared_from_this<ClientSession> {
   cql::Compression compression_ = cql::Compression::kNone;
   cql::Bytes scratch_;  // decompressed bodies, reused
 
-  // Handshake state.
-  cql::Bytes startup_frame_;  // the client's STARTUP, replayed on the async connector
-  Cluster auth_primary_ = Cluster::kOrigin;  // the cluster the client's SASL exchange goes to
-  bool target_creds_on_client_ = true;       // the client's credentials are target's
-  std::string secondary_authenticator_;      // non-empty: the other cluster wants SASL
-  net::Credentials secondary_creds_, async_creds_;
-  bool startup_done_ = false;
-  bool awaiting_auth_ = false;
+  Handshake handshake_;
 
   bool registered_ = false;
   std::vector<std::string> events_;  // TOPOLOGY_CHANGE / STATUS_CHANGE registered for
-  bool ready_ = false;
-  bool draining_ = false;
-  bool closing_ = false;  // flushing before close
-  bool closed_ = false;
-  bool async_ready_ = false;
+  /// Where the connection is in its life: open; draining (drain(): no new requests, those in
+  /// flight answered, then closed); closing (close_after_flush(): the same after a fatal error);
+  /// closed.
+  enum class Lifecycle : uint8_t { kOpen, kDraining, kClosing, kClosed };
+  Lifecycle life_ = Lifecycle::kOpen;
+  bool closed() const { return life_ == Lifecycle::kClosed; }
+  /// Draining or closing: requests in flight are answered, then the connection closes.
+  bool winding_down() const {
+    return life_ == Lifecycle::kDraining || life_ == Lifecycle::kClosing;
+  }
   std::string keyspace_;
-  // Trace session ids of traced responses and the cluster that served each (the last 256).
-  std::deque<std::pair<cql::Bytes, Cluster>> traced_;
-  /// A mirrored request in flight on the async connector.
-  struct AsyncRequest {
-    std::chrono::steady_clock::time_point start;
-    RequestType metric = RequestType::kNone;
-    cql::Bytes execute;        // an EXECUTE, kept to retry it once after re-preparing
-    bool repreparing = false;  // a PREPARE for it is in flight
-  };
-  void on_async_frame(Connector& from, uint64_t id, const cql::Header& h, cql::Bytes frame);
-  /// UNPREPARED on the async connector: PREPAREs the statement there and retries the EXECUTE
-  /// once (reference §2: ZDM only re-prepares). False if it cannot.
-  bool reprepare_async(uint64_t id, AsyncRequest& r, const cql::Bytes& error_frame);
-  std::unordered_map<uint64_t, AsyncRequest> async_started_;
+  TraceRouting traces_;  // system_traces reads go to the cluster that served the traced request
+  RequestRouter router_{shared_, traces_};
   /// Backpressure: waits until no cluster write queue is over its high watermark.
   awaitable<void> clusters_writable();
   /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
   /// its declared size is reserved (waiting while others hold the budget).
   awaitable<void> reserve_for_large_frame();
-  void release_reservation();
-  std::size_t reserved_ = 0;  // bytes of the worker's budget held by this session
+  FrameBudget budget_;  // the worker's memory budget for large frames: this session's share
   void watch_writer(net::FrameWriter& w, asio::steady_timer& resume);
   asio::steady_timer client_resume_;   // a cluster writer drained: the client may be read again
   asio::steady_timer cluster_resume_;  // the client writer drained: clusters may be read again

@@ -1,0 +1,82 @@
+// A client request in flight on the proxy: the clusters it was sent to, their answers, when it
+// started, and how it ended. The session keeps one per request id in its pending map (no other
+// allocation per request). How a request ends is counted in one place, end(): the failed reads
+// and writes (ZDM's zdm_proxy_failed_{reads,writes}_total), its duration and the in-flight
+// gauge, whatever ended it: the answers, a lost cluster connection, the request timeout or the
+// session closing.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/cql/compression.h"
+#include "common/cql/frame.h"
+#include "proxy/metrics.h"
+#include "proxy/rewrite.h"
+#include "proxy/router.h"
+
+namespace zdm::proxy {
+
+/// What the client gets for a request every cluster answered, from PendingRequest::answered().
+struct Outcome {
+  Cluster chosen = Cluster::kOrigin;  // whose answer goes to the client
+  bool error[2] = {false, false};     // by Cluster: an expected cluster answered with an ERROR
+};
+
+struct PendingRequest {
+  int16_t client_stream = 0;  // the client's stream id (spec §2.3)
+  cql::Opcode opcode = cql::Opcode::kQuery;
+  uint8_t version = 4;  // protocol version of the request
+  Decision decision;
+  std::chrono::steady_clock::time_point start;
+  cql::Bytes responses[2];  // whole response frames, by Cluster
+  bool expected[2] = {false, false};
+  bool received[2] = {false, false};
+  // PREPARE: what to cache when both succeed. EXECUTE/BATCH: the origin id (for UNPREPARED).
+  std::string query;
+  cql::Bytes origin_prepared_id;
+  Decision execute_decision;
+  WritePlan plan;  // PREPARE of a write: how its EXECUTEs are completed
+
+  /// The request went to origin and/or target: it counts as in flight (by its metric type).
+  void sent(ProxyMetrics& m, bool to_origin, bool to_target);
+  /// True while `c` owes this request an answer.
+  bool awaits(Cluster c) const {
+    return expected[static_cast<int>(c)] && !received[static_cast<int>(c)];
+  }
+  /// Records `c`'s answer `frame` (a whole response frame; its body compressed with
+  /// `compression` when its flag says so). A tracked request observes the node's latency in
+  /// `node` (seconds) and counts an ERROR by its label. True once no cluster owes an answer.
+  bool answer(Cluster c, cql::Bytes frame, NodeMetrics* node, cql::Compression compression);
+
+  // How the request ended: each counts it once, then the request is dropped from the session.
+
+  /// Every expected cluster answered: which answer the client gets (router.h aggregate(), with
+  /// `primary` the cluster whose answer wins when both succeed); failures counted from the
+  /// ERROR answers, the duration observed.
+  Outcome answered(ProxyMetrics& m, Cluster primary) const;
+  /// `lost`'s connection closed while it owed an answer: counted as failed there (and on the
+  /// other cluster too if that one answered with an ERROR).
+  void lost(ProxyMetrics& m, Cluster lost, Cluster primary) const;
+  /// No answer within proxy_request_timeout_ms: failed on each cluster that owes one.
+  void timed_out(ProxyMetrics& m, Cluster primary) const;
+  /// The session closed with the request in flight: nothing counted as failed.
+  void abandoned(ProxyMetrics& m) const;
+
+ private:
+  /// The one place a request's end is counted: `failed` by Cluster, aggregated as an answer
+  /// with those ERRORs would be; `answered`: the duration is observed.
+  Cluster end(ProxyMetrics& m, const bool failed[2], Cluster primary, bool answered) const;
+};
+
+/// A client request ready for the clusters: the frame origin gets, target's when it differs
+/// (target's prepared ids), and the request as it will be tracked.
+struct Outgoing {
+  cql::Bytes frame;
+  std::optional<cql::Bytes> target_frame;
+  PendingRequest pending;
+};
+
+}  // namespace zdm::proxy

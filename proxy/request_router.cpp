@@ -1,0 +1,197 @@
+#include "proxy/request_router.h"
+
+#include "common/cql/classifier.h"
+#include "common/cql/messages.h"
+#include "common/net/node_connection.h"
+#include "proxy/handshake.h"
+#include "proxy/prepared_ids.h"
+#include "proxy/rewrite.h"
+#include "proxy/wire.h"
+
+namespace zdm::proxy {
+
+using cql::Bytes;
+using cql::BytesView;
+using cql::Opcode;
+
+Bytes RequestRouter::answer_local(const cql::Header& h, LocalTable table,
+                                  const cql::StatementInfo& info, std::string_view query,
+                                  const cql::QueryParameters* params) {
+  auto snapshot = shared_.cc(config_.system_queries_mode).snapshot();
+  return local_select(h, table, info, query, params, snapshot.get(), config_.system_queries_mode,
+                      *shared_.topology());
+}
+
+void RequestRouter::Request::set_body(const Bytes& b) {
+  frame = with_body(frame, b);
+  body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+}
+
+Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression compression,
+                            Bytes& scratch, const std::string& keyspace) {
+  Routed out;
+  Request req;
+  req.h = h;
+  req.frame = std::move(frame);
+  req.body = net::frame_body(req.frame, compression, scratch);
+  cql::Reader r(req.body);
+  cql::skip_request_prefix(r, h.flags);
+  req.prefix_end = r.position();
+  bool forward = true;
+  switch (h.opcode) {
+    case Opcode::kQuery:
+      forward = route_query(req, keyspace, out.answer);
+      break;
+    case Opcode::kPrepare:
+      forward = route_prepare(req, keyspace, out.answer);
+      break;
+    case Opcode::kExecute:
+      forward = route_execute(req, out.answer);
+      break;
+    case Opcode::kBatch:
+      forward = route_batch(req, out.answer);
+      break;
+    case Opcode::kRegister:
+      for (auto& e : cql::RegisterMsg::decode(r).events)
+        if (e == "TOPOLOGY_CHANGE" || e == "STATUS_CHANGE") out.events.push_back(std::move(e));
+      out.registered = true;
+      req.d = route_opcode(h.opcode, config_);
+      break;
+    case Opcode::kStartup:
+    case Opcode::kAuthResponse:
+      out.answer = cql::encode_error(h.version, h.stream, cql::ErrorCode::kProtocolError,
+                                     unexpected_when_ready(h.opcode));
+      return out;
+    default:
+      req.d = route_opcode(h.opcode, config_);
+      break;
+  }
+  if (!forward) return out;
+  PendingRequest& p = req.p;
+  p.client_stream = h.stream;
+  p.opcode = h.opcode;
+  p.version = h.version;
+  p.decision = req.d;
+  p.start = std::chrono::steady_clock::now();
+  out.out.emplace(Outgoing{std::move(req.frame), std::move(req.target_frame), std::move(req.p)});
+  return out;
+}
+
+bool RequestRouter::route_query(Request& req, const std::string& keyspace, Bytes& answer) {
+  const cql::Header& h = req.h;
+  cql::Reader r(req.body);
+  r.read_raw(req.prefix_end);
+  std::string query = r.read_long_string();
+  auto info = cql::classify(query);
+  req.d = route_statement(info, keyspace, config_);
+  if (req.d.destination == Destination::kLocal) {
+    answer = answer_local(h, req.d.local, info, query, nullptr);
+    return false;
+  }
+  if (info.keyspace == "system_traces") traces_.route(query, req.d);
+  // One value of now()/uuid() and one write timestamp for both clusters; the common case (a
+  // timestamp from the driver, no call) costs two byte scans.
+  if (info.is_write() &&
+      (may_have_calls(query) || !has_default_timestamp(req.body, r.position(), h.version))) {
+    auto scan = cql::scan_statement(query);
+    if (auto nb = rewrite_query(req.body, req.prefix_end, h.version, scan, write_timestamp_us()))
+      req.set_body(*nb);
+  }
+  return true;
+}
+
+bool RequestRouter::route_prepare(Request& req, const std::string& keyspace, Bytes& answer) {
+  const cql::Header& h = req.h;
+  cql::Reader r(req.body);
+  r.read_raw(req.prefix_end);
+  auto prep = cql::PrepareMsg::decode(r, h.version);
+  auto info = cql::classify(prep.query);
+  if (info.is_write()) {
+    auto scan = cql::scan_statement(prep.query);
+    req.p.plan = plan_write(scan, config_.replace_cql_functions);
+    if (!req.p.plan.generated.empty()) {
+      // Both clusters prepare the calls as bind markers; the proxy fills them in.
+      prep.query = cql::calls_to_markers(prep.query, scan);
+      Bytes nb(req.body.begin(), req.body.begin() + static_cast<std::ptrdiff_t>(req.prefix_end));
+      cql::Writer w(nb);
+      prep.encode(w, h.version);
+      req.set_body(nb);
+    }
+  }
+  req.p.query = prep.query;
+  req.p.execute_decision = route_statement(info, keyspace, config_);
+  if (req.p.execute_decision.destination == Destination::kLocal) {
+    // Prepared by the proxy itself; its EXECUTEs are answered here too.
+    auto snapshot = shared_.cc(config_.system_queries_mode).snapshot();
+    answer = local_prepare(h, req.p.execute_decision.local, info, prep.query, keyspace,
+                           snapshot.get(), *shared_.topology(), shared_.prepared);
+    return false;
+  }
+  req.d = Decision{Destination::kBoth, false, RequestType::kNone, LocalTable::kNone};
+  return true;
+}
+
+bool RequestRouter::route_execute(Request& req, Bytes& answer) {
+  const cql::Header& h = req.h;
+  cql::Reader r(req.body);
+  r.read_raw(req.prefix_end);
+  const cql::BytesView id = r.read_short_bytes_view();
+  if (auto local = shared_.prepared.local(id)) {
+    cql::Reader er(req.body);
+    er.read_raw(req.prefix_end);
+    auto exec = cql::ExecuteMsg::decode(er, h.version);
+    answer = answer_local(h, local->table, local->info, local->query, &exec.params);
+    return false;
+  }
+  auto entry = shared_.prepared.by_origin_id(id);
+  if (!entry) {
+    shared_.metrics.pscache_miss().inc();
+    answer = cql::encode_message(h.version, true, h.stream, Opcode::kError, unknown_execute_id(id));
+    return false;
+  }
+  req.d = entry->decision;
+  req.p.origin_prepared_id.assign(id.begin(), id.end());
+  if (auto nb =
+          rewrite_execute(req.body, req.prefix_end, h.version, entry->plan, write_timestamp_us()))
+    req.set_body(*nb);
+  const Decision& d = req.d;
+  const bool target_needed = d.destination == Destination::kTarget ||
+                             d.destination == Destination::kBoth ||
+                             (d.async_mirror && config_.secondary() == Cluster::kTarget);
+  if (!target_needed) return true;
+  // Target's copy carries target's prepared id (and, v5, target's result metadata id).
+  req.target_frame =
+      with_body(req.frame, execute_for_target(req.body, req.prefix_end, h.version, entry->target_id,
+                                              entry->target_result_metadata_id));
+  return true;
+}
+
+bool RequestRouter::route_batch(Request& req, Bytes& answer) {
+  const cql::Header& h = req.h;
+  std::vector<std::shared_ptr<const PreparedEntry>> entries;
+  auto plan_of = [&](const Bytes& id) -> const WritePlan* {
+    auto e = shared_.prepared.by_origin_id(id);
+    if (!e) return nullptr;
+    entries.push_back(e);
+    return &e->plan;
+  };
+  if (auto nb = rewrite_batch(req.body, req.prefix_end, h.version, plan_of, write_timestamp_us()))
+    req.set_body(*nb);
+  req.d = route_opcode(Opcode::kBatch, config_);
+  // Target's copy carries target's ids of the prepared children.
+  BatchForTarget t = batch_for_target(req.body, req.prefix_end, h.version, [&](BytesView id) {
+    auto e = shared_.prepared.by_origin_id(id);
+    return e ? std::optional<Bytes>(e->target_id) : std::nullopt;
+  });
+  if (t.unknown_id) {
+    shared_.metrics.pscache_miss().inc();
+    answer = cql::encode_message(h.version, true, h.stream, Opcode::kError,
+                                 unknown_batch_child(*t.unknown_id));
+    return false;
+  }
+  req.p.origin_prepared_id = std::move(t.first_origin_id);
+  if (t.body) req.target_frame = with_body(req.frame, *t.body);
+  return true;
+}
+
+}  // namespace zdm::proxy

@@ -1,0 +1,66 @@
+// Routing of a client connection's requests once its handshake is done: where each goes
+// (router.h), writes completed with one value for both clusters (rewrite.h), target's copy with
+// target's prepared ids (prepared_ids.h), or the answer the proxy gives itself (system.local and
+// peers, system_queries.h; UNPREPARED for ids it does not know).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/cql/compression.h"
+#include "common/cql/frame.h"
+#include "proxy/request.h"
+#include "proxy/shared_state.h"
+#include "proxy/system_queries.h"
+
+namespace zdm::proxy {
+
+/// What became of a client request.
+struct Routed {
+  std::optional<Outgoing> out;      // for the clusters (its PendingRequest filled in)
+  cql::Bytes answer;                // or answered by the proxy: the response frame
+  bool registered = false;          // REGISTER
+  std::vector<std::string> events;  // REGISTER: the TOPOLOGY_CHANGE / STATUS_CHANGE asked for
+};
+
+class RequestRouter {
+ public:
+  RequestRouter(SharedState& shared, const TraceRouting& traces)
+      : shared_(shared), config_(shared.config), traces_(traces) {}
+
+  /// Routes client request `frame` (header `h`, stream id >= 0, not OPTIONS; its body
+  /// compressed with `compression` when its flag says so, decompressed into `scratch`).
+  /// `keyspace`: the connection's keyspace (from USE). Throws cql::ProtocolError on a malformed
+  /// request (the caller closes the connection).
+  Routed route(const cql::Header& h, cql::Bytes frame, cql::Compression compression,
+               cql::Bytes& scratch, const std::string& keyspace);
+
+ private:
+  /// A client request being routed: its frame (and decompressed body), where it goes, and
+  /// target's copy when it differs.
+  struct Request {
+    cql::Header h;
+    cql::Bytes frame;
+    cql::BytesView body;  // message body (custom payload prefix included), decompressed
+    std::size_t prefix_end = 0;
+    Decision d;
+    PendingRequest p;
+    std::optional<cql::Bytes> target_frame;
+    void set_body(const cql::Bytes& b);  // a rewritten body (uncompressed frame)
+  };
+  // Each routes one kind of request; false when it was answered here (`answer` set).
+  bool route_query(Request& req, const std::string& keyspace, cql::Bytes& answer);
+  bool route_prepare(Request& req, const std::string& keyspace, cql::Bytes& answer);
+  bool route_execute(Request& req, cql::Bytes& answer);
+  bool route_batch(Request& req, cql::Bytes& answer);
+  /// The answer to a query on system.local/peers/peers_v2 (`params`: an EXECUTE's).
+  cql::Bytes answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
+                          std::string_view query, const cql::QueryParameters* params);
+
+  SharedState& shared_;
+  const Config& config_;
+  const TraceRouting& traces_;
+};
+
+}  // namespace zdm::proxy
