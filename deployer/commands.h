@@ -12,52 +12,13 @@
 
 #include "engine/diff.h"
 #include "engine/plan.h"
+#include "options.h"
+#include "preflight.h"
 #include "ssh/connect.h"
 
 namespace zdm::deploy {
 
 using Json = nlohmann::json;
-
-struct CommonOptions {
-  std::string command;       // the CLI command ("deploy", ...): audit, locks
-  std::string command_line;  // the whole command line (secrets redacted when shown)
-  std::string inventory;
-  std::vector<std::string> extra_vars;  // raw -e arguments, in order
-  std::string limit;
-  int forks = 5;
-  std::string serial;  // --serial: "" = the plays' own
-  std::string playbook_dir;
-  SshSettings ssh;
-  int verbosity = 0;
-  bool check = false;
-  bool diff = false;
-  bool json = false;
-  bool list_hosts = false;
-  int task_timeout_seconds = 0;
-  std::string state_dir;  // locks, the local audit log, retry files
-};
-
-// The plan options of a command: its -e values (in order), --limit, --serial, a new release id.
-PlanOptions plan_options(const CommonOptions& opts);
-
-// The messages of the start of a run (printed as "[WARNING]: ..."): group_vars/ and host_vars/
-// files not read, then every ZDM automation variable set but not honoured ("not supported:
-// NAME (where): why") and every unknown name near a known one ("did you mean"). Reads the whole
-// vars/ directory of the plan's vars files.
-std::vector<std::string> variable_report(const Plan& plan, const Playbook& pb, const Json& extra);
-
-// A secret variable whose value cannot be rendered: its value is unknown, so it cannot be kept
-// out of the output, and the run stops before touching a host.
-class SecretError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// Adds the rendered value of every variable of every host of the plan whose name says it is a
-// secret (is_secret_name: password, token, ...) to `redactor`. Throws SecretError naming the
-// variable and the host when one cannot be rendered (an undefined variable, a failing lookup):
-// redaction never skips a secret.
-void collect_secrets(const Plan& plan, Redactor& redactor);
 
 // Loads inventory + playbook, checks the variables, takes the locks, executes, writes the audit
 // trail; returns an ExitCode. Errors go to err.

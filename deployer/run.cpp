@@ -14,6 +14,7 @@
 
 #include "engine/interrupt.h"
 #include "inventory/zdm_vars.h"
+#include "preflight.h"
 #include "template.h"
 
 namespace zdm::deploy {
@@ -78,6 +79,7 @@ std::string host_lock_dir(const std::string& host, const Json& scope, const Inve
     std::string d = to_text(evaluate(expr, scope, Source{"lock of " + host, 1}));
     if (!d.empty()) return d;
   } catch (const std::exception&) {
+    // The home directory variable does not render: the lock uses the fallback below.
   }
   return "$HOME/.zdm-deploy";
 }
@@ -226,6 +228,8 @@ void Run::write_audit(const Executor& ex, std::ostream& out) {
                           dir == "$HOME/.zdm-deploy" ? dir : shell_quote(dir), shell_quote(line)),
               30);
     } catch (const std::exception&) {
+      // Best effort: the audit line is also written locally, and a host lost at the end of a
+      // run was reported as unreachable already.
     }
   });
   std::error_code ec;

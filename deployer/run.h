@@ -12,10 +12,10 @@
 #include <utility>
 #include <vector>
 
-#include "commands.h"
 #include "engine/executor.h"
 #include "engine/playbook.h"
 #include "inventory/inventory.h"
+#include "options.h"
 #include "ssh/connections.h"
 #include "ssh/lock.h"
 

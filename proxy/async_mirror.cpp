@@ -22,16 +22,6 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-std::string error_message(const cql::Frame& f) {
-  try {
-    cql::Reader r(f.body);
-    cql::skip_response_prefix(r, f.header.flags);
-    return cql::ErrorMsg::decode(r).message;
-  } catch (const cql::ProtocolError&) {
-    return "(unreadable error)";
-  }
-}
-
 }  // namespace
 
 void AsyncMirror::start(std::shared_ptr<ConnectorListener> listener, uint8_t version,
@@ -76,7 +66,7 @@ void AsyncMirror::start(std::shared_ptr<ConnectorListener> listener, uint8_t ver
                 listener, static_cast<std::size_t>(config_.response_read_buffer_size_bytes));
             co_return;
           }
-          why = r ? (r->header.opcode == Opcode::kError ? error_message(*r)
+          why = r ? (r->header.opcode == Opcode::kError ? cql::error_text(*r)
                                                         : cql::opcode_name(r->header.opcode))
                   : "no answer within " + std::to_string(timeout.count()) + " ms";
         }

@@ -33,16 +33,6 @@ constexpr uint32_t kMaxHandshakeBody = 256 * 1024;
 constexpr std::size_t kHighWatermark = 4 << 20;
 constexpr std::size_t kLowWatermark = 1 << 20;
 
-std::string error_message(const cql::Frame& f) {
-  try {
-    cql::Reader r(f.body);
-    cql::skip_response_prefix(r, f.header.flags);
-    return cql::ErrorMsg::decode(r).message;
-  } catch (const cql::ProtocolError&) {
-    return "(unreadable error)";
-  }
-}
-
 // COMPRESSION of SUPPORTED as both clusters offer it: the algorithm a client picks must work on
 // both connections.
 std::vector<std::string> common(const std::vector<std::string>& a,
@@ -402,7 +392,7 @@ awaitable<void> ClientSession::on_startup(const cql::Header& h, Bytes frame) {
       // Node.js driver match it there) and, once, on stream 0 (gocql only believes a version
       // error there: CASSGO-97, ZDM's behaviour); nothing else is in flight on the connection.
       spdlog::info("{} refused the STARTUP of client {} (protocol {}): {}", cluster_name(c),
-                   client_addr_, version_, error_message(*r));
+                   client_addr_, version_, cql::error_text(*r));
       client_writer_.push(client_frame(*r, h.stream));
       if (h.stream != 0 && error_code_of(client_frame(*r, 0), cql::Compression::kNone) ==
                                static_cast<int32_t>(cql::ErrorCode::kProtocolError))
@@ -466,7 +456,7 @@ awaitable<void> ClientSession::on_auth_response(const cql::Header& h, Bytes fram
     case SaslAnswer::kFail:
       client_writer_.push(client_frame(*resp, h.stream));
       spdlog::info("Client {} failed to authenticate with {}: {}", client_addr_,
-                   cluster_name(primary), error_message(*resp));
+                   cluster_name(primary), cql::error_text(*resp));
       close_after_flush();
       break;
   }
@@ -490,7 +480,7 @@ awaitable<void> ClientSession::finish_handshake(const cql::Header& h,
     if (closed()) co_return;
     if (!r || r->header.opcode != Opcode::kAuthSuccess) {
       spdlog::warn("Secondary ({}) handshake for client {} failed: {}", cluster_name(secondary),
-                   client_addr_, r ? error_message(*r) : "no answer");
+                   client_addr_, r ? cql::error_text(*r) : "no answer");
       if (r && r->header.opcode == Opcode::kError) {
         client_writer_.push(client_frame(*r, h.stream));
       } else {
@@ -706,7 +696,8 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     try {
       cql::Reader r = response_reader(frame, compression_, scratch_);
       if (r.read_string() == "SCHEMA_CHANGE") client_writer_.push(std::move(frame));
-    } catch (const cql::ProtocolError&) {
+    } catch (const cql::ProtocolError& e) {
+      spdlog::debug("Unreadable EVENT from {} dropped: {}", from.node(), e.what());
     }
     return;
   }

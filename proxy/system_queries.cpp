@@ -122,6 +122,8 @@ void TraceRouting::record(const Bytes& frame, cql::Compression compression, Byte
       if (traced_.size() > 256) traced_.pop_front();
     }
   } catch (const cql::ProtocolError&) {
+    // A traced answer whose body cannot be read is not remembered: a system_traces read of that
+    // session goes where untraced reads go (the primary).
   }
 }
 

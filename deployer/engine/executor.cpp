@@ -34,7 +34,7 @@ long long as_int(const Json& j, long long dflt) {
   if (j.is_string()) {
     try {
       return std::stoll(j.get<std::string>());
-    } catch (const std::exception&) {
+    } catch (const std::exception&) {  // not a number: the default stands, as Ansible's int filter
     }
   }
   return dflt;
@@ -333,6 +333,7 @@ void Executor::run_task(const Task& t, const std::vector<std::string>& hosts, Pl
       try {
         ignored = truthy(render_value(t.ignore_errors, scope, Source{t.file, t.line}));
       } catch (const TemplateError&) {
+        // ignore_errors that does not render does not ignore: the failure stands.
       }
       if (ignored) {
         st.ignored += 1;

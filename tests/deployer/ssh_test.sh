@@ -51,6 +51,9 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 Subsystem sftp internal-sftp
+# bash sources ~/.bashrc for a command sshd runs unless it is a nested shell (SHLVL): as on a
+# stock Debian host, whose .bashrc returns at once when not interactive.
+SetEnv SHLVL=1
 EOC
 /usr/sbin/sshd -D -e -f "$T/sshd_config" 2> "$T/sshd.log" &
 SSHD_PID=$!

@@ -228,6 +228,7 @@ PermitRootLogin prohibit-password
 Subsystem sftp internal-sftp
 PrintMotd no
 LogLevel ERROR
+SetEnv SHLVL=1
 """)
         start(f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f", conf])
         known.append(f"[{ip}]:{SSH_PORT} " + " ".join(open(f"{hdir}/hostkey.pub").read().split()[:2]))
