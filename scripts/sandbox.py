@@ -313,6 +313,8 @@ def start_hosts():
         if not os.path.exists(hostkey):
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostkey], check=True)
         conf = os.path.join(hdir, "sshd_config")
+        # SetEnv SHLVL=1: bash skips ~/.bashrc for the commands sshd runs, as on a stock Debian
+        # host (whose .bashrc returns at once when not interactive), whatever this machine's is.
         with open(conf, "w") as f:
             f.write(f"""Port {SSH_PORT}
 ListenAddress {ip}
@@ -327,6 +329,7 @@ PermitRootLogin prohibit-password
 Subsystem sftp internal-sftp
 PrintMotd no
 LogLevel ERROR
+SetEnv SHLVL=1
 """)
         start(f"sshd-{name}", ["/usr/sbin/sshd", "-D", "-e", "-f", conf], os.path.join(hdir, "sshd.log"))
         with open(hostkey + ".pub") as f:
