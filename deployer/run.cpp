@@ -17,19 +17,14 @@
 #include "preflight.h"
 #include "template.h"
 
+#include "common/util/clock.h"
+
 namespace zdm::deploy {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string utc_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+using util::utc_now;
 
 std::string chomp(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
