@@ -28,10 +28,9 @@ void RequestRouter::Request::set_body(const Bytes& b) {
 }
 
 Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression compression,
-                            Bytes& scratch, const std::string& keyspace) {
+                            Bytes& scratch, const std::string& keyspace, Outgoing& o) {
   Routed out;
-  Request req;
-  req.h = h;
+  Request req{h, o.frame, {}, 0, {}, o.pending, o.target_frame};
   req.frame = std::move(frame);
   req.body = net::frame_body(req.frame, compression, scratch);
   cql::Reader r(req.body);
@@ -73,7 +72,7 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
   p.version = h.version;
   p.decision = req.d;
   p.start = std::chrono::steady_clock::now();
-  out.out.emplace(Outgoing{std::move(req.frame), std::move(req.target_frame), std::move(req.p)});
+  out.forward = true;
   return out;
 }
 

@@ -18,7 +18,7 @@ namespace zdm::proxy {
 
 /// What became of a client request.
 struct Routed {
-  std::optional<Outgoing> out;      // for the clusters (its PendingRequest filled in)
+  bool forward = false;             // for the clusters: route()'s `out` is filled in
   cql::Bytes answer;                // or answered by the proxy: the response frame
   bool registered = false;          // REGISTER
   std::vector<std::string> events;  // REGISTER: the TOPOLOGY_CHANGE / STATUS_CHANGE asked for
@@ -32,22 +32,24 @@ class RequestRouter {
   /// Routes client request `frame` (header `h`, stream id >= 0, not OPTIONS; its body
   /// compressed with `compression` when its flag says so, decompressed into `scratch`).
   /// `keyspace`: the connection's keyspace (from USE). Throws cql::ProtocolError on a malformed
-  /// request (the caller closes the connection).
+  /// request (the caller closes the connection). A request for the clusters is built in `out`
+  /// (a fresh Outgoing of the caller's: the request is moved once more, into the session's
+  /// pending map, not at each step).
   Routed route(const cql::Header& h, cql::Bytes frame, cql::Compression compression,
-               cql::Bytes& scratch, const std::string& keyspace);
+               cql::Bytes& scratch, const std::string& keyspace, Outgoing& out);
 
  private:
   /// A client request being routed: its frame (and decompressed body), where it goes, and
   /// target's copy when it differs.
   struct Request {
     cql::Header h;
-    cql::Bytes frame;
+    cql::Bytes& frame;    // the Outgoing's
     cql::BytesView body;  // message body (custom payload prefix included), decompressed
     std::size_t prefix_end = 0;
     Decision d;
-    PendingRequest p;
-    std::optional<cql::Bytes> target_frame;
-    void set_body(const cql::Bytes& b);  // a rewritten body (uncompressed frame)
+    PendingRequest& p;                        // the Outgoing's
+    std::optional<cql::Bytes>& target_frame;  // the Outgoing's
+    void set_body(const cql::Bytes& b);       // a rewritten body (uncompressed frame)
   };
   // Each routes one kind of request; false when it was answered here (`answer` set).
   bool route_query(Request& req, const std::string& keyspace, cql::Bytes& answer);

@@ -598,8 +598,9 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
     return;
   }
   Routed routed;
+  Outgoing o;
   try {
-    routed = router_.route(h, std::move(frame), compression_, scratch_, keyspace_);
+    routed = router_.route(h, std::move(frame), compression_, scratch_, keyspace_, o);
   } catch (const cql::ProtocolError& e) {
     spdlog::warn("Malformed {} from client {}: {}; closing the connection",
                  cql::opcode_name(h.opcode), client_addr_, e.what());
@@ -612,14 +613,14 @@ void ClientSession::on_client_frame(const cql::Header& h, Bytes frame) {
     for (auto& e : routed.events) events_.push_back(std::move(e));
     registered_ = true;
   }
-  if (routed.out) {
-    dispatch(std::move(*routed.out));
+  if (routed.forward) {
+    dispatch(std::move(o));
   } else if (!routed.answer.empty()) {
     client_writer_.push(std::move(routed.answer));
   }
 }
 
-void ClientSession::dispatch(Outgoing o) {
+void ClientSession::dispatch(Outgoing&& o) {
   if (o.pending.decision.destination == Destination::kDrop) return;
   if (waiting_.empty() && try_send(o)) return;
   // Bounded by the client's own stream ids (32768): more cannot be in flight on one connection.

@@ -77,7 +77,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   void on_client_frame(const cql::Header& h, cql::Bytes frame);
   /// Sends `o`, or queues it until stream ids free up (a client may have more requests in
   /// flight than a cluster connection has ids: it waits, it does not fail).
-  void dispatch(Outgoing o);
+  void dispatch(Outgoing&& o);
   bool try_send(Outgoing& o);
   void send_waiting();
   /// Ends the requests in flight that await `c` as failed there (its connection was lost) and
