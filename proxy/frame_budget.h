@@ -26,8 +26,9 @@ class FrameBudget {
   /// Reserves `length` bytes for the frame being received, giving back what this session held:
   /// at once while the worker's reservations and `length` fit in `budget` bytes (or nothing else
   /// is reserved); otherwise polls every 10 ms as other sessions release theirs. False when it
-  /// did not fit within `timeout` (nothing reserved: the caller closes the connection). Stops
-  /// waiting, and reserves, once `stopped()` is true.
+  /// did not fit within `timeout` (nothing reserved: the caller closes the connection). Once
+  /// `stopped()` is true (the session closed while it waited) it stops waiting and reserves
+  /// nothing: true, as there is nothing left to refuse.
   template <class Stopped>
   awaitable<bool> reserve(asio::io_context& ioc, uint32_t length, std::size_t budget,
                           std::chrono::milliseconds timeout, Stopped stopped);
@@ -53,6 +54,7 @@ awaitable<bool> FrameBudget::reserve(asio::io_context& ioc, uint32_t length, std
     wait.expires_after(std::chrono::milliseconds(10));
     co_await wait.async_wait(nothrow(ec));
   }
+  if (stopped()) co_return true;  // closed meanwhile: its release() already ran
   take(length);
   co_return true;
 }

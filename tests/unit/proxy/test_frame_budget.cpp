@@ -71,5 +71,15 @@ TEST_CASE("the worker's memory budget for large frames") {
     CHECK(FrameBudget::worker_bytes() == 2 * mib);
     b.release();
   }
+  SUBCASE("a session that closes while it waits holds nothing afterwards") {
+    CHECK(run_reserve(ioc, a, 3 * mib, 4 * mib, 1000ms, stopped));
+    asio::steady_timer later(ioc);
+    later.expires_after(30ms);
+    later.async_wait([&](boost::system::error_code) { stopped = true; });
+    CHECK(run_reserve(ioc, b, 2 * mib, 4 * mib, 1000ms, stopped));
+    CHECK(b.reserved() == 0);
+    CHECK(FrameBudget::worker_bytes() == 3 * mib);
+    a.release();
+  }
   CHECK(FrameBudget::worker_bytes() == 0);
 }
