@@ -1,8 +1,85 @@
 #include "proxy/request.h"
 
+#include <spdlog/spdlog.h>
+
+#include "common/cql/version.h"
+#include "proxy/prepared_ids.h"
 #include "proxy/wire.h"
 
 namespace zdm::proxy {
+
+using cql::Bytes;
+using cql::BytesView;
+using cql::Opcode;
+
+namespace {
+
+/// Both clusters prepared the statement: the ids go to the cache; the client's PREPARED `resp`
+/// loses the proxy's generated markers.
+void cache_prepared(PendingRequest& p, Bytes& resp, ResponseContext& ctx) {
+  Bytes scratch_t;
+  cql::Reader ro = response_reader(resp, ctx.compression, ctx.scratch);
+  cql::Reader rt = response_reader(p.responses[1], ctx.compression, scratch_t);
+  auto ko = ro.read_int(), kt = rt.read_int();
+  if (ko != static_cast<int32_t>(cql::ResultKind::kPrepared) ||
+      kt != static_cast<int32_t>(cql::ResultKind::kPrepared))
+    return;
+  PreparedEntry e;
+  e.origin_id = ro.read_short_bytes();
+  e.target_id = rt.read_short_bytes();
+  if (cql::uses_result_metadata_id(p.version)) {
+    e.origin_result_metadata_id = ro.read_short_bytes();
+    e.target_result_metadata_id = rt.read_short_bytes();
+  }
+  e.decision = p.execute_decision;
+  e.query = p.query;
+  e.keyspace = ctx.keyspace;
+  e.plan = p.plan;
+  auto& shared = ctx.shared;
+  if (shared.prepared.put(e)) shared.metrics.pscache_evictions().inc();
+  shared.metrics.pscache_entries().set(static_cast<int64_t>(shared.prepared.size()));
+  if (!p.plan.generated.empty()) {
+    // The client sees the statement it prepared: without the proxy's markers.
+    cql::Reader rr = response_reader(resp, ctx.compression, ctx.scratch);
+    auto msg = hide_generated(cql::ResultMsg::decode(rr, p.version), p.plan);
+    resp = cql::encode_message(p.version, true, 0, Opcode::kResult, msg);
+  }
+}
+
+}  // namespace
+
+Bytes client_response(PendingRequest& p, const Outcome& o, ResponseContext& ctx) {
+  const bool both = p.expected[0] && p.expected[1];
+  const bool* err = o.error;
+  const Cluster chosen = o.chosen;
+  Bytes resp = std::move(p.responses[static_cast<int>(chosen)]);
+  try {
+    if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) cache_prepared(p, resp, ctx);
+    if (err[static_cast<int>(chosen)] && chosen == Cluster::kTarget &&
+        !p.origin_prepared_id.empty()) {
+      // The client only knows origin ids: target's id of the statement target does not know
+      // (the right child of a BATCH) maps back to origin's.
+      auto origin_id_of = [&](BytesView id) {
+        return ctx.shared.prepared.origin_id_for_target(id);
+      };
+      if (auto mapped = unprepared_for_client(resp, ctx.compression, p.version,
+                                              p.origin_prepared_id, origin_id_of, ctx.scratch))
+        resp = std::move(*mapped);
+    }
+    if (frame_opcode(resp) == Opcode::kResult) {
+      cql::Reader r = response_reader(resp, ctx.compression, ctx.scratch);
+      if (r.read_int() == static_cast<int32_t>(cql::ResultKind::kSetKeyspace))
+        ctx.keyspace = r.read_string();
+    }
+  } catch (const cql::ProtocolError& e) {
+    spdlog::warn("Malformed response from {}: {}", cluster_name(chosen), e.what());
+  }
+  if (std::to_integer<uint8_t>(resp[1]) & cql::flag::kTracing) {
+    // Traced: its session id leads later system_traces reads to this cluster.
+    ctx.traces.record(resp, ctx.compression, ctx.scratch, chosen);
+  }
+  return resp;
+}
 
 void PendingRequest::sent(ProxyMetrics& m, bool to_origin, bool to_target) {
   expected[0] = to_origin;

@@ -16,6 +16,8 @@
 #include "proxy/metrics.h"
 #include "proxy/rewrite.h"
 #include "proxy/router.h"
+#include "proxy/shared_state.h"
+#include "proxy/system_queries.h"
 
 namespace zdm::proxy {
 
@@ -70,6 +72,25 @@ struct PendingRequest {
   /// with those ERRORs would be; `answered`: the duration is observed.
   Cluster end(ProxyMetrics& m, const bool failed[2], Cluster primary, bool answered) const;
 };
+
+/// What a response needs from its client connection on the way to the client.
+struct ResponseContext {
+  SharedState& shared;           // the prepared cache (PREPARED results go there)
+  cql::Compression compression;  // of the connection's frame bodies
+  cql::Bytes& scratch;           // decompressed bodies, reused
+  std::string& keyspace;         // the connection's keyspace: a SET_KEYSPACE result changes it
+  TraceRouting& traces;          // a traced response's session id is recorded here
+};
+
+/// The response the client gets for `p` once every cluster answered (`o` from answered()), its
+/// stream id not yet set: `o.chosen`'s answer, after what the proxy does on the way:
+/// - PREPARE answered PREPARED by both clusters: the ids go to the prepared cache, and the
+///   client's PREPARED loses the proxy's generated bind markers (rewrite.h hide_generated);
+/// - target's UNPREPARED for an EXECUTE or BATCH: target's id mapped back to origin's, the only
+///   one the client knows (prepared_ids.h);
+/// - a SET_KEYSPACE result (USE) sets ctx.keyspace; a traced answer's session id is recorded.
+/// A malformed answer is logged and passed on as it is; nothing throws.
+cql::Bytes client_response(PendingRequest& p, const Outcome& o, ResponseContext& ctx);
 
 /// A client request ready for the clusters: the frame origin gets, target's when it differs
 /// (target's prepared ids), and the request as it will be tracked.

@@ -2,9 +2,9 @@
 // proxy/pkg/zdmproxy/clienthandler.go): a connector to an origin node, one to a target node and,
 // in DUAL_ASYNC_ON_SECONDARY, an async connector to the secondary (async_mirror.h). All of them
 // live on one worker thread's io_context, so nothing here takes a lock. The session owns its
-// connectors and hears from them through ConnectorListener. The handshake's rules are
-// handshake.h's; a request in flight is a PendingRequest (request.h); prepared ids are
-// translated by prepared_ids.h.
+// connectors and hears from them through ConnectorListener. The handshake is
+// client_handshake.h's; a request is routed by request_router.h and, in flight, is a
+// PendingRequest (request.h); backpressure is flow_control.h's.
 #pragma once
 
 #include <atomic>
@@ -18,10 +18,12 @@
 
 #include "proxy/asio.h"
 #include "proxy/async_mirror.h"
+#include "proxy/client_handshake.h"
 #include "proxy/config.h"
 #include "proxy/connector.h"
+#include "proxy/flow_control.h"
 #include "proxy/frame_budget.h"
-#include "proxy/handshake.h"
+#include "proxy/in_flight.h"
 #include "proxy/metrics.h"
 #include "proxy/request.h"
 #include "proxy/request_router.h"
@@ -57,47 +59,29 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   awaitable<void> serve();
   awaitable<void> take_frames();
   void start_timers();
-
-  // Handshake (before READY/AUTH_SUCCESS reaches the client).
+  /// A handshake frame (client_handshake.h); once READY or AUTH_SUCCESS went to the client,
+  /// requests flow.
   awaitable<void> handshake_frame(const cql::Header& h, cql::Bytes frame);
-  awaitable<void> on_startup(const cql::Header& h, cql::Bytes frame);
-  awaitable<void> on_auth_response(const cql::Header& h, cql::Bytes frame);
-  awaitable<void> finish_handshake(const cql::Header& h, const cql::Frame& final_response);
-  awaitable<bool> connect_clusters(const cql::Header& h);
+  /// The handshake completed: the cluster connections are read, the async mirror starts.
+  void on_ready();
   /// Version checks of every client frame; false when the frame was answered and the
   /// connection is to close.
   bool accept_version(const cql::Header& h);
-  cql::Bytes supported_frame(const cql::Header& h) const;
-  /// A response to the client carrying `f`'s opcode and body on `stream`.
-  cql::Bytes client_frame(const cql::Frame& f, int16_t stream) const;
-  void switch_client_framing();
-  Connector& connector_for(Cluster c) { return c == Cluster::kOrigin ? *origin_ : *target_; }
 
   // Requests (after the handshake).
   void on_client_frame(const cql::Header& h, cql::Bytes frame);
-  /// Sends `o`, or queues it until stream ids free up (a client may have more requests in
-  /// flight than a cluster connection has ids: it waits, it does not fail).
-  void dispatch(Outgoing&& o);
-  bool try_send(Outgoing& o);
-  void send_waiting();
-  /// Ends the requests in flight that await `c` as failed there (its connection was lost) and
-  /// asks its control connection to check the cluster now.
-  void fail_pending(Cluster c);
-  /// Every cluster answered `p`: the client gets the aggregated answer.
-  void complete(PendingRequest& p);
-  /// Both clusters prepared the statement: the ids go to the cache; the client's PREPARED
-  /// `resp` loses the proxy's generated markers.
-  void cache_prepared(PendingRequest& p, cql::Bytes& resp);
-  /// A request unanswered after proxy_request_timeout_ms: counted, its stream ids kept until
-  /// an answer comes.
-  void time_out(const PendingRequest& p);
-  void reply(cql::Bytes frame, int16_t stream);
   void reply_error(uint8_t version, int16_t stream, cql::ErrorCode code, std::string message);
   /// Answers what was queued, then closes (after a fatal protocol or handshake error).
   void close_after_flush();
   void close();
   void sweep_timeouts();
-  Connector* connector(Cluster c) { return c == Cluster::kOrigin ? origin_.get() : target_.get(); }
+  /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
+  /// its declared size is reserved (waiting while others hold the budget).
+  awaitable<void> reserve_for_large_frame();
+  Connector* connector(Cluster c) {
+    return c == Cluster::kOrigin ? clusters_.origin.get() : clusters_.target.get();
+  }
+  bool ready() const { return handshake_.state().ready(); }
 
   asio::io_context& ioc_;
   net::Stream client_;
@@ -106,17 +90,14 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   SharedState& shared_;
   const Config& config_;
   std::string client_addr_;
-  std::shared_ptr<Connector> origin_, target_;
-  AsyncMirror async_;  // DUAL_ASYNC_ON_SECONDARY: reads mirrored to the secondary
-  std::unordered_map<uint64_t, PendingRequest> pending_;
-  std::deque<Outgoing> waiting_;                         // for stream ids, oldest first
-  std::chrono::steady_clock::time_point last_activity_;  // last frame from the client
-  uint64_t next_request_id_ = 1;
   uint8_t version_ = 0;  // negotiated protocol version, 0 until the first accepted frame
   cql::Compression compression_ = cql::Compression::kNone;
-  cql::Bytes scratch_;  // decompressed bodies, reused
-
-  Handshake handshake_;
+  ClusterConnections clusters_;  // opened by the handshake
+  AsyncMirror async_;            // DUAL_ASYNC_ON_SECONDARY: reads mirrored to the secondary
+  ClientHandshake handshake_;
+  InFlight in_flight_{shared_, clusters_, async_, client_addr_};
+  std::chrono::steady_clock::time_point last_activity_;  // last frame from the client
+  cql::Bytes scratch_;                                   // decompressed bodies, reused
 
   bool registered_ = false;
   std::vector<std::string> events_;  // TOPOLOGY_CHANGE / STATUS_CHANGE registered for
@@ -133,15 +114,8 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   std::string keyspace_;
   TraceRouting traces_;  // system_traces reads go to the cluster that served the traced request
   RequestRouter router_{shared_, traces_};
-  /// Backpressure: waits until no cluster write queue is over its high watermark.
-  awaitable<void> clusters_writable();
-  /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
-  /// its declared size is reserved (waiting while others hold the budget).
-  awaitable<void> reserve_for_large_frame();
   FrameBudget budget_;  // the worker's memory budget for large frames: this session's share
-  void watch_writer(net::FrameWriter& w, asio::steady_timer& resume);
-  asio::steady_timer client_resume_;   // a cluster writer drained: the client may be read again
-  asio::steady_timer cluster_resume_;  // the client writer drained: clusters may be read again
+  FlowControl flow_;
   asio::steady_timer sweep_timer_;
   asio::steady_timer drained_;  // fires (cancel) when draining and no request is pending
 };

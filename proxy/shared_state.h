@@ -37,7 +37,7 @@ struct SharedState {
   std::atomic<uint64_t> sessions_ended{0};
   std::atomic<int64_t> inflight{0};
 
-  ControlConnection& cc(Cluster c) { return c == Cluster::kOrigin ? origin_cc : target_cc; }
+  ControlConnection& cc(Cluster c) const { return c == Cluster::kOrigin ? origin_cc : target_cc; }
   /// The proxies as virtual nodes, with those leaving (a rolling update in progress) left out.
   std::shared_ptr<const VirtualTopology> topology() const {
     std::lock_guard lock(topology_mu_);

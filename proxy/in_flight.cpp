@@ -1,0 +1,114 @@
+#include "proxy/in_flight.h"
+
+#include <spdlog/spdlog.h>
+
+namespace zdm::proxy {
+
+using cql::Bytes;
+
+bool InFlight::dispatch(Outgoing&& o) {
+  if (o.pending.decision.destination == Destination::kDrop) return true;
+  if (waiting_.empty() && try_send(o)) return true;
+  if (waiting_.size() >= kMaxWaiting) return false;
+  waiting_.push_back(std::move(o));
+  return true;
+}
+
+void InFlight::send_waiting() {
+  while (!waiting_.empty() && try_send(waiting_.front())) waiting_.pop_front();
+}
+
+bool InFlight::try_send(Outgoing& o) {
+  PendingRequest& p = o.pending;
+  const Decision& d = p.decision;
+  const uint64_t id = next_request_id_;
+  const bool to_origin =
+      d.destination == Destination::kOrigin || d.destination == Destination::kBoth;
+  const bool to_target =
+      d.destination == Destination::kTarget || d.destination == Destination::kBoth;
+  std::optional<int16_t> so, st;
+  if (to_origin) so = clusters_.origin->acquire(id);
+  if (to_target) st = clusters_.target->acquire(id);
+  if ((to_origin && !so) || (to_target && !st)) {
+    if (so) clusters_.origin->release(*so);
+    if (st) clusters_.target->release(*st);
+    return false;
+  }
+  ++next_request_id_;
+  if (d.async_mirror && async_.ready()) {
+    const bool target_copy = config_.secondary() == Cluster::kTarget && o.target_frame;
+    async_.mirror(id, target_copy ? *o.target_frame : o.frame, p.opcode, p.start, d.metric);
+  }
+  if (to_target) {
+    Bytes tf =
+        o.target_frame ? std::move(*o.target_frame) : (to_origin ? o.frame : std::move(o.frame));
+    cql::patch_stream(tf.data(), *st);
+    clusters_.target->send(std::move(tf));
+  }
+  if (to_origin) {
+    cql::patch_stream(o.frame.data(), *so);
+    clusters_.origin->send(std::move(o.frame));
+  }
+  p.sent(shared_.metrics, to_origin, to_target);
+  shared_.inflight++;
+  pending_.emplace(id, std::move(p));
+  return true;
+}
+
+void InFlight::fail(Cluster c) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (!it->second.awaits(c)) {
+      ++it;
+      continue;
+    }
+    it->second.lost(shared_.metrics, c, config_.primary_cluster);
+    shared_.inflight--;
+    it = pending_.erase(it);
+  }
+  shared_.cc(c).check_now();
+}
+
+void InFlight::time_out(const PendingRequest& p) {
+  // ZDM sends nothing for a timed-out request; the driver times out on its own.
+  spdlog::warn("Request {} on stream {} from client {} timed out after {} ms",
+               cql::opcode_name(p.opcode), p.client_stream, client_addr_,
+               config_.proxy_request_timeout_ms);
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
+    Connector* k = c == Cluster::kOrigin ? clusters_.origin.get() : clusters_.target.get();
+    if (!p.awaits(c) || !k) continue;
+    ++k->unanswered;
+    if (k->metrics) k->metrics->requests_failed["client_timeout"]->inc();
+  }
+  p.timed_out(shared_.metrics, config_.primary_cluster);
+  shared_.inflight--;
+}
+
+void InFlight::sweep(std::chrono::steady_clock::time_point deadline,
+                     std::chrono::steady_clock::time_point suspicious) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    const PendingRequest& p = it->second;
+    for (Cluster c : {Cluster::kOrigin, Cluster::kTarget})
+      if (p.awaits(c) && p.start < suspicious) shared_.cc(c).check_now();
+    if (p.start >= deadline) {
+      ++it;
+      continue;
+    }
+    time_out(p);
+    it = pending_.erase(it);
+  }
+  while (!waiting_.empty() && waiting_.front().pending.start < deadline) {
+    shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
+    waiting_.pop_front();
+  }
+}
+
+void InFlight::abandon() {
+  for (auto& [id, p] : pending_) {
+    p.abandoned(shared_.metrics);
+    shared_.inflight--;
+  }
+  pending_.clear();
+  waiting_.clear();
+}
+
+}  // namespace zdm::proxy
