@@ -132,25 +132,45 @@ awaitable<std::optional<cql::RowsResult>> ControlConnection::query(const char* t
   co_return std::nullopt;
 }
 
-awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::string& host,
-                                            uint8_t version, bool& downgrade) {
+std::vector<tcp::endpoint> datacenter_nodes(const cql::RowsResult& local,
+                                            const cql::RowsResult& peers,
+                                            const asio::ip::address& contacted, int port,
+                                            const std::string& dc) {
+  const auto p = static_cast<unsigned short>(port);
+  std::vector<tcp::endpoint> nodes;
+  if (!local.rows.empty() && text_column(local, 0, "data_center") == dc)
+    nodes.emplace_back(contacted, p);
+  for (std::size_t i = 0; i < peers.rows.size(); ++i) {
+    if (text_column(peers, i, "data_center") != dc) continue;
+    auto addr = inet_column(peers, i, "rpc_address");
+    if (!addr || addr->is_unspecified()) addr = inet_column(peers, i, "peer");
+    if (addr) nodes.emplace_back(*addr, p);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  return nodes;
+}
+
+std::vector<tcp::endpoint> assigned_nodes(const std::vector<tcp::endpoint>& nodes,
+                                          const tcp::endpoint& contacted, bool enabled,
+                                          std::size_t proxies, std::size_t index) {
+  if (!enabled || nodes.empty()) return {contacted};
+  const std::size_t n = std::max<std::size_t>(1, proxies);
+  std::vector<tcp::endpoint> assigned;
+  if (nodes.size() >= n) {
+    for (std::size_t p = 0; p < nodes.size(); ++p)
+      if (p % n == index % n) assigned.push_back(nodes[p]);
+  } else {
+    assigned.push_back(nodes[index % nodes.size()]);
+  }
+  return assigned;
+}
+
+bool ControlConnection::handshake_failed(const net::HandshakeResult& shake, const tcp::endpoint& ep,
+                                         uint8_t version) const {
   const char* name = cluster_name(cluster_);
   const std::string prefix = cluster_ == Cluster::kOrigin ? "origin" : "target";
-  downgrade = false;
-  conn_ = std::make_shared<net::NodeConnection>(ioc_);
-  std::string why;
-  if (!co_await conn_->open(ep, host, hop_, why)) {
-    spdlog::warn("Failed to open control connection to {} using endpoint {}: {}", name,
-                 endpoint_string(ep), why);
-    co_return false;
-  }
-  net::Credentials creds{config_.username(cluster_), config_.password(cluster_)};
-  net::HandshakeSettings settings;
-  settings.version = version;
-  settings.ask_options = true;
-  settings.credentials = creds;
-  settings.timeout = kRequestTimeout;
-  auto shake = co_await conn_->handshake(settings);
+  const std::string user = config_.username(cluster_);
   using Failure = net::HandshakeResult::Failure;
   switch (shake.failure) {
     case Failure::kNone:
@@ -159,32 +179,57 @@ awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::
     case Failure::kClosed:
       if (shake.step == std::string_view("AUTH_RESPONSE")) {
         spdlog::error("{} at {} refused the credentials of {}_username '{}': {}", name,
-                      endpoint_string(ep), prefix, creds.username, shake.message);
+                      endpoint_string(ep), prefix, user, shake.message);
       } else {
         spdlog::warn("No answer to {} from {} at {}", shake.step, name, endpoint_string(ep));
       }
-      co_return false;
+      break;
     case Failure::kVersionRefused:  // answered with PROTOCOL_ERROR: the caller retries lower
       spdlog::debug("{} at {} refused protocol {}: {}", name, endpoint_string(ep),
                     version_label(version), shake.message);
-      downgrade = true;
-      co_return false;
+      return true;
     case Failure::kError:
       spdlog::warn("{} at {} answered {} with an error: {}", name, endpoint_string(ep), shake.step,
                    shake.message);
-      co_return false;
+      break;
     case Failure::kNoCredentials:
       spdlog::error("{} requires authentication ({}) but {}_username and {}_password are not set",
                     name, shake.authenticator, prefix, prefix);
-      co_return false;
+      break;
     case Failure::kAuthRefused:
       spdlog::error("{} at {} refused the credentials of {}_username '{}': {}", name,
-                    endpoint_string(ep), prefix, creds.username, shake.message);
-      co_return false;
+                    endpoint_string(ep), prefix, user, shake.message);
+      break;
     case Failure::kUnexpected:
       spdlog::warn("Control connection handshake with {} at {} failed: {}", name,
                    endpoint_string(ep), shake.why);
-      co_return false;
+      break;
+  }
+  return false;
+}
+
+awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::string& host,
+                                            uint8_t version, bool& downgrade) {
+  const char* name = cluster_name(cluster_);
+  const std::string prefix = cluster_ == Cluster::kOrigin ? "origin" : "target";
+  downgrade = false;
+  conn_ = std::make_shared<net::NodeConnection>(ioc_);
+  std::string why;
+  const bool opened = co_await conn_->open(ep, host, hop_, why);
+  if (!opened) {
+    spdlog::warn("Failed to open control connection to {} using endpoint {}: {}", name,
+                 endpoint_string(ep), why);
+    co_return false;
+  }
+  net::HandshakeSettings settings;
+  settings.version = version;
+  settings.ask_options = true;
+  settings.credentials = net::Credentials{config_.username(cluster_), config_.password(cluster_)};
+  settings.timeout = kRequestTimeout;
+  auto shake = co_await conn_->handshake(settings);
+  if (shake.failure != net::HandshakeResult::Failure::kNone) {
+    downgrade = handshake_failed(shake, ep, version);
+    co_return false;
   }
   ClusterFacts facts;
   facts.version = version;
@@ -198,38 +243,20 @@ awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::
                  endpoint_string(ep));
     co_return false;
   }
-  // Nodes of the local datacenter (configured, else the contacted node's), sorted.
+  // Nodes of the local datacenter (configured, else the contacted node's).
   const int port = config_.port(cluster_);
   std::string dc = config_.local_datacenter(cluster_);
   if (dc.empty()) dc = text_column(*local, 0, "data_center");
-  tcp::endpoint self_ep(ep.address(), static_cast<unsigned short>(port));
-  std::vector<tcp::endpoint> nodes;
-  if (text_column(*local, 0, "data_center") == dc) nodes.push_back(self_ep);
-  for (std::size_t i = 0; i < peers->rows.size(); ++i) {
-    if (text_column(*peers, i, "data_center") != dc) continue;
-    auto addr = inet_column(*peers, i, "rpc_address");
-    if (!addr || addr->is_unspecified()) addr = inet_column(*peers, i, "peer");
-    if (addr) nodes.emplace_back(*addr, static_cast<unsigned short>(port));
-  }
-  std::sort(nodes.begin(), nodes.end());
-  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  const tcp::endpoint self_ep(ep.address(), static_cast<unsigned short>(port));
+  const auto nodes = datacenter_nodes(*local, *peers, ep.address(), port, dc);
   if (nodes.empty()) {
     spdlog::error("{} has no node in datacenter '{}' ({}_local_datacenter)", name, dc, prefix);
     co_return false;
   }
-  std::vector<tcp::endpoint> assigned;
-  if (!config_.enable_host_assignment(cluster_)) {
-    assigned.push_back(self_ep);
-  } else {
-    const std::size_t n = std::max<std::size_t>(1, config_.proxy_topology_addresses.size());
-    const std::size_t idx = static_cast<std::size_t>(std::max(0, config_.proxy_topology_index));
-    if (nodes.size() >= n) {
-      for (std::size_t p = 0; p < nodes.size(); ++p)
-        if (p % n == idx % n) assigned.push_back(nodes[p]);
-    } else {
-      assigned.push_back(nodes[idx % nodes.size()]);
-    }
-  }
+  const auto assigned =
+      assigned_nodes(nodes, self_ep, config_.enable_host_assignment(cluster_),
+                     config_.proxy_topology_addresses.size(),
+                     static_cast<std::size_t>(std::max(0, config_.proxy_topology_index)));
   auto snap = std::make_shared<SystemSnapshot>();
   snap->local = std::move(*local);
   snap->peers_metadata = peers->metadata;

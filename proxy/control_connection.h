@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "proxy/config.h"
-#include "proxy/asio.h"
 #include "common/net/node_connection.h"
+#include "proxy/asio.h"
+#include "proxy/config.h"
 #include "proxy/topology.h"
 
 namespace zdm::proxy {
@@ -26,6 +26,24 @@ struct ClusterFacts {
   cql::StringMultimap supported;  // the SUPPORTED answer to OPTIONS
   uint8_t version = 4;            // the version negotiated by the control connection
 };
+
+/// The nodes of datacenter `dc` (native protocol port `port`), sorted, without duplicates: the
+/// contacted node (`contacted`, its system.local row `local`) if it is in `dc`, and each row of
+/// system.peers `peers` in `dc` at its rpc_address (its peer address when that is unset or
+/// 0.0.0.0).
+std::vector<tcp::endpoint> datacenter_nodes(const cql::RowsResult& local,
+                                            const cql::RowsResult& peers,
+                                            const asio::ip::address& contacted, int port,
+                                            const std::string& dc);
+
+/// ZDM's host assignment (datastax/zdm-proxy proxy/pkg/zdmproxy/controlconn.go): the nodes this
+/// proxy, number `index` of `proxies`, sends its client connections to. `nodes`: sorted, at
+/// least one. With assignment off (`enabled` false), only `contacted`. Otherwise the positions
+/// p with p mod proxies == index mod proxies when there are at least `proxies` nodes, else the
+/// one node at index mod nodes.size().
+std::vector<tcp::endpoint> assigned_nodes(const std::vector<tcp::endpoint>& nodes,
+                                          const tcp::endpoint& contacted, bool enabled,
+                                          std::size_t proxies, std::size_t index);
 
 class ControlConnection {
  public:
@@ -68,6 +86,10 @@ class ControlConnection {
   /// version (PROTOCOL_ERROR), so the caller retries lower.
   awaitable<bool> try_node(const tcp::endpoint& ep, const std::string& host, uint8_t version,
                            bool& downgrade);
+  /// Logs why the handshake `shake` with `ep` at `version` failed; true when the node refused
+  /// the version (the caller retries lower).
+  bool handshake_failed(const net::HandshakeResult& shake, const tcp::endpoint& ep,
+                        uint8_t version) const;
   awaitable<bool> heartbeat();
   awaitable<std::optional<cql::RowsResult>> query(const char* cql, int16_t stream);
 
