@@ -201,6 +201,29 @@ TEST_CASE("AsyncMirror: PasswordAuthenticator, the client's credentials are repl
   }
 }
 
+TEST_CASE("AsyncMirror: mirror() before mirroring is on sends nothing") {
+  SUBCASE("after start(), before the node answered the replayed STARTUP") {
+    Mirror m({"127.34.2.24"});
+    m.start();
+    m.send(1, query_frame(kRead, 44, cql::flag::kTracing));
+    // The read must not overtake the STARTUP: the handshake completes and the read is gone.
+    REQUIRE(run_until(m.ioc, [&] { return m.mirror.ready() || m.mirror.connector()->closed(); }));
+    CHECK(m.mirror.ready());
+    run_for(m.ioc, 100ms);
+    CHECK(m.listener->answers.empty());
+    CHECK(m.traces() == 0);
+    CHECK(m.node().inflight->value() == 0);
+    CHECK(m.node().used_stream_ids->value() == 0);
+    CHECK(m.failed("other") == 0);
+  }
+  SUBCASE("before start()") {
+    Mirror m({"127.34.2.23"});
+    m.send(1, query_frame(kRead, 44));
+    CHECK(m.mirror.connector() == nullptr);
+    CHECK_FALSE(m.mirror.ready());
+  }
+}
+
 TEST_CASE("AsyncMirror: bounded in-flight mirrored requests") {
   SUBCASE("beyond async_connector_write_queue_size_frames: dropped, counted as 'other'") {
     Options o;
