@@ -83,6 +83,9 @@ void AsyncMirror::start(std::shared_ptr<ConnectorListener> listener, uint8_t ver
 
 void AsyncMirror::mirror(uint64_t id, const Bytes& frame, Opcode opcode,
                          std::chrono::steady_clock::time_point start, RequestType metric) {
+  // Before READY/AUTH_SUCCESS a frame queued on the connector would reach the node ahead of the
+  // replayed STARTUP (and take its stream id 0): the node's error would end the replay.
+  if (!ready_) return;
   if (started_.size() >=
       static_cast<std::size_t>(config_.async_connector_write_queue_size_frames)) {
     // Bounded: a slow secondary must not grow memory; the mirrored read is dropped.
