@@ -393,6 +393,16 @@ TEST_CASE("AsyncMirror: UNPREPARED on the secondary, one re-PREPARE and one retr
   }
 }
 
+TEST_CASE("AsyncMirror: a node that refuses the connection is counted as a failed connection") {
+  Mirror m({"127.34.2.33"});
+  m.cluster.server.stop_node(0);  // the control connection found it; now nothing listens
+  m.start();
+  REQUIRE(run_until(m.ioc, [&] { return m.mirror.connector()->closed(); }));
+  CHECK_FALSE(m.mirror.ready());
+  CHECK(m.node().connections->value() == 0);
+  CHECK(m.node().failed_connections->value() == 1);
+}
+
 namespace {
 
 /// What a client of the proxy receives.
