@@ -47,8 +47,13 @@ void AsyncMirror::start(std::shared_ptr<ConnectorListener> listener, uint8_t ver
         }
         auto hop = shared_.cc(sec).hop();
         hop.connect_timeout = timeout;
-        if (why.empty() && co_await k->open(ep, ep.address().to_string(), hop, why)) {
+        bool opened = false;
+        if (why.empty()) {
+          opened = co_await k->open(ep, ep.address().to_string(), hop, why);
+          // The node's series, also when it refused: a failed open is a failed connection.
           k->metrics = &shared_.metrics.node("async", k->node());
+        }
+        if (opened) {
           k->set_protocol(version_, compression_);
           cql::patch_stream(startup.data(), kHandshakeStream);
           auto r = co_await k->exchange(std::move(startup), timeout);
