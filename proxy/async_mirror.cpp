@@ -47,8 +47,13 @@ void AsyncMirror::start(std::shared_ptr<ConnectorListener> listener, uint8_t ver
         }
         auto hop = shared_.cc(sec).hop();
         hop.connect_timeout = timeout;
-        if (why.empty() && co_await k->open(ep, ep.address().to_string(), hop, why)) {
+        bool opened = false;
+        if (why.empty()) {
+          opened = co_await k->open(ep, ep.address().to_string(), hop, why);
+          // The node's series, also when it refused: a failed open is a failed connection.
           k->metrics = &shared_.metrics.node("async", k->node());
+        }
+        if (opened) {
           k->set_protocol(version_, compression_);
           cql::patch_stream(startup.data(), kHandshakeStream);
           auto r = co_await k->exchange(std::move(startup), timeout);
@@ -83,6 +88,9 @@ void AsyncMirror::start(std::shared_ptr<ConnectorListener> listener, uint8_t ver
 
 void AsyncMirror::mirror(uint64_t id, const Bytes& frame, Opcode opcode,
                          std::chrono::steady_clock::time_point start, RequestType metric) {
+  // Before READY/AUTH_SUCCESS a frame queued on the connector would reach the node ahead of the
+  // replayed STARTUP (and take its stream id 0): the node's error would end the replay.
+  if (!ready_) return;
   if (started_.size() >=
       static_cast<std::size_t>(config_.async_connector_write_queue_size_frames)) {
     // Bounded: a slow secondary must not grow memory; the mirrored read is dropped.

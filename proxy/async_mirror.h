@@ -35,7 +35,8 @@ class AsyncMirror {
   /// Mirrors request `id`: a copy of `frame` (the frame the secondary's cluster gets) with a
   /// stream id of the async connector. An EXECUTE is kept to retry it once after UNPREPARED.
   /// Dropped, counted as failed ("other"), when async_connector_write_queue_size_frames are
-  /// already in flight; dropped when no stream id is free.
+  /// already in flight; dropped when no stream id is free, and while not ready() (before start(),
+  /// during the handshake replay, after the connector closed).
   void mirror(uint64_t id, const cql::Bytes& frame, cql::Opcode opcode,
               std::chrono::steady_clock::time_point start, RequestType metric);
   /// An answer on the async connector (the listener passes the connector's frames here).
