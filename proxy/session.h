@@ -7,13 +7,9 @@
 // PendingRequest (request.h); backpressure is flow_control.h's.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "proxy/asio.h"
@@ -78,9 +74,6 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
   /// its declared size is reserved (waiting while others hold the budget).
   awaitable<void> reserve_for_large_frame();
-  Connector* connector(Cluster c) {
-    return c == Cluster::kOrigin ? clusters_.origin.get() : clusters_.target.get();
-  }
   bool ready() const { return handshake_.state().ready(); }
 
   asio::io_context& ioc_;
