@@ -93,6 +93,129 @@ std::map<std::string, std::string> parse_key_values(const std::string& text) {
   return out;
 }
 
+namespace {
+
+// One proxy's row of `status`: what its zdmctl status --json says, or why there is none.
+Json status_row(const HostTarget& t, const CommonOptions& opts) {
+  Json row = {{"host", t.host},
+              {"address", nullptr},
+              {"state", "unreachable"},
+              {"running", false},
+              {"pid", nullptr},
+              {"version", ""},
+              {"release", ""},
+              {"running_release", ""},
+              {"config_sha256", ""},
+              {"readiness_status", 0},
+              {"readiness", ""},
+              {"uptime_seconds", nullptr},
+              {"client_connections", nullptr},
+              {"draining", false},
+              {"last_audit", ""}};
+  try {
+    row["address"] = var(t, "zdm_listen_address");
+    std::string home = var(t, "zdm_home");
+    auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
+    ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " status --json", 30);
+    if (r.rc == 0) {
+      Json s = Json::parse(r.out);
+      for (const char* k :
+           {"running", "pid", "version", "release", "running_release", "config_sha256",
+            "readiness_status", "readiness", "uptime_seconds", "client_connections", "draining",
+            "last_audit", "previous_release", "service_manager", "supervisor_pid", "activation"})
+        if (s.contains(k)) row[k] = s[k];
+      row["state"] = s.value("running", false) ? "running" : "stopped";
+    } else {
+      row["state"] = "not deployed";
+      std::string e = chomp(r.err);
+      row["error"] = r.rc == 127 ? fmt::format("no {}/bin/zdmctl: not deployed by zdm-deploy", home)
+                                 : (e.empty() ? fmt::format("zdmctl exited {}", r.rc) : e);
+    }
+  } catch (const UnreachableError& e) {
+    row["error"] = e.what();
+  } catch (const std::exception& e) {
+    row["state"] = "error";
+    row["error"] = e.what();
+  }
+  return row;
+}
+
+// A value as a table cell: "-" for null or empty.
+std::string cell_text(const Json& j) {
+  if (j.is_null()) return std::string("-");
+  std::string s = j.is_string() ? j.get<std::string>() : j.dump();
+  return s.empty() ? std::string("-") : s;
+}
+
+std::string uptime_text(const Json& seconds) {
+  if (!seconds.is_number()) return "-";
+  long long u = seconds.get<long long>();
+  return u >= 3600 ? fmt::format("{}h{:02}m", u / 3600, u / 60 % 60)
+                   : fmt::format("{}m{:02}s", u / 60, u % 60);
+}
+
+// "<time> user=... command=\"...\" ... outcome=X" → "<time> user X"
+std::string audit_summary(std::string audit) {
+  if (audit == "-") return audit;
+  auto kv = [&](const std::string& key) {
+    auto p = audit.find(" " + key + "=");
+    if (p == std::string::npos) return std::string();
+    auto b = p + key.size() + 2;
+    return audit.substr(b, audit.find(' ', b) - b);
+  };
+  return audit.substr(0, audit.find(' ')) + " " + kv("user") + " " + kv("outcome");
+}
+
+// A status row as the table's cells.
+std::vector<std::string> status_cells(const Json& r) {
+  std::string ready = r["readiness_status"] == 0 ? "-" : cell_text(r["readiness_status"]);
+  if (!cell_text(r["readiness"]).empty() && cell_text(r["readiness"]) != "-")
+    ready += " " + cell_text(r["readiness"]);
+  std::string version = cell_text(r["version"]);
+  if (auto p = version.find("zdm-proxy "); p == 0) version = version.substr(10);
+  return {cell_text(r["host"]),
+          cell_text(r["address"]),
+          r["state"].get<std::string>() == "unreachable" ? "UNREACHABLE" : cell_text(r["state"]),
+          cell_text(r["pid"]),
+          version,
+          cell_text(r["release"]),
+          r["config_sha256"].is_string() && !r["config_sha256"].get<std::string>().empty()
+              ? r["config_sha256"].get<std::string>().substr(0, 12)
+              : "-",
+          ready,
+          uptime_text(r["uptime_seconds"]),
+          cell_text(r["client_connections"]),
+          audit_summary(cell_text(r["last_audit"]))};
+}
+
+// Rows of cells in columns as wide as their widest cell, two spaces apart.
+void print_columns(const std::vector<std::vector<std::string>>& table, std::ostream& out) {
+  std::vector<size_t> width(table[0].size(), 0);
+  for (auto& row : table)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  for (auto& row : table) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c)
+      line += c + 1 < row.size() ? fmt::format("{:<{}}  ", row[c], width[c]) : row[c];
+    out << line << '\n';
+  }
+}
+
+// The status table on `out`, then each host's error on `err`.
+void print_status(const std::vector<Json>& rows, std::ostream& out, std::ostream& err) {
+  std::vector<std::vector<std::string>> table = {{"HOST", "ADDRESS", "STATE", "PID", "VERSION",
+                                                  "RELEASE", "CONFIG", "READY", "UPTIME", "CLIENTS",
+                                                  "LAST AUDIT"}};
+  for (auto& r : rows) table.push_back(status_cells(r));
+  print_columns(table, out);
+  out.flush();
+  for (auto& r : rows)
+    if (r.contains("error"))
+      err << fmt::format("{}: {}\n", r["host"].get<std::string>(), r["error"].get<std::string>());
+}
+
+}  // namespace
+
 int status(const CommonOptions& opts, std::ostream& out, std::ostream& err) {
   Inventory inv;
   std::vector<HostTarget> targets;
@@ -104,112 +227,17 @@ int status(const CommonOptions& opts, std::ostream& out, std::ostream& err) {
   }
   std::vector<Json> rows(targets.size());
   parallel_for(targets.size(), std::max(opts.forks, 8), [&](size_t i) {
-    const HostTarget& t = targets[i];
-    Json row = {{"host", t.host},
-                {"address", nullptr},
-                {"state", "unreachable"},
-                {"running", false},
-                {"pid", nullptr},
-                {"version", ""},
-                {"release", ""},
-                {"running_release", ""},
-                {"config_sha256", ""},
-                {"readiness_status", 0},
-                {"readiness", ""},
-                {"uptime_seconds", nullptr},
-                {"client_connections", nullptr},
-                {"draining", false},
-                {"last_audit", ""}};
-    try {
-      row["address"] = var(t, "zdm_listen_address");
-      std::string home = var(t, "zdm_home");
-      auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
-      ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " status --json", 30);
-      if (r.rc == 0) {
-        Json s = Json::parse(r.out);
-        for (const char* k :
-             {"running", "pid", "version", "release", "running_release", "config_sha256",
-              "readiness_status", "readiness", "uptime_seconds", "client_connections", "draining",
-              "last_audit", "previous_release", "service_manager", "supervisor_pid", "activation"})
-          if (s.contains(k)) row[k] = s[k];
-        row["state"] = s.value("running", false) ? "running" : "stopped";
-      } else {
-        row["state"] = "not deployed";
-        std::string e = chomp(r.err);
-        row["error"] = r.rc == 127
-                           ? fmt::format("no {}/bin/zdmctl: not deployed by zdm-deploy", home)
-                           : (e.empty() ? fmt::format("zdmctl exited {}", r.rc) : e);
-      }
-    } catch (const UnreachableError& e) {
-      row["error"] = e.what();
-    } catch (const std::exception& e) {
-      row["state"] = "error";
-      row["error"] = e.what();
-    }
-    rows[i] = row;  // each thread writes its own row only
+    rows[i] = status_row(targets[i], opts);  // each thread writes its own row only
   });
   bool healthy = !rows.empty(), unreachable = false;
   for (auto& r : rows) {
     healthy &= r["running"].get<bool>() && r["readiness_status"] == 200;
     unreachable |= r["state"] == "unreachable";
   }
-  if (opts.json) {
+  if (opts.json)
     out << Json(rows).dump(2) << '\n';
-  } else {
-    auto text = [](const Json& j) {
-      if (j.is_null()) return std::string("-");
-      std::string s = j.is_string() ? j.get<std::string>() : j.dump();
-      return s.empty() ? std::string("-") : s;
-    };
-    std::vector<std::vector<std::string>> table = {{"HOST", "ADDRESS", "STATE", "PID", "VERSION",
-                                                    "RELEASE", "CONFIG", "READY", "UPTIME",
-                                                    "CLIENTS", "LAST AUDIT"}};
-    for (auto& r : rows) {
-      std::string ready = r["readiness_status"] == 0 ? "-" : text(r["readiness_status"]);
-      if (!text(r["readiness"]).empty() && text(r["readiness"]) != "-")
-        ready += " " + text(r["readiness"]);
-      std::string version = text(r["version"]);
-      if (auto p = version.find("zdm-proxy "); p == 0) version = version.substr(10);
-      std::string uptime = "-";
-      if (r["uptime_seconds"].is_number()) {
-        long long u = r["uptime_seconds"].get<long long>();
-        uptime = u >= 3600 ? fmt::format("{}h{:02}m", u / 3600, u / 60 % 60)
-                           : fmt::format("{}m{:02}s", u / 60, u % 60);
-      }
-      std::string audit = text(r["last_audit"]);
-      if (audit != "-") {
-        // "<time> user=... command=\"...\" ... outcome=X" → "<time> user X"
-        auto kv = [&](const std::string& key) {
-          auto p = audit.find(" " + key + "=");
-          if (p == std::string::npos) return std::string();
-          auto b = p + key.size() + 2;
-          return audit.substr(b, audit.find(' ', b) - b);
-        };
-        audit = audit.substr(0, audit.find(' ')) + " " + kv("user") + " " + kv("outcome");
-      }
-      table.push_back(
-          {text(r["host"]), text(r["address"]),
-           r["state"].get<std::string>() == "unreachable" ? "UNREACHABLE" : text(r["state"]),
-           text(r["pid"]), version, text(r["release"]),
-           r["config_sha256"].is_string() && !r["config_sha256"].get<std::string>().empty()
-               ? r["config_sha256"].get<std::string>().substr(0, 12)
-               : "-",
-           ready, uptime, text(r["client_connections"]), audit});
-    }
-    std::vector<size_t> width(table[0].size(), 0);
-    for (auto& row : table)
-      for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-    for (auto& row : table) {
-      std::string line;
-      for (size_t c = 0; c < row.size(); ++c)
-        line += c + 1 < row.size() ? fmt::format("{:<{}}  ", row[c], width[c]) : row[c];
-      out << line << '\n';
-    }
-    out.flush();
-    for (auto& r : rows)
-      if (r.contains("error"))
-        err << fmt::format("{}: {}\n", r["host"].get<std::string>(), r["error"].get<std::string>());
-  }
+  else
+    print_status(rows, out, err);
   if (unreachable) return kExitUnreachable;
   return healthy ? kExitOk : kExitHostFailed;
 }
