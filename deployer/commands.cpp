@@ -327,90 +327,75 @@ int logs(const CommonOptions& opts, const LogOptions& log, std::ostream& out, st
   return any_failed ? kExitHostFailed : kExitOk;
 }
 
-int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::ostream& out,
-                 std::ostream& err) {
-  Inventory inv;
-  std::vector<HostTarget> targets;
+namespace {
+
+// Where the archive goes: --dest, else the inventory's archived_log_dir_name (a local folder).
+std::string archive_dest(const std::string& dest_arg, const std::vector<HostTarget>& targets) {
+  if (!dest_arg.empty()) return dest_arg;
+  std::string name = "zdm_proxy_archived_logs";
   try {
-    targets = proxy_targets(opts, inv);
+    name = var(targets.at(0), "archived_log_dir_name | default('zdm_proxy_archived_logs')");
+  } catch (const std::exception&) {
+    // archived_log_dir_name does not render: the default name stands (it names a local folder).
+  }
+  return name;
+}
+
+// The secrets to redact come from the deploy play's variables: without them no log is fetched
+// (a log could carry a password unredacted). False, the error printed, when they are unknown.
+bool load_log_secrets(const CommonOptions& opts, const Inventory& inv, Redactor& redactor,
+                      std::ostream& err) {
+  Plan plan;
+  try {
+    Playbook pb = load_playbook((fs::path(opts.playbook_dir) / "deploy_proxy.yml").string());
+    plan = make_plan(inv, pb, plan_options(opts));
   } catch (const std::exception& e) {
+    err << "ERROR! cannot tell which secrets to redact from the logs: " << e.what() << '\n';
+    return false;
+  }
+  try {
+    collect_secrets(plan, redactor);
+  } catch (const SecretError& e) {
     err << "ERROR! " << e.what() << '\n';
-    return kExitUnreachable;
+    return false;
   }
-  std::string dest = dest_arg;
-  if (dest.empty()) {
-    std::string name = "zdm_proxy_archived_logs";
-    try {
-      name = var(targets.at(0), "archived_log_dir_name | default('zdm_proxy_archived_logs')");
-    } catch (const std::exception&) {
-      // archived_log_dir_name does not render: the default name stands (it names a local folder).
-    }
-    dest = name;
-  }
-  std::string stamp = release_id_now();
-  std::string base = "zdm_proxy_logs_" + stamp;
-  fs::path work = fs::temp_directory_path() / (base + "-" + std::to_string(getpid()));
-  auto redactor = std::make_shared<Redactor>();
-  {
-    // The secrets to redact come from the deploy play's variables: without them no log is
-    // fetched (a log could carry a password unredacted).
-    Plan plan;
-    try {
-      Playbook pb = load_playbook((fs::path(opts.playbook_dir) / "deploy_proxy.yml").string());
-      plan = make_plan(inv, pb, plan_options(opts));
-    } catch (const std::exception& e) {
-      err << "ERROR! cannot tell which secrets to redact from the logs: " << e.what() << '\n';
-      return kExitUnreachable;
-    }
-    try {
-      collect_secrets(plan, *redactor);
-    } catch (const SecretError& e) {
-      err << "ERROR! " << e.what() << '\n';
-      return kExitUnreachable;
-    }
-  }
-  fs::create_directories(work / base);
-  std::mutex mu;
-  std::atomic<bool> any_failed{false};
+  return true;
+}
+
+// One proxy's files and zdmctl outputs, redacted, into `dir`; throws when the host fails.
+void collect_host_logs(const HostTarget& t, const CommonOptions& opts, Redactor& redactor,
+                       const fs::path& dir) {
   // What each host contributes: file on the host (relative to zdm_home) → name in the archive.
-  const std::vector<std::pair<std::string, std::string>> files = {
+  static const std::vector<std::pair<std::string, std::string>> files = {
       {"logs/zdm-proxy.log", "zdm-proxy.log"},
       {"current/zdm-proxy.yml", "zdm-proxy.yml"},
       {"audit.log", "audit.log"},
       {"state/activation", "activation"},
       {"state/history", "history"},
       {"zdmctl.env", "zdmctl.env"}};
-  parallel_for(targets.size(), opts.forks, [&](size_t i) {
-    const HostTarget& t = targets[i];
-    fs::path dir = work / base / t.host;
-    fs::create_directories(dir);
-    try {
-      std::string home = var(t, "zdm_home");
-      auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
-      // The admin token is a secret of the host: kept out of the archive, never written here.
-      ExecResult tok =
-          tr->exec("cat " + shell_quote(home + "/secrets/proxy_admin_token") + " 2>/dev/null", 30);
-      if (tok.rc == 0) redactor->add(chomp(tok.out));
-      for (auto& [remote, local] : files) {
-        ExecResult r = tr->exec("cat " + shell_quote(home + "/" + remote) + " 2>/dev/null", 120);
-        if (r.rc != 0) continue;
-        std::string text = redactor->apply(redact_secret_lines(r.out));
-        std::ofstream(dir / local, std::ios::binary) << text;
-      }
-      for (auto& [cmd, local] : std::vector<std::pair<std::string, std::string>>{
-               {"status", "status.txt"}, {"releases", "releases.txt"}}) {
-        ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " " + cmd, 60);
-        std::ofstream(dir / local) << redactor->apply(r.out + r.err);
-      }
-      std::lock_guard lock(mu);
-      out << fmt::format("collected: [{}]\n", t.host);
-    } catch (const std::exception& e) {
-      any_failed = true;
-      std::ofstream(dir / "ERROR.txt") << e.what() << '\n';
-      std::lock_guard lock(mu);
-      err << fmt::format("[{}] error: {}\n", t.host, e.what());
-    }
-  });
+  std::string home = var(t, "zdm_home");
+  auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
+  // The admin token is a secret of the host: kept out of the archive, never written here.
+  ExecResult tok =
+      tr->exec("cat " + shell_quote(home + "/secrets/proxy_admin_token") + " 2>/dev/null", 30);
+  if (tok.rc == 0) redactor.add(chomp(tok.out));
+  for (auto& [remote, local] : files) {
+    ExecResult r = tr->exec("cat " + shell_quote(home + "/" + remote) + " 2>/dev/null", 120);
+    if (r.rc != 0) continue;
+    std::string text = redactor.apply(redact_secret_lines(r.out));
+    std::ofstream(dir / local, std::ios::binary) << text;
+  }
+  for (auto& [cmd, local] : std::vector<std::pair<std::string, std::string>>{
+           {"status", "status.txt"}, {"releases", "releases.txt"}}) {
+    ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " " + cmd, 60);
+    std::ofstream(dir / local) << redactor.apply(r.out + r.err);
+  }
+}
+
+// Packs work/base into dest/base.tar.gz and removes `work`; the archive's path, or "" (the
+// error printed) when tar fails.
+std::string pack_archive(const fs::path& work, const std::string& base, const std::string& dest,
+                         std::ostream& err) {
   fs::create_directories(dest);
   fs::path archive = fs::absolute(fs::path(dest) / (base + ".tar.gz"));
   ConnectParams local;
@@ -423,9 +408,49 @@ int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::os
   fs::remove_all(work, ec);
   if (tar.rc != 0) {
     err << "ERROR! tar: " << tar.err << '\n';
-    return kExitError;
+    return "";
   }
-  out << archive.string() << '\n';
+  return archive.string();
+}
+
+}  // namespace
+
+int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::ostream& out,
+                 std::ostream& err) {
+  Inventory inv;
+  std::vector<HostTarget> targets;
+  try {
+    targets = proxy_targets(opts, inv);
+  } catch (const std::exception& e) {
+    err << "ERROR! " << e.what() << '\n';
+    return kExitUnreachable;
+  }
+  std::string dest = archive_dest(dest_arg, targets);
+  std::string base = "zdm_proxy_logs_" + release_id_now();
+  fs::path work = fs::temp_directory_path() / (base + "-" + std::to_string(getpid()));
+  auto redactor = std::make_shared<Redactor>();
+  if (!load_log_secrets(opts, inv, *redactor, err)) return kExitUnreachable;
+  fs::create_directories(work / base);
+  std::mutex mu;
+  std::atomic<bool> any_failed{false};
+  parallel_for(targets.size(), opts.forks, [&](size_t i) {
+    const HostTarget& t = targets[i];
+    fs::path dir = work / base / t.host;
+    fs::create_directories(dir);
+    try {
+      collect_host_logs(t, opts, *redactor, dir);
+      std::lock_guard lock(mu);
+      out << fmt::format("collected: [{}]\n", t.host);
+    } catch (const std::exception& e) {
+      any_failed = true;
+      std::ofstream(dir / "ERROR.txt") << e.what() << '\n';
+      std::lock_guard lock(mu);
+      err << fmt::format("[{}] error: {}\n", t.host, e.what());
+    }
+  });
+  std::string archive = pack_archive(work, base, dest, err);
+  if (archive.empty()) return kExitError;
+  out << archive << '\n';
   return any_failed ? kExitHostFailed : kExitOk;
 }
 
