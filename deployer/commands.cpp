@@ -93,6 +93,129 @@ std::map<std::string, std::string> parse_key_values(const std::string& text) {
   return out;
 }
 
+namespace {
+
+// One proxy's row of `status`: what its zdmctl status --json says, or why there is none.
+Json status_row(const HostTarget& t, const CommonOptions& opts) {
+  Json row = {{"host", t.host},
+              {"address", nullptr},
+              {"state", "unreachable"},
+              {"running", false},
+              {"pid", nullptr},
+              {"version", ""},
+              {"release", ""},
+              {"running_release", ""},
+              {"config_sha256", ""},
+              {"readiness_status", 0},
+              {"readiness", ""},
+              {"uptime_seconds", nullptr},
+              {"client_connections", nullptr},
+              {"draining", false},
+              {"last_audit", ""}};
+  try {
+    row["address"] = var(t, "zdm_listen_address");
+    std::string home = var(t, "zdm_home");
+    auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
+    ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " status --json", 30);
+    if (r.rc == 0) {
+      Json s = Json::parse(r.out);
+      for (const char* k :
+           {"running", "pid", "version", "release", "running_release", "config_sha256",
+            "readiness_status", "readiness", "uptime_seconds", "client_connections", "draining",
+            "last_audit", "previous_release", "service_manager", "supervisor_pid", "activation"})
+        if (s.contains(k)) row[k] = s[k];
+      row["state"] = s.value("running", false) ? "running" : "stopped";
+    } else {
+      row["state"] = "not deployed";
+      std::string e = chomp(r.err);
+      row["error"] = r.rc == 127 ? fmt::format("no {}/bin/zdmctl: not deployed by zdm-deploy", home)
+                                 : (e.empty() ? fmt::format("zdmctl exited {}", r.rc) : e);
+    }
+  } catch (const UnreachableError& e) {
+    row["error"] = e.what();
+  } catch (const std::exception& e) {
+    row["state"] = "error";
+    row["error"] = e.what();
+  }
+  return row;
+}
+
+// A value as a table cell: "-" for null or empty.
+std::string cell_text(const Json& j) {
+  if (j.is_null()) return std::string("-");
+  std::string s = j.is_string() ? j.get<std::string>() : j.dump();
+  return s.empty() ? std::string("-") : s;
+}
+
+std::string uptime_text(const Json& seconds) {
+  if (!seconds.is_number()) return "-";
+  long long u = seconds.get<long long>();
+  return u >= 3600 ? fmt::format("{}h{:02}m", u / 3600, u / 60 % 60)
+                   : fmt::format("{}m{:02}s", u / 60, u % 60);
+}
+
+// "<time> user=... command=\"...\" ... outcome=X" → "<time> user X"
+std::string audit_summary(std::string audit) {
+  if (audit == "-") return audit;
+  auto kv = [&](const std::string& key) {
+    auto p = audit.find(" " + key + "=");
+    if (p == std::string::npos) return std::string();
+    auto b = p + key.size() + 2;
+    return audit.substr(b, audit.find(' ', b) - b);
+  };
+  return audit.substr(0, audit.find(' ')) + " " + kv("user") + " " + kv("outcome");
+}
+
+// A status row as the table's cells.
+std::vector<std::string> status_cells(const Json& r) {
+  std::string ready = r["readiness_status"] == 0 ? "-" : cell_text(r["readiness_status"]);
+  if (!cell_text(r["readiness"]).empty() && cell_text(r["readiness"]) != "-")
+    ready += " " + cell_text(r["readiness"]);
+  std::string version = cell_text(r["version"]);
+  if (auto p = version.find("zdm-proxy "); p == 0) version = version.substr(10);
+  return {cell_text(r["host"]),
+          cell_text(r["address"]),
+          r["state"].get<std::string>() == "unreachable" ? "UNREACHABLE" : cell_text(r["state"]),
+          cell_text(r["pid"]),
+          version,
+          cell_text(r["release"]),
+          r["config_sha256"].is_string() && !r["config_sha256"].get<std::string>().empty()
+              ? r["config_sha256"].get<std::string>().substr(0, 12)
+              : "-",
+          ready,
+          uptime_text(r["uptime_seconds"]),
+          cell_text(r["client_connections"]),
+          audit_summary(cell_text(r["last_audit"]))};
+}
+
+// Rows of cells in columns as wide as their widest cell, two spaces apart.
+void print_columns(const std::vector<std::vector<std::string>>& table, std::ostream& out) {
+  std::vector<size_t> width(table[0].size(), 0);
+  for (auto& row : table)
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  for (auto& row : table) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c)
+      line += c + 1 < row.size() ? fmt::format("{:<{}}  ", row[c], width[c]) : row[c];
+    out << line << '\n';
+  }
+}
+
+// The status table on `out`, then each host's error on `err`.
+void print_status(const std::vector<Json>& rows, std::ostream& out, std::ostream& err) {
+  std::vector<std::vector<std::string>> table = {{"HOST", "ADDRESS", "STATE", "PID", "VERSION",
+                                                  "RELEASE", "CONFIG", "READY", "UPTIME", "CLIENTS",
+                                                  "LAST AUDIT"}};
+  for (auto& r : rows) table.push_back(status_cells(r));
+  print_columns(table, out);
+  out.flush();
+  for (auto& r : rows)
+    if (r.contains("error"))
+      err << fmt::format("{}: {}\n", r["host"].get<std::string>(), r["error"].get<std::string>());
+}
+
+}  // namespace
+
 int status(const CommonOptions& opts, std::ostream& out, std::ostream& err) {
   Inventory inv;
   std::vector<HostTarget> targets;
@@ -104,112 +227,17 @@ int status(const CommonOptions& opts, std::ostream& out, std::ostream& err) {
   }
   std::vector<Json> rows(targets.size());
   parallel_for(targets.size(), std::max(opts.forks, 8), [&](size_t i) {
-    const HostTarget& t = targets[i];
-    Json row = {{"host", t.host},
-                {"address", nullptr},
-                {"state", "unreachable"},
-                {"running", false},
-                {"pid", nullptr},
-                {"version", ""},
-                {"release", ""},
-                {"running_release", ""},
-                {"config_sha256", ""},
-                {"readiness_status", 0},
-                {"readiness", ""},
-                {"uptime_seconds", nullptr},
-                {"client_connections", nullptr},
-                {"draining", false},
-                {"last_audit", ""}};
-    try {
-      row["address"] = var(t, "zdm_listen_address");
-      std::string home = var(t, "zdm_home");
-      auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
-      ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " status --json", 30);
-      if (r.rc == 0) {
-        Json s = Json::parse(r.out);
-        for (const char* k :
-             {"running", "pid", "version", "release", "running_release", "config_sha256",
-              "readiness_status", "readiness", "uptime_seconds", "client_connections", "draining",
-              "last_audit", "previous_release", "service_manager", "supervisor_pid", "activation"})
-          if (s.contains(k)) row[k] = s[k];
-        row["state"] = s.value("running", false) ? "running" : "stopped";
-      } else {
-        row["state"] = "not deployed";
-        std::string e = chomp(r.err);
-        row["error"] = r.rc == 127
-                           ? fmt::format("no {}/bin/zdmctl: not deployed by zdm-deploy", home)
-                           : (e.empty() ? fmt::format("zdmctl exited {}", r.rc) : e);
-      }
-    } catch (const UnreachableError& e) {
-      row["error"] = e.what();
-    } catch (const std::exception& e) {
-      row["state"] = "error";
-      row["error"] = e.what();
-    }
-    rows[i] = row;  // each thread writes its own row only
+    rows[i] = status_row(targets[i], opts);  // each thread writes its own row only
   });
   bool healthy = !rows.empty(), unreachable = false;
   for (auto& r : rows) {
     healthy &= r["running"].get<bool>() && r["readiness_status"] == 200;
     unreachable |= r["state"] == "unreachable";
   }
-  if (opts.json) {
+  if (opts.json)
     out << Json(rows).dump(2) << '\n';
-  } else {
-    auto text = [](const Json& j) {
-      if (j.is_null()) return std::string("-");
-      std::string s = j.is_string() ? j.get<std::string>() : j.dump();
-      return s.empty() ? std::string("-") : s;
-    };
-    std::vector<std::vector<std::string>> table = {{"HOST", "ADDRESS", "STATE", "PID", "VERSION",
-                                                    "RELEASE", "CONFIG", "READY", "UPTIME",
-                                                    "CLIENTS", "LAST AUDIT"}};
-    for (auto& r : rows) {
-      std::string ready = r["readiness_status"] == 0 ? "-" : text(r["readiness_status"]);
-      if (!text(r["readiness"]).empty() && text(r["readiness"]) != "-")
-        ready += " " + text(r["readiness"]);
-      std::string version = text(r["version"]);
-      if (auto p = version.find("zdm-proxy "); p == 0) version = version.substr(10);
-      std::string uptime = "-";
-      if (r["uptime_seconds"].is_number()) {
-        long long u = r["uptime_seconds"].get<long long>();
-        uptime = u >= 3600 ? fmt::format("{}h{:02}m", u / 3600, u / 60 % 60)
-                           : fmt::format("{}m{:02}s", u / 60, u % 60);
-      }
-      std::string audit = text(r["last_audit"]);
-      if (audit != "-") {
-        // "<time> user=... command=\"...\" ... outcome=X" → "<time> user X"
-        auto kv = [&](const std::string& key) {
-          auto p = audit.find(" " + key + "=");
-          if (p == std::string::npos) return std::string();
-          auto b = p + key.size() + 2;
-          return audit.substr(b, audit.find(' ', b) - b);
-        };
-        audit = audit.substr(0, audit.find(' ')) + " " + kv("user") + " " + kv("outcome");
-      }
-      table.push_back(
-          {text(r["host"]), text(r["address"]),
-           r["state"].get<std::string>() == "unreachable" ? "UNREACHABLE" : text(r["state"]),
-           text(r["pid"]), version, text(r["release"]),
-           r["config_sha256"].is_string() && !r["config_sha256"].get<std::string>().empty()
-               ? r["config_sha256"].get<std::string>().substr(0, 12)
-               : "-",
-           ready, uptime, text(r["client_connections"]), audit});
-    }
-    std::vector<size_t> width(table[0].size(), 0);
-    for (auto& row : table)
-      for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-    for (auto& row : table) {
-      std::string line;
-      for (size_t c = 0; c < row.size(); ++c)
-        line += c + 1 < row.size() ? fmt::format("{:<{}}  ", row[c], width[c]) : row[c];
-      out << line << '\n';
-    }
-    out.flush();
-    for (auto& r : rows)
-      if (r.contains("error"))
-        err << fmt::format("{}: {}\n", r["host"].get<std::string>(), r["error"].get<std::string>());
-  }
+  else
+    print_status(rows, out, err);
   if (unreachable) return kExitUnreachable;
   return healthy ? kExitOk : kExitHostFailed;
 }
@@ -299,90 +327,75 @@ int logs(const CommonOptions& opts, const LogOptions& log, std::ostream& out, st
   return any_failed ? kExitHostFailed : kExitOk;
 }
 
-int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::ostream& out,
-                 std::ostream& err) {
-  Inventory inv;
-  std::vector<HostTarget> targets;
+namespace {
+
+// Where the archive goes: --dest, else the inventory's archived_log_dir_name (a local folder).
+std::string archive_dest(const std::string& dest_arg, const std::vector<HostTarget>& targets) {
+  if (!dest_arg.empty()) return dest_arg;
+  std::string name = "zdm_proxy_archived_logs";
   try {
-    targets = proxy_targets(opts, inv);
+    name = var(targets.at(0), "archived_log_dir_name | default('zdm_proxy_archived_logs')");
+  } catch (const std::exception&) {
+    // archived_log_dir_name does not render: the default name stands (it names a local folder).
+  }
+  return name;
+}
+
+// The secrets to redact come from the deploy play's variables: without them no log is fetched
+// (a log could carry a password unredacted). False, the error printed, when they are unknown.
+bool load_log_secrets(const CommonOptions& opts, const Inventory& inv, Redactor& redactor,
+                      std::ostream& err) {
+  Plan plan;
+  try {
+    Playbook pb = load_playbook((fs::path(opts.playbook_dir) / "deploy_proxy.yml").string());
+    plan = make_plan(inv, pb, plan_options(opts));
   } catch (const std::exception& e) {
+    err << "ERROR! cannot tell which secrets to redact from the logs: " << e.what() << '\n';
+    return false;
+  }
+  try {
+    collect_secrets(plan, redactor);
+  } catch (const SecretError& e) {
     err << "ERROR! " << e.what() << '\n';
-    return kExitUnreachable;
+    return false;
   }
-  std::string dest = dest_arg;
-  if (dest.empty()) {
-    std::string name = "zdm_proxy_archived_logs";
-    try {
-      name = var(targets.at(0), "archived_log_dir_name | default('zdm_proxy_archived_logs')");
-    } catch (const std::exception&) {
-      // archived_log_dir_name does not render: the default name stands (it names a local folder).
-    }
-    dest = name;
-  }
-  std::string stamp = release_id_now();
-  std::string base = "zdm_proxy_logs_" + stamp;
-  fs::path work = fs::temp_directory_path() / (base + "-" + std::to_string(getpid()));
-  auto redactor = std::make_shared<Redactor>();
-  {
-    // The secrets to redact come from the deploy play's variables: without them no log is
-    // fetched (a log could carry a password unredacted).
-    Plan plan;
-    try {
-      Playbook pb = load_playbook((fs::path(opts.playbook_dir) / "deploy_proxy.yml").string());
-      plan = make_plan(inv, pb, plan_options(opts));
-    } catch (const std::exception& e) {
-      err << "ERROR! cannot tell which secrets to redact from the logs: " << e.what() << '\n';
-      return kExitUnreachable;
-    }
-    try {
-      collect_secrets(plan, *redactor);
-    } catch (const SecretError& e) {
-      err << "ERROR! " << e.what() << '\n';
-      return kExitUnreachable;
-    }
-  }
-  fs::create_directories(work / base);
-  std::mutex mu;
-  std::atomic<bool> any_failed{false};
+  return true;
+}
+
+// One proxy's files and zdmctl outputs, redacted, into `dir`; throws when the host fails.
+void collect_host_logs(const HostTarget& t, const CommonOptions& opts, Redactor& redactor,
+                       const fs::path& dir) {
   // What each host contributes: file on the host (relative to zdm_home) → name in the archive.
-  const std::vector<std::pair<std::string, std::string>> files = {
+  static const std::vector<std::pair<std::string, std::string>> files = {
       {"logs/zdm-proxy.log", "zdm-proxy.log"},
       {"current/zdm-proxy.yml", "zdm-proxy.yml"},
       {"audit.log", "audit.log"},
       {"state/activation", "activation"},
       {"state/history", "history"},
       {"zdmctl.env", "zdmctl.env"}};
-  parallel_for(targets.size(), opts.forks, [&](size_t i) {
-    const HostTarget& t = targets[i];
-    fs::path dir = work / base / t.host;
-    fs::create_directories(dir);
-    try {
-      std::string home = var(t, "zdm_home");
-      auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
-      // The admin token is a secret of the host: kept out of the archive, never written here.
-      ExecResult tok =
-          tr->exec("cat " + shell_quote(home + "/secrets/proxy_admin_token") + " 2>/dev/null", 30);
-      if (tok.rc == 0) redactor->add(chomp(tok.out));
-      for (auto& [remote, local] : files) {
-        ExecResult r = tr->exec("cat " + shell_quote(home + "/" + remote) + " 2>/dev/null", 120);
-        if (r.rc != 0) continue;
-        std::string text = redactor->apply(redact_secret_lines(r.out));
-        std::ofstream(dir / local, std::ios::binary) << text;
-      }
-      for (auto& [cmd, local] : std::vector<std::pair<std::string, std::string>>{
-               {"status", "status.txt"}, {"releases", "releases.txt"}}) {
-        ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " " + cmd, 60);
-        std::ofstream(dir / local) << redactor->apply(r.out + r.err);
-      }
-      std::lock_guard lock(mu);
-      out << fmt::format("collected: [{}]\n", t.host);
-    } catch (const std::exception& e) {
-      any_failed = true;
-      std::ofstream(dir / "ERROR.txt") << e.what() << '\n';
-      std::lock_guard lock(mu);
-      err << fmt::format("[{}] error: {}\n", t.host, e.what());
-    }
-  });
+  std::string home = var(t, "zdm_home");
+  auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
+  // The admin token is a secret of the host: kept out of the archive, never written here.
+  ExecResult tok =
+      tr->exec("cat " + shell_quote(home + "/secrets/proxy_admin_token") + " 2>/dev/null", 30);
+  if (tok.rc == 0) redactor.add(chomp(tok.out));
+  for (auto& [remote, local] : files) {
+    ExecResult r = tr->exec("cat " + shell_quote(home + "/" + remote) + " 2>/dev/null", 120);
+    if (r.rc != 0) continue;
+    std::string text = redactor.apply(redact_secret_lines(r.out));
+    std::ofstream(dir / local, std::ios::binary) << text;
+  }
+  for (auto& [cmd, local] : std::vector<std::pair<std::string, std::string>>{
+           {"status", "status.txt"}, {"releases", "releases.txt"}}) {
+    ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " " + cmd, 60);
+    std::ofstream(dir / local) << redactor.apply(r.out + r.err);
+  }
+}
+
+// Packs work/base into dest/base.tar.gz and removes `work`; the archive's path, or "" (the
+// error printed) when tar fails.
+std::string pack_archive(const fs::path& work, const std::string& base, const std::string& dest,
+                         std::ostream& err) {
   fs::create_directories(dest);
   fs::path archive = fs::absolute(fs::path(dest) / (base + ".tar.gz"));
   ConnectParams local;
@@ -395,9 +408,49 @@ int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::os
   fs::remove_all(work, ec);
   if (tar.rc != 0) {
     err << "ERROR! tar: " << tar.err << '\n';
-    return kExitError;
+    return "";
   }
-  out << archive.string() << '\n';
+  return archive.string();
+}
+
+}  // namespace
+
+int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::ostream& out,
+                 std::ostream& err) {
+  Inventory inv;
+  std::vector<HostTarget> targets;
+  try {
+    targets = proxy_targets(opts, inv);
+  } catch (const std::exception& e) {
+    err << "ERROR! " << e.what() << '\n';
+    return kExitUnreachable;
+  }
+  std::string dest = archive_dest(dest_arg, targets);
+  std::string base = "zdm_proxy_logs_" + release_id_now();
+  fs::path work = fs::temp_directory_path() / (base + "-" + std::to_string(getpid()));
+  auto redactor = std::make_shared<Redactor>();
+  if (!load_log_secrets(opts, inv, *redactor, err)) return kExitUnreachable;
+  fs::create_directories(work / base);
+  std::mutex mu;
+  std::atomic<bool> any_failed{false};
+  parallel_for(targets.size(), opts.forks, [&](size_t i) {
+    const HostTarget& t = targets[i];
+    fs::path dir = work / base / t.host;
+    fs::create_directories(dir);
+    try {
+      collect_host_logs(t, opts, *redactor, dir);
+      std::lock_guard lock(mu);
+      out << fmt::format("collected: [{}]\n", t.host);
+    } catch (const std::exception& e) {
+      any_failed = true;
+      std::ofstream(dir / "ERROR.txt") << e.what() << '\n';
+      std::lock_guard lock(mu);
+      err << fmt::format("[{}] error: {}\n", t.host, e.what());
+    }
+  });
+  std::string archive = pack_archive(work, base, dest, err);
+  if (archive.empty()) return kExitError;
+  out << archive << '\n';
   return any_failed ? kExitHostFailed : kExitOk;
 }
 

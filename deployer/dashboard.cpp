@@ -4,6 +4,8 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <thread>
@@ -123,76 +125,75 @@ std::vector<DashboardFile> load_dashboards(const std::string& dir) {
   return out;
 }
 
-int dashboard(const CommonOptions& opts, const DashboardOptions& options, std::ostream& out,
-              std::ostream& err) {
-  Monitoring mon;
-  std::vector<DashboardFile> dashboards;
-  try {
-    mon = find_monitoring(opts);
-    dashboards = load_dashboards(options.dashboards_dir);
-  } catch (const std::exception& e) {
-    err << "ERROR! " << e.what() << '\n';
-    return kExitUnreachable;
-  }
-  auto colon = options.listen.rfind(':');
-  int port = 0;
-  try {
-    if (colon == std::string::npos) throw std::invalid_argument("no port");
-    port = std::stoi(options.listen.substr(colon + 1));
-  } catch (const std::exception&) {
-    err << "ERROR! --listen must be ADDRESS:PORT, not '" << options.listen << "'\n";
-    return kExitBadOptions;
-  }
-  std::string address = options.listen.substr(0, colon);
-  const std::string prometheus = "http://" + mon.prometheus;
+namespace {
 
-  // The dashboards are read again for every page load: an edited file shows on the next one.
-  auto handler = [&](const http::Request& request) -> http::Response {
+// The page's answers. The dashboards are read again for every page load: an edited file shows
+// on the next one.
+class DashboardSite {
+ public:
+  DashboardSite(const DashboardOptions& options, const Monitoring& mon)
+      : options_(options), mon_(mon), prometheus_("http://" + mon.prometheus) {}
+
+  const std::string& prometheus() const { return prometheus_; }
+
+  http::Response operator()(const http::Request& request) const {
     const std::string& method = request.method;
     const std::string& target = request.target;
     if (method != "GET") return {405, kText, "only GET\n"};
     std::string path = target.substr(0, target.find('?'));
     if (path == "/favicon.ico") return {204, kText, ""};
-    if (path == "/api/config" || path.rfind("/api/dashboards/", 0) == 0) {
-      std::vector<DashboardFile> current;
-      try {
-        current = load_dashboards(options.dashboards_dir);
-      } catch (const std::exception& e) {
-        return json_error(500, e.what());
-      }
-      if (path == "/api/config") {
-        Json config = {{"prometheus", prometheus},
-                       {"scrape_interval_seconds", mon.scrape_interval},
-                       {"dashboards", Json::array()}};
-        for (auto& d : current)
-          config["dashboards"].push_back({{"uid", d.uid}, {"title", d.title}});
-        return {200, kJson, config.dump()};
-      }
-      std::string uid = path.substr(16);
-      for (auto& d : current)
-        if (d.uid == uid) return {200, kJson, d.text};
-      return json_error(404, "no dashboard with uid '" + uid + "'");
-    }
+    if (path == "/api/config" || path.rfind("/api/dashboards/", 0) == 0) return dashboards(path);
     if (prometheus_api(path)) {
-      HttpResult r = http_get(prometheus + target, 30);
-      if (r.status < 0) return json_error(502, "Prometheus at " + prometheus + ": " + r.error);
+      HttpResult r = http_get(prometheus_ + target, 30);
+      if (r.status < 0) return json_error(502, "Prometheus at " + prometheus_ + ": " + r.error);
       return {static_cast<unsigned>(r.status), kJson, std::move(r.body)};
     }
     for (const Asset& a : dashboard_assets())
       if (path == a.path)
         return {200, a.content_type, std::string(reinterpret_cast<const char*>(a.data), a.size)};
     return {404, kText, "404 page not found\n"};
-  };
-
-  boost::asio::io_context ioc;
-  std::unique_ptr<http::Server> server;
-  try {
-    server = std::make_unique<http::Server>(ioc, address, port, handler);
-  } catch (const std::exception& e) {
-    err << "ERROR! cannot listen on " << options.listen << ": " << e.what() << '\n';
-    return kExitError;
   }
-  server->start();
+
+ private:
+  // /api/config (Prometheus, the scrape interval, the dashboards) and /api/dashboards/<uid>.
+  http::Response dashboards(const std::string& path) const {
+    std::vector<DashboardFile> current;
+    try {
+      current = load_dashboards(options_.dashboards_dir);
+    } catch (const std::exception& e) {
+      return json_error(500, e.what());
+    }
+    if (path == "/api/config") {
+      Json config = {{"prometheus", prometheus_},
+                     {"scrape_interval_seconds", mon_.scrape_interval},
+                     {"dashboards", Json::array()}};
+      for (auto& d : current) config["dashboards"].push_back({{"uid", d.uid}, {"title", d.title}});
+      return {200, kJson, config.dump()};
+    }
+    std::string uid = path.substr(16);
+    for (auto& d : current)
+      if (d.uid == uid) return {200, kJson, d.text};
+    return json_error(404, "no dashboard with uid '" + uid + "'");
+  }
+
+  const DashboardOptions& options_;
+  const Monitoring& mon_;
+  const std::string prometheus_;
+};
+
+// --listen's port; nullopt when it is not ADDRESS:PORT.
+std::optional<int> listen_port(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  try {
+    if (colon == std::string::npos) throw std::invalid_argument("no port");
+    return std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+void print_banner(const DashboardOptions& options, const std::vector<DashboardFile>& dashboards,
+                  const std::string& prometheus, std::ostream& out) {
   HttpResult ready = http_get(prometheus + "/-/ready", 3);
   out << fmt::format("dashboard: http://{}/ ({} dashboards: ", options.listen, dashboards.size());
   for (size_t i = 0; i < dashboards.size(); ++i) out << (i ? ", " : "") << dashboards[i].title;
@@ -204,11 +205,14 @@ int dashboard(const CommonOptions& opts, const DashboardOptions& options, std::o
                 ")");
   out << "stop with Ctrl-C (SIGINT) or SIGTERM\n";
   out.flush();
+}
 
+// Serves until SIGINT or SIGTERM.
+void serve_until_signal(boost::asio::io_context& ioc, http::Server& server) {
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (ec) return;
-    server->stop();
+    server.stop();
     ioc.stop();
   });
   // Prometheus calls block the thread that makes them: a few threads serve the page's parallel
@@ -217,6 +221,39 @@ int dashboard(const CommonOptions& opts, const DashboardOptions& options, std::o
   for (int i = 0; i < 3; ++i) threads.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : threads) t.join();
+}
+
+}  // namespace
+
+int dashboard(const CommonOptions& opts, const DashboardOptions& options, std::ostream& out,
+              std::ostream& err) {
+  Monitoring mon;
+  std::vector<DashboardFile> dashboards;
+  try {
+    mon = find_monitoring(opts);
+    dashboards = load_dashboards(options.dashboards_dir);
+  } catch (const std::exception& e) {
+    err << "ERROR! " << e.what() << '\n';
+    return kExitUnreachable;
+  }
+  std::optional<int> port = listen_port(options.listen);
+  if (!port) {
+    err << "ERROR! --listen must be ADDRESS:PORT, not '" << options.listen << "'\n";
+    return kExitBadOptions;
+  }
+  std::string address = options.listen.substr(0, options.listen.rfind(':'));
+  DashboardSite site(options, mon);
+  boost::asio::io_context ioc;
+  std::unique_ptr<http::Server> server;
+  try {
+    server = std::make_unique<http::Server>(ioc, address, *port, std::cref(site));
+  } catch (const std::exception& e) {
+    err << "ERROR! cannot listen on " << options.listen << ": " << e.what() << '\n';
+    return kExitError;
+  }
+  server->start();
+  print_banner(options, dashboards, site.prometheus(), out);
+  serve_until_signal(ioc, *server);
   out << "dashboard: stopped\n";
   return kExitOk;
 }

@@ -76,7 +76,7 @@ std::string host_lock_dir(const std::string& host, const Json& scope, const Inve
   } catch (const std::exception&) {
     // The home directory variable does not render: the lock uses the fallback below.
   }
-  return "$HOME/.zdm-deploy";
+  return kFallbackHostDir;
 }
 
 Run::Run(std::string playbook, CommonOptions opts, std::shared_ptr<Connector> connector)
@@ -220,7 +220,7 @@ void Run::write_audit(const Executor& ex, std::ostream& out) {
       std::string dir = host_lock_dir(h, scopes_[h], inv_);
       exec_on(h,
               fmt::format("mkdir -p {0} && printf '%s\\n' {1} >> {0}/audit.log",
-                          dir == "$HOME/.zdm-deploy" ? dir : shell_quote(dir), shell_quote(line)),
+                          quote_host_path(dir), shell_quote(line)),
               30);
     } catch (const std::exception&) {
       // Best effort: the audit line is also written locally, and a host lost at the end of a

@@ -75,7 +75,8 @@ class Run {
 void parallel_for(size_t n, int forks, const std::function<void(size_t)>& f);
 
 // Where a host keeps its lock and audit log: the proxy's or the monitoring stack's home
-// (zdm_proxy_home_dir / monitoring_home_dir and their defaults), else "$HOME/.zdm-deploy".
+// (zdm_proxy_home_dir / monitoring_home_dir and their defaults), else kFallbackHostDir
+// ("$HOME/.zdm-deploy": quote it with quote_host_path, which leaves $HOME to the host's shell).
 std::string host_lock_dir(const std::string& host, const Json& scope, const Inventory& inv);
 
 // Throws InventoryError when the inventory has no (or an empty) [proxies] group, naming the

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <ostream>
 #include <thread>
 
@@ -442,152 +443,219 @@ TaskResult Executor::run_on_host(const Task& t, const std::string& host, PlayPla
   return result;
 }
 
+namespace {
+
+// The first of `conds` that is false, as the skip it causes; nullopt when all hold.
+std::optional<TaskResult> skipped_by(const std::vector<std::string>& conds, const Json& scope,
+                                     const Source& src) {
+  for (auto& c : conds) {
+    if (!evaluate_condition(c, scope, src)) {
+      TaskResult result;
+      result.skipped = true;
+      result.msg = fmt::format("Conditional result was False: {}", c);
+      return result;
+    }
+  }
+  return std::nullopt;
+}
+
+// The module's arguments rendered in `scope`: assert's `that` and debug's `var` are expressions
+// the module evaluates itself.
+Json rendered_args(const Task& t, const Json& scope, const Source& src) {
+  if (t.module == "assert") {
+    Json args = t.args;
+    for (auto& [k, v] : args.items())
+      if (k != "that") v = render_value(v, scope, src);
+    return args;
+  }
+  if (t.module == "debug" && t.args.contains("var")) return t.args;
+  return render_value(t.args, scope, src);
+}
+
+// until:'s retries and delay (seconds); no retries without until.
+struct RetryPolicy {
+  long long retries = 0;
+  double delay = 5;
+};
+
+RetryPolicy retry_policy(const Task& t, const Json& scope, const Source& src) {
+  RetryPolicy p;
+  if (t.until.empty()) return p;
+  p.retries = t.retries.is_null() ? 3 : as_int(render_value(t.retries, scope, src), 3);
+  if (!t.delay.is_null()) {
+    Json d = render_value(t.delay, scope, src);
+    p.delay = d.is_number() ? d.get<double>() : static_cast<double>(as_int(d, 5));
+  }
+  return p;
+}
+
+// The bound on each remote command: the task's timeout:, else the run's.
+int task_timeout(const Task& t, const Json& scope, const Source& src, int dflt) {
+  if (t.timeout.is_null()) return dflt;
+  return static_cast<int>(as_int(render_value(t.timeout, scope, src), dflt));
+}
+
+// The scope until:, changed_when: and failed_when: see: the host's variables and facts, and the
+// result registered under the task's register: name.
+Json condition_scope(const Task& t, const Json& scope, const Json& facts, Json reg) {
+  Json with = scope;
+  overlay(with, facts);
+  if (!t.register_as.empty()) with[t.register_as] = std::move(reg);
+  return with;
+}
+
+// debug's output line (`var: value` or the message), shown by the reporter.
+void set_debug_text(const Task& t, TaskResult& result) {
+  if (t.module != "debug" || result.failed) return;
+  if (t.args.contains("var")) {
+    std::string var = to_text(t.args["var"]);
+    result.data["__debug"] = fmt::format("{}: {}", var, result.data[var].dump());
+  } else {
+    result.data["__debug"] = result.msg;
+  }
+}
+
+// changed_when: and failed_when: decide over the module's own verdict.
+void apply_result_conditions(const Task& t, const Json& scope, const Json& facts, const Source& src,
+                             TaskResult& result) {
+  if (!t.changed_when && !t.failed_when) return;
+  Json reg = result.registered();
+  reg.erase("__debug");
+  Json with = condition_scope(t, scope, facts, reg);
+  if (t.changed_when) result.changed = evaluate_condition(*t.changed_when, with, src);
+  if (t.failed_when) {
+    result.failed = evaluate_condition(*t.failed_when, with, src);
+    if (!result.failed)
+      result.msg.clear();
+    else if (result.msg.empty())
+      result.msg = fmt::format("failed_when: {}", *t.failed_when);
+  }
+}
+
+TaskResult failed_result(std::string msg) {
+  TaskResult result;
+  result.failed = true;
+  result.msg = std::move(msg);
+  return result;
+}
+
+}  // namespace
+
 TaskResult Executor::run_item(const Task& t, const std::string& host, PlayPlan& pp,
                               const std::vector<std::string>& conds, Json& scope, bool check) {
+  try {
+    return run_item_unguarded(t, host, pp, conds, scope, check);
+  } catch (const TemplateError& e) {
+    return failed_result(e.what());
+  } catch (const std::exception& e) {
+    return failed_result(fmt::format("{}:{}: {}", t.file, t.line, e.what()));
+  }
+}
+
+TaskResult Executor::run_item_unguarded(const Task& t, const std::string& host, PlayPlan& pp,
+                                        const std::vector<std::string>& conds, const Json& scope,
+                                        bool check) {
+  HostState& state = *hosts_.at(host);
+  Source src{t.file, t.line};
+  if (auto skip = skipped_by(conds, scope, src)) return *skip;
+  if (check && (t.module == "command" || t.module == "shell")) {
+    TaskResult result;
+    result.skipped = true;
+    result.msg = "Command would have run if not in check mode";
+    return result;
+  }
+  Json args = rendered_args(t, scope, src);
+  RetryPolicy retry = retry_policy(t, scope, src);
+  int timeout = task_timeout(t, scope, src, opts_.task_timeout_seconds);
+  bool local = t.delegate_to == "localhost" || t.delegate_to == "127.0.0.1";
+  std::unique_ptr<Transport> local_transport;
+  ModuleContext ctx{host,
+                    scope,
+                    pp.vars.at(host).magic.at("playbook_dir").get<std::string>(),
+                    src,
+                    transport_for(host, scope, local, local_transport),
+                    state.facts,
+                    check,
+                    opts_.diff,
+                    timeout,
+                    opts_.redactor.get()};
+  TaskResult result = run_attempts(t, host, args, ctx, retry.retries, retry.delay);
+  if (result.unreachable) return result;
+  set_debug_text(t, result);
+  apply_result_conditions(t, scope, state.facts, src, result);
+  return result;
+}
+
+std::function<Transport&()> Executor::transport_for(const std::string& host, const Json& scope,
+                                                    bool local,
+                                                    std::unique_ptr<Transport>& local_transport) {
+  HostState& state = *hosts_.at(host);
+  return [this, &host, &scope, local, &local_transport, &state]() -> Transport& {
+    if (local) {
+      if (!local_transport) {
+        ConnectParams p;
+        p.local = true;
+        local_transport = opts_.connections->connector().connect(p);
+      }
+      return *local_transport;
+    }
+    if (!state.transport) {
+      std::vector<std::string> warnings;
+      ConnectParams p;
+      try {
+        p = connect_params(host, scope, opts_.ssh, &warnings);
+      } catch (const SshConfigError& e) {
+        throw UnreachableError(e.what());
+      }
+      for (auto& w : warnings) reporter_.warning(w);
+      state.transport = &opts_.connections->get(host, p);
+    }
+    return *state.transport;
+  };
+}
+
+TaskResult Executor::run_attempts(const Task& t, const std::string& host, const Json& args,
+                                  ModuleContext& ctx, long long retries, double delay) {
   HostState& state = *hosts_.at(host);
   Source src{t.file, t.line};
   TaskResult result;
-  try {
-    for (auto& c : conds) {
-      if (!evaluate_condition(c, scope, src)) {
-        result.skipped = true;
-        result.msg = fmt::format("Conditional result was False: {}", c);
-        return result;
+  for (long long attempt = 1;; ++attempt) {
+    try {
+      result = run_module(t.module, args, ctx);
+    } catch (const UnreachableError& e) {
+      if (state.transport) opts_.connections->drop(host);
+      state.transport = nullptr;
+      // A task that polls (until:) survives a lost connection: the next attempt reconnects.
+      if (!t.until.empty() && attempt <= retries) {
+        reporter_.retrying(t, host, retries + 1 - attempt, e.what());
+        std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+        continue;
       }
-    }
-    if (check && (t.module == "command" || t.module == "shell")) {
-      result.skipped = true;
-      result.msg = "Command would have run if not in check mode";
+      result = TaskResult{};
+      result.unreachable = true;
+      result.msg = e.what();
       return result;
     }
-    Json args;
-    if (t.module == "assert") {
-      args = t.args;
-      for (auto& [k, v] : args.items())
-        if (k != "that") v = render_value(v, scope, src);
-    } else if (t.module == "debug" && t.args.contains("var")) {
-      args = t.args;
-    } else {
-      args = render_value(t.args, scope, src);
+    if (t.until.empty()) break;
+    Json reg = result.registered();
+    reg["attempts"] = attempt;
+    bool done = false;
+    try {
+      done = evaluate_condition(t.until, condition_scope(t, ctx.scope, state.facts, reg), src);
+    } catch (const TemplateError& e) {
+      result.failed = true;
+      result.msg = e.what();
+      break;
     }
-    long long retries = 0;
-    double delay = 5;
-    if (!t.until.empty()) {
-      retries = t.retries.is_null() ? 3 : as_int(render_value(t.retries, scope, src), 3);
-      if (!t.delay.is_null()) {
-        Json d = render_value(t.delay, scope, src);
-        delay = d.is_number() ? d.get<double>() : static_cast<double>(as_int(d, 5));
-      }
+    result.data["attempts"] = attempt;
+    if (done) break;
+    if (attempt > retries) {
+      result.failed = true;
+      if (result.msg.empty()) result.msg = fmt::format("retries exhausted ({} attempts)", attempt);
+      break;
     }
-    int timeout = opts_.task_timeout_seconds;
-    if (!t.timeout.is_null())
-      timeout = static_cast<int>(as_int(render_value(t.timeout, scope, src), timeout));
-    bool local = t.delegate_to == "localhost" || t.delegate_to == "127.0.0.1";
-    std::unique_ptr<Transport> local_transport;
-    ModuleContext ctx{host,
-                      scope,
-                      pp.vars.at(host).magic.at("playbook_dir").get<std::string>(),
-                      src,
-                      [&]() -> Transport& {
-                        if (local) {
-                          if (!local_transport) {
-                            ConnectParams p;
-                            p.local = true;
-                            local_transport = opts_.connections->connector().connect(p);
-                          }
-                          return *local_transport;
-                        }
-                        if (!state.transport) {
-                          std::vector<std::string> warnings;
-                          ConnectParams p;
-                          try {
-                            p = connect_params(host, scope, opts_.ssh, &warnings);
-                          } catch (const SshConfigError& e) {
-                            throw UnreachableError(e.what());
-                          }
-                          for (auto& w : warnings) reporter_.warning(w);
-                          state.transport = &opts_.connections->get(host, p);
-                        }
-                        return *state.transport;
-                      },
-                      state.facts,
-                      check,
-                      opts_.diff,
-                      timeout,
-                      opts_.redactor.get()};
-    for (long long attempt = 1;; ++attempt) {
-      try {
-        result = run_module(t.module, args, ctx);
-      } catch (const UnreachableError& e) {
-        if (state.transport) opts_.connections->drop(host);
-        state.transport = nullptr;
-        // A task that polls (until:) survives a lost connection: the next attempt reconnects.
-        if (!t.until.empty() && attempt <= retries) {
-          reporter_.retrying(t, host, retries + 1 - attempt, e.what());
-          std::this_thread::sleep_for(std::chrono::duration<double>(delay));
-          continue;
-        }
-        result = TaskResult{};
-        result.unreachable = true;
-        result.msg = e.what();
-        return result;
-      }
-      if (t.until.empty()) break;
-      Json reg = result.registered();
-      reg["attempts"] = attempt;
-      Json with = scope;
-      overlay(with, state.facts);
-      if (!t.register_as.empty()) with[t.register_as] = reg;
-      bool done = false;
-      try {
-        done = evaluate_condition(t.until, with, src);
-      } catch (const TemplateError& e) {
-        result.failed = true;
-        result.msg = e.what();
-        break;
-      }
-      result.data["attempts"] = attempt;
-      if (done) break;
-      if (attempt > retries) {
-        result.failed = true;
-        if (result.msg.empty())
-          result.msg = fmt::format("retries exhausted ({} attempts)", attempt);
-        break;
-      }
-      reporter_.retrying(t, host, retries + 1 - attempt, "");
-      std::this_thread::sleep_for(std::chrono::duration<double>(delay));
-    }
-    if (t.module == "debug" && !result.failed) {
-      if (t.args.contains("var")) {
-        std::string var = to_text(t.args["var"]);
-        result.data["__debug"] = fmt::format("{}: {}", var, result.data[var].dump());
-      } else {
-        result.data["__debug"] = result.msg;
-      }
-    }
-    if (t.changed_when || t.failed_when) {
-      Json reg = result.registered();
-      reg.erase("__debug");
-      Json with = scope;
-      overlay(with, state.facts);
-      if (!t.register_as.empty()) with[t.register_as] = reg;
-      if (t.changed_when) result.changed = evaluate_condition(*t.changed_when, with, src);
-      if (t.failed_when) {
-        result.failed = evaluate_condition(*t.failed_when, with, src);
-        if (!result.failed)
-          result.msg.clear();
-        else if (result.msg.empty())
-          result.msg = fmt::format("failed_when: {}", *t.failed_when);
-      }
-    }
-  } catch (const TemplateError& e) {
-    result = TaskResult{};
-    result.failed = true;
-    result.msg = e.what();
-  } catch (const std::exception& e) {
-    result = TaskResult{};
-    result.failed = true;
-    result.msg = fmt::format("{}:{}: {}", t.file, t.line, e.what());
+    reporter_.retrying(t, host, retries + 1 - attempt, "");
+    std::this_thread::sleep_for(std::chrono::duration<double>(delay));
   }
   return result;
 }

@@ -2,6 +2,7 @@
 // parallel, bounded by forks), events to a reporter (engine/reporter.h), Ansible's exit codes.
 #pragma once
 
+#include <functional>
 #include <iosfwd>
 #include <map>
 #include <memory>
@@ -83,6 +84,19 @@ class Executor {
   // One run of a task's module (one loop item): conditions, retries, changed_when/failed_when.
   TaskResult run_item(const Task& t, const std::string& host, PlayPlan& pp,
                       const std::vector<std::string>& conds, Json& scope, bool check);
+  // run_item's steps, whose errors run_item turns into a failed result: skip or render the
+  // arguments, run the module (with retries), then debug's text and changed_when/failed_when.
+  TaskResult run_item_unguarded(const Task& t, const std::string& host, PlayPlan& pp,
+                                const std::vector<std::string>& conds, const Json& scope,
+                                bool check);
+  // The module's transport, connected on first use: the host's run connection, or this
+  // machine's (`local_transport`, for delegate_to: localhost).
+  std::function<Transport&()> transport_for(const std::string& host, const Json& scope, bool local,
+                                            std::unique_ptr<Transport>& local_transport);
+  // Runs the module until its until: holds (retries times at most, `delay` seconds apart); a
+  // lost connection ends it unreachable unless an attempt is left.
+  TaskResult run_attempts(const Task& t, const std::string& host, const Json& args,
+                          ModuleContext& ctx, long long retries, double delay);
   // hostvars as tasks see them: every host's variables with the facts set so far.
   Json live_hostvars(const PlayPlan& pp) const;
   bool active(const std::string& host) const;

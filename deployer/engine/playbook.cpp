@@ -183,119 +183,140 @@ class PlaybookParser {
     return out;
   }
 
+  // What a task's keys say beyond the Task's own fields, while they are read.
+  struct TaskKeys {
+    int args_line = 0;  // where the module's arguments are, for their errors
+    bool has_block = false;
+    Json extra_args;  // args:
+  };
+
   Task task(const YAML::Node& n) {
     if (!n.IsMap()) fail(n, "a task must be a mapping");
     Task t;
     t.file = path_;
     t.line = line_of(n);
-    const auto& modules = known_modules();
-    int args_line = t.line;
-    bool has_block = false;
-    Json extra_args;
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      std::string key = it->first.as<std::string>();
-      YAML::Node v = it->second;
-      std::string bare = key.rfind("ansible.builtin.", 0) == 0 ? key.substr(16) : key;
-      if (key == "name") {
-        t.name = scalar(v, key);
-      } else if (key == "when") {
-        if (v.IsSequence()) {
-          for (const auto& c : v) t.when.push_back(scalar(c, key));
-        } else {
-          Json j = yaml_to_json(v);
-          t.when.push_back(j.is_string() ? j.get<std::string>() : j.dump());
-        }
-      } else if (key == "register") {
-        t.register_as = scalar(v, key);
-      } else if (key == "retries") {
-        t.retries = yaml_to_json(v);
-      } else if (key == "delay") {
-        t.delay = yaml_to_json(v);
-      } else if (key == "until") {
-        t.until = scalar(v, key);
-      } else if (key == "ignore_errors") {
-        t.ignore_errors = yaml_to_json(v);
-      } else if (key == "changed_when" || key == "failed_when") {
-        Json j = yaml_to_json(v);
-        std::string cond = j.is_string() ? j.get<std::string>() : j.dump();
-        if (v.IsSequence()) {
-          cond.clear();
-          for (const auto& c : v) cond += (cond.empty() ? "(" : " and (") + scalar(c, key) + ")";
-        }
-        (key == "changed_when" ? t.changed_when : t.failed_when) = cond;
-      } else if (key == "run_once") {
-        t.run_once = boolean(v, key);
-      } else if (key == "no_log") {
-        t.no_log = boolean(v, key);
-      } else if (key == "notify") {
-        if (v.IsSequence()) {
-          for (const auto& h : v) t.notify.push_back(scalar(h, key));
-        } else {
-          t.notify.push_back(scalar(v, key));
-        }
-      } else if (key == "delegate_to") {
-        t.delegate_to = scalar(v, key);
-      } else if (key == "vars") {
-        Json j = yaml_to_json(v);
-        if (!j.is_object()) fail(v, "'vars' must be a mapping");
-        t.vars = j;
-      } else if (key == "args") {
-        extra_args = yaml_to_json(v);
-        if (!extra_args.is_object()) fail(v, "'args' must be a mapping");
-      } else if (key == "block" || key == "rescue" || key == "always") {
-        auto list = task_list(v, key);
-        (key == "block" ? t.block : key == "rescue" ? t.rescue : t.always) = std::move(list);
-        has_block = true;
-      } else if (key == "tags") {
-        fail(v, "'tags' is not supported (zdm-deploy has no --tags; split the play instead)");
-      } else if (key == "loop" || key == "with_items") {
-        t.loop = yaml_to_json(v);
-      } else if (key == "loop_control") {
-        // label/index_var: accepted; items are shown by their value
-      } else if (key == "check_mode") {
-        t.check_mode = boolean(v, key);
-      } else if (key == "timeout") {
-        t.timeout = yaml_to_json(v);
-      } else if (bare == "import_tasks") {
-        std::string file = resolve(scalar(v, key));
-        check_depth(v);
-        t.block = PlaybookParser(file, depth_ + 1).task_file(load_yaml_file(file, "task file"));
-        if (t.block.empty()) fail(v, fmt::format("{}: no tasks", file));
-        if (t.name.empty()) t.name = "import_tasks: " + scalar(v, key);
-        has_block = true;
-      } else if (std::find(modules.begin(), modules.end(), bare) != modules.end()) {
-        if (!t.module.empty())
-          fail(it->first, fmt::format("task has two modules: '{}' and '{}'", t.module, bare));
-        t.module = bare;
-        args_line = line_of(v);
-        module_args(t, v);
-      } else {
-        fail(it->first, fmt::format("unknown module or task keyword '{}'", key));
-      }
-    }
-    if (has_block) {
-      if (!t.module.empty()) fail(n, fmt::format("a block cannot also run module '{}'", t.module));
-      if (t.block.empty()) fail(n, "'rescue'/'always' without 'block'");
-      // A block's vars (and an import's) hold for every task inside, below the task's own.
-      if (!t.vars.empty()) {
-        std::function<void(std::vector<Task>&)> inherit = [&](std::vector<Task>& tasks) {
-          for (Task& c : tasks) {
-            Json merged = t.vars;
-            for (auto& [k, x] : c.vars.items()) merged[k] = x;
-            c.vars = merged;
-            inherit(c.block), inherit(c.rescue), inherit(c.always);
-          }
-        };
-        inherit(t.block), inherit(t.rescue), inherit(t.always);
-      }
+    TaskKeys keys;
+    keys.args_line = t.line;
+    for (auto it = n.begin(); it != n.end(); ++it) task_key(t, it->first, it->second, keys);
+    if (keys.has_block) {
+      finish_block(t, n);
       return t;
     }
     if (t.module.empty()) fail(n, "task has no module");
-    if (extra_args.is_object())
-      for (auto& [k, v] : extra_args.items()) t.args[k] = v;
+    if (keys.extra_args.is_object())
+      for (auto& [k, v] : keys.extra_args.items()) t.args[k] = v;
     if (auto err = check_args(t); !err.empty())
-      throw PlaybookError(fmt::format("{}:{}: {}", path_, args_line, err));
+      throw PlaybookError(fmt::format("{}:{}: {}", path_, keys.args_line, err));
     return t;
+  }
+
+  // One key of a task: a keyword, a block part, an import or the module.
+  void task_key(Task& t, const YAML::Node& key_node, const YAML::Node& v, TaskKeys& keys) {
+    std::string key = key_node.as<std::string>();
+    std::string bare = key.rfind("ansible.builtin.", 0) == 0 ? key.substr(16) : key;
+    const auto& modules = known_modules();
+    if (task_keyword(t, key, v)) return;
+    if (key == "args") {
+      keys.extra_args = yaml_to_json(v);
+      if (!keys.extra_args.is_object()) fail(v, "'args' must be a mapping");
+    } else if (key == "block" || key == "rescue" || key == "always") {
+      auto list = task_list(v, key);
+      (key == "block" ? t.block : key == "rescue" ? t.rescue : t.always) = std::move(list);
+      keys.has_block = true;
+    } else if (key == "tags") {
+      fail(v, "'tags' is not supported (zdm-deploy has no --tags; split the play instead)");
+    } else if (bare == "import_tasks") {
+      std::string file = resolve(scalar(v, key));
+      check_depth(v);
+      t.block = PlaybookParser(file, depth_ + 1).task_file(load_yaml_file(file, "task file"));
+      if (t.block.empty()) fail(v, fmt::format("{}: no tasks", file));
+      if (t.name.empty()) t.name = "import_tasks: " + scalar(v, key);
+      keys.has_block = true;
+    } else if (std::find(modules.begin(), modules.end(), bare) != modules.end()) {
+      if (!t.module.empty())
+        fail(key_node, fmt::format("task has two modules: '{}' and '{}'", t.module, bare));
+      t.module = bare;
+      keys.args_line = line_of(v);
+      module_args(t, v);
+    } else {
+      fail(key_node, fmt::format("unknown module or task keyword '{}'", key));
+    }
+  }
+
+  // A task keyword that sets one field (name, when, register, ...); false for any other key.
+  bool task_keyword(Task& t, const std::string& key, const YAML::Node& v) const {
+    if (key == "name") {
+      t.name = scalar(v, key);
+    } else if (key == "when") {
+      if (v.IsSequence()) {
+        for (const auto& c : v) t.when.push_back(scalar(c, key));
+      } else {
+        Json j = yaml_to_json(v);
+        t.when.push_back(j.is_string() ? j.get<std::string>() : j.dump());
+      }
+    } else if (key == "register") {
+      t.register_as = scalar(v, key);
+    } else if (key == "retries") {
+      t.retries = yaml_to_json(v);
+    } else if (key == "delay") {
+      t.delay = yaml_to_json(v);
+    } else if (key == "until") {
+      t.until = scalar(v, key);
+    } else if (key == "ignore_errors") {
+      t.ignore_errors = yaml_to_json(v);
+    } else if (key == "changed_when" || key == "failed_when") {
+      Json j = yaml_to_json(v);
+      std::string cond = j.is_string() ? j.get<std::string>() : j.dump();
+      if (v.IsSequence()) {
+        cond.clear();
+        for (const auto& c : v) cond += (cond.empty() ? "(" : " and (") + scalar(c, key) + ")";
+      }
+      (key == "changed_when" ? t.changed_when : t.failed_when) = cond;
+    } else if (key == "run_once") {
+      t.run_once = boolean(v, key);
+    } else if (key == "no_log") {
+      t.no_log = boolean(v, key);
+    } else if (key == "notify") {
+      if (v.IsSequence()) {
+        for (const auto& h : v) t.notify.push_back(scalar(h, key));
+      } else {
+        t.notify.push_back(scalar(v, key));
+      }
+    } else if (key == "delegate_to") {
+      t.delegate_to = scalar(v, key);
+    } else if (key == "vars") {
+      Json j = yaml_to_json(v);
+      if (!j.is_object()) fail(v, "'vars' must be a mapping");
+      t.vars = j;
+    } else if (key == "loop" || key == "with_items") {
+      t.loop = yaml_to_json(v);
+    } else if (key == "loop_control") {
+      // label/index_var: accepted; items are shown by their value
+    } else if (key == "check_mode") {
+      t.check_mode = boolean(v, key);
+    } else if (key == "timeout") {
+      t.timeout = yaml_to_json(v);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  // A block (or an import) runs no module; its vars hold for every task inside, below the
+  // task's own.
+  void finish_block(Task& t, const YAML::Node& n) const {
+    if (!t.module.empty()) fail(n, fmt::format("a block cannot also run module '{}'", t.module));
+    if (t.block.empty()) fail(n, "'rescue'/'always' without 'block'");
+    if (t.vars.empty()) return;
+    std::function<void(std::vector<Task>&)> inherit = [&](std::vector<Task>& tasks) {
+      for (Task& c : tasks) {
+        Json merged = t.vars;
+        for (auto& [k, x] : c.vars.items()) merged[k] = x;
+        c.vars = merged;
+        inherit(c.block), inherit(c.rescue), inherit(c.always);
+      }
+    };
+    inherit(t.block), inherit(t.rescue), inherit(t.always);
   }
 
   void module_args(Task& t, const YAML::Node& v) const {

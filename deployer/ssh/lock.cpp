@@ -41,11 +41,14 @@ std::string short_hash(const std::string& s) {
   return out;
 }
 
-std::string quote(const std::string& s) {
-  return shell_quote(s);
-}
-
 }  // namespace
+
+std::string quote_host_path(const std::string& path) {
+  const std::string fallback = kFallbackHostDir;
+  if (path == fallback || path.rfind(fallback + "/", 0) == 0)
+    return "\"$HOME\"/" + shell_quote(path.substr(std::string("$HOME/").size()));
+  return shell_quote(path);
+}
 
 Json LockHolder::to_json() const {
   return {{"user", user},     {"machine", machine}, {"pid", pid},        {"command", command},
@@ -153,18 +156,18 @@ std::string host_lock_acquire_script(const std::string& dir, const LockHolder& m
       "mkdir -p {0} || exit 1; "
       "if mkdir {1} 2>/dev/null; then printf '%s\\n' {2} > {1}/holder && echo lock=acquired; "
       "else echo lock=held; cat {1}/holder 2>/dev/null; fi",
-      quote(dir), quote(d), quote(me.to_json().dump()));
+      quote_host_path(dir), quote_host_path(d), shell_quote(me.to_json().dump()));
 }
 
 std::string host_lock_release_script(const std::string& dir, const std::string& run_id,
                                      bool force) {
   std::string d = dir + "/.zdm-deploy.lock";
-  if (force) return fmt::format("rm -rf {0} && echo lock=released", quote(d));
+  if (force) return fmt::format("rm -rf {0} && echo lock=released", quote_host_path(d));
   return fmt::format(
       "if [ ! -d {0} ]; then echo lock=none; "
       "elif grep -qF {1} {0}/holder 2>/dev/null; then rm -rf {0} && echo lock=released; "
       "else echo lock=held; cat {0}/holder; fi",
-      quote(d), quote("\"run_id\":\"" + run_id + "\""));
+      quote_host_path(d), shell_quote("\"run_id\":\"" + run_id + "\""));
 }
 
 std::string host_lock_status_script(const std::string& dir) {
@@ -172,7 +175,7 @@ std::string host_lock_status_script(const std::string& dir) {
   return fmt::format(
       "if [ -d {0} ]; then echo lock=held; cat {0}/holder 2>/dev/null; "
       "else echo lock=none; fi",
-      quote(d));
+      quote_host_path(d));
 }
 
 HostLockResult parse_host_lock_output(const std::string& out) {

@@ -47,6 +47,14 @@ std::optional<LockHolder> acquire_local_lock(const std::string& path, const Lock
 bool release_local_lock(const std::string& path, const LockHolder& me, bool force);
 std::optional<LockHolder> read_local_lock(const std::string& path);
 
+// A host's lock directory when its home directory variable does not render (host_lock_dir):
+// .zdm-deploy in the SSH user's home, which the host's shell expands.
+inline constexpr const char* kFallbackHostDir = "$HOME/.zdm-deploy";
+
+// `path`, a host directory or a path under it, as one shell word: quoted, except that the
+// fallback's $HOME (kFallbackHostDir) is left for the host's shell to expand.
+std::string quote_host_path(const std::string& path);
+
 // The shell commands that take, release and show a host's lock in `dir`; their outputs parsed.
 std::string host_lock_acquire_script(const std::string& dir, const LockHolder& me);
 std::string host_lock_release_script(const std::string& dir, const std::string& run_id, bool force);

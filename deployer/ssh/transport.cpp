@@ -211,20 +211,9 @@ std::string local_user() {
   return local_account().user;
 }
 
-// One authenticated libssh session, connected directly or over `fd` (a bastion's channel).
-ssh_session open_session(const ConnectParams& p, int fd) {
-  ssh_session s = ssh_new();
-  if (!s) unreachable(p, "cannot create SSH session");
-  struct Guard {
-    ssh_session s;
-    bool keep = false;
-    ~Guard() {
-      if (!keep) {
-        ssh_disconnect(s);
-        ssh_free(s);
-      }
-    }
-  } guard{s};
+// The session's options for `p`, in the order libssh is given them; `fd` >= 0: a connected
+// socket to use instead of connecting to p.host.
+void set_session_options(ssh_session s, const ConnectParams& p, int fd) {
   int verbosity = SSH_LOG_NOLOG;
   int process_config = 0;
   long timeout = p.timeout_seconds;
@@ -245,13 +234,20 @@ ssh_session open_session(const ConnectParams& p, int fd) {
       p.identity_agent != "SSH_AUTH_SOCK")
     ssh_options_set(s, SSH_OPTIONS_IDENTITY_AGENT, p.identity_agent.c_str());
   if (fd >= 0) ssh_options_set(s, SSH_OPTIONS_FD, &fd);
-  if (ssh_connect(s) != SSH_OK) {
-    std::string err = ssh_get_error(s);
-    if (err.find("refused") != std::string::npos) unreachable(p, "connection refused");
-    if (err.find("imeout") != std::string::npos || err.find("timed out") != std::string::npos)
-      unreachable(p, "connection timed out");
-    unreachable(p, fmt::format("cannot connect: {}", err));
-  }
+}
+
+void connect_session(ssh_session s, const ConnectParams& p) {
+  if (ssh_connect(s) == SSH_OK) return;
+  std::string err = ssh_get_error(s);
+  if (err.find("refused") != std::string::npos) unreachable(p, "connection refused");
+  if (err.find("imeout") != std::string::npos || err.find("timed out") != std::string::npos)
+    unreachable(p, "connection timed out");
+  unreachable(p, fmt::format("cannot connect: {}", err));
+}
+
+// The server's key against known_hosts: a changed key is refused, an unknown one added only with
+// --accept-new-host-keys.
+void verify_host_key(ssh_session s, const ConnectParams& p) {
   switch (ssh_session_is_known_server(s)) {
     case SSH_KNOWN_HOSTS_OK:
       break;
@@ -279,58 +275,70 @@ ssh_session open_session(const ConnectParams& p, int fd) {
     case SSH_KNOWN_HOSTS_ERROR:
       unreachable(p, fmt::format("cannot check host key: {}", ssh_get_error(s)));
   }
-  // Authentication, as OpenSSH orders it: the agent's keys, then the identity files (asking
-  // for a passphrase where one is needed), then the default keys when none are given.
-  std::vector<std::string> tried;
-  bool use_agent = p.identity_agent != "none" && !(p.identities_only && !p.identity_files.empty());
-  if (use_agent && (std::getenv("SSH_AUTH_SOCK") || !p.identity_agent.empty())) {
-    if (ssh_userauth_agent(s, nullptr) == SSH_AUTH_SUCCESS) {
-      guard.keep = true;
-      return s;
-    }
-    tried.push_back("ssh-agent");
-  }
+}
+
+// The identity files to offer: the given ones, else the default keys that exist (unless
+// IdentitiesOnly).
+std::vector<std::string> identity_files(const ConnectParams& p) {
   std::vector<std::string> files = p.identity_files;
   if (files.empty() && !p.identities_only)
     for (const char* n : {"id_ed25519", "id_ecdsa", "id_rsa"}) {
       std::string f = home_dir() + "/.ssh/" + n;
       if (::access(f.c_str(), R_OK) == 0) files.push_back(f);
     }
-  for (const auto& file : files) {
-    std::ifstream in(file);
-    if (!in) {
-      if (!p.identity_files.empty()) tried.push_back(file + " (cannot read)");
-      continue;
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    ssh_key key = nullptr;
-    if (key_is_encrypted(text.str())) {
-      for (int attempt = 0; attempt < 3 && !key; ++attempt) {
-        std::string pass;
-        try {
-          pass = passphrase_for(file);
-        } catch (const std::exception& e) {
-          unreachable(p, e.what());
-        }
-        if (ssh_pki_import_privkey_file(file.c_str(), pass.c_str(), nullptr, nullptr, &key) !=
-            SSH_OK) {
-          key = nullptr;
-          forget_passphrase(file);
-        }
+  return files;
+}
+
+// An identity file's private key, asking for its passphrase where one is needed (three tries);
+// null, with the reason added to `tried`, when the file cannot be read or is no key libssh reads.
+ssh_key load_private_key(const ConnectParams& p, const std::string& file,
+                         std::vector<std::string>& tried) {
+  std::ifstream in(file);
+  if (!in) {
+    if (!p.identity_files.empty()) tried.push_back(file + " (cannot read)");
+    return nullptr;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  ssh_key key = nullptr;
+  if (key_is_encrypted(text.str())) {
+    for (int attempt = 0; attempt < 3 && !key; ++attempt) {
+      std::string pass;
+      try {
+        pass = passphrase_for(file);
+      } catch (const std::exception& e) {
+        unreachable(p, e.what());
       }
-      if (!key) unreachable(p, fmt::format("wrong passphrase for private key {}", file));
-    } else if (ssh_pki_import_privkey_file(file.c_str(), nullptr, nullptr, nullptr, &key) !=
-               SSH_OK) {
-      tried.push_back(file + " (not a private key libssh can read)");
-      continue;
+      if (ssh_pki_import_privkey_file(file.c_str(), pass.c_str(), nullptr, nullptr, &key) !=
+          SSH_OK) {
+        key = nullptr;
+        forget_passphrase(file);
+      }
     }
+    if (!key) unreachable(p, fmt::format("wrong passphrase for private key {}", file));
+  } else if (ssh_pki_import_privkey_file(file.c_str(), nullptr, nullptr, nullptr, &key) != SSH_OK) {
+    tried.push_back(file + " (not a private key libssh can read)");
+    return nullptr;
+  }
+  return key;
+}
+
+// Authentication, as OpenSSH orders it: the agent's keys, then the identity files (asking
+// for a passphrase where one is needed), then the default keys when none are given. Throws
+// UnreachableError naming what was tried when none is accepted.
+void authenticate(ssh_session s, const ConnectParams& p) {
+  std::vector<std::string> tried;
+  bool use_agent = p.identity_agent != "none" && !(p.identities_only && !p.identity_files.empty());
+  if (use_agent && (std::getenv("SSH_AUTH_SOCK") || !p.identity_agent.empty())) {
+    if (ssh_userauth_agent(s, nullptr) == SSH_AUTH_SUCCESS) return;
+    tried.push_back("ssh-agent");
+  }
+  for (const auto& file : identity_files(p)) {
+    ssh_key key = load_private_key(p, file, tried);
+    if (!key) continue;
     int rc = ssh_userauth_publickey(s, nullptr, key);
     ssh_key_free(key);
-    if (rc == SSH_AUTH_SUCCESS) {
-      guard.keep = true;
-      return s;
-    }
+    if (rc == SSH_AUTH_SUCCESS) return;
     tried.push_back(file);
   }
   std::string user = p.user.empty() ? local_user() : p.user;
@@ -341,6 +349,28 @@ ssh_session open_session(const ConnectParams& p, int fd) {
   std::string list;
   for (const auto& t : tried) list += (list.empty() ? "" : ", ") + t;
   unreachable(p, fmt::format("auth failed for user '{}' (tried {})", user, list));
+}
+
+// One authenticated libssh session, connected directly or over `fd` (a bastion's channel).
+ssh_session open_session(const ConnectParams& p, int fd) {
+  ssh_session s = ssh_new();
+  if (!s) unreachable(p, "cannot create SSH session");
+  struct Guard {
+    ssh_session s;
+    bool keep = false;
+    ~Guard() {
+      if (!keep) {
+        ssh_disconnect(s);
+        ssh_free(s);
+      }
+    }
+  } guard{s};
+  set_session_options(s, p, fd);
+  connect_session(s, p);
+  verify_host_key(s, p);
+  authenticate(s, p);
+  guard.keep = true;
+  return s;
 }
 
 // A bastion's direct-tcpip channel to the next hop, pumped to one end of a socket pair whose

@@ -1,12 +1,15 @@
 // The engine (executor, run) over a fake transport: no sshd, every command recorded.
 #include <doctest/doctest.h>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -304,6 +307,75 @@ TEST_CASE("run: the lock, the tasks, the audit trail and the release share one c
     CHECK(fake.connects(h) == 1);
   }
   CHECK(run.connections().connects() == 3);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+namespace {
+
+// Runs `command` with /bin/sh in `cwd` and HOME=`home`, as a host's login shell would: its rc
+// and stdout.
+ExecResult sh_at(const fs::path& cwd, const fs::path& home, const std::string& command) {
+  std::string line = "cd " + shell_quote(cwd.string()) + " && HOME=" + shell_quote(home.string()) +
+                     " /bin/sh -c " + shell_quote(command);
+  FILE* f = popen(line.c_str(), "r");
+  if (!f) return rc_of(127, "popen failed");
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+  int status = pclose(f);
+  return rc_of(WIFEXITED(status) ? WEXITSTATUS(status) : 1, out);
+}
+
+}  // namespace
+
+TEST_CASE("run: the fallback lock directory is $HOME/.zdm-deploy, expanded by the host's shell") {
+  CHECK(quote_host_path(kFallbackHostDir) == "\"$HOME\"/.zdm-deploy");
+  CHECK(quote_host_path(std::string(kFallbackHostDir) + "/a b") == "\"$HOME\"/'.zdm-deploy/a b'");
+  CHECK(quote_host_path("/opt/$HOME/x") == "'/opt/$HOME/x'");
+  CHECK(quote_host_path("$HOME/.zdm-deployx") == "'$HOME/.zdm-deployx'");
+  // No zdm_proxy_home_dir in this inventory: the lock and the audit log use the fallback. Every
+  // command but the task's runs in a shell of the host whose working directory is not its home.
+  fs::path dir = fs::temp_directory_path() / ("zdm_test_lock_dir." + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "inv.ini") << kInventory;
+  std::ofstream(dir / "pb.yml") << "- hosts: proxies\n  tasks:\n    - command: step\n";
+  std::mutex mu;
+  std::map<std::string, bool> lock_in_home;  // host → the lock's holder file was in its home
+  FakeHosts fake([&](const std::string& host, const std::string& cmd) {
+    if (cmd == sent("step")) return rc_of(0);
+    fs::path home = dir / ("home-" + host), cwd = dir / ("cwd-" + host);
+    fs::create_directories(home);
+    fs::create_directories(cwd);
+    ExecResult r = sh_at(cwd, home, cmd);
+    if (r.out.find("lock=acquired") != std::string::npos) {
+      std::lock_guard lock(mu);
+      lock_in_home[host] = fs::exists(home / ".zdm-deploy/.zdm-deploy.lock/holder");
+    }
+    return r;
+  });
+  CommonOptions opts;
+  opts.command = "run";
+  opts.inventory = (dir / "inv.ini").string();
+  opts.state_dir = (dir / "state").string();
+  opts.ssh.ssh_config_path = "none";
+  std::ostringstream out, err;
+  Run run(((dir / "pb.yml").string()), opts, std::shared_ptr<Connector>(&fake, [](Connector*) {}));
+  CHECK(run.execute(out, err) == kExitOk);
+  CHECK(err.str().empty());
+  for (std::string h : {"p1", "p2", "p3"}) {
+    CAPTURE(h);
+    fs::path home = dir / ("home-" + h);
+    CHECK(lock_in_home[h]);
+    CHECK(!fs::exists(home / ".zdm-deploy/.zdm-deploy.lock"));  // released
+    std::ifstream audit(home / ".zdm-deploy/audit.log");
+    std::string line;
+    CHECK(std::getline(audit, line));
+    CHECK(line.find(" host=" + h + " ") != std::string::npos);
+    // Nothing was made where the shell started (a quoted '$HOME' made ./$HOME/.zdm-deploy there).
+    CHECK(fs::is_empty(dir / ("cwd-" + h)));
+  }
   std::error_code ec;
   fs::remove_all(dir, ec);
 }
