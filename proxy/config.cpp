@@ -101,23 +101,41 @@ constexpr long long kIntMax = std::numeric_limits<int>::max();
 
 using Setter = std::function<void(Config&, const std::string&)>;
 
-const std::map<std::string, Setter>& setters() {
-  static const std::map<std::string, Setter> table = [] {
-    std::map<std::string, Setter> t;
+// A key: what its value must be, for the error when YAML gives a sequence or a mapping instead
+// ("expected a string, got a sequence"; the value itself is never shown, a secret's included),
+// whether a YAML sequence is taken (its items joined with commas), and how the value is set.
+struct Key {
+  std::string expected;
+  bool list;
+  Setter set;
+};
+
+const char* const kList = "a list or a comma-separated string";
+
+const std::map<std::string, Key>& setters() {
+  static const std::map<std::string, Key> table = [] {
+    std::map<std::string, Key> t;
+    auto scalar = [&](const std::string& key, std::string expected, Setter set) {
+      t[key] = Key{std::move(expected), false, std::move(set)};
+    };
+    auto listed = [&](const std::string& key, Setter set) {
+      t[key] = Key{kList, true, std::move(set)};
+    };
     auto str = [&](const char* key, std::string Config::*m) {
-      t[key] = [m](Config& c, const std::string& v) { c.*m = v; };
+      scalar(key, "a string", [m](Config& c, const std::string& v) { c.*m = v; });
     };
     auto num = [&](const char* key, int Config::*m, long long min, long long max) {
-      t[key] = [m, min, max](Config& c, const std::string& v) { c.*m = to_int(v, min, max); };
+      scalar(key, "an integer",
+             [m, min, max](Config& c, const std::string& v) { c.*m = to_int(v, min, max); });
     };
     auto flag = [&](const char* key, bool Config::*m) {
-      t[key] = [m](Config& c, const std::string& v) { c.*m = to_bool(v); };
+      scalar(key, "true or false", [m](Config& c, const std::string& v) { c.*m = to_bool(v); });
     };
     auto list = [&](const char* key, std::vector<std::string> Config::*m) {
-      t[key] = [m](Config& c, const std::string& v) { c.*m = split_csv(v); };
+      listed(key, [m](Config& c, const std::string& v) { c.*m = split_csv(v); });
     };
     auto buckets = [&](const char* key, std::vector<double> Config::*m) {
-      t[key] = [m](Config& c, const std::string& v) {
+      listed(key, [m](Config& c, const std::string& v) {
         std::vector<double> out;
         for (const auto& s : split_csv(v)) {
           double ms = to_double(s);
@@ -129,51 +147,54 @@ const std::map<std::string, Setter>& setters() {
         }
         if (out.empty()) throw BadValue{"expected a comma-separated list of milliseconds"};
         c.*m = out;
-      };
+      });
     };
     // A ZDM key whose other values this proxy does not implement: its default is accepted (ZDM
     // configuration files list every key), anything else is refused at start.
     auto only_default = [&](const char* key, std::string dflt, std::string why) {
-      t[key] = [dflt, why](Config&, const std::string& v) {
+      scalar(key, dflt.empty() ? "a string" : dflt, [dflt, why](Config&, const std::string& v) {
         if (upper(trim(v)) != upper(dflt))
           throw BadValue{"not supported by zdm-proxy (" + why + "); remove the key" +
                          (dflt.empty() ? "" : " or set it to " + dflt)};
-      };
+      });
     };
-    t["primary_cluster"] = [](Config& c, const std::string& v) {
-      c.primary_cluster = to_cluster(v);
-    };
-    t["system_queries_mode"] = [](Config& c, const std::string& v) {
-      c.system_queries_mode = to_cluster(v);
-    };
-    t["read_mode"] = [](Config& c, const std::string& v) {
-      std::string u = upper(v);
-      if (u == "PRIMARY_ONLY") {
-        c.read_mode = ReadMode::kPrimaryOnly;
-      } else if (u == "DUAL_ASYNC_ON_SECONDARY") {
-        c.read_mode = ReadMode::kDualAsyncOnSecondary;
-      } else {
-        throw BadValue{"expected PRIMARY_ONLY or DUAL_ASYNC_ON_SECONDARY, got '" + v + "'"};
-      }
-    };
-    t["log_level"] = [](Config& c, const std::string& v) {
-      static const std::vector<std::string> ok = {"PANIC",   "FATAL", "ERROR", "WARN",
-                                                  "WARNING", "INFO",  "DEBUG", "TRACE"};
-      std::string u = upper(v);
-      if (std::find(ok.begin(), ok.end(), u) == ok.end())
-        throw BadValue{"expected one of panic, fatal, error, warn, info, debug, trace, got '" + v +
-                       "'"};
-      c.log_level = u;
-    };
-    t["control_conn_max_protocol_version"] = [](Config& c, const std::string& v) {
-      static const std::vector<std::string> ok = {"3", "4", "5", "DSEV1", "DSEV2"};
-      if (v == "2")
-        throw BadValue{"not supported by zdm-proxy (protocol v2 is not spoken; 3 is the lowest)"};
-      if (std::find(ok.begin(), ok.end(), upper(v)) == ok.end())
-        throw BadValue{"expected 3, 4, 5, DseV1 or DseV2, got '" + v + "'"};
-      c.control_conn_max_protocol_version = v;
-    };
-    t["blocked_protocol_versions"] = [](Config& c, const std::string& v) {
+    scalar("primary_cluster", "ORIGIN or TARGET",
+           [](Config& c, const std::string& v) { c.primary_cluster = to_cluster(v); });
+    scalar("system_queries_mode", "ORIGIN or TARGET",
+           [](Config& c, const std::string& v) { c.system_queries_mode = to_cluster(v); });
+    scalar("read_mode", "PRIMARY_ONLY or DUAL_ASYNC_ON_SECONDARY",
+           [](Config& c, const std::string& v) {
+             std::string u = upper(v);
+             if (u == "PRIMARY_ONLY") {
+               c.read_mode = ReadMode::kPrimaryOnly;
+             } else if (u == "DUAL_ASYNC_ON_SECONDARY") {
+               c.read_mode = ReadMode::kDualAsyncOnSecondary;
+             } else {
+               throw BadValue{"expected PRIMARY_ONLY or DUAL_ASYNC_ON_SECONDARY, got '" + v + "'"};
+             }
+           });
+    scalar(
+        "log_level", "one of panic, fatal, error, warn, info, debug, trace",
+        [](Config& c, const std::string& v) {
+          static const std::vector<std::string> ok = {"PANIC",   "FATAL", "ERROR", "WARN",
+                                                      "WARNING", "INFO",  "DEBUG", "TRACE"};
+          std::string u = upper(v);
+          if (std::find(ok.begin(), ok.end(), u) == ok.end())
+            throw BadValue{"expected one of panic, fatal, error, warn, info, debug, trace, got '" +
+                           v + "'"};
+          c.log_level = u;
+        });
+    scalar("control_conn_max_protocol_version", "3, 4, 5, DseV1 or DseV2",
+           [](Config& c, const std::string& v) {
+             static const std::vector<std::string> ok = {"3", "4", "5", "DSEV1", "DSEV2"};
+             if (v == "2")
+               throw BadValue{
+                   "not supported by zdm-proxy (protocol v2 is not spoken; 3 is the lowest)"};
+             if (std::find(ok.begin(), ok.end(), upper(v)) == ok.end())
+               throw BadValue{"expected 3, 4, 5, DseV1 or DseV2, got '" + v + "'"};
+             c.control_conn_max_protocol_version = v;
+           });
+    listed("blocked_protocol_versions", [](Config& c, const std::string& v) {
       static const std::vector<std::string> ok = {"2", "V2", "3",     "V3",     "4",     "V4",
                                                   "5", "V5", "DSEV1", "DSE_V1", "DSEV2", "DSE_V2"};
       c.blocked_protocol_versions.clear();
@@ -182,8 +203,8 @@ const std::map<std::string, Setter>& setters() {
           throw BadValue{"unknown protocol version '" + item + "'"};
         c.blocked_protocol_versions.push_back(item);
       }
-    };
-    t["proxy_topology_addresses"] = [](Config& c, const std::string& v) {
+    });
+    listed("proxy_topology_addresses", [](Config& c, const std::string& v) {
       auto list = split_csv(v);
       for (const auto& a : list)
         if (!is_ip_literal(a))
@@ -191,12 +212,12 @@ const std::map<std::string, Setter>& setters() {
                          "' is not an IP address (the proxies' addresses must be IP "
                          "literals, in the same order on every proxy)"};
       c.proxy_topology_addresses = list;
-    };
-    t["heartbeat_retry_backoff_factor"] = [](Config& c, const std::string& v) {
+    });
+    scalar("heartbeat_retry_backoff_factor", "a number", [](Config& c, const std::string& v) {
       double f = to_double(v);
       if (f < 1 || f > 100) throw BadValue{v + " is out of range (1 to 100)"};
       c.heartbeat_retry_backoff_factor = f;
-    };
+    });
     flag("replace_cql_functions", &Config::replace_cql_functions);
     num("async_handshake_timeout_ms", &Config::async_handshake_timeout_ms, 1, kMaxMs);
     num("proxy_topology_index", &Config::proxy_topology_index, 0, 1000);
@@ -318,7 +339,7 @@ void apply(Config& c, const std::string& key, const std::string& value, const st
     return;
   }
   try {
-    it->second(c, value);
+    it->second.set(c, value);
   } catch (const BadValue& e) {
     throw ConfigError(where + ": key '" + key + "': " + e.why);
   }
@@ -417,6 +438,16 @@ Config parse_config_yaml(const std::string& text, const std::string& source) {
     if (!kv.first.IsScalar()) throw ConfigError(where + ": expected a key name");
     std::string key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
+    auto known = setters().find(key);
+    if (known == setters().end()) {  // a warning, whatever the value
+      apply(c, key, "", where, "key '" + key + "'");
+      continue;
+    }
+    if (v.IsMap() || (v.IsSequence() && !known->second.list))
+      throw ConfigError(where + ": key '" + key + "': expected " + known->second.expected +
+                        ", got " + (v.IsMap() ? "a mapping" : "a sequence"));
+    // A null value (`key:`) is an empty one: unset for a string or a list, refused where empty
+    // is not a value (numbers, booleans, enumerations).
     std::string value;
     if (v.IsSequence()) {
       for (std::size_t i = 0; i < v.size(); ++i) {
@@ -429,10 +460,6 @@ Config parse_config_yaml(const std::string& text, const std::string& source) {
       }
     } else if (v.IsScalar()) {
       value = v.as<std::string>();
-    } else if (v.IsNull()) {
-      value = "";
-    } else {
-      throw ConfigError(where + ": key '" + key + "': expected a scalar or a list");
     }
     apply(c, key, value, where, "key '" + key + "'");
   }

@@ -168,9 +168,11 @@ struct Config {
 };
 
 /// Parses YAML text; `source` names the file in errors ("zdm.yml:4: key 'read_mode': ...").
-/// Throws ConfigError on bad values, values out of range, keys set to something this proxy does
-/// not support ("not supported by zdm-proxy") and failed validation. Unknown keys are not errors:
-/// each adds a line to Config::warnings naming the closest known key.
+/// Throws ConfigError on bad values, values out of range, values of the wrong YAML type ("key
+/// 'origin_port': expected an integer, got a sequence"; only list keys take a sequence, no key a
+/// mapping; the value is not shown), keys set to something this proxy does not support ("not
+/// supported by zdm-proxy") and failed validation. Unknown keys are not errors, whatever their
+/// value: each adds a line to Config::warnings naming the closest known key.
 Config parse_config_yaml(const std::string& text, const std::string& source);
 /// Reads and parses a YAML file. Throws ConfigError (also when the file cannot be read).
 Config load_config_file(const std::string& path);

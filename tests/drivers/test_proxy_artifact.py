@@ -12,7 +12,8 @@ Asserts, on the stripped binary zdm-deploy uploads and the package installs:
 - the .deb (CPack): zdm-proxy, zdmctl, the systemd unit, conffiles under /etc, Depends on libc6
   and nothing else of a library; its unit passes `systemd-analyze verify` with no unknown or
   ignored settings; its example configuration is refused by the unit's --check-config until the
-  clusters are filled in; the maintainer scripts parse.
+  clusters are filled in, and so is a password given as a list (without showing it); the
+  maintainer scripts parse.
 
 Addresses: origin 127.16.2.1, target 127.16.3.1, proxy 127.16.1.1 (ZDM_TEST_NET replaces
 127.16). Needs root (chroot). Processes started here are stopped by pid at the end.
@@ -242,6 +243,16 @@ def check_package(tmp):
     check(r.returncode == 2 and "origin_contact_points" in r.stderr + r.stdout,
           f"the example configuration is refused until filled in: exit {r.returncode} "
           f"{(r.stderr + r.stdout).strip()[:200]}")
+    # A value of the wrong YAML type is refused by --check-config too (it used to pass and fail at
+    # start), naming file:line, the key and the type, and not showing a password.
+    bad = os.path.join(tmp, "wrong-type.yml")
+    with open(bad, "w") as f:
+        f.write("origin_contact_points: 127.0.2.1\ntarget_contact_points: 127.0.3.1\n"
+                "origin_username: zdm\norigin_password: [s3cret, other]\n")
+    r = subprocess.run([ARTIFACT, "--check-config", bad], capture_output=True, text=True)
+    said = (r.stderr + r.stdout).strip()
+    check(r.returncode == 2 and said == f"{bad}:4: key 'origin_password': expected a string, got a sequence"
+          and "s3cret" not in said, f"a password given as a list is refused: exit {r.returncode} {said[:200]}")
 
 
 def main():

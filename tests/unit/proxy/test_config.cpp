@@ -195,3 +195,94 @@ TEST_CASE("YAML structures that are not keys and values are ConfigErrors") {
     CHECK(c.proxy_topology_addresses == std::vector<std::string>{"127.0.1.1"});
   }
 }
+
+namespace {
+// parse_config_yaml's error on `text` as zdm.yml, or "" when it is accepted.
+std::string error_of(const std::string& text) {
+  try {
+    parse_config_yaml(text, "zdm.yml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("a value of the wrong YAML type names the file, the line, the key and the type") {
+  // yaml-cpp reads any node; the type a key takes is checked here, at --check-config and at
+  // start, not when the value is first used.
+  SUBCASE("a string key given a sequence or a mapping; a secret's value is never shown") {
+    std::string m = error_of(kMinimal + "origin_username: u\norigin_password: [s3cret, other]\n");
+    CHECK(m == "zdm.yml:4: key 'origin_password': expected a string, got a sequence");
+    CHECK(m.find("s3cret") == std::string::npos);
+    CHECK(m.find("other") == std::string::npos);
+    m = error_of(kMinimal + "proxy_admin_token: {t0ken: x}\n");
+    CHECK(m == "zdm.yml:3: key 'proxy_admin_token': expected a string, got a mapping");
+    CHECK(m.find("t0ken") == std::string::npos);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "origin_local_datacenter:\n  - dc1\n", "zdm.yml"),
+        "zdm.yml:3: key 'origin_local_datacenter': expected a string, got a sequence", ConfigError);
+  }
+  SUBCASE("a number key given a sequence, a mapping or a non-number") {
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "origin_port: [9042]\n", "zdm.yml"),
+                         "zdm.yml:3: key 'origin_port': expected an integer, got a sequence",
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "metrics_port: {port: 1}\n", "zdm.yml"),
+                         "zdm.yml:3: key 'metrics_port': expected an integer, got a mapping",
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "heartbeat_retry_backoff_factor: [2]\n", "zdm.yml"),
+        "zdm.yml:3: key 'heartbeat_retry_backoff_factor': expected a number, got a sequence",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "origin_port: 9042.5\n", "zdm.yml"),
+                         "zdm.yml:3: key 'origin_port': expected an integer, got '9042.5'",
+                         ConfigError);
+  }
+  SUBCASE("a boolean key given a sequence or a mapping") {
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "metrics_enabled: [true]\n", "zdm.yml"),
+                         "zdm.yml:3: key 'metrics_enabled': expected true or false, got a sequence",
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "origin_tls_verify_hostname: {on: yes}\n", "zdm.yml"),
+        "zdm.yml:3: key 'origin_tls_verify_hostname': expected true or false, got a mapping",
+        ConfigError);
+  }
+  SUBCASE("an enumerated key given a sequence names its values") {
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "primary_cluster: [ORIGIN]\n", "zdm.yml"),
+                         "zdm.yml:3: key 'primary_cluster': expected ORIGIN or TARGET, got a "
+                         "sequence",
+                         ConfigError);
+  }
+  SUBCASE("a list key takes a sequence or a comma-separated string, not a mapping") {
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml("origin_contact_points: {127.0.2.1: 9042}\ntarget_contact_points: b\n",
+                          "zdm.yml"),
+        "zdm.yml:1: key 'origin_contact_points': expected a list or a comma-separated string, "
+        "got a mapping",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "metrics_target_latency_buckets_ms:\n  low: 1\n", "zdm.yml"),
+        "zdm.yml:3: key 'metrics_target_latency_buckets_ms': expected a list or a "
+        "comma-separated string, got a mapping",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "blocked_protocol_versions: {v2: true}\n", "zdm.yml"),
+        "zdm.yml:3: key 'blocked_protocol_versions': expected a list or a comma-separated "
+        "string, got a mapping",
+        ConfigError);
+    Config c = parse_config_yaml(kMinimal +
+                                     "blocked_protocol_versions: [V2, 3]\n"
+                                     "metrics_target_latency_buckets_ms: 1, 5\n"
+                                     "proxy_topology_addresses:\n  - 127.0.1.1\n",
+                                 "zdm.yml");
+    CHECK(c.blocked_protocol_versions == std::vector<std::string>{"V2", "3"});
+    CHECK(c.metrics_target_latency_buckets_ms == std::vector<double>{1, 5});
+    CHECK(c.proxy_topology_addresses == std::vector<std::string>{"127.0.1.1"});
+  }
+  SUBCASE("an unknown key is ignored whatever its value") {
+    Config c = parse_config_yaml(kMinimal + "read_mdoe: {a: [1]}\n", "zdm.yml");
+    REQUIRE(c.warnings.size() == 1);
+    CHECK(c.warnings[0] ==
+          "zdm.yml:3: unknown key 'read_mdoe' (did you mean 'read_mode'?), ignored");
+  }
+}
