@@ -124,6 +124,13 @@ const std::map<std::string, Key>& setters() {
     auto str = [&](const char* key, std::string Config::*m) {
       scalar(key, "a string", [m](Config& c, const std::string& v) { c.*m = v; });
     };
+    // A string whose empty value would be silently wrong (a null value, `key:`, is an empty one).
+    auto nonempty = [&](const char* key, std::string Config::*m) {
+      scalar(key, "a string", [m](Config& c, const std::string& v) {
+        if (trim(v).empty()) throw BadValue{"must not be empty"};
+        c.*m = v;
+      });
+    };
     auto num = [&](const char* key, int Config::*m, long long min, long long max) {
       scalar(key, "an integer",
              [m, min, max](Config& c, const std::string& v) { c.*m = to_int(v, min, max); });
@@ -249,7 +256,7 @@ const std::map<std::string, Key>& setters() {
     str("proxy_tls_key_path", &Config::proxy_tls_key_path);
     flag("proxy_tls_require_client_auth", &Config::proxy_tls_require_client_auth);
     flag("forward_client_credentials_to_origin", &Config::forward_client_credentials_to_origin);
-    str("proxy_listen_address", &Config::proxy_listen_address);
+    nonempty("proxy_listen_address", &Config::proxy_listen_address);
     num("proxy_listen_port", &Config::proxy_listen_port, 1, 65535);
     num("proxy_request_timeout_ms", &Config::proxy_request_timeout_ms, 1, kMaxMs);
     num("proxy_handshake_timeout_ms", &Config::proxy_handshake_timeout_ms, 1, kMaxMs);
@@ -263,9 +270,9 @@ const std::map<std::string, Key>& setters() {
         kIntMax);
     flag("metrics_enabled", &Config::metrics_enabled);
     str("proxy_admin_token", &Config::proxy_admin_token);
-    str("metrics_address", &Config::metrics_address);
+    nonempty("metrics_address", &Config::metrics_address);
     num("metrics_port", &Config::metrics_port, 1, 65535);
-    str("metrics_prefix", &Config::metrics_prefix);
+    nonempty("metrics_prefix", &Config::metrics_prefix);
     buckets("metrics_origin_latency_buckets_ms", &Config::metrics_origin_latency_buckets_ms);
     buckets("metrics_target_latency_buckets_ms", &Config::metrics_target_latency_buckets_ms);
     buckets("metrics_async_read_latency_buckets_ms",
@@ -447,7 +454,7 @@ Config parse_config_yaml(const std::string& text, const std::string& source) {
       throw ConfigError(where + ": key '" + key + "': expected " + known->second.expected +
                         ", got " + (v.IsMap() ? "a mapping" : "a sequence"));
     // A null value (`key:`) is an empty one: unset for a string or a list, refused where empty
-    // is not a value (numbers, booleans, enumerations).
+    // is not a value (numbers, booleans, enumerations, nonempty()).
     std::string value;
     if (v.IsSequence()) {
       for (std::size_t i = 0; i < v.size(); ++i) {

@@ -286,3 +286,47 @@ TEST_CASE("a value of the wrong YAML type names the file, the line, the key and 
           "zdm.yml:3: unknown key 'read_mdoe' (did you mean 'read_mode'?), ignored");
   }
 }
+
+TEST_CASE("a null value (`key:` with nothing) is an empty one") {
+  SUBCASE("a string key that may be empty: unset") {
+    Config c = parse_config_yaml(kMinimal +
+                                     "origin_username:\norigin_password:\n"
+                                     "origin_tls_server_ca_path: ~\nproxy_admin_token:\n",
+                                 "zdm.yml");
+    CHECK(c.origin_username.empty());
+    CHECK(c.origin_password.empty());
+    CHECK(c.origin_tls_server_ca_path.empty());
+    CHECK(c.proxy_admin_token.empty());
+  }
+  SUBCASE("a string key that must not be empty: refused, as an empty string is") {
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "proxy_listen_address:\n", "zdm.yml"),
+                         "zdm.yml:3: key 'proxy_listen_address': must not be empty", ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "metrics_address: \"\"\n", "zdm.yml"),
+                         "zdm.yml:3: key 'metrics_address': must not be empty", ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "metrics_prefix: ~\n", "zdm.yml"),
+                         "zdm.yml:3: key 'metrics_prefix': must not be empty", ConfigError);
+  }
+  SUBCASE("a number, boolean or enumerated key: refused") {
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "origin_port:\n", "zdm.yml"),
+                         "zdm.yml:3: key 'origin_port': expected an integer, got ''", ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "metrics_enabled:\n", "zdm.yml"),
+                         "zdm.yml:3: key 'metrics_enabled': expected true or false, got ''",
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "read_mode:\n", "zdm.yml"),
+                         "zdm.yml:3: key 'read_mode': expected PRIMARY_ONLY or "
+                         "DUAL_ASYNC_ON_SECONDARY, got ''",
+                         ConfigError);
+  }
+  SUBCASE("a list key: an empty list (contact points are then missing)") {
+    CHECK(parse_config_yaml(kMinimal + "proxy_topology_addresses:\n", "zdm.yml")
+              .proxy_topology_addresses.empty());
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml("origin_contact_points:\ntarget_contact_points: b\n", "zdm.yml"),
+        "zdm.yml: key 'origin_contact_points': required, none given", ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "metrics_origin_latency_buckets_ms:\n", "zdm.yml"),
+        "zdm.yml:3: key 'metrics_origin_latency_buckets_ms': expected a comma-separated list "
+        "of milliseconds",
+        ConfigError);
+  }
+}
