@@ -191,7 +191,7 @@ awaitable<ClientHandshake::Next> ClientHandshake::on_auth_response(const cql::He
   const auto timeout = std::chrono::milliseconds(config_.proxy_request_timeout_ms);
   std::optional<Bytes> token;
   try {
-    cql::Reader r(net::frame_body(frame, client_.compression, scratch_));
+    cql::Reader r(net::frame_body(frame, client_.compression, scratch_, kMaxBody));
     cql::skip_request_prefix(r, h.flags);
     token = r.read_bytes();
   } catch (const cql::ProtocolError& e) {

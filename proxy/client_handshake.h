@@ -48,6 +48,10 @@ cql::Bytes supported_frame(const SharedState& shared, const cql::Header& h);
 
 class ClientHandshake {
  public:
+  /// Before the handshake completes, frame bodies (and what a compressed one inflates to) are
+  /// at most this many bytes: an unauthenticated client cannot make the proxy buffer much.
+  static constexpr uint32_t kMaxBody = 256 * 1024;
+
   /// What the session does after a handshake frame.
   enum class Next : uint8_t {
     kContinue,  // more handshake frames are expected

@@ -26,7 +26,7 @@ void Connector::on_write_error(const net::error_code&) {
 awaitable<void> Connector::read_loop(std::shared_ptr<ConnectorListener> listener,
                                      std::size_t buffer_size) {
   for (;;) {
-    co_await listener->client_writable();
+    if (listener->client_full()) co_await listener->client_writable();
     net::error_code ec;
     auto data = co_await stream_.receive(ec, buffer_size);
     if (ec) break;

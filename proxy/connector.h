@@ -29,6 +29,9 @@ class ConnectorListener {
   /// Backpressure: returns once the client's write queue is under its high watermark (a client
   /// that does not read its responses stops the reading of cluster connections).
   virtual awaitable<void> client_writable() = 0;
+  /// True when client_writable() may have to wait: the read loop calls it only then (a
+  /// coroutine call costs an allocation, once per read of the socket).
+  virtual bool client_full() const { return true; }
 
  protected:
   ~ConnectorListener() = default;

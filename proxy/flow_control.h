@@ -37,7 +37,10 @@ class FlowControl {
     auto full = [&] { return (a && a->full()) || (b && b->full()); };
     while (full() && !stopped()) co_await wait(client_resume_);
   }
-  /// Returns once the client's writer `w` is not full, or `stopped()` is true.
+  /// Returns once the client's writer `w` is not full, or `stopped()` is true. The cluster
+  /// connections wait here before reading more answers, and the client's reads before reading
+  /// more requests: answers the proxy makes itself (SUPPORTED, errors, system tables) queue on
+  /// the same writer, so a client that does not read stops being read.
   template <class Stopped>
   awaitable<void> client_writable(const net::FrameWriter& w, Stopped stopped) {
     while (w.full() && !stopped()) co_await wait(cluster_resume_);
@@ -52,9 +55,11 @@ class FlowControl {
   static void watch(net::FrameWriter& w, asio::steady_timer& resume) {
     w.set_watermarks(kHighWatermark, kLowWatermark, [&resume] { resume.cancel(); });
   }
+  // The timers never expire (their expiry is set once, to the end of time): a wait ends when
+  // the watermark callback or cancel() cancels it. Re-arming a timer would cancel the other
+  // waits on it (both cluster connections wait on one), and they would wake each other in turn.
   static awaitable<void> wait(asio::steady_timer& resume) {
     boost::system::error_code ec;
-    resume.expires_at(std::chrono::steady_clock::time_point::max());
     co_await resume.async_wait(nothrow(ec));
   }
 

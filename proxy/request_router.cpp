@@ -32,7 +32,9 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
   Routed out;
   Request req{h, o.frame, {}, 0, {}, o.pending, o.target_frame};
   req.frame = std::move(frame);
-  req.body = net::frame_body(req.frame, compression, scratch);
+  // Refused before inflating when it would inflate past the largest frame the proxy accepts.
+  req.body = net::frame_body(req.frame, compression, scratch,
+                             static_cast<uint32_t>(config_.proxy_max_frame_size_bytes));
   cql::Reader r(req.body);
   cql::skip_request_prefix(r, h.flags);
   req.prefix_end = r.position();

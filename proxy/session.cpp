@@ -20,14 +20,6 @@ using cql::Bytes;
 using cql::BytesView;
 using cql::Opcode;
 
-namespace {
-
-// Before the handshake completes, bodies are small: an unauthenticated client cannot make the
-// proxy buffer much.
-constexpr uint32_t kMaxHandshakeBody = 256 * 1024;
-
-}  // namespace
-
 // ---------------------------------------------------------------------------------------------
 // ClientSession: construction, run loop, handshake
 
@@ -35,7 +27,7 @@ ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedSt
     : ioc_(ioc),
       client_(std::move(socket)),
       client_writer_(client_),
-      client_frames_(kMaxHandshakeBody),
+      client_frames_(ClientHandshake::kMaxBody),
       shared_(shared),
       config_(shared.config),
       async_(ioc, shared, client_addr_),
@@ -137,9 +129,13 @@ awaitable<void> ClientSession::serve() {
   }
   bool first = true;
   while (life_ == Lifecycle::kOpen) {
-    co_await flow_.clusters_writable(clusters_.origin ? &clusters_.origin->writer() : nullptr,
-                                     clusters_.target ? &clusters_.target->writer() : nullptr,
-                                     [this] { return closed(); });
+    // Backpressure (checked inline first: a coroutine call costs an allocation).
+    const net::FrameWriter* ow = clusters_.origin ? &clusters_.origin->writer() : nullptr;
+    const net::FrameWriter* tw = clusters_.target ? &clusters_.target->writer() : nullptr;
+    if ((ow && ow->full()) || (tw && tw->full()))
+      co_await flow_.clusters_writable(ow, tw, [this] { return closed(); });
+    if (client_writer_.full())
+      co_await flow_.client_writable(client_writer_, [this] { return closed(); });
     if (life_ != Lifecycle::kOpen) break;
     boost::system::error_code ec;
     auto data = co_await client_.receive(
@@ -186,6 +182,16 @@ awaitable<void> ClientSession::take_frames() {
       co_await handshake_frame(h, std::move(frame));
       continue;
     }
+    // A compressed body is inflated by routing: what it declares counts against the worker's
+    // budget for large frames first, so many clients sending small bodies that inflate to
+    // hundreds of MiB cost at most the budget together.
+    // (Over proxy_max_frame_size_bytes the router refuses it without inflating.)
+    std::size_t inflated = inflated_size(h, frame);
+    if (inflated > static_cast<std::size_t>(config_.proxy_max_frame_size_bytes)) inflated = 0;
+    if (inflated > FrameBudget::kLargeFrame) {
+      const bool fits = co_await reserve_budget(inflated, "body inflating to");
+      if (!fits) break;
+    }
     try {
       on_client_frame(h, std::move(frame));
     } catch (const std::exception& e) {
@@ -196,7 +202,18 @@ awaitable<void> ClientSession::take_frames() {
       reply_error(h.version, h.stream, cql::ErrorCode::kServerError,
                   std::string("zdm-proxy: ") + e.what());
     }
+    if (inflated > FrameBudget::kLargeFrame) {
+      Bytes().swap(scratch_);  // the inflated body is not kept for the next request
+      budget_.release();
+    }
   }
+}
+
+std::size_t ClientSession::inflated_size(const cql::Header& h, const Bytes& frame) const {
+  if (!(h.flags & cql::flag::kCompression) || compression_ == cql::Compression::kNone) return 0;
+  return cql::uncompressed_length(compression_, BytesView(frame.data() + cql::kHeaderSize,
+                                                          frame.size() - cql::kHeaderSize))
+      .value_or(0);
 }
 
 bool ClientSession::accept_version(const cql::Header& h) {
@@ -262,16 +279,22 @@ awaitable<void> ClientSession::client_writable() {
 awaitable<void> ClientSession::reserve_for_large_frame() {
   auto len = client_frames_.pending_length();
   if (!len || *len <= FrameBudget::kLargeFrame || budget_.reserved() >= *len) co_return;
+  co_await reserve_budget(*len, "frame of");
+}
+
+awaitable<bool> ClientSession::reserve_budget(std::size_t len, const char* what) {
   const auto budget = static_cast<std::size_t>(config_.proxy_max_inflight_frame_bytes);
   const auto timeout = std::chrono::milliseconds(config_.proxy_request_timeout_ms);
-  if (!co_await budget_.reserve(ioc_, *len, budget, timeout, [this] { return closed(); })) {
-    spdlog::warn(
-        "Closing client {}: its {}-byte frame did not fit in the worker's memory "
-        "budget (proxy_max_inflight_frame_bytes {}) within {} ms",
-        client_addr_, *len, budget, config_.proxy_request_timeout_ms);
-    shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
-    close();
-  }
+  const bool fits = co_await budget_.reserve(ioc_, static_cast<uint32_t>(len), budget, timeout,
+                                             [this] { return closed(); });
+  if (fits) co_return true;
+  spdlog::warn(
+      "Closing client {}: its {} {} bytes did not fit in the worker's memory budget "
+      "(proxy_max_inflight_frame_bytes {}) within {} ms",
+      client_addr_, what, len, budget, config_.proxy_request_timeout_ms);
+  shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
+  close();
+  co_return false;
 }
 
 void ClientSession::push_event(const cql::EventMsg& event) {

@@ -50,6 +50,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   void on_cluster_frame(Connector& from, cql::Header header, cql::Bytes frame) override;
   void on_connector_closed(Connector& c) override;
   awaitable<void> client_writable() override;
+  bool client_full() const override { return client_writer_.full(); }
 
  private:
   awaitable<void> serve();
@@ -74,6 +75,12 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
   /// its declared size is reserved (waiting while others hold the budget).
   awaitable<void> reserve_for_large_frame();
+  /// Reserves `len` bytes of the worker's budget for large frames (`what`: for the log); false,
+  /// with the connection closed, when they did not fit within proxy_request_timeout_ms.
+  awaitable<bool> reserve_budget(std::size_t len, const char* what);
+  /// What the compressed body of client frame `frame` declares it inflates to; 0 when it is not
+  /// compressed.
+  std::size_t inflated_size(const cql::Header& h, const cql::Bytes& frame) const;
   bool ready() const { return handshake_.state().ready(); }
 
   asio::io_context& ioc_;

@@ -77,6 +77,26 @@ Bytes snappy_decompress_body(BytesView body, uint32_t max_uncompressed) {
 
 }  // namespace
 
+std::optional<std::size_t> uncompressed_length(Compression c, BytesView body) {
+  switch (c) {
+    case Compression::kLz4: {
+      if (body.size() < 4) return std::nullopt;
+      uint32_t declared = 0;
+      for (int i = 0; i < 4; ++i) declared = (declared << 8) | std::to_integer<uint32_t>(body[i]);
+      return declared;
+    }
+    case Compression::kSnappy: {
+      std::size_t declared = 0;
+      if (snappy_uncompressed_length(as_chars(body), body.size(), &declared) != SNAPPY_OK)
+        return std::nullopt;
+      return declared;
+    }
+    case Compression::kNone:
+      break;
+  }
+  return std::nullopt;
+}
+
 std::optional<Compression> parse_compression(std::string_view name) {
   if (iequals(name, "lz4")) return Compression::kLz4;
   if (iequals(name, "snappy")) return Compression::kSnappy;

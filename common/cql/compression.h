@@ -35,6 +35,12 @@ Bytes compress_body(Compression c, BytesView body);
 /// connection that negotiated no compression).
 Bytes decompress_body(Compression c, BytesView body, uint32_t max_uncompressed = kMaxBodyLength);
 
+/// The uncompressed size a compressed frame body declares (kLz4: its 4-byte prefix; kSnappy:
+/// its varint preamble), read without inflating anything: what decompress_body() would
+/// allocate. std::nullopt when the body is too short or corrupt to say (decompress_body() then
+/// throws), and for kNone.
+std::optional<std::size_t> uncompressed_length(Compression c, BytesView body);
+
 /// Raw LZ4 block helpers shared with v5 segments (no length prefix).
 /// lz4_compress_block appends the block to `out` and returns its size in bytes.
 std::size_t lz4_compress_block(BytesView in, Bytes& out);

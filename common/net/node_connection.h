@@ -146,8 +146,9 @@ class NodeConnection : public std::enable_shared_from_this<NodeConnection> {
 };
 
 /// Reads the body of `frame` (header included), decompressing it into `scratch` when its
-/// compression flag is set. Throws cql::ProtocolError on a corrupt or oversized body.
+/// compression flag is set. Throws cql::ProtocolError on a corrupt body, or one that declares
+/// more than `max_uncompressed` bytes uncompressed (checked before inflating).
 cql::BytesView frame_body(const cql::Bytes& frame, cql::Compression compression,
-                          cql::Bytes& scratch);
+                          cql::Bytes& scratch, uint32_t max_uncompressed = cql::kMaxBodyLength);
 
 }  // namespace zdm::net

@@ -360,7 +360,8 @@ def startup_frame():
 
 
 def scenario_memory():
-    p = proxy("proxy_max_inflight_frame_bytes: 33554432\n")
+    # One worker: its budget (32 MB) bounds every connection here.
+    p = proxy("proxy_max_inflight_frame_bytes: 33554432\nproxy_worker_threads: 1\n")
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
     base = rss_kb(p.pid)
     socks = []
@@ -429,6 +430,85 @@ def scenario_memory():
     grown = (peak - base) / 1024
     check(answered == 4 and grown < 400, f"4 clients sending 20 MB frames at once: all answered ({answered}), "
                                          f"peak proxy RSS +{grown:.0f} MB")
+
+    # Clients that flood OPTIONS and never read: the SUPPORTED answers the proxy makes itself
+    # queue under the same watermark as proxied answers, so the proxy stops reading them.
+    # Two before STARTUP, two after it.
+    base = rss_kb(p.pid)
+    flood = []
+    for logged_in in (False, False, True, True):
+        sk = socket.create_connection((PROXY_IP, PORT))
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if logged_in:
+            sk.sendall(startup_frame())
+            sk.settimeout(10)
+            sk.recv(9)
+        sk.setblocking(False)
+        flood.append(sk)
+    chunk = struct.pack(">BBhBI", 4, 0, 0, 5, 0) * 4096  # OPTIONS, empty body
+    peak, sent = base, 0
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        for sk in flood:
+            try:
+                sent += sk.send(chunk)
+            except (BlockingIOError, InterruptedError):
+                pass
+        peak = max(peak, rss_kb(p.pid))
+        time.sleep(0.005)
+    grown = (peak - base) / 1024
+    check(grown < 64, f"4 clients flooding OPTIONS without reading ({sent // 9} sent in 4 s; 2 before "
+                      f"STARTUP): proxy RSS +{grown:.0f} MB (bounded)")
+    for sk in flood:
+        sk.close()
+
+    # Compression bombs: 8 clients each send a ~100 kB LZ4 body that inflates to 24 MiB (a
+    # system.local read padded with zeros). Inflating counts against the worker's 32 MB budget
+    # and the inflated body is not kept afterwards (before, each connection kept its last one).
+    # A fresh proxy: the heap the tests above grew would hide what this one keeps.
+    p = proxy("proxy_max_inflight_frame_bytes: 33554432\nproxy_worker_threads: 1\n")
+    import lz4.block
+    q = b"SELECT key FROM system.local"
+    plain = struct.pack(">I", len(q)) + q + struct.pack(">HB", 1, 0) + bytes(24 << 20)
+    packed = struct.pack(">I", len(plain)) + lz4.block.compress(plain, store_size=False)
+    bomb = struct.pack(">BBhBI", 4, 1, 1, 7, len(packed)) + packed
+    lz4_startup_body = (struct.pack(">H", 2) + struct.pack(">H", 11) + b"CQL_VERSION" + struct.pack(">H", 5)
+                        + b"3.0.0" + struct.pack(">H", 11) + b"COMPRESSION" + struct.pack(">H", 3) + b"lz4")
+    lz4_startup = struct.pack(">BBhBI", 4, 0, 0, 1, len(lz4_startup_body)) + lz4_startup_body
+    base = rss_kb(p.pid)
+    bombs = []
+    for _ in range(8):
+        sk = socket.create_connection((PROXY_IP, PORT))
+        sk.sendall(lz4_startup)
+        sk.settimeout(10)
+        sk.recv(9)
+        bombs.append(sk)
+    threads = [threading.Thread(target=sk.sendall, args=(bomb,)) for sk in bombs]
+    for t in threads:
+        t.start()
+    peak = base
+    answered = 0
+    deadline = time.monotonic() + 20
+    for sk in bombs:
+        got = b""
+        while len(got) < 9 and time.monotonic() < deadline:
+            peak = max(peak, rss_kb(p.pid))
+            try:
+                sk.settimeout(0.05)
+                got += sk.recv(9 - len(got))
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        answered += len(got) == 9 and got[4] == 8  # RESULT
+    time.sleep(1)
+    peak = max(peak, rss_kb(p.pid))
+    for sk in bombs:
+        sk.close()
+    grown = (peak - base) / 1024
+    check(answered == 8 and grown < 96, f"8 clients sending LZ4 bodies that inflate to 24 MiB each: "
+                                        f"all answered ({answered}), peak proxy RSS +{grown:.0f} MB "
+                                        f"(under 96 MB; all kept would be 192 MiB)")
 
 
 def admin_call(method, path, token, body=None):

@@ -257,3 +257,19 @@ TEST_CASE("no compression") {
                          ProtocolError);
   }
 }
+
+TEST_CASE("uncompressed_length: what a body declares, read without inflating it") {
+  const Bytes plain = pseudo_random(100000, 7, true);
+  CHECK(uncompressed_length(Compression::kLz4, compress_body(Compression::kLz4, plain)) ==
+        plain.size());
+  CHECK(uncompressed_length(Compression::kSnappy, compress_body(Compression::kSnappy, plain)) ==
+        plain.size());
+  // LZ4: the 4-byte big-endian prefix, whatever follows (it is not inflated here).
+  CHECK(uncompressed_length(Compression::kLz4, bytes({0x0f, 0xff, 0xff, 0xff, 0x00})) ==
+        0x0fffffffu);
+  CHECK(!uncompressed_length(Compression::kLz4, bytes({0x00, 0x01})));
+  // Snappy: the varint preamble (0x80 0x80 0x80 0x08 = 1 << 24).
+  CHECK(uncompressed_length(Compression::kSnappy, bytes({0x80, 0x80, 0x80, 0x08})) == 1u << 24);
+  CHECK(!uncompressed_length(Compression::kSnappy, bytes({0x80, 0x80})));
+  CHECK(!uncompressed_length(Compression::kNone, plain));
+}
