@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/cql/messages.h"
+#include "proxy/failover.h"
 #include "proxy/prepared_ids.h"
 #include "proxy/wire.h"
 
@@ -15,8 +16,6 @@ namespace {
 
 // Request ids on the async connector carry this bit: a stream id is never taken for id 0.
 constexpr uint64_t kAsyncBit = 1ull << 63;
-// The handshake replay uses this stream id: nothing else is in flight on the connection yet.
-constexpr int16_t kHandshakeStream = 0;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -55,15 +54,11 @@ void AsyncMirror::start(std::shared_ptr<ConnectorListener> listener, uint8_t ver
         }
         if (opened) {
           k->set_protocol(version_, compression_);
-          cql::patch_stream(startup.data(), kHandshakeStream);
-          auto r = co_await k->exchange(std::move(startup), timeout);
-          if (r && r->header.opcode == Opcode::kAuthenticate) {
-            cql::Reader rd(r->body);
-            std::string authenticator = cql::AuthenticateMsg::decode(rd).authenticator;
-            r = co_await k->authenticate(authenticator, creds, kHandshakeStream, timeout);
-          }
-          if (r &&
-              (r->header.opcode == Opcode::kReady || r->header.opcode == Opcode::kAuthSuccess)) {
+          // Named, not temporaries: GCC 12 destroys a co_await operand's temporaries twice.
+          const HandshakeReplay replay{version_, compression_, std::move(startup), creds};
+          const std::string no_keyspace;
+          why = co_await replay_handshake(*k, replay, no_keyspace, timeout);
+          if (why.empty()) {
             if (closed_) co_return;
             k->metrics->connections->add();
             ready_ = true;
@@ -71,9 +66,6 @@ void AsyncMirror::start(std::shared_ptr<ConnectorListener> listener, uint8_t ver
                 listener, static_cast<std::size_t>(config_.response_read_buffer_size_bytes));
             co_return;
           }
-          why = r ? (r->header.opcode == Opcode::kError ? cql::error_text(*r)
-                                                        : cql::opcode_name(r->header.opcode))
-                  : "no answer within " + std::to_string(timeout.count()) + " ms";
         }
         if (k->metrics) k->metrics->failed_connections->inc();
         k->close();

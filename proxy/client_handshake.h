@@ -35,10 +35,23 @@ struct ClientSide {
   cql::Compression& compression;
 };
 
+/// Whether a session's connection to a cluster takes requests.
+enum class Link : uint8_t {
+  kUp,            // connected to a node: requests go out
+  kReconnecting,  // its node failed; another node is being connected: requests wait
+  kDown,          // no node of the cluster could be reached: requests for it fail at once
+};
+
 /// A session's two request connections, one to a node of each cluster (null until STARTUP).
+/// After the handshake a failed connection is replaced (failover.h); until then its link says
+/// what requests for that cluster do.
 struct ClusterConnections {
   std::shared_ptr<Connector> origin, target;
+  Link link[2] = {Link::kUp, Link::kUp};  // by Cluster
   Connector& of(Cluster c) { return c == Cluster::kOrigin ? *origin : *target; }
+  std::shared_ptr<Connector>& slot(Cluster c) { return c == Cluster::kOrigin ? origin : target; }
+  Link state(Cluster c) const { return link[static_cast<int>(c)]; }
+  void set(Cluster c, Link l) { link[static_cast<int>(c)] = l; }
 };
 
 /// SUPPORTED for an OPTIONS `h` (native_protocol_v4.spec §4.2.4): the primary's options, with

@@ -102,6 +102,24 @@ std::size_t ControlConnection::assigned_count() const {
   return assigned_.size();
 }
 
+std::vector<tcp::endpoint> ControlConnection::failover_order() {
+  std::lock_guard lock(mu_);
+  std::vector<tcp::endpoint> out;
+  const std::size_t n = assigned_.size();
+  const uint64_t first = n ? next_node_++ : 0;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(assigned_[(first + i) % n]);
+  for (const auto& ep : local_nodes_)
+    if (std::find(assigned_.begin(), assigned_.end(), ep) == assigned_.end()) out.push_back(ep);
+  return out;
+}
+
+bool ControlConnection::assigned(const std::string& node) const {
+  std::lock_guard lock(mu_);
+  for (const auto& ep : assigned_)
+    if (endpoint_string(ep) == node) return true;
+  return false;
+}
+
 void ControlConnection::stop() {
   stopped_ = true;
   if (conn_) conn_->close();
@@ -267,6 +285,7 @@ awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::
     snapshot_ = snap;
     address_ = endpoint_string(ep);
     assigned_ = assigned;
+    local_nodes_ = nodes;
     facts_ = facts;
   }
   spdlog::info(

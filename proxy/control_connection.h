@@ -79,6 +79,11 @@ class ControlConnection {
   tcp::endpoint pick_node();
   /// How many nodes pick_node() rotates over.
   std::size_t assigned_count() const;
+  /// Where a client connection goes when its node failed: the assigned nodes, in pick_node()'s
+  /// turn, then the local datacenter's other nodes (sorted). Empty before the first refresh.
+  std::vector<tcp::endpoint> failover_order();
+  /// True if `node` ("ip:port") is one of the nodes assigned to this proxy.
+  bool assigned(const std::string& node) const;
 
  private:
   awaitable<bool> open_and_refresh();
@@ -108,6 +113,7 @@ class ControlConnection {
   std::shared_ptr<const SystemSnapshot> snapshot_;
   ClusterFacts facts_;
   std::vector<tcp::endpoint> assigned_;
+  std::vector<tcp::endpoint> local_nodes_;  // the local datacenter's, sorted
   asio::steady_timer sleep_;
   std::atomic<bool> check_requested_{false};
 };

@@ -134,10 +134,18 @@ void Handshake::started(bool auth_origin, bool auth_target, const Config& config
   startup_ = std::move(startup);
 }
 
+std::optional<net::Credentials> Handshake::replay_credentials(Cluster c) const {
+  if (c != auth_.primary) return auth_.secondary;
+  if (!primary_asked_) return net::Credentials{};  // the primary asked for no authentication
+  if (auth_.primary_replay.empty()) return std::nullopt;
+  return auth_.primary_replay;
+}
+
 void Handshake::authenticating() {
   if (state_ != HandshakeState::kConnecting)
     throw std::logic_error("AUTHENTICATE outside of STARTUP");
   state_ = HandshakeState::kAuthenticating;
+  primary_asked_ = true;
 }
 
 void Handshake::completed() {
@@ -151,10 +159,12 @@ std::optional<cql::Bytes> Handshake::auth_response(const std::optional<cql::Byte
   auto creds = token ? net::Credentials::parse(*token) : std::nullopt;
   if (!creds) return std::nullopt;  // another SASL step's bytes: the primary's business
   std::optional<cql::Bytes> out;
+  auth_.primary_replay = *creds;
   if (auth_.client != auth_.primary) {
     // The client's credentials are the other cluster's: the primary gets its own, configured.
     auth_.secondary = *creds;
-    out = net::Credentials{config.username(auth_.primary), config.password(auth_.primary)}.token();
+    auth_.primary_replay = {config.username(auth_.primary), config.password(auth_.primary)};
+    out = auth_.primary_replay.token();
   }
   if (auth_.client == config.secondary()) auth_.async = *creds;
   return out;

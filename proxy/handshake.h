@@ -82,6 +82,10 @@ struct AuthPlan {
   Cluster client = Cluster::kTarget;   // the cluster whose credentials the client sends
   net::Credentials secondary;          // the other cluster's, used by the proxy
   net::Credentials async;              // the async connector's (the read mode's secondary)
+  /// What the primary accepted (PLAIN: the client's, or the configured ones the proxy put in
+  /// their place); empty when the client's exchange was not a PLAIN token. A connection that
+  /// replaces a failed one is authenticated with it.
+  net::Credentials primary_replay;
 };
 
 class Handshake {
@@ -111,6 +115,10 @@ class Handshake {
                                           const Config& config);
 
   const AuthPlan& auth() const { return auth_; }
+  /// The credentials that authenticate a new connection to `c` on this client's behalf
+  /// (the handshake replayed on another node); nullopt when they are unknown (a SASL exchange
+  /// other than PLAIN with the primary).
+  std::optional<net::Credentials> replay_credentials(Cluster c) const;
   /// The client's STARTUP frame (empty before it).
   const cql::Bytes& startup_frame() const { return startup_; }
   /// The other cluster's authenticator class when it asked for SASL ("" when it did not).
@@ -118,6 +126,7 @@ class Handshake {
 
  private:
   HandshakeState state_ = HandshakeState::kStartup;
+  bool primary_asked_ = false;  // the primary answered STARTUP with AUTHENTICATE
   AuthPlan auth_;
   cql::Bytes startup_;
 };

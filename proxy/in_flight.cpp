@@ -2,12 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/cql/messages.h"
+
 namespace zdm::proxy {
 
 using cql::Bytes;
 
 bool InFlight::dispatch(Outgoing&& o) {
   if (o.pending.decision.destination == Destination::kDrop) return true;
+  if (auto down = down_cluster(o.pending)) {
+    o.pending.unreachable(shared_.metrics, *down, config_.primary_cluster);
+    reply_failed(o.pending, std::string("zdm-proxy: no ") + cluster_name(*down) +
+                                " node is reachable for this client connection");
+    return true;
+  }
   if (waiting_.empty() && try_send(o)) return true;
   if (waiting_.size() >= kMaxWaiting) return false;
   waiting_.push_back(std::move(o));
@@ -26,6 +34,9 @@ bool InFlight::try_send(Outgoing& o) {
       d.destination == Destination::kOrigin || d.destination == Destination::kBoth;
   const bool to_target =
       d.destination == Destination::kTarget || d.destination == Destination::kBoth;
+  if ((to_origin && clusters_.state(Cluster::kOrigin) != Link::kUp) ||
+      (to_target && clusters_.state(Cluster::kTarget) != Link::kUp))
+    return false;  // reconnecting: waits
   std::optional<int16_t> so, st;
   if (to_origin) so = clusters_.origin->acquire(id);
   if (to_target) st = clusters_.target->acquire(id);
@@ -55,17 +66,67 @@ bool InFlight::try_send(Outgoing& o) {
   return true;
 }
 
-void InFlight::fail(Cluster c) {
+std::optional<Cluster> InFlight::down_cluster(const PendingRequest& p) const {
+  const Destination d = p.decision.destination;
+  if ((d == Destination::kOrigin || d == Destination::kBoth) &&
+      clusters_.state(Cluster::kOrigin) == Link::kDown)
+    return Cluster::kOrigin;
+  if ((d == Destination::kTarget || d == Destination::kBoth) &&
+      clusters_.state(Cluster::kTarget) == Link::kDown)
+    return Cluster::kTarget;
+  return std::nullopt;
+}
+
+bool InFlight::awaits(Cluster c) const {
+  for (const auto& [id, p] : pending_)
+    if (p.awaits(c)) return true;
+  return false;
+}
+
+void InFlight::reply_failed(const PendingRequest& p, const std::string& message) {
+  client_.push(
+      cql::encode_error(p.version, p.client_stream, cql::ErrorCode::kServerError, message));
+}
+
+void InFlight::fail(const Connector& lost, const std::string& why) {
+  const Cluster c = lost.cluster();
+  const std::string message = std::string("zdm-proxy: the connection to ") + cluster_name(c) +
+                              " node " + lost.node() + " failed (" + why +
+                              ") with this request in flight";
+  std::size_t failed = 0;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (!it->second.awaits(c)) {
       ++it;
       continue;
     }
     it->second.lost(shared_.metrics, c, config_.primary_cluster);
+    reply_failed(it->second, it->second.decision.metric != RequestType::kWrites &&
+                                     it->second.decision.metric != RequestType::kNone
+                                 ? message
+                                 : message + "; it may have been applied");
     shared_.inflight--;
     it = pending_.erase(it);
+    ++failed;
   }
+  if (failed)
+    spdlog::warn("{} requests of client {} in flight on {} node {} failed", failed, client_addr_,
+                 cluster_name(c), lost.node());
   shared_.cc(c).check_now();
+}
+
+void InFlight::unreachable(Cluster c, const std::string& why) {
+  const std::string message = std::string("zdm-proxy: no ") + cluster_name(c) +
+                              " node is reachable for this client connection (" + why + ")";
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (down_cluster(it->pending) != c) {
+      ++it;
+      continue;
+    }
+    it->pending.unreachable(shared_.metrics, c, config_.primary_cluster);
+    reply_failed(it->pending, message);
+    it = waiting_.erase(it);
+  }
+  send_waiting();
 }
 
 void InFlight::time_out(const PendingRequest& p) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -27,17 +28,21 @@ class InFlight {
   /// (its stream ids are 15 bits, native_protocol_v4.spec §2.3).
   static constexpr std::size_t kMaxWaiting = 32768;
 
-  /// `client_addr`: the client's "ip:port", for logs.
+  /// `client`: where the errors of failed requests go; `client_addr`: the client's "ip:port",
+  /// for logs.
   InFlight(SharedState& shared, ClusterConnections& clusters, AsyncMirror& async,
-           const std::string& client_addr)
+           net::FrameWriter& client, const std::string& client_addr)
       : shared_(shared),
         config_(shared.config),
         clusters_(clusters),
         async_(async),
+        client_(client),
         client_addr_(client_addr) {}
 
-  /// Sends `o` to its clusters (and mirrors it), or queues it until stream ids free up. False
-  /// when kMaxWaiting requests already wait: the caller answers OVERLOADED.
+  /// Sends `o` to its clusters (and mirrors it), or queues it until stream ids free up or a
+  /// reconnecting cluster connection is back. A request for a cluster whose link is down is
+  /// answered SERVER_ERROR at once (counted). False when kMaxWaiting requests already wait: the
+  /// caller answers OVERLOADED.
   bool dispatch(Outgoing&& o);
   /// An answer `frame` on stream `stream` of `from`: once every cluster has answered the
   /// request it belongs to, `done(PendingRequest&)` makes the client's response, then the
@@ -46,9 +51,16 @@ class InFlight {
   template <class Done>
   void on_answer(Connector& from, int16_t stream, cql::Bytes frame, cql::Compression compression,
                  Done done);
-  /// `c`'s connection was lost: the requests that await it end as failed there, and its
-  /// control connection checks the cluster now.
-  void fail(Cluster c);
+  /// Connection `lost` failed (`why`: how): the requests that await its cluster end as failed
+  /// there, each answered SERVER_ERROR (what a driver's retry policy treats as it treats a
+  /// lost connection: retried on the next host if idempotent), and the cluster's control
+  /// connection checks the cluster now. Requests not yet sent keep waiting.
+  void fail(const Connector& lost, const std::string& why);
+  /// No node of cluster `c` could be reached (`why`): the waiting requests that need it end,
+  /// answered SERVER_ERROR (counted); the others go out.
+  void unreachable(Cluster c, const std::string& why);
+  /// A cluster connection is up again: waiting requests go out.
+  void resume() { send_waiting(); }
   /// Ends what was started before `deadline` (proxy_request_timeout_ms ago): counted as timed
   /// out, their stream ids kept until an answer comes (a new request must not get the old
   /// answer). A request older than `suspicious` asks its cluster's control connection to check
@@ -57,18 +69,25 @@ class InFlight {
              std::chrono::steady_clock::time_point suspicious);
   /// The session closed: every request ends, nothing counted as failed.
   void abandon();
+  /// True if a request sent to `c` still awaits its answer.
+  bool awaits(Cluster c) const;
   /// No request in flight or waiting.
   bool empty() const { return pending_.empty() && waiting_.empty(); }
 
  private:
   bool try_send(Outgoing& o);
   void send_waiting();
+  /// The cluster `o` needs whose link is down, if any.
+  std::optional<Cluster> down_cluster(const PendingRequest& p) const;
+  /// Answers `p` SERVER_ERROR `message` on its client stream.
+  void reply_failed(const PendingRequest& p, const std::string& message);
   void time_out(const PendingRequest& p);
 
   SharedState& shared_;
   const Config& config_;
   ClusterConnections& clusters_;
   AsyncMirror& async_;
+  net::FrameWriter& client_;
   const std::string& client_addr_;
   std::unordered_map<uint64_t, PendingRequest> pending_;  // by request id
   std::deque<Outgoing> waiting_;                          // for stream ids, oldest first

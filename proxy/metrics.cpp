@@ -80,8 +80,10 @@ ProxyMetrics::ProxyMetrics(const Config& config, Registry& registry)
       "Running total of statements evicted from the prepared statements cache (least recently "
       "used first)");
   const char* reasons[] = {"overloaded",        "server_error", "protocol_error",
-                           "handshake_timeout", "idle_timeout", "unanswered_streams"};
-  for (int i = 0; i < 6; ++i)
+                           "handshake_timeout", "idle_timeout", "unanswered_streams",
+                           "node_failed"};
+  static_assert(std::size(reasons) == std::tuple_size_v<decltype(client_errors_)>);
+  for (int i = 0; i < static_cast<int>(std::size(reasons)); ++i)
     client_errors_[static_cast<std::size_t>(i)] =
         &registry.counter(p + "proxy_client_errors_total",
                           "Running total of errors the proxy answered or caused itself, by reason",

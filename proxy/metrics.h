@@ -71,6 +71,10 @@ class ProxyMetrics {
     kHandshakeTimeout,
     kIdleTimeout,
     kUnansweredStreams,
+    /// A request neither read nor write (PREPARE, USE, ...) answered with an error because the
+    /// node it was sent to failed or no node of a cluster was reachable (reads and writes are
+    /// counted in failed_reads / failed_writes instead).
+    kNodeFailed,
   };
   Counter& client_errors(ClientError e) { return *client_errors_[static_cast<int>(e)]; }
   /// kind: "origin", "target" or "async"; node: "ip:port". Thread-safe; cached per caller.
@@ -97,7 +101,7 @@ class ProxyMetrics {
   Counter* pscache_miss_ = nullptr;
   Gauge* ready_ = nullptr;
   Counter* pscache_evictions_ = nullptr;
-  std::array<Counter*, 6> client_errors_{};
+  std::array<Counter*, 7> client_errors_{};
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<NodeMetrics>> nodes_;
 };

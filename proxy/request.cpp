@@ -89,12 +89,16 @@ void PendingRequest::sent(ProxyMetrics& m, bool to_origin, bool to_target) {
 
 bool PendingRequest::answer(Cluster c, cql::Bytes frame, NodeMetrics* node,
                             cql::Compression compression) {
+  if (frame_opcode(frame) == cql::Opcode::kError) {
+    const int32_t code = error_code_of(frame, compression);
+    unprepared[static_cast<int>(c)] = code == static_cast<int32_t>(cql::ErrorCode::kUnprepared);
+    if (node && decision.metric != RequestType::kNone)
+      node->requests_failed[error_label(code)]->inc();
+  }
   if (node && decision.metric != RequestType::kNone) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     (decision.metric == RequestType::kWrites ? node->writes : node->reads)->observe(secs);
-    if (frame_opcode(frame) == cql::Opcode::kError)
-      node->requests_failed[error_label(error_code_of(frame, compression))]->inc();
   }
   responses[static_cast<int>(c)] = std::move(frame);
   received[static_cast<int>(c)] = true;
@@ -103,9 +107,14 @@ bool PendingRequest::answer(Cluster c, cql::Bytes frame, NodeMetrics* node,
 
 Outcome PendingRequest::answered(ProxyMetrics& m, Cluster primary) const {
   Outcome o;
-  for (int c = 0; c < 2; ++c)
+  bool failed[2];
+  for (int c = 0; c < 2; ++c) {
     o.error[c] = expected[c] && frame_opcode(responses[c]) == cql::Opcode::kError;
-  o.chosen = end(m, o.error, primary, true);
+    failed[c] = o.error[c] && !unprepared[c];
+  }
+  o.chosen = end(m, failed, primary, true);
+  if (failed[0] != o.error[0] || failed[1] != o.error[1])
+    o.chosen = aggregate(expected, o.error, opcode, decision.metric, primary).chosen;
   return o;
 }
 
@@ -115,6 +124,19 @@ void PendingRequest::lost(ProxyMetrics& m, Cluster lost, Cluster primary) const 
   failed[l] = true;
   failed[o] = expected[o] && received[o] && frame_opcode(responses[o]) == cql::Opcode::kError;
   end(m, failed, primary, false);
+  if (decision.metric == RequestType::kNone)
+    m.client_errors(ProxyMetrics::ClientError::kNodeFailed).inc();
+}
+
+void PendingRequest::unreachable(ProxyMetrics& m, Cluster unreachable, Cluster primary) {
+  const Destination d = decision.destination;
+  expected[0] = d == Destination::kOrigin || d == Destination::kBoth;
+  expected[1] = d == Destination::kTarget || d == Destination::kBoth;
+  bool failed[2] = {false, false};
+  failed[static_cast<int>(unreachable)] = true;
+  end(m, failed, primary, false, false);
+  if (decision.metric == RequestType::kNone)
+    m.client_errors(ProxyMetrics::ClientError::kNodeFailed).inc();
 }
 
 void PendingRequest::timed_out(ProxyMetrics& m, Cluster primary) const {
@@ -127,8 +149,8 @@ void PendingRequest::abandoned(ProxyMetrics& m) const {
   end(m, failed, Cluster::kOrigin, false);
 }
 
-Cluster PendingRequest::end(ProxyMetrics& m, const bool failed[2], Cluster primary,
-                            bool answered) const {
+Cluster PendingRequest::end(ProxyMetrics& m, const bool failed[2], Cluster primary, bool answered,
+                            bool sent) const {
   const Aggregate a = aggregate(expected, failed, opcode, decision.metric, primary);
   switch (a.failed_write) {
     case Aggregate::FailedWrite::kBoth:
@@ -144,7 +166,7 @@ Cluster PendingRequest::end(ProxyMetrics& m, const bool failed[2], Cluster prima
       break;
   }
   if (a.failed_read) m.failed_reads(a.chosen).inc();
-  if (decision.metric != RequestType::kNone) {
+  if (decision.metric != RequestType::kNone && sent) {
     if (answered)
       m.request_duration(decision.metric)
           .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());

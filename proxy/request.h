@@ -36,6 +36,7 @@ struct PendingRequest {
   cql::Bytes responses[2];  // whole response frames, by Cluster
   bool expected[2] = {false, false};
   bool received[2] = {false, false};
+  bool unprepared[2] = {false, false};  // the answer was UNPREPARED (not counted as failed)
   // PREPARE: what to cache when both succeed. EXECUTE/BATCH: the origin id (for UNPREPARED).
   std::string query;
   cql::Bytes origin_prepared_id;
@@ -57,11 +58,16 @@ struct PendingRequest {
 
   /// Every expected cluster answered: which answer the client gets (router.h aggregate(), with
   /// `primary` the cluster whose answer wins when both succeed); failures counted from the
-  /// ERROR answers, the duration observed.
+  /// ERROR answers but UNPREPARED (a step of the protocol the driver takes without failing the
+  /// request: it prepares the statement again and retries, native_protocol_v4.spec §8), the
+  /// duration observed.
   Outcome answered(ProxyMetrics& m, Cluster primary) const;
   /// `lost`'s connection closed while it owed an answer: counted as failed there (and on the
   /// other cluster too if that one answered with an ERROR).
   void lost(ProxyMetrics& m, Cluster lost, Cluster primary) const;
+  /// Never sent: no node of `unreachable` could be reached (request.decision says where it was
+  /// to go). Counted as failed there, as lost() would.
+  void unreachable(ProxyMetrics& m, Cluster unreachable, Cluster primary);
   /// No answer within proxy_request_timeout_ms: failed on each cluster that owes one.
   void timed_out(ProxyMetrics& m, Cluster primary) const;
   /// The session closed with the request in flight: nothing counted as failed.
@@ -70,7 +76,9 @@ struct PendingRequest {
  private:
   /// The one place a request's end is counted: `failed` by Cluster, aggregated as an answer
   /// with those ERRORs would be; `answered`: the duration is observed.
-  Cluster end(ProxyMetrics& m, const bool failed[2], Cluster primary, bool answered) const;
+  /// `sent`: false for a request that never went out (no in-flight gauge to take back).
+  Cluster end(ProxyMetrics& m, const bool failed[2], Cluster primary, bool answered,
+              bool sent = true) const;
 };
 
 /// What a response needs from its client connection on the way to the client.

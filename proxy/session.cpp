@@ -20,6 +20,18 @@ using cql::Bytes;
 using cql::BytesView;
 using cql::Opcode;
 
+namespace {
+
+/// Between rounds of reconnect() once every node of a cluster failed.
+constexpr auto kReconnectInterval = std::chrono::seconds(1);
+/// Between attempts to move a connection back to a node assigned to this proxy.
+constexpr auto kReturnInterval = std::chrono::seconds(5);
+/// At most this long for one node to connect and accept the replayed handshake (less when
+/// proxy_request_timeout_ms is shorter): a silent node must not hold requests up for long.
+constexpr auto kReconnectTimeout = std::chrono::milliseconds(2000);
+
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
 // ClientSession: construction, run loop, handshake
 
@@ -36,6 +48,7 @@ ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedSt
                  clusters_, [this] { return closed(); }),
       flow_(ioc),
       sweep_timer_(ioc),
+      reconnect_timer_(ioc),
       drained_(ioc) {
   boost::system::error_code ec;
   auto ep = client_.socket().remote_endpoint(ec);
@@ -260,16 +273,22 @@ awaitable<void> ClientSession::handshake_frame(const cql::Header& h, Bytes frame
 void ClientSession::on_ready() {
   client_frames_.set_max_body(static_cast<uint32_t>(config_.proxy_max_frame_size_bytes));
   auto self = shared_from_this();
-  for (Connector* k : {clusters_.origin.get(), clusters_.target.get()}) {
-    flow_.watch_cluster(k->writer());
-    asio::co_spawn(
-        ioc_, k->read_loop(self, static_cast<std::size_t>(config_.response_read_buffer_size_bytes)),
-        asio::detached);
-  }
+  for (auto& k : {clusters_.origin, clusters_.target}) start_reading(k);
   // The async connector replays the client's handshake on the secondary.
   if (config_.read_mode == ReadMode::kDualAsyncOnSecondary)
     async_.start(self, version_, compression_, handshake_.state().startup_frame(),
                  handshake_.state().auth().async);
+}
+
+void ClientSession::start_reading(std::shared_ptr<Connector> k) {
+  flow_.watch_cluster(k->writer());
+  const auto buffer = static_cast<std::size_t>(config_.response_read_buffer_size_bytes);
+  asio::co_spawn(
+      ioc_,
+      [k, self = shared_from_this(), buffer]() -> awaitable<void> {
+        co_await k->read_loop(self, buffer);
+      },
+      asio::detached);
 }
 
 awaitable<void> ClientSession::client_writable() {
@@ -408,15 +427,14 @@ void ClientSession::sweep_timeouts() {
   for (Connector* k : {clusters_.origin.get(), clusters_.target.get()}) {
     if (!k || k->unanswered * 4 <= k->capacity() * 3) continue;
     // Most stream ids wait for answers that do not come: the node is not answering this
-    // connection. Closing it lets the driver reconnect (and the proxy pick a node again).
-    spdlog::warn(
-        "{} of {} stream ids to {} node {} await answers that never came; closing "
-        "client connection {}",
-        k->unanswered, k->capacity(), cluster_name(k->cluster()), k->node(), client_addr_);
+    // connection. Another node takes its place.
+    if (clusters_.state(k->cluster()) != Link::kUp) continue;
     shared_.metrics.client_errors(ProxyMetrics::ClientError::kUnansweredStreams).inc();
-    close();
+    fail_over(*k, std::to_string(k->unanswered) + " of " + std::to_string(k->capacity()) +
+                      " stream ids await answers that never came");
     return;
   }
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) maybe_return(c, now);
   if (config_.proxy_idle_timeout_ms > 0 && in_flight_.empty() && ready() &&
       now - last_activity_ > std::chrono::milliseconds(config_.proxy_idle_timeout_ms)) {
     spdlog::info("Closing client {}: idle for {} ms (proxy_idle_timeout_ms)", client_addr_,
@@ -443,12 +461,112 @@ void ClientSession::on_connector_closed(Connector& c) {
     return;
   }
   if (!ready()) return;  // the handshake notices on its own (no answer)
-  if (life_ == Lifecycle::kOpen) {
-    spdlog::warn("[{}-CONNECTOR] Connection to {} closed; closing client connection {}",
-                 cluster_name(c.cluster()), c.node(), client_addr_);
-    in_flight_.fail(c.cluster());
+  // Reported once per connection that is in use (a replaced one, or a second report, is not).
+  if (&c != clusters_.slot(c.cluster()).get() || clusters_.state(c.cluster()) != Link::kUp) return;
+  fail_over(c, "connection closed");
+}
+
+void ClientSession::maybe_return(Cluster c, std::chrono::steady_clock::time_point now) {
+  const int i = static_cast<int>(c);
+  if (life_ != Lifecycle::kOpen || !ready() || clusters_.state(c) != Link::kUp || returning_[i] ||
+      now < next_return_[i] || shared_.cc(c).assigned(clusters_.of(c).node()) || !replay_for(c))
+    return;
+  returning_[i] = true;
+  next_return_[i] = now + kReturnInterval;
+  asio::co_spawn(ioc_, return_to_assigned(c), asio::detached);
+}
+
+awaitable<void> ClientSession::return_to_assigned(Cluster c) {
+  auto self = shared_from_this();
+  const auto timeout = std::min<std::chrono::milliseconds>(
+      kReconnectTimeout, std::chrono::milliseconds(config_.proxy_request_timeout_ms));
+  std::string why;
+  // Named, not temporaries: GCC 12 destroys a co_await operand's temporaries twice.
+  const HandshakeReplay replay = *replay_for(c);
+  const std::string no_failed_node;
+  auto k = co_await zdm::proxy::reconnect(ioc_, shared_, c, no_failed_node, replay, keyspace_, self,
+                                          timeout, true, why);
+  returning_[static_cast<int>(c)] = false;
+  if (!k) co_return;
+  if (closed() || life_ != Lifecycle::kOpen || clusters_.state(c) != Link::kUp ||
+      in_flight_.awaits(c)) {
+    k->close();  // tried again later
+    co_return;
   }
-  close();
+  std::shared_ptr<Connector> old = clusters_.slot(c);
+  spdlog::info("[{}-CONNECTOR] Client {} is back on {} node {}, assigned to this proxy (was on {})",
+               cluster_name(c), client_addr_, cluster_name(c), k->node(), old->node());
+  if (old->metrics) old->metrics->connections->sub();
+  k->metrics->connections->add();
+  clusters_.slot(c) = k;
+  old->close();
+  start_reading(std::move(k));
+}
+
+std::optional<HandshakeReplay> ClientSession::replay_for(Cluster c) const {
+  auto creds = handshake_.state().replay_credentials(c);
+  if (!creds) return std::nullopt;
+  return HandshakeReplay{version_, compression_, handshake_.state().startup_frame(),
+                         std::move(*creds)};
+}
+
+void ClientSession::fail_over(Connector& k, const std::string& why) {
+  const Cluster c = k.cluster();
+  if (k.metrics) k.metrics->connections->sub();
+  in_flight_.fail(k, why);
+  if (life_ != Lifecycle::kOpen || !replay_for(c)) {
+    // Draining (it ends soon anyway), or a SASL exchange the proxy cannot replay.
+    spdlog::warn("[{}-CONNECTOR] Connection to {} failed ({}); closing client connection {}",
+                 cluster_name(c), k.node(), why, client_addr_);
+    clusters_.set(c, Link::kDown);
+    close();
+    return;
+  }
+  spdlog::warn(
+      "[{}-CONNECTOR] Connection to {} for client {} failed ({}); connecting another {} "
+      "node",
+      cluster_name(c), k.node(), client_addr_, why, cluster_name(c));
+  clusters_.set(c, Link::kReconnecting);
+  k.close();
+  asio::co_spawn(ioc_, reconnect(c, k.node()), asio::detached);
+}
+
+awaitable<void> ClientSession::reconnect(Cluster c, std::string failed) {
+  auto self = shared_from_this();
+  const auto timeout = std::min<std::chrono::milliseconds>(
+      kReconnectTimeout, std::chrono::milliseconds(config_.proxy_request_timeout_ms));
+  // Named, not temporaries: GCC 12 destroys a co_await operand's temporaries twice.
+  const HandshakeReplay replay = *replay_for(c);
+  for (int round = 0; !closed(); ++round) {
+    std::string why;
+    auto k = co_await zdm::proxy::reconnect(ioc_, shared_, c, failed, replay, keyspace_, self,
+                                            timeout, false, why);
+    if (closed()) {
+      if (k) k->close();
+      co_return;
+    }
+    if (k) {
+      spdlog::info("[{}-CONNECTOR] Client {} now uses {} node {} ({} failed)", cluster_name(c),
+                   client_addr_, cluster_name(c), k->node(), failed);
+      k->metrics->connections->add();
+      clusters_.slot(c) = k;
+      clusters_.set(c, Link::kUp);
+      start_reading(std::move(k));
+      in_flight_.resume();
+      co_return;
+    }
+    if (round == 0) {
+      spdlog::error(
+          "[{}-CONNECTOR] No {} node reachable for client {}: {}; its requests for {} "
+          "fail until one is",
+          cluster_name(c), cluster_name(c), client_addr_, why, cluster_name(c));
+      clusters_.set(c, Link::kDown);
+      in_flight_.unreachable(c, why);
+    }
+    boost::system::error_code ec;
+    reconnect_timer_.expires_after(kReconnectInterval);
+    co_await reconnect_timer_.async_wait(nothrow(ec));
+  }
 }
 
 void ClientSession::close() {
@@ -457,12 +575,14 @@ void ClientSession::close() {
   spdlog::info("[CLIENT-CONNECTOR] {} disconnected", client_addr_);
   client_.close();
   client_writer_.close();
-  for (auto* k : {clusters_.origin.get(), clusters_.target.get()}) {
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
+    Connector* k = clusters_.slot(c).get();
     if (!k) continue;
-    if (k->metrics) k->metrics->connections->sub();
+    if (k->metrics && clusters_.state(c) == Link::kUp) k->metrics->connections->sub();
     k->close();
   }
   async_.close();
+  reconnect_timer_.cancel();
   in_flight_.abandon();
   sweep_timer_.cancel();
   drained_.cancel();

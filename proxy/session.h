@@ -17,6 +17,7 @@
 #include "proxy/client_handshake.h"
 #include "proxy/config.h"
 #include "proxy/connector.h"
+#include "proxy/failover.h"
 #include "proxy/flow_control.h"
 #include "proxy/frame_budget.h"
 #include "proxy/in_flight.h"
@@ -61,6 +62,23 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   awaitable<void> handshake_frame(const cql::Header& h, cql::Bytes frame);
   /// The handshake completed: the cluster connections are read, the async mirror starts.
   void on_ready();
+  /// Reads cluster connection `k` (kept alive while its read loop runs).
+  void start_reading(std::shared_ptr<Connector> k);
+  /// Cluster connection `k` failed (`why`): the requests in flight on it fail; another node of
+  /// its cluster takes its place (failover.h), or the client connection closes when the
+  /// handshake cannot be replayed.
+  void fail_over(Connector& k, const std::string& why);
+  /// Connects cluster `c` again after its node `failed` failed, until it succeeds or the
+  /// session closes: each round tries every node once; after a failed round the link is down
+  /// (requests for `c` fail at once) and the next round starts kReconnectInterval later.
+  awaitable<void> reconnect(Cluster c, std::string failed);
+  /// Once a second: a connection on a node not assigned to this proxy (its assigned nodes had
+  /// failed) moves back to an assigned node, at most every kReturnInterval, when one accepts
+  /// and nothing is in flight on the old connection at that moment.
+  void maybe_return(Cluster c, std::chrono::steady_clock::time_point now);
+  awaitable<void> return_to_assigned(Cluster c);
+  /// What a replacement connection to `c` replays of this client's handshake.
+  std::optional<HandshakeReplay> replay_for(Cluster c) const;
   /// Version checks of every client frame; false when the frame was answered and the
   /// connection is to close.
   bool accept_version(const cql::Header& h);
@@ -95,7 +113,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   ClusterConnections clusters_;  // opened by the handshake
   AsyncMirror async_;            // DUAL_ASYNC_ON_SECONDARY: reads mirrored to the secondary
   ClientHandshake handshake_;
-  InFlight in_flight_{shared_, clusters_, async_, client_addr_};
+  InFlight in_flight_{shared_, clusters_, async_, client_writer_, client_addr_};
   std::chrono::steady_clock::time_point last_activity_;  // last frame from the client
   cql::Bytes scratch_;                                   // decompressed bodies, reused
 
@@ -117,6 +135,9 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   FrameBudget budget_;  // the worker's memory budget for large frames: this session's share
   FlowControl flow_;
   asio::steady_timer sweep_timer_;
+  asio::steady_timer reconnect_timer_;  // between rounds of reconnect()
+  bool returning_[2] = {false, false};  // by Cluster: return_to_assigned() runs
+  std::chrono::steady_clock::time_point next_return_[2];
   asio::steady_timer drained_;  // fires (cancel) when draining and no request is pending
 };
 

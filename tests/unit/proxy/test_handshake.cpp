@@ -205,6 +205,22 @@ TEST_CASE("handshake: auth roles and credentials") {
     }
     CHECK(h.auth().secondary.username == row.secondary_user);
     CHECK(h.auth().async.username == row.async_user);
+    // A replacement connection to either cluster authenticates as that cluster accepted.
+    auto primary_replay = h.replay_credentials(row.primary);
+    REQUIRE(primary_replay);
+    CHECK(primary_replay->username ==
+          (row.token_replaced ? config.username(row.primary) : std::string("client")));
+    auto secondary_replay = h.replay_credentials(other(row.primary));
+    REQUIRE(secondary_replay);
+    CHECK(secondary_replay->username == row.secondary_user);
+  }
+  SUBCASE("a primary that asked for no authentication needs none on a replacement connection") {
+    Handshake h;
+    h.started(false, true, config, {});
+    h.completed();
+    auto replay = h.replay_credentials(h.auth().primary);
+    REQUIRE(replay);
+    CHECK(replay->empty());
   }
   SUBCASE("a SASL step that is not a PLAIN token goes to the primary as it is") {
     config.primary_cluster = Cluster::kOrigin;
@@ -216,5 +232,7 @@ TEST_CASE("handshake: auth roles and credentials") {
     CHECK(!h.auth_response(std::nullopt, config));
     // Target's configured credentials stay the secondary's: nothing to take from the client.
     CHECK(h.auth().secondary.username == "t-user");
+    // Not a PLAIN token: the handshake cannot be replayed on another origin node.
+    CHECK(!h.replay_credentials(Cluster::kOrigin));
   }
 }

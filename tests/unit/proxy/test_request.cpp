@@ -125,6 +125,26 @@ TEST_CASE("a request's end is counted once, whatever ends it") {
     CHECK(m.inflight(W).value() == 0);
     CHECK(m.inflight(RequestType::kReadsOrigin).value() == 0);
   }
+  SUBCASE("UNPREPARED is passed on to the client but not counted as failed") {
+    PendingRequest p = request(W, true, true, m);
+    p.answer(Cluster::kOrigin, result_void(), nullptr, cql::Compression::kNone);
+    p.answer(Cluster::kTarget, cql::encode_error(4, 0, cql::ErrorCode::kUnprepared, "unknown id"),
+             nullptr, cql::Compression::kNone);
+    Outcome o = p.answered(m, Cluster::kOrigin);
+    CHECK(o.chosen == Cluster::kTarget);  // the driver prepares again
+    CHECK(o.error[1]);
+    CHECK(counts(m) == Counts{0, 0, 0, 0, 0});
+  }
+  SUBCASE("never sent (no node of a cluster reachable): failed there, not in flight") {
+    PendingRequest p = request(W, true, true, m);
+    const int64_t before = m.inflight(W).value();
+    p.unreachable(m, Cluster::kTarget, Cluster::kOrigin);
+    CHECK(counts(m) == Counts{0, 1, 0, 0, 0});
+    CHECK(m.inflight(W).value() == before);
+    PendingRequest n = request(RequestType::kNone, true, true, m);
+    n.unreachable(m, Cluster::kOrigin, Cluster::kOrigin);
+    CHECK(m.client_errors(ProxyMetrics::ClientError::kNodeFailed).value() == 1);
+  }
   SUBCASE("the session closed: in flight no more, nothing failed") {
     PendingRequest p = request(W, true, true, m);
     p.abandoned(m);

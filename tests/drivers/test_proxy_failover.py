@@ -1,0 +1,432 @@
+#!/usr/bin/python3
+"""One node's failure costs only the requests that were in flight on it (issue 19): zdm-proxy
+between 3-node origin and target zdm-testcluster clusters with PasswordAuthenticator, the real
+DataStax python-driver sending a steady load through it.
+
+usage: test_proxy_failover.py BUILD_DIR [--only NAME[,NAME]]
+
+Address plan (this test's own): origin 127.26.2.1-3, target 127.26.3.1-3 (CQL 9042, each node
+with its own prepared statements; fault admins on 127.26.2.1:9180 and 127.26.3.1:9180), proxy
+127.26.1.1:9042 (metrics :14001). Scenarios (each under ~500 requests/s of prepared writes and
+reads, at most WINDOW in flight):
+  target_stop  the target node the client's connection uses is stopped, then started: client-seen
+               errors <= the requests in flight at the stop, none 1 s later, each counted once in
+               zdm_proxy_failed_writes_total{failed_on="target"}; the client connection stays
+               open (no reconnect), its writes reach both clusters through another target node
+  origin_stop  the same for origin: reads and writes, counted in failed_{reads,writes}{origin}
+  target_down  every target node stopped: PRIMARY_ONLY reads get no error; writes fail at once
+               (counted); target back: writes succeed again within 3 s, on the same connection
+  assigned     three proxies in the topology (one node assigned to each): the client's target
+               node, the one assigned, is stopped: the connection moves to another node of the
+               data center; the node started again: it moves back (within 5 s), no error
+  drop         2 % of target's answers replaced by a closed connection: at most ~2 % of requests
+               fail, counters equal what the client saw
+Ends with "N passed, N failed". Processes started here are stopped by pid.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build")
+TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
+PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
+ORIGIN = ["127.26.2.1", "127.26.2.2", "127.26.2.3"]
+TARGET = ["127.26.3.1", "127.26.3.2", "127.26.3.3"]
+ADMIN = {"origin": "127.26.2.1:9180", "target": "127.26.3.1:9180"}
+PROXY_IP, PORT, METRICS = "127.26.1.1", 9042, 14001
+USER = {"origin": ("origin_app", "origin-secret"), "target": ("target_app", "target-secret")}
+WINDOW = 16  # requests in flight at most
+RATE = 500   # requests per second at most
+
+sys.path.insert(0, HERE)
+from harness import Checks, wait_port  # noqa: E402
+
+check = Checks()
+TMP = tempfile.mkdtemp(prefix="zdm-proxy-failover-")
+procs = {}
+
+
+def start(name, argv):
+    log = open(os.path.join(TMP, f"{name}.log"), "a")
+    procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    return procs[name]
+
+
+def stop(name):
+    p = procs.pop(name, None)
+    if p and p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def admin(cluster, method, path, body=None):
+    req = urllib.request.Request(f"http://{ADMIN[cluster]}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def clusters():
+    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
+        user, password = USER[name]
+        start(name, [TESTCLUSTER, "--cluster-name", name, "--nodes", ",".join(nodes), "--port", str(PORT),
+                     "--prepared-per-node", "--admin", ADMIN[name], "--auth", f"{user}:{password}"])
+    for ip in ORIGIN + TARGET:
+        assert wait_port(ip, PORT), f"node {ip} did not start"
+
+
+def readiness():
+    try:
+        with urllib.request.urlopen(f"http://{PROXY_IP}:{METRICS}/health/readiness", timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def proxy(extra="", topology=PROXY_IP):
+    stop("proxy")
+    path = os.path.join(TMP, "zdm.yml")
+    with open(path, "w") as f:
+        f.write(f"""origin_contact_points: {",".join(ORIGIN)}
+target_contact_points: {",".join(TARGET)}
+origin_username: {USER["origin"][0]}
+origin_password: {USER["origin"][1]}
+target_username: {USER["target"][0]}
+target_password: {USER["target"][1]}
+proxy_listen_address: {PROXY_IP}
+proxy_listen_port: {PORT}
+metrics_address: {PROXY_IP}
+metrics_port: {METRICS}
+proxy_topology_addresses: {topology}
+heartbeat_retry_interval_max_ms: 500
+proxy_request_timeout_ms: 3000
+""" + extra)
+    p = start("proxy", [PROXY, "--config", path])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and p.poll() is None:
+        if readiness() == 200:
+            return p
+        time.sleep(0.1)
+    raise AssertionError("proxy did not become ready")
+
+
+def metric(prefix, label=""):
+    with urllib.request.urlopen(f"http://{PROXY_IP}:{METRICS}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith(prefix) and label in l)
+
+
+def session_via(hosts, user):
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(hosts),
+                               retry_policy=FallthroughRetryPolicy(), request_timeout=10)
+    c = Cluster(hosts, port=PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                auth_provider=PlainTextAuthProvider(*USER[user]))
+    return c, c.connect()
+
+
+def proxy_session(table="t"):
+    """A client of the proxy (target's credentials, as ZDM's clients use) and its statements on
+    fo.`table` (a table of its own: its statements are prepared on no node yet)."""
+    c, s = session_via([PROXY_IP], "target")
+    # Replicated on every node: a stopped node's partitions stay available (with one replica the
+    # other nodes answer UNAVAILABLE for them, as Cassandra would).
+    s.execute("CREATE KEYSPACE IF NOT EXISTS fo WITH replication = "
+              "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+    s.execute(f"CREATE TABLE IF NOT EXISTS fo.{table} (k int PRIMARY KEY, v text)")
+    s.set_keyspace("fo")  # USE: replayed on a replacement connection
+    return (c, s, s.prepare(f"INSERT INTO {table} (k, v) VALUES (?, ?)"),
+            s.prepare(f"SELECT v FROM {table} WHERE k = ?"))
+
+
+def used_node(cluster, before):
+    """The node of `cluster` whose prepared statements grew since `before` (the client's node)."""
+    now = {n["address"]: n["prepared"] for n in admin(cluster, "GET", "/")["nodes"]}
+    grown = [a for a, p in now.items() if p > before.get(a, 0)]
+    return grown[0] if len(grown) == 1 else None
+
+
+def prepared_counts(cluster):
+    return {n["address"]: n["prepared"] for n in admin(cluster, "GET", "/")["nodes"]}
+
+
+class Load:
+    """Prepared writes (and reads) at most RATE/s, at most WINDOW in flight, for `seconds`;
+    records each failure with its time. Bounded in count and time."""
+
+    def __init__(self, s, ins, sel, key0, reads=True):
+        self.s, self.ins, self.sel, self.key0, self.reads = s, ins, sel, key0, reads
+        self.ok = {"write": 0, "read": 0}
+        self.errors = []  # (time, kind, repr)
+        self.written = []
+        self.lock = threading.Lock()
+        self.slots = threading.Semaphore(WINDOW)
+
+    def run(self, seconds):
+        deadline = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < deadline and i < RATE * seconds:
+            self.slots.acquire()
+            kind = "read" if self.reads and i % 2 else "write"
+            k = self.key0 + i
+            f = (self.s.execute_async(self.sel, (k - 1,)) if kind == "read"
+                 else self.s.execute_async(self.ins, (k, "v")))
+            f.add_callbacks(self._done, self._failed, callback_args=(kind, k), errback_args=(kind,))
+            i += 1
+            time.sleep(1 / RATE)
+        for _ in range(WINDOW):  # every request ended
+            self.slots.acquire(timeout=15)
+
+    def _done(self, _rows, kind, k):
+        with self.lock:
+            self.ok[kind] += 1
+            if kind == "write":
+                self.written.append(k)
+        self.slots.release()
+
+    def _failed(self, exc, kind):
+        with self.lock:
+            self.errors.append((time.monotonic(), kind, repr(exc)))
+        self.slots.release()
+
+
+def counters():
+    return {"w_origin": metric("zdm_proxy_failed_writes_total", 'failed_on="origin"'),
+            "w_target": metric("zdm_proxy_failed_writes_total", 'failed_on="target"'),
+            "w_both": metric("zdm_proxy_failed_writes_total", 'failed_on="both"'),
+            "r_origin": metric("zdm_proxy_failed_reads_total", 'cluster="origin"'),
+            "r_target": metric("zdm_proxy_failed_reads_total", 'cluster="target"'),
+            "client": metric("zdm_proxy_client_errors_total")}
+
+
+def delta(a, b):
+    return {k: round(b[k] - a[k]) for k in a}
+
+
+def rows_on(cluster, table, keys):
+    c, d = session_via(ORIGIN if cluster == "origin" else TARGET, cluster)
+    got = {r.k for r in d.execute(f"SELECT k FROM fo.{table}")}
+    c.shutdown()
+    return len(set(keys) - got)
+
+
+def node_stop(cluster, key0):
+    proxy()
+    before = prepared_counts(cluster)
+    c, s, ins, sel = proxy_session("stop_" + cluster)
+    node = used_node(cluster, before)
+    check(node is not None, f"{cluster}: the client's {cluster} node found by its prepared statements ({node})")
+    if node is None:
+        c.shutdown()
+        return
+    accepted_before = open(os.path.join(TMP, "proxy.log")).read().count("Accepted connection")
+    load = Load(s, ins, sel, key0)
+    m0 = counters()
+    stopped = {}
+
+    def fault():
+        time.sleep(2)
+        stopped["at"] = time.monotonic()
+        admin(cluster, "POST", f"/nodes/{node}/stop")
+        time.sleep(3)
+        admin(cluster, "POST", f"/nodes/{node}/start")
+        stopped["started"] = time.monotonic()
+
+    t = threading.Thread(target=fault)
+    t.start()
+    load.run(8)
+    t.join()
+    m1 = counters()
+    d = delta(m0, m1)
+    errors = load.errors
+    late = [e for e in errors if e[0] > stopped["at"] + 1]
+    w_err = sum(1 for e in errors if e[1] == "write")
+    r_err = sum(1 for e in errors if e[1] == "read")
+    print(f"   {cluster} node {node} stopped for 3 s: {load.ok} answered, {len(errors)} errors "
+          f"({w_err} writes, {r_err} reads) {errors[:2]}; counters {d}")
+    check(len(errors) <= WINDOW, f"{cluster} node stopped: client-seen errors {len(errors)} <= in flight ({WINDOW})")
+    check(not late, f"{cluster} node stopped: no error 1 s after the stop ({len(late)}: {late[:2]})")
+    if cluster == "target":
+        check(d["w_target"] == w_err and r_err == 0 and d["w_origin"] == d["w_both"] == 0,
+              f"failed_writes{{failed_on=\"target\"}} == the {w_err} failed writes the client saw ({d})")
+    else:
+        check(d["w_origin"] + d["w_both"] == w_err and d["r_origin"] == r_err,
+              f"failed_writes/failed_reads on origin == the failures the client saw "
+              f"({w_err} writes, {r_err} reads; {d})")
+    accepted = open(os.path.join(TMP, "proxy.log")).read().count("Accepted connection")
+    check(accepted == accepted_before,
+          f"{cluster} node stopped: the client's connections stayed open (new connections: {accepted - accepted_before})")
+    check(load.ok["write"] > 1000, f"{cluster} node stopped: the load went on ({load.ok['write']} writes answered)")
+    for name in ("origin", "target"):
+        missing = rows_on(name, "stop_" + cluster, load.written)
+        check(missing == 0, f"{cluster} node stopped: every acknowledged write is on {name} "
+                            f"({len(load.written)} rows, {missing} missing)")
+    c.shutdown()
+
+
+def scenario_target_stop():
+    node_stop("target", 100000)
+
+
+def scenario_origin_stop():
+    node_stop("origin", 200000)
+
+
+def scenario_target_down():
+    proxy()
+    c, s, ins, sel = proxy_session()
+    for k in range(10):
+        s.execute(ins, (300000 + k, "r"))
+    m0 = counters()
+    for n in TARGET:
+        admin("target", "POST", f"/nodes/{n}/stop")
+    from cassandra.protocol import ServerError
+    read_errors, write_errors, other = 0, 0, []
+    t0 = time.monotonic()
+    for i in range(200):
+        try:
+            rows = s.execute(sel, (300000 + i % 10,)).all()
+            if len(rows) != 1:
+                other.append(f"read got {rows}")
+        except Exception as e:  # noqa: BLE001
+            read_errors += 1
+            other.append(repr(e))
+        try:
+            s.execute(ins, (301000 + i, "w"))
+        except ServerError:
+            write_errors += 1
+        except Exception as e:  # noqa: BLE001
+            other.append(repr(e))
+        time.sleep(0.005)
+    took = time.monotonic() - t0
+    d = delta(m0, counters())
+    check(read_errors == 0, f"every target node stopped: 200 PRIMARY_ONLY reads, {read_errors} errors {other[:2]}")
+    check(write_errors == 200 and not other,
+          f"every target node stopped: 200 writes fail with SERVER_ERROR ({write_errors}, other {other[:2]}) "
+          f"in {took:.1f} s")
+    check(d["w_target"] == write_errors and d["r_origin"] == 0,
+          f"failed_writes{{failed_on=\"target\"}} == {write_errors} ({d})")
+    for n in TARGET:
+        admin("target", "POST", f"/nodes/{n}/start")
+    t0 = time.monotonic()
+    ok_at = None
+    while time.monotonic() - t0 < 10:
+        try:
+            s.execute(ins, (302000, "back"))
+            ok_at = time.monotonic() - t0
+            break
+        except Exception:  # noqa: BLE001
+            time.sleep(0.1)
+    check(ok_at is not None and ok_at < 3,
+          f"target started again: writes succeed on the same connection within 3 s ({ok_at})")
+    c.shutdown()
+
+
+def scenario_assigned():
+    proxy(topology=f"{PROXY_IP},127.26.1.2,127.26.1.3")
+    c, s, ins, sel = proxy_session("assigned")
+    node = TARGET[0]  # proxy 0 of 3, 3 nodes: the first (sorted) is its one node
+    log = os.path.join(TMP, "proxy.log")
+    mark = len(open(log).read())
+    load = Load(s, ins, sel, 500000)
+    m0 = counters()
+    times = {}
+
+    def fault():
+        time.sleep(2)
+        times["stop"] = time.monotonic()
+        admin("target", "POST", f"/nodes/{node}/stop")
+        time.sleep(2)
+        admin("target", "POST", f"/nodes/{node}/start")
+        times["start"] = time.monotonic()
+
+    t = threading.Thread(target=fault)
+    t.start()
+    load.run(12)
+    t.join()
+    d = delta(m0, counters())
+    text = open(log).read()[mark:]
+    moved = f"failed (connection closed); connecting another TARGET node" in text
+    back = f"is back on TARGET node {node}:{PORT}" in text
+    late = [e for e in load.errors if e[0] > times["stop"] + 1]
+    print(f"   assigned node {node} stopped for 2 s: {load.ok} answered, {len(load.errors)} errors; counters {d}")
+    check(moved and back, f"the connection left its assigned node {node} when it stopped ({moved}) and came back "
+                          f"once it was started again ({back})")
+    check(len(load.errors) <= WINDOW and not late,
+          f"assigned node stopped and started: {len(load.errors)} errors (<= {WINDOW}), none 1 s after the stop")
+    check(d["w_target"] == len(load.errors), f"failed_writes{{failed_on=\"target\"}} == {len(load.errors)} ({d})")
+    c.shutdown()
+
+
+def scenario_drop():
+    proxy()
+    c, s, ins, sel = proxy_session()
+    load = Load(s, ins, sel, 400000)
+    m0 = counters()
+    admin("target", "POST", "/faults", {"drop": {"fraction": 0.02}})
+    try:
+        load.run(6)
+    finally:
+        admin("target", "DELETE", "/faults")
+    d = delta(m0, counters())
+    total = load.ok["write"] + load.ok["read"] + len(load.errors)
+    w_err = sum(1 for e in load.errors if e[1] == "write")
+    r_err = len(load.errors) - w_err
+    share = len(load.errors) / max(1, total)
+    print(f"   2 % of target's answers dropped: {total} requests, {len(load.errors)} failed "
+          f"({w_err} writes, {r_err} reads) {load.errors[:2]}; counters {d}")
+    # Each dropped answer closes the connection with what else was in flight on it (a few).
+    check(share <= 0.05, f"2 % dropped by target: {share:.1%} of requests failed (at most ~2 % plus "
+                         "what was in flight with them)")
+    check(d["w_target"] == w_err and r_err == 0,
+          f"failed_writes{{failed_on=\"target\"}} == the {w_err} failed writes the client saw ({d})")
+    c.shutdown()
+
+
+SCENARIOS = [("target_stop", scenario_target_stop), ("origin_stop", scenario_origin_stop),
+             ("target_down", scenario_target_down), ("assigned", scenario_assigned),
+             ("drop", scenario_drop)]
+
+
+def main():
+    only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
+    try:
+        clusters()
+        for name, fn in SCENARIOS:
+            if only and name not in only:
+                continue
+            t0 = time.monotonic()
+            print(f"== {name} ==", flush=True)
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001
+                check(False, f"{name}: {e!r}")
+            print(f"   ({name}: {time.monotonic() - t0:.0f} s)", flush=True)
+    finally:
+        for n in list(procs):
+            stop(n)
+    if check.failures:
+        print(f"logs kept in {TMP}")
+    print(check.summary())
+    return 1 if check.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
