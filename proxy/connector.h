@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "common/net/node_connection.h"
 #include "proxy/asio.h"
@@ -18,6 +19,11 @@
 namespace zdm::proxy {
 
 class Connector;
+
+/// What to tell the operator when cluster `c`'s node `node` talks TLS unlike the configuration
+/// (`m` not kNone): "TARGET node 127.0.3.1:9042 answered with TLS: set target_tls_server_ca_path
+/// (...) in the proxy configuration", or that it does not speak TLS, naming the same keys.
+std::string tls_mismatch_advice(Cluster c, const std::string& node, net::TlsMismatch m);
 
 /// What a connector reports, once per frame or event (never per byte).
 class ConnectorListener {
@@ -44,6 +50,11 @@ class Connector : public net::NodeConnection {
   /// `max_stream_ids`: stream ids this connection may have in flight (proxy_max_stream_ids).
   Connector(asio::io_context& ioc, Role role, Cluster cluster, int max_stream_ids);
 
+  /// NodeConnection::open; when it fails because the node does not speak the TLS of `hop`,
+  /// `why` says so and names the keys to change (tls_mismatch_advice).
+  awaitable<bool> open(const tcp::endpoint& ep, const std::string& host,
+                       const net::HopSettings& hop, std::string& why);
+
   /// Reads frames and hands them to `listener` until the socket closes, then reports the close.
   /// `buffer_size`: read buffer in bytes.
   awaitable<void> read_loop(std::shared_ptr<ConnectorListener> listener, std::size_t buffer_size);
@@ -61,6 +72,13 @@ class Connector : public net::NodeConnection {
   std::weak_ptr<ConnectorListener> listener;
   /// Stream ids held by requests that timed out: freed if their answer ever comes.
   std::size_t unanswered = 0;
+  /// Called once a second (the session's sweep): whether anything came from the node since the
+  /// last call. Readiness evidence that costs a counter per socket read, no clock.
+  bool read_since_last_sweep() {
+    const bool any = reads_ != reads_at_sweep_;
+    reads_at_sweep_ = reads_;
+    return any;
+  }
 
  protected:
   void on_write_error(const net::error_code& ec) override;
@@ -69,6 +87,8 @@ class Connector : public net::NodeConnection {
   Role role_;
   Cluster cluster_;
   StreamIds ids_;
+  uint64_t reads_ = 0;  // socket reads that brought bytes
+  uint64_t reads_at_sweep_ = 0;
 };
 
 }  // namespace zdm::proxy

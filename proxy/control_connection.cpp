@@ -3,8 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <regex>
 
 #include "common/cql/messages.h"
+#include "proxy/connector.h"
 
 namespace zdm::proxy {
 
@@ -12,6 +15,17 @@ namespace {
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 // A heartbeat answers at once on a live node: a silent one is noticed within this.
 constexpr auto kHeartbeatTimeout = std::chrono::seconds(2);
+// A cluster that did not answer at all (connection refused, closed, silent) is tried again at
+// least this often whatever backoff accumulated, so readiness turns 200 within about this once
+// it answers (issue 19); an attempt on a node that is down costs nothing. A cluster that
+// answers with a refusal (credentials, TLS, errors) waits out the backoff.
+constexpr int kUnreachableRetryMs = 1000;
+// Requests answered again while disconnected: the next attempt within this, and no sooner.
+constexpr auto kWakeGap = std::chrono::milliseconds(500);
+// A node that answers unlike the TLS configured is probed on a fresh connection this long.
+constexpr auto kTlsProbeTimeout = std::chrono::seconds(2);
+// A cluster down for long logs its failures at counts 1, 2, 4, 8... and at least this often.
+constexpr auto kLoudInterval = std::chrono::seconds(30);
 
 std::string endpoint_string(const tcp::endpoint& ep) {
   return ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -70,6 +84,65 @@ uint8_t lower_version(uint8_t v) {
   }
 }
 }  // namespace
+
+std::string summarize_failures(const std::vector<std::string>& failures) {
+  // Reasons that differ only in the node ("ip:port") are given once, naming the other nodes.
+  static const std::regex node(R"(\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d+\b)");
+  std::vector<std::pair<std::string, std::vector<std::string>>> groups;  // key → reasons
+  for (const auto& r : failures) {
+    const std::string key = std::regex_replace(r, node, "*");
+    auto it = std::find_if(groups.begin(), groups.end(), [&](auto& g) { return g.first == key; });
+    if (it == groups.end())
+      groups.push_back({key, {r}});
+    else
+      it->second.push_back(r);
+  }
+  std::string out;
+  for (const auto& [key, reasons] : groups) {
+    out += (out.empty() ? "" : "; ") + reasons.front();
+    if (reasons.size() == 1) continue;
+    std::string others;
+    for (std::size_t i = 1; i < reasons.size(); ++i) {
+      std::smatch m;
+      if (std::regex_search(reasons[i], m, node)) others += (others.empty() ? "" : ", ") + m.str();
+    }
+    if (!others.empty()) out += " (the same for " + others + ")";
+  }
+  return out;
+}
+
+void DataPathEvidence::answered(Clock::time_point now) {
+  answered_at_.store(ticks(now), std::memory_order_relaxed);
+}
+
+void DataPathEvidence::stuck(int requests, Clock::time_point now) {
+  const int64_t t = ticks(now);
+  stuck_at_.store(t, std::memory_order_relaxed);
+  // The reports of one round of sweeps (each session's, within a second) add up.
+  int64_t start = window_at_.load(std::memory_order_relaxed);
+  if (t - start > Clock::duration(std::chrono::milliseconds(900)).count() &&
+      window_at_.compare_exchange_strong(start, t))
+    stuck_requests_.store(requests, std::memory_order_relaxed);
+  else
+    stuck_requests_.fetch_add(requests, std::memory_order_relaxed);
+}
+
+std::string DataPathEvidence::stalled(Clock::time_point now) const {
+  const int64_t t = ticks(now);
+  const int64_t stuck_at = stuck_at_.load(std::memory_order_relaxed);
+  const int64_t answered_at = answered_at_.load(std::memory_order_relaxed);
+  if (t - stuck_at > Clock::duration(kFresh).count() ||
+      t - answered_at < Clock::duration(kSilent).count())
+    return "";
+  const int n = stuck_requests_.load(std::memory_order_relaxed);
+  std::string out = std::to_string(n) + (n == 1 ? " request" : " requests") +
+                    " unanswered for over 2 s, and no request connection read anything ";
+  if (answered_at == kNever) return out + "since the proxy started";
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.1f",
+                std::chrono::duration<double>(Clock::duration(t - answered_at)).count());
+  return out + "for " + secs + " s";
+}
 
 ControlConnection::ControlConnection(asio::io_context& ioc, const Config& config, Cluster cluster,
                                      net::HopSettings hop)
@@ -131,6 +204,30 @@ void ControlConnection::check_now() {
   asio::post(ioc_, [this] { sleep_.cancel(); });
 }
 
+void ControlConnection::data_path_answered() {
+  evidence_.answered(DataPathEvidence::Clock::now());
+  if (connected_.load(std::memory_order_relaxed) || wake_requested_.exchange(true)) return;
+  asio::post(ioc_, [this] {
+    if (!connected_) sleep_.cancel();
+  });
+}
+
+void ControlConnection::data_path_stuck(int requests) {
+  evidence_.stuck(requests, DataPathEvidence::Clock::now());
+}
+
+std::string ControlConnection::last_failure() const {
+  std::lock_guard lock(mu_);
+  return failure_;
+}
+
+void ControlConnection::failed(spdlog::level::level_enum level, bool unreachable,
+                               const std::string& reason, const std::string& line) {
+  spdlog::log(quiet_ ? spdlog::level::debug : level, line);
+  if (!unreachable) unreachable_ = false;
+  round_failures_.push_back(reason);
+}
+
 awaitable<std::optional<cql::RowsResult>> ControlConnection::query(const char* text,
                                                                    int16_t stream) {
   cql::QueryMsg q;
@@ -185,42 +282,56 @@ std::vector<tcp::endpoint> assigned_nodes(const std::vector<tcp::endpoint>& node
 }
 
 bool ControlConnection::handshake_failed(const net::HandshakeResult& shake, const tcp::endpoint& ep,
-                                         uint8_t version) const {
+                                         uint8_t version) {
   const char* name = cluster_name(cluster_);
+  const std::string node = endpoint_string(ep);
   const std::string prefix = cluster_ == Cluster::kOrigin ? "origin" : "target";
   const std::string user = config_.username(cluster_);
   using Failure = net::HandshakeResult::Failure;
+  using spdlog::level::err;
+  using spdlog::level::warn;
   switch (shake.failure) {
     case Failure::kNone:
       break;
     case Failure::kNoAnswer:
     case Failure::kClosed:
       if (shake.step == std::string_view("AUTH_RESPONSE")) {
-        spdlog::error("{} at {} refused the credentials of {}_username '{}': {}", name,
-                      endpoint_string(ep), prefix, user, shake.message);
+        const std::string r = fmt::format("{} refused the credentials of {}_username '{}': {}",
+                                          node, prefix, user, shake.message);
+        failed(err, false, r, fmt::format("{} at {}", name, r));
       } else {
-        spdlog::warn("No answer to {} from {} at {}", shake.step, name, endpoint_string(ep));
+        failed(
+            warn, true, node + ": " + shake.why,
+            fmt::format("No answer to {} from {} at {} ({})", shake.step, name, node, shake.why));
       }
       break;
     case Failure::kVersionRefused:  // answered with PROTOCOL_ERROR: the caller retries lower
-      spdlog::debug("{} at {} refused protocol {}: {}", name, endpoint_string(ep),
-                    version_label(version), shake.message);
+      spdlog::debug("{} at {} refused protocol {}: {}", name, node, version_label(version),
+                    shake.message);
       return true;
     case Failure::kError:
-      spdlog::warn("{} at {} answered {} with an error: {}", name, endpoint_string(ep), shake.step,
-                   shake.message);
+      failed(warn, false,
+             fmt::format("{} answered {} with an error: {}", node, shake.step, shake.message),
+             fmt::format("{} at {} answered {} with an error: {}", name, node, shake.step,
+                         shake.message));
       break;
-    case Failure::kNoCredentials:
-      spdlog::error("{} requires authentication ({}) but {}_username and {}_password are not set",
-                    name, shake.authenticator, prefix, prefix);
+    case Failure::kNoCredentials: {
+      const std::string r =
+          fmt::format("{} requires authentication ({}) but {}_username and {}_password are not set",
+                      name, shake.authenticator, prefix, prefix);
+      failed(err, false, r, r);
       break;
-    case Failure::kAuthRefused:
-      spdlog::error("{} at {} refused the credentials of {}_username '{}': {}", name,
-                    endpoint_string(ep), prefix, user, shake.message);
+    }
+    case Failure::kAuthRefused: {
+      const std::string r = fmt::format("{} refused the credentials of {}_username '{}': {}", node,
+                                        prefix, user, shake.message);
+      failed(err, false, r, fmt::format("{} at {}", name, r));
       break;
+    }
     case Failure::kUnexpected:
-      spdlog::warn("Control connection handshake with {} at {} failed: {}", name,
-                   endpoint_string(ep), shake.why);
+      failed(warn, false, node + ": " + shake.why,
+             fmt::format("Control connection handshake with {} at {} failed: {}", name, node,
+                         shake.why));
       break;
   }
   return false;
@@ -235,8 +346,19 @@ awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::
   std::string why;
   const bool opened = co_await conn_->open(ep, host, hop_, why);
   if (!opened) {
-    spdlog::warn("Failed to open control connection to {} using endpoint {}: {}", name,
-                 endpoint_string(ep), why);
+    const std::string line =
+        fmt::format("Failed to open control connection to {} using endpoint {}: {}", name,
+                    endpoint_string(ep), why);
+    // A TLS handshake that failed: the node answered, but not as configured.
+    const bool tls_refused = why.starts_with("TLS handshake");
+    const auto m = tls_refused ? co_await conn_->diagnose_tls(ep, hop_, kTlsProbeTimeout)
+                               : net::TlsMismatch::kNone;
+    if (m != net::TlsMismatch::kNone) {
+      const std::string advice = tls_mismatch_advice(cluster_, endpoint_string(ep), m);
+      failed(spdlog::level::err, false, advice, line + "; " + advice);
+    } else {
+      failed(spdlog::level::warn, !tls_refused, endpoint_string(ep) + ": " + why, line);
+    }
     co_return false;
   }
   net::HandshakeSettings settings;
@@ -245,6 +367,18 @@ awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::
   settings.credentials = net::Credentials{config_.username(cluster_), config_.password(cluster_)};
   settings.timeout = kRequestTimeout;
   auto shake = co_await conn_->handshake(settings);
+  if (shake.failure == net::HandshakeResult::Failure::kClosed && !hop_.tls &&
+      shake.step == std::string_view("OPTIONS")) {
+    // Closed at the first frame: a node that expects TLS does that (or answers with an alert).
+    const auto m = co_await conn_->diagnose_tls(ep, hop_, kTlsProbeTimeout);
+    if (m != net::TlsMismatch::kNone) {
+      const std::string advice = tls_mismatch_advice(cluster_, endpoint_string(ep), m);
+      failed(spdlog::level::err, false, advice,
+             fmt::format("Control connection to {} at {} failed: {}", name, endpoint_string(ep),
+                         advice));
+      co_return false;
+    }
+  }
   if (shake.failure != net::HandshakeResult::Failure::kNone) {
     downgrade = handshake_failed(shake, ep, version);
     co_return false;
@@ -257,8 +391,10 @@ awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::
   auto local = co_await query("SELECT * FROM system.local", 2);
   auto peers = co_await query("SELECT * FROM system.peers", 3);
   if (!local || local->rows.empty() || !peers) {
-    spdlog::warn("Could not read system.local/system.peers from {} at {}", name,
-                 endpoint_string(ep));
+    failed(spdlog::level::warn, true,
+           endpoint_string(ep) + ": no answer to system.local/system.peers",
+           fmt::format("Could not read system.local/system.peers from {} at {}", name,
+                       endpoint_string(ep)));
     co_return false;
   }
   // Nodes of the local datacenter (configured, else the contacted node's).
@@ -268,7 +404,9 @@ awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::
   const tcp::endpoint self_ep(ep.address(), static_cast<unsigned short>(port));
   const auto nodes = datacenter_nodes(*local, *peers, ep.address(), port, dc);
   if (nodes.empty()) {
-    spdlog::error("{} has no node in datacenter '{}' ({}_local_datacenter)", name, dc, prefix);
+    const std::string r =
+        fmt::format("{} has no node in datacenter '{}' ({}_local_datacenter)", name, dc, prefix);
+    failed(spdlog::level::err, false, r, r);
     co_return false;
   }
   const auto assigned =
@@ -287,6 +425,7 @@ awaitable<bool> ControlConnection::try_node(const tcp::endpoint& ep, const std::
     assigned_ = assigned;
     local_nodes_ = nodes;
     facts_ = facts;
+    failure_.clear();
   }
   spdlog::info(
       "Successfully opened control connection to {} using endpoint {} with ProtocolVersion {}{}{}.",
@@ -306,7 +445,8 @@ awaitable<bool> ControlConnection::open_and_refresh() {
     tcp::resolver resolver(ioc_);
     auto results = co_await resolver.async_resolve(point, std::to_string(port), nothrow(ec));
     if (ec) {
-      spdlog::warn("Could not resolve {} contact point {}: {}", name, point, ec.message());
+      failed(spdlog::level::warn, true, point + ": " + ec.message(),
+             fmt::format("Could not resolve {} contact point {}: {}", name, point, ec.message()));
       continue;
     }
     for (const auto& entry : results) {
@@ -321,21 +461,41 @@ awaitable<bool> ControlConnection::open_and_refresh() {
   co_return false;
 }
 
-awaitable<bool> ControlConnection::heartbeat() {
+awaitable<bool> ControlConnection::heartbeat(std::string& why) {
+  const auto sent = std::chrono::steady_clock::now();
   auto resp = co_await conn_->exchange(
       cql::encode_empty(conn_->version(), false, 4, cql::Opcode::kOptions), kHeartbeatTimeout);
-  co_return resp && resp->header.opcode == cql::Opcode::kSupported;
+  if (resp && resp->header.opcode == cql::Opcode::kSupported) co_return true;
+  const std::string node = address();
+  if (resp)
+    why = node + " answered OPTIONS with " + cql::opcode_name(resp->header.opcode);
+  else if (std::chrono::steady_clock::now() - sent < kHeartbeatTimeout)
+    why = node + " closed the control connection";
+  else
+    why = "no answer to OPTIONS from " + node + " within " +
+          std::to_string(std::chrono::milliseconds(kHeartbeatTimeout).count()) + " ms";
+  co_return false;
 }
 
 awaitable<void> ControlConnection::run() {
+  using Clock = std::chrono::steady_clock;
   const char* name = cluster_name(cluster_);
   double backoff = config_.heartbeat_retry_interval_min_ms;
+  auto loud_at = Clock::time_point{};
   while (!stopped_) {
+    // A cluster down for long: its failures are logged at counts 1, 2, 4, 8... and at least
+    // every kLoudInterval, not at every attempt.
+    const int f = failures_.load();
+    quiet_ = f > 0 && ((f + 1) & f) != 0 && Clock::now() - loud_at < kLoudInterval;
+    if (!quiet_) loud_at = Clock::now();
+    unreachable_ = true;
+    round_failures_.clear();
     bool ok = false;
     try {
       ok = co_await open_and_refresh();
     } catch (const std::exception& e) {
-      spdlog::error("Control connection to {} failed: {}", name, e.what());
+      failed(spdlog::level::err, false, e.what(),
+             fmt::format("Control connection to {} failed: {}", name, e.what()));
     }
     attempted_ = true;
     if (ok) {
@@ -361,13 +521,16 @@ awaitable<void> ControlConnection::run() {
         check_requested_ = false;
         if (stopped_) break;
         bool alive = false;
+        std::string why;
         try {
-          alive = co_await heartbeat();
+          alive = co_await heartbeat(why);
         } catch (const std::exception& e) {
-          spdlog::warn("Heartbeat on {} control connection: {}", name, e.what());
+          why = e.what();
         }
         if (!alive) {
-          spdlog::warn("Heartbeat on {} control connection failed; reconnecting", name);
+          quiet_ = false;
+          round_failures_ = {why};
+          spdlog::warn("Heartbeat on {} control connection failed ({}); reconnecting", name, why);
           break;
         }
       }
@@ -379,15 +542,44 @@ awaitable<void> ControlConnection::run() {
       }
       if (stopped_) break;
     }
+    {
+      std::string all = summarize_failures(round_failures_);
+      std::lock_guard lock(mu_);
+      failure_ = all.empty() ? "no contact point answered" : std::move(all);
+    }
     ++failures_;
-    spdlog::warn("Could not open control connection to {} (failure {}); retrying in {} ms", name,
-                 failures_.load(), static_cast<int>(backoff));
+    // Nothing answered: tried again within a second whatever the backoff (readiness follows
+    // a cluster that comes back); a refusal waits out the backoff.
+    const int wait =
+        unreachable_
+            ? std::min(static_cast<int>(backoff),
+                       std::max(kUnreachableRetryMs, config_.heartbeat_retry_interval_min_ms))
+            : static_cast<int>(backoff);
+    if (!quiet_)
+      spdlog::warn("Could not open control connection to {} (failure {}); retrying in {} ms", name,
+                   failures_.load(), wait);
+    const auto ended = Clock::now();
     boost::system::error_code ec;
-    sleep_.expires_after(std::chrono::milliseconds(static_cast<int>(backoff)));
-    co_await sleep_.async_wait(nothrow(ec));
+    bool woken = wake_requested_.exchange(false);
+    if (!woken) {
+      sleep_.expires_after(std::chrono::milliseconds(wait));
+      co_await sleep_.async_wait(nothrow(ec));
+      woken = wake_requested_.exchange(false);
+    }
+    if (woken && !stopped_) {
+      // Request connections to this cluster read answers: it is back. Tried again at once
+      // (yet not more than once per kWakeGap), the backoff reset.
+      backoff = config_.heartbeat_retry_interval_min_ms;
+      if (Clock::now() < ended + kWakeGap) {
+        sleep_.expires_at(ended + kWakeGap);
+        co_await sleep_.async_wait(nothrow(ec));
+      }
+      wake_requested_ = false;
+    } else {
+      backoff = std::min<double>(backoff * config_.heartbeat_retry_backoff_factor,
+                                 config_.heartbeat_retry_interval_max_ms);
+    }
     check_requested_ = false;
-    backoff = std::min<double>(backoff * config_.heartbeat_retry_backoff_factor,
-                               config_.heartbeat_retry_interval_max_ms);
   }
 }
 

@@ -8,6 +8,22 @@ namespace zdm::proxy {
 
 using cql::Bytes;
 
+namespace {
+// Readiness evidence (issue 19), once a second per session and nothing per request: a cluster
+// connection that read anything since the last sweep shows its cluster answers; one that read
+// nothing while `stuck` requests wait on it for over 2 s shows it may be stalled.
+void report_data_path(SharedState& shared, ClusterConnections& clusters, const int (&stuck)[2]) {
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
+    Connector* k = c == Cluster::kOrigin ? clusters.origin.get() : clusters.target.get();
+    if (!k) continue;
+    if (k->read_since_last_sweep())
+      shared.cc(c).data_path_answered();
+    else if (stuck[static_cast<int>(c)] > 0)
+      shared.cc(c).data_path_stuck(stuck[static_cast<int>(c)]);
+  }
+}
+}  // namespace
+
 bool InFlight::dispatch(Outgoing&& o) {
   if (o.pending.decision.destination == Destination::kDrop) return true;
   if (auto down = down_cluster(o.pending)) {
@@ -146,10 +162,14 @@ void InFlight::time_out(const PendingRequest& p) {
 
 void InFlight::sweep(std::chrono::steady_clock::time_point deadline,
                      std::chrono::steady_clock::time_point suspicious) {
+  int stuck[2] = {0, 0};  // readiness evidence: requests older than `suspicious`, per cluster
   for (auto it = pending_.begin(); it != pending_.end();) {
     const PendingRequest& p = it->second;
     for (Cluster c : {Cluster::kOrigin, Cluster::kTarget})
-      if (p.awaits(c) && p.start < suspicious) shared_.cc(c).check_now();
+      if (p.awaits(c) && p.start < suspicious) {
+        shared_.cc(c).check_now();
+        ++stuck[static_cast<int>(c)];
+      }
     if (p.start >= deadline) {
       ++it;
       continue;
@@ -161,6 +181,7 @@ void InFlight::sweep(std::chrono::steady_clock::time_point deadline,
     shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
     waiting_.pop_front();
   }
+  report_data_path(shared_, clusters_, stuck);
 }
 
 void InFlight::abandon() {

@@ -12,11 +12,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/http/server.h"
+#include "common/net/tls.h"
 #include "proxy/control_connection.h"
 #include "proxy/cpus.h"
-#include "common/http/server.h"
 #include "proxy/metrics.h"
-#include "common/net/tls.h"
 #include "proxy/prepared_cache.h"
 #include "proxy/session.h"
 #include "proxy/topology.h"
@@ -25,10 +25,18 @@ namespace zdm::proxy {
 
 std::string readiness_json(const ReadinessInput& in, bool& ready) {
   nlohmann::ordered_json j;
+  // Which cluster keeps the proxy from being ready, and why.
+  std::string reason;
+  for (const auto* s : {&in.origin, &in.target})
+    if (!s->up && !s->reason.empty())
+      reason += (reason.empty() ? "" : "; ") +
+                std::string(cluster_name(s == &in.origin ? Cluster::kOrigin : Cluster::kTarget)) +
+                " " + s->reason;
   if (!in.started) {
     j["OriginStatus"] = nullptr;
     j["TargetStatus"] = nullptr;
     j["Status"] = "STARTUP";
+    if (!reason.empty()) j["Reason"] = reason;
     ready = false;
     return j.dump();
   }
@@ -38,12 +46,14 @@ std::string readiness_json(const ReadinessInput& in, bool& ready) {
     o["CurrentFailureCount"] = s.failures;
     o["FailureCountThreshold"] = in.threshold;
     o["Status"] = s.up ? "UP" : "DOWN";
+    if (!s.up && !s.reason.empty()) o["Reason"] = s.reason;
     return o;
   };
   j["OriginStatus"] = side(in.origin);
   j["TargetStatus"] = side(in.target);
   ready = in.origin.up && in.target.up && !in.shutting_down && !in.draining;
   j["Status"] = in.shutting_down ? "SHUTDOWN" : in.draining ? "DRAINING" : (ready ? "UP" : "DOWN");
+  if (!reason.empty()) j["Reason"] = reason;
   return j.dump();
 }
 
@@ -193,11 +203,22 @@ std::string Program::readiness(bool& ready) const {
   in.shutting_down = shutting_down_;
   in.draining = handing_over_;
   in.threshold = config_.heartbeat_failure_threshold;
+  // Evaluated at each request: the control connection's state and what the request
+  // connections showed within the last seconds (a data path that stopped answering).
   auto side = [&](const ControlConnection& cc) {
     ReadinessInput::Side s;
     s.addr = cc.address();
     s.failures = cc.failure_count();
-    s.up = cc.snapshot() != nullptr && cc.failure_count() < config_.heartbeat_failure_threshold;
+    const bool connected =
+        cc.snapshot() != nullptr && s.failures < config_.heartbeat_failure_threshold;
+    const std::string stalled = connected ? cc.stalled() : "";
+    s.up = connected && stalled.empty();
+    if (!connected && cc.attempted()) {
+      const std::string why = cc.last_failure();
+      s.reason = "DOWN: " + (why.empty() ? std::string("not connected") : why);
+    } else if (!stalled.empty()) {
+      s.reason = "STALLED: " + stalled;
+    }
     return s;
   };
   in.origin = side(origin_cc_);
@@ -462,8 +483,9 @@ void Program::on_signal(int sig) {
 
 int Program::run() {
   try {
-    http_ = std::make_unique<http::Server>(main_ioc_, config_.metrics_address, config_.metrics_port,
-                                         [this](const http::Request& r) { return handle_http(r); });
+    http_ =
+        std::make_unique<http::Server>(main_ioc_, config_.metrics_address, config_.metrics_port,
+                                       [this](const http::Request& r) { return handle_http(r); });
   } catch (const std::exception& e) {
     spdlog::error("Cannot listen for HTTP on {}:{}: {}", config_.metrics_address,
                   config_.metrics_port, e.what());

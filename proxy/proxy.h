@@ -2,12 +2,16 @@
 // graceful shutdown on SIGINT/SIGTERM.
 #pragma once
 
+#include <string>
+
 #include "proxy/config.h"
 
 namespace zdm::proxy {
 
 /// Readiness JSON as ZDM serves it on /health/readiness (datastax/zdm-proxy proxy/pkg/health); sets
-/// `ready`.
+/// `ready`. Beyond ZDM's keys, a cluster that is not up has a "Reason" ("DOWN: ...", "STALLED:
+/// ..."), and so has the whole when not ready because of a cluster ("TARGET STALLED: ..."), at
+/// start-up too.
 struct ReadinessInput {
   bool started = false;
   bool shutting_down = false;
@@ -16,6 +20,7 @@ struct ReadinessInput {
     std::string addr;
     int failures = 0;
     bool up = false;
+    std::string reason;  // why not up; "" when up or not known yet
   } origin, target;
   int threshold = 1;
 };

@@ -58,6 +58,7 @@ awaitable<bool> NodeConnection::open(const tcp::endpoint& ep, const std::string&
     stream_.use_tls(*hop.tls);
     if (hop.verify_hostname) expect_peer_name(*stream_.tls_stream(), host);
     co_await stream_.tls_stream()->async_handshake(ssl::stream_base::client, nothrow(ec));
+    tls_error_ = ec;
     if (ec && !state->expired) {
       std::string reason = verify_failure(*stream_.tls_stream());
       why = "TLS handshake: " + ec.message() + (reason.empty() ? "" : " (" + reason + ")");
@@ -129,7 +130,10 @@ awaitable<std::optional<cql::Frame>> NodeConnection::receive(int16_t stream,
     }
     if (result) break;
     auto data = co_await stream_.receive(ec);
-    if (!ec) frames_.feed(data);
+    if (ec) break;
+    for (std::size_t i = 0; i < data.size() && first_size_ < first_.size(); ++i)
+      first_[first_size_++] = data[i];
+    frames_.feed(data);
   }
   state->done = true;
   watchdog.cancel();
@@ -247,6 +251,50 @@ awaitable<HandshakeResult> NodeConnection::handshake(const HandshakeSettings& se
     fail(Failure::kUnexpected, out.step[0] ? out.step : "STARTUP",
          std::string("unreadable answer: ") + e.what());
   }
+  co_return out;
+}
+
+awaitable<TlsMismatch> NodeConnection::diagnose_tls(const tcp::endpoint& ep, const HopSettings& hop,
+                                                    std::chrono::milliseconds timeout) {
+  if (hop.tls) {
+    if (!tls_error_) co_return TlsMismatch::kNone;
+    if (tls_error_means_plain_peer(tls_error_)) co_return TlsMismatch::kNodeNotTls;
+    if (!tls_error_ambiguous(tls_error_)) co_return TlsMismatch::kNone;
+    auto answer = co_await first_answer(
+        ioc_, ep, cql::encode_empty(4, false, 0, cql::Opcode::kOptions), timeout);
+    co_return looks_like_cql_response(answer) ? TlsMismatch::kNodeNotTls : TlsMismatch::kNone;
+  }
+  if (looks_like_tls(std::span<const std::byte>(first_.data(), first_size_)))
+    co_return TlsMismatch::kNodeWantsTls;
+  auto answer = co_await first_answer(ioc_, ep, client_hello(), timeout);
+  co_return looks_like_tls(answer) ? TlsMismatch::kNodeWantsTls : TlsMismatch::kNone;
+}
+
+awaitable<std::vector<std::byte>> first_answer(asio::io_context& ioc, const tcp::endpoint& ep,
+                                               std::vector<std::byte> hello,
+                                               std::chrono::milliseconds timeout) {
+  auto socket = std::make_shared<tcp::socket>(ioc);
+  auto expired = std::make_shared<bool>(false);
+  asio::steady_timer watchdog(ioc);
+  watchdog.expires_after(timeout);
+  watchdog.async_wait([socket, expired](error_code e) {
+    if (e) return;
+    *expired = true;
+    error_code ignored;
+    socket->close(ignored);
+  });
+  std::vector<std::byte> out;
+  error_code ec;
+  co_await socket->async_connect(ep, nothrow(ec));
+  if (!ec && !*expired) co_await asio::async_write(*socket, asio::buffer(hello), nothrow(ec));
+  std::array<std::byte, 16> buf;
+  while (!ec && !*expired && out.size() < 2) {
+    const std::size_t n = co_await socket->async_read_some(asio::buffer(buf), nothrow(ec));
+    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  watchdog.cancel();
+  error_code ignored;
+  socket->close(ignored);
   co_return out;
 }
 

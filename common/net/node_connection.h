@@ -5,6 +5,7 @@
 // READY or AUTHENTICATE (native_protocol_v5.spec §2.2).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "common/cql/segment.h"
 #include "common/net/frame_writer.h"
 #include "common/net/stream.h"
+#include "common/net/tls.h"
 
 namespace zdm::net {
 
@@ -131,6 +133,14 @@ class NodeConnection : public std::enable_shared_from_this<NodeConnection> {
   void close();
   bool closed() const { return closed_; }
 
+  /// After open() or handshake() failed: whether the node talks TLS where `hop` has none, or
+  /// plain CQL where `hop` has TLS (a certificate refused is no mismatch). What the node sent
+  /// tells when it can ("wrong version number", an answer that is a TLS record); otherwise a
+  /// fresh connection to `ep` probes it with a ClientHello (or, TLS configured, a plain
+  /// OPTIONS), for at most `timeout`. kNone when neither is shown.
+  awaitable<TlsMismatch> diagnose_tls(const tcp::endpoint& ep, const HopSettings& hop,
+                                      std::chrono::milliseconds timeout);
+
  protected:
   /// Called once when the writer fails (not on close()).
   virtual void on_write_error(const error_code&) {}
@@ -143,7 +153,16 @@ class NodeConnection : public std::enable_shared_from_this<NodeConnection> {
   uint8_t version_ = 4;
   cql::Compression compression_ = cql::Compression::kNone;
   bool closed_ = false;
+  error_code tls_error_;              // of the TLS handshake in open()
+  std::array<std::byte, 4> first_{};  // the first bytes receive() got (diagnose_tls)
+  std::size_t first_size_ = 0;
 };
+
+/// Sends `hello` on a fresh TCP connection to `ep` and returns the first bytes answered (2 to
+/// 16), or what came before the node closed or `timeout` passed (then maybe none).
+awaitable<std::vector<std::byte>> first_answer(asio::io_context& ioc, const tcp::endpoint& ep,
+                                               std::vector<std::byte> hello,
+                                               std::chrono::milliseconds timeout);
 
 /// Reads the body of `frame` (header included), decompressing it into `scratch` when its
 /// compression flag is set. Throws cql::ProtocolError on a corrupt body, or one that declares

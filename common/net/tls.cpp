@@ -1,10 +1,13 @@
 #include "common/net/tls.h"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -118,6 +121,65 @@ std::string verify_failure(ssl::stream<boost::asio::ip::tcp::socket>& stream) {
   long r = SSL_get_verify_result(stream.native_handle());
   if (r == X509_V_OK) return "";
   return X509_verify_cert_error_string(r);
+}
+
+bool looks_like_tls(std::span<const std::byte> first) {
+  if (first.size() < 2) return false;
+  const auto type = std::to_integer<uint8_t>(first[0]);
+  return (type == 0x15 || type == 0x16) && std::to_integer<uint8_t>(first[1]) == 0x03;
+}
+
+bool looks_like_cql_response(std::span<const std::byte> first) {
+  if (first.empty()) return false;
+  const auto b = std::to_integer<uint8_t>(first[0]);
+  const uint8_t version = b & 0x7f;
+  return (b & 0x80) != 0 && ((version >= 1 && version <= 5) || version == 0x41 || version == 0x42);
+}
+
+bool tls_error_means_plain_peer(const boost::system::error_code& ec) {
+  if (ec.category() != boost::asio::error::get_ssl_category()) return false;
+  switch (ERR_GET_REASON(static_cast<unsigned long>(ec.value()))) {
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+    case SSL_R_UNKNOWN_PROTOCOL:
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+    case SSL_R_RECORD_LENGTH_MISMATCH:
+    case SSL_R_WRONG_SSL_VERSION:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool tls_error_ambiguous(const boost::system::error_code& ec) {
+  if (ec == boost::asio::ssl::error::stream_truncated || ec == boost::asio::error::eof ||
+      ec == boost::asio::error::connection_reset)
+    return true;
+  return ec.category() == boost::asio::error::get_ssl_category() &&
+         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) ==
+             SSL_R_UNEXPECTED_EOF_WHILE_READING;
+}
+
+std::vector<std::byte> client_hello() {
+  std::vector<std::byte> out;
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) return out;
+  SSL* ssl = SSL_new(ctx);
+  if (ssl) {
+    BIO* in = BIO_new(BIO_s_mem());
+    BIO* wire = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl, in, wire);  // owned by `ssl` from here
+    SSL_set_connect_state(ssl);
+    SSL_do_handshake(ssl);  // writes the ClientHello, then wants to read
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(wire, &data);
+    for (long i = 0; i < n; ++i) out.push_back(static_cast<std::byte>(data[i]));
+    SSL_free(ssl);
+  }
+  SSL_CTX_free(ctx);
+  ERR_clear_error();
+  return out;
 }
 
 }  // namespace zdm::net

@@ -6,9 +6,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace zdm::net {
 
@@ -48,5 +52,32 @@ void expect_peer_name(ssl::stream<boost::asio::ip::tcp::socket>& stream, const s
 /// The reason OpenSSL gave for the last failed certificate verification on `stream`
 /// ("certificate has expired", "Hostname mismatch", ...), or "" if verification passed.
 std::string verify_failure(ssl::stream<boost::asio::ip::tcp::socket>& stream);
+
+/// How a node's way of talking differs from the TLS configured for it: it answered with TLS where
+/// none is configured, or did not speak TLS where it is.
+enum class TlsMismatch : uint8_t { kNone, kNodeWantsTls, kNodeNotTls };
+
+/// True when `first` (the first bytes a node sent) begin a TLS record: a handshake (0x16, e.g.
+/// the ServerHello answering a ClientHello) or an alert (0x15), then major version 3. A CQL
+/// answer cannot: its first byte has the response bit (0x80) set.
+bool looks_like_tls(std::span<const std::byte> first);
+
+/// True when `first` begin a CQL response header: the response bit and a protocol version (1-5,
+/// DSE_V1/DSE_V2), as a node that speaks plain CQL answers whatever it got.
+bool looks_like_cql_response(std::span<const std::byte> first);
+
+/// True when the client's TLS handshake error `ec` means the peer does not speak TLS: what it
+/// sent back was no TLS record ("wrong version number", "packet length too long", "unknown
+/// protocol", an HTTP answer). False for certificate and alert errors (it does speak TLS) and
+/// for the ambiguous end of stream (see tls_error_ambiguous).
+bool tls_error_means_plain_peer(const boost::system::error_code& ec);
+
+/// True when the TLS handshake error `ec` is an end of stream or reset before any answer: the
+/// peer may speak TLS and refuse us, or speak something else and hang up; only a probe tells.
+bool tls_error_ambiguous(const boost::system::error_code& ec);
+
+/// The bytes of a TLS ClientHello made by OpenSSL (TLS 1.2 and 1.3 offered, no name), sent to
+/// probe whether a node speaks TLS: one that does answers with a TLS record.
+std::vector<std::byte> client_hello();
 
 }  // namespace zdm::net

@@ -19,6 +19,15 @@ proxy 127.23.1.1:9042 (metrics :14001). Scenarios:
   streams     5000 execute_async on one connection with proxy_max_stream_ids 2048: no error
   silent      a silent target: requests time out, no false OVERLOADED afterwards
   readiness   all origin nodes stopped: readiness 503 within 3 s; started again: 200
+  readydown   (issue 19) every target node stopped 12 s under a light python-driver load, the
+              default reconnection backoff (up to 30 s): readiness 503 within 2.5 s, naming target
+              and why; started again: 200 within 2.5 s whatever backoff accumulated
+  stall       (issue 19) target's data path silent (QUERY/EXECUTE/BATCH/PREPARE unanswered, OPTIONS
+              heartbeats still answered) under load: 503 within 3.5 s, target STALLED; answering
+              again: 200 within 2.5 s
+  tls         (issue 19) a TLS-only target node (127.23.4.1) and a proxy without target_tls_*: the
+              log and the readiness JSON say the node answered with TLS and name the keys; a proxy
+              with origin_tls_server_ca_path and a plain origin: both say it does not speak TLS
   memory      1000 idle clients (RSS per client printed, at most 30 kB), a client that never
               reads and clients sending 20 MB frames: RSS stays bounded
   handover    the admin API of a rolling update: a leaving proxy leaves system.peers and drivers
@@ -36,6 +45,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +59,7 @@ ORIGIN = ["127.23.2.1", "127.23.2.2", "127.23.2.3"]
 TARGET = ["127.23.3.1", "127.23.3.2", "127.23.3.3"]
 ADMIN = {"origin": "127.23.2.1:9180", "target": "127.23.3.1:9180"}
 PROXY_IP, PORT, METRICS = "127.23.1.1", 9042, 14001
+TLS_NODE = "127.23.4.1"  # the TLS-only stand-in of scenario tls
 
 sys.path.insert(0, HERE)
 from harness import Checks, wait_port  # noqa: E402
@@ -91,30 +102,38 @@ def clusters():
         assert wait_port(ip, PORT), f"node {ip} did not start"
 
 
-def readiness():
+def readiness_body():
+    """(HTTP status, JSON body) of /health/readiness; (None, None) when it does not answer."""
     try:
         with urllib.request.urlopen(f"http://{PROXY_IP}:{METRICS}/health/readiness", timeout=2) as r:
-            return r.status
+            return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
-        return e.code
+        return e.code, json.loads(e.read() or b"null")
     except OSError:
-        return None
+        return None, None
 
 
-def proxy(extra=""):
+def readiness():
+    return readiness_body()[0]
+
+
+def proxy(extra="", target=None, backoff_cap=True, wait=True):
+    """Starts the proxy (origin ORIGIN, target `target` or TARGET); waits until it is ready when
+    `wait`. `backoff_cap`: reconnections at most 500 ms apart (the default backoff grows to 30 s)."""
     stop("proxy")
     path = os.path.join(TMP, "zdm.yml")
     with open(path, "w") as f:
         f.write(f"""origin_contact_points: {",".join(ORIGIN)}
-target_contact_points: {",".join(TARGET)}
+target_contact_points: {",".join(target or TARGET)}
 proxy_listen_address: {PROXY_IP}
 proxy_listen_port: {PORT}
 metrics_address: {PROXY_IP}
 metrics_port: {METRICS}
 proxy_topology_addresses: {PROXY_IP}
-heartbeat_retry_interval_max_ms: 500
-""" + extra)
+""" + ("heartbeat_retry_interval_max_ms: 500\n" if backoff_cap else "") + extra)
     p = start("proxy", [PROXY, "--config", path])
+    if not wait:
+        return p
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and p.poll() is None:
         if readiness() == 200:
@@ -354,6 +373,187 @@ def scenario_readiness():
     check(readiness() == 200, f"origin started again: readiness 200 after {up:.1f} s")
 
 
+class Load:
+    """A light python-driver load through the proxy on a thread of its own: an INSERT every 30 ms
+    (execute_async, at most 100 outstanding), each answered or failed within 2 s."""
+
+    def __init__(self):
+        self.cluster, self.session = session_via([PROXY_IP], timeout=2)
+        s = self.session
+        s.execute("CREATE KEYSPACE IF NOT EXISTS r WITH replication = "
+                  "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+        s.execute("CREATE TABLE IF NOT EXISTS r.t (k int PRIMARY KEY, v text)")
+        self.ins = s.prepare("INSERT INTO r.t (k, v) VALUES (?, ?)")
+        self.answered = []  # time.monotonic() of each answer
+        self.failed = 0
+        self.outstanding = 0
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def _done(self, ok):
+        with self.lock:
+            self.outstanding -= 1
+            if ok:
+                self.answered.append(time.monotonic())
+            else:
+                self.failed += 1
+
+    def run(self):
+        k = 0
+        while self.running:
+            if self.outstanding < 100:
+                k += 1
+                with self.lock:
+                    self.outstanding += 1
+                try:
+                    f = self.session.execute_async(self.ins, (k, "load"))
+                    f.add_callbacks(lambda _: self._done(True), lambda _: self._done(False))
+                except Exception:  # noqa: BLE001
+                    self._done(False)
+            time.sleep(0.03)
+
+    def served_after(self, t):
+        """Seconds from `t` to the first answer after it; None if none came."""
+        with self.lock:
+            later = [a for a in self.answered if a > t]
+        return later[0] - t if later else None
+
+    def stop(self):
+        self.running = False
+        self.thread.join(15)
+        self.cluster.shutdown()
+
+
+def wait_readiness(status, limit):
+    """Polls /health/readiness every 100 ms until it answers `status`: (seconds, JSON body), or
+    (None, last body) after `limit` seconds."""
+    t0 = time.monotonic()
+    while True:
+        code, body = readiness_body()
+        if code == status:
+            return time.monotonic() - t0, body or {}
+        if time.monotonic() - t0 > limit:
+            return None, body or {}
+        time.sleep(0.1)
+
+
+def seconds(t, limit):
+    return f"{t:.1f} s" if t is not None else f"never (waited {limit} s)"
+
+
+def scenario_readydown():
+    # The default backoff: every failed reconnection doubles the wait, up to 30 s.
+    proxy(backoff_cap=False)
+    load = Load()
+    time.sleep(1)
+    for n in range(1, 4):
+        admin("target", "POST", f"/nodes/{n}/stop")
+    t0 = time.monotonic()
+    down, body = wait_readiness(503, 10)
+    check(down is not None and down <= 2.5,
+          f"every target node stopped under load: readiness 503 after {seconds(down, 10)} (at most 2.5 s)")
+    side = body.get("TargetStatus") or {}
+    check(side.get("Status") == "DOWN" and (body.get("OriginStatus") or {}).get("Status") == "UP"
+          and "TARGET" in body.get("Reason", "") and side.get("Reason"),
+          f"the readiness JSON names target and why: {json.dumps(body)}")
+    # 12 s: with the old backoff (0.25, 0.5, 1, 2, 4, 8 s, ...) a restart after 10 s happened to
+    # come just before an attempt; after 12 s it waited out most of a 16 s sleep.
+    time.sleep(max(0.0, 12 - (time.monotonic() - t0)))
+    for n in range(1, 4):
+        admin("target", "POST", f"/nodes/{n}/start")
+    t1 = time.monotonic()
+    up, body = wait_readiness(200, 40)
+    served = None
+    deadline = time.monotonic() + 15
+    while served is None and time.monotonic() < deadline:
+        served = load.served_after(t1)
+        time.sleep(0.1)
+    load.stop()
+    print(f"   the driver was served again {seconds(served, 15)} after the start", flush=True)
+    check(up is not None and up <= 2.5,
+          f"target started again after 12 s down: readiness 200 after {seconds(up, 40)} (at most 2.5 s)")
+
+
+def scenario_stall():
+    proxy(backoff_cap=False)
+    load = Load()
+    time.sleep(1.5)
+    admin("target", "POST", "/faults", {"silence": {"opcodes": ["QUERY", "EXECUTE", "BATCH", "PREPARE"]}})
+    down, body = wait_readiness(503, 15)
+    check(down is not None and down <= 3.5,
+          f"target's data path silent, its heartbeats answered: readiness 503 after {seconds(down, 15)} "
+          "(at most 3.5 s)")
+    side = body.get("TargetStatus") or {}
+    check(side.get("Status") == "DOWN" and "STALLED" in side.get("Reason", "")
+          and (body.get("OriginStatus") or {}).get("Status") == "UP" and "TARGET" in body.get("Reason", ""),
+          f"the readiness JSON says target is stalled: {json.dumps(body)}")
+    ups = 0
+    t = time.monotonic()
+    while down is not None and time.monotonic() - t < 3:
+        ups += readiness() == 200
+        time.sleep(0.1)
+    check(down is not None and ups == 0, f"while target stays silent readiness stays 503 ({ups} answers 200 in 3 s)")
+    admin("target", "DELETE", "/faults")
+    up, body = wait_readiness(200, 30)
+    load.stop()
+    check(up is not None and up <= 2.5,
+          f"target answering again: readiness 200 after {seconds(up, 30)} (at most 2.5 s)")
+
+
+def log_since(name, offset):
+    with open(os.path.join(TMP, f"{name}.log"), errors="replace") as f:
+        f.seek(offset)
+        return f.read()
+
+
+def wait_log_line(name, offset, text, limit=10):
+    """The first line of `name`'s log after `offset` that contains `text`, waiting up to `limit` s."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for line in log_since(name, offset).splitlines():
+            if text in line:
+                return line
+        time.sleep(0.1)
+    return None
+
+
+def scenario_tls():
+    from certs import Pki
+    pki = Pki(os.path.join(TMP, "pki"))
+    ca = pki.ca("ca")
+    pki.cert("node", ca, ips=[TLS_NODE])
+    start("tlsonly", [TESTCLUSTER, "--cluster-name", "tlsonly", "--nodes", TLS_NODE, "--port", str(PORT),
+                      "--tls-cert", pki.path("node", "pem"), "--tls-key", pki.path("node", "key")])
+    assert wait_port(TLS_NODE, PORT), "the TLS stand-in did not start"
+    log = os.path.join(TMP, "proxy.log")
+    # No TLS configured; the node speaks TLS only.
+    stop("proxy")
+    offset = os.path.getsize(log) if os.path.exists(log) else 0
+    proxy(target=[TLS_NODE], wait=False)
+    line = wait_log_line("proxy", offset, "answered with TLS")
+    check(line is not None and f"{TLS_NODE}:{PORT}" in line and "target_tls_server_ca_path" in line,
+          f"a TLS-only target node, no target_tls_*: the log names the node and the keys ({line})")
+    code, body = readiness_body()
+    reason = (body or {}).get("Reason", "")
+    check(code == 503 and "answered with TLS" in reason and "target_tls_server_ca_path" in reason,
+          f"readiness 503 says why: {code} {json.dumps(body)}")
+    # TLS configured for origin; its nodes speak plain CQL.
+    stop("proxy")
+    offset = os.path.getsize(log)
+    proxy(f"origin_tls_server_ca_path: {pki.path(ca, 'pem')}\n", wait=False)
+    line = wait_log_line("proxy", offset, "does not speak TLS")
+    check(line is not None and "origin_tls_server_ca_path" in line and ORIGIN[0] in line,
+          f"origin_tls_server_ca_path set, origin speaks plain CQL: the log says so and names the keys ({line})")
+    code, body = readiness_body()
+    reason = (body or {}).get("Reason", "")
+    check(code == 503 and "does not speak TLS" in reason and "origin_tls_server_ca_path" in reason,
+          f"readiness 503 says why: {code} {json.dumps(body)}")
+    stop("proxy")
+    stop("tlsonly")
+
+
 def startup_frame():
     body = struct.pack(">H", 1) + struct.pack(">H", 11) + b"CQL_VERSION" + struct.pack(">H", 5) + b"3.0.0"
     return struct.pack(">BBhBI", 4, 0, 0, 1, len(body)) + body
@@ -582,7 +782,8 @@ def scenario_config():
 
 SCENARIOS = [("statements", scenario_statements), ("writefail", scenario_writefail),
              ("slow", scenario_slow), ("prepared", scenario_prepared), ("streams", scenario_streams),
-             ("silent", scenario_silent), ("readiness", scenario_readiness), ("memory", scenario_memory),
+             ("silent", scenario_silent), ("readiness", scenario_readiness), ("readydown", scenario_readydown),
+             ("stall", scenario_stall), ("tls", scenario_tls), ("memory", scenario_memory),
              ("handover", scenario_handover), ("config", scenario_config)]
 
 

@@ -42,15 +42,15 @@ TEST_CASE("readiness JSON matches ZDM's") {
         R"({"OriginStatus":null,"TargetStatus":null,"Status":"STARTUP"})");
   CHECK_FALSE(ready);
   in.started = true;
-  in.origin = {"127.0.2.1:9042", 0, true};
-  in.target = {"NOT_CONNECTED", 1, false};
+  in.origin = {"127.0.2.1:9042", 0, true, ""};
+  in.target = {"NOT_CONNECTED", 1, false, ""};
   CHECK(
       readiness_json(in, ready) ==
       R"({"OriginStatus":{"Addr":"127.0.2.1:9042","CurrentFailureCount":0,"FailureCountThreshold":1,"Status":"UP"},)"
       R"("TargetStatus":{"Addr":"NOT_CONNECTED","CurrentFailureCount":1,"FailureCountThreshold":1,"Status":"DOWN"},)"
       R"("Status":"DOWN"})");
   CHECK_FALSE(ready);
-  in.target = {"127.0.3.1:9042", 0, true};
+  in.target = {"127.0.3.1:9042", 0, true, ""};
   readiness_json(in, ready);
   CHECK(ready);
 }
