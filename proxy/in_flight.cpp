@@ -1,5 +1,7 @@
 #include "proxy/in_flight.h"
 
+#include <array>
+
 #include <spdlog/spdlog.h>
 
 #include "common/cql/messages.h"
@@ -12,15 +14,20 @@ namespace {
 // Readiness evidence (issue 19), once a second per session and nothing per request: a cluster
 // connection that read anything since the last sweep shows its cluster answers; one that read
 // nothing while `stuck` requests wait on it for over 2 s shows it may be stalled.
-void report_data_path(SharedState& shared, ClusterConnections& clusters, const int (&stuck)[2]) {
+// Returns, by Cluster, whether its connection read anything.
+std::array<bool, 2> report_data_path(SharedState& shared, ClusterConnections& clusters,
+                                     const int (&stuck)[2]) {
+  std::array<bool, 2> read{false, false};
   for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
     Connector* k = c == Cluster::kOrigin ? clusters.origin.get() : clusters.target.get();
-    if (!k) continue;
-    if (k->read_since_last_sweep())
+    if (!k || clusters.state(c) != Link::kUp) continue;
+    read[static_cast<int>(c)] = k->read_since_last_sweep();
+    if (read[static_cast<int>(c)])
       shared.cc(c).data_path_answered();
     else if (stuck[static_cast<int>(c)] > 0)
       shared.cc(c).data_path_stuck(stuck[static_cast<int>(c)]);
   }
+  return read;
 }
 }  // namespace
 
@@ -160,9 +167,10 @@ void InFlight::time_out(const PendingRequest& p) {
   shared_.inflight--;
 }
 
-void InFlight::sweep(std::chrono::steady_clock::time_point deadline,
-                     std::chrono::steady_clock::time_point suspicious) {
+std::array<bool, 2> InFlight::sweep(std::chrono::steady_clock::time_point deadline,
+                                    std::chrono::steady_clock::time_point suspicious) {
   int stuck[2] = {0, 0};  // readiness evidence: requests older than `suspicious`, per cluster
+  int timed_out[2] = {0, 0};
   for (auto it = pending_.begin(); it != pending_.end();) {
     const PendingRequest& p = it->second;
     for (Cluster c : {Cluster::kOrigin, Cluster::kTarget})
@@ -174,6 +182,8 @@ void InFlight::sweep(std::chrono::steady_clock::time_point deadline,
       ++it;
       continue;
     }
+    for (Cluster c : {Cluster::kOrigin, Cluster::kTarget})
+      if (p.awaits(c)) ++timed_out[static_cast<int>(c)];
     time_out(p);
     it = pending_.erase(it);
   }
@@ -181,7 +191,9 @@ void InFlight::sweep(std::chrono::steady_clock::time_point deadline,
     shared_.metrics.client_errors(ProxyMetrics::ClientError::kOverloaded).inc();
     waiting_.pop_front();
   }
-  report_data_path(shared_, clusters_, stuck);
+  const auto read = report_data_path(shared_, clusters_, stuck);
+  return {timed_out[0] > 0 && !read[0] && clusters_.state(Cluster::kOrigin) == Link::kUp,
+          timed_out[1] > 0 && !read[1] && clusters_.state(Cluster::kTarget) == Link::kUp};
 }
 
 void InFlight::abandon() {

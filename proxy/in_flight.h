@@ -7,6 +7,7 @@
 // session.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -65,8 +66,10 @@ class InFlight {
   /// out, their stream ids kept until an answer comes (a new request must not get the old
   /// answer). A request older than `suspicious` asks its cluster's control connection to check
   /// the cluster.
-  void sweep(std::chrono::steady_clock::time_point deadline,
-             std::chrono::steady_clock::time_point suspicious);
+  /// Returns, by Cluster, whether its connection fell silent: requests on it timed out in this
+  /// sweep and nothing was read from it since the last one (the session replaces it).
+  std::array<bool, 2> sweep(std::chrono::steady_clock::time_point deadline,
+                            std::chrono::steady_clock::time_point suspicious);
   /// The session closed: every request ends, nothing counted as failed.
   void abandon();
   /// True if a request sent to `c` still awaits its answer.

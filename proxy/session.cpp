@@ -422,8 +422,16 @@ void ClientSession::sweep_timeouts() {
   const auto deadline = now - std::chrono::milliseconds(config_.proxy_request_timeout_ms);
   // A request unanswered this long may mean a silent cluster: its control connection checks.
   const auto suspicious = now - std::chrono::seconds(2);
-  in_flight_.sweep(deadline, suspicious);
+  const auto silent = in_flight_.sweep(deadline, suspicious);
   async_.sweep(deadline);
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
+    // Requests timed out and nothing came back since the last sweep: the node stopped answering
+    // this connection (a stall, a half-open socket). Another node takes its place.
+    if (!silent[static_cast<int>(c)] || !ready() || clusters_.state(c) != Link::kUp) continue;
+    fail_over(clusters_.of(c), "no answer within proxy_request_timeout_ms (" +
+                                   std::to_string(config_.proxy_request_timeout_ms) + " ms)");
+    if (closed()) return;
+  }
   for (Connector* k : {clusters_.origin.get(), clusters_.target.get()}) {
     if (!k || k->unanswered * 4 <= k->capacity() * 3) continue;
     // Most stream ids wait for answers that do not come: the node is not answering this

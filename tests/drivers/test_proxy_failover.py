@@ -19,6 +19,10 @@ reads, at most WINDOW in flight):
   assigned     three proxies in the topology (one node assigned to each): the client's target
                node, the one assigned, is stopped: the connection moves to another node of the
                data center; the node started again: it moves back (within 5 s), no error
+  stall        the client's target node stops answering requests (heartbeats still answered):
+               the requests in flight time out (proxy_request_timeout_ms 3000; the driver's
+               4 s), counted once each, and the connection moves to another node: writes
+               succeed again within 2 s of the timeouts
   drop         2 % of target's answers replaced by a closed connection: at most ~2 % of requests
                fail, counters equal what the client saw
 Ends with "N passed, N failed". Processes started here are stopped by pid.
@@ -131,21 +135,21 @@ def metric(prefix, label=""):
                if l.startswith(prefix) and label in l)
 
 
-def session_via(hosts, user):
+def session_via(hosts, user, timeout=10):
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
     profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(hosts),
-                               retry_policy=FallthroughRetryPolicy(), request_timeout=10)
+                               retry_policy=FallthroughRetryPolicy(), request_timeout=timeout)
     c = Cluster(hosts, port=PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                 auth_provider=PlainTextAuthProvider(*USER[user]))
     return c, c.connect()
 
 
-def proxy_session(table="t"):
+def proxy_session(table="t", timeout=10):
     """A client of the proxy (target's credentials, as ZDM's clients use) and its statements on
     fo.`table` (a table of its own: its statements are prepared on no node yet)."""
-    c, s = session_via([PROXY_IP], "target")
+    c, s = session_via([PROXY_IP], "target", timeout)
     # Replicated on every node: a stopped node's partitions stay available (with one replica the
     # other nodes answer UNAVAILABLE for them, as Cassandra would).
     s.execute("CREATE KEYSPACE IF NOT EXISTS fo WITH replication = "
@@ -375,6 +379,49 @@ def scenario_assigned():
     c.shutdown()
 
 
+def scenario_stall():
+    proxy()
+    before = prepared_counts("target")
+    c, s, ins, sel = proxy_session("stall", timeout=4)
+    node = used_node("target", before)
+    load = Load(s, ins, sel, 600000)
+    m0 = counters()
+    times = {}
+
+    def fault():
+        time.sleep(2)
+        times["stall"] = time.monotonic()
+        admin("target", "POST", f"/nodes/{node}/faults", {"silence": {}})
+
+    t = threading.Thread(target=fault)
+    t.start()
+    try:
+        load.run(12)
+    finally:
+        t.join()
+        admin("target", "DELETE", f"/nodes/{node}/faults")
+    d = delta(m0, counters())
+    errors = load.errors
+    timeouts = [e for e in errors if "OperationTimedOut" in e[2]]
+    late = [e for e in errors if e[0] > times["stall"] + 6]
+    with load.lock:
+        after = len([k for k in load.written if k >= 0])
+    print("   error times after the stall:", sorted(round(e[0] - times["stall"], 1) for e in errors))
+    print(f"   target node {node} silent: {load.ok} answered, {len(errors)} errors ({len(timeouts)} "
+          f"client timeouts) {errors[:1]}; counters {d}")
+    check(0 < len(errors) <= WINDOW and len(timeouts) == len(errors),
+          f"a silent target node: only the requests in flight on it failed ({len(errors)} <= {WINDOW}), "
+          "as client timeouts")
+    check(not late, f"a silent target node: no error 6 s after the stall began ({len(late)})")
+    check(d["w_target"] == len(errors), f"failed_writes{{failed_on=\"target\"}} == the {len(errors)} "
+                                        f"timeouts the client saw ({d})")
+    log = open(os.path.join(TMP, "proxy.log")).read()
+    check(f"Connection to {node}:{PORT} for client" in log and "no answer within proxy_request_timeout_ms" in log,
+          "the silent node's connection was replaced")
+    check(load.ok["write"] > 1000, f"writes went on on another node ({load.ok['write']} answered)")
+    c.shutdown()
+
+
 def scenario_drop():
     proxy()
     c, s, ins, sel = proxy_session()
@@ -402,7 +449,7 @@ def scenario_drop():
 
 SCENARIOS = [("target_stop", scenario_target_stop), ("origin_stop", scenario_origin_stop),
              ("target_down", scenario_target_down), ("assigned", scenario_assigned),
-             ("drop", scenario_drop)]
+             ("stall", scenario_stall), ("drop", scenario_drop)]
 
 
 def main():
