@@ -63,7 +63,8 @@ class ProxyMetrics {
   Counter& pscache_evictions() { return *pscache_evictions_; }
   /// Errors the proxy answered or caused itself (not forwarded from a cluster), by reason:
   /// zdm_proxy_client_errors_total{reason="overloaded"|"server_error"|"protocol_error"|
-  /// "handshake_timeout"|"idle_timeout"|"unanswered_streams"}.
+  /// "handshake_timeout"|"idle_timeout"|"unanswered_streams"|"handshake_evicted"|
+  /// "partial_frame_timeout"|"memory_ceiling"}.
   enum class ClientError : uint8_t {
     kOverloaded,
     kServerError,
@@ -71,7 +72,15 @@ class ProxyMetrics {
     kHandshakeTimeout,
     kIdleTimeout,
     kUnansweredStreams,
+    /// Closed while in its handshake to admit a newer connection: proxy_max_handshaking_connections
+    /// were handshaking.
+    kHandshakeEvicted,
+    /// A frame started and not completed within proxy_partial_frame_timeout_ms.
+    kPartialFrameTimeout,
+    /// Closed, heaviest first, while the proxy's memory was over proxy_max_memory_bytes.
+    kMemoryCeiling,
   };
+  static constexpr std::size_t kClientErrors = 9;
   Counter& client_errors(ClientError e) { return *client_errors_[static_cast<int>(e)]; }
   /// kind: "origin", "target" or "async"; node: "ip:port". Thread-safe; cached per caller.
   NodeMetrics& node(const std::string& kind, const std::string& node);
@@ -97,7 +106,7 @@ class ProxyMetrics {
   Counter* pscache_miss_ = nullptr;
   Gauge* ready_ = nullptr;
   Counter* pscache_evictions_ = nullptr;
-  std::array<Counter*, 6> client_errors_{};
+  std::array<Counter*, kClientErrors> client_errors_{};
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<NodeMetrics>> nodes_;
 };
