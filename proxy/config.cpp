@@ -98,6 +98,10 @@ bool is_ip_literal(const std::string& s) {
 
 constexpr long long kMaxMs = 24LL * 3600 * 1000;  // a day: the bound of every duration key
 constexpr long long kIntMax = std::numeric_limits<int>::max();
+// proxy_max_memory_bytes: under 64 MiB the proxy's own baseline (code, prepared cache, control
+// connections) would leave nothing to shed; 1 PiB is beyond any machine.
+constexpr long long kMinMemoryCeiling = 64LL << 20;
+constexpr long long kMaxMemoryCeiling = 1LL << 50;
 
 using Setter = std::function<void(Config&, const std::string&)>;
 
@@ -261,7 +265,18 @@ const std::map<std::string, Key>& setters() {
     num("proxy_request_timeout_ms", &Config::proxy_request_timeout_ms, 1, kMaxMs);
     num("proxy_handshake_timeout_ms", &Config::proxy_handshake_timeout_ms, 1, kMaxMs);
     num("proxy_idle_timeout_ms", &Config::proxy_idle_timeout_ms, 0, kMaxMs);
+    num("proxy_partial_frame_timeout_ms", &Config::proxy_partial_frame_timeout_ms, 0, kMaxMs);
     num("proxy_max_client_connections", &Config::proxy_max_client_connections, 1, 1000000);
+    num("proxy_max_handshaking_connections", &Config::proxy_max_handshaking_connections, 0,
+        1000000);
+    scalar("proxy_max_memory_bytes", "an integer", [](Config& c, const std::string& v) {
+      const long long n = to_integer(v);
+      if (n != 0 && (n < kMinMemoryCeiling || n > kMaxMemoryCeiling))
+        throw BadValue{v + " is out of range (0 for the default, or " +
+                       std::to_string(kMinMemoryCeiling) + " to " +
+                       std::to_string(kMaxMemoryCeiling) + ")"};
+      c.proxy_max_memory_bytes = n;
+    });
     // Cassandra allows 32768 stream ids per connection from v3 on (spec §2.3).
     num("proxy_max_stream_ids", &Config::proxy_max_stream_ids, 1, 32768);
     num("proxy_prepared_cache_size", &Config::proxy_prepared_cache_size, 1, 10000000);
@@ -542,7 +557,10 @@ std::string Config::to_log_json() const {
   j["ProxyRequestTimeoutMs"] = proxy_request_timeout_ms;
   j["ProxyHandshakeTimeoutMs"] = proxy_handshake_timeout_ms;
   j["ProxyIdleTimeoutMs"] = proxy_idle_timeout_ms;
+  j["ProxyPartialFrameTimeoutMs"] = proxy_partial_frame_timeout_ms;
   j["ProxyMaxClientConnections"] = proxy_max_client_connections;
+  j["ProxyMaxHandshakingConnections"] = proxy_max_handshaking_connections;
+  j["ProxyMaxMemoryBytes"] = proxy_max_memory_bytes;
   j["ProxyMaxStreamIds"] = proxy_max_stream_ids;
   j["ProxyPreparedCacheSize"] = proxy_prepared_cache_size;
   j["ProxyMaxFrameSizeBytes"] = proxy_max_frame_size_bytes;

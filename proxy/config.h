@@ -85,9 +85,25 @@ struct Config {
   /// closed (not a ZDM key).
   int proxy_handshake_timeout_ms = 10000;
   /// A client connection with nothing in flight that sends nothing for this long is closed;
-  /// 0 = never, as Cassandra's native_transport_idle_timeout (not a ZDM key).
+  /// 0 = never, as Cassandra's native_transport_idle_timeout (not a ZDM key). Off by default:
+  /// drivers send a heartbeat every 30 s and connections are bounded by
+  /// proxy_max_client_connections anyway (docs/security.md, "Connections").
   int proxy_idle_timeout_ms = 0;
+  /// A frame whose first byte arrived this long ago and that is still incomplete (while the
+  /// proxy was reading) closes its connection: a slowloris holds no buffer for long; 0 = never
+  /// (not a ZDM key).
+  int proxy_partial_frame_timeout_ms = 5000;
+  /// Connections that completed their handshake (STARTUP … READY): a new one is refused while
+  /// this many are open.
   int proxy_max_client_connections = 1000;
+  /// Connections still in their handshake (TLS, STARTUP, authentication) have their own budget:
+  /// when it is full, the oldest of them is closed to admit the new one, so sockets that never
+  /// send STARTUP cannot lock new clients out. 0 = proxy_max_client_connections (not a ZDM key).
+  int proxy_max_handshaking_connections = 0;
+  /// Resident memory the proxy keeps under by closing the client connections that hold the most
+  /// buffered bytes first (memory_guard.h); 0 = 75 % of the memory limit of the process's cgroup
+  /// or, without one, of physical memory (not a ZDM key).
+  long long proxy_max_memory_bytes = 0;
   int proxy_max_stream_ids = 2048;
   /// Largest frame body accepted from a client, bytes (Cassandra's
   /// native_transport_max_frame_size; not a ZDM key).
@@ -156,6 +172,11 @@ struct Config {
   }
   bool tls_verify_hostname(Cluster c) const {
     return c == Cluster::kOrigin ? origin_tls_verify_hostname : target_tls_verify_hostname;
+  }
+  /// proxy_max_handshaking_connections, its default (0) resolved.
+  int max_handshaking_connections() const {
+    return proxy_max_handshaking_connections > 0 ? proxy_max_handshaking_connections
+                                                 : proxy_max_client_connections;
   }
   /// control_conn_max_protocol_version as a header version byte (2-5, 0x41, 0x42).
   uint8_t max_control_version() const;

@@ -79,12 +79,12 @@ ProxyMetrics::ProxyMetrics(const Config& config, Registry& registry)
       p + "pscache_evictions_total",
       "Running total of statements evicted from the prepared statements cache (least recently "
       "used first)");
-  const char* reasons[] = {"overloaded",        "server_error", "protocol_error",
-                           "handshake_timeout", "idle_timeout", "unanswered_streams",
-                           "node_failed"};
-  static_assert(std::size(reasons) == std::tuple_size_v<decltype(client_errors_)>);
-  for (int i = 0; i < static_cast<int>(std::size(reasons)); ++i)
-    client_errors_[static_cast<std::size_t>(i)] =
+  const char* reasons[kClientErrors] = {
+      "overloaded",     "server_error",       "protocol_error",    "handshake_timeout",
+      "idle_timeout",   "unanswered_streams", "handshake_evicted", "partial_frame_timeout",
+      "memory_ceiling", "node_failed"};
+  for (std::size_t i = 0; i < kClientErrors; ++i)
+    client_errors_[i] =
         &registry.counter(p + "proxy_client_errors_total",
                           "Running total of errors the proxy answered or caused itself, by reason",
                           std::string("reason=\"") + reasons[i] + "\"");

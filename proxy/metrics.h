@@ -63,7 +63,8 @@ class ProxyMetrics {
   Counter& pscache_evictions() { return *pscache_evictions_; }
   /// Errors the proxy answered or caused itself (not forwarded from a cluster), by reason:
   /// zdm_proxy_client_errors_total{reason="overloaded"|"server_error"|"protocol_error"|
-  /// "handshake_timeout"|"idle_timeout"|"unanswered_streams"}.
+  /// "handshake_timeout"|"idle_timeout"|"unanswered_streams"|"handshake_evicted"|
+  /// "partial_frame_timeout"|"memory_ceiling"}.
   enum class ClientError : uint8_t {
     kOverloaded,
     kServerError,
@@ -71,11 +72,19 @@ class ProxyMetrics {
     kHandshakeTimeout,
     kIdleTimeout,
     kUnansweredStreams,
+    /// Closed while in its handshake to admit a newer connection: proxy_max_handshaking_connections
+    /// were handshaking.
+    kHandshakeEvicted,
+    /// A frame started and not completed within proxy_partial_frame_timeout_ms.
+    kPartialFrameTimeout,
+    /// Closed, heaviest first, while the proxy's memory was over proxy_max_memory_bytes.
+    kMemoryCeiling,
     /// A request neither read nor write (PREPARE, USE, ...) answered with an error because the
     /// node it was sent to failed or no node of a cluster was reachable (reads and writes are
     /// counted in failed_reads / failed_writes instead).
     kNodeFailed,
   };
+  static constexpr std::size_t kClientErrors = 10;
   Counter& client_errors(ClientError e) { return *client_errors_[static_cast<int>(e)]; }
   /// kind: "origin", "target" or "async"; node: "ip:port". Thread-safe; cached per caller.
   NodeMetrics& node(const std::string& kind, const std::string& node);
@@ -101,7 +110,7 @@ class ProxyMetrics {
   Counter* pscache_miss_ = nullptr;
   Gauge* ready_ = nullptr;
   Counter* pscache_evictions_ = nullptr;
-  std::array<Counter*, 7> client_errors_{};
+  std::array<Counter*, kClientErrors> client_errors_{};
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<NodeMetrics>> nodes_;
 };

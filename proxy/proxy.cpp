@@ -16,6 +16,7 @@
 #include "common/net/tls.h"
 #include "proxy/control_connection.h"
 #include "proxy/cpus.h"
+#include "proxy/memory_guard.h"
 #include "proxy/metrics.h"
 #include "proxy/prepared_cache.h"
 #include "proxy/session.h"
@@ -103,7 +104,7 @@ std::string tls_mode(const Config& config, Cluster c) {
 }  // namespace
 
 // Raises the soft limit of open files to the hard limit: a client connection needs up to four
-// descriptors (client, origin, target, async).
+// descriptors (client, origin, target, async), established or still in its handshake.
 void raise_fd_limit(const Config& config) {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
@@ -113,12 +114,16 @@ void raise_fd_limit(const Config& config) {
     setrlimit(RLIMIT_NOFILE, &rl);
     getrlimit(RLIMIT_NOFILE, &rl);
   }
-  const rlim_t needed = static_cast<rlim_t>(config.proxy_max_client_connections) * 4 + 64;
+  const rlim_t needed = static_cast<rlim_t>(config.proxy_max_client_connections +
+                                            config.max_handshaking_connections()) *
+                            4 +
+                        64;
   if (rl.rlim_cur < needed)
     spdlog::warn(
-        "Open files limit is {} (hard limit {}); proxy_max_client_connections {} needs "
-        "about {}",
-        rl.rlim_cur, rl.rlim_max, config.proxy_max_client_connections, needed);
+        "Open files limit is {} (hard limit {}); proxy_max_client_connections {} and "
+        "proxy_max_handshaking_connections {} need about {}",
+        rl.rlim_cur, rl.rlim_max, config.proxy_max_client_connections,
+        config.max_handshaking_connections(), needed);
   else if (before != rl.rlim_cur)
     spdlog::info("Raised the open files limit from {} to {}", before, rl.rlim_cur);
 }
@@ -163,6 +168,17 @@ class Program {
   awaitable<void> startup();
   awaitable<void> accept_loop();
   void trim_memory(uint64_t ended_before);
+  /// The process-wide memory ceiling (memory_guard.h): checks the RSS every 100 ms and closes
+  /// the heaviest client connections above it.
+  awaitable<void> guard_memory();
+  struct Held {
+    std::size_t bytes;
+    std::weak_ptr<ClientSession> session;
+    Worker* worker;
+  };
+  /// What every client connection holding at least kMinShedBytes holds, asked of each worker
+  /// on its own thread (at most 1 s).
+  awaitable<std::vector<Held>> gather_held();
   void on_signal(int sig);
   /// Runs `f(session)` on every live session, on its worker's thread.
   void for_each_session(std::function<void(ClientSession&)> f);
@@ -379,7 +395,9 @@ awaitable<void> Program::accept_loop() {
       co_await backoff.async_wait(nothrow(ec));
       continue;
     }
-    if (shared_.sessions.load() >= config_.proxy_max_client_connections) {
+    // Only connections that completed their handshake count here: those still in theirs have
+    // their own budget, whose oldest member makes room for a new one (handshake_budget.h).
+    if (shared_.established.load() >= config_.proxy_max_client_connections) {
       spdlog::warn("Refusing client connection: proxy_max_client_connections ({}) reached",
                    config_.proxy_max_client_connections);
       socket.close(ec);
@@ -431,6 +449,8 @@ awaitable<void> Program::startup() {
     co_return;
   }
   for (auto& w : workers_) w->thread = std::thread([&w] { w->ioc.run(); });
+  asio::co_spawn(main_ioc_, guard_memory(),
+                 [](std::exception_ptr e) { log_exception(e, "memory guard"); });
   started_ = true;
   spdlog::info("Proxy connected and ready to accept queries on {}:{}", config_.proxy_listen_address,
                config_.proxy_listen_port);
@@ -447,6 +467,104 @@ void Program::trim_memory(uint64_t ended_before) {
     if (ended != ended_before) malloc_trim(0);
     trim_memory(ended);
   });
+}
+
+awaitable<std::vector<Program::Held>> Program::gather_held() {
+  struct Gather {
+    explicit Gather(asio::io_context& ioc) : done(ioc) {}
+    std::mutex mu;
+    std::vector<Held> held;
+    std::size_t left = 0;
+    asio::steady_timer done;
+  };
+  auto g = std::make_shared<Gather>(main_ioc_);
+  g->left = workers_.size();
+  g->done.expires_after(std::chrono::seconds(1));
+  for (auto& w : workers_) {
+    asio::post(w->ioc, [this, g, w = w.get()] {
+      std::vector<Held> mine;
+      for (auto& weak : w->sessions)
+        if (auto s = weak.lock())
+          if (std::size_t b = s->held_bytes(); b >= kMinShedBytes) mine.push_back({b, weak, w});
+      std::lock_guard lock(g->mu);
+      g->held.insert(g->held.end(), mine.begin(), mine.end());
+      if (--g->left == 0) asio::post(main_ioc_, [g] { g->done.cancel(); });
+    });
+  }
+  boost::system::error_code ec;
+  co_await g->done.async_wait(nothrow(ec));
+  std::lock_guard lock(g->mu);
+  co_return g->held;
+}
+
+awaitable<void> Program::guard_memory() {
+  const MemoryCeiling ceiling = memory_ceiling(config_.proxy_max_memory_bytes);
+  spdlog::info(
+      "Memory ceiling {} bytes ({}): above {} bytes of resident memory the client connections "
+      "holding the most buffered bytes are closed",
+      ceiling.bytes, ceiling.source, shed_above(ceiling.bytes));
+  asio::steady_timer t(main_ioc_);
+  auto last_trim = std::chrono::steady_clock::time_point{};
+  auto last_log = std::chrono::steady_clock::time_point{};
+  while (!shutting_down_) {
+    boost::system::error_code ec;
+    t.expires_after(std::chrono::milliseconds(100));
+    co_await t.async_wait(nothrow(ec));
+    if (ec || shutting_down_) co_return;
+    auto rss = resident_bytes();
+    if (!rss) {
+      spdlog::warn("Cannot read /proc/self/statm: the memory ceiling is not enforced");
+      co_return;
+    }
+    if (*rss <= shed_above(ceiling.bytes)) continue;
+    // Memory freed but kept by malloc would count: given back first (at most once a second).
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_trim > std::chrono::seconds(1)) {
+      malloc_trim(0);
+      last_trim = now;
+      rss = resident_bytes();
+      if (!rss || *rss <= shed_above(ceiling.bytes)) continue;
+    }
+    std::vector<Held> held = co_await gather_held();
+    std::vector<std::size_t> sizes;
+    sizes.reserve(held.size());
+    for (const auto& h : held) sizes.push_back(h.bytes);
+    const auto victims = choose_victims(sizes, *rss - shed_to(ceiling.bytes));
+    if (victims.empty()) {
+      if (now - last_log > std::chrono::minutes(1)) {
+        spdlog::warn(
+            "Resident memory {} bytes is over {} % of the ceiling {} bytes, and no client "
+            "connection holds {} bytes or more of buffers to close",
+            *rss, kShedAbovePercent, ceiling.bytes, kMinShedBytes);
+        last_log = now;
+      }
+      continue;
+    }
+    std::size_t total = 0;
+    for (std::size_t i : victims) total += held[i].bytes;
+    spdlog::warn(
+        "Resident memory {} bytes is over {} % of the ceiling {} bytes: closing the {} client "
+        "connections holding the most buffered bytes ({} bytes together)",
+        *rss, kShedAbovePercent, ceiling.bytes, victims.size(), total);
+    for (std::size_t i : victims)
+      asio::post(held[i].worker->ioc, [weak = held[i].session, r = *rss, c = ceiling.bytes] {
+        if (auto s = weak.lock()) s->shed_for_memory(r, c);
+      });
+    // They close on their threads; what they held is freed as they end. Measured again once
+    // they are gone (at most 1 s), after malloc gave the memory back.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    auto gone = [&] {
+      return std::all_of(victims.begin(), victims.end(),
+                         [&](std::size_t i) { return held[i].session.expired(); });
+    };
+    while (!gone() && std::chrono::steady_clock::now() < deadline && !shutting_down_) {
+      t.expires_after(std::chrono::milliseconds(10));
+      co_await t.async_wait(nothrow(ec));
+    }
+    held.clear();
+    malloc_trim(0);
+    last_trim = std::chrono::steady_clock::now();
+  }
 }
 
 // SIGINT/SIGTERM: stop accepting, drain every session, then stop.

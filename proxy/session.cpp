@@ -10,6 +10,7 @@
 #include "common/cql/version.h"
 #include "common/net/tls.h"
 #include "proxy/handshake.h"
+#include "proxy/memory_guard.h"
 #include "proxy/prepared_ids.h"
 #include "proxy/topology.h"
 #include "proxy/wire.h"
@@ -61,6 +62,8 @@ ClientSession::ClientSession(asio::io_context& ioc, tcp::socket socket, SharedSt
 }
 
 ClientSession::~ClientSession() {
+  shared_.handshaking.leave(handshake_ticket_);
+  if (established_) shared_.established--;
   shared_.sessions--;
   shared_.sessions_ended.fetch_add(1, std::memory_order_relaxed);
   shared_.metrics.client_connections().sub();
@@ -92,6 +95,14 @@ awaitable<void> ClientSession::run() {
 
 void ClientSession::start_timers() {
   auto self = shared_from_this();
+  // The handshake budget: when it is full, the oldest connection still handshaking closes (on
+  // its own thread) to admit this one.
+  handshake_ticket_ =
+      shared_.handshaking.admit([weak = std::weak_ptr<ClientSession>(self), ioc = &ioc_] {
+        asio::post(*ioc, [weak] {
+          if (auto s = weak.lock()) s->evict_handshaking();
+        });
+      });
   asio::co_spawn(
       ioc_,
       [self]() -> awaitable<void> {
@@ -118,6 +129,7 @@ void ClientSession::start_timers() {
             self->close();
             break;
           }
+          if (self->partial_frame_expired(std::chrono::steady_clock::now())) break;
           self->sweep_timeouts();
         }
       },
@@ -151,8 +163,10 @@ awaitable<void> ClientSession::serve() {
       co_await flow_.client_writable(client_writer_, [this] { return closed(); });
     if (life_ != Lifecycle::kOpen) break;
     boost::system::error_code ec;
+    receiving_ = true;
     auto data = co_await client_.receive(
         ec, static_cast<std::size_t>(config_.request_read_buffer_size_bytes));
+    receiving_ = false;
     if (ec) break;
     const std::size_t n = data.size();
     last_activity_ = std::chrono::steady_clock::now();
@@ -271,6 +285,10 @@ awaitable<void> ClientSession::handshake_frame(const cql::Header& h, Bytes frame
 }
 
 void ClientSession::on_ready() {
+  shared_.handshaking.leave(handshake_ticket_);
+  handshake_ticket_ = 0;
+  if (!established_) shared_.established++;
+  established_ = true;
   client_frames_.set_max_body(static_cast<uint32_t>(config_.proxy_max_frame_size_bytes));
   auto self = shared_from_this();
   for (auto& k : {clusters_.origin, clusters_.target}) start_reading(k);
@@ -460,6 +478,61 @@ void ClientSession::sweep_timeouts() {
     k->writer().release_if_idle();
   }
   if (winding_down() && in_flight_.empty()) drained_.cancel();
+}
+
+bool ClientSession::partial_frame_expired(std::chrono::steady_clock::time_point now) {
+  // A frame is incomplete while the run loop waits for more client bytes and bytes are
+  // buffered (every complete frame was taken before it waited). The same frame is incomplete as
+  // long as no frame was taken since the sweep that first saw it. The first byte came at most a
+  // sweep (1 s) before that, so the connection closes 0 to 1 s after the timeout, never before.
+  const bool partial = receiving_ && client_frames_.buffered() > 0;
+  if (!partial || client_frames_.frames_taken() != partial_taken_ ||
+      partial_since_ == std::chrono::steady_clock::time_point{}) {
+    partial_since_ = partial ? now : std::chrono::steady_clock::time_point{};
+    partial_taken_ = client_frames_.frames_taken();
+    return false;
+  }
+  const auto timeout = std::chrono::milliseconds(config_.proxy_partial_frame_timeout_ms);
+  if (config_.proxy_partial_frame_timeout_ms == 0 || now - partial_since_ < timeout) return false;
+  const auto declared = client_frames_.pending_length();
+  spdlog::info(
+      "Closing client {}: a frame incomplete for {} ms (proxy_partial_frame_timeout_ms), {} bytes "
+      "of it received{}",
+      client_addr_, config_.proxy_partial_frame_timeout_ms, client_frames_.buffered(),
+      declared ? ", its body declared " + std::to_string(*declared) + " bytes" : "");
+  shared_.metrics.client_errors(ProxyMetrics::ClientError::kPartialFrameTimeout).inc();
+  close();
+  return true;
+}
+
+void ClientSession::evict_handshaking() {
+  if (closed() || ready()) return;  // completed its handshake meanwhile: nothing to evict
+  spdlog::info(
+      "Closing client {}: still in its handshake when a newer connection needed its place "
+      "(proxy_max_handshaking_connections {})",
+      client_addr_, shared_.handshaking.limit());
+  shared_.metrics.client_errors(ProxyMetrics::ClientError::kHandshakeEvicted).inc();
+  close();
+}
+
+std::size_t ClientSession::held_bytes() {
+  if (closed()) return 0;
+  std::size_t n = client_writer_.queued_bytes() +
+                  std::max(client_frames_.buffered(), budget_.reserved()) + scratch_.capacity();
+  for (Connector* k : {clusters_.origin.get(), clusters_.target.get(), async_.connector()})
+    if (k) n += k->writer().queued_bytes() + k->frames().buffered();
+  return n;
+}
+
+void ClientSession::shed_for_memory(std::size_t rss, std::size_t ceiling) {
+  if (closed()) return;
+  spdlog::warn(
+      "Closing client {}: it holds {} bytes in buffers, among the most of any connection, while "
+      "the proxy's resident memory ({} bytes) is over {} % of its ceiling "
+      "(proxy_max_memory_bytes {})",
+      client_addr_, held_bytes(), rss, kShedAbovePercent, ceiling);
+  shared_.metrics.client_errors(ProxyMetrics::ClientError::kMemoryCeiling).inc();
+  close();
 }
 
 void ClientSession::on_connector_closed(Connector& c) {

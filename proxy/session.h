@@ -53,6 +53,14 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   awaitable<void> client_writable() override;
   bool client_full() const override { return client_writer_.full(); }
 
+  /// Bytes this connection holds in buffers: its write queue, the frame being read, its share
+  /// of the large-frame budget, and the same of its cluster connections (sizes the writers and
+  /// readers already keep: nothing is counted per request). On the session's thread.
+  std::size_t held_bytes();
+  /// Closes the connection for the process-wide memory ceiling (memory_guard.h), counted and
+  /// logged with what it held. On the session's thread.
+  void shed_for_memory(std::size_t rss, std::size_t ceiling);
+
  private:
   awaitable<void> serve();
   awaitable<void> take_frames();
@@ -90,6 +98,11 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   void close_after_flush();
   void close();
   void sweep_timeouts();
+  /// True (and the connection closed) when a frame has been incomplete for
+  /// proxy_partial_frame_timeout_ms while the proxy was reading it.
+  bool partial_frame_expired(std::chrono::steady_clock::time_point now);
+  /// Closed to admit a newer connection: the handshake budget was full (handshake_budget.h).
+  void evict_handshaking();
   /// Memory budget of the worker for large frames: before more of a frame over 1 MiB is read,
   /// its declared size is reserved (waiting while others hold the budget).
   awaitable<void> reserve_for_large_frame();
@@ -116,6 +129,12 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   InFlight in_flight_{shared_, clusters_, async_, client_writer_, client_addr_};
   std::chrono::steady_clock::time_point last_activity_;  // last frame from the client
   cql::Bytes scratch_;                                   // decompressed bodies, reused
+  bool receiving_ = false;  // the run loop waits for client bytes (is not pausing the client)
+  // The incomplete frame seen by the sweep: since when, and the frames taken until then.
+  std::chrono::steady_clock::time_point partial_since_{};
+  uint64_t partial_taken_ = 0;
+  HandshakeBudget::Ticket handshake_ticket_ = 0;  // while in the handshake budget
+  bool established_ = false;                      // counted in SharedState::established
 
   bool registered_ = false;
   std::vector<std::string> events_;  // TOPOLOGY_CHANGE / STATUS_CHANGE registered for

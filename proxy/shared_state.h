@@ -8,6 +8,7 @@
 #include "proxy/asio.h"
 #include "proxy/config.h"
 #include "proxy/control_connection.h"
+#include "proxy/handshake_budget.h"
 #include "proxy/metrics.h"
 #include "proxy/prepared_cache.h"
 #include "proxy/topology.h"
@@ -24,6 +25,7 @@ struct SharedState {
         origin_cc(o),
         target_cc(t),
         client_tls(std::move(tls)),
+        handshaking(static_cast<std::size_t>(c.max_handshaking_connections())),
         topology_(std::make_shared<const VirtualTopology>(std::move(topo))) {}
 
   const Config& config;
@@ -34,6 +36,10 @@ struct SharedState {
   std::shared_ptr<ssl::context> client_tls;  // TLS from clients; null = plaintext
   std::atomic<bool> draining{false};
   std::atomic<int> sessions{0};
+  /// Sessions that completed their handshake: what proxy_max_client_connections bounds.
+  std::atomic<int> established{0};
+  /// Sessions still in their handshake: proxy_max_handshaking_connections, oldest evicted.
+  HandshakeBudget handshaking;
   std::atomic<uint64_t> sessions_ended{0};
   std::atomic<int64_t> inflight{0};
 

@@ -266,11 +266,15 @@ void FrameStream::feed(BytesView data) {
 }
 
 bool FrameStream::next(Frame& out) {
-  return segments_ ? segments_->next(out) : plain_.next(out);
+  const bool got = segments_ ? segments_->next(out) : plain_.next(out);
+  taken_ += got;
+  return got;
 }
 
 bool FrameStream::next_raw(Header& header, Bytes& out) {
-  return segments_ ? segments_->next_raw(header, out) : plain_.next_raw(header, out);
+  const bool got = segments_ ? segments_->next_raw(header, out) : plain_.next_raw(header, out);
+  taken_ += got;
+  return got;
 }
 
 void FrameStream::enable_segments(Compression c) {

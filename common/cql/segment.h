@@ -131,6 +131,9 @@ class FrameStream {
   std::optional<uint32_t> pending_length() const {
     return segments_ ? segments_->pending_length() : plain_.pending_length();
   }
+  /// Frames taken so far: while it does not change and bytes stay buffered, the same frame is
+  /// still incomplete (proxy_partial_frame_timeout_ms).
+  uint64_t frames_taken() const { return taken_; }
   /// Frees buffers when nothing is buffered (call after taking every complete frame).
   void release_if_idle() {
     plain_.release_if_idle();
@@ -141,6 +144,7 @@ class FrameStream {
   FrameDecoder plain_;
   std::optional<SegmentDecoder> segments_;
   uint32_t max_body_;
+  uint64_t taken_ = 0;
 };
 
 }  // namespace zdm::cql

@@ -589,6 +589,22 @@ TEST_CASE("FrameStream") {
     }
     CHECK(got == std::vector<Bytes>{ready, kQuery, kOptions});
   }
+  SUBCASE("frames_taken counts whole frames: an incomplete one does not move it") {
+    FrameStream s;
+    CHECK(s.frames_taken() == 0);
+    const Bytes wire = kOptions + kQuery;
+    s.feed(BytesView(wire).first(kOptions.size() + 3));
+    Header h;
+    Bytes raw;
+    REQUIRE(s.next_raw(h, raw));
+    CHECK_FALSE(s.next_raw(h, raw));
+    CHECK(s.frames_taken() == 1);
+    CHECK(s.buffered() == 3);  // the query's first bytes: a frame started, not complete
+    s.feed(BytesView(wire).subspan(kOptions.size() + 3));
+    REQUIRE(s.next(f));
+    CHECK(s.frames_taken() == 2);
+    CHECK(s.buffered() == 0);
+  }
   SUBCASE("enabling twice is a bug") {
     FrameStream s;
     s.enable_segments(Compression::kNone);

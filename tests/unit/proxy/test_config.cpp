@@ -330,3 +330,61 @@ TEST_CASE("a null value (`key:` with nothing) is an empty one") {
         ConfigError);
   }
 }
+
+TEST_CASE("the budgets of issue 19: handshaking connections, partial frames, memory ceiling") {
+  SUBCASE("defaults") {
+    Config c = parse_config_yaml(kMinimal, "zdm.yml");
+    CHECK(c.proxy_max_handshaking_connections == 0);
+    CHECK(c.max_handshaking_connections() == c.proxy_max_client_connections);
+    CHECK(c.proxy_partial_frame_timeout_ms == 5000);
+    CHECK(c.proxy_idle_timeout_ms == 0);
+    CHECK(c.proxy_max_memory_bytes == 0);
+  }
+  SUBCASE("values take effect, from YAML and from the environment") {
+    Config c = parse_config_yaml(kMinimal +
+                                     "proxy_max_handshaking_connections: 64\n"
+                                     "proxy_partial_frame_timeout_ms: 0\n"
+                                     "proxy_max_memory_bytes: 157286400\n",
+                                 "zdm.yml");
+    CHECK(c.max_handshaking_connections() == 64);
+    CHECK(c.proxy_partial_frame_timeout_ms == 0);
+    CHECK(c.proxy_max_memory_bytes == 157286400);
+    Config e = load_config_env({{"ZDM_ORIGIN_CONTACT_POINTS", "a"},
+                                {"ZDM_TARGET_CONTACT_POINTS", "b"},
+                                {"ZDM_PROXY_MAX_MEMORY_BYTES", "8589934592"},
+                                {"ZDM_PROXY_MAX_HANDSHAKING_CONNECTIONS", "10"},
+                                {"ZDM_PROXY_PARTIAL_FRAME_TIMEOUT_MS", "2000"}});
+    CHECK(e.proxy_max_memory_bytes == 8589934592LL);  // over 2^31: a 64-bit key
+    CHECK(e.max_handshaking_connections() == 10);
+    CHECK(e.proxy_partial_frame_timeout_ms == 2000);
+    CHECK(e.to_log_json().find("\"ProxyMaxMemoryBytes\":8589934592") != std::string::npos);
+  }
+  SUBCASE("bad values are refused naming the key") {
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "proxy_max_memory_bytes: 1000000\n", "zdm.yml"),
+        "zdm.yml:3: key 'proxy_max_memory_bytes': 1000000 is out of range (0 for the default, or "
+        "67108864 to 1125899906842624)",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "proxy_max_memory_bytes: -1\n", "zdm.yml"),
+                         "zdm.yml:3: key 'proxy_max_memory_bytes': -1 is out of range (0 for the "
+                         "default, or 67108864 to 1125899906842624)",
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "proxy_max_memory_bytes: 2GB\n", "zdm.yml"),
+                         "zdm.yml:3: key 'proxy_max_memory_bytes': expected an integer, got '2GB'",
+                         ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "proxy_max_handshaking_connections: -5\n", "zdm.yml"),
+        "zdm.yml:3: key 'proxy_max_handshaking_connections': -5 is out of range (0 to 1000000)",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(
+        parse_config_yaml(kMinimal + "proxy_partial_frame_timeout_ms: [1]\n", "zdm.yml"),
+        "zdm.yml:3: key 'proxy_partial_frame_timeout_ms': expected an integer, got a sequence",
+        ConfigError);
+    CHECK_THROWS_WITH_AS(load_config_env({{"ZDM_ORIGIN_CONTACT_POINTS", "a"},
+                                          {"ZDM_TARGET_CONTACT_POINTS", "b"},
+                                          {"ZDM_PROXY_PARTIAL_FRAME_TIMEOUT_MS", "soon"}}),
+                         "environment variable ZDM_PROXY_PARTIAL_FRAME_TIMEOUT_MS: key "
+                         "'proxy_partial_frame_timeout_ms': expected an integer, got 'soon'",
+                         ConfigError);
+  }
+}
