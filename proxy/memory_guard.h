@@ -18,9 +18,9 @@
 namespace zdm::proxy {
 
 /// Shedding starts above this percentage of the ceiling ...
-inline constexpr std::size_t kShedAbovePercent = 85;
+inline constexpr std::size_t kShedAbovePercent = 80;
 /// ... and closes connections until what they held brings the estimate to this percentage.
-inline constexpr std::size_t kShedToPercent = 70;
+inline constexpr std::size_t kShedToPercent = 65;
 /// Connections holding fewer buffered bytes are never closed for memory.
 inline constexpr std::size_t kMinShedBytes = 1 << 20;
 /// The default ceiling (proxy_max_memory_bytes 0): this percentage of the memory limit.
