@@ -15,6 +15,7 @@
 #include "common/cql/compression.h"
 #include "common/cql/messages.h"
 #include "common/cql/segment.h"
+#include "common/net/frame_body.h"
 #include "common/net/frame_writer.h"
 #include "common/net/stream.h"
 
@@ -144,11 +145,5 @@ class NodeConnection : public std::enable_shared_from_this<NodeConnection> {
   cql::Compression compression_ = cql::Compression::kNone;
   bool closed_ = false;
 };
-
-/// Reads the body of `frame` (header included), decompressing it into `scratch` when its
-/// compression flag is set. Throws cql::ProtocolError on a corrupt body, or one that declares
-/// more than `max_uncompressed` bytes uncompressed (checked before inflating).
-cql::BytesView frame_body(const cql::Bytes& frame, cql::Compression compression,
-                          cql::Bytes& scratch, uint32_t max_uncompressed = cql::kMaxBodyLength);
 
 }  // namespace zdm::net

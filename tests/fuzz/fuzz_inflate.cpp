@@ -18,7 +18,7 @@
 #include <exception>
 
 #include "common/cql/compression.h"
-#include "common/net/node_connection.h"
+#include "common/net/frame_body.h"
 #include "tests/fuzz/fuzz_util.h"
 
 using namespace zdm::cql;
