@@ -1,6 +1,6 @@
 // The process-wide memory ceiling (proxy_max_memory_bytes). Per-connection limits (write-queue
 // watermarks, the large-frame budget, the frame size limit) bound what one client costs; this
-// bounds what all of them cost together. Every 100 ms the proxy reads its resident set size
+// bounds what all of them cost together. Every 50 ms the proxy reads its resident set size
 // (/proc/self/statm: one small read, no per-request cost); above kShedAbovePercent of the
 // ceiling it asks each worker what its client connections hold in buffers (sizes the writers and
 // frame readers already keep) and closes the heaviest first until what they hold covers the
@@ -9,6 +9,7 @@
 // can grow between two checks.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -17,10 +18,12 @@
 
 namespace zdm::proxy {
 
+/// How often the resident set size is read.
+inline constexpr std::chrono::milliseconds kMemoryCheckInterval{50};
 /// Shedding starts above this percentage of the ceiling ...
-inline constexpr std::size_t kShedAbovePercent = 85;
+inline constexpr std::size_t kShedAbovePercent = 80;
 /// ... and closes connections until what they held brings the estimate to this percentage.
-inline constexpr std::size_t kShedToPercent = 70;
+inline constexpr std::size_t kShedToPercent = 65;
 /// Connections holding fewer buffered bytes are never closed for memory.
 inline constexpr std::size_t kMinShedBytes = 1 << 20;
 /// The default ceiling (proxy_max_memory_bytes 0): this percentage of the memory limit.

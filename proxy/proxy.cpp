@@ -168,7 +168,7 @@ class Program {
   awaitable<void> startup();
   awaitable<void> accept_loop();
   void trim_memory(uint64_t ended_before);
-  /// The process-wide memory ceiling (memory_guard.h): checks the RSS every 100 ms and closes
+  /// The process-wide memory ceiling (memory_guard.h): checks the RSS every 50 ms and closes
   /// the heaviest client connections above it.
   awaitable<void> guard_memory();
   struct Held {
@@ -504,34 +504,59 @@ awaitable<void> Program::guard_memory() {
       "holding the most buffered bytes are closed",
       ceiling.bytes, ceiling.source, shed_above(ceiling.bytes));
   asio::steady_timer t(main_ioc_);
-  auto last_trim = std::chrono::steady_clock::time_point{};
-  auto last_log = std::chrono::steady_clock::time_point{};
+  using Clock = std::chrono::steady_clock;
+  auto last_trim = Clock::time_point{};
+  auto last_log = Clock::time_point{};
+  // Connections told to close and not gone yet: what they hold is about to be freed, so it is
+  // not shed twice (checks go on meanwhile: memory can grow while they close).
+  struct Closing {
+    std::weak_ptr<ClientSession> session;
+    std::size_t bytes;
+    Clock::time_point since;
+  };
+  std::vector<Closing> closing;
   while (!shutting_down_) {
     boost::system::error_code ec;
-    t.expires_after(std::chrono::milliseconds(100));
+    t.expires_after(kMemoryCheckInterval);
     co_await t.async_wait(nothrow(ec));
     if (ec || shutting_down_) co_return;
+    const auto now = Clock::now();
+    const std::size_t was_closing = closing.size();
+    std::erase_if(closing, [&](const Closing& c) {
+      // One that has not ended within a few checks is not counted on any more: memory may
+      // grow meanwhile, and staying under the ceiling matters more than closing one too many.
+      return c.session.expired() || now - c.since > 5 * kMemoryCheckInterval;
+    });
+    // Memory freed but kept by malloc counts in the RSS: given back when victims are gone, and
+    // otherwise at most once a second while over the threshold (a few milliseconds).
+    const bool freed = closing.size() < was_closing;
     auto rss = resident_bytes();
     if (!rss) {
       spdlog::warn("Cannot read /proc/self/statm: the memory ceiling is not enforced");
       co_return;
     }
-    if (*rss <= shed_above(ceiling.bytes)) continue;
-    // Memory freed but kept by malloc would count: given back first (at most once a second).
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_trim > std::chrono::seconds(1)) {
+    if (*rss <= shed_above(ceiling.bytes) && !freed) continue;
+    if (freed || now - last_trim > std::chrono::seconds(1)) {
       malloc_trim(0);
       last_trim = now;
       rss = resident_bytes();
       if (!rss || *rss <= shed_above(ceiling.bytes)) continue;
     }
-    std::vector<Held> held = co_await gather_held();
+    std::size_t excess = *rss - shed_to(ceiling.bytes);
+    for (const auto& c : closing) excess -= std::min(excess, c.bytes);
+    if (excess == 0) continue;
+    std::vector<Held> held = co_await gather_held();  // closed ones hold nothing: not in it
+    std::erase_if(held, [&](const Held& h) {          // told to close, not closed yet: not twice
+      return std::any_of(closing.begin(), closing.end(), [&](const Closing& c) {
+        return !c.session.owner_before(h.session) && !h.session.owner_before(c.session);
+      });
+    });
     std::vector<std::size_t> sizes;
     sizes.reserve(held.size());
     for (const auto& h : held) sizes.push_back(h.bytes);
-    const auto victims = choose_victims(sizes, *rss - shed_to(ceiling.bytes));
+    const auto victims = choose_victims(sizes, excess);
     if (victims.empty()) {
-      if (now - last_log > std::chrono::minutes(1)) {
+      if (closing.empty() && now - last_log > std::chrono::minutes(1)) {
         spdlog::warn(
             "Resident memory {} bytes is over {} % of the ceiling {} bytes, and no client "
             "connection holds {} bytes or more of buffers to close",
@@ -546,24 +571,12 @@ awaitable<void> Program::guard_memory() {
         "Resident memory {} bytes is over {} % of the ceiling {} bytes: closing the {} client "
         "connections holding the most buffered bytes ({} bytes together)",
         *rss, kShedAbovePercent, ceiling.bytes, victims.size(), total);
-    for (std::size_t i : victims)
+    for (std::size_t i : victims) {
       asio::post(held[i].worker->ioc, [weak = held[i].session, r = *rss, c = ceiling.bytes] {
         if (auto s = weak.lock()) s->shed_for_memory(r, c);
       });
-    // They close on their threads; what they held is freed as they end. Measured again once
-    // they are gone (at most 1 s), after malloc gave the memory back.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-    auto gone = [&] {
-      return std::all_of(victims.begin(), victims.end(),
-                         [&](std::size_t i) { return held[i].session.expired(); });
-    };
-    while (!gone() && std::chrono::steady_clock::now() < deadline && !shutting_down_) {
-      t.expires_after(std::chrono::milliseconds(10));
-      co_await t.async_wait(nothrow(ec));
+      closing.push_back({held[i].session, held[i].bytes, now});
     }
-    held.clear();
-    malloc_trim(0);
-    last_trim = std::chrono::steady_clock::now();
   }
 }
 

@@ -517,8 +517,8 @@ void ClientSession::evict_handshaking() {
 
 std::size_t ClientSession::held_bytes() {
   if (closed()) return 0;
-  std::size_t n = client_writer_.queued_bytes() +
-                  std::max(client_frames_.buffered(), budget_.reserved()) + scratch_.capacity();
+  // Bytes held, not reserved: a frame of 64 MiB whose first 2 MiB came holds 2 MiB.
+  std::size_t n = client_writer_.queued_bytes() + client_frames_.buffered() + scratch_.capacity();
   for (Connector* k : {clusters_.origin.get(), clusters_.target.get(), async_.connector()})
     if (k) n += k->writer().queued_bytes() + k->frames().buffered();
   return n;

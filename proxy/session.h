@@ -53,9 +53,9 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   awaitable<void> client_writable() override;
   bool client_full() const override { return client_writer_.full(); }
 
-  /// Bytes this connection holds in buffers: its write queue, the frame being read, its share
-  /// of the large-frame budget, and the same of its cluster connections (sizes the writers and
-  /// readers already keep: nothing is counted per request). On the session's thread.
+  /// Bytes this connection holds in buffers: its write queue, the frame being read, an inflated
+  /// body, and the same of its cluster connections (sizes the writers and readers already keep:
+  /// nothing is counted per request). On the session's thread.
   std::size_t held_bytes();
   /// Closes the connection for the process-wide memory ceiling (memory_guard.h), counted and
   /// logged with what it held. On the session's thread.

@@ -117,9 +117,23 @@ bool FrameDecoder::next_raw(Header& header, Bytes& out) {
   Header h = decode_header(BytesView(buf_.data() + pos_, avail), max_body_);
   if (avail < kHeaderSize + h.length) return false;
   header = h;
+  const std::size_t size = kHeaderSize + h.length;
+  if (pos_ == 0 && avail == size && size >= kMoveFrameBytes && buf_.capacity() <= 2 * size) {
+    // A large frame that is all the buffer holds: handed over, not copied. A copy would keep
+    // two of it until the buffer is released (a 24 MiB answer costing 48 MiB or more).
+    out = std::move(buf_);
+    buf_ = Bytes();
+    return true;
+  }
   auto begin = buf_.begin() + static_cast<std::ptrdiff_t>(pos_);
-  out.assign(begin, begin + static_cast<std::ptrdiff_t>(kHeaderSize + h.length));
-  pos_ += kHeaderSize + h.length;
+  out.assign(begin, begin + static_cast<std::ptrdiff_t>(size));
+  pos_ += size;
+  if (size >= kMoveFrameBytes && buf_.size() - pos_ < size / 4) {
+    // The buffer grew for a large frame: what follows it moves to a buffer of its own size, so
+    // the large one is not kept (until release_if_idle) next to the copy just made.
+    Bytes(buf_.begin() + static_cast<std::ptrdiff_t>(pos_), buf_.end()).swap(buf_);
+    pos_ = 0;
+  }
   return true;
 }
 

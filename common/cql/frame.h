@@ -116,8 +116,11 @@ class FrameDecoder {
   /// Throws ProtocolError on a corrupt header (body too long).
   bool next(Frame& out);
   /// Like next(), but moves the whole frame (header + body, contiguous) into `out`, ready to be
-  /// forwarded with only the stream id patched.
+  /// forwarded with only the stream id patched. A frame of kMoveFrameBytes or more that is all
+  /// the decoder holds is handed over without a copy (its buffer becomes `out`); after one
+  /// followed by a few bytes, those move to a buffer of their size (the large one is freed).
   bool next_raw(Header& header, Bytes& out);
+  static constexpr std::size_t kMoveFrameBytes = 1 << 20;
   std::size_t buffered() const { return buf_.size() - pos_; }
   void set_max_body(uint32_t max_body) { max_body_ = max_body; }
   /// Body length declared by the header of the frame not yet complete (nullopt before its 9

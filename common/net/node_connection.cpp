@@ -24,16 +24,6 @@ std::optional<Credentials> Credentials::parse(cql::BytesView token) {
   return Credentials{t.substr(first + 1, second - first - 1), t.substr(second + 1)};
 }
 
-cql::BytesView frame_body(const cql::Bytes& frame, cql::Compression compression,
-                          cql::Bytes& scratch, uint32_t max_uncompressed) {
-  cql::BytesView body(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
-  if (!(std::to_integer<uint8_t>(frame[1]) & cql::flag::kCompression)) return body;
-  if (compression == cql::Compression::kNone)
-    throw cql::ProtocolError("compressed frame on a connection without compression");
-  scratch = cql::decompress_body(compression, body, max_uncompressed);
-  return scratch;
-}
-
 NodeConnection::NodeConnection(asio::io_context& ioc) : ioc_(ioc), stream_(ioc), writer_(stream_) {}
 
 awaitable<bool> NodeConnection::open(const tcp::endpoint& ep, const std::string& host,

@@ -16,6 +16,7 @@
 #include "common/cql/compression.h"
 #include "common/cql/messages.h"
 #include "common/cql/segment.h"
+#include "common/net/frame_body.h"
 #include "common/net/frame_writer.h"
 #include "common/net/stream.h"
 #include "common/net/tls.h"
@@ -163,11 +164,5 @@ class NodeConnection : public std::enable_shared_from_this<NodeConnection> {
 awaitable<std::vector<std::byte>> first_answer(asio::io_context& ioc, const tcp::endpoint& ep,
                                                std::vector<std::byte> hello,
                                                std::chrono::milliseconds timeout);
-
-/// Reads the body of `frame` (header included), decompressing it into `scratch` when its
-/// compression flag is set. Throws cql::ProtocolError on a corrupt body, or one that declares
-/// more than `max_uncompressed` bytes uncompressed (checked before inflating).
-cql::BytesView frame_body(const cql::Bytes& frame, cql::Compression compression,
-                          cql::Bytes& scratch, uint32_t max_uncompressed = cql::kMaxBodyLength);
 
 }  // namespace zdm::net

@@ -227,6 +227,34 @@ TEST_CASE("FrameDecoder") {
     CHECK(h.length == 4);
     CHECK_FALSE(d.next_raw(h, raw));
   }
+  SUBCASE("a large frame that is all the buffer holds is handed over, not copied") {
+    FrameDecoder d;
+    const Bytes frame = encode_frame(Header{4, true, 0, 3, Opcode::kResult, 0},
+                                     Bytes(FrameDecoder::kMoveFrameBytes, std::byte{0x5a}));
+    d.feed(BytesView(frame).first(100));
+    d.feed(BytesView(frame).subspan(100));
+    Header h;
+    Bytes raw;
+    REQUIRE(d.next_raw(h, raw));
+    CHECK(raw == frame);
+    CHECK(d.buffered() == 0);
+    CHECK_FALSE(d.next_raw(h, raw));
+    // The decoder goes on with a fresh buffer; a large frame followed by more bytes is copied.
+    d.feed(frame + kReady);
+    REQUIRE(d.next_raw(h, raw));
+    CHECK(raw == frame);
+    CHECK(d.buffered() == kReady.size());
+    REQUIRE(d.next_raw(h, raw));
+    CHECK(raw == kReady);
+    // A large frame, then a frame split across feeds: the bytes after the large one are kept.
+    d.feed(frame + Bytes(kVoidResult.begin(), kVoidResult.begin() + 5));
+    REQUIRE(d.next_raw(h, raw));
+    CHECK(raw == frame);
+    CHECK_FALSE(d.next_raw(h, raw));
+    d.feed(BytesView(kVoidResult).subspan(5));
+    REQUIRE(d.next_raw(h, raw));
+    CHECK(raw == kVoidResult);
+  }
   SUBCASE("many frames through one decoder (buffer compaction keeps frames whole)") {
     FrameDecoder d;
     Bytes body(1000, std::byte{0xab});

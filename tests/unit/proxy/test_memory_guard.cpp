@@ -35,8 +35,8 @@ TEST_CASE("the memory ceiling: configured, else 75 % of the tighter limit") {
   CHECK(memory_ceiling(0, 64ULL << 30, 16ULL << 30).bytes == phys.bytes);
   CHECK(memory_ceiling(0, std::nullopt, 0).bytes == 4ULL << 30);
   CHECK(memory_ceiling(0).bytes > 0);
-  CHECK(shed_above(1000) == 850);
-  CHECK(shed_to(1000) == 700);
+  CHECK(shed_above(1000) == 800);
+  CHECK(shed_to(1000) == 650);
 }
 
 TEST_CASE("shedding closes the heaviest connections first, until their bytes cover the excess") {
