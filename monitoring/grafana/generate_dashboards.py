@@ -185,7 +185,8 @@ def zdm_proxy():
            [target(f"sum by (cluster) (zdm_proxy_failed_reads_total{{{I}}})", "{{cluster}}")], w=8, h=8)
     d.timeseries("Errors the proxies answered themselves",
                  "Errors not forwarded from a cluster, per second, by reason (overloaded, server_error, "
-                 "protocol_error, handshake_timeout, idle_timeout, unanswered_streams); empty while none occur.",
+                 "protocol_error, handshake_timeout, idle_timeout, unanswered_streams, handshake_evicted, "
+                 "partial_frame_timeout, memory_ceiling); empty while none occur.",
                  [target(f"sum by (reason) (rate(zdm_proxy_client_errors_total{{{I}}}[{RATE}])) > 0", "{{reason}}")],
                  "reqps", w=24, h=6)
 

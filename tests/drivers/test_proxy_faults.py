@@ -6,7 +6,8 @@ usage: test_proxy_faults.py BUILD_DIR [--only NAME[,NAME]]
 
 Address plan (this test's own): origin 127.23.2.1-3, target 127.23.3.1-3 (CQL 9042, each
 node with its own prepared statements; fault admins on 127.23.2.1:9180 and 127.23.3.1:9180),
-proxy 127.23.1.1:9042 (metrics :14001). Scenarios:
+proxy 127.23.1.1:9042 (metrics :14001); ZDM_TEST_NET=127.N moves it all to 127.N (two runs side by
+side). Scenarios:
   statements  the migration guides' statements (uuid()/now() inserts simple and prepared, COUNT,
               ALLOW FILTERING, TRUNCATE, collections, counters, TTL, LWT) through the proxy: identical
               rows on both clusters, read directly, write times included (the driver sends no
@@ -30,6 +31,17 @@ proxy 127.23.1.1:9042 (metrics :14001). Scenarios:
               with origin_tls_server_ca_path and a plain origin: both say it does not speak TLS
   memory      1000 idle clients (RSS per client printed, at most 30 kB), a client that never
               reads and clients sending 20 MB frames: RSS stays bounded
+  handshakes  2000 sockets that connect and never send STARTUP: an application connected before
+              keeps working, and a new python-driver client connects and reads/writes within 1 s
+              (the oldest of them make room: reason="handshake_evicted" counts each)
+  partial     a frame half sent after the handshake, half a STARTUP, and a frame sent a byte
+              every 300 ms: each connection closes 2 to 4 s after its first byte
+              (proxy_partial_frame_timeout_ms 2000; reason="partial_frame_timeout" counts 3); an
+              idle connection with nothing half sent stays open
+  ceiling     proxy_max_memory_bytes 150 MiB and 8 clients that pipeline a 64 MiB INSERT (1 MiB
+              every 100 ms) and never read: proxy RSS stays under 150 MiB (the heaviest are
+              closed, each counted in reason="memory_ceiling" and each seeing its connection end)
+              while a python-driver canary writing every 100 ms keeps p99 under 100 ms, no error
   handover    the admin API of a rolling update: a leaving proxy leaves system.peers and drivers
               hear REMOVED_NODE/DOWN (NEW_NODE/UP when back); drain: readiness 503, new
               connections refused, existing request connections keep serving
@@ -55,11 +67,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build")
 TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
-ORIGIN = ["127.23.2.1", "127.23.2.2", "127.23.2.3"]
-TARGET = ["127.23.3.1", "127.23.3.2", "127.23.3.3"]
-ADMIN = {"origin": "127.23.2.1:9180", "target": "127.23.3.1:9180"}
-PROXY_IP, PORT, METRICS = "127.23.1.1", 9042, 14001
-TLS_NODE = "127.23.4.1"  # the TLS-only stand-in of scenario tls
+NET = os.environ.get("ZDM_TEST_NET", "127.23")
+ORIGIN = [f"{NET}.2.1", f"{NET}.2.2", f"{NET}.2.3"]
+TARGET = [f"{NET}.3.1", f"{NET}.3.2", f"{NET}.3.3"]
+ADMIN = {"origin": f"{NET}.2.1:9180", "target": f"{NET}.3.1:9180"}
+PROXY_IP, PORT, METRICS = f"{NET}.1.1", 9042, 14001
+TLS_NODE = f"{NET}.4.1"  # the TLS-only stand-in of scenario tls
 
 sys.path.insert(0, HERE)
 from harness import Checks, wait_port  # noqa: E402
@@ -226,7 +239,7 @@ def scenario_statements():
     local = s.execute("SELECT cluster_name, release_version FROM system.local WHERE key='local'").one()
     check(local is not None and local.cluster_name == "origin", f"system.local WHERE key='local' ({local})")
     peer_q = s.prepare("SELECT peer, rpc_address FROM system.peers WHERE peer = ?")
-    check(s.execute(peer_q, ("127.23.1.9",)).all() == [], "prepared system.peers WHERE peer = ? (no such proxy)")
+    check(s.execute(peer_q, (f"{NET}.1.9",)).all() == [], "prepared system.peers WHERE peer = ? (no such proxy)")
 
 
 def scenario_writefail():
@@ -711,6 +724,247 @@ def scenario_memory():
                                         f"(under 96 MB; all kept would be 192 MiB)")
 
 
+def scenario_handshakes():
+    # The proxy inherits this limit: 2000 silent sockets, the driver's and the clusters'.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (8192 if hard == resource.RLIM_INFINITY else min(8192, hard), hard))
+    proxy()  # proxy_max_client_connections 1000, proxy_max_handshaking_connections 0 (= 1000)
+    app_cluster, app = session_via([PROXY_IP])
+    app.execute("CREATE TABLE IF NOT EXISTS f.h (k int PRIMARY KEY, v text)")
+    evicted_before = metric("zdm_proxy_client_errors_total", 'reason="handshake_evicted"')
+    flood = []
+    for _ in range(2000):
+        flood.append(socket.create_connection((PROXY_IP, PORT)))
+    # Accepted and counted: the 1000 beyond the budget evicted the 1000 oldest (waited for at
+    # most 2 s: before the 10 s handshake timeout, which would clear the flood by itself).
+    deadline = time.monotonic() + 2
+    evicted = 0
+    while time.monotonic() < deadline:
+        evicted = metric("zdm_proxy_client_errors_total", 'reason="handshake_evicted"') - evicted_before
+        if evicted >= 1000:
+            break
+        time.sleep(0.05)
+    ok = True
+    try:
+        for k in range(5):
+            app.execute("INSERT INTO f.h (k, v) VALUES (%s, 'app')", (k,))
+    except Exception as e:  # noqa: BLE001
+        ok = repr(e)
+    # A new client, as soon as the flood is in: connected and served within 1 s.
+    t0 = time.monotonic()
+    took, last = None, None
+    while time.monotonic() - t0 < 20:
+        try:
+            c, s = session_via([PROXY_IP], connect_timeout=5)
+            s.execute("INSERT INTO f.h (k, v) VALUES (100, 'new')")
+            row = s.execute("SELECT v FROM f.h WHERE k = 100").one()
+            if row and row.v == "new":
+                took = time.monotonic() - t0
+            c.shutdown()
+            break
+        except Exception as e:  # noqa: BLE001
+            last = repr(e)
+            time.sleep(0.05)
+    check(evicted == 1000, f"2000 sockets that never send STARTUP: the 1000 beyond the budget evicted the "
+                           f"oldest ({evicted:.0f} counted in reason=\"handshake_evicted\")")
+    check(ok is True, f"the application connected before the flood keeps working ({ok})")
+    print(f"   a new client during the flood: connected and served after "
+          f"{'%.2f s' % took if took is not None else 'never (20 s)'}", flush=True)
+    check(took is not None and took <= 1.0,
+          f"a new python-driver client connects, writes and reads within 1 s during the flood "
+          f"({'%.2f s' % took if took is not None else 'not in 20 s: ' + str(last)[:150]})")
+    # Every flood socket the proxy closed is one eviction counted (the driver's own connections
+    # evicted flood sockets too, never one another).
+    closed = 0
+    for sk in flood:
+        sk.setblocking(False)
+        try:
+            closed += sk.recv(1) == b""
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+        sk.close()
+    evicted = metric("zdm_proxy_client_errors_total", 'reason="handshake_evicted"') - evicted_before
+    check(closed == evicted and closed >= 1000,
+          f"flood sockets closed by the proxy ({closed}) = evictions counted ({evicted:.0f})")
+    app_cluster.shutdown()
+
+
+def scenario_partial():
+    p = proxy("proxy_partial_frame_timeout_ms: 2000\nproxy_handshake_timeout_ms: 30000\n")
+    before = metric("zdm_proxy_client_errors_total", 'reason="partial_frame_timeout"')
+    q = b"SELECT key FROM system.local"
+    body = struct.pack(">I", len(q)) + q + struct.pack(">HB", 1, 0)
+    query = struct.pack(">BBhBI", 4, 0, 1, 7, len(body)) + body
+
+    def ready_socket():
+        sk = socket.create_connection((PROXY_IP, PORT))
+        sk.sendall(startup_frame())
+        sk.settimeout(10)
+        assert sk.recv(9)[4] == 2  # READY
+        return sk
+    half, slow, idle = ready_socket(), ready_socket(), ready_socket()
+    pre = socket.create_connection((PROXY_IP, PORT))
+    t0 = time.monotonic()
+    half.sendall(query[:20])
+    pre.sendall(startup_frame()[:12])
+    slow.sendall(query[:1])
+    sent_slow, next_slow = 1, t0 + 0.3
+    closed_at = {}
+    names = {half: "half", slow: "slow", pre: "pre", idle: "idle"}
+    for sk in names:
+        sk.setblocking(False)
+    while time.monotonic() - t0 < 8 and len(closed_at) < 3:
+        now = time.monotonic()
+        if slow not in closed_at and now >= next_slow and sent_slow < len(query) - 1:
+            try:
+                slow.send(query[sent_slow:sent_slow + 1])
+                sent_slow += 1
+            except OSError:
+                pass
+            next_slow = now + 0.3
+        for sk, name in names.items():
+            if name in closed_at:
+                continue
+            try:
+                if sk.recv(4096) == b"":
+                    closed_at[name] = now - t0
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed_at[name] = now - t0
+        time.sleep(0.02)
+    print(f"   closed after (s): {closed_at}", flush=True)
+    for name, what in (("half", "a QUERY frame half sent after the handshake"),
+                       ("pre", "half a STARTUP (before the handshake)"),
+                       ("slow", "a frame sent a byte every 300 ms")):
+        at = closed_at.get(name)
+        check(at is not None and 2.0 <= at <= 4.0,
+              f"{what}: closed {'%.1f s' % at if at is not None else 'never (8 s)'} after its first "
+              f"byte (proxy_partial_frame_timeout_ms 2000, checked once a second: 2 to 4 s)")
+    check("idle" not in closed_at, "an idle connection with nothing half sent stays open")
+    counted = metric("zdm_proxy_client_errors_total", 'reason="partial_frame_timeout"') - before
+    check(counted == 3, f"reason=\"partial_frame_timeout\" counted the 3 ({counted:.0f})")
+    for sk in names:
+        sk.close()
+
+
+# 8 hostile clients, one every 0.5 s: each pipelines a 64 MiB INSERT behind its handshake,
+# sending 1 MiB of it every 100 ms up to 40 MiB, and reads nothing. (Large answers queued for
+# clients that do not read would do the same; zdm-testcluster would serialize them slowly, every
+# client's latency with them.) Prints {"closed": N}: the connections the proxy ended.
+HOSTILE_CLIENTS = r"""
+import json, socket, struct, sys, time
+ip, port = sys.argv[1], int(sys.argv[2])
+body = struct.pack(">H", 1) + struct.pack(">H", 11) + b"CQL_VERSION" + struct.pack(">H", 5) + b"3.0.0"
+startup = struct.pack(">BBhBI", 4, 0, 0, 1, len(body)) + body
+q = b"INSERT INTO f.big (k, v) VALUES (9, '" + b"h" * (64 << 20) + b"')"
+frame = struct.pack(">BBhBI", 4, 0, 1, 7, len(q) + 7) + struct.pack(">I", len(q)) + q + struct.pack(">HB", 1, 0)
+chunk, limit = 1 << 20, 40 << 20
+hostile, sent = [], {}
+t0 = time.monotonic()
+next_send, t_end = t0, None
+while not t_end or time.monotonic() < t_end:
+    now = time.monotonic()
+    if len(hostile) < 8 and now - t0 >= 0.5 * len(hostile):
+        sk = socket.create_connection((ip, port), timeout=10)
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sk.sendall(startup)
+        sk.recv(9)
+        sk.setblocking(False)
+        hostile.append(sk)
+        sent[sk] = 0
+        if len(hostile) == 8:
+            t_end = now + 6
+    if now >= next_send:
+        next_send += 0.1
+        for sk in hostile:
+            try:
+                if sent[sk] < limit:
+                    sent[sk] += sk.send(frame[sent[sk]:sent[sk] + chunk])
+            except OSError:
+                sent[sk] = limit  # closed by the proxy (or full)
+    time.sleep(0.01)
+# A connection the proxy ended reads as ended; one still open gets nothing.
+closed = 0
+for sk in hostile:
+    sk.settimeout(0.5)
+    try:
+        closed += sk.recv(1 << 20) == b""
+    except socket.timeout:
+        pass
+    except OSError:
+        closed += 1
+    sk.close()
+print(json.dumps({"closed": closed}))
+"""
+
+
+def scenario_ceiling():
+    ceiling = 150 << 20
+    # The partial-frame bound off: here the memory ceiling alone closes connections.
+    p = proxy(f"proxy_max_memory_bytes: {ceiling}\nproxy_partial_frame_timeout_ms: 0\n")
+    import threading
+    _, s = session_via([PROXY_IP])
+    s.execute("CREATE TABLE IF NOT EXISTS f.canary (k int PRIMARY KEY, v text)")
+    shed_before = metric("zdm_proxy_client_errors_total", 'reason="memory_ceiling"')
+    # The canary: a write every 100 ms, each timed.
+    latencies, errors, stop_canary = [], [], threading.Event()
+    ins = s.prepare("INSERT INTO f.canary (k, v) VALUES (?, ?)")
+
+    def canary():
+        k = 0
+        while not stop_canary.is_set():
+            t = time.monotonic()
+            try:
+                s.execute(ins, (k, "canary"), timeout=5)
+                latencies.append(time.monotonic() - t)
+                if latencies[-1] > 0.1:
+                    print(f"   canary write {k} took {latencies[-1] * 1000:.0f} ms, at {time.strftime('%H:%M:%S')}"
+                          f".{int(time.time() * 1000) % 1000:03d}", flush=True)
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+            k += 1
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
+    for k in range(3):  # warm-up: the statement prepared on the nodes the writes go to
+        s.execute(ins, (k, "warm-up"))
+    # The hostile clients run in a process of their own: the canary's latency is the proxy's,
+    # not that of this interpreter's lock.
+    hostiles = subprocess.Popen([sys.executable, "-c", HOSTILE_CLIENTS, PROXY_IP, str(PORT)],
+                                stdout=subprocess.PIPE, text=True)
+    canary_thread = threading.Thread(target=canary, daemon=True)
+    canary_thread.start()
+    base = rss_kb(p.pid)
+    peak = base
+    deadline = time.monotonic() + 60
+    try:
+        while hostiles.poll() is None and time.monotonic() < deadline:
+            peak = max(peak, rss_kb(p.pid))
+            time.sleep(0.01)
+    finally:
+        stop_canary.set()
+        canary_thread.join()
+        if hostiles.poll() is None:
+            hostiles.kill()
+    out = hostiles.communicate(timeout=30)[0]
+    closed = json.loads(out.strip().splitlines()[-1])["closed"] if out.strip() else -1
+    shed = metric("zdm_proxy_client_errors_total", 'reason="memory_ceiling"') - shed_before
+    slow = sum(1 for x in latencies if x > 0.1)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000 if latencies else float("inf")
+    print(f"   peak proxy RSS {peak / 1024:.0f} MiB (ceiling {ceiling >> 20} MiB, before {base / 1024:.0f} MiB); "
+          f"{shed:.0f} hostile clients closed; canary {len(latencies)} writes, p99 {p99:.1f} ms, "
+          f"{len(errors)} errors, {slow} over 100 ms, max {latencies[-1] * 1000 if latencies else 0:.0f} ms",
+          flush=True)
+    check(peak * 1024 < ceiling, f"8 clients streaming 64 MiB frames, reading nothing: peak proxy RSS "
+                                 f"{peak / 1024:.0f} MiB, under the 150 MiB ceiling")
+    check(shed >= 1 and shed == closed, f"reason=\"memory_ceiling\" counted each hostile client closed "
+                                        f"({shed:.0f} counted, {closed} saw their connection end)")
+    check(not errors and p99 < 100, f"the canary writing every 100 ms: {len(latencies)} writes, p99 {p99:.1f} ms "
+                                    f"(under 100 ms), errors {errors[:2]}")
+
+
 def admin_call(method, path, token, body=None):
     req = urllib.request.Request(f"http://{PROXY_IP}:{METRICS}{path}", method=method,
                                  data=json.dumps(body).encode() if body is not None else None)
@@ -725,7 +979,7 @@ def admin_call(method, path, token, body=None):
 
 def scenario_handover():
     # The proxy's side of a rolling update's hand-over (docs/rolling-updates.md).
-    proxy("proxy_admin_token: s3cret\nproxy_topology_addresses: 127.23.1.1,127.23.1.2\n"
+    proxy(f"proxy_admin_token: s3cret\nproxy_topology_addresses: {NET}.1.1,{NET}.1.2\n"
           "proxy_topology_index: 0\n")
     from cassandra.cluster import Cluster
     c = Cluster([PROXY_IP], port=PORT)
@@ -737,7 +991,7 @@ def scenario_handover():
     check(code == 401, f"admin without the token: 401 ({code})")
     code, _ = admin_call("POST", "/admin/peers", "s3cret", {"leaving": ["10.9.9.9"]})
     check(code == 400, f"a leaving address not among the proxies: 400 ({code})")
-    code, _ = admin_call("POST", "/admin/peers", "s3cret", {"leaving": ["127.23.1.2"]})
+    code, _ = admin_call("POST", "/admin/peers", "s3cret", {"leaving": [f"{NET}.1.2"]})
     peers = [r.peer for r in s.execute("SELECT peer FROM system.peers")]
     deadline = time.monotonic() + 5
     while len(seen) < 2 and time.monotonic() < deadline:
@@ -774,7 +1028,7 @@ def scenario_config():
     path = os.path.join(TMP, "bad.yml")
     with open(path, "w") as f:
         f.write(f"origin_contact_points: {ORIGIN[0]}\ntarget_contact_points: {TARGET[0]}\n"
-                "proxy_topology_addresses: 127.23.1.1,proxy2.example.com\n")
+                f"proxy_topology_addresses: {NET}.1.1,proxy2.example.com\n")
     r = subprocess.run([PROXY, "--config", path], capture_output=True, text=True, timeout=20)
     check(r.returncode == 2 and "key 'proxy_topology_addresses': 'proxy2.example.com' is not an IP address" in r.stderr,
           f"a host name in proxy_topology_addresses: start-up refused naming the key (exit {r.returncode})")
@@ -784,6 +1038,7 @@ SCENARIOS = [("statements", scenario_statements), ("writefail", scenario_writefa
              ("slow", scenario_slow), ("prepared", scenario_prepared), ("streams", scenario_streams),
              ("silent", scenario_silent), ("readiness", scenario_readiness), ("readydown", scenario_readydown),
              ("stall", scenario_stall), ("tls", scenario_tls), ("memory", scenario_memory),
+             ("handshakes", scenario_handshakes), ("partial", scenario_partial), ("ceiling", scenario_ceiling),
              ("handover", scenario_handover), ("config", scenario_config)]
 
 
