@@ -97,10 +97,25 @@ awaitable<bool> ClientHandshake::connect_clusters(const cql::Header& h,
       cc.check_now();
     }
     if (!conn) {
+      const std::string refusal = start_without(c);
+      if (refusal.empty()) {
+        // Reads need only the primary: the client connects, requests that need `c` fail at
+        // once, and the session keeps trying to connect `c` (failover.h).
+        spdlog::warn(
+            "No {} node reachable for client {} ({}); the connection starts without {}: its "
+            "requests that need {} fail until a node is reachable",
+            cluster_name(c), client_.addr, why, cluster_name(c), cluster_name(c));
+        clusters_.slot(c) = std::make_shared<Connector>(
+            ioc_, is_origin ? Connector::Role::kOrigin : Connector::Role::kTarget, c,
+            config_.proxy_max_stream_ids);
+        clusters_.set(c, Link::kDown);
+        continue;
+      }
       spdlog::error("Cannot open {} connection for client {}: {}", cluster_name(c), client_.addr,
                     why);
-      reply_error(h, cql::ErrorCode::kServerError,
-                  std::string("ZDM proxy could not connect to ") + cluster_name(c) + ": " + why);
+      reply_error(
+          h, cql::ErrorCode::kServerError,
+          std::string("ZDM proxy could not connect to ") + cluster_name(c) + ": " + why + refusal);
       co_return false;
     }
     spdlog::debug("[{}-CONNECTOR] Opened request connection to {} ({}) for client {}",
@@ -140,17 +155,22 @@ awaitable<ClientHandshake::Next> ClientHandshake::on_startup(
   const bool connected = co_await connect_clusters(h, std::move(listener));
   if (!connected) co_return Next::kClose;
   const auto timeout = std::chrono::milliseconds(config_.proxy_request_timeout_ms);
-  for (Connector* k : {clusters_.origin.get(), clusters_.target.get()}) {
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
+    if (clusters_.state(c) != Link::kUp) continue;
     Bytes f = frame;
     cql::patch_stream(f.data(), kHandshakeStream);
-    k->send(std::move(f));
+    clusters_.of(c).send(std::move(f));
   }
-  auto r_origin = co_await clusters_.origin->receive(kHandshakeStream, timeout);
-  auto r_target = co_await clusters_.target->receive(kHandshakeStream, timeout);
+  std::optional<cql::Frame> r_origin, r_target;
+  if (clusters_.state(Cluster::kOrigin) == Link::kUp)
+    r_origin = co_await clusters_.origin->receive(kHandshakeStream, timeout);
+  if (clusters_.state(Cluster::kTarget) == Link::kUp)
+    r_target = co_await clusters_.target->receive(kHandshakeStream, timeout);
   if (closed_()) co_return Next::kClose;
   std::optional<cql::Frame>* resp[2] = {&r_origin, &r_target};
   for (Cluster c : {primary, secondary}) {
     auto& r = *resp[static_cast<int>(c)];
+    if (clusters_.state(c) == Link::kDown) continue;  // started without it (start_without)
     if (!r) {
       reply_error(h, cql::ErrorCode::kServerError,
                   std::string("No answer to STARTUP from ") + cluster_name(c) + " within " +
@@ -171,9 +191,9 @@ awaitable<ClientHandshake::Next> ClientHandshake::on_startup(
       co_return Next::kClose;
     }
   }
-  const cql::Frame& secondary_resp = **resp[static_cast<int>(secondary)];
-  if (secondary_resp.header.opcode == Opcode::kAuthenticate) {
-    cql::Reader r(secondary_resp.body);
+  if (const auto& secondary_resp = *resp[static_cast<int>(secondary)];
+      secondary_resp && secondary_resp->header.opcode == Opcode::kAuthenticate) {
+    cql::Reader r(secondary_resp->body);
     handshake_.secondary_authenticator = cql::AuthenticateMsg::decode(r).authenticator;
   }
   const cql::Frame& primary_resp = **resp[static_cast<int>(primary)];
@@ -264,6 +284,19 @@ awaitable<ClientHandshake::Next> ClientHandshake::finish(const cql::Header& h,
                client_.addr, version_name(client_.version),
                cql::compression_name(client_.compression));
   co_return Next::kReady;
+}
+
+std::string ClientHandshake::start_without(Cluster c) const {
+  const AuthPlan& auth = handshake_.auth();
+  if (c == config_.primary_cluster)
+    return std::string("; ") + cluster_name(c) + " is the primary cluster (primary_cluster)";
+  if (c == auth.primary)
+    return std::string("; ") + cluster_name(c) + " authenticates the client's handshake";
+  if (c == auth.client && shared_.cc(c).facts().auth_required)
+    return std::string("; the client's credentials are ") + cluster_name(c) +
+           "'s and only it can check them (forward_client_credentials_to_origin: " +
+           (config_.forward_client_credentials_to_origin ? "true" : "false") + ")";
+  return "";
 }
 
 Bytes ClientHandshake::client_frame(const cql::Frame& f, int16_t stream) const {

@@ -101,10 +101,16 @@ class ClientHandshake {
   /// `final_resp`.
   awaitable<Next> finish(const cql::Header& h, const cql::Frame& final_resp);
   /// Opens a connection to a node of each cluster (a node that refuses goes to the back of its
-  /// cluster's list: the next assigned node is tried, each once). False, with the client
-  /// answered, when a cluster has none.
+  /// cluster's list: the next assigned node is tried, each once). A cluster none of whose nodes
+  /// connects is left Link::kDown when start_without() allows, else false is returned with the
+  /// client answered.
   awaitable<bool> connect_clusters(const cql::Header& h,
                                    std::shared_ptr<ConnectorListener> listener);
+  /// Whether a new client connection may start while no node of `c` is reachable: "" when it
+  /// may (`c` is the secondary, and the client's credentials, if any, were checked by the
+  /// primary), else why not ("; ..." appended to the refusal). A connection started without
+  /// `c` fails the requests that need `c` until the session reaches one of its nodes.
+  std::string start_without(Cluster c) const;
   /// A response to the client carrying `f`'s opcode and body on `stream`.
   cql::Bytes client_frame(const cql::Frame& f, int16_t stream) const;
   void reply_error(const cql::Header& h, cql::ErrorCode code, std::string message);

@@ -89,7 +89,13 @@ bool InFlight::try_send(Outgoing& o) {
   return true;
 }
 
-std::optional<Cluster> InFlight::down_cluster(const PendingRequest& p) const {
+std::optional<Cluster> InFlight::down_cluster(PendingRequest& p) const {
+  if (p.primary_suffices && p.decision.destination == Destination::kBoth &&
+      clusters_.state(config_.secondary()) == Link::kDown &&
+      clusters_.state(config_.primary_cluster) != Link::kDown) {
+    p.decision.destination = only(config_.primary_cluster);
+    p.decision.async_mirror = false;
+  }
   const Destination d = p.decision.destination;
   if ((d == Destination::kOrigin || d == Destination::kBoth) &&
       clusters_.state(Cluster::kOrigin) == Link::kDown)

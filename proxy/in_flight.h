@@ -42,7 +42,8 @@ class InFlight {
 
   /// Sends `o` to its clusters (and mirrors it), or queues it until stream ids free up or a
   /// reconnecting cluster connection is back. A request for a cluster whose link is down is
-  /// answered SERVER_ERROR at once (counted). False when kMaxWaiting requests already wait: the
+  /// answered SERVER_ERROR at once (counted), unless the primary alone serves it
+  /// (down_cluster()). False when kMaxWaiting requests already wait: the
   /// caller answers OVERLOADED.
   bool dispatch(Outgoing&& o);
   /// An answer `frame` on stream `stream` of `from`: once every cluster has answered the
@@ -80,8 +81,10 @@ class InFlight {
  private:
   bool try_send(Outgoing& o);
   void send_waiting();
-  /// The cluster `o` needs whose link is down, if any.
-  std::optional<Cluster> down_cluster(const PendingRequest& p) const;
+  /// The cluster `p` needs whose link is down, if any. While the secondary is down, a request
+  /// the primary alone can answer (PendingRequest::primary_suffices) is narrowed to the primary
+  /// first: a driver's heartbeat (OPTIONS), REGISTER, USE and PREPARE keep working.
+  std::optional<Cluster> down_cluster(PendingRequest& p) const;
   /// Answers `p` SERVER_ERROR `message` on its client stream.
   void reply_failed(const PendingRequest& p, const std::string& message);
   void time_out(const PendingRequest& p);

@@ -14,12 +14,16 @@ using cql::Opcode;
 
 namespace {
 
-/// Both clusters prepared the statement: the ids go to the cache; the client's PREPARED `resp`
-/// loses the proxy's generated markers.
+/// The clusters that got the statement prepared it: the ids go to the cache; the client's
+/// PREPARED `resp` loses the proxy's generated markers. Prepared by one cluster alone (the
+/// other was down: PendingRequest::primary_suffices), its id stands for both: an EXECUTE the
+/// other cluster does not know comes back UNPREPARED and the driver prepares it again.
 void cache_prepared(PendingRequest& p, Bytes& resp, ResponseContext& ctx) {
+  const bool both = p.expected[0] && p.expected[1];
   Bytes scratch_t;
   cql::Reader ro = response_reader(resp, ctx.compression, ctx.scratch);
-  cql::Reader rt = response_reader(p.responses[1], ctx.compression, scratch_t);
+  cql::Reader rt = both ? response_reader(p.responses[1], ctx.compression, scratch_t)
+                        : response_reader(resp, ctx.compression, scratch_t);
   auto ko = ro.read_int(), kt = rt.read_int();
   if (ko != static_cast<int32_t>(cql::ResultKind::kPrepared) ||
       kt != static_cast<int32_t>(cql::ResultKind::kPrepared))
@@ -49,12 +53,11 @@ void cache_prepared(PendingRequest& p, Bytes& resp, ResponseContext& ctx) {
 }  // namespace
 
 Bytes client_response(PendingRequest& p, const Outcome& o, ResponseContext& ctx) {
-  const bool both = p.expected[0] && p.expected[1];
   const bool* err = o.error;
   const Cluster chosen = o.chosen;
   Bytes resp = std::move(p.responses[static_cast<int>(chosen)]);
   try {
-    if (p.opcode == Opcode::kPrepare && both && !err[0] && !err[1]) cache_prepared(p, resp, ctx);
+    if (p.opcode == Opcode::kPrepare && !err[0] && !err[1]) cache_prepared(p, resp, ctx);
     if (err[static_cast<int>(chosen)] && chosen == Cluster::kTarget &&
         !p.origin_prepared_id.empty()) {
       // The client only knows origin ids: target's id of the statement target does not know

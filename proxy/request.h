@@ -37,6 +37,9 @@ struct PendingRequest {
   bool expected[2] = {false, false};
   bool received[2] = {false, false};
   bool unprepared[2] = {false, false};  // the answer was UNPREPARED (not counted as failed)
+  // For both clusters, but the primary's answer alone serves the client (USE, PREPARE,
+  // REGISTER, OPTIONS): while the secondary is down it goes to the primary alone.
+  bool primary_suffices = false;
   // PREPARE: what to cache when both succeed. EXECUTE/BATCH: the origin id (for UNPREPARED).
   std::string query;
   cql::Bytes origin_prepared_id;
@@ -92,8 +95,9 @@ struct ResponseContext {
 
 /// The response the client gets for `p` once every cluster answered (`o` from answered()), its
 /// stream id not yet set: `o.chosen`'s answer, after what the proxy does on the way:
-/// - PREPARE answered PREPARED by both clusters: the ids go to the prepared cache, and the
-///   client's PREPARED loses the proxy's generated bind markers (rewrite.h hide_generated);
+/// - PREPARE answered PREPARED by the clusters it went to: the ids go to the prepared cache
+///   (one cluster's id stands for both when it went to the primary alone), and the client's
+///   PREPARED loses the proxy's generated bind markers (rewrite.h hide_generated);
 /// - target's UNPREPARED for an EXECUTE or BATCH: target's id mapped back to origin's, the only
 ///   one the client knows (prepared_ids.h);
 /// - a SET_KEYSPACE result (USE) sets ctx.keyspace; a traced answer's session id is recorded.

@@ -69,6 +69,9 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
   }
   if (!forward) return out;
   PendingRequest& p = req.p;
+  if (h.opcode != Opcode::kQuery)
+    p.primary_suffices = h.opcode == Opcode::kPrepare || h.opcode == Opcode::kRegister ||
+                         h.opcode == Opcode::kOptions;
   p.client_stream = h.stream;
   p.opcode = h.opcode;
   p.version = h.version;
@@ -85,6 +88,7 @@ bool RequestRouter::route_query(Request& req, const std::string& keyspace, Bytes
   std::string query = r.read_long_string();
   auto info = cql::classify(query);
   req.d = route_statement(info, keyspace, config_);
+  req.p.primary_suffices = info.kind == cql::StatementKind::kUse;
   if (req.d.destination == Destination::kLocal) {
     answer = answer_local(h, req.d.local, info, query, nullptr);
     return false;

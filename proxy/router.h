@@ -4,9 +4,9 @@
 
 #include <string>
 
-#include "proxy/config.h"
 #include "common/cql/classifier.h"
 #include "common/cql/frame.h"
+#include "proxy/config.h"
 #include "proxy/metrics.h"
 
 namespace zdm::proxy {

@@ -291,7 +291,14 @@ void ClientSession::on_ready() {
   established_ = true;
   client_frames_.set_max_body(static_cast<uint32_t>(config_.proxy_max_frame_size_bytes));
   auto self = shared_from_this();
-  for (auto& k : {clusters_.origin, clusters_.target}) start_reading(k);
+  for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
+    if (clusters_.state(c) == Link::kUp) {
+      start_reading(clusters_.slot(c));
+    } else if (replay_for(c)) {
+      // Started without `c` (ClientHandshake::start_without): reached once one of its nodes is.
+      asio::co_spawn(ioc_, reconnect(c, ""), asio::detached);
+    }
+  }
   // The async connector replays the client's handshake on the secondary.
   if (config_.read_mode == ReadMode::kDualAsyncOnSecondary)
     async_.start(self, version_, compression_, handshake_.state().startup_frame(),
@@ -627,8 +634,9 @@ awaitable<void> ClientSession::reconnect(Cluster c, std::string failed) {
       co_return;
     }
     if (k) {
-      spdlog::info("[{}-CONNECTOR] Client {} now uses {} node {} ({} failed)", cluster_name(c),
-                   client_addr_, cluster_name(c), k->node(), failed);
+      spdlog::info("[{}-CONNECTOR] Client {} now uses {} node {} ({})", cluster_name(c),
+                   client_addr_, cluster_name(c), k->node(),
+                   failed.empty() ? "none was reachable at its handshake" : failed + " failed");
       k->metrics->connections->add();
       clusters_.slot(c) = k;
       clusters_.set(c, Link::kUp);
@@ -636,7 +644,7 @@ awaitable<void> ClientSession::reconnect(Cluster c, std::string failed) {
       in_flight_.resume();
       co_return;
     }
-    if (round == 0) {
+    if (round == 0 && !failed.empty()) {
       spdlog::error(
           "[{}-CONNECTOR] No {} node reachable for client {}: {}; its requests for {} "
           "fail until one is",

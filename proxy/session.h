@@ -76,9 +76,10 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   /// its cluster takes its place (failover.h), or the client connection closes when the
   /// handshake cannot be replayed.
   void fail_over(Connector& k, const std::string& why);
-  /// Connects cluster `c` again after its node `failed` failed, until it succeeds or the
-  /// session closes: each round tries every node once; after a failed round the link is down
-  /// (requests for `c` fail at once) and the next round starts kReconnectInterval later.
+  /// Connects cluster `c` again after its node `failed` failed ("" when the connection started
+  /// without `c`), until it succeeds or the session closes: each round tries every node once;
+  /// after a failed round the link is down (requests for `c` fail at once, but those the primary
+  /// alone can answer: InFlight::dispatch) and the next round starts kReconnectInterval later.
   awaitable<void> reconnect(Cluster c, std::string failed);
   /// Once a second: a connection on a node not assigned to this proxy (its assigned nodes had
   /// failed) moves back to an assigned node, at most every kReturnInterval, when one accepts

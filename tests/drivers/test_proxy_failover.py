@@ -23,6 +23,11 @@ reads, at most WINDOW in flight):
                the requests in flight time out (proxy_request_timeout_ms 3000; the driver's
                4 s), counted once each, and the connection moves to another node: writes
                succeed again within 2 s of the timeouts
+  new_target_down  every target node stopped, then a new client connects: refused, naming
+               forward_client_credentials_to_origin, while target checks the clients' credentials;
+               with origin checking them, it connects, its prepared reads get no error, its
+               writes fail at once (counted), the driver's heartbeats keep its connections; target
+               back: writes succeed within 3 s and reach both clusters
   drop         2 % of target's answers replaced by a closed connection: at most ~2 % of requests
                fail, counters equal what the client saw
 Ends with "N passed, N failed". Processes started here are stopped by pid.
@@ -135,14 +140,14 @@ def metric(prefix, label=""):
                if l.startswith(prefix) and label in l)
 
 
-def session_via(hosts, user, timeout=10):
+def session_via(hosts, user, timeout=10, **cluster_options):
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
     profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(hosts),
                                retry_policy=FallthroughRetryPolicy(), request_timeout=timeout)
     c = Cluster(hosts, port=PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                auth_provider=PlainTextAuthProvider(*USER[user]))
+                auth_provider=PlainTextAuthProvider(*USER[user]), **cluster_options)
     return c, c.connect()
 
 
@@ -343,6 +348,94 @@ def scenario_target_down():
     c.shutdown()
 
 
+def scenario_new_target_down():
+    """A client connecting while every target node is down (both clusters authenticate)."""
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.protocol import ServerError
+    proxy()
+    c, s = session_via([PROXY_IP], "target")
+    s.execute("CREATE KEYSPACE IF NOT EXISTS fo WITH replication = "
+              "{'class': 'SimpleStrategy', 'replication_factor': 3}")
+    s.execute("CREATE TABLE IF NOT EXISTS fo.newconn (k int PRIMARY KEY, v text)")
+    for k in range(10):
+        s.execute("INSERT INTO fo.newconn (k, v) VALUES (%s, 'r')", (k,))
+    c.shutdown()
+    for n in TARGET:
+        admin("target", "POST", f"/nodes/{n}/stop")
+    try:
+        # Clients send target's credentials (forward_client_credentials_to_origin false): only
+        # target can check them, so a new connection is refused, saying why.
+        refused = None
+        try:
+            c, s = session_via([PROXY_IP], "target")
+            c.shutdown()
+        except NoHostAvailable as e:
+            refused = repr(e)
+        check(refused is not None and "forward_client_credentials_to_origin" in refused,
+              f"target down, clients authenticated by target: a new connection is refused naming "
+              f"forward_client_credentials_to_origin ({(refused or '')[:300]})")
+        # Clients send origin's credentials: origin checks them, the connection starts without
+        # target; reads, USE, PREPARE and heartbeats work, writes fail at once (counted). (A
+        # proxy starts only once it reached both clusters.)
+        for n in TARGET:
+            admin("target", "POST", f"/nodes/{n}/start")
+        proxy("forward_client_credentials_to_origin: true\n")
+        for n in TARGET:
+            admin("target", "POST", f"/nodes/{n}/stop")
+        log = os.path.join(TMP, "proxy.log")
+        m0 = counters()
+        t0 = time.monotonic()
+        c, s = session_via([PROXY_IP], "origin", idle_heartbeat_interval=1)
+        connected = time.monotonic() - t0
+        s.set_keyspace("fo")
+        sel = s.prepare("SELECT v FROM newconn WHERE k = ?")
+        ins = s.prepare("INSERT INTO newconn (k, v) VALUES (?, ?)")
+        accepted = open(log).read().count("Accepted connection")
+        read_errors, write_errors, other = 0, 0, []
+        for i in range(100):
+            try:
+                if len(s.execute(sel, (i % 10,)).all()) != 1:
+                    other.append("a read missed its row")
+            except Exception as e:  # noqa: BLE001
+                read_errors += 1
+                other.append(repr(e))
+            if i % 2 == 0:
+                try:
+                    s.execute(ins, (1000 + i, "w"))
+                except ServerError:
+                    write_errors += 1
+                except Exception as e:  # noqa: BLE001
+                    other.append(repr(e))
+        time.sleep(3)  # three heartbeats (OPTIONS) on each idle connection of the driver
+        d = delta(m0, counters())
+        print(f"   new connection with target down: connected in {connected:.2f} s; "
+              f"{read_errors} read errors, {write_errors} write errors {other[:2]}; counters {d}")
+        check(read_errors == 0 and not other,
+              f"target down: a new connection's 100 prepared PRIMARY_ONLY reads, {read_errors} errors {other[:2]}")
+        check(write_errors == 50 and d["w_target"] == 50 and d["r_origin"] == 0,
+              f"target down: its 50 writes fail with SERVER_ERROR, counted failed_on=target ({write_errors}; {d})")
+        again = open(log).read().count("Accepted connection")
+        check(again == accepted, f"target down: heartbeats kept the driver's connections ({again - accepted} new)")
+    finally:
+        for n in TARGET:
+            admin("target", "POST", f"/nodes/{n}/start")
+    t0 = time.monotonic()
+    ok_at = None
+    while time.monotonic() - t0 < 10:
+        try:
+            s.execute(ins, (2000, "back"))
+            ok_at = time.monotonic() - t0
+            break
+        except Exception:  # noqa: BLE001
+            time.sleep(0.1)
+    check(ok_at is not None and ok_at < 3,
+          f"target started again: the connection reaches it, writes succeed within 3 s ({ok_at})")
+    for name in ("origin", "target"):
+        missing = rows_on(name, "newconn", [2000])
+        check(missing == 0, f"target back: the write is on {name}")
+    c.shutdown()
+
+
 def scenario_assigned():
     proxy(topology=f"{PROXY_IP},127.26.1.2,127.26.1.3")
     c, s, ins, sel = proxy_session("assigned")
@@ -448,7 +541,8 @@ def scenario_drop():
 
 
 SCENARIOS = [("target_stop", scenario_target_stop), ("origin_stop", scenario_origin_stop),
-             ("target_down", scenario_target_down), ("assigned", scenario_assigned),
+             ("target_down", scenario_target_down), ("new_target_down", scenario_new_target_down),
+             ("assigned", scenario_assigned),
              ("stall", scenario_stall), ("drop", scenario_drop)]
 
 
