@@ -110,7 +110,9 @@ Bytes encode_frame(Header header, BytesView body);
 class FrameDecoder {
  public:
   explicit FrameDecoder(uint32_t max_body = kMaxBodyLength) : max_body_(max_body) {}
-  /// Appends bytes read from the socket.
+  /// Appends bytes read from the socket. Once the header of a frame of kMoveFrameBytes or more
+  /// is buffered, the buffer is reserved for the whole frame (address space only: memory is
+  /// used as the bytes arrive), so that it never grows by copying.
   void feed(BytesView data);
   /// Moves the next complete frame into `out`; false if more bytes are needed.
   /// Throws ProtocolError on a corrupt header (body too long).

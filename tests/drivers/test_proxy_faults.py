@@ -41,8 +41,8 @@ side). Scenarios:
   ceiling     proxy_max_memory_bytes 150 MiB and 8 clients that pipeline a 64 MiB INSERT (1 MiB
               every 100 ms) and never read: proxy RSS stays under 150 MiB (the heaviest are
               closed, each counted in reason="memory_ceiling" and each seeing its connection end)
-              while a python-driver canary writing every 100 ms keeps p99 under 500 ms (goal:
-              100 ms), no error
+              while a python-driver canary writing every 100 ms keeps p99 under 100 ms, no
+              error
   handover    the admin API of a rolling update: a leaving proxy leaves system.peers and drivers
               hear REMOVED_NODE/DOWN (NEW_NODE/UP when back); drain: readiness 503, new
               connections refused, existing request connections keep serving
@@ -963,11 +963,9 @@ def scenario_ceiling():
                                  f"{peak / 1024:.0f} MiB, under the 150 MiB ceiling")
     check(shed >= 1 and shed == closed, f"reason=\"memory_ceiling\" counted each hostile client closed "
                                         f"({shed:.0f} counted, {closed} saw their connection end)")
-    # The goal is p99 < 100 ms (58 ms on a quiet 2-core machine); closing a shed connection
-    # holding 64 MiB stalls its worker briefly, and with other load on the machine p99 reached
-    # 102-406 ms. Asserted with that margin until shedding no longer stalls the worker.
-    check(not errors and p99 < 500, f"the canary writing every 100 ms: {len(latencies)} writes, p99 {p99:.1f} ms "
-                                    f"(under 500 ms; goal 100 ms), errors {errors[:2]}")
+    # 4-7 ms on a quiet 2-core machine, 27 ms with both cores busy elsewhere.
+    check(not errors and p99 < 100, f"the canary writing every 100 ms: {len(latencies)} writes, p99 {p99:.1f} ms "
+                                    f"(under 100 ms), errors {errors[:2]}")
 
 
 def admin_call(method, path, token, body=None):

@@ -255,6 +255,19 @@ TEST_CASE("FrameDecoder") {
     REQUIRE(d.next_raw(h, raw));
     CHECK(raw == kVoidResult);
   }
+  SUBCASE("a large frame's buffer is reserved whole once its header is in: it never grows") {
+    FrameDecoder d;
+    const Bytes frame = encode_frame(Header{4, false, 0, 3, Opcode::kQuery, 0},
+                                     Bytes(3 * FrameDecoder::kMoveFrameBytes + 7, std::byte{1}));
+    for (std::size_t at = 0; at < frame.size(); at += 64 * 1024)
+      d.feed(BytesView(frame).subspan(at, std::min<std::size_t>(64 * 1024, frame.size() - at)));
+    Header h;
+    Bytes raw;
+    REQUIRE(d.next_raw(h, raw));
+    CHECK(raw == frame);
+    // Exactly the frame: grown by doubling from 64 KiB pieces it would hold 4 MiB.
+    CHECK(raw.capacity() == frame.size());
+  }
   SUBCASE("many frames through one decoder (buffer compaction keeps frames whole)") {
     FrameDecoder d;
     Bytes body(1000, std::byte{0xab});
