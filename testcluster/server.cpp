@@ -5,7 +5,9 @@
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <variant>
 
 #include "common/cql/legacy.h"
@@ -84,8 +86,16 @@ std::string unsupported_version_message(uint8_t version, const std::vector<uint8
 /// (OPTIONS, STARTUP) → AUTHENTICATION (AUTH_RESPONSE) → READY.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  /// Answers queued for the client above which no more of its requests are taken, and the
+  /// level they must drain to first (bytes).
+  static constexpr std::size_t kHighWatermark = 4 << 20, kLowWatermark = 1 << 20;
   Connection(Server& server, tcp::socket socket, std::size_t node)
-      : server_(server), stream_(std::move(socket)), writer_(stream_), node_(node) {
+      : server_(server),
+        stream_(std::move(socket)),
+        writer_(stream_),
+        node_(node),
+        drain_timer_(stream_.socket().get_executor()) {
+    writer_.set_watermarks(kHighWatermark, kLowWatermark, [this] { drain_timer_.cancel(); });
     net::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) {
@@ -114,6 +124,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       spdlog::info("{}: closed after {} requests ({} compressed)", peer_, requests_, compressed_);
     server_.remove(this);
     for (const auto& t : delayed_) t->cancel();  // late answers die with the connection
+    drain_timer_.cancel();
     delayed_.clear();
     stream_.close();
     writer_.close();
@@ -180,7 +191,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
         frames_.feed(BytesView(buf.data(), n));
         cql::Header h;
         Bytes frame;
-        while (!close_after_flush_ && frames_.next_raw(h, frame)) handle(h, frame, events);
+        while (!close_after_flush_ && frames_.next_raw(h, frame)) {
+          handle(h, frame, events);
+          if (writer_.full()) {
+            // Answers pile up unread: like Cassandra's native transport, which stops reading a
+            // channel whose outbound buffer is over its high watermark, no more requests are
+            // taken from this connection until they drain. A client that pipelines requests
+            // and reads nothing costs a bounded amount of work, not every answer it asked for.
+            if (!bench_out_.empty()) writer_.push(std::exchange(bench_out_, Bytes()));
+            co_await drained();
+            if (closed_) co_return;
+          }
+        }
         if (!bench_out_.empty()) writer_.push(std::exchange(bench_out_, Bytes()));
       } catch (const cql::ProtocolError& e) {
         spdlog::warn("{}: corrupt frame, closing: {}", peer_, e.what());
@@ -194,6 +216,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
     }
     close();
+  }
+
+  /// Returns once the writer is back under its low watermark (or the connection closed).
+  asio::awaitable<void> drained() {
+    while (writer_.full() && !closed_) {
+      drain_timer_.expires_after(std::chrono::seconds(1));
+      net::error_code ec;
+      co_await drain_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
   }
 
   void send(Bytes frame) {
@@ -588,6 +619,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   net::FrameWriter writer_;
   cql::FrameStream frames_{kMaxStartupBody};
   std::size_t node_;
+  asio::steady_timer drain_timer_;  // drained() waits on it; the writer's low watermark ends it
   std::string peer_ = "?";
   Bytes peer_address_;
   std::set<std::shared_ptr<asio::steady_timer>> delayed_;  // answers held back by latency
