@@ -32,9 +32,13 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
   Routed out;
   Request req{h, o.frame, {}, 0, {}, o.pending, o.target_frame};
   req.frame = std::move(frame);
-  // Refused before inflating when it would inflate past the largest frame the proxy accepts.
-  req.body = net::frame_body(req.frame, compression, scratch,
-                             static_cast<uint32_t>(config_.proxy_max_frame_size_bytes));
+  const auto max_body = static_cast<uint32_t>(config_.proxy_max_frame_size_bytes);
+  if (auto prefix = query_prefix(h, req.frame, compression, scratch, max_body)) {
+    req.body = *prefix;  // a large compressed QUERY that is not a write: never inflated whole
+  } else {
+    // Refused before inflating when it would inflate past the largest frame the proxy accepts.
+    req.body = net::frame_body(req.frame, compression, scratch, max_body);
+  }
   cql::Reader r(req.body);
   cql::skip_request_prefix(r, h.flags);
   req.prefix_end = r.position();
@@ -79,6 +83,31 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
   p.start = std::chrono::steady_clock::now();
   out.forward = true;
   return out;
+}
+
+std::optional<BytesView> RequestRouter::query_prefix(const cql::Header& h, const Bytes& frame,
+                                                     cql::Compression compression, Bytes& scratch,
+                                                     uint32_t max_uncompressed) {
+  if (h.opcode != Opcode::kQuery || compression != cql::Compression::kLz4 ||
+      !(h.flags & cql::flag::kCompression))
+    return std::nullopt;
+  const BytesView body(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
+  const auto declared = cql::uncompressed_length(compression, body);
+  // Too large, or more than LZ4 can expand to: frame_body() refuses it, as for any request.
+  if (!declared || *declared <= kQueryPrefixBytes || *declared > max_uncompressed ||
+      *declared > 255 * body.size())
+    return std::nullopt;
+  try {
+    const BytesView prefix = cql::lz4_body_prefix(body, kQueryPrefixBytes, scratch);
+    cql::Reader r(prefix);
+    cql::skip_request_prefix(r, h.flags);
+    // A read, DDL or USE needs its query string alone (route_query); a write may be completed
+    // (rewrite.h), which takes the whole body.
+    if (cql::classify(r.read_long_string()).is_write()) return std::nullopt;
+    return prefix;
+  } catch (const cql::ProtocolError&) {
+    return std::nullopt;  // the query string goes past the prefix, or a corrupt body: inflated
+  }
 }
 
 bool RequestRouter::route_query(Request& req, const std::string& keyspace, Bytes& answer) {

@@ -38,6 +38,18 @@ class RequestRouter {
   Routed route(const cql::Header& h, cql::Bytes frame, cql::Compression compression,
                cql::Bytes& scratch, const std::string& keyspace, Outgoing& out);
 
+  /// A QUERY's body inflates to at most this many bytes for routing when its statement is
+  /// not a write: the query string comes first (native_protocol_v4.spec §4.1.4), and the frame
+  /// is forwarded compressed.
+  static constexpr std::size_t kQueryPrefixBytes = 64 * 1024;
+  /// The first kQueryPrefixBytes of an LZ4-compressed QUERY `frame` (header `h`) inflated into
+  /// `scratch`, when they hold its whole query string and the statement is not a write;
+  /// nullopt otherwise (the body is then inflated whole, or refused: over `max_uncompressed`
+  /// bytes, or corrupt).
+  static std::optional<cql::BytesView> query_prefix(const cql::Header& h, const cql::Bytes& frame,
+                                                    cql::Compression compression,
+                                                    cql::Bytes& scratch, uint32_t max_uncompressed);
+
  private:
   /// A client request being routed: its frame (and decompressed body), where it goes, and
   /// target's copy when it differs.

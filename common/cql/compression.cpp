@@ -3,6 +3,7 @@
 #include <lz4.h>
 #include <snappy-c.h>
 
+#include <algorithm>
 #include <cctype>
 #include <climits>
 #include <string>
@@ -144,6 +145,26 @@ void lz4_decompress_block(BytesView in, std::span<std::byte> out, const char* wh
                                  : "expanded to " + std::to_string(got) + " of " +
                                        std::to_string(out.size()) + " declared bytes"));
   }
+}
+
+BytesView lz4_body_prefix(BytesView body, std::size_t n, Bytes& out) {
+  if (body.size() < 4) {
+    throw ProtocolError("lz4 frame body of " + std::to_string(body.size()) +
+                        " bytes has no 4-byte length prefix");
+  }
+  uint32_t declared = 0;
+  for (int i = 0; i < 4; ++i) declared = (declared << 8) | std::to_integer<uint32_t>(body[i]);
+  BytesView block = body.subspan(4);
+  const std::size_t want = std::min<std::size_t>({n, declared, INT_MAX});
+  if (block.size() > INT_MAX) throw ProtocolError("lz4 frame body: block too large");
+  out.resize(want);
+  if (want == 0) return BytesView(out.data(), 0);
+  // Stops once `want` bytes are out (lz4.h: LZ4_decompress_safe_partial), within `block`.
+  const int got = LZ4_decompress_safe_partial(as_chars(block), reinterpret_cast<char*>(out.data()),
+                                              static_cast<int>(block.size()),
+                                              static_cast<int>(want), static_cast<int>(want));
+  if (got < 0) throw ProtocolError("corrupt lz4 frame body: malformed lz4 block");
+  return BytesView(out.data(), static_cast<std::size_t>(got));
 }
 
 Bytes compress_body(Compression c, BytesView body) {

@@ -41,6 +41,14 @@ Bytes decompress_body(Compression c, BytesView body, uint32_t max_uncompressed =
 /// throws), and for kNone.
 std::optional<std::size_t> uncompressed_length(Compression c, BytesView body);
 
+/// The first bytes of an LZ4 frame body (kLz4's 4-byte length prefix, then a block), inflated
+/// into `out` without inflating the rest: min(`n`, declared) bytes, or fewer when the block is
+/// shorter than it declares (what is returned is then all there is; decompress_body() would
+/// refuse the body). Enough to read a request's leading fields (its query string) without
+/// paying for a body that inflates to hundreds of MiB. `out` keeps its capacity between calls.
+/// Throws ProtocolError on a missing prefix or a malformed block (never reads past `body`).
+BytesView lz4_body_prefix(BytesView body, std::size_t n, Bytes& out);
+
 /// Raw LZ4 block helpers shared with v5 segments (no length prefix).
 /// lz4_compress_block appends the block to `out` and returns its size in bytes.
 std::size_t lz4_compress_block(BytesView in, Bytes& out);

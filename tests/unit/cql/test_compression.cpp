@@ -273,3 +273,22 @@ TEST_CASE("uncompressed_length: what a body declares, read without inflating it"
   CHECK(!uncompressed_length(Compression::kSnappy, bytes({0x80, 0x80})));
   CHECK(!uncompressed_length(Compression::kNone, plain));
 }
+
+TEST_CASE("lz4_body_prefix: the first bytes of a body, the rest not inflated") {
+  const Bytes plain = pseudo_random(300000, 11, true);
+  const Bytes packed = compress_body(Compression::kLz4, plain);
+  Bytes out;
+  BytesView p = lz4_body_prefix(packed, 1000, out);
+  CHECK(Bytes(p.begin(), p.end()) == Bytes(plain.begin(), plain.begin() + 1000));
+  CHECK(out.size() == 1000);  // nothing beyond the prefix was inflated
+  // Asking for more than the body declares gives the whole body.
+  p = lz4_body_prefix(packed, 1 << 20, out);
+  CHECK(Bytes(p.begin(), p.end()) == plain);
+  // A block shorter than it declares: what is there.
+  Bytes short_decl = compress_body(Compression::kLz4, Bytes(plain.begin(), plain.begin() + 500));
+  short_decl[1] = std::byte{0x10};  // declares far more than the block holds
+  CHECK(lz4_body_prefix(short_decl, 2000, out).size() == 500);
+  CHECK_THROWS_AS(lz4_body_prefix(bytes({0x00, 0x01}), 10, out), ProtocolError);
+  CHECK_THROWS_AS(lz4_body_prefix(bytes({0x00, 0x00, 0x10, 0x00, 0xff, 0xff, 0xff}), 10, out),
+                  ProtocolError);
+}

@@ -2,6 +2,7 @@
 
 #include "common/cql/messages.h"
 #include "proxy/request.h"
+#include "proxy/request_router.h"
 
 using namespace zdm;
 using namespace zdm::proxy;
@@ -159,4 +160,40 @@ TEST_CASE("a request's end is counted once, whatever ends it") {
     CHECK(node.writes->count() == 1);
     CHECK(node.requests_failed["write_timeout"]->value() == 1);
   }
+}
+
+TEST_CASE("a large compressed QUERY that is not a write is routed from its first bytes") {
+  auto query_frame = [](const std::string& q, std::size_t padding) {
+    Bytes body;
+    cql::Writer w(body);
+    w.write_long_string(q);
+    w.write_short(1);  // ONE
+    w.write_byte(0);   // no flags
+    body.resize(body.size() + padding);
+    const Bytes packed = cql::compress_body(cql::Compression::kLz4, body);
+    return cql::encode_frame(
+        cql::Header{4, false, cql::flag::kCompression, 1, cql::Opcode::kQuery, 0}, packed);
+  };
+  const auto h = [](const Bytes& f) { return cql::decode_header(cql::BytesView(f).first(9)); };
+  Bytes scratch;
+  const uint32_t max = 256 << 20;
+  const Bytes read = query_frame("SELECT key FROM system.local", 24 << 20);
+  auto p = RequestRouter::query_prefix(h(read), read, cql::Compression::kLz4, scratch, max);
+  REQUIRE(p);
+  CHECK(p->size() == RequestRouter::kQueryPrefixBytes);
+  CHECK(scratch.size() == RequestRouter::kQueryPrefixBytes);  // not 24 MiB
+  // A write may be completed (a timestamp, now()): inflated whole.
+  const Bytes write = query_frame("INSERT INTO ks.t (k) VALUES (1)", 1 << 20);
+  CHECK(!RequestRouter::query_prefix(h(write), write, cql::Compression::kLz4, scratch, max));
+  // Over the largest frame accepted: refused by the whole-body path, as any request.
+  CHECK(!RequestRouter::query_prefix(h(read), read, cql::Compression::kLz4, scratch, 1 << 20));
+  // Small bodies, and snappy (no partial inflation), take the usual path.
+  const Bytes small = query_frame("SELECT key FROM system.local", 100);
+  CHECK(!RequestRouter::query_prefix(h(small), small, cql::Compression::kLz4, scratch, max));
+  CHECK(!RequestRouter::query_prefix(h(read), read, cql::Compression::kSnappy, scratch, max));
+  // A query string longer than the prefix: inflated whole.
+  const Bytes long_query =
+      query_frame("SELECT * FROM t WHERE k IN (" + std::string(70000, '1') + ")", 1 << 20);
+  CHECK(!RequestRouter::query_prefix(h(long_query), long_query, cql::Compression::kLz4, scratch,
+                                     max));
 }
