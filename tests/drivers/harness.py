@@ -1,11 +1,18 @@
-"""Shared pieces of the real-driver test scripts: check lines, port waits, and a log handler
-that collects the DataStax python-driver's warnings and errors.
+"""Shared pieces of the real-driver test scripts: check lines, port waits, the processes a
+script starts, the proxy's HTTP endpoints, python-driver sessions, and a log handler that
+collects the DataStax python-driver's warnings and errors.
 
 Run the scripts with /usr/bin/python3 (the interpreter that has python3-cassandra).
 """
+import json
 import logging
+import os
+import signal
 import socket
+import subprocess
 import time
+import urllib.error
+import urllib.request
 
 # Emitted by the driver whatever the server (the same against a real Cassandra 3.11): a default
 # Cluster() with contact points, and the protocol negotiation down from DSE_V2 to v4.
@@ -81,3 +88,76 @@ def connection_options(args):
             ctx.load_cert_chain(args.tls_cert, args.tls_key)
         kw["ssl_context"] = ctx
     return kw
+
+
+class Processes:
+    """The processes a test script starts, by name, each writing to LOG_DIR/NAME.log. Stopped
+    by pid only: SIGTERM, then SIGKILL after 15 s."""
+
+    def __init__(self, log_dir):
+        self.log_dir = log_dir
+        self.procs = {}
+
+    def start(self, name, argv):
+        log = open(os.path.join(self.log_dir, f"{name}.log"), "a")
+        log.write(f"\n==== {' '.join(argv)}\n")
+        log.flush()
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        return self.procs[name]
+
+    def stop(self, name):
+        p = self.procs.pop(name, None)
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop_all(self):
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def http_json(url, method="GET", body=None, timeout=10, headers=None):
+    """The JSON answer of `url` (None for an empty one); raises urllib.error.HTTPError on >= 400."""
+    req = urllib.request.Request(url, method=method, headers=headers or {},
+                                 data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read() or b"null")
+
+
+def readiness(metrics_addr):
+    """(HTTP status, JSON body) of the proxy's /health/readiness at "ip:port"; (None, None)
+    when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://{metrics_addr}/health/readiness", timeout=2) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+    except OSError:
+        return None, None
+
+
+def metric_sum(metrics_addr, prefix, label=""):
+    """The sum of the proxy's samples at "ip:port" whose line starts with `prefix` and
+    contains `label` (e.g. 'reason="node_failed"')."""
+    with urllib.request.urlopen(f"http://{metrics_addr}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith(prefix) and label in l)
+
+
+def python_session(hosts, port, timeout=10, credentials=None, **cluster_options):
+    """(Cluster, Session) of the DataStax python-driver on `hosts` only, failures not retried
+    (each is seen by the test), requests timing out after `timeout` s."""
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
+    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(hosts),
+                               retry_policy=FallthroughRetryPolicy(), request_timeout=timeout)
+    if credentials:
+        cluster_options["auth_provider"] = PlainTextAuthProvider(*credentials)
+    c = Cluster(hosts, port=port, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, **cluster_options)
+    return c, c.connect()

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -52,37 +51,19 @@ PROXY_IP, CQL_PORT, METRICS_PORT = "127.19.1.1", 9042, 14001
 
 sys.path.insert(0, HERE)
 from certs import Pki  # noqa: E402
-from harness import Checks, wait_port  # noqa: E402
+from harness import Checks, Processes, wait_port  # noqa: E402
 
 check = Checks()
 TABLE = []  # rows of the printed matrix
 TMP = tempfile.mkdtemp(prefix="zdm-driver-matrix-")
 PKI = Pki(os.path.join(TMP, "pki"))
 GOCQL = os.path.join(TMP, "gocql_client")
-procs = {}
+procs = Processes(TMP)
+start, stop = procs.start, procs.stop
 
 
 # ------------------------------------------------------------------------------------------
 # processes
-
-def start(name, argv):
-    log = open(os.path.join(TMP, f"{name}.log"), "a")
-    log.write(f"\n==== {' '.join(argv)}\n")
-    log.flush()
-    procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    return procs[name]
-
-
-def stop(name):
-    p = procs.pop(name, None)
-    if p and p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
 
 def log_of(name):
     with open(os.path.join(TMP, f"{name}.log")) as f:
@@ -541,8 +522,7 @@ def main():
                 fn()
                 print(f"   ({name}: {time.monotonic() - t0:.0f} s)", flush=True)
     finally:
-        for name in list(procs):
-            stop(name)
+        procs.stop_all()
         print("\n| driver | asked | negotiated | compression | auth | TLS | result |")
         print("|---|---|---|---|---|---|---|")
         for row in TABLE:

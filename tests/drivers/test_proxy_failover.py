@@ -32,16 +32,11 @@ reads, at most WINDOW in flight):
                fail, counters equal what the client saw
 Ends with "N passed, N failed". Processes started here are stopped by pid.
 """
-import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build")
@@ -56,35 +51,16 @@ WINDOW = 16  # requests in flight at most
 RATE = 500   # requests per second at most
 
 sys.path.insert(0, HERE)
-from harness import Checks, wait_port  # noqa: E402
+from harness import Checks, Processes, http_json, metric_sum, python_session, readiness as ready, wait_port  # noqa: E402
 
 check = Checks()
 TMP = tempfile.mkdtemp(prefix="zdm-proxy-failover-")
-procs = {}
-
-
-def start(name, argv):
-    log = open(os.path.join(TMP, f"{name}.log"), "a")
-    procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    return procs[name]
-
-
-def stop(name):
-    p = procs.pop(name, None)
-    if p and p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+procs = Processes(TMP)
+start, stop = procs.start, procs.stop
 
 
 def admin(cluster, method, path, body=None):
-    req = urllib.request.Request(f"http://{ADMIN[cluster]}{path}", method=method,
-                                 data=json.dumps(body).encode() if body is not None else None)
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read() or b"null")
+    return http_json(f"http://{ADMIN[cluster]}{path}", method, body)
 
 
 def clusters():
@@ -97,13 +73,7 @@ def clusters():
 
 
 def readiness():
-    try:
-        with urllib.request.urlopen(f"http://{PROXY_IP}:{METRICS}/health/readiness", timeout=2) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
+    return ready(f"{PROXY_IP}:{METRICS}")[0]
 
 
 def proxy(extra="", topology=PROXY_IP):
@@ -134,21 +104,11 @@ proxy_request_timeout_ms: 3000
 
 
 def metric(prefix, label=""):
-    with urllib.request.urlopen(f"http://{PROXY_IP}:{METRICS}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
-               if l.startswith(prefix) and label in l)
+    return metric_sum(f"{PROXY_IP}:{METRICS}", prefix, label)
 
 
 def session_via(hosts, user, timeout=10, **cluster_options):
-    from cassandra.auth import PlainTextAuthProvider
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import FallthroughRetryPolicy, WhiteListRoundRobinPolicy
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy(hosts),
-                               retry_policy=FallthroughRetryPolicy(), request_timeout=timeout)
-    c = Cluster(hosts, port=PORT, execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                auth_provider=PlainTextAuthProvider(*USER[user]), **cluster_options)
-    return c, c.connect()
+    return python_session(hosts, PORT, timeout, USER[user], **cluster_options)
 
 
 def proxy_session(table="t", timeout=10):
@@ -460,7 +420,7 @@ def scenario_assigned():
     t.join()
     d = delta(m0, counters())
     text = open(log).read()[mark:]
-    moved = f"failed (connection closed); connecting another TARGET node" in text
+    moved = "failed (connection closed); connecting another TARGET node" in text
     back = f"is back on TARGET node {node}:{PORT}" in text
     late = [e for e in load.errors if e[0] > times["stop"] + 1]
     print(f"   assigned node {node} stopped for 2 s: {load.ok} answered, {len(load.errors)} errors; counters {d}")
@@ -497,8 +457,6 @@ def scenario_stall():
     errors = load.errors
     timeouts = [e for e in errors if "OperationTimedOut" in e[2]]
     late = [e for e in errors if e[0] > times["stall"] + 6]
-    with load.lock:
-        after = len([k for k in load.written if k >= 0])
     print("   error times after the stall:", sorted(round(e[0] - times["stall"], 1) for e in errors))
     print(f"   target node {node} silent: {load.ok} answered, {len(errors)} errors ({len(timeouts)} "
           f"client timeouts) {errors[:1]}; counters {d}")
@@ -561,8 +519,7 @@ def main():
                 check(False, f"{name}: {e!r}")
             print(f"   ({name}: {time.monotonic() - t0:.0f} s)", flush=True)
     finally:
-        for n in list(procs):
-            stop(n)
+        procs.stop_all()
     if check.failures:
         print(f"logs kept in {TMP}")
     print(check.summary())
