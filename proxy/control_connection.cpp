@@ -136,7 +136,7 @@ std::string DataPathEvidence::stalled(Clock::time_point now) const {
     return "";
   const int n = stuck_requests_.load(std::memory_order_relaxed);
   std::string out = std::to_string(n) + (n == 1 ? " request" : " requests") +
-                    " unanswered for over 2 s, and no request connection read anything ";
+                    " unanswered for over 1 s, and no request connection read anything ";
   if (answered_at == kNever) return out + "since the proxy started";
   char secs[32];
   std::snprintf(secs, sizeof secs, "%.1f",

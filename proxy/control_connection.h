@@ -58,21 +58,23 @@ std::vector<tcp::endpoint> assigned_nodes(const std::vector<tcp::endpoint>& node
 
 /// What the request connections to one cluster showed (thread-safe), reported by each client
 /// session once a second and never per request: a connection that read answers, or one whose
-/// requests have waited over 2 s while nothing came from its node ("stuck"). The cluster is
-/// stalled while stuck requests were reported within the last kFresh and no request connection
-/// to it read anything for kSilent: every session reports each second, so a cluster that
-/// answers anyone shows within that.
+/// requests have waited over kStuckAfter while nothing came from its node ("stuck"). The
+/// cluster is stalled while stuck requests were reported within the last kFresh and no request
+/// connection to it read anything for kSilent: every session reports each second, so a cluster
+/// that answers anyone shows within that, and a stall shows within 2 s.
 class DataPathEvidence {
  public:
   using Clock = std::chrono::steady_clock;
+  static constexpr auto kStuckAfter = std::chrono::seconds(1);
   static constexpr auto kFresh = std::chrono::milliseconds(1500);
-  static constexpr auto kSilent = std::chrono::milliseconds(1500);
+  static constexpr auto kSilent = std::chrono::milliseconds(1000);
 
   void answered(Clock::time_point now);
-  /// `requests` waited over 2 s on one connection that read nothing since the last report.
+  /// `requests` waited over kStuckAfter on one connection that read nothing since the last
+  /// report.
   void stuck(int requests, Clock::time_point now);
-  /// While stalled at `now`: "12 requests unanswered for over 2 s, nothing from any request
-  /// connection for 3.2 s"; otherwise "".
+  /// While stalled at `now`: "12 requests unanswered for over 1 s, and no request connection
+  /// read anything for 3.2 s"; otherwise "".
   std::string stalled(Clock::time_point now) const;
 
  private:
@@ -102,7 +104,8 @@ class ControlConnection {
   /// to this cluster read answers since the last report. While disconnected, the reconnection
   /// waiting out its backoff tries again within half a second, its backoff reset.
   void data_path_answered();
-  /// Requests waited over 2 s on a request connection that read nothing since the last report.
+  /// Requests waited over DataPathEvidence::kStuckAfter on a request connection that read
+  /// nothing since the last report.
   void data_path_stuck(int requests);
   /// Why this cluster is stalled though its control connection is up ("12 requests unanswered
   /// for over 2 s, ..."), or "".

@@ -13,7 +13,8 @@ using cql::Bytes;
 namespace {
 // Readiness evidence (issue 19), once a second per session and nothing per request: a cluster
 // connection that read anything since the last sweep shows its cluster answers; one that read
-// nothing while `stuck` requests wait on it for over 2 s shows it may be stalled.
+// nothing while `stuck` requests wait on it for over DataPathEvidence::kStuckAfter shows it may
+// be stalled.
 // Returns, by Cluster, whether its connection read anything.
 std::array<bool, 2> report_data_path(SharedState& shared, ClusterConnections& clusters,
                                      const int (&stuck)[2]) {

@@ -446,7 +446,7 @@ void ClientSession::sweep_timeouts() {
   const auto now = std::chrono::steady_clock::now();
   const auto deadline = now - std::chrono::milliseconds(config_.proxy_request_timeout_ms);
   // A request unanswered this long may mean a silent cluster: its control connection checks.
-  const auto suspicious = now - std::chrono::seconds(2);
+  const auto suspicious = now - DataPathEvidence::kStuckAfter;
   const auto silent = in_flight_.sweep(deadline, suspicious);
   async_.sweep(deadline);
   for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {

@@ -24,7 +24,7 @@ side). Scenarios:
               default reconnection backoff (up to 30 s): readiness 503 within 2.5 s, naming target
               and why; started again: 200 within 2.5 s whatever backoff accumulated
   stall       (issue 19) target's data path silent (QUERY/EXECUTE/BATCH/PREPARE unanswered, OPTIONS
-              heartbeats still answered) under load: 503 within 3.5 s, target STALLED; answering
+              heartbeats still answered) under load: 503 within 2.5 s (goal 2 s), target STALLED; answering
               again: 200 within 2.5 s
   tls         (issue 19) a TLS-only target node (127.23.4.1) and a proxy without target_tls_*: the
               log and the readiness JSON say the node answered with TLS and name the keys; a proxy
@@ -463,9 +463,10 @@ def scenario_stall():
     time.sleep(1.5)
     admin("target", "POST", "/faults", {"silence": {"opcodes": ["QUERY", "EXECUTE", "BATCH", "PREPARE"]}})
     down, body = wait_readiness(503, 15)
-    check(down is not None and down <= 3.5,
+    # The goal is 2 s; the margin is the readiness polling and a loaded machine.
+    check(down is not None and down <= 2.5,
           f"target's data path silent, its heartbeats answered: readiness 503 after {seconds(down, 15)} "
-          "(at most 3.5 s)")
+          "(at most 2.5 s)")
     side = body.get("TargetStatus") or {}
     check(side.get("Status") == "DOWN" and "STALLED" in side.get("Reason", "")
           and (body.get("OriginStatus") or {}).get("Status") == "UP" and "TARGET" in body.get("Reason", ""),

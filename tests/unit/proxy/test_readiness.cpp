@@ -66,19 +66,19 @@ TEST_CASE("a cluster is stalled while stuck requests are reported and no connect
   const auto t0 = Clock::now();
   CHECK(e.stalled(t0).empty());
   e.answered(t0);
-  // One connection's requests wait, another read answers a second ago: not stalled.
-  e.stuck(3, t0 + 1s);
-  CHECK(e.stalled(t0 + 1s).empty());
+  // One connection's requests wait, another read answers under a second ago: not stalled.
+  e.stuck(3, t0 + 800ms);
+  CHECK(e.stalled(t0 + 800ms).empty());
   // The reports of one round of sweeps add up.
   e.stuck(2, t0 + 1200ms);
   CHECK(e.stalled(t0 + 1600ms) ==
-        "5 requests unanswered for over 2 s, and no request connection read anything for 1.6 s");
+        "5 requests unanswered for over 1 s, and no request connection read anything for 1.6 s");
   // No report for over 1.5 s (those requests ended): no longer stalled.
   CHECK(e.stalled(t0 + 2800ms).empty());
   // A new round is counted afresh.
   e.stuck(1, t0 + 3s);
   CHECK(e.stalled(t0 + 3s) ==
-        "1 request unanswered for over 2 s, and no request connection read anything for 3.0 s");
+        "1 request unanswered for over 1 s, and no request connection read anything for 3.0 s");
   // Any connection reading answers ends it at once.
   e.answered(t0 + 3500ms);
   e.stuck(4, t0 + 3600ms);
@@ -88,7 +88,7 @@ TEST_CASE("a cluster is stalled while stuck requests are reported and no connect
   DataPathEvidence never;
   never.stuck(7, t0);
   CHECK(never.stalled(t0) ==
-        "7 requests unanswered for over 2 s, and no request connection read anything since the "
+        "7 requests unanswered for over 1 s, and no request connection read anything since the "
         "proxy started");
 }
 
@@ -113,13 +113,13 @@ TEST_CASE("the readiness JSON says which cluster keeps the proxy from being read
   CHECK_FALSE(ready);
   in.started = true;
   in.origin = {"127.0.2.1:9042", 0, true, ""};
-  in.target = {"127.0.3.1:9042", 0, false, "STALLED: 5 requests unanswered for over 2 s"};
+  in.target = {"127.0.3.1:9042", 0, false, "STALLED: 5 requests unanswered for over 1 s"};
   CHECK(
       readiness_json(in, ready) ==
       R"({"OriginStatus":{"Addr":"127.0.2.1:9042","CurrentFailureCount":0,"FailureCountThreshold":1,"Status":"UP"},)"
       R"("TargetStatus":{"Addr":"127.0.3.1:9042","CurrentFailureCount":0,"FailureCountThreshold":1,"Status":"DOWN",)"
-      R"("Reason":"STALLED: 5 requests unanswered for over 2 s"},)"
-      R"("Status":"DOWN","Reason":"TARGET STALLED: 5 requests unanswered for over 2 s"})");
+      R"("Reason":"STALLED: 5 requests unanswered for over 1 s"},)"
+      R"("Status":"DOWN","Reason":"TARGET STALLED: 5 requests unanswered for over 1 s"})");
   CHECK_FALSE(ready);
   in.origin = {"NOT_CONNECTED", 2, false, "DOWN: no answer to OPTIONS from 127.0.2.1:9042"};
   readiness_json(in, ready);
