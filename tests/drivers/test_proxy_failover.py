@@ -30,6 +30,7 @@ reads, at most WINDOW in flight):
                back: writes succeed within 3 s and reach both clusters
   drop         2 % of target's answers replaced by a closed connection: at most ~2 % of requests
                fail, counters equal what the client saw
+  corrupt      the same with 2 % of target's answers replaced by a frame with a corrupt header
 Ends with "N passed, N failed". Processes started here are stopped by pid.
 """
 import os
@@ -474,11 +475,21 @@ def scenario_stall():
 
 
 def scenario_drop():
+    answers_lost("drop", {"drop": {"fraction": 0.02}}, 400000)
+
+
+def scenario_corrupt():
+    answers_lost("corrupt", {"garbage": {"fraction": 0.02, "mode": "header"}}, 450000)
+
+
+def answers_lost(name, fault, key0):
+    """2 % of target's answers replaced by `fault` (a closed connection, a corrupt header): the
+    connection to that node fails with what was in flight on it, nothing else."""
     proxy()
     c, s, ins, sel = proxy_session()
-    load = Load(s, ins, sel, 400000)
+    load = Load(s, ins, sel, key0)
     m0 = counters()
-    admin("target", "POST", "/faults", {"drop": {"fraction": 0.02}})
+    admin("target", "POST", "/faults", fault)
     try:
         load.run(6)
     finally:
@@ -488,20 +499,20 @@ def scenario_drop():
     w_err = sum(1 for e in load.errors if e[1] == "write")
     r_err = len(load.errors) - w_err
     share = len(load.errors) / max(1, total)
-    print(f"   2 % of target's answers dropped: {total} requests, {len(load.errors)} failed "
+    print(f"   {name}: 2 % of target's answers: {total} requests, {len(load.errors)} failed "
           f"({w_err} writes, {r_err} reads) {load.errors[:2]}; counters {d}")
-    # Each dropped answer closes the connection with what else was in flight on it (a few).
-    check(share <= 0.05, f"2 % dropped by target: {share:.1%} of requests failed (at most ~2 % plus "
-                         "what was in flight with them)")
+    # Each lost answer fails the connection with what else was in flight on it (a few).
+    check(share <= 0.05, f"{name}: 2 % of target's answers lost: {share:.1%} of requests failed (at "
+                         "most ~2 % plus what was in flight with them)")
     check(d["w_target"] == w_err and r_err == 0,
-          f"failed_writes{{failed_on=\"target\"}} == the {w_err} failed writes the client saw ({d})")
+          f"{name}: failed_writes{{failed_on=\"target\"}} == the {w_err} failed writes the client saw ({d})")
     c.shutdown()
 
 
 SCENARIOS = [("target_stop", scenario_target_stop), ("origin_stop", scenario_origin_stop),
              ("target_down", scenario_target_down), ("new_target_down", scenario_new_target_down),
              ("assigned", scenario_assigned),
-             ("stall", scenario_stall), ("drop", scenario_drop)]
+             ("stall", scenario_stall), ("drop", scenario_drop), ("corrupt", scenario_corrupt)]
 
 
 def main():
