@@ -118,10 +118,13 @@ AdminReply Admin::handle(const std::string& method, const std::string& target,
                          const std::string& body) {
   const auto& nodes = store_.info().nodes;
   auto node_json = [&](std::size_t i) {
-    return json{
-        {"address", nodes[i].address},          {"index", i + 1},
-        {"up", server_.node_listening(i)},      {"connections", server_.connection_count(i)},
-        {"prepared", store_.prepared_count(i)}, {"faults", to_json(server_.faults(i))}};
+    return json{{"address", nodes[i].address},
+                {"index", i + 1},
+                {"up", server_.node_listening(i)},
+                {"connections", server_.connection_count(i)},
+                {"prepared", store_.prepared_count(i)},
+                {"faults", to_json(server_.faults(i))},
+                {"consistency", server_.consistency_seen(i)}};
   };
   auto nodes_json = [&] {
     json j = json::array();

@@ -2,7 +2,8 @@
 // per cluster process, acting on each node (by address, or by 1-based index).
 //
 //   GET    /                          the cluster: every node's state, connections, prepared
-//                                     statements and faults
+//                                     statements, faults, and the requests it received by
+//                                     consistency level ({"QUERY": {"ONE": 3}, ...})
 //   GET    /nodes                     [{"address": "127.0.2.1", "up": true}, ...]
 //   POST   /nodes/<node>/stop         node down: listener and connections closed; the other
 //                                     nodes answer UNAVAILABLE for the replicas it held

@@ -416,6 +416,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void request(const cql::Header& h, cql::Reader& r, std::vector<cql::SchemaChange>& events) {
     const uint8_t v = session_.version;
     Request req = decode_request(h, r);
+    if (const auto* q = std::get_if<cql::QueryMsg>(&req))
+      server_.count_consistency(node_, h.opcode, q->params.consistency);
+    else if (const auto* e = std::get_if<cql::ExecuteMsg>(&req))
+      server_.count_consistency(node_, h.opcode, e->params.consistency);
+    else if (const auto* b = std::get_if<cql::BatchMsg>(&req))
+      server_.count_consistency(node_, h.opcode, b->consistency);
     Decision d;
     const NodeFaults& faults = server_.faults(node_);
     RequestInfo info;
@@ -639,6 +645,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
 Server::Server(asio::io_context& ioc, Store& store, ServerOptions options)
     : ioc_(ioc), store_(store), options_(std::move(options)) {
   faults_.resize(store_.info().nodes.size());
+  consistency_.resize(store_.info().nodes.size());
+}
+
+void Server::count_consistency(std::size_t node, cql::Opcode op, cql::Consistency cl) {
+  const auto level = static_cast<std::size_t>(cl);
+  const std::size_t kind = op == cql::Opcode::kQuery ? 0 : op == cql::Opcode::kExecute ? 1 : 2;
+  if (level < 11) ++consistency_.at(node)[kind][level];
+}
+
+nlohmann::json Server::consistency_seen(std::size_t node) const {
+  static constexpr const char* kOpcodes[] = {"QUERY", "EXECUTE", "BATCH"};
+  nlohmann::json out = nlohmann::json::object();
+  for (std::size_t kind = 0; kind < 3; ++kind)
+    for (std::size_t level = 0; level < 11; ++level)
+      if (uint64_t n = consistency_.at(node)[kind][level])
+        out[kOpcodes[kind]][cql::consistency_name(static_cast<cql::Consistency>(level))] = n;
+  return out;
 }
 
 void Server::start() {

@@ -5,6 +5,7 @@
 // and LZ4/Snappy compression (v3/v4 frame bodies; v5 LZ4 segments).
 #pragma once
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -14,6 +15,8 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "common/cql/compression.h"
 #include "testcluster/bench_backend.h"
@@ -71,6 +74,12 @@ class Server {
   std::size_t drop_connections(std::size_t node);
   std::size_t connection_count(std::size_t node) const;
   NodeFaults& faults(std::size_t node) { return faults_.at(node); }
+  /// Requests a node received (QUERY, EXECUTE, BATCH) by the consistency level they asked for:
+  /// {"QUERY": {"LOCAL_QUORUM": 3}, ...}, opcodes and levels never seen left out. What a proxy
+  /// in front forwarded, as a test reads it (target_consistency_level).
+  nlohmann::json consistency_seen(std::size_t node) const;
+  /// Counts one request `op` at level `cl` for `node`.
+  void count_consistency(std::size_t node, cql::Opcode op, cql::Consistency cl);
   std::mt19937_64& rng() { return rng_; }
 
   // For connections.
@@ -90,6 +99,8 @@ class Server {
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;  // null: stopped
   std::set<Connection*> connections_;
   std::vector<NodeFaults> faults_;  // per node
+  // Per node: [QUERY, EXECUTE, BATCH][consistency 0..10] requests received.
+  std::vector<std::array<std::array<uint64_t, 11>, 3>> consistency_;
   std::mt19937_64 rng_{std::random_device{}()};
   bool stopping_ = false;
 };
