@@ -1,4 +1,5 @@
 #include "proxy/config.h"
+#include "common/cql/notation.h"
 #include "common/util/strings.h"
 
 #include <yaml-cpp/yaml.h>
@@ -230,6 +231,30 @@ const std::map<std::string, Key>& setters() {
       c.heartbeat_retry_backoff_factor = f;
     });
     flag("replace_cql_functions", &Config::replace_cql_functions);
+    scalar("target_consistency_level",
+           "empty, or ANY, ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM or LOCAL_ONE",
+           [](Config& c, const std::string& v) {
+             const std::string u = upper(trim(v));
+             if (u.empty()) {
+               c.target_consistency_level.reset();
+               return;
+             }
+             if (u == "SERIAL" || u == "LOCAL_SERIAL")
+               throw BadValue{u +
+                              " is a serial consistency, which the proxy leaves as the client "
+                              "set it; expected ANY, ONE, TWO, THREE, QUORUM, ALL, "
+                              "LOCAL_QUORUM, EACH_QUORUM or LOCAL_ONE"};
+             for (uint16_t code = 0; code <= 0x0A; ++code)
+               if (code != 0x08 && code != 0x09 &&
+                   cql::consistency_name(static_cast<cql::Consistency>(code)) == u) {
+                 c.target_consistency_level = code;
+                 return;
+               }
+             throw BadValue{
+                 "expected ANY, ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, "
+                 "EACH_QUORUM or LOCAL_ONE, got '" +
+                 v + "'"};
+           });
     num("async_handshake_timeout_ms", &Config::async_handshake_timeout_ms, 1, kMaxMs);
     num("proxy_topology_index", &Config::proxy_topology_index, 0, 1000);
     num("proxy_topology_num_tokens", &Config::proxy_topology_num_tokens, 1, 256);
@@ -519,6 +544,10 @@ std::string Config::to_log_json() const {
   j["PrimaryCluster"] = cluster_name(primary_cluster);
   j["ReadMode"] = read_mode == ReadMode::kPrimaryOnly ? "PRIMARY_ONLY" : "DUAL_ASYNC_ON_SECONDARY";
   j["ReplaceCqlFunctions"] = replace_cql_functions;
+  j["TargetConsistencyLevel"] =
+      target_consistency_level
+          ? cql::consistency_name(static_cast<cql::Consistency>(*target_consistency_level))
+          : "";
   j["AsyncHandshakeTimeoutMs"] = async_handshake_timeout_ms;
   j["LogLevel"] = log_level;
   j["ControlConnMaxProtocolVersion"] = control_conn_max_protocol_version;

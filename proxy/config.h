@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,6 +32,10 @@ struct Config {
   /// value for both clusters. (Simple statements always get literals: that cannot change
   /// their meaning.)
   bool replace_cql_functions = false;
+  /// The [consistency] code (native_protocol_v4.spec §3) every QUERY, EXECUTE and BATCH sent to
+  /// target carries instead of the client's; nullopt (the key empty): the client's level.
+  /// Origin always gets the client's level; serial consistency is never changed.
+  std::optional<uint16_t> target_consistency_level;
   int async_handshake_timeout_ms = 4000;
   std::string log_level = "INFO";
   std::string control_conn_max_protocol_version = "DseV2";

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 
+#include "common/cql/notation.h"
 #include "proxy/config.h"
 #include "proxy/proxy.h"
 
@@ -91,5 +92,15 @@ int main(int argc, char** argv) {
   spdlog::info("Starting ZDM proxy version {}", ZDM_VERSION);
   for (const auto& w : config.warnings) spdlog::warn("Configuration: {}", w);
   spdlog::info("Parsed configuration: {}", config.to_log_json());
+  if (config.target_consistency_level) {
+    const std::string level = zdm::cql::consistency_name(
+        static_cast<zdm::cql::Consistency>(*config.target_consistency_level));
+    spdlog::warn(
+        "target_consistency_level is {}: every QUERY, EXECUTE and BATCH goes to TARGET at {}, "
+        "whatever level the client asked for (ORIGIN keeps the client's). TARGET can miss writes "
+        "that some of its replicas did not take: validate (zdm-data validate) and repair TARGET "
+        "before making it the primary cluster",
+        level, level);
+  }
   return zdm::proxy::run_proxy(config);
 }

@@ -92,10 +92,16 @@ ProxyMetrics::ProxyMetrics(const Config& config, Registry& registry)
   registry
       .gauge(p + "proxy_info",
              "Constant 1; the labels are this proxy's version and migration settings",
-             fmt::format("version=\"{}\",read_mode=\"{}\",primary_cluster=\"{}\"", ZDM_VERSION,
+             fmt::format("version=\"{}\",read_mode=\"{}\",primary_cluster=\"{}\","
+                         "target_consistency_level=\"{}\"",
+                         ZDM_VERSION,
                          config.read_mode == ReadMode::kPrimaryOnly ? "PRIMARY_ONLY"
                                                                     : "DUAL_ASYNC_ON_SECONDARY",
-                         cluster_name(config.primary_cluster)))
+                         cluster_name(config.primary_cluster),
+                         config.target_consistency_level
+                             ? cql::consistency_name(
+                                   static_cast<cql::Consistency>(*config.target_consistency_level))
+                             : ""))
       .set(1);
   registry
       .gauge(p + "proxy_max_client_connections",

@@ -33,7 +33,11 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
   Request req{h, o.frame, {}, 0, {}, o.pending, o.target_frame};
   req.frame = std::move(frame);
   const auto max_body = static_cast<uint32_t>(config_.proxy_max_frame_size_bytes);
-  if (auto prefix = query_prefix(h, req.frame, compression, scratch, max_body)) {
+  // (Target's copy with another consistency is built from the whole body.)
+  std::optional<BytesView> prefix;
+  if (!config_.target_consistency_level)
+    prefix = query_prefix(h, req.frame, compression, scratch, max_body);
+  if (prefix) {
     req.body = *prefix;  // a large compressed QUERY that is not a write: never inflated whole
   } else {
     // Refused before inflating when it would inflate past the largest frame the proxy accepts.
@@ -72,6 +76,7 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
       break;
   }
   if (!forward) return out;
+  if (config_.target_consistency_level) override_target_consistency(req);
   PendingRequest& p = req.p;
   if (h.opcode != Opcode::kQuery)
     p.primary_suffices = h.opcode == Opcode::kPrepare || h.opcode == Opcode::kRegister ||
@@ -108,6 +113,19 @@ std::optional<BytesView> RequestRouter::query_prefix(const cql::Header& h, const
   } catch (const cql::ProtocolError&) {
     return std::nullopt;  // the query string goes past the prefix, or a corrupt body: inflated
   }
+}
+
+void RequestRouter::override_target_consistency(Request& req) {
+  const Opcode op = req.h.opcode;
+  if (op != Opcode::kQuery && op != Opcode::kExecute && op != Opcode::kBatch) return;
+  const Decision& d = req.d;
+  const bool to_target = d.destination == Destination::kTarget ||
+                         d.destination == Destination::kBoth ||
+                         (d.async_mirror && config_.secondary() == Cluster::kTarget);
+  if (!to_target) return;
+  // Target's copy, uncompressed (the protocol lets each frame say whether it is compressed).
+  if (!req.target_frame) req.target_frame = with_body(req.frame, req.body);
+  set_consistency(*req.target_frame, *config_.target_consistency_level);
 }
 
 bool RequestRouter::route_query(Request& req, const std::string& keyspace, Bytes& answer) {

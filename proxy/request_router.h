@@ -68,6 +68,9 @@ class RequestRouter {
   bool route_prepare(Request& req, const std::string& keyspace, cql::Bytes& answer);
   bool route_execute(Request& req, cql::Bytes& answer);
   bool route_batch(Request& req, cql::Bytes& answer);
+  /// target_consistency_level: a QUERY, EXECUTE or BATCH that goes to target (or is mirrored
+  /// there) gets a copy for target carrying that level (wire.h set_consistency).
+  void override_target_consistency(Request& req);
   /// The answer to a query on system.local/peers/peers_v2 (`params`: an EXECUTE's).
   cql::Bytes answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
                           std::string_view query, const cql::QueryParameters* params);

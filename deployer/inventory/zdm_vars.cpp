@@ -171,6 +171,7 @@ const std::vector<KnownVar>& known_variables() {
       {"zdm_proxy_service_name", O, "", ""},
       {"zdm_proxy_listen_address", O, "", ""},
       {"zdm_proxy_admin_token", O, "", ""},
+      {"target_consistency_level", O, "", "the proxy's target_consistency_level"},
       {"zdm_proxy_stop_timeout_seconds", O, "", ""},
       {"zdm_handover", O, "", ""},
       {"zdm_handover_drain_timeout_seconds", O, "", ""},

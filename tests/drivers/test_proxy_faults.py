@@ -15,6 +15,9 @@ side). Scenarios:
   writefail   WriteTimeout from every target node on writes: the client gets target's error and
               failed_writes{failed_on="target"} equals the failures the client saw; origin holds
               every row
+  target_cl   target_consistency_level ONE: the stand-ins count what each request asked for;
+              simple, prepared and batched writes at QUORUM reach origin at QUORUM and target
+              at ONE, rows on both clusters; zdm_proxy_info and a warning at start say so
   slow        200 ms latency on target: every write succeeds
   prepared    a BATCH whose second child is unprepared on target succeeds after one re-prepare
   streams     5000 execute_async on one connection with proxy_max_stream_ids 2048: no error
@@ -208,6 +211,58 @@ def scenario_statements():
     check(local is not None and local.cluster_name == "origin", f"system.local WHERE key='local' ({local})")
     peer_q = s.prepare("SELECT peer, rpc_address FROM system.peers WHERE peer = ?")
     check(s.execute(peer_q, (f"{NET}.1.9",)).all() == [], "prepared system.peers WHERE peer = ? (no such proxy)")
+
+
+def consistency_counts(cluster):
+    """{"QUERY ONE": n, ...} summed over the cluster's nodes (the stand-in counts each request)."""
+    out = {}
+    for n in admin(cluster, "GET", "/")["nodes"]:
+        for op, levels in n.get("consistency", {}).items():
+            for level, count in levels.items():
+                out[f"{op} {level}"] = out.get(f"{op} {level}", 0) + count
+    return out
+
+
+def scenario_target_cl():
+    from cassandra import ConsistencyLevel
+    from cassandra.query import BatchStatement, SimpleStatement
+    proxy("target_consistency_level: ONE\n")
+    c, s = session_via([PROXY_IP])
+    s.execute("CREATE KEYSPACE IF NOT EXISTS f WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}")
+    s.execute("CREATE TABLE IF NOT EXISTS f.cl (k int PRIMARY KEY, v text)")
+    ins = s.prepare("INSERT INTO f.cl (k, v) VALUES (?, ?)")
+    before = {name: consistency_counts(name) for name in ("origin", "target")}
+    quorum = ConsistencyLevel.QUORUM
+    for i in range(5):
+        s.execute(SimpleStatement("INSERT INTO f.cl (k, v) VALUES (%s, 'simple')", consistency_level=quorum), (i,))
+        bound = ins.bind((100 + i, "prepared"))
+        bound.consistency_level = quorum
+        s.execute(bound)
+        batch = BatchStatement(consistency_level=quorum, serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL)
+        batch.add(ins, (200 + i, "batch"))
+        batch.add(SimpleStatement("INSERT INTO f.cl (k, v) VALUES (%s, 'batch')"), (300 + i,))
+        s.execute(batch)
+    grew = {}
+    for name in ("origin", "target"):
+        after = consistency_counts(name)
+        grew[name] = {k: v - before[name].get(k, 0) for k, v in after.items() if v != before[name].get(k, 0)}
+    print(f"   requests received by consistency: {grew}", flush=True)
+    check(grew["target"] == {"QUERY ONE": 5, "EXECUTE ONE": 5, "BATCH ONE": 5},
+          f"target got every simple, prepared and batched write at ONE ({grew['target']})")
+    check(grew["origin"] == {"QUERY QUORUM": 5, "EXECUTE QUORUM": 5, "BATCH QUORUM": 5},
+          f"origin got them at the client's QUORUM ({grew['origin']})")
+    keys = set(range(5)) | set(range(100, 105)) | set(range(200, 205)) | set(range(300, 305))
+    for name, nodes in (("origin", ORIGIN), ("target", TARGET)):
+        dc, ds = session_via(nodes)
+        got = {r.k for r in ds.execute("SELECT k FROM f.cl")}
+        dc.shutdown()
+        check(keys <= got, f"the 20 rows are on {name} ({len(keys & got)})")
+    check(metric("zdm_proxy_info", 'target_consistency_level="ONE"') == 1,
+          "zdm_proxy_info{target_consistency_level=\"ONE\"} 1")
+    log = open(os.path.join(TMP, "proxy.log")).read()
+    check("target_consistency_level is ONE" in log, "a warning at start says target gets ONE")
+    c.shutdown()
+    proxy("replace_cql_functions: true\n")
 
 
 def scenario_writefail():
@@ -1073,7 +1128,8 @@ def scenario_config():
           f"a host name in proxy_topology_addresses: start-up refused naming the key (exit {r.returncode})")
 
 
-SCENARIOS = [("statements", scenario_statements), ("writefail", scenario_writefail),
+SCENARIOS = [("statements", scenario_statements), ("target_cl", scenario_target_cl),
+             ("writefail", scenario_writefail),
              ("slow", scenario_slow), ("prepared", scenario_prepared), ("streams", scenario_streams),
              ("silent", scenario_silent), ("readiness", scenario_readiness), ("readydown", scenario_readydown),
              ("stall", scenario_stall), ("tls", scenario_tls), ("memory", scenario_memory),

@@ -388,3 +388,32 @@ TEST_CASE("the budgets of issue 19: handshaking connections, partial frames, mem
                          ConfigError);
   }
 }
+
+TEST_CASE("target_consistency_level: a regular level for target, or empty for the client's") {
+  CHECK(!parse_config_yaml(kMinimal, "z.yml").target_consistency_level);
+  CHECK(!parse_config_yaml(kMinimal + "target_consistency_level:\n", "z.yml")
+             .target_consistency_level);
+  CHECK(parse_config_yaml(kMinimal + "target_consistency_level: ONE\n", "z.yml")
+            .target_consistency_level == uint16_t{0x0001});
+  CHECK(parse_config_yaml(kMinimal + "target_consistency_level: local_quorum\n", "z.yml")
+            .target_consistency_level == uint16_t{0x0006});
+  CHECK(parse_config_yaml(kMinimal + "target_consistency_level: LOCAL_ONE\n", "z.yml")
+            .target_consistency_level == uint16_t{0x000A});
+  CHECK_THROWS_WITH_AS(
+      parse_config_yaml(kMinimal + "target_consistency_level: SERIAL\n", "z.yml"),
+      "z.yml:3: key 'target_consistency_level': SERIAL is a serial consistency, which the proxy "
+      "leaves as the client set it; expected ANY, ONE, TWO, THREE, QUORUM, ALL, LOCAL_QUORUM, "
+      "EACH_QUORUM or LOCAL_ONE",
+      ConfigError);
+  CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "target_consistency_level: MOST\n", "z.yml"),
+                       "z.yml:3: key 'target_consistency_level': expected ANY, ONE, TWO, THREE, "
+                       "QUORUM, ALL, LOCAL_QUORUM, EACH_QUORUM or LOCAL_ONE, got 'MOST'",
+                       ConfigError);
+  std::map<std::string, std::string> env = {{"ZDM_ORIGIN_CONTACT_POINTS", "10.0.0.1"},
+                                            {"ZDM_TARGET_CONTACT_POINTS", "10.0.0.2"},
+                                            {"ZDM_TARGET_CONSISTENCY_LEVEL", "ONE"}};
+  CHECK(load_config_env(env).target_consistency_level == uint16_t{0x0001});
+  CHECK(parse_config_yaml(kMinimal + "target_consistency_level: ONE\n", "z.yml")
+            .to_log_json()
+            .find("\"TargetConsistencyLevel\":\"ONE\"") != std::string::npos);
+}

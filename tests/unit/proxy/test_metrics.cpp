@@ -66,7 +66,8 @@ TEST_CASE("the proxy exports its mode, its limits and its readiness") {
   std::string text = registry.render();
   CHECK(text.find("# TYPE zdm_proxy_info gauge\n") != std::string::npos);
   CHECK(text.find("zdm_proxy_info{version=\"" ZDM_VERSION
-                  "\",read_mode=\"DUAL_ASYNC_ON_SECONDARY\",primary_cluster=\"TARGET\"} 1\n") !=
+                  "\",read_mode=\"DUAL_ASYNC_ON_SECONDARY\",primary_cluster=\"TARGET\","
+                  "target_consistency_level=\"\"} 1\n") !=
         std::string::npos);
   CHECK(text.find("zdm_proxy_max_client_connections 250\n") != std::string::npos);
   CHECK(text.find("zdm_proxy_ready 1\n") != std::string::npos);
