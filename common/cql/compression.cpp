@@ -44,13 +44,20 @@ void check_declared(uint64_t declared, uint32_t max_uncompressed, std::size_t co
   }
 }
 
-Bytes lz4_decompress_body(BytesView body, uint32_t max_uncompressed) {
+/// An LZ4 frame body's 4-byte big-endian uncompressed length (its block follows). Throws
+/// ProtocolError when the body is shorter than that.
+uint32_t lz4_declared_length(BytesView body) {
   if (body.size() < 4) {
     throw ProtocolError("lz4 frame body of " + std::to_string(body.size()) +
                         " bytes has no 4-byte length prefix");
   }
   uint32_t declared = 0;
   for (int i = 0; i < 4; ++i) declared = (declared << 8) | std::to_integer<uint32_t>(body[i]);
+  return declared;
+}
+
+Bytes lz4_decompress_body(BytesView body, uint32_t max_uncompressed) {
+  const uint32_t declared = lz4_declared_length(body);
   BytesView block = body.subspan(4);
   check_declared(declared, max_uncompressed, block.size(), kLz4MaxRatio, "lz4 frame body");
   Bytes out(declared);
@@ -148,12 +155,7 @@ void lz4_decompress_block(BytesView in, std::span<std::byte> out, const char* wh
 }
 
 BytesView lz4_body_prefix(BytesView body, std::size_t n, Bytes& out) {
-  if (body.size() < 4) {
-    throw ProtocolError("lz4 frame body of " + std::to_string(body.size()) +
-                        " bytes has no 4-byte length prefix");
-  }
-  uint32_t declared = 0;
-  for (int i = 0; i < 4; ++i) declared = (declared << 8) | std::to_integer<uint32_t>(body[i]);
+  const uint32_t declared = lz4_declared_length(body);
   BytesView block = body.subspan(4);
   const std::size_t want = std::min<std::size_t>({n, declared, INT_MAX});
   if (block.size() > INT_MAX) throw ProtocolError("lz4 frame body: block too large");

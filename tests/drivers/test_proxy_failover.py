@@ -259,6 +259,19 @@ def scenario_origin_stop():
     node_stop("origin", 200000)
 
 
+def seconds_until_written(s, ins, key, limit=10):
+    """Seconds until prepared INSERT `ins` of `key` succeeds (tried every 100 ms); None after
+    `limit` seconds."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        try:
+            s.execute(ins, (key, "back"))
+            return time.monotonic() - t0
+        except Exception:  # noqa: BLE001
+            time.sleep(0.1)
+    return None
+
+
 def scenario_target_down():
     proxy()
     c, s, ins, sel = proxy_session()
@@ -295,15 +308,7 @@ def scenario_target_down():
           f"failed_writes{{failed_on=\"target\"}} == {write_errors} ({d})")
     for n in TARGET:
         admin("target", "POST", f"/nodes/{n}/start")
-    t0 = time.monotonic()
-    ok_at = None
-    while time.monotonic() - t0 < 10:
-        try:
-            s.execute(ins, (302000, "back"))
-            ok_at = time.monotonic() - t0
-            break
-        except Exception:  # noqa: BLE001
-            time.sleep(0.1)
+    ok_at = seconds_until_written(s, ins, 302000)
     check(ok_at is not None and ok_at < 3,
           f"target started again: writes succeed on the same connection within 3 s ({ok_at})")
     c.shutdown()
@@ -380,15 +385,7 @@ def scenario_new_target_down():
     finally:
         for n in TARGET:
             admin("target", "POST", f"/nodes/{n}/start")
-    t0 = time.monotonic()
-    ok_at = None
-    while time.monotonic() - t0 < 10:
-        try:
-            s.execute(ins, (2000, "back"))
-            ok_at = time.monotonic() - t0
-            break
-        except Exception:  # noqa: BLE001
-            time.sleep(0.1)
+    ok_at = seconds_until_written(s, ins, 2000)
     check(ok_at is not None and ok_at < 3,
           f"target started again: the connection reaches it, writes succeed within 3 s ({ok_at})")
     for name in ("origin", "target"):
