@@ -323,7 +323,9 @@ awaitable<void> ClientSession::client_writable() {
 awaitable<void> ClientSession::reserve_for_large_frame() {
   auto len = client_frames_.pending_length();
   if (!len || *len <= FrameBudget::kLargeFrame || budget_.reserved() >= *len) co_return;
-  co_await reserve_budget(*len, "frame of");
+  // A named result, not a co_await in a condition (GCC 12 and co_await operands).
+  const bool reserved = co_await reserve_budget(*len, "frame of");
+  if (reserved) client_frames_.reserve_pending();
 }
 
 awaitable<bool> ClientSession::reserve_budget(std::size_t len, const char* what) {

@@ -96,15 +96,18 @@ void FrameDecoder::feed(BytesView data) {
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
     pos_ = 0;
   }
-  // A large frame's buffer is reserved whole once its header is in. Grown by doubling, the
-  // buffer would copy half the frame at once (32 MiB of a 64 MiB frame), faulting in every page
-  // of the new buffer in one go: a stall of every connection of the worker (about 100 ms where
-  // page faults are slow). Reserving touches nothing: pages fault in as the bytes arrive.
-  if (auto len = pending_length(); len && *len >= kMoveFrameBytes && *len <= max_body_) {
-    const std::size_t need = pos_ + kHeaderSize + *len;
-    if (need > buf_.capacity()) buf_.reserve(need);
-  }
   buf_.insert(buf_.end(), data.begin(), data.end());
+}
+
+void FrameDecoder::reserve_pending() {
+  // Grown by doubling, the buffer would copy half the frame at once (32 MiB of a 64 MiB
+  // frame), faulting in every page of the new buffer in one go: a stall of every connection of
+  // the worker (about 100 ms where page faults are slow). Reserving touches nothing: pages
+  // fault in as the bytes arrive.
+  auto len = pending_length();
+  if (!len || *len < kMoveFrameBytes || *len > max_body_) return;
+  const std::size_t need = pos_ + kHeaderSize + *len;
+  if (need > buf_.capacity()) buf_.reserve(need);
 }
 
 bool FrameDecoder::next(Frame& out) {

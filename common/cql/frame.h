@@ -110,10 +110,14 @@ Bytes encode_frame(Header header, BytesView body);
 class FrameDecoder {
  public:
   explicit FrameDecoder(uint32_t max_body = kMaxBodyLength) : max_body_(max_body) {}
-  /// Appends bytes read from the socket. Once the header of a frame of kMoveFrameBytes or more
-  /// is buffered, the buffer is reserved for the whole frame (address space only: memory is
-  /// used as the bytes arrive), so that it never grows by copying.
+  /// Appends bytes read from the socket.
   void feed(BytesView data);
+  /// Reserves the buffer for the whole of the frame not yet complete, when it declares
+  /// kMoveFrameBytes or more (up to the body limit), so that it never grows by copying. Address
+  /// space only: memory is used as the bytes arrive. Call it once the frame's size is accepted
+  /// (the proxy: once the worker's large-frame budget holds it), not for any header a peer
+  /// sends.
+  void reserve_pending();
   /// Moves the next complete frame into `out`; false if more bytes are needed.
   /// Throws ProtocolError on a corrupt header (body too long).
   bool next(Frame& out);

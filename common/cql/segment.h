@@ -88,6 +88,8 @@ class SegmentDecoder {
   void set_max_body(uint32_t max_body);
   /// Body length declared by the frame being reassembled from segments, if its header arrived.
   std::optional<uint32_t> pending_length() const { return frames_.pending_length(); }
+  /// FrameDecoder::reserve_pending for the envelope being reassembled.
+  void reserve_pending() { frames_.reserve_pending(); }
   /// Frees buffers when nothing is buffered.
   void release_if_idle() {
     if (pos_ == buf_.size() && buf_.capacity() > 0) Bytes().swap(buf_), pos_ = 0;
@@ -131,6 +133,8 @@ class FrameStream {
   std::optional<uint32_t> pending_length() const {
     return segments_ ? segments_->pending_length() : plain_.pending_length();
   }
+  /// FrameDecoder::reserve_pending for the frame not yet complete.
+  void reserve_pending() { segments_ ? segments_->reserve_pending() : plain_.reserve_pending(); }
   /// Frames taken so far: while it does not change and bytes stay buffered, the same frame is
   /// still incomplete (proxy_partial_frame_timeout_ms).
   uint64_t frames_taken() const { return taken_; }

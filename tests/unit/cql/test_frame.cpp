@@ -255,18 +255,24 @@ TEST_CASE("FrameDecoder") {
     REQUIRE(d.next_raw(h, raw));
     CHECK(raw == kVoidResult);
   }
-  SUBCASE("a large frame's buffer is reserved whole once its header is in: it never grows") {
-    FrameDecoder d;
+  SUBCASE("a large frame's buffer, reserved whole once accepted, never grows") {
     const Bytes frame = encode_frame(Header{4, false, 0, 3, Opcode::kQuery, 0},
                                      Bytes(3 * FrameDecoder::kMoveFrameBytes + 7, std::byte{1}));
-    for (std::size_t at = 0; at < frame.size(); at += 64 * 1024)
-      d.feed(BytesView(frame).subspan(at, std::min<std::size_t>(64 * 1024, frame.size() - at)));
-    Header h;
-    Bytes raw;
-    REQUIRE(d.next_raw(h, raw));
-    CHECK(raw == frame);
-    // Exactly the frame: grown by doubling from 64 KiB pieces it would hold 4 MiB.
-    CHECK(raw.capacity() == frame.size());
+    for (bool reserve : {true, false}) {
+      CAPTURE(reserve);
+      FrameDecoder d;
+      for (std::size_t at = 0; at < frame.size(); at += 64 * 1024) {
+        d.feed(BytesView(frame).subspan(at, std::min<std::size_t>(64 * 1024, frame.size() - at)));
+        if (at == 0 && reserve) d.reserve_pending();
+      }
+      Header h;
+      Bytes raw;
+      REQUIRE(d.next_raw(h, raw));
+      CHECK(raw == frame);
+      // Reserved: exactly the frame. Not reserved (a header alone reserves nothing): grown by
+      // doubling from 64 KiB pieces, to 4 MiB.
+      CHECK((raw.capacity() == frame.size()) == reserve);
+    }
   }
   SUBCASE("many frames through one decoder (buffer compaction keeps frames whole)") {
     FrameDecoder d;
