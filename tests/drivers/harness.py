@@ -161,3 +161,28 @@ def python_session(hosts, port, timeout=10, credentials=None, **cluster_options)
         cluster_options["auth_provider"] = PlainTextAuthProvider(*credentials)
     c = Cluster(hosts, port=port, execution_profiles={EXEC_PROFILE_DEFAULT: profile}, **cluster_options)
     return c, c.connect()
+
+
+def run_scenarios(scenarios, setup, check, procs, log_dir, argv):
+    """Runs `setup()`, then each (name, fn) of `scenarios` (only those named by `--only A,B` in
+    `argv`); an exception fails its scenario, not the run. Stops every process of `procs`
+    at the end. Returns the exit status (1 if a check failed); prints where logs are kept."""
+    only = set(argv[argv.index("--only") + 1].split(",")) if "--only" in argv else None
+    try:
+        setup()
+        for name, fn in scenarios:
+            if only and name not in only:
+                continue
+            t0 = time.monotonic()
+            print(f"== {name} ==", flush=True)
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001
+                check(False, f"{name}: {e!r}")
+            print(f"   ({name}: {time.monotonic() - t0:.0f} s)", flush=True)
+    finally:
+        procs.stop_all()
+    if check.failures:
+        print(f"logs kept in {log_dir}")
+    print(check.summary())
+    return 1 if check.failures else 0

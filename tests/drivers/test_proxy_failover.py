@@ -52,7 +52,7 @@ WINDOW = 16  # requests in flight at most
 RATE = 500   # requests per second at most
 
 sys.path.insert(0, HERE)
-from harness import Checks, Processes, http_json, metric_sum, python_session, readiness as ready, wait_port  # noqa: E402
+from harness import Checks, Processes, run_scenarios, http_json, metric_sum, python_session, readiness as ready, wait_port  # noqa: E402
 
 check = Checks()
 TMP = tempfile.mkdtemp(prefix="zdm-proxy-failover-")
@@ -513,25 +513,7 @@ SCENARIOS = [("target_stop", scenario_target_stop), ("origin_stop", scenario_ori
 
 
 def main():
-    only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
-    try:
-        clusters()
-        for name, fn in SCENARIOS:
-            if only and name not in only:
-                continue
-            t0 = time.monotonic()
-            print(f"== {name} ==", flush=True)
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001
-                check(False, f"{name}: {e!r}")
-            print(f"   ({name}: {time.monotonic() - t0:.0f} s)", flush=True)
-    finally:
-        procs.stop_all()
-    if check.failures:
-        print(f"logs kept in {TMP}")
-    print(check.summary())
-    return 1 if check.failures else 0
+    return run_scenarios(SCENARIOS, clusters, check, procs, TMP, sys.argv)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ PROXY_IP, PORT, METRICS = f"{NET}.1.1", 9042, 14001
 TLS_NODE = f"{NET}.4.1"  # the TLS-only stand-in of scenario tls
 
 sys.path.insert(0, HERE)
-from harness import Checks, Processes, http_json, metric_sum, python_session, readiness as readiness_of, wait_port  # noqa: E402
+from harness import Checks, Processes, run_scenarios, http_json, metric_sum, python_session, readiness as readiness_of, wait_port  # noqa: E402
 
 check = Checks()
 TMP = tempfile.mkdtemp(prefix="zdm-proxy-faults-")
@@ -1139,26 +1139,10 @@ SCENARIOS = [("statements", scenario_statements), ("target_cl", scenario_target_
 
 
 def main():
-    only = set(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv else None
-    try:
+    def setup():
         clusters()
         proxy("replace_cql_functions: true\n")
-        for name, fn in SCENARIOS:
-            if only and name not in only:
-                continue
-            t0 = time.monotonic()
-            print(f"== {name} ==", flush=True)
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001
-                check(False, f"{name}: {e!r}")
-            print(f"   ({name}: {time.monotonic() - t0:.0f} s)", flush=True)
-    finally:
-        procs.stop_all()
-    if check.failures:
-        print(f"logs kept in {TMP}")
-    print(check.summary())
-    return 1 if check.failures else 0
+    return run_scenarios(SCENARIOS, setup, check, procs, TMP, sys.argv)
 
 
 if __name__ == "__main__":
