@@ -1,0 +1,377 @@
+#include "common/journal/journal.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <system_error>
+#include <unordered_set>
+
+namespace zdm::journal {
+
+namespace fs = std::filesystem;
+
+std::string_view reason_name(Reason r) {
+  switch (r) {
+    case Reason::kInFlight:
+      return "in_flight";
+    case Reason::kTargetDisabled:
+      return "target_disabled";
+    case Reason::kTargetError:
+      return "target_error";
+    case Reason::kTargetTimeout:
+      return "target_timeout";
+    case Reason::kTargetUnreachable:
+      return "target_unreachable";
+    case Reason::kCircuitOpen:
+      return "circuit_open";
+  }
+  return "unknown";
+}
+
+namespace {
+
+void put_u8(std::string& o, uint8_t v) {
+  o.push_back(static_cast<char>(v));
+}
+template <class T>
+void put_le(std::string& o, T v) {
+  auto u = static_cast<std::make_unsigned_t<T>>(v);
+  for (std::size_t i = 0; i < sizeof(T); ++i) o.push_back(static_cast<char>((u >> (8 * i)) & 0xff));
+}
+void put_str16(std::string& o, std::string_view s) {
+  const auto n = static_cast<uint16_t>(std::min<std::size_t>(s.size(), 0xffff));
+  put_le<uint16_t>(o, n);
+  o.append(s.data(), n);
+}
+
+uint32_t crc_of(std::string_view payload) {
+  return static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0),
+                                     reinterpret_cast<const Bytef*>(payload.data()),
+                                     static_cast<uInt>(payload.size())));
+}
+
+// Appends header + payload, the payload being what was appended to `out` after `start`
+// (header space reserved there).
+void seal(std::string& out, std::size_t start) {
+  const std::string_view payload(out.data() + start + kRecordHeader,
+                                 out.size() - start - kRecordHeader);
+  std::string header;
+  put_le<uint32_t>(header, static_cast<uint32_t>(payload.size()));
+  put_le<uint32_t>(header, crc_of(payload));
+  std::memcpy(out.data() + start, header.data(), kRecordHeader);
+}
+
+struct Cursor {
+  std::string_view s;
+  std::size_t at = 0;
+  bool need(std::size_t n) const { return s.size() - at >= n; }
+  template <class T>
+  T le() {
+    if (!need(sizeof(T))) throw std::runtime_error("record ends early");
+    std::make_unsigned_t<T> u = 0;
+    for (std::size_t i = 0; i < sizeof(T); ++i)
+      u |= static_cast<std::make_unsigned_t<T>>(static_cast<uint8_t>(s[at + i])) << (8 * i);
+    at += sizeof(T);
+    return static_cast<T>(u);
+  }
+  std::string bytes(std::size_t n) {
+    if (!need(n)) throw std::runtime_error("record ends early");
+    std::string out(s.substr(at, n));
+    at += n;
+    return out;
+  }
+};
+
+std::system_error io_error(const std::string& what, const fs::path& p) {
+  return std::system_error(errno, std::generic_category(), what + " " + p.string());
+}
+
+void write_all(int fd, std::string_view data, const fs::path& p) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw io_error("cannot write journal segment", p);
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+void encode_write(const Write& w, std::string& out) {
+  const std::size_t start = out.size();
+  out.append(kRecordHeader, '\0');
+  put_u8(out, static_cast<uint8_t>(RecordType::kWrite));
+  put_le<uint64_t>(out, w.seq);
+  put_u8(out, static_cast<uint8_t>(w.reason));
+  put_u8(out, w.version);
+  put_u8(out, w.opcode);
+  put_le<int64_t>(out, w.journaled_at_ms);
+  put_str16(out, w.keyspace);
+  put_str16(out, w.table);
+  put_le<uint32_t>(out, static_cast<uint32_t>(w.body.size()));
+  out.append(w.body);
+  seal(out, start);
+}
+
+void encode_settled(uint64_t seq, Settlement how, std::string& out) {
+  const std::size_t start = out.size();
+  out.append(kRecordHeader, '\0');
+  put_u8(out, static_cast<uint8_t>(RecordType::kSettled));
+  put_le<uint64_t>(out, seq);
+  put_u8(out, static_cast<uint8_t>(how));
+  seal(out, start);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Writer::Writer(fs::path dir, int64_t run, int worker, std::shared_ptr<Budget> budget,
+               uint64_t segment_bytes)
+    : dir_(std::move(dir)),
+      run_(run),
+      worker_(worker),
+      budget_(std::move(budget)),
+      segment_bytes_(std::max<uint64_t>(segment_bytes, 4096)) {}
+
+Writer::~Writer() {
+  try {
+    flush();
+  } catch (...) {
+  }
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Writer::open_segment() {
+  if (fd_ >= 0) {
+    flush();
+    ::close(fd_);
+    fd_ = -1;
+  }
+  char name[64];
+  std::snprintf(name, sizeof name, "%013lld-w%d-%06d%s", static_cast<long long>(run_), worker_,
+                ++index_, std::string(kSuffix).c_str());
+  Segment s;
+  s.path = dir_ / name;
+  s.first_seq = next_seq_;
+  fd_ = ::open(s.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0600);
+  if (fd_ < 0) throw io_error("cannot create journal segment", s.path);
+  buffer_.append(kMagic);
+  s.bytes = kMagic.size();
+  budget_->bytes += kMagic.size();
+  segments_.push_back(std::move(s));
+}
+
+std::optional<uint64_t> Writer::append(Write& w) {
+  if (segments_.empty() || segments_.back().bytes >= segment_bytes_) {
+    if (!segments_.empty() && budget_->bytes.load() + kMagic.size() > budget_->max_bytes)
+      return std::nullopt;
+    open_segment();
+    drop_settled_segments();
+  }
+  w.seq = next_seq_;
+  const std::size_t before = buffer_.size();
+  encode_write(w, buffer_);
+  const uint64_t n = buffer_.size() - before;
+  if (budget_->bytes.load() + n > budget_->max_bytes) {
+    buffer_.resize(before);
+    return std::nullopt;
+  }
+  budget_->bytes += n;
+  segments_.back().bytes += n;
+  segments_.back().open++;
+  open_total_++;
+  return next_seq_++;
+}
+
+void Writer::settle(uint64_t seq, Settlement how) {
+  // The segment holding `seq`: the last one whose first seq is not after it.
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), seq,
+                             [](uint64_t s, const Segment& g) { return s < g.first_seq; });
+  if (it == segments_.begin()) return;  // already dropped
+  --it;
+  if (it->open == 0) return;
+  it->open--;
+  open_total_--;
+  const std::size_t before = buffer_.size();
+  encode_settled(seq, how, buffer_);
+  const uint64_t n = buffer_.size() - before;
+  budget_->bytes += n;
+  segments_.back().bytes += n;
+  if (it->open == 0 && it + 1 != segments_.end()) drop_settled_segments();
+}
+
+void Writer::drop_settled_segments() {
+  // Every closed segment with nothing left to replay goes (the one appended to stays).
+  for (std::size_t i = 0; i + 1 < segments_.size();) {
+    if (segments_[i].open != 0) {
+      ++i;
+      continue;
+    }
+    std::error_code ec;
+    fs::remove(segments_[i].path, ec);
+    budget_->bytes -= std::min<uint64_t>(budget_->bytes.load(), segments_[i].bytes);
+    segments_.erase(segments_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+}
+
+void Writer::flush() {
+  if (buffer_.empty() || fd_ < 0) return;
+  write_all(fd_, buffer_, segments_.back().path);
+  buffer_.clear();
+}
+
+void Writer::sync() {
+  flush();
+  if (fd_ >= 0 && ::fdatasync(fd_) != 0) throw io_error("cannot fdatasync", segments_.back().path);
+}
+
+uint64_t Writer::bytes() const {
+  uint64_t n = 0;
+  for (const auto& s : segments_) n += s.bytes;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+SegmentScan read_segment(const fs::path& file, uint64_t from) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read journal segment " + file.string());
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (data.size() < kMagic.size() || std::string_view(data).substr(0, kMagic.size()) != kMagic)
+    throw std::runtime_error(file.string() + ": not a zdm journal segment (no " +
+                             std::string(kMagic) + " header)");
+  SegmentScan scan;
+  std::size_t at = std::max<std::size_t>(kMagic.size(), from);
+  scan.valid_bytes = at;
+  const std::string_view all(data);
+  while (at < all.size()) {
+    if (all.size() - at < kRecordHeader) {
+      scan.torn = "a record header is cut short at byte " + std::to_string(at);
+      break;
+    }
+    Cursor h{all.substr(at, kRecordHeader)};
+    const auto len = h.le<uint32_t>();
+    const auto crc = h.le<uint32_t>();
+    if (len == 0 || len > kMaxPayload || all.size() - at - kRecordHeader < len) {
+      scan.torn = "the record at byte " + std::to_string(at) + " runs past the end of the file";
+      break;
+    }
+    const std::string_view payload = all.substr(at + kRecordHeader, len);
+    if (crc_of(payload) != crc) {
+      scan.torn = "the record at byte " + std::to_string(at) + " fails its CRC";
+      break;
+    }
+    try {
+      Cursor c{payload};
+      const auto type = c.le<uint8_t>();
+      if (type == static_cast<uint8_t>(RecordType::kWrite)) {
+        Write w;
+        w.seq = c.le<uint64_t>();
+        w.reason = static_cast<Reason>(c.le<uint8_t>());
+        w.version = c.le<uint8_t>();
+        w.opcode = c.le<uint8_t>();
+        w.journaled_at_ms = c.le<int64_t>();
+        w.keyspace = c.bytes(c.le<uint16_t>());
+        w.table = c.bytes(c.le<uint16_t>());
+        w.body = c.bytes(c.le<uint32_t>());
+        scan.writes.push_back(std::move(w));
+      } else if (type == static_cast<uint8_t>(RecordType::kSettled)) {
+        scan.settled.push_back(c.le<uint64_t>());
+      } else {
+        throw std::runtime_error("unknown record type " + std::to_string(type));
+      }
+    } catch (const std::runtime_error& e) {
+      scan.torn = "the record at byte " + std::to_string(at) + " is malformed: " + e.what();
+      break;
+    }
+    at += kRecordHeader + len;
+    scan.valid_bytes = at;
+  }
+  return scan;
+}
+
+std::vector<fs::path> list_segments(const fs::path& dir) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file() && e.path().extension() == kSuffix) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string writer_of(const fs::path& segment) {
+  const std::string name = segment.filename().string();
+  const auto dash = name.rfind('-');
+  return dash == std::string::npos ? name : name.substr(0, dash);
+}
+
+namespace {
+struct WriterState {
+  std::vector<fs::path> segments;
+  std::set<uint64_t> writes, settled;
+  uint64_t bytes = 0, torn = 0;
+};
+std::map<std::string, WriterState> scan_dir(const fs::path& dir) {
+  std::map<std::string, WriterState> by_writer;
+  for (const auto& seg : list_segments(dir)) {
+    auto& w = by_writer[writer_of(seg)];
+    w.segments.push_back(seg);
+    std::error_code ec;
+    w.bytes += fs::file_size(seg, ec);
+    try {
+      auto scan = read_segment(seg);
+      for (const auto& r : scan.writes) w.writes.insert(r.seq);
+      w.settled.insert(scan.settled.begin(), scan.settled.end());
+      if (scan.torn) w.torn++;
+    } catch (const std::runtime_error&) {
+      w.torn++;
+    }
+  }
+  return by_writer;
+}
+uint64_t unsettled(const WriterState& w) {
+  uint64_t n = 0;
+  for (auto s : w.writes) n += !w.settled.count(s);
+  return n;
+}
+}  // namespace
+
+Summary summarize(const fs::path& dir) {
+  Summary s;
+  for (const auto& [name, w] : scan_dir(dir)) {
+    s.segments += w.segments.size();
+    s.bytes += w.bytes;
+    s.unsettled += unsettled(w);
+    s.torn += w.torn;
+  }
+  return s;
+}
+
+Summary prune(const fs::path& dir) {
+  Summary s;
+  for (const auto& [name, w] : scan_dir(dir)) {
+    if (unsettled(w) == 0 && w.torn == 0) {
+      for (const auto& seg : w.segments) {
+        std::error_code ec;
+        fs::remove(seg, ec);
+      }
+      continue;
+    }
+    s.segments += w.segments.size();
+    s.bytes += w.bytes;
+    s.unsettled += unsettled(w);
+    s.torn += w.torn;
+  }
+  return s;
+}
+
+}  // namespace zdm::journal
