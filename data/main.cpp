@@ -1,6 +1,7 @@
 // zdm-data: the data phase of a ZDM migration (ZDM's phase 2, "migrate and validate data") without
 // DSBulk or Spark: `backfill` copies origin's rows to target keeping write times and TTLs,
-// `validate` compares both clusters and repairs target.
+// `validate` compares both clusters and repairs target; `replay` puts the proxy's write journal
+// back on target, `journal-status` says what it holds.
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -30,7 +31,17 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   spdlog::set_level(spdlog::level::from_str(o.log_level));
   try {
-    return o.command == Command::kBackfill ? run_backfill(o) : run_validate(o);
+    switch (o.command) {
+      case Command::kBackfill:
+        return run_backfill(o);
+      case Command::kValidate:
+        return run_validate(o);
+      case Command::kReplay:
+        return run_replay(o);
+      case Command::kJournalStatus:
+        return run_journal_status(o);
+    }
+    return 2;
   } catch (const JobError& e) {
     std::fprintf(stderr, "zdm-data: %s\n", e.what());
     return e.code;

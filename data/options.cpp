@@ -1,5 +1,6 @@
 #include "data/options.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <sstream>
 
@@ -13,6 +14,8 @@ namespace {
 
 const char* kUsage =
     R"(usage: zdm-data COMMAND --origin HOSTS --target HOSTS -k KEYSPACE [-t TABLE]... [options]
+       zdm-data replay --journal DIR [--journal DIR]... --target HOSTS [options]
+       zdm-data journal-status --journal DIR [--journal DIR]... [--json]
 
 commands:
   backfill   copy every row of origin's tables to target, token range by token range, with
@@ -22,9 +25,21 @@ commands:
   validate   scan both clusters by the same token ranges and compare every row by primary key
              and column value (--writetime: and writetimes); --repair writes origin's version
              of missing and differing rows to target with origin's writetimes
+  replay     apply the proxy's write journal (proxy_journal_dir) to target: every write without
+             a settlement, in journal order per writer, as the QUERY or BATCH the client sent
+             (its timestamp kept: an older write never overwrites a newer one); resumable (a
+             checkpoint "<segment>.replayed" next to each segment); a segment all applied is
+             deleted unless it is its writer's newest (the proxy may still append to it) and
+             that writer's run is the directory's newest (--delete-all: the proxy is stopped)
+  journal-status
+             what the journal holds: segments, bytes, writes to replay by table, torn tails
 
-exit codes: 0 done (validate: no difference remains), 1 ranges failed or differences remain,
-            2 bad command line, keyspace, table or schema, 3 a cluster cannot be reached
+exit codes: 0 done (validate: no difference remains), 1 ranges failed or differences remain
+            (replay: a write failed for good: target's error, or every retry used; rerun to
+            resume), 2 bad command line, keyspace, table or schema (replay: a journal that
+            cannot be read, a record of a protocol version target does not speak), 3 a cluster
+            cannot be reached, 4 replay: every intact write applied but a torn tail was found
+            (a crash mid-append; --accept-torn: 0), 130 stopped by a signal
 )";
 
 std::vector<std::string> split_list(const std::vector<std::string>& in) {
@@ -59,6 +74,8 @@ void add_cluster(po::options_description& d, const std::string& side, ClusterOpt
       "consistency level of reads and writes");
 }
 
+}  // namespace
+
 cql::Consistency parse_consistency(const std::string& name, const std::string& option) {
   static const std::pair<const char*, cql::Consistency> kLevels[] = {
       {"ANY", cql::Consistency::kAny},
@@ -74,6 +91,8 @@ cql::Consistency parse_consistency(const std::string& name, const std::string& o
     if (name == n) return c;
   throw OptionsError("--" + option + ": unknown consistency level '" + name + "'");
 }
+
+namespace {
 
 // The option table: every option, bound to `o`'s fields, `tables` (the -t values as given) and
 // `progress` (the --progress word).
@@ -130,10 +149,23 @@ po::options_description option_table(Options& o, std::vector<std::string>& table
       "time)")("json", po::bool_switch(&o.json), "print the report as JSON")(
       "max-examples", po::value(&o.max_examples)->default_value(20),
       "differences listed per table");
+  po::options_description replay("replay, journal-status");
+  replay.add_options()("journal", po::value(&o.journals)->composing(),
+                       "journal directory (proxy_journal_dir; repeatable)")(
+      "rate", po::value(&o.rate_writes)->default_value(2000),
+      "replay: writes/s at most (0: no limit)")(
+      "dry-run", po::bool_switch(&o.dry_run),
+      "replay: count the writes to replay by table, apply nothing (no cluster needed)")(
+      "accept-torn", po::bool_switch(&o.accept_torn),
+      "replay: a torn tail does not fail the run (exit 0) and its segment may be deleted")(
+      "delete-all", po::bool_switch(&o.delete_all),
+      "replay: also delete each writer's newest segment once applied (only with the proxy "
+      "stopped)")("consistency", po::value(&o.replay_consistency),
+                  "replay: consistency level of every write (default: each request's own)");
   po::options_description general("general");
   general.add_options()("help,h", "show this help")("version", "print the version");
   po::options_description all;
-  all.add(clusters).add(job).add(validate).add(general);
+  all.add(clusters).add(job).add(validate).add(replay).add(general);
   return all;
 }
 
@@ -205,27 +237,62 @@ void check_values(const Options& o) {
   if (o.retries < 0) throw OptionsError("--retries must not be negative");
   if (o.rate_rows < 0 || o.rate_mb < 0)
     throw OptionsError("--rate-rows/--rate-mb must not be negative");
+  if (o.rate_writes < 0) throw OptionsError("--rate must not be negative");
   if (o.sample_percent <= 0 || o.sample_percent > 100)
     throw OptionsError("--sample must be a percentage in (0, 100]");
 }
 
-// Refuses an option of the other command (given on the command line, a switch only when on);
-// sets backfill's default checkpoint file. Throws OptionsError.
+const char* command_name(Command c) {
+  switch (c) {
+    case Command::kBackfill:
+      return "backfill";
+    case Command::kValidate:
+      return "validate";
+    case Command::kReplay:
+      return "replay";
+    case Command::kJournalStatus:
+      return "journal-status";
+  }
+  return "?";
+}
+
+// Refuses an option of another command (given on the command line, a switch only when on).
+// Throws OptionsError.
 void check_command(const po::variables_map& vm, Options& o) {
-  const bool backfill = o.command == Command::kBackfill;
-  std::vector<const char*> others =
-      backfill ? std::vector<const char*>{"sample", "writetime", "repair", "delete-extra", "json"}
-               : std::vector<const char*>{"checkpoint", "restart"};
-  for (const char* v : others) {
+  using C = Command;
+  static const std::vector<std::pair<const char*, std::vector<Command>>> kOwners = {
+      {"sample", {C::kValidate}},
+      {"writetime", {C::kValidate}},
+      {"repair", {C::kValidate}},
+      {"delete-extra", {C::kValidate}},
+      {"json", {C::kValidate, C::kJournalStatus}},
+      {"checkpoint", {C::kBackfill}},
+      {"restart", {C::kBackfill}},
+      {"journal", {C::kReplay, C::kJournalStatus}},
+      {"rate", {C::kReplay}},
+      {"dry-run", {C::kReplay}},
+      {"accept-torn", {C::kReplay}},
+      {"delete-all", {C::kReplay}},
+      {"consistency", {C::kReplay}},
+      {"keyspace", {C::kBackfill, C::kValidate}},
+      {"table", {C::kBackfill, C::kValidate}},
+  };
+  for (const auto& [v, owners] : kOwners) {
+    if (std::find(owners.begin(), owners.end(), o.command) != owners.end()) continue;
     bool given = vm.count(v) && !vm[v].defaulted();
     if (given && vm[v].value().type() == typeid(bool)) given = vm[v].as<bool>();
-    if (given)
-      throw OptionsError(std::string("--") + v +
-                         (backfill ? " is an option of validate, not backfill"
-                                   : " is an option of backfill, not validate"));
+    if (!given) continue;
+    std::string names;
+    for (std::size_t i = 0; i < owners.size(); ++i)
+      names += std::string(i == 0                   ? ""
+                           : i + 1 == owners.size() ? " or "
+                                                    : ", ") +
+               command_name(owners[i]);
+    throw OptionsError(std::string("--") + v + " is an option of " + names + ", not " +
+                       command_name(o.command));
   }
-  if (backfill && o.checkpoint.empty()) o.checkpoint = "zdm-data-" + o.keyspace + ".checkpoint";
-  if (!backfill && o.delete_extra && !o.repair) throw OptionsError("--delete-extra needs --repair");
+  if (o.command == C::kValidate && o.delete_extra && !o.repair)
+    throw OptionsError("--delete-extra needs --repair");
 }
 
 }  // namespace
@@ -255,8 +322,13 @@ ParseResult parse_options(int argc, const char* const* argv,
     o.command = Command::kBackfill;
   } else if (args[0] == "validate") {
     o.command = Command::kValidate;
+  } else if (args[0] == "replay") {
+    o.command = Command::kReplay;
+  } else if (args[0] == "journal-status") {
+    o.command = Command::kJournalStatus;
   } else {
-    throw OptionsError("unknown command '" + args[0] + "' (backfill or validate)");
+    throw OptionsError("unknown command '" + args[0] +
+                       "' (backfill, validate, replay or journal-status)");
   }
   const po::variables_map vm =
       parse_args(all, std::vector<std::string>(args.begin() + 1, args.end()));
@@ -264,14 +336,21 @@ ParseResult parse_options(int argc, const char* const* argv,
     result.text = help_text(all);
     return result;
   }
-  check_cluster(vm, "origin", &o.origin, getenv);
-  check_cluster(vm, "target", &o.target, getenv);
-  if (o.keyspace.empty()) throw OptionsError("-k/--keyspace is required");
+  const bool journal = o.command == Command::kReplay || o.command == Command::kJournalStatus;
+  check_command(vm, o);
+  if (!journal) check_cluster(vm, "origin", &o.origin, getenv);
+  if (o.command == Command::kReplay && !o.dry_run) check_cluster(vm, "target", &o.target, getenv);
+  if (!journal) check_cluster(vm, "target", &o.target, getenv);
+  if (!journal && o.keyspace.empty()) throw OptionsError("-k/--keyspace is required");
+  if (journal && o.journals.empty())
+    throw OptionsError("--journal is required (a journal directory)");
+  if (!o.replay_consistency.empty()) parse_consistency(o.replay_consistency, "consistency");
   o.tables = split_list(tables);
   o.resume = !vm["restart"].as<bool>();
   o.progress = parse_progress(progress);
   check_values(o);
-  check_command(vm, o);
+  if (o.command == Command::kBackfill && o.checkpoint.empty())
+    o.checkpoint = "zdm-data-" + o.keyspace + ".checkpoint";
   result.options = std::move(o);
   return result;
 }

@@ -1,5 +1,6 @@
 // zdm-data's command line: the command, both clusters' connection settings (auth and TLS like
-// the proxy's), the job's scope and limits. Parsing is pure (argv in, Options or one error line
+// the proxy's; replay and journal-status need target's only, or none), the job's scope and
+// limits. Parsing is pure (argv in, Options or one error line
 // out) so it is unit-tested.
 #pragma once
 
@@ -29,7 +30,7 @@ struct ClusterOptions {
   std::string consistency = "LOCAL_QUORUM";
 };
 
-enum class Command { kBackfill, kValidate };
+enum class Command { kBackfill, kValidate, kReplay, kJournalStatus };
 enum class ProgressMode { kAuto, kBar, kLines, kNone };
 
 struct Options {
@@ -60,8 +61,15 @@ struct Options {
   bool writetime = false;
   bool repair = false;
   bool delete_extra = false;
-  bool json = false;
+  bool json = false;  // validate, journal-status
   int max_examples = 20;
+  // replay, journal-status
+  std::vector<std::string> journals;  // --journal directories
+  double rate_writes = 2000;          // writes/s (0: unlimited)
+  bool dry_run = false;
+  bool accept_torn = false;
+  bool delete_all = false;
+  std::string replay_consistency;  // empty: each request's own
 };
 
 /// What main does with a command line: run a job, or print text and exit with a code.
@@ -78,6 +86,10 @@ ParseResult parse_options(int argc, const char* const* argv,
 
 /// The usage text.
 std::string usage();
+
+/// The wire code of a consistency level name ("LOCAL_QUORUM"); `option` names the option in
+/// the error. Throws OptionsError.
+cql::Consistency parse_consistency(const std::string& name, const std::string& option);
 
 /// ClusterConfig for one side ("origin"/"target"), TLS context included. Throws OptionsError
 /// (naming the option) on an unreadable certificate or key.

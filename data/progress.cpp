@@ -24,7 +24,7 @@ std::chrono::nanoseconds RateLimiter::take(uint64_t rows, uint64_t bytes, Clock:
 
 namespace {
 metrics::Counter& cluster_counter(metrics::Registry& r, const char* name, const char* help,
-                                const char* cluster) {
+                                  const char* cluster) {
   return r.counter(name, help, std::string("cluster=\"") + cluster + "\"");
 }
 }  // namespace
@@ -89,6 +89,21 @@ std::string progress_line(const ProgressSnapshot& s, bool tty, int width) {
   if (frac > 0 && frac < 1) eta_s = static_cast<long>(s.seconds * (1 - frac) / frac);
   if (frac >= 1) eta_s = 0;
   if (eta_s >= 0) eta = fmt::format("{}:{:02}", eta_s / 60, eta_s % 60);
+  if (s.replay) {
+    const double wps = s.seconds > 0 ? s.ranges_done / s.seconds : 0;
+    if (tty) {
+      int filled = static_cast<int>(frac * width);
+      std::string bar = std::string(static_cast<std::size_t>(filled), '#') +
+                        std::string(static_cast<std::size_t>(width - filled), '.');
+      return fmt::format("[{}] {:3.0f}% {}/{} writes {:.1f} MB {} writes/s ETA {}{}", bar,
+                         frac * 100, thousands(s.ranges_done), thousands(s.ranges_total),
+                         s.bytes / 1e6, thousands(static_cast<uint64_t>(wps)), eta,
+                         s.retries ? fmt::format(" {} retries", thousands(s.retries)) : "");
+    }
+    return fmt::format("progress: {:.0f}% writes={}/{} MB={:.1f} writes/s={:.0f} retries={} eta={}",
+                       frac * 100, s.ranges_done, s.ranges_total, s.bytes / 1e6, wps, s.retries,
+                       eta_s >= 0 ? std::to_string(eta_s) + "s" : "?");
+  }
   if (tty) {
     int filled = static_cast<int>(frac * width);
     std::string bar = std::string(static_cast<std::size_t>(filled), '#') +

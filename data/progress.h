@@ -54,11 +54,16 @@ struct ProgressSnapshot {
   uint64_t retries = 0;
   uint64_t differences = 0;  // validate
   bool validate = false;
+  /// replay: rows are writes applied, ranges are writes handled (applied or skipped) of those
+  /// to replay.
+  bool replay = false;
 };
 
 /// "[#########...........] 45% 123,456 rows 12.3 MB 100/256 ranges 25,000 rows/s 3.2 MB/s
 /// ETA 0:42" (tty) or "progress: 45% rows=123456 MB=12.3 ranges=100/256 rows/s=25000 MB/s=3.2
-/// eta=42s" (lines). ETA from the share of ranges done.
+/// eta=42s" (lines). ETA from the share of ranges done. Replay: "[####......] 45% 1,234/2,742
+/// writes 0.1 MB 2,000 writes/s ETA 0:01" or "progress: 45% writes=1234/2742 MB=0.1
+/// writes/s=2000 retries=0 eta=1s".
 std::string progress_line(const ProgressSnapshot& s, bool tty, int width = 24);
 /// 1234567 → "1,234,567".
 std::string thousands(uint64_t n);

@@ -47,7 +47,7 @@ TEST_CASE("the command line") {
     auto fails = [](std::vector<const char*> a, const char* msg) {
       CHECK_THROWS_WITH_AS(parse(a), msg, OptionsError);
     };
-    fails({"copy"}, "unknown command 'copy' (backfill or validate)");
+    fails({"copy"}, "unknown command 'copy' (backfill, validate, replay or journal-status)");
     fails({"backfill", "--target", "b", "-k", "ks"},
           "--origin is required (contact points of origin)");
     fails({"backfill", "--origin", "a", "--target", "b"}, "-k/--keyspace is required");
@@ -64,6 +64,44 @@ TEST_CASE("the command line") {
         "--origin-consistency: unknown consistency level 'MOST'");
     fails({"backfill", "--origin", "a", "--target", "b", "-k", "ks", "--target-tls-cert", "c.pem"},
           "--target-tls-cert/--target-tls-key need --target-tls-ca");
+  }
+  SUBCASE("replay: the journal and target's options only") {
+    auto r = parse({"replay", "--journal", "/j1", "--journal", "/j2", "--target", "b",
+                    "--target-tls-ca", "ca.pem", "--rate", "500", "--consistency", "ONE"},
+                   {{"ZDM_DATA_TARGET_PASSWORD", "env"}});
+    REQUIRE(r.options);
+    const auto& o = *r.options;
+    CHECK(o.command == Command::kReplay);
+    CHECK(o.journals == std::vector<std::string>{"/j1", "/j2"});
+    CHECK(o.target.contact_points == std::vector<std::string>{"b"});
+    CHECK(o.target.password == "env");
+    CHECK(o.rate_writes == 500);
+    CHECK(o.replay_consistency == "ONE");
+    CHECK(!o.dry_run);
+    CHECK(parse({"replay", "--journal", "/j", "--target", "b"}).options->rate_writes == 2000);
+    // --dry-run and journal-status need no cluster at all.
+    CHECK(parse({"replay", "--journal", "/j", "--dry-run"}).options->dry_run);
+    auto st = parse({"journal-status", "--journal", "/j", "--json"});
+    REQUIRE(st.options);
+    CHECK(st.options->command == Command::kJournalStatus);
+    CHECK(st.options->json);
+    auto fails = [](std::vector<const char*> a, const char* msg) {
+      CHECK_THROWS_WITH_AS(parse(a), msg, OptionsError);
+    };
+    fails({"replay", "--target", "b"}, "--journal is required (a journal directory)");
+    fails({"replay", "--journal", "/j"}, "--target is required (contact points of target)");
+    fails({"replay", "--journal", "/j", "--target", "b", "-k", "ks"},
+          "--keyspace is an option of backfill or validate, not replay");
+    fails({"replay", "--journal", "/j", "--target", "b", "--json"},
+          "--json is an option of validate or journal-status, not replay");
+    fails({"journal-status", "--journal", "/j", "--dry-run"},
+          "--dry-run is an option of replay, not journal-status");
+    fails({"backfill", "--origin", "a", "--target", "b", "-k", "ks", "--journal", "/j"},
+          "--journal is an option of replay or journal-status, not backfill");
+    fails({"replay", "--journal", "/j", "--target", "b", "--consistency", "MOST"},
+          "--consistency: unknown consistency level 'MOST'");
+    fails({"replay", "--journal", "/j", "--target", "b", "--rate", "-1"},
+          "--rate must not be negative");
   }
   SUBCASE("a missing CA file names the option") {
     auto r = parse({"backfill", "--origin", "a", "--target", "b", "-k", "ks", "--target-tls-ca",

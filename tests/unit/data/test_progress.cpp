@@ -46,6 +46,18 @@ TEST_CASE("progress lines") {
     CHECK(progress_line(s, true, 8) ==
           "[##......]  25% 1,234,567 rows 12.3 MB 64/256 ranges 41,152 rows/s 0.4 MB/s ETA 1:30");
   }
+  SUBCASE("replay: writes applied of those to replay") {
+    ProgressSnapshot r;
+    r.replay = true;
+    r.rows = r.ranges_done = 1000;
+    r.ranges_total = 4000;
+    r.bytes = 150'000;
+    r.seconds = 2;
+    CHECK(progress_line(r, false) ==
+          "progress: 25% writes=1000/4000 MB=0.1 writes/s=500 retries=0 eta=6s");
+    CHECK(progress_line(r, true, 8) ==
+          "[##......]  25% 1,000/4,000 writes 0.1 MB 500 writes/s ETA 0:06");
+  }
   SUBCASE("thousands separators") {
     CHECK(thousands(0) == "0");
     CHECK(thousands(999) == "999");

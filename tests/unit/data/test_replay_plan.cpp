@@ -1,0 +1,218 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "data/replay_plan.h"
+
+using namespace zdm::data::replay;
+namespace journal = zdm::journal;
+
+namespace {
+
+// A fresh directory under the temporary directory.
+fs::path fresh_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("zdm-data-test-" + name);
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+journal::Write write(uint64_t seq, std::string table, std::string body = "body") {
+  journal::Write w;
+  w.seq = seq;
+  w.keyspace = "ks";
+  w.table = std::move(table);
+  w.body = std::move(body);
+  return w;
+}
+
+// A segment of the given records (each encoded), after the magic.
+void segment(const fs::path& p, const std::string& records) {
+  std::ofstream out(p, std::ios::binary);
+  out << journal::kMagic << records;
+}
+
+std::string writes(std::initializer_list<journal::Write> ws) {
+  std::string out;
+  for (const auto& w : ws) journal::encode_write(w, out);
+  return out;
+}
+std::string settled(std::initializer_list<uint64_t> seqs) {
+  std::string out;
+  for (auto s : seqs) journal::encode_settled(s, journal::Settlement::kTargetApplied, out);
+  return out;
+}
+
+// A QUERY body (§4.1.4): the query [long string], then consistency [short] and flags [byte].
+std::string query_body(const std::string& q, uint16_t cl) {
+  std::string b;
+  for (int i = 3; i >= 0; --i) b.push_back(static_cast<char>((q.size() >> (8 * i)) & 0xff));
+  b += q;
+  b.push_back(static_cast<char>(cl >> 8));
+  b.push_back(static_cast<char>(cl & 0xff));
+  b.push_back('\0');
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("the replay checkpoint side file") {
+  SUBCASE("one line, read back") {
+    Mark m{1234, 17};
+    CHECK(mark_text(m) == "zdm-data replayed 1 1234 17\n");
+    CHECK(parse_mark(mark_text(m), "f") == m);
+    CHECK(mark_path("/j/1-w0-000001.zdmj") == fs::path("/j/1-w0-000001.zdmj.replayed"));
+  }
+  SUBCASE("anything else is refused, naming the file") {
+    CHECK_THROWS_WITH_AS(parse_mark("zdm-data replayed 1 12", "f"),
+                         "f is not a zdm-data replay checkpoint (expected 'zdm-data replayed 1 "
+                         "<offset> <last seq>')",
+                         ReplayError);
+    CHECK_THROWS_AS(parse_mark("zdm-data replayed 2 1 1\n", "f"), ReplayError);
+  }
+  SUBCASE("written atomically next to the segment, removed with it") {
+    auto d = fresh_dir("marks");
+    const fs::path seg = d / "0000000000001-w0-000001.zdmj";
+    segment(seg, "");
+    CHECK(read_mark(seg) == Mark{});
+    write_mark(seg, Mark{8, 3});
+    CHECK(read_mark(seg) == Mark{8, 3});
+    write_mark(seg, Mark{80, 9});
+    CHECK(read_mark(seg) == Mark{80, 9});
+    CHECK(!fs::exists(mark_path(seg).string() + ".tmp"));
+    CHECK(start_offset(seg, Mark{80, 9}) == 0);  // longer than the file: read from the start
+    CHECK(start_offset(seg, Mark{8, 9}) == 8);
+    remove_segment(seg);
+    CHECK(!fs::exists(seg));
+    CHECK(!fs::exists(mark_path(seg)));
+  }
+  SUBCASE("side files of segments the proxy deleted go") {
+    auto d = fresh_dir("orphans");
+    const fs::path a = d / "0000000000001-w0-000001.zdmj", b = d / "0000000000001-w0-000002.zdmj";
+    segment(a, "");
+    segment(b, "");
+    write_mark(a, Mark{8, 0});
+    write_mark(b, Mark{8, 0});
+    fs::remove(a);
+    CHECK(remove_orphan_marks(d) == 1);
+    CHECK(!fs::exists(mark_path(a)));
+    CHECK(fs::exists(mark_path(b)));
+  }
+}
+
+TEST_CASE("what to replay") {
+  SUBCASE("writes neither settled nor applied by an earlier run, in file order") {
+    journal::SegmentScan scan;
+    for (uint64_t s : {3, 4, 5, 6, 7}) scan.writes.push_back(write(s, "ks.t"));
+    auto sel = select(scan, Mark{0, 4}, {3, 6, 9});
+    CHECK(sel.apply == std::vector<std::size_t>{2, 4});  // seqs 5 and 7
+    CHECK(sel.settled == 2);
+    CHECK(sel.replayed == 1);  // 4
+  }
+  SUBCASE("segments grouped by writer, in name order; an earlier run's writers known") {
+    auto d = fresh_dir("writers");
+    for (const char* n :
+         {"0000000000002-w0-000001.zdmj", "0000000000001-w10-000001.zdmj",
+          "0000000000001-w1-000002.zdmj", "0000000000001-w1-000001.zdmj", "notes.txt"})
+      segment(d / n, "");
+    auto ws = writers_of(d);
+    REQUIRE(ws.size() == 3);
+    CHECK(ws[0].writer == "0000000000001-w1");
+    CHECK(ws[0].segments == std::vector<fs::path>{d / "0000000000001-w1-000001.zdmj",
+                                                  d / "0000000000001-w1-000002.zdmj"});
+    CHECK(ws[0].earlier_run);
+    CHECK(ws[1].writer == "0000000000001-w10");
+    CHECK(ws[2].writer == "0000000000002-w0");
+    CHECK(!ws[2].earlier_run);
+    CHECK_THROWS_AS(writers_of(d / "missing"), ReplayError);
+  }
+  SUBCASE("a survey: settlements across a writer's segments, the marks, torn tails") {
+    auto d = fresh_dir("survey");
+    const fs::path a = d / "0000000000001-w0-000001.zdmj", b = d / "0000000000001-w0-000002.zdmj",
+                   c = d / "0000000000001-w1-000001.zdmj";
+    segment(a, writes({write(1, "ks.a"), write(2, "ks.a"), write(3, "ks.b")}) + settled({1}));
+    // 2 is settled in the writer's next segment; the last record is cut short.
+    std::string torn = writes({write(5, "ks.b")});
+    torn.resize(torn.size() - 3);
+    segment(b, settled({2}) + writes({write(4, "ks.a")}) + torn);
+    segment(c, writes({write(1, "ks.b"), write(2, "ks.b")}));
+    write_mark(c, Mark{0, 1});  // an earlier replay applied seq 1 of w1
+    auto s = survey({d.string()});
+    CHECK(s.segments == 3);
+    CHECK(s.writers == 2);
+    CHECK(s.writes == 6);
+    CHECK(s.settled == 2);
+    CHECK(s.replayed == 1);
+    CHECK(s.pending == 3);  // w0: 3, 4; w1: 2
+    CHECK(s.pending_by_table == std::map<std::string, uint64_t>{{"ks.a", 1}, {"ks.b", 2}});
+    CHECK(s.pending_by_version == std::map<int, uint64_t>{{4, 3}});
+    REQUIRE(s.torn.size() == 1);
+    CHECK(s.torn[0].file == b.string());
+    CHECK(s.torn[0].what.find("runs past the end of the file") != std::string::npos);
+    CHECK(s.settled_seqs[0] == std::set<uint64_t>{1, 2});
+    const std::string json = survey_json(s, {d.string()});
+    CHECK(json.find("\"pending\":3") != std::string::npos);
+    CHECK(json.find("\"tables\":{\"ks.a\":1,\"ks.b\":2}") != std::string::npos);
+    CHECK(survey_text(s, {"J"}).starts_with(
+        "journal J: 3 segments of 2 writers, " + std::to_string(s.bytes) +
+        " bytes\nwrites: 3 to replay, 2 settled, 1 replayed earlier\n  ks.a  1 to replay\n"));
+  }
+  SUBCASE("a mark past a record boundary: the next run reads from there") {
+    auto d = fresh_dir("offset");
+    const fs::path a = d / "0000000000001-w0-000001.zdmj";
+    const std::string first = writes({write(1, "ks.a")});
+    segment(a, first + writes({write(2, "ks.a")}));
+    write_mark(a, Mark{journal::kMagic.size() + first.size(), 0});
+    auto s = survey({d.string()});
+    CHECK(s.writes == 1);
+    CHECK(s.pending == 1);
+  }
+}
+
+TEST_CASE("deleting applied segments") {
+  // Not the newest of its writer: the proxy never appends to it again.
+  CHECK(deletable(false, false, false, false, false));
+  // The newest of a running writer stays, unless its run is over or --delete-all.
+  CHECK(!deletable(true, false, false, false, false));
+  CHECK(deletable(true, true, false, false, false));
+  CHECK(deletable(true, false, true, false, false));
+  // A torn tail keeps it, unless accepted.
+  CHECK(!deletable(false, false, false, true, false));
+  CHECK(deletable(false, false, false, true, true));
+}
+
+TEST_CASE("the request bodies") {
+  SUBCASE("a QUERY's consistency follows its query string") {
+    const std::string q = query_body("INSERT INTO t (a) VALUES (1)", 0x0006);
+    CHECK(consistency_offset(0x07, q) == 4 + 28);
+    const std::string one = with_consistency(0x07, q, 0x0001);
+    CHECK(one.substr(32, 2) == std::string("\0\1", 2));
+    CHECK(one.size() == q.size());
+    CHECK(!consistency_offset(0x07, q.substr(0, 33)));
+  }
+  SUBCASE("a BATCH's follows its children, query strings and ids, values null and unset") {
+    std::string b;
+    b += '\0';                                // logged
+    b += std::string("\0\2", 2);              // 2 children
+    b += '\0';                                // kind 0: a query string
+    b += std::string("\0\0\0\1Q", 5);         // "Q"
+    b += std::string("\0\2", 2);              // 2 values
+    b += std::string("\0\0\0\2ab", 6);        // "ab"
+    b += std::string("\xff\xff\xff\xff", 4);  // null
+    b += '\1';                                // kind 1: a prepared id
+    b += std::string("\0\1X", 3);
+    b += std::string("\0\1", 2);
+    b += std::string("\xff\xff\xff\xfe", 4);  // unset
+    const std::size_t at = b.size();
+    b += std::string("\0\6\0", 3);  // LOCAL_QUORUM, flags
+    CHECK(consistency_offset(0x0D, b) == at);
+    CHECK(with_consistency(0x0D, b, 0x000A).substr(at, 2) == std::string("\0\x0a", 2));
+    CHECK(!consistency_offset(0x0D, b.substr(0, 10)));
+    CHECK_THROWS_AS(with_consistency(0x0D, b.substr(0, 10), 1), ReplayError);
+  }
+  SUBCASE("a keyspace is quoted as CQL quotes names") {
+    CHECK(quote_identifier("ks") == "\"ks\"");
+    CHECK(quote_identifier("My\"Ks") == "\"My\"\"Ks\"");
+  }
+}
