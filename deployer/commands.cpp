@@ -44,36 +44,31 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct HostTarget {
-  std::string host;
-  Json scope;
-};
-
 std::string chomp(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s;
 }
 
-// The proxies with the variables deploy_proxy.yml gives them.
-std::vector<HostTarget> proxy_targets(const CommonOptions& opts, Inventory& inv) {
+}  // namespace
+
+std::vector<ProxyHost> proxy_hosts(const CommonOptions& opts, Inventory& inv, Redactor* secrets) {
   inv = load_inventory(opts.inventory);
   require_proxies(inv);
   Playbook pb = load_playbook((fs::path(opts.playbook_dir) / "deploy_proxy.yml").string());
   Plan plan = make_plan(inv, pb, plan_options(opts));
   for (auto& pp : plan.plays) {
     if (pp.play->hosts != "proxies") continue;
-    std::vector<HostTarget> out;
+    std::vector<ProxyHost> out;
     for (auto& h : pp.hosts) out.push_back({h, host_scope(pp, h)});
+    if (secrets) collect_secrets(plan, *secrets);
     return out;
   }
   throw PlaybookError(fmt::format("{}: no play for hosts 'proxies'", pb.path));
 }
 
-std::string var(const HostTarget& t, const std::string& expr) {
+std::string host_var(const ProxyHost& t, const std::string& expr) {
   return to_text(evaluate(expr, t.scope, Source{"variables of " + t.host, 1}));
 }
-
-}  // namespace
 
 int run_playbook(const std::string& playbook, const CommonOptions& opts, std::ostream& out,
                  std::ostream& err) {
@@ -96,7 +91,7 @@ std::map<std::string, std::string> parse_key_values(const std::string& text) {
 namespace {
 
 // One proxy's row of `status`: what its zdmctl status --json says, or why there is none.
-Json status_row(const HostTarget& t, const CommonOptions& opts) {
+Json status_row(const ProxyHost& t, const CommonOptions& opts) {
   Json row = {{"host", t.host},
               {"address", nullptr},
               {"state", "unreachable"},
@@ -113,8 +108,8 @@ Json status_row(const HostTarget& t, const CommonOptions& opts) {
               {"draining", false},
               {"last_audit", ""}};
   try {
-    row["address"] = var(t, "zdm_listen_address");
-    std::string home = var(t, "zdm_home");
+    row["address"] = host_var(t, "zdm_listen_address");
+    std::string home = host_var(t, "zdm_home");
     auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
     ExecResult r = tr->exec(shell_quote(home + "/bin/zdmctl") + " status --json", 30);
     if (r.rc == 0) {
@@ -218,9 +213,9 @@ void print_status(const std::vector<Json>& rows, std::ostream& out, std::ostream
 
 int status(const CommonOptions& opts, std::ostream& out, std::ostream& err) {
   Inventory inv;
-  std::vector<HostTarget> targets;
+  std::vector<ProxyHost> targets;
   try {
-    targets = proxy_targets(opts, inv);
+    targets = proxy_hosts(opts, inv);
   } catch (const std::exception& e) {
     err << "ERROR! " << e.what() << '\n';
     return kExitUnreachable;
@@ -275,10 +270,10 @@ std::string since_cutoff(const std::string& since, long long now) {
 
 int logs(const CommonOptions& opts, const LogOptions& log, std::ostream& out, std::ostream& err) {
   Inventory inv;
-  std::vector<HostTarget> targets;
+  std::vector<ProxyHost> targets;
   std::string cutoff;
   try {
-    targets = proxy_targets(opts, inv);
+    targets = proxy_hosts(opts, inv);
     if (!log.since.empty()) cutoff = since_cutoff(log.since, std::time(nullptr));
   } catch (const std::exception& e) {
     err << "ERROR! " << e.what() << '\n';
@@ -290,7 +285,7 @@ int logs(const CommonOptions& opts, const LogOptions& log, std::ostream& out, st
   for (auto& t : targets) {
     threads.emplace_back([&, t] {
       try {
-        std::string file = shell_quote(var(t, "zdm_home") + "/logs/zdm-proxy.log");
+        std::string file = shell_quote(host_var(t, "zdm_home") + "/logs/zdm-proxy.log");
         auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
         std::string cmd;
         if (cutoff.empty()) {
@@ -330,11 +325,11 @@ int logs(const CommonOptions& opts, const LogOptions& log, std::ostream& out, st
 namespace {
 
 // Where the archive goes: --dest, else the inventory's archived_log_dir_name (a local folder).
-std::string archive_dest(const std::string& dest_arg, const std::vector<HostTarget>& targets) {
+std::string archive_dest(const std::string& dest_arg, const std::vector<ProxyHost>& targets) {
   if (!dest_arg.empty()) return dest_arg;
   std::string name = "zdm_proxy_archived_logs";
   try {
-    name = var(targets.at(0), "archived_log_dir_name | default('zdm_proxy_archived_logs')");
+    name = host_var(targets.at(0), "archived_log_dir_name | default('zdm_proxy_archived_logs')");
   } catch (const std::exception&) {
     // archived_log_dir_name does not render: the default name stands (it names a local folder).
   }
@@ -363,7 +358,7 @@ bool load_log_secrets(const CommonOptions& opts, const Inventory& inv, Redactor&
 }
 
 // One proxy's files and zdmctl outputs, redacted, into `dir`; throws when the host fails.
-void collect_host_logs(const HostTarget& t, const CommonOptions& opts, Redactor& redactor,
+void collect_host_logs(const ProxyHost& t, const CommonOptions& opts, Redactor& redactor,
                        const fs::path& dir) {
   // What each host contributes: file on the host (relative to zdm_home) → name in the archive.
   static const std::vector<std::pair<std::string, std::string>> files = {
@@ -373,7 +368,7 @@ void collect_host_logs(const HostTarget& t, const CommonOptions& opts, Redactor&
       {"state/activation", "activation"},
       {"state/history", "history"},
       {"zdmctl.env", "zdmctl.env"}};
-  std::string home = var(t, "zdm_home");
+  std::string home = host_var(t, "zdm_home");
   auto tr = connect(connect_params(t.host, t.scope, opts.ssh));
   // The admin token is a secret of the host: kept out of the archive, never written here.
   ExecResult tok =
@@ -418,9 +413,9 @@ std::string pack_archive(const fs::path& work, const std::string& base, const st
 int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::ostream& out,
                  std::ostream& err) {
   Inventory inv;
-  std::vector<HostTarget> targets;
+  std::vector<ProxyHost> targets;
   try {
-    targets = proxy_targets(opts, inv);
+    targets = proxy_hosts(opts, inv);
   } catch (const std::exception& e) {
     err << "ERROR! " << e.what() << '\n';
     return kExitUnreachable;
@@ -434,7 +429,7 @@ int collect_logs(const CommonOptions& opts, const std::string& dest_arg, std::os
   std::mutex mu;
   std::atomic<bool> any_failed{false};
   parallel_for(targets.size(), opts.forks, [&](size_t i) {
-    const HostTarget& t = targets[i];
+    const ProxyHost& t = targets[i];
     fs::path dir = work / base / t.host;
     fs::create_directories(dir);
     try {

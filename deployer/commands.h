@@ -12,6 +12,7 @@
 
 #include "engine/diff.h"
 #include "engine/plan.h"
+#include "inventory/inventory.h"
 #include "options.h"
 #include "preflight.h"
 #include "ssh/connect.h"
@@ -19,6 +20,22 @@
 namespace zdm::deploy {
 
 using Json = nlohmann::json;
+
+// A proxy host (the [proxies] group, after --limit) and the variables deploy_proxy.yml gives it.
+struct ProxyHost {
+  std::string host;  // inventory name
+  Json scope;        // its variables, every layer merged
+};
+
+// Loads the inventory (into `inv`) and deploy_proxy.yml from --playbook-dir: the proxies in
+// inventory order. With `secrets`, every secret variable's value is added to it
+// (collect_secrets). Throws InventoryError (no [proxies]), PlaybookError, VarsError, SecretError.
+std::vector<ProxyHost> proxy_hosts(const CommonOptions& opts, Inventory& inv,
+                                   Redactor* secrets = nullptr);
+
+// `expr` (a template expression such as "zdm_home") rendered as text with the host's variables.
+// Throws the template's errors.
+std::string host_var(const ProxyHost& h, const std::string& expr);
 
 // Loads inventory + playbook, checks the variables, takes the locks, executes, writes the audit
 // trail; returns an ExitCode. Errors go to err.

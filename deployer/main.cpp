@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 #include <boost/program_options.hpp>
@@ -12,6 +13,7 @@
 #include "dashboard.h"
 #include "engine/executor.h"
 #include "inventory/vault.h"
+#include "target_switch.h"
 
 #ifndef ZDM_SOURCE_DIR
 #define ZDM_SOURCE_DIR "."
@@ -43,6 +45,11 @@ commands:
   run PLAYBOOK       any playbook
   status             per proxy: state, pid, version, release, config checksum, readiness, uptime,
                      client connections, last audit entry (--json)
+  target disable | enable | status
+                     the proxies' runtime target switch, on every proxy at once: disable holds
+                     target's writes back (origin only, journaled; refused while primary_cluster
+                     is TARGET), enable sends them again; per proxy: enabled/disabled, isolated,
+                     journal bytes and unsettled writes (--json)
   logs               every proxy's log, host-prefixed (-f, -n LINES, --since 10m)
   collect-logs       one archive of every proxy's logs and configuration, secrets redacted
   lock acquire [-m MESSAGE] | release | status
@@ -59,7 +66,7 @@ options (most commands):
   -D, --diff                show what changes in files (configuration diff, secrets redacted)
       --list-hosts          the hosts each play would run on
   -v, -vv, -vvv             more output
-      --json                machine-readable output (status, lock, and a run summary)
+      --json                machine-readable output (status, lock, target, and a run summary)
       --timeout SECONDS     bound on each remote command (default 600)
       --known-hosts FILE    known_hosts (default ~/.ssh/config's UserKnownHostsFile, then
                             ~/.ssh/known_hosts; $ZDM_KNOWN_HOSTS)
@@ -89,6 +96,7 @@ struct Cli {
   LogOptions log;
   bool help = false, version = false, yes = false;
   std::string data_group = "monitoring";
+  TargetAction target_action = TargetAction::kStatus;
   std::string playbook, lock_action, message, rollback_to, dest, vault_file, known_hosts,
       ssh_config;
   int connect_timeout = 10;
@@ -194,6 +202,18 @@ int lock_action_argument(Cli& c) {
   return -1;
 }
 
+int target_action_argument(Cli& c) {
+  auto& p = c.positional;
+  std::optional<TargetAction> a;
+  if (p.size() == 1) a = parse_target_action(p[0]);
+  if (!a) {
+    std::cerr << "ERROR! target needs disable, enable or status\n\n" << kUsage;
+    return kExitBadOptions;
+  }
+  c.target_action = *a;
+  return -1;
+}
+
 int run_named_playbook(Cli& c);  // the command's playbook of playbooks/ (Subcommand::playbook)
 int run_given_playbook(Cli& c) {
   return run_playbook(c.playbook, c.opts, std::cout, std::cerr);
@@ -209,6 +229,9 @@ int run_collect_logs(Cli& c) {
 }
 int run_lock(Cli& c) {
   return lock_command(c.opts, c.lock_action, c.message, std::cout, std::cerr);
+}
+int run_target(Cli& c) {
+  return target_command(c.opts, c.target_action, std::cout, std::cerr);
 }
 int run_dashboard(Cli& c) {
   return dashboard(c.opts, c.dash, std::cout, std::cerr);
@@ -235,6 +258,7 @@ const Subcommand kCommands[] = {
     {"migrate-data", "migrate_data.yml", migrate_data_options, no_arguments, run_named_playbook},
     {"run", nullptr, playbook_options, playbook_argument, run_given_playbook},
     {"status", nullptr, status_options, no_arguments, run_status},
+    {"target", nullptr, status_options, target_action_argument, run_target},
     {"logs", nullptr, logs_options, no_arguments, run_logs},
     {"collect-logs", nullptr, collect_logs_options, no_arguments, run_collect_logs},
     {"lock", nullptr, lock_options, lock_action_argument, run_lock},
