@@ -29,6 +29,7 @@
 #include "run.h"
 #include "ssh/lock.h"
 #include "ssh/transport.h"
+#include "target_switch.h"
 #include "template.h"
 #include "vars.h"
 
@@ -90,6 +91,27 @@ std::map<std::string, std::string> parse_key_values(const std::string& text) {
 
 namespace {
 
+// The proxy's target switch and journal (GET /api/v1/target through zdmctl admin) in the row's
+// "target"; it stays null when the proxy has none (404: an older binary, no admin token), and
+// "target_error" says why for any other answer. Never fails the status.
+void add_target_state(Json& row, Transport& tr, const std::string& home) {
+  try {
+    ExecResult r = tr.exec(target_admin_command(home, TargetAction::kStatus, ""), 30);
+    if (r.rc != 0) {
+      row["target_error"] = fmt::format("zdmctl admin exited {}", r.rc);
+      return;
+    }
+    TargetHostResult t =
+        classify_target_answer(row["host"].get<std::string>(), parse_admin_answer(r.out));
+    if (t.state)
+      row["target"] = target_state_json(*t.state);
+    else if (t.outcome != "unavailable")
+      row["target_error"] = "target switch: " + t.error;
+  } catch (const std::exception& e) {  // a connection lost here loses only this column
+    row["target_error"] = std::string("target switch: ") + e.what();
+  }
+}
+
 // One proxy's row of `status`: what its zdmctl status --json says, or why there is none.
 Json status_row(const ProxyHost& t, const CommonOptions& opts) {
   Json row = {{"host", t.host},
@@ -106,7 +128,8 @@ Json status_row(const ProxyHost& t, const CommonOptions& opts) {
               {"uptime_seconds", nullptr},
               {"client_connections", nullptr},
               {"draining", false},
-              {"last_audit", ""}};
+              {"last_audit", ""},
+              {"target", nullptr}};
   try {
     row["address"] = host_var(t, "zdm_listen_address");
     std::string home = host_var(t, "zdm_home");
@@ -120,6 +143,7 @@ Json status_row(const ProxyHost& t, const CommonOptions& opts) {
             "last_audit", "previous_release", "service_manager", "supervisor_pid", "activation"})
         if (s.contains(k)) row[k] = s[k];
       row["state"] = s.value("running", false) ? "running" : "stopped";
+      if (s.value("running", false)) add_target_state(row, *tr, home);
     } else {
       row["state"] = "not deployed";
       std::string e = chomp(r.err);
@@ -168,6 +192,7 @@ std::vector<std::string> status_cells(const Json& r) {
     ready += " " + cell_text(r["readiness"]);
   std::string version = cell_text(r["version"]);
   if (auto p = version.find("zdm-proxy "); p == 0) version = version.substr(10);
+  std::vector<std::string> target = target_status_cells(r.value("target", Json()));
   return {cell_text(r["host"]),
           cell_text(r["address"]),
           r["state"].get<std::string>() == "unreachable" ? "UNREACHABLE" : cell_text(r["state"]),
@@ -180,6 +205,9 @@ std::vector<std::string> status_cells(const Json& r) {
           ready,
           uptime_text(r["uptime_seconds"]),
           cell_text(r["client_connections"]),
+          target[0],
+          target[1],
+          target[2],
           audit_summary(cell_text(r["last_audit"]))};
 }
 
@@ -200,13 +228,17 @@ void print_columns(const std::vector<std::vector<std::string>>& table, std::ostr
 void print_status(const std::vector<Json>& rows, std::ostream& out, std::ostream& err) {
   std::vector<std::vector<std::string>> table = {{"HOST", "ADDRESS", "STATE", "PID", "VERSION",
                                                   "RELEASE", "CONFIG", "READY", "UPTIME", "CLIENTS",
-                                                  "LAST AUDIT"}};
+                                                  "TARGET", "JOURNAL", "UNSETTLED", "LAST AUDIT"}};
   for (auto& r : rows) table.push_back(status_cells(r));
   print_columns(table, out);
   out.flush();
-  for (auto& r : rows)
+  for (auto& r : rows) {
     if (r.contains("error"))
       err << fmt::format("{}: {}\n", r["host"].get<std::string>(), r["error"].get<std::string>());
+    if (r.contains("target_error"))
+      err << fmt::format("{}: {}\n", r["host"].get<std::string>(),
+                         r["target_error"].get<std::string>());
+  }
 }
 
 }  // namespace

@@ -46,7 +46,10 @@ int run_playbook(const std::string& playbook, const CommonOptions& opts, std::os
 std::map<std::string, std::string> parse_key_values(const std::string& text);
 
 // Per proxy host, over SSH: `zdmctl status --json` (process, version, release, configuration
-// checksum, readiness, uptime, client connections, last audit line). Unreachable hosts say so.
+// checksum, readiness, uptime, client connections, last audit line) and, when it runs, the
+// target switch and journal (`zdmctl admin GET /api/v1/target`: "target" is target_state_json,
+// null when the proxy has no target switch, "target_error" for any other failure; neither
+// changes the exit code). Unreachable hosts say so.
 int status(const CommonOptions& opts, std::ostream& out, std::ostream& err);
 
 struct LogOptions {

@@ -44,7 +44,7 @@ commands:
                      monitoring), with the proxies' cluster settings (the migration's phase 2)
   run PLAYBOOK       any playbook
   status             per proxy: state, pid, version, release, config checksum, readiness, uptime,
-                     client connections, last audit entry (--json)
+                     client connections, target switch and journal, last audit entry (--json)
   target disable | enable | status
                      the proxies' runtime target switch, on every proxy at once: disable holds
                      target's writes back (origin only, journaled; refused while primary_cluster
