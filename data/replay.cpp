@@ -191,6 +191,8 @@ class Replay {
       for (const auto& dir : o_.journals) replay::remove_orphan_marks(dir);
     } catch (const ReplayError& e) {
       fail(kBadJournal, e.what());
+    } catch (const std::exception& e) {
+      fail(kFailed, e.what());
     }
     if (stop_ && !outcome_.code) outcome_.interrupted = true;
   }
@@ -234,15 +236,27 @@ class Replay {
         co_return;
       }
       const journal::Write& wr = scan.writes[i];
-      check_record(seg, wr);
+      try {
+        check_record(seg, wr);
+      } catch (const ReplayError&) {
+        replay::write_mark(seg, progress);  // what was applied before it stays applied
+        throw;
+      }
       if (auto wait = rate_.take(1, 0, Clock::now()); wait.count() > 0) {
         asio::steady_timer t(ioc);
         t.expires_after(wait);
         net::error_code tec;
         co_await t.async_wait(net::nothrow(tec));
       }
-      const std::string body =
-          consistency_ ? replay::with_consistency(wr.opcode, wr.body, *consistency_) : wr.body;
+      std::string body = wr.body;
+      if (consistency_) {
+        try {
+          body = replay::with_consistency(wr.opcode, std::move(body), *consistency_);
+        } catch (const ReplayError& e) {
+          replay::write_mark(seg, progress);
+          throw ReplayError(seg.string() + ": seq " + std::to_string(wr.seq) + ": " + e.what());
+        }
+      }
       try {
         co_await target.apply(wr.version, wr.opcode, wr.keyspace, body);
       } catch (const RequestError& e) {

@@ -12,8 +12,9 @@ Address plan: target 127.24.7.1-3 (CQL 9042), fault admin on :19270.
   values, unqualified names resolved with the record's keyspace, a BATCH of query strings with
   values, a DELETE), each with its default timestamp: an older write replayed after a newer one
   changes nothing, a newer row already on target wins over an older replayed write, and settled
-  writes and the record past the torn tail never reach target. 30 % of target's writes answer
-  "overloaded" meanwhile: retried. Exit 4 for the torn tail, which is named.
+  writes and the record past the torn tail never reach target. Meanwhile node 1 (the first
+  coordinator) answers every write "overloaded", the others 30 % of them: retried on the next
+  node. Exit 4 for the torn tail, which is named.
 - Applied segments are deleted except a running writer's newest and the torn one; a rerun applies
   nothing again (no journal request reaches target: its request counts by consistency); a write
   appended to the newest segment is the only one a third run applies; --accept-torn deletes the
@@ -21,10 +22,12 @@ Address plan: target 127.24.7.1-3 (CQL 9042), fault admin on :19270.
 - A write target refuses (a table it does not have) stops the replay with exit 1 naming the file,
   seq, table and the server's message; once the table exists a rerun resumes with that write.
 - A v5 record against a target limited to v4 is refused naming the file (exit 2); --rate holds
-  the pace; a journal directory that does not exist is exit 2.
+  the pace; SIGINT stops with exit 130 and a checkpoint at the last write applied, a rerun does
+  the rest; a journal directory that does not exist is exit 2.
 """
 import json
 import os
+import signal
 import struct
 import sys
 import time
@@ -188,6 +191,7 @@ def main():
               "replay --dry-run counts by table and applies nothing")
 
         target.faults({"error": {"type": "overloaded", "fraction": 0.3, "statements": "writes"}})
+        target.faults({"error": {"type": "overloaded", "fraction": 1.0, "statements": "writes"}}, node=1)
         rc, out, err = replay(journals=[j1])
         target.clear_faults()
         s = summary(out)
@@ -285,6 +289,29 @@ def main():
         s = summary(out)
         check(rc == 0 and s.get("applied") == 60 and 0.45 <= s.get("seconds", 0) < 5 and kv(160) is not None,
               f"--rate 100: 60 writes in {s.get('seconds')} s")
+
+        # Stopped by SIGINT halfway: exit 130, the checkpoint says how far; a rerun does the rest.
+        j5 = os.path.join(WORK, "stopped")
+        os.makedirs(j5)
+        s5 = segment(j5, RUN_A, 0, 1, [write_rec(i, query(INSERT_KV, [1000 + i, "s", i], T + 300), "rp.kv")
+                                       for i in range(1, 201)])
+        segment(j5, RUN_A, 0, 2, [])
+        log = os.path.join(WORK, "stopped.log")
+        proc = dt.start_data("replay", "--journal", j5, "--target", ",".join(TARGET), "--rate", "100",
+                             "--progress", "none", log=log)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(s5 + ".replayed") and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first checkpoint: a second of writes applied
+        os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=30)
+        done = int(open(s5 + ".replayed").read().split()[4]) if os.path.exists(s5 + ".replayed") else -1
+        check(rc == 130 and 1 <= done < 200 and kv(1000 + done) is not None and kv(1001 + done) is None,
+              f"SIGINT: exit {rc}, the checkpoint at the last write applied (seq {done})")
+        before = journal_requests(target)
+        rc, out, err = replay(journals=[j5])
+        s = summary(out)
+        check(rc == 0 and s.get("applied") == 200 - done and journal_requests(target) == before + 200 - done and
+              kv(1200) is not None, f"the rerun applies the other {200 - done} ({s})")
 
         rc, out, err = replay(journals=[os.path.join(WORK, "missing")])
         check(rc == 2 and "does not exist" in err, f"a journal directory that does not exist: exit {rc}")
