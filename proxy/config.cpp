@@ -255,6 +255,28 @@ const std::map<std::string, Key>& setters() {
                  "EACH_QUORUM or LOCAL_ONE, got '" +
                  v + "'"};
            });
+    scalar("target_failure_mode", "fail or isolate", [](Config& c, const std::string& v) {
+      const std::string u = upper(trim(v));
+      if (u == "FAIL") {
+        c.target_failure_mode = TargetFailureMode::kFail;
+      } else if (u == "ISOLATE") {
+        c.target_failure_mode = TargetFailureMode::kIsolate;
+      } else {
+        throw BadValue{"expected fail or isolate, got '" + v + "'"};
+      }
+    });
+    str("proxy_journal_dir", &Config::proxy_journal_dir);
+    scalar("proxy_journal_max_bytes", "an integer", [](Config& c, const std::string& v) {
+      const long long n = to_integer(v);
+      if (n < (1LL << 20) || n > (1LL << 50))
+        throw BadValue{v + " is out of range (1048576 to 2^50)"};
+      c.proxy_journal_max_bytes = n;
+    });
+    num("proxy_journal_fsync_interval_ms", &Config::proxy_journal_fsync_interval_ms, 0, kMaxMs);
+    num("target_write_timeout_ms", &Config::target_write_timeout_ms, 1, kMaxMs);
+    num("target_circuit_failures", &Config::target_circuit_failures, 1, 1000000);
+    num("target_circuit_window_ms", &Config::target_circuit_window_ms, 1, kMaxMs);
+    num("target_circuit_probe_interval_ms", &Config::target_circuit_probe_interval_ms, 1, kMaxMs);
     num("async_handshake_timeout_ms", &Config::async_handshake_timeout_ms, 1, kMaxMs);
     num("proxy_topology_index", &Config::proxy_topology_index, 0, 1000);
     num("proxy_topology_num_tokens", &Config::proxy_topology_num_tokens, 1, 256);
@@ -456,6 +478,13 @@ void validate(const Config& c, const std::string& source) {
     fail("proxy_tls_key_path", "required for TLS from clients");
   if (c.proxy_tls_require_client_auth && c.proxy_tls_ca_path.empty())
     fail("proxy_tls_ca_path", "required with proxy_tls_require_client_auth");
+  if (c.target_failure_mode == TargetFailureMode::kIsolate && c.proxy_journal_dir.empty())
+    fail("target_failure_mode",
+         "isolate needs proxy_journal_dir: the writes target misses are kept there for replay");
+  if (c.target_failure_mode == TargetFailureMode::kIsolate &&
+      c.target_write_timeout_ms >= c.proxy_request_timeout_ms)
+    fail("target_write_timeout_ms", "must be less than proxy_request_timeout_ms (" +
+                                        std::to_string(c.proxy_request_timeout_ms) + ")");
 }
 
 uint8_t Config::max_control_version() const {
@@ -595,6 +624,14 @@ std::string Config::to_log_json() const {
   j["ProxyMaxFrameSizeBytes"] = proxy_max_frame_size_bytes;
   j["ProxyMaxInflightFrameBytes"] = proxy_max_inflight_frame_bytes;
   j["ProxyAdminTokenSet"] = !proxy_admin_token.empty();
+  j["TargetFailureMode"] = target_failure_mode == TargetFailureMode::kFail ? "fail" : "isolate";
+  j["ProxyJournalDir"] = proxy_journal_dir;
+  j["ProxyJournalMaxBytes"] = proxy_journal_max_bytes;
+  j["ProxyJournalFsyncIntervalMs"] = proxy_journal_fsync_interval_ms;
+  j["TargetWriteTimeoutMs"] = target_write_timeout_ms;
+  j["TargetCircuitFailures"] = target_circuit_failures;
+  j["TargetCircuitWindowMs"] = target_circuit_window_ms;
+  j["TargetCircuitProbeIntervalMs"] = target_circuit_probe_interval_ms;
   j["MetricsEnabled"] = metrics_enabled;
   j["MetricsAddress"] = metrics_address;
   j["MetricsPort"] = metrics_port;

@@ -18,6 +18,10 @@ inline Cluster other(Cluster c) {
 }
 
 enum class ReadMode : uint8_t { kPrimaryOnly, kDualAsyncOnSecondary };
+/// What a write that origin acknowledged and target failed gets (docs/target-protection.md):
+/// kFail: the client gets target's error, as ZDM does; kIsolate: the client gets origin's
+/// success and the write goes to the journal for `zdm-data replay`.
+enum class TargetFailureMode : uint8_t { kFail, kIsolate };
 
 /// A bad configuration value. what() names the source (file:line or env var) and the key.
 class ConfigError : public std::runtime_error {
@@ -36,6 +40,27 @@ struct Config {
   /// target carries instead of the client's; nullopt (the key empty): the client's level.
   /// Origin always gets the client's level; serial consistency is never changed.
   std::optional<uint16_t> target_consistency_level;
+
+  // Target protection (docs/target-protection.md; not ZDM keys).
+  TargetFailureMode target_failure_mode = TargetFailureMode::kFail;
+  /// Directory of the write journal (journal.h); empty: no journal (then target cannot be
+  /// disabled at runtime and target_failure_mode isolate is refused).
+  std::string proxy_journal_dir;
+  /// Bytes the journal may take on disk; when full, writes fall back to target_failure_mode
+  /// fail (counted, alerted).
+  long long proxy_journal_max_bytes = 1LL << 30;
+  /// fdatasync(2) of the journal at most this often while writes come in, ms; 0: before every
+  /// batch of writes goes out (group commit). Without fsync the journal survives a proxy crash
+  /// (the page cache), not a host crash.
+  int proxy_journal_fsync_interval_ms = 1000;
+  /// isolate: how long a client waits for target once origin acknowledged its write, ms.
+  int target_write_timeout_ms = 2000;
+  /// isolate: this many target write failures within target_circuit_window_ms open the circuit:
+  /// writes are journaled without going to target until a probe finds it answering.
+  int target_circuit_failures = 20;
+  int target_circuit_window_ms = 10000;
+  /// isolate: while the circuit is open, target is tried again this often, ms.
+  int target_circuit_probe_interval_ms = 5000;
   int async_handshake_timeout_ms = 4000;
   std::string log_level = "INFO";
   std::string control_conn_max_protocol_version = "DseV2";

@@ -32,8 +32,32 @@ std::array<bool, 2> report_data_path(SharedState& shared, ClusterConnections& cl
 }
 }  // namespace
 
+bool InFlight::may_skip_target(const PendingRequest& p) const {
+  return shared_.target.isolating() && p.decision.destination == Destination::kBoth &&
+         (p.journal_seq != 0 || p.primary_suffices);
+}
+
+void InFlight::skip_unreachable_target(PendingRequest& p) {
+  if (!may_skip_target(p) || clusters_.state(Cluster::kTarget) == Link::kUp) return;
+  p.decision.destination = Destination::kOrigin;
+  if (config_.secondary() == Cluster::kTarget) p.decision.async_mirror = false;
+  if (p.journal_seq) {
+    shared_.target.missed(p.journal_table, journal::Reason::kTargetUnreachable);
+    shared_.target.target_failed();
+  }
+}
+
+void InFlight::give_up_target(PendingRequest& p, journal::Reason why) {
+  p.give_up_target(why);
+  if (p.journal_seq) {
+    shared_.target.missed(p.journal_table, why);
+    shared_.target.target_failed();
+  }
+}
+
 bool InFlight::dispatch(Outgoing&& o) {
   if (o.pending.decision.destination == Destination::kDrop) return true;
+  skip_unreachable_target(o.pending);
   if (auto down = down_cluster(o.pending)) {
     o.pending.unreachable(shared_.metrics, *down, config_.primary_cluster);
     reply_failed(o.pending, std::string("zdm-proxy: no ") + cluster_name(*down) +
@@ -52,6 +76,7 @@ void InFlight::send_waiting() {
 
 bool InFlight::try_send(Outgoing& o) {
   PendingRequest& p = o.pending;
+  skip_unreachable_target(p);
   const Decision& d = p.decision;
   const uint64_t id = next_request_id_;
   const bool to_origin =
@@ -129,6 +154,17 @@ void InFlight::fail(const Connector& lost, const std::string& why) {
       ++it;
       continue;
     }
+    if (c == Cluster::kTarget && may_skip_target(it->second)) {
+      give_up_target(it->second, journal::Reason::kTargetUnreachable);
+      if (it->second.awaits(Cluster::kOrigin)) {
+        ++it;
+        continue;
+      }
+      complete_(it->second);
+      shared_.inflight--;
+      it = pending_.erase(it);
+      continue;
+    }
     it->second.lost(shared_.metrics, c, config_.primary_cluster);
     reply_failed(it->second, it->second.decision.metric != RequestType::kWrites &&
                                      it->second.decision.metric != RequestType::kNone
@@ -175,11 +211,22 @@ void InFlight::time_out(const PendingRequest& p) {
 }
 
 std::array<bool, 2> InFlight::sweep(std::chrono::steady_clock::time_point deadline,
-                                    std::chrono::steady_clock::time_point suspicious) {
+                                    std::chrono::steady_clock::time_point suspicious,
+                                    std::chrono::steady_clock::time_point target_deadline) {
   int stuck[2] = {0, 0};  // readiness evidence: requests older than `suspicious`, per cluster
   int timed_out[2] = {0, 0};
   for (auto it = pending_.begin(); it != pending_.end();) {
-    const PendingRequest& p = it->second;
+    PendingRequest& p = it->second;
+    if (p.start < target_deadline && p.awaits(Cluster::kTarget) && may_skip_target(p)) {
+      give_up_target(p, journal::Reason::kTargetTimeout);
+      if (clusters_.target) ++clusters_.target->unanswered;  // its stream id waits for the answer
+      if (!p.awaits(Cluster::kOrigin)) {
+        complete_(p);
+        shared_.inflight--;
+        it = pending_.erase(it);
+        continue;
+      }
+    }
     for (Cluster c : {Cluster::kOrigin, Cluster::kTarget})
       if (p.awaits(c) && p.start < suspicious) {
         shared_.cc(c).check_now();

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -31,9 +32,14 @@ class InFlight {
 
   /// `client`: where the errors of failed requests go; `client_addr`: the client's "ip:port",
   /// for logs.
+  /// `complete(p)`: answers the client once every awaited cluster answered (the same as
+  /// on_answer's `done`), for requests that end without another answer (isolate mode gave up on
+  /// target).
   InFlight(SharedState& shared, ClusterConnections& clusters, AsyncMirror& async,
-           net::FrameWriter& client, const std::string& client_addr)
-      : shared_(shared),
+           net::FrameWriter& client, const std::string& client_addr,
+           std::function<void(PendingRequest&)> complete)
+      : complete_(std::move(complete)),
+        shared_(shared),
         config_(shared.config),
         clusters_(clusters),
         async_(async),
@@ -69,8 +75,12 @@ class InFlight {
   /// the cluster.
   /// Returns, by Cluster, whether its connection fell silent: requests on it timed out in this
   /// sweep and nothing was read from it since the last one (the session replaces it).
+  /// isolate mode: a journaled write (or a request the primary alone can serve) started before
+  /// `target_deadline` (target_write_timeout_ms ago) stops waiting for target and ends on
+  /// origin's answer.
   std::array<bool, 2> sweep(std::chrono::steady_clock::time_point deadline,
-                            std::chrono::steady_clock::time_point suspicious);
+                            std::chrono::steady_clock::time_point suspicious,
+                            std::chrono::steady_clock::time_point target_deadline);
   /// The session closed: every request ends, nothing counted as failed.
   void abandon();
   /// True if a request sent to `c` still awaits its answer.
@@ -80,6 +90,13 @@ class InFlight {
 
  private:
   bool try_send(Outgoing& o);
+  /// isolate mode: true if `p` may end without target's answer (a journaled write, or the
+  /// primary alone serves it).
+  bool may_skip_target(const PendingRequest& p) const;
+  /// isolate mode: target's link is not up: `p` goes to origin alone (counted as missed).
+  void skip_unreachable_target(PendingRequest& p);
+  /// isolate mode: target's answer is no longer awaited (`why`); counted as missed.
+  void give_up_target(PendingRequest& p, journal::Reason why);
   void send_waiting();
   /// The cluster `p` needs whose link is down, if any. While the secondary is down, a request
   /// the primary alone can answer (PendingRequest::primary_suffices) is narrowed to the primary
@@ -89,6 +106,7 @@ class InFlight {
   void reply_failed(const PendingRequest& p, const std::string& message);
   void time_out(const PendingRequest& p);
 
+  std::function<void(PendingRequest&)> complete_;
   SharedState& shared_;
   const Config& config_;
   ClusterConnections& clusters_;
@@ -112,6 +130,9 @@ void InFlight::on_answer(Connector& from, int16_t stream, cql::Bytes frame,
     return;
   }
   PendingRequest& p = it->second;
+  if (from.cluster() == Cluster::kTarget && p.target_missed == journal::Reason::kTargetTimeout &&
+      from.unanswered > 0)
+    --from.unanswered;  // the late answer of a request isolate mode stopped waiting for
   if (!p.answer(from.cluster(), std::move(frame), from.metrics, compression)) return;
   done(p);
   pending_.erase(it);

@@ -259,9 +259,10 @@ http::Response Program::handle_http(const http::Request& req) {
     bool ready = false;
     readiness(ready);
     metrics_.ready().set(ready ? 1 : 0);
+    shared_.target.update_gauges();
     return {200, "text/plain; version=0.0.4; charset=utf-8", registry_.render()};
   }
-  if (path.rfind("/admin/", 0) == 0) return handle_admin(req);
+  if (path.rfind("/admin/", 0) == 0 || path.rfind("/api/v1/", 0) == 0) return handle_admin(req);
   return not_found;
 }
 
@@ -273,6 +274,11 @@ http::Response Program::handle_http(const http::Request& req) {
 //                                system.peers and drivers registered for events are told
 //                                REMOVED_NODE/DOWN (and NEW_NODE/UP when they come back)
 //   GET  /admin/state            {"draining": bool, "leaving": [...], "client_connections": n}
+// The runtime target switch (docs/target-protection.md; the paths of datastax/zdm-proxy PR #166):
+//   GET  /api/v1/target          {"enabled", "primary_cluster", "target_failure_mode", "isolated",
+//                                "journal": {"dir", "bytes", "unsettled", ...}}
+//   POST /api/v1/target/disable  writes go to origin only and are journaled; optional body
+//   POST /api/v1/target/enable   {"by": "who"} for the WARN log line; 409 {"error"} if refused
 // Each needs "Authorization: Bearer <proxy_admin_token>"; without that key they are off (404).
 http::Response Program::handle_admin(const http::Request& req) {
   const http::Response not_found{404, "text/plain; charset=utf-8", "404 page not found\n"};
@@ -287,6 +293,25 @@ http::Response Program::handle_admin(const http::Request& req) {
     j["leaving"] = shared_.topology()->leaving;
     j["client_connections"] = shared_.sessions.load();
     return {200, "application/json", j.dump()};
+  }
+  if (path == "/api/v1/target" && req.method == "GET")
+    return {200, "application/json", shared_.target.state_json()};
+  if ((path == "/api/v1/target/disable" || path == "/api/v1/target/enable") &&
+      req.method == "POST") {
+    std::string by;
+    try {
+      if (!req.body.empty()) by = nlohmann::json::parse(req.body).value("by", "");
+    } catch (const std::exception& e) {
+      return {400, "text/plain; charset=utf-8",
+              std::string("expected an empty body or {\"by\": \"who\"}: ") + e.what() + "\n"};
+    }
+    const bool on = path == "/api/v1/target/enable";
+    if (auto refused = shared_.target.set_enabled(on, by)) {
+      nlohmann::json j;
+      j["error"] = *refused;
+      return {409, "application/json", j.dump()};
+    }
+    return {200, "application/json", shared_.target.state_json()};
   }
   if (path == "/admin/drain" && req.method == "POST") {
     drain_for_handover();

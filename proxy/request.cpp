@@ -19,7 +19,7 @@ namespace {
 /// other was down: PendingRequest::primary_suffices), its id stands for both: an EXECUTE the
 /// other cluster does not know comes back UNPREPARED and the driver prepares it again.
 void cache_prepared(PendingRequest& p, Bytes& resp, ResponseContext& ctx) {
-  const bool both = p.expected[0] && p.expected[1];
+  const bool both = p.expected[0] && p.expected[1] && p.received[1];
   Bytes scratch_t;
   cql::Reader ro = response_reader(resp, ctx.compression, ctx.scratch);
   cql::Reader rt = both ? response_reader(p.responses[1], ctx.compression, scratch_t)
@@ -84,6 +84,32 @@ Bytes client_response(PendingRequest& p, const Outcome& o, ResponseContext& ctx)
   return resp;
 }
 
+void protect_outcome(PendingRequest& p, Outcome& o, TargetGuard& guard) {
+  if (p.journal_seq == 0) return;
+  const bool origin_ok = p.received[0] && !o.error[0];
+  if (!origin_ok) {  // an ERROR (UNPREPARED too: the driver prepares and sends it again)
+    guard.settle(p.journal_seq, journal::Settlement::kOriginFailed);
+    return;
+  }
+  if (!p.expected[1]) return;  // held back: counted when it was routed
+  const bool target_answered = p.received[1] && p.target_missed == journal::Reason::kInFlight;
+  if (target_answered && !o.error[1]) {
+    guard.settle(p.journal_seq, journal::Settlement::kTargetApplied);
+    guard.target_succeeded();
+    return;
+  }
+  if (target_answered && p.unprepared[1]) return;  // the driver prepares again and retries
+  if (target_answered) {
+    guard.missed(p.journal_table, journal::Reason::kTargetError);
+    guard.target_failed();
+  }
+  // Given up (timeout, lost, unreachable): counted when it was given up.
+  if (origin_ok) {
+    o.chosen = Cluster::kOrigin;
+    o.error[1] = false;
+  }
+}
+
 void PendingRequest::sent(ProxyMetrics& m, bool to_origin, bool to_target) {
   expected[0] = to_origin;
   expected[1] = to_target;
@@ -112,12 +138,16 @@ Outcome PendingRequest::answered(ProxyMetrics& m, Cluster primary) const {
   Outcome o;
   bool failed[2];
   for (int c = 0; c < 2; ++c) {
-    o.error[c] = expected[c] && frame_opcode(responses[c]) == cql::Opcode::kError;
+    o.error[c] = expected[c] && received[c] && frame_opcode(responses[c]) == cql::Opcode::kError;
     failed[c] = o.error[c] && !unprepared[c];
   }
+  if (target_missed != journal::Reason::kInFlight && expected[1] && !received[1])
+    failed[1] = true;  // isolate gave up on target: failed there (no answer to pass on)
   o.chosen = end(m, failed, primary, true);
   if (failed[0] != o.error[0] || failed[1] != o.error[1])
     o.chosen = aggregate(expected, o.error, opcode, decision.metric, primary).chosen;
+  if (target_missed != journal::Reason::kInFlight && !received[1])
+    o.chosen = Cluster::kOrigin;  // target has no answer to give
   return o;
 }
 

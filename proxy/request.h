@@ -13,6 +13,7 @@
 
 #include "common/cql/compression.h"
 #include "common/cql/frame.h"
+#include "common/journal/journal.h"
 #include "proxy/metrics.h"
 #include "proxy/rewrite.h"
 #include "proxy/router.h"
@@ -45,13 +46,22 @@ struct PendingRequest {
   cql::Bytes origin_prepared_id;
   Decision execute_decision;
   WritePlan plan;  // PREPARE of a write: how its EXECUTEs are completed
+  // Target protection (target_guard.h): the write's journal record (0: not journaled), its
+  // "ks.table", and why target's answer is no longer awaited (isolate: target failed, timed out
+  // or was unreachable; the client gets origin's answer). kInFlight: still awaited.
+  uint64_t journal_seq = 0;
+  std::string journal_table;
+  journal::Reason target_missed = journal::Reason::kInFlight;
 
   /// The request went to origin and/or target: it counts as in flight (by its metric type).
   void sent(ProxyMetrics& m, bool to_origin, bool to_target);
   /// True while `c` owes this request an answer.
   bool awaits(Cluster c) const {
-    return expected[static_cast<int>(c)] && !received[static_cast<int>(c)];
+    return expected[static_cast<int>(c)] && !received[static_cast<int>(c)] &&
+           !(c == Cluster::kTarget && target_missed != journal::Reason::kInFlight);
   }
+  /// isolate: target's answer is no longer awaited (`why`); the request ends on origin's.
+  void give_up_target(journal::Reason why) { target_missed = why; }
   /// Records `c`'s answer `frame` (a whole response frame; its body compressed with
   /// `compression` when its flag says so). A tracked request observes the node's latency in
   /// `node` (seconds) and counts an ERROR by its label. True once no cluster owes an answer.
@@ -83,6 +93,13 @@ struct PendingRequest {
   Cluster end(ProxyMetrics& m, const bool failed[2], Cluster primary, bool answered,
               bool sent = true) const;
 };
+
+/// Target protection once every awaited cluster answered (`o` from answered()), for a journaled
+/// write (p.journal_seq != 0): origin refused it → settled (the client learns it failed);
+/// target applied it → settled; target failed it (an ERROR other than UNPREPARED, or given up)
+/// → its record stays for replay, counted by table, and the client gets origin's answer
+/// (o.chosen), as isolate mode promises. Nothing for other requests.
+void protect_outcome(PendingRequest& p, Outcome& o, TargetGuard& guard);
 
 /// What a response needs from its client connection on the way to the client.
 struct ResponseContext {

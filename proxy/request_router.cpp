@@ -1,9 +1,13 @@
 #include "proxy/request_router.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "common/cql/classifier.h"
 #include "common/cql/messages.h"
 #include "common/net/node_connection.h"
 #include "proxy/handshake.h"
+#include "proxy/journal_record.h"
 #include "proxy/prepared_ids.h"
 #include "proxy/rewrite.h"
 #include "proxy/wire.h"
@@ -27,10 +31,31 @@ void RequestRouter::Request::set_body(const Bytes& b) {
   body = BytesView(frame.data() + cql::kHeaderSize, frame.size() - cql::kHeaderSize);
 }
 
+namespace {
+/// "ks.table" of a statement, for journal records and metrics; a BEGIN BATCH … APPLY BATCH:
+/// of its first statement.
+std::string table_label(const cql::StatementInfo& info, std::string_view query,
+                        const std::string& keyspace) {
+  if (info.kind == cql::StatementKind::kBatch) {
+    std::string upper(query.substr(0, 4096));
+    for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    std::size_t first = std::string::npos;
+    for (const char* word : {"INSERT", "UPDATE", "DELETE"})
+      first = std::min(first, upper.find(word, 5));
+    if (first != std::string::npos) {
+      const auto inner = cql::classify(query.substr(first));
+      if (inner.is_write() && inner.kind != cql::StatementKind::kBatch)
+        return table_label(inner, query.substr(first), keyspace);
+    }
+  }
+  return (info.keyspace.empty() ? keyspace : info.keyspace) + "." + info.table;
+}
+}  // namespace
+
 Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression compression,
                             Bytes& scratch, const std::string& keyspace, Outgoing& o) {
   Routed out;
-  Request req{h, o.frame, {}, 0, {}, o.pending, o.target_frame};
+  Request req{h, o.frame, {}, 0, {}, o.pending, o.target_frame, false, false, false, {}, {}, {}};
   req.frame = std::move(frame);
   const auto max_body = static_cast<uint32_t>(config_.proxy_max_frame_size_bytes);
   // (Target's copy with another consistency is built from the whole body.)
@@ -46,6 +71,7 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
   cql::Reader r(req.body);
   cql::skip_request_prefix(r, h.flags);
   req.prefix_end = r.position();
+  req.journaling = shared_.target.has_journal() && shared_.target.journaling();
   bool forward = true;
   switch (h.opcode) {
     case Opcode::kQuery:
@@ -58,7 +84,7 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
       forward = route_execute(req, out.answer);
       break;
     case Opcode::kBatch:
-      forward = route_batch(req, out.answer);
+      forward = route_batch(req, keyspace, out.answer);
       break;
     case Opcode::kRegister:
       for (auto& e : cql::RegisterMsg::decode(r).events)
@@ -84,10 +110,60 @@ Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression 
   p.client_stream = h.stream;
   p.opcode = h.opcode;
   p.version = h.version;
+  if (req.journaling) protect_target(req);
   p.decision = req.d;
   p.start = std::chrono::steady_clock::now();
   out.forward = true;
   return out;
+}
+
+void RequestRouter::protect_target(Request& req) {
+  Decision& d = req.d;
+  TargetGuard& guard = shared_.target;
+  const auto held = guard.held_back();
+  if (held && config_.secondary() == Cluster::kTarget) d.async_mirror = false;
+  if (d.destination != Destination::kBoth) return;
+  auto to_origin_only = [&] {
+    d.destination = Destination::kOrigin;
+    req.target_frame.reset();
+  };
+  if (!req.write) {
+    if (!held) return;
+    // PREPARE, USE, REGISTER: origin alone (a statement prepared there stands for both; target
+    // answers UNPREPARED later and the driver prepares it again). A schema change while target
+    // is disabled reaches origin only.
+    if (req.p.primary_suffices) {
+      to_origin_only();
+    } else if (*held == journal::Reason::kTargetDisabled) {
+      guard.unjournaled(req.table, "other");
+      to_origin_only();
+    }
+    return;
+  }
+  if (!req.replayable) {
+    // Never journaled: with target disabled origin alone gets it (counted); otherwise as in
+    // fail mode, target's failure fails the request.
+    if (held == journal::Reason::kTargetDisabled) {
+      guard.unjournaled(req.table, "lwt_or_counter");
+      to_origin_only();
+    }
+    return;
+  }
+  journal::Write w;
+  w.reason = held ? *held : journal::Reason::kInFlight;
+  w.version = req.h.version;
+  w.opcode = static_cast<uint8_t>(req.h.opcode == Opcode::kBatch ? Opcode::kBatch : Opcode::kQuery);
+  w.keyspace = std::move(req.keyspace);
+  w.table = req.table;
+  w.body = std::move(req.replay_body);
+  const auto seq = guard.append(w, ioc_);
+  if (!seq) return;  // the journal is full: fail mode
+  req.p.journal_seq = *seq;
+  req.p.journal_table = std::move(req.table);
+  if (held) {
+    guard.missed(req.p.journal_table, *held);
+    to_origin_only();
+  }
 }
 
 std::optional<BytesView> RequestRouter::query_prefix(const cql::Header& h, const Bytes& frame,
@@ -136,6 +212,10 @@ bool RequestRouter::route_query(Request& req, const std::string& keyspace, Bytes
   auto info = cql::classify(query);
   req.d = route_statement(info, keyspace, config_);
   req.p.primary_suffices = info.kind == cql::StatementKind::kUse;
+  if (req.journaling) {
+    req.write = info.is_write();
+    req.table = table_label(info, query, keyspace);
+  }
   if (req.d.destination == Destination::kLocal) {
     answer = answer_local(h, req.d.local, info, query, nullptr);
     return false;
@@ -149,6 +229,14 @@ bool RequestRouter::route_query(Request& req, const std::string& keyspace, Bytes
     if (auto nb = rewrite_query(req.body, req.prefix_end, h.version, scan, write_timestamp_us()))
       req.set_body(*nb);
   }
+  if (req.journaling && req.write) {
+    const auto scan = cql::scan_statement(query);
+    req.replayable = !scan.conditional && !scan.counter_update;
+    if (req.replayable) {
+      req.keyspace = keyspace;
+      req.replay_body = replayable_query(req.body, req.prefix_end);
+    }
+  }
   return true;
 }
 
@@ -161,6 +249,7 @@ bool RequestRouter::route_prepare(Request& req, const std::string& keyspace, Byt
   if (info.is_write()) {
     auto scan = cql::scan_statement(prep.query);
     req.p.plan = plan_write(scan, config_.replace_cql_functions);
+    req.p.plan.table = (info.keyspace.empty() ? keyspace : info.keyspace) + "." + info.table;
     if (!req.p.plan.generated.empty()) {
       // Both clusters prepare the calls as bind markers; the proxy fills them in.
       prep.query = cql::calls_to_markers(prep.query, scan);
@@ -206,6 +295,15 @@ bool RequestRouter::route_execute(Request& req, Bytes& answer) {
   if (auto nb =
           rewrite_execute(req.body, req.prefix_end, h.version, entry->plan, write_timestamp_us()))
     req.set_body(*nb);
+  if (req.journaling) {
+    req.write = entry->decision.metric == RequestType::kWrites;
+    req.table = entry->plan.table;
+    req.replayable = req.write && entry->plan.timestamp_allowed;
+    if (req.replayable) {
+      req.keyspace = entry->keyspace;
+      req.replay_body = replayable_execute(req.body, req.prefix_end, h.version, entry->query);
+    }
+  }
   const Decision& d = req.d;
   const bool target_needed = d.destination == Destination::kTarget ||
                              d.destination == Destination::kBoth ||
@@ -218,7 +316,7 @@ bool RequestRouter::route_execute(Request& req, Bytes& answer) {
   return true;
 }
 
-bool RequestRouter::route_batch(Request& req, Bytes& answer) {
+bool RequestRouter::route_batch(Request& req, const std::string& keyspace, Bytes& answer) {
   const cql::Header& h = req.h;
   std::vector<std::shared_ptr<const PreparedEntry>> entries;
   auto plan_of = [&](const Bytes& id) -> const WritePlan* {
@@ -243,7 +341,41 @@ bool RequestRouter::route_batch(Request& req, Bytes& answer) {
   }
   req.p.origin_prepared_id = std::move(t.first_origin_id);
   if (t.body) req.target_frame = with_body(req.frame, *t.body);
+  if (req.journaling) journal_batch(req, keyspace);
   return true;
+}
+
+void RequestRouter::journal_batch(Request& req, const std::string& keyspace) {
+  req.write = true;
+  cql::Reader r(req.body.subspan(req.prefix_end));
+  const cql::BatchMsg batch = cql::BatchMsg::decode(r, req.h.version);
+  req.replayable = batch.type != cql::BatchType::kCounter;
+  for (const auto& child : batch.children) {
+    if (child.prepared) {
+      auto e = shared_.prepared.by_origin_id(child.id);
+      if (!e) return;  // answered UNPREPARED already
+      req.replayable = req.replayable && e->plan.timestamp_allowed;
+      if (req.table.empty()) req.table = e->plan.table;
+    } else {
+      const auto scan = cql::scan_statement(child.query);
+      req.replayable = req.replayable && !scan.conditional && !scan.counter_update;
+      if (req.table.empty())
+        req.table = table_label(cql::classify(child.query), child.query, keyspace);
+    }
+  }
+  if (!req.replayable) return;
+  auto body = replayable_batch(req.body, req.prefix_end, req.h.version,
+                               [&](cql::BytesView id) -> std::optional<std::string> {
+                                 auto e = shared_.prepared.by_origin_id(id);
+                                 if (!e) return std::nullopt;
+                                 return e->query;
+                               });
+  if (!body) {
+    req.replayable = false;
+    return;
+  }
+  req.keyspace = keyspace;
+  req.replay_body = std::move(*body);
 }
 
 }  // namespace zdm::proxy

@@ -26,8 +26,9 @@ struct Routed {
 
 class RequestRouter {
  public:
-  RequestRouter(SharedState& shared, const TraceRouting& traces)
-      : shared_(shared), config_(shared.config), traces_(traces) {}
+  /// `ioc`: the session's worker (the journal's flush is queued there).
+  RequestRouter(SharedState& shared, const TraceRouting& traces, asio::io_context& ioc)
+      : shared_(shared), config_(shared.config), traces_(traces), ioc_(ioc) {}
 
   /// Routes client request `frame` (header `h`, stream id >= 0, not OPTIONS; its body
   /// compressed with `compression` when its flag says so, decompressed into `scratch`).
@@ -62,15 +63,27 @@ class RequestRouter {
     PendingRequest& p;                        // the Outgoing's
     std::optional<cql::Bytes>& target_frame;  // the Outgoing's
     void set_body(const cql::Bytes& b);       // a rewritten body (uncompressed frame)
+    // Filled in only while journaling (target_guard.h):
+    bool journaling = false;
+    bool write = false;       // INSERT, UPDATE, DELETE, BATCH
+    bool replayable = false;  // not a lightweight transaction or counter update
+    std::string table;        // "ks.table"
+    std::string keyspace;     // for unqualified names when replayed
+    std::string replay_body;  // the journal's copy (journal_record.h)
   };
   // Each routes one kind of request; false when it was answered here (`answer` set).
   bool route_query(Request& req, const std::string& keyspace, cql::Bytes& answer);
   bool route_prepare(Request& req, const std::string& keyspace, cql::Bytes& answer);
   bool route_execute(Request& req, cql::Bytes& answer);
-  bool route_batch(Request& req, cql::Bytes& answer);
+  bool route_batch(Request& req, const std::string& keyspace, cql::Bytes& answer);
+  /// Journaling: whether a BATCH is replayable, its journal copy and table.
+  void journal_batch(Request& req, const std::string& keyspace);
   /// target_consistency_level: a QUERY, EXECUTE or BATCH that goes to target (or is mirrored
   /// there) gets a copy for target carrying that level (wire.h set_consistency).
   void override_target_consistency(Request& req);
+  /// Target held back or isolate mode: the write is journaled (and, target held back, sent to
+  /// origin only); requests the primary alone can serve go there; mirrored reads pause.
+  void protect_target(Request& req);
   /// The answer to a query on system.local/peers/peers_v2 (`params`: an EXECUTE's).
   cql::Bytes answer_local(const cql::Header& h, LocalTable table, const cql::StatementInfo& info,
                           std::string_view query, const cql::QueryParameters* params);
@@ -78,6 +91,7 @@ class RequestRouter {
   SharedState& shared_;
   const Config& config_;
   const TraceRouting& traces_;
+  asio::io_context& ioc_;
 };
 
 }  // namespace zdm::proxy

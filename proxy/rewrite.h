@@ -26,6 +26,7 @@ struct GeneratedMarker {
 struct WritePlan {
   std::vector<GeneratedMarker> generated;  // values the proxy adds
   bool timestamp_allowed = false;          // a plain write: the proxy may set its timestamp
+  std::string table;                       // "ks.table" written (journal records, metrics)
 };
 
 /// Microseconds since the epoch for a write timestamp: the system clock, strictly increasing

@@ -118,7 +118,7 @@ void ClientSession::start_timers() {
             std::chrono::milliseconds(self->config_.proxy_handshake_timeout_ms);
         while (!self->closed()) {
           boost::system::error_code ec;
-          self->sweep_timer_.expires_after(std::chrono::seconds(1));
+          self->sweep_timer_.expires_after(self->sweep_interval());
           co_await self->sweep_timer_.async_wait(nothrow(ec));
           if (self->closed()) break;
           if (!self->ready() && std::chrono::steady_clock::now() > handshake_deadline) {
@@ -435,13 +435,18 @@ void ClientSession::on_cluster_frame(Connector& from, cql::Header h, Bytes frame
     async_.on_frame(from, h, std::move(frame));
     return;
   }
-  in_flight_.on_answer(from, h.stream, std::move(frame), compression_, [&](PendingRequest& p) {
-    ResponseContext ctx{shared_, compression_, scratch_, keyspace_, traces_};
-    Bytes resp = client_response(p, p.answered(shared_.metrics, config_.primary_cluster), ctx);
-    cql::patch_stream(resp.data(), p.client_stream);
-    client_writer_.push(std::move(resp));
-  });
+  in_flight_.on_answer(from, h.stream, std::move(frame), compression_,
+                       [&](PendingRequest& p) { finish(p); });
   if (winding_down() && in_flight_.empty()) drained_.cancel();
+}
+
+void ClientSession::finish(PendingRequest& p) {
+  ResponseContext ctx{shared_, compression_, scratch_, keyspace_, traces_};
+  Outcome o = p.answered(shared_.metrics, config_.primary_cluster);
+  protect_outcome(p, o, shared_.target);
+  Bytes resp = client_response(p, o, ctx);
+  cql::patch_stream(resp.data(), p.client_stream);
+  client_writer_.push(std::move(resp));
 }
 
 void ClientSession::sweep_timeouts() {
@@ -449,7 +454,8 @@ void ClientSession::sweep_timeouts() {
   const auto deadline = now - std::chrono::milliseconds(config_.proxy_request_timeout_ms);
   // A request unanswered this long may mean a silent cluster: its control connection checks.
   const auto suspicious = now - DataPathEvidence::kStuckAfter;
-  const auto silent = in_flight_.sweep(deadline, suspicious);
+  const auto silent = in_flight_.sweep(
+      deadline, suspicious, now - std::chrono::milliseconds(config_.target_write_timeout_ms));
   async_.sweep(deadline);
   for (Cluster c : {Cluster::kOrigin, Cluster::kTarget}) {
     // Requests timed out and nothing came back since the last sweep: the node stopped answering

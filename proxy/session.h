@@ -7,6 +7,7 @@
 // PendingRequest (request.h); backpressure is flow_control.h's.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -94,11 +95,19 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
 
   // Requests (after the handshake).
   void on_client_frame(const cql::Header& h, cql::Bytes frame);
+  /// Every awaited cluster answered `p`: the client gets its response.
+  void finish(PendingRequest& p);
   void reply_error(uint8_t version, int16_t stream, cql::ErrorCode code, std::string message);
   /// Answers what was queued, then closes (after a fatal protocol or handshake error).
   void close_after_flush();
   void close();
   void sweep_timeouts();
+  /// Between sweeps: 1 s; isolate mode, a quarter of target_write_timeout_ms (50 ms to 1 s)
+  /// so a client waits on a sick target about that long and no more.
+  std::chrono::milliseconds sweep_interval() const {
+    if (!shared_.target.isolating()) return std::chrono::milliseconds(1000);
+    return std::chrono::milliseconds(std::clamp(config_.target_write_timeout_ms / 4, 50, 1000));
+  }
   /// True (and the connection closed) when a frame has been incomplete for
   /// proxy_partial_frame_timeout_ms while the proxy was reading it.
   bool partial_frame_expired(std::chrono::steady_clock::time_point now);
@@ -127,7 +136,8 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   ClusterConnections clusters_;  // opened by the handshake
   AsyncMirror async_;            // DUAL_ASYNC_ON_SECONDARY: reads mirrored to the secondary
   ClientHandshake handshake_;
-  InFlight in_flight_{shared_, clusters_, async_, client_writer_, client_addr_};
+  InFlight in_flight_{shared_,        clusters_,    async_,
+                      client_writer_, client_addr_, [this](PendingRequest& p) { finish(p); }};
   std::chrono::steady_clock::time_point last_activity_;  // last frame from the client
   cql::Bytes scratch_;                                   // decompressed bodies, reused
   bool receiving_ = false;  // the run loop waits for client bytes (is not pausing the client)
@@ -151,7 +161,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
   }
   std::string keyspace_;
   TraceRouting traces_;  // system_traces reads go to the cluster that served the traced request
-  RequestRouter router_{shared_, traces_};
+  RequestRouter router_{shared_, traces_, ioc_};
   FrameBudget budget_;  // the worker's memory budget for large frames: this session's share
   FlowControl flow_;
   asio::steady_timer sweep_timer_;

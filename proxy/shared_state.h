@@ -11,6 +11,7 @@
 #include "proxy/handshake_budget.h"
 #include "proxy/metrics.h"
 #include "proxy/prepared_cache.h"
+#include "proxy/target_guard.h"
 #include "proxy/topology.h"
 
 namespace zdm::proxy {
@@ -26,6 +27,7 @@ struct SharedState {
         target_cc(t),
         client_tls(std::move(tls)),
         handshaking(static_cast<std::size_t>(c.max_handshaking_connections())),
+        target(c, m, t),
         topology_(std::make_shared<const VirtualTopology>(std::move(topo))) {}
 
   const Config& config;
@@ -42,6 +44,8 @@ struct SharedState {
   HandshakeBudget handshaking;
   std::atomic<uint64_t> sessions_ended{0};
   std::atomic<int64_t> inflight{0};
+  /// The runtime target switch, isolate mode, the write journal (target_guard.h).
+  TargetGuard target;
 
   ControlConnection& cc(Cluster c) const { return c == Cluster::kOrigin ? origin_cc : target_cc; }
   /// The proxies as virtual nodes, with those leaving (a rolling update in progress) left out.

@@ -172,7 +172,7 @@ void Writer::open_segment() {
 
 std::optional<uint64_t> Writer::append(Write& w) {
   if (segments_.empty() || segments_.back().bytes >= segment_bytes_) {
-    if (!segments_.empty() && budget_->bytes.load() + kMagic.size() > budget_->max_bytes)
+    if (!segments_.empty() && budget_->used() + kMagic.size() > budget_->max_bytes)
       return std::nullopt;
     open_segment();
     drop_settled_segments();
@@ -181,7 +181,7 @@ std::optional<uint64_t> Writer::append(Write& w) {
   const std::size_t before = buffer_.size();
   encode_write(w, buffer_);
   const uint64_t n = buffer_.size() - before;
-  if (budget_->bytes.load() + n > budget_->max_bytes) {
+  if (budget_->used() + n > budget_->max_bytes) {
     buffer_.resize(before);
     return std::nullopt;
   }
@@ -218,6 +218,19 @@ void Writer::drop_settled_segments() {
     }
     std::error_code ec;
     fs::remove(segments_[i].path, ec);
+    budget_->bytes -= std::min<uint64_t>(budget_->bytes.load(), segments_[i].bytes);
+    segments_.erase(segments_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+}
+
+void Writer::reclaim_deleted() {
+  for (std::size_t i = 0; i + 1 < segments_.size();) {
+    std::error_code ec;
+    if (fs::exists(segments_[i].path, ec) || ec) {
+      ++i;
+      continue;
+    }
+    open_total_ -= std::min(open_total_, segments_[i].open);
     budget_->bytes -= std::min<uint64_t>(budget_->bytes.load(), segments_[i].bytes);
     segments_.erase(segments_.begin() + static_cast<std::ptrdiff_t>(i));
   }

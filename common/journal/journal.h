@@ -86,7 +86,9 @@ void encode_settled(uint64_t seq, Settlement how, std::string& out);
 struct Budget {
   explicit Budget(uint64_t max_bytes) : max_bytes(max_bytes) {}
   const uint64_t max_bytes;
-  std::atomic<uint64_t> bytes{0};
+  std::atomic<uint64_t> bytes{0};    // this process's writers: live segments and buffers
+  std::atomic<uint64_t> earlier{0};  // segments of earlier runs still on disk
+  uint64_t used() const { return bytes.load() + earlier.load(); }
 };
 
 /// The journal of one worker thread. Not thread-safe: one per worker. Appends go to a buffer;
@@ -116,6 +118,9 @@ class Writer {
   uint64_t open_writes() const { return open_total_; }
   /// Bytes this writer holds on disk (its live segments) plus its buffer.
   uint64_t bytes() const;
+  /// Forgets closed segments that are gone from disk (a replay deleted them): their writes no
+  /// longer count as open, their bytes leave the budget.
+  void reclaim_deleted();
 
  private:
   struct Segment {

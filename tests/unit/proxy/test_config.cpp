@@ -417,3 +417,31 @@ TEST_CASE("target_consistency_level: a regular level for target, or empty for th
             .to_log_json()
             .find("\"TargetConsistencyLevel\":\"ONE\"") != std::string::npos);
 }
+
+TEST_CASE(
+    "target protection keys: isolate needs a journal and a target timeout under the request's") {
+  const Config c = parse_config_yaml(kMinimal, "z.yml");
+  CHECK(c.target_failure_mode == TargetFailureMode::kFail);
+  CHECK(c.proxy_journal_dir.empty());
+  const std::string iso = kMinimal + "target_failure_mode: isolate\n";
+  CHECK_THROWS_WITH_AS(
+      parse_config_yaml(iso, "z.yml"),
+      doctest::Contains("key 'target_failure_mode': isolate needs proxy_journal_dir"), ConfigError);
+  const Config ok = parse_config_yaml(iso + "proxy_journal_dir: /var/lib/zdm/journal\n", "z.yml");
+  CHECK(ok.target_failure_mode == TargetFailureMode::kIsolate);
+  CHECK(ok.to_log_json().find("\"TargetFailureMode\":\"isolate\"") != std::string::npos);
+  CHECK_THROWS_WITH_AS(
+      parse_config_yaml(iso + "proxy_journal_dir: /j\ntarget_write_timeout_ms: 20000\n", "z.yml"),
+      doctest::Contains(
+          "key 'target_write_timeout_ms': must be less than proxy_request_timeout_ms"),
+      ConfigError);
+  CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "target_failure_mode: drop\n", "z.yml"),
+                       doctest::Contains("expected fail or isolate, got 'drop'"), ConfigError);
+  CHECK_THROWS_WITH_AS(parse_config_yaml(kMinimal + "proxy_journal_max_bytes: 10\n", "z.yml"),
+                       doctest::Contains("key 'proxy_journal_max_bytes'"), ConfigError);
+  std::map<std::string, std::string> env = {{"ZDM_ORIGIN_CONTACT_POINTS", "10.0.0.1"},
+                                            {"ZDM_TARGET_CONTACT_POINTS", "10.0.0.2"},
+                                            {"ZDM_TARGET_FAILURE_MODE", "isolate"},
+                                            {"ZDM_PROXY_JOURNAL_DIR", "/j"}};
+  CHECK(load_config_env(env).target_failure_mode == TargetFailureMode::kIsolate);
+}
