@@ -172,6 +172,8 @@ const std::vector<KnownVar>& known_variables() {
       {"zdm_proxy_listen_address", O, "", ""},
       {"zdm_proxy_admin_token", O, "", ""},
       {"target_consistency_level", O, "", "the proxy's target_consistency_level"},
+      {"target_failure_mode", O, "", "the proxy's target_failure_mode (fail or isolate)"},
+      {"proxy_journal_dir", O, "", "the proxy's write journal directory (zdm-deploy target)"},
       {"zdm_proxy_stop_timeout_seconds", O, "", ""},
       {"zdm_handover", O, "", ""},
       {"zdm_handover_drain_timeout_seconds", O, "", ""},

@@ -10,8 +10,12 @@
 #include <sstream>
 
 #include "engine/executor.h"
+#include "engine/plan.h"
+#include "engine/playbook.h"
 #include "fake_transport.h"
+#include "inventory/zdm_vars.h"
 #include "target_switch.h"
+#include "template.h"
 
 using namespace zdm::deploy;
 using zdm::deploy::testing::FakeHosts;
@@ -334,4 +338,28 @@ TEST_CASE("target status only reads: GET on every proxy, nothing audited") {
   }
   CHECK(hosts->commands().size() == 3);
   CHECK(!fs::exists(fs::path(fleet.opts.state_dir) / "audit.log"));
+}
+
+TEST_CASE("the proxy's configuration carries proxy_journal_dir and target_failure_mode when set") {
+  Fleet fleet;
+  Inventory inv = load_inventory(fleet.opts.inventory);
+  Playbook pb = load_playbook(fleet.opts.playbook_dir + "/deploy_proxy.yml");
+  PlanOptions po;
+  po.release_id = "20260101T000000Z";
+  po.extra_vars = {{"zdm_tls_files", Json::object()}, {"proxy_admin_token", "t0ken"}};
+  std::string tpl = fleet.opts.playbook_dir + "/templates/zdm_proxy_config.yml.j2";
+  auto rendered = [&] {
+    Plan plan = make_plan(inv, pb, po);
+    return render(slurp(tpl), host_scope(plan.plays[0], "p1"), Source{tpl, 1}, true);
+  };
+  std::string out = rendered();
+  CHECK(out.find("proxy_journal_dir") == std::string::npos);  // only when defined
+  CHECK(out.find("target_failure_mode") == std::string::npos);
+  po.extra_vars["proxy_journal_dir"] = "/srv/p1/journal";
+  po.extra_vars["target_failure_mode"] = "isolate";
+  out = rendered();
+  CHECK(out.find("proxy_journal_dir: \"/srv/p1/journal\"\n") != std::string::npos);
+  CHECK(out.find("target_failure_mode: \"isolate\"\n") != std::string::npos);
+  CHECK(check_variables({{"proxy_journal_dir", "/j", "-e"}, {"target_failure_mode", "fail", "-e"}})
+            .empty());
 }
