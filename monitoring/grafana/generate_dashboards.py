@@ -286,6 +286,22 @@ def migration():
                                         ("async", "", "mirrored"))
                   for q, name in (("0.5", "p50"), ("0.99", "p99"))], "s", w=8)
 
+    d.row("Target protection")
+    d.timeseries("Writes target is missing, by table",
+                 "Writes that reached origin and not target, per second, by table: target disabled at runtime, "
+                 "isolated by the circuit breaker, failing or too slow (target_failure_mode isolate). Each is in the "
+                 "proxy's write journal until `zdm-deploy replay`.",
+                 [target(f"sum by (keyspace, table) (rate(zdm_proxy_target_divergence_writes_total{{{I}}}[{RATE}])) > 0",
+                         "{{keyspace}}.{{table}}")], "wps", w=8)
+    d.timeseries("Write journal", "Bytes of each proxy's write journal on disk (replay frees them).",
+                 [target(f"sum by (instance) (zdm_proxy_journal_bytes{{{I}}})", "{{instance}}")], "bytes", w=8)
+    d.timeseries("Target switch and isolation",
+                 "Per proxy: target enabled (1) or disabled at runtime (0); isolated by the circuit breaker (1); "
+                 "journal full (1: writes target fails fail the client).",
+                 [target(f"min by (instance) (zdm_target_enabled{{{I}}})", "{{instance}} enabled"),
+                  target(f"max by (instance) (zdm_proxy_target_isolated{{{I}}})", "{{instance}} isolated"),
+                  target(f"max by (instance) (zdm_proxy_journal_full{{{I}}})", "{{instance}} journal full")], w=8)
+
     d.row("Mirrored reads (DUAL_ASYNC_ON_SECONDARY)")
     d.timeseries("Mirrored read error ratio",
                  "Mirrored reads that failed on the secondary (errors and timeouts) over all mirrored reads. Clients "
