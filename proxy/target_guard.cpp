@@ -2,6 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -66,6 +72,60 @@ TargetGuard::TargetGuard(const Config& config, ProxyMetrics& metrics, ControlCon
       std::make_shared<journal::Budget>(static_cast<uint64_t>(config.proxy_journal_max_bytes));
   budget_->earlier = left.bytes;
   run_ms_ = now_ms();
+  if (config.proxy_journal_fsync_interval_ms > 0)
+    syncer_ = std::jthread([this](std::stop_token stop) { sync_loop(stop); });
+}
+
+TargetGuard::~TargetGuard() {
+  if (syncer_.joinable()) {
+    syncer_.request_stop();
+    syncer_.join();
+  }
+  for (int fd : sync_fds_) ::close(fd);
+  for (int fd : retired_fds_) ::close(fd);
+}
+
+void TargetGuard::sync_loop(std::stop_token stop) {
+  const auto every = std::chrono::milliseconds(config_.proxy_journal_fsync_interval_ms);
+  std::mutex m;
+  std::condition_variable_any cv;
+  while (!stop.stop_requested()) {
+    {
+      std::unique_lock lock(m);
+      cv.wait_for(lock, stop, every, [] { return false; });
+    }
+    std::vector<int> fds, retired;
+    {
+      std::lock_guard lock(sync_mu_);
+      fds = sync_fds_;
+      retired.swap(retired_fds_);
+    }
+    for (int fd : fds)
+      if (::fdatasync(fd) != 0 && !broken_.exchange(true))
+        spdlog::error(
+            "The write journal cannot be synced to disk (fdatasync: {}): it takes no more "
+            "writes; writes get target_failure_mode fail",
+            std::strerror(errno));
+    for (int fd : retired) {
+      ::fdatasync(fd);
+      ::close(fd);
+    }
+  }
+}
+
+void TargetGuard::watch_fd(int fd, int& watched) {
+  if (fd == watched || fd < 0 || !syncer_.joinable()) return;
+  const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  std::lock_guard lock(sync_mu_);
+  if (watched >= 0) {
+    auto it = std::find(sync_fds_.begin(), sync_fds_.end(), watched);
+    if (it != sync_fds_.end()) {
+      retired_fds_.push_back(*it);
+      sync_fds_.erase(it);
+    }
+  }
+  watched = dup;
+  if (dup >= 0) sync_fds_.push_back(dup);
 }
 
 std::optional<journal::Reason> TargetGuard::held_back() {
@@ -167,16 +227,12 @@ journal::Writer* TargetGuard::writer() {
 }
 
 void TargetGuard::flush_writer(journal::Writer& w) {
-  thread_local Clock::time_point last_sync{};
   try {
-    const auto now = Clock::now();
-    if (config_.proxy_journal_fsync_interval_ms == 0 ||
-        now - last_sync >= std::chrono::milliseconds(config_.proxy_journal_fsync_interval_ms)) {
+    // Interval 0: synced before the frames queued after these appends go out (group commit).
+    if (config_.proxy_journal_fsync_interval_ms == 0)
       w.sync();
-      last_sync = now;
-    } else {
+    else
       w.flush();
-    }
   } catch (const std::exception& e) {
     if (!broken_.exchange(true))
       spdlog::error(
@@ -220,6 +276,8 @@ std::optional<uint64_t> TargetGuard::append(journal::Write& w, asio::io_context&
     return std::nullopt;
   }
   journaled_++;
+  thread_local int watched = -1;  // this worker's segment, as the sync thread sees it
+  watch_fd(jw->fd(), watched);
   // One flush per batch of appends, queued before the frames this worker sends next.
   thread_local bool flush_posted = false;
   if (!flush_posted) {

@@ -24,6 +24,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "common/journal/journal.h"
 #include "proxy/asio.h"
@@ -39,6 +41,9 @@ class TargetGuard {
   /// Prunes what earlier runs left settled in proxy_journal_dir (created if missing). Throws
   /// std::runtime_error naming the directory when it cannot be created or written.
   TargetGuard(const Config& config, ProxyMetrics& metrics, ControlConnection& target_cc);
+  ~TargetGuard();
+  TargetGuard(const TargetGuard&) = delete;
+  TargetGuard& operator=(const TargetGuard&) = delete;
 
   /// isolate mode in effect (target_failure_mode isolate while origin is the primary).
   bool isolating() const { return isolate_; }
@@ -79,6 +84,12 @@ class TargetGuard {
  private:
   journal::Writer* writer();
   void flush_writer(journal::Writer& w);
+  /// proxy_journal_fsync_interval_ms > 0: fdatasync(2)s every worker's segment that often, on
+  /// its own thread (a worker never waits for the disk).
+  void sync_loop(std::stop_token stop);
+  /// A worker now appends to `fd`: the sync thread syncs a dup(2) of it (the previous one once
+  /// more, then closes it).
+  void watch_fd(int fd, int& watched);
   static std::string label_value(std::string_view s);
 
   const Config& config_;
@@ -106,6 +117,11 @@ class TargetGuard {
   metrics::Gauge* journal_full_;
   metrics::Counter* journal_full_writes_;
   std::chrono::steady_clock::time_point last_full_log_{};
+
+  std::mutex sync_mu_;
+  std::vector<int> sync_fds_;     // dups of the segments appended to
+  std::vector<int> retired_fds_;  // dups of closed segments: synced once more, then closed
+  std::jthread syncer_;
 };
 
 }  // namespace zdm::proxy

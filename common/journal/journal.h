@@ -23,9 +23,11 @@
 //
 // A kWrite record is appended before the write goes to target (or instead of it while target is
 // disabled or isolated), and a kSettled record when target acknowledged it (or origin refused
-// it, so the client was told it failed). Replay applies every kWrite without a kSettled. A torn
-// tail (a crash mid-append) is a record whose length runs past the end of the file or whose CRC
-// does not match: readers stop there and report it; everything before it is intact.
+// it, so the client was told it failed). Replay applies every kWrite without a kSettled, and
+// records how far it got in a side file per segment it keeps ("<segment>.replayed", Mark below):
+// what is still to replay is what neither a kSettled nor that mark covers. A torn tail (a crash
+// mid-append) is a record whose length runs past the end of the file or whose CRC does not
+// match: readers stop there and report it; everything before it is intact.
 #pragma once
 
 #include <atomic>
@@ -34,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -116,6 +119,9 @@ class Writer {
   void sync();
   /// Writes appended and not yet settled.
   uint64_t open_writes() const { return open_total_; }
+  /// The descriptor of the segment appended to (-1 before the first append): another thread
+  /// may fdatasync(2) a dup(2) of it.
+  int fd() const { return fd_; }
   /// Bytes this writer holds on disk (its live segments) plus its buffer.
   uint64_t bytes() const;
   /// Forgets closed segments that are gone from disk (a replay deleted them): their writes no
@@ -164,18 +170,119 @@ std::vector<std::filesystem::path> list_segments(const std::filesystem::path& di
 /// The writer a segment belongs to ("<run>-w<worker>"): writes are settled within one writer.
 std::string writer_of(const std::filesystem::path& segment);
 
-/// Journal state of a directory: writes awaiting replay (kWrite without kSettled, across each
-/// writer's segments) and bytes on disk. Reads every segment.
+// ---------------------------------------------------------------------------------------------
+// Replay checkpoints. `zdm-data replay` keeps, next to each segment it applied and did not
+// delete, a side file "<segment>.replayed" saying how far it got; the proxy reads them to tell
+// what is still to replay (summarize, prune).
+
+inline constexpr std::string_view kMarkSuffix = ".replayed";
+
+/// Where replay stopped in one segment, kept in "<segment>.replayed" (one line,
+/// "zdm-data replayed 1 <offset> <last seq>\n"):
+/// - offset: bytes from the start of the segment up to which every record was handled (a
+///   record boundary; the next run reads from there; 0: from the start);
+/// - last_seq: the highest seq applied in the segment past `offset` (writes with a seq at or
+///   below it are not applied again; seqs grow in file order within a writer).
+struct Mark {
+  uint64_t offset = 0;
+  uint64_t last_seq = 0;
+  bool operator==(const Mark&) const = default;
+};
+
+/// "<segment>.replayed".
+std::filesystem::path mark_path(const std::filesystem::path& segment);
+/// The side file's text (with its newline).
+std::string mark_text(const Mark& m);
+/// Parses a side file's text; `path` names it in errors. Throws std::runtime_error
+/// "<path> is not a zdm-data replay checkpoint (expected '...')".
+Mark parse_mark(std::string_view text, const std::string& path);
+/// The mark of `segment`: a zero Mark when it has none. Throws std::runtime_error naming the
+/// side file when it cannot be read or is malformed.
+Mark read_mark(const std::filesystem::path& segment);
+/// The offset to read `segment` from: `m.offset`, or 0 when the file is shorter than that (it
+/// is not the file the mark was written for; `last_seq` still keeps applied writes out) or
+/// cannot be sized.
+uint64_t start_offset(const std::filesystem::path& segment, const Mark& m);
+/// Writes the mark of `segment` atomically: "<side file>.tmp" written and fsync(2)ed, then
+/// rename(2)d over the side file. Throws std::runtime_error naming the file and the errno text.
+void write_mark(const std::filesystem::path& segment, const Mark& m);
+/// Deletes `segment` and its side file (when it has one). Throws std::runtime_error naming the
+/// segment when it cannot be deleted (a side file left behind is not an error).
+void remove_segment(const std::filesystem::path& segment);
+/// Deletes the side files in `dir` whose segment is gone (the proxy deleted it once every write
+/// in it was settled). Returns how many; 0 when `dir` cannot be listed.
+int remove_orphan_marks(const std::filesystem::path& dir);
+
+// ---------------------------------------------------------------------------------------------
+// What is left to replay: every kWrite without a kSettled of its writer, past its segment's
+// mark (neither before `offset` nor at or below `last_seq`).
+
+/// One writer's segments ("<run>-w<worker>"), oldest first.
+struct WriterSegments {
+  std::string writer;
+  std::vector<std::filesystem::path> segments;
+  /// The writer belongs to an earlier run of the proxy than the newest run in its directory:
+  /// that process is gone, nothing appends to its newest segment any more.
+  bool earlier_run = false;
+};
+/// The writers of `dir`, in name order; none when `dir` cannot be listed.
+std::vector<WriterSegments> writers_of(const std::filesystem::path& dir);
+
+/// How the writes of one segment, read from its mark, sort out.
+struct Selection {
+  std::vector<std::size_t> apply;  // to replay: indexes into scan.writes, in file order
+  uint64_t settled = 0;            // a kSettled record of the writer names them
+  uint64_t replayed = 0;           // applied by an earlier replay (seq <= mark.last_seq)
+};
+/// Sorts out the writes of `scan` (read from `mark.offset`): settled when `settled` (the
+/// writer's settled seqs) has their seq, else replayed when at or below `mark.last_seq`, else
+/// to apply.
+Selection select(const SegmentScan& scan, const Mark& mark, const std::set<uint64_t>& settled);
+
+/// One segment of a writer as replay sees it.
+struct MarkedSegment {
+  std::filesystem::path path;
+  uint64_t bytes = 0;   // the file's size (0 when it cannot be sized)
+  Mark mark;            // its side file's; zero when none
+  SegmentScan scan;     // its records from start_offset(path, mark)
+  Selection selection;  // scan.writes sorted out against every settled seq of the writer
+  /// With BadFiles::kTolerate, why its side file could not be used (then `mark` is zero: every
+  /// write of the segment not settled counts as to replay).
+  std::optional<std::string> mark_error;
+};
+
+/// What survey_writer does with a segment it cannot read or a side file it cannot parse.
+enum class BadFiles {
+  kThrow,     // std::runtime_error naming the file
+  kTolerate,  // a segment that cannot be read: an empty scan, `scan.torn` says why; a side
+              // file: MarkedSegment::mark_error; a segment gone meanwhile is left out
+};
+
+/// Reads the segments of `w` from their marks, twice: first every settled seq of the writer
+/// past the marks (a kSettled follows its kWrite, so that part of the journal holds every
+/// settlement of the writes in it), then each segment again, passed to `each` in write order
+/// with its writes sorted out. One segment in memory at a time. Returns the settled seqs.
+std::set<uint64_t> survey_writer(const WriterSegments& w,
+                                 const std::function<void(const MarkedSegment&)>& each,
+                                 BadFiles bad = BadFiles::kThrow);
+
+/// Journal state of a directory: writes still to replay (kWrite without kSettled, across each
+/// writer's segments, not covered by the segment's replay mark) and bytes on disk. Reads every
+/// segment from its mark, twice (survey_writer). Never throws: a segment that cannot be read
+/// counts as torn, a side file that cannot be parsed is ignored (its writes count as to
+/// replay).
 struct Summary {
   uint64_t segments = 0;
   uint64_t bytes = 0;
-  uint64_t unsettled = 0;
-  uint64_t torn = 0;  // segments with a torn tail
+  uint64_t unsettled = 0;  // writes to replay
+  uint64_t torn = 0;       // segments with a torn tail, or that cannot be read
 };
 Summary summarize(const std::filesystem::path& dir);
 
-/// Deletes the segments of writers other than the running ones whose every write is settled
-/// (an earlier run of the proxy left nothing to replay). Returns the summary of what is left.
+/// Deletes the segments (and their side files) of writers other than the running ones with
+/// nothing left to replay and no torn segment (an earlier run of the proxy whose writes were
+/// all settled or replayed), and side files whose segment is gone. Call it before this
+/// process's writers start. Returns the summary of what is left.
 Summary prune(const std::filesystem::path& dir);
 
 }  // namespace zdm::journal
