@@ -78,19 +78,19 @@ void AsyncMirror::start(std::shared_ptr<ConnectorListener> listener, uint8_t ver
       asio::detached);
 }
 
-void AsyncMirror::mirror(uint64_t id, const Bytes& frame, Opcode opcode,
+bool AsyncMirror::mirror(uint64_t id, const Bytes& frame, Opcode opcode,
                          std::chrono::steady_clock::time_point start, RequestType metric) {
   // Before READY/AUTH_SUCCESS a frame queued on the connector would reach the node ahead of the
   // replayed STARTUP (and take its stream id 0): the node's error would end the replay.
-  if (!ready_) return;
+  if (!ready_) return false;
   if (started_.size() >=
       static_cast<std::size_t>(config_.async_connector_write_queue_size_frames)) {
     // Bounded: a slow secondary must not grow memory; the mirrored read is dropped.
     if (connector_->metrics) connector_->metrics->requests_failed["other"]->inc();
-    return;
+    return false;
   }
   auto s = connector_->acquire(id | kAsyncBit);
-  if (!s) return;
+  if (!s) return false;
   Bytes copy = frame;
   cql::patch_stream(copy.data(), *s);
   Request& r = started_[id];
@@ -98,6 +98,30 @@ void AsyncMirror::mirror(uint64_t id, const Bytes& frame, Opcode opcode,
   if (opcode == Opcode::kExecute) r.execute = copy;
   connector_->send(std::move(copy));
   if (connector_->metrics) connector_->metrics->inflight->add();
+  return true;
+}
+
+void AsyncMirror::expect_compare(uint64_t id, std::string table, std::string key) {
+  Comparison& c = comparisons_[id];
+  c.start = std::chrono::steady_clock::now();
+  c.table = std::move(table);
+  c.key = std::move(key);
+}
+
+void AsyncMirror::primary_answered(uint64_t id, const Bytes& frame) {
+  auto it = comparisons_.find(id);
+  if (it == comparisons_.end()) return;
+  it->second.primary_done = true;
+  it->second.primary =
+      rows_digest(frame, compression_, compare_scratch_, config_.read_compare_max_rows);
+  if (it->second.secondary_done) compared(it);
+}
+
+void AsyncMirror::compared(std::unordered_map<uint64_t, Comparison>::iterator it) {
+  const Comparison& c = it->second;
+  if (c.primary && c.secondary)
+    shared_.read_compare.record(c.table, *c.primary == *c.secondary, c.key);
+  comparisons_.erase(it);
 }
 
 void AsyncMirror::on_frame(Connector& from, const cql::Header& h, Bytes frame) {
@@ -133,6 +157,12 @@ void AsyncMirror::on_frame(Connector& from, const cql::Header& h, Bytes frame) {
     }
   }
   started_.erase(it);
+  if (auto c = comparisons_.find(id); c != comparisons_.end()) {
+    c->second.secondary_done = true;
+    c->second.secondary =
+        rows_digest(frame, compression_, compare_scratch_, config_.read_compare_max_rows);
+    if (c->second.primary_done) compared(c);
+  }
 }
 
 bool AsyncMirror::reprepare(uint64_t id, Request& r, const Bytes& error_frame) {
@@ -166,6 +196,7 @@ void AsyncMirror::on_closed(Connector& c) {
 }
 
 void AsyncMirror::sweep(std::chrono::steady_clock::time_point deadline) {
+  std::erase_if(comparisons_, [&](const auto& kv) { return kv.second.start < deadline; });
   for (auto it = started_.begin(); it != started_.end();) {
     if (it->second.start < deadline) {
       if (connector_ && connector_->metrics) {

@@ -13,6 +13,7 @@
 
 #include "common/cql/compression.h"
 #include "proxy/connector.h"
+#include "proxy/read_compare.h"
 #include "proxy/shared_state.h"
 
 namespace zdm::proxy {
@@ -37,8 +38,14 @@ class AsyncMirror {
   /// Dropped, counted as failed ("other"), when async_connector_write_queue_size_frames are
   /// already in flight; dropped when no stream id is free, and while not ready() (before start(),
   /// during the handshake replay, after the connector closed).
-  void mirror(uint64_t id, const cql::Bytes& frame, cql::Opcode opcode,
+  /// True when it went out.
+  bool mirror(uint64_t id, const cql::Bytes& frame, cql::Opcode opcode,
               std::chrono::steady_clock::time_point start, RequestType metric);
+  /// read_compare: mirrored read `id` of `table` ("ks.table"; `key`: its partition key for
+  /// logs) is compared once both clusters answered.
+  void expect_compare(uint64_t id, std::string table, std::string key);
+  /// read_compare: the primary's answer `frame` to request `id`.
+  void primary_answered(uint64_t id, const cql::Bytes& frame);
   /// An answer on the async connector (the listener passes the connector's frames here).
   void on_frame(Connector& from, const cql::Header& h, cql::Bytes frame);
   /// The async connector closed: mirroring stops, the client connection is unaffected.
@@ -72,6 +79,18 @@ class AsyncMirror {
   bool ready_ = false;
   bool closed_ = false;
   std::unordered_map<uint64_t, Request> started_;
+
+  /// read_compare: a mirrored read waiting for one of its answers.
+  struct Comparison {
+    std::chrono::steady_clock::time_point start;
+    std::string table, key;
+    bool primary_done = false, secondary_done = false;
+    std::optional<RowsDigest> primary, secondary;
+  };
+  /// Both answered: counted (reads that are not ROWS on both sides are not compared).
+  void compared(std::unordered_map<uint64_t, Comparison>::iterator it);
+  std::unordered_map<uint64_t, Comparison> comparisons_;
+  cql::Bytes compare_scratch_;
 };
 
 }  // namespace zdm::proxy

@@ -277,6 +277,8 @@ const std::map<std::string, Key>& setters() {
     num("target_circuit_failures", &Config::target_circuit_failures, 1, 1000000);
     num("target_circuit_window_ms", &Config::target_circuit_window_ms, 1, kMaxMs);
     num("target_circuit_probe_interval_ms", &Config::target_circuit_probe_interval_ms, 1, kMaxMs);
+    flag("read_compare", &Config::read_compare);
+    num("read_compare_max_rows", &Config::read_compare_max_rows, 1, 1000000);
     num("async_handshake_timeout_ms", &Config::async_handshake_timeout_ms, 1, kMaxMs);
     num("proxy_topology_index", &Config::proxy_topology_index, 0, 1000);
     num("proxy_topology_num_tokens", &Config::proxy_topology_num_tokens, 1, 256);
@@ -478,6 +480,8 @@ void validate(const Config& c, const std::string& source) {
     fail("proxy_tls_key_path", "required for TLS from clients");
   if (c.proxy_tls_require_client_auth && c.proxy_tls_ca_path.empty())
     fail("proxy_tls_ca_path", "required with proxy_tls_require_client_auth");
+  if (c.read_compare && c.read_mode != ReadMode::kDualAsyncOnSecondary)
+    fail("read_compare", "compares mirrored reads: needs read_mode DUAL_ASYNC_ON_SECONDARY");
   if (c.target_failure_mode == TargetFailureMode::kIsolate && c.proxy_journal_dir.empty())
     fail("target_failure_mode",
          "isolate needs proxy_journal_dir: the writes target misses are kept there for replay");
@@ -632,6 +636,8 @@ std::string Config::to_log_json() const {
   j["TargetCircuitFailures"] = target_circuit_failures;
   j["TargetCircuitWindowMs"] = target_circuit_window_ms;
   j["TargetCircuitProbeIntervalMs"] = target_circuit_probe_interval_ms;
+  j["ReadCompare"] = read_compare;
+  j["ReadCompareMaxRows"] = read_compare_max_rows;
   j["MetricsEnabled"] = metrics_enabled;
   j["MetricsAddress"] = metrics_address;
   j["MetricsPort"] = metrics_port;

@@ -61,6 +61,10 @@ struct Config {
   int target_circuit_window_ms = 10000;
   /// isolate: while the circuit is open, target is tried again this often, ms.
   int target_circuit_probe_interval_ms = 5000;
+  /// DUAL_ASYNC_ON_SECONDARY: the secondary's answer to each mirrored read is compared with the
+  /// primary's, over the first page's first read_compare_max_rows rows (read_compare.h).
+  bool read_compare = false;
+  int read_compare_max_rows = 100;
   int async_handshake_timeout_ms = 4000;
   std::string log_level = "INFO";
   std::string control_conn_max_protocol_version = "DseV2";

@@ -95,9 +95,12 @@ bool InFlight::try_send(Outgoing& o) {
     return false;
   }
   ++next_request_id_;
+  p.id = id;
   if (d.async_mirror && async_.ready()) {
     const bool target_copy = config_.secondary() == Cluster::kTarget && o.target_frame;
-    async_.mirror(id, target_copy ? *o.target_frame : o.frame, p.opcode, p.start, d.metric);
+    if (async_.mirror(id, target_copy ? *o.target_frame : o.frame, p.opcode, p.start, d.metric) &&
+        config_.read_compare && !p.compare_table.empty())
+      async_.expect_compare(id, std::move(p.compare_table), std::move(p.compare_key));
   }
   if (to_target) {
     Bytes tf =

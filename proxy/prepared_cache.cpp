@@ -39,6 +39,7 @@ std::size_t PreparedCache::put(PreparedEntry& entry) {
   e->query = std::move(entry.query);
   e->keyspace = std::move(entry.keyspace);
   e->plan = std::move(entry.plan);
+  e->pk_indices = std::move(entry.pk_indices);
   e->last_used = now_ms();
   by_target_[key(e->target_id)] = ok;
   entries_[ok] = std::move(e);

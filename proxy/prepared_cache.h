@@ -30,6 +30,7 @@ struct PreparedEntry {
   std::string query;  // as the clusters prepared it (generated calls already markers)
   std::string keyspace;
   WritePlan plan;                              // how EXECUTEs of a write are completed
+  std::vector<uint16_t> pk_indices;            // bind markers of the partition key (v4+)
   mutable std::atomic<uint64_t> last_used{0};  // LRU clock: steady milliseconds
 };
 

@@ -35,6 +35,19 @@ void cache_prepared(PendingRequest& p, Bytes& resp, ResponseContext& ctx) {
     e.origin_result_metadata_id = ro.read_short_bytes();
     e.target_result_metadata_id = rt.read_short_bytes();
   }
+  try {
+    // <metadata> of the bound variables: flags, columns count, then (v4+) the partition key's
+    // indices (native_protocol_v4.spec §4.2.5.4).
+    ro.read_int();
+    ro.read_int();
+    if (p.version >= 4) {
+      const int32_t n = ro.read_int();
+      ro.check_count(static_cast<uint64_t>(std::max(n, 0)), 2, "partition key indices");
+      for (int32_t i = 0; i < n; ++i) e.pk_indices.push_back(ro.read_short());
+    }
+  } catch (const cql::ProtocolError&) {
+    e.pk_indices.clear();
+  }
   e.decision = p.execute_decision;
   e.query = p.query;
   e.keyspace = ctx.keyspace;

@@ -49,6 +49,9 @@ struct PendingRequest {
   // Target protection (target_guard.h): the write's journal record (0: not journaled), its
   // "ks.table", and why target's answer is no longer awaited (isolate: target failed, timed out
   // or was unreachable; the client gets origin's answer). kInFlight: still awaited.
+  uint64_t id = 0;  // the session's request id (set when sent)
+  // read_compare: the mirrored read's "ks.table" and partition key for logs.
+  std::string compare_table, compare_key;
   uint64_t journal_seq = 0;
   std::string journal_table;
   journal::Reason target_missed = journal::Reason::kInFlight;

@@ -9,6 +9,7 @@
 #include "proxy/handshake.h"
 #include "proxy/journal_record.h"
 #include "proxy/prepared_ids.h"
+#include "proxy/read_compare.h"
 #include "proxy/rewrite.h"
 #include "proxy/wire.h"
 
@@ -216,6 +217,8 @@ bool RequestRouter::route_query(Request& req, const std::string& keyspace, Bytes
     req.write = info.is_write();
     req.table = table_label(info, query, keyspace);
   }
+  if (config_.read_compare && req.d.async_mirror)
+    req.p.compare_table = table_label(info, query, keyspace);
   if (req.d.destination == Destination::kLocal) {
     answer = answer_local(h, req.d.local, info, query, nullptr);
     return false;
@@ -249,7 +252,6 @@ bool RequestRouter::route_prepare(Request& req, const std::string& keyspace, Byt
   if (info.is_write()) {
     auto scan = cql::scan_statement(prep.query);
     req.p.plan = plan_write(scan, config_.replace_cql_functions);
-    req.p.plan.table = (info.keyspace.empty() ? keyspace : info.keyspace) + "." + info.table;
     if (!req.p.plan.generated.empty()) {
       // Both clusters prepare the calls as bind markers; the proxy fills them in.
       prep.query = cql::calls_to_markers(prep.query, scan);
@@ -259,6 +261,7 @@ bool RequestRouter::route_prepare(Request& req, const std::string& keyspace, Byt
       req.set_body(nb);
     }
   }
+  req.p.plan.table = (info.keyspace.empty() ? keyspace : info.keyspace) + "." + info.table;
   req.p.query = prep.query;
   req.p.execute_decision = route_statement(info, keyspace, config_);
   if (req.p.execute_decision.destination == Destination::kLocal) {
@@ -295,6 +298,10 @@ bool RequestRouter::route_execute(Request& req, Bytes& answer) {
   if (auto nb =
           rewrite_execute(req.body, req.prefix_end, h.version, entry->plan, write_timestamp_us()))
     req.set_body(*nb);
+  if (config_.read_compare && req.d.async_mirror) {
+    req.p.compare_table = entry->plan.table;
+    req.p.compare_key = key_of_execute(req.body, req.prefix_end, h.version, entry->pk_indices);
+  }
   if (req.journaling) {
     req.write = entry->decision.metric == RequestType::kWrites;
     req.table = entry->plan.table;

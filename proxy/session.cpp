@@ -444,6 +444,8 @@ void ClientSession::finish(PendingRequest& p) {
   ResponseContext ctx{shared_, compression_, scratch_, keyspace_, traces_};
   Outcome o = p.answered(shared_.metrics, config_.primary_cluster);
   protect_outcome(p, o, shared_.target);
+  if (config_.read_compare && p.decision.async_mirror)
+    async_.primary_answered(p.id, p.responses[static_cast<int>(o.chosen)]);
   Bytes resp = client_response(p, o, ctx);
   cql::patch_stream(resp.data(), p.client_stream);
   client_writer_.push(std::move(resp));

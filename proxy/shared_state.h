@@ -11,6 +11,7 @@
 #include "proxy/handshake_budget.h"
 #include "proxy/metrics.h"
 #include "proxy/prepared_cache.h"
+#include "proxy/read_compare.h"
 #include "proxy/target_guard.h"
 #include "proxy/topology.h"
 
@@ -28,6 +29,7 @@ struct SharedState {
         client_tls(std::move(tls)),
         handshaking(static_cast<std::size_t>(c.max_handshaking_connections())),
         target(c, m, t),
+        read_compare(c, m.registry()),
         topology_(std::make_shared<const VirtualTopology>(std::move(topo))) {}
 
   const Config& config;
@@ -46,6 +48,8 @@ struct SharedState {
   std::atomic<int64_t> inflight{0};
   /// The runtime target switch, isolate mode, the write journal (target_guard.h).
   TargetGuard target;
+  /// read_compare: mismatches of mirrored reads by table.
+  ReadComparisons read_compare;
 
   ControlConnection& cc(Cluster c) const { return c == Cluster::kOrigin ? origin_cc : target_cc; }
   /// The proxies as virtual nodes, with those leaving (a rolling update in progress) left out.

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "proxy/control_connection.h"
@@ -19,6 +20,9 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+/// In proxy_journal_dir while target is disabled at runtime: {"by", "at_ms"}.
+constexpr const char* kDisabledFile = "target-disabled";
+
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -72,6 +76,17 @@ TargetGuard::TargetGuard(const Config& config, ProxyMetrics& metrics, ControlCon
       std::make_shared<journal::Budget>(static_cast<uint64_t>(config.proxy_journal_max_bytes));
   budget_->earlier = left.bytes;
   run_ms_ = now_ms();
+  // The switch outlives a restart (a rolling update while target is disabled must not send it
+  // writes again).
+  if (std::ifstream in(dir / kDisabledFile); in) {
+    std::string why((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    enabled_ = false;
+    enabled_gauge_->set(0);
+    spdlog::warn(
+        "Target stays disabled, as it was before this start ({}: {}): writes go to origin only "
+        "and are journaled until POST /api/v1/target/enable",
+        (dir / kDisabledFile).string(), why);
+  }
   if (config.proxy_journal_fsync_interval_ms > 0)
     syncer_ = std::jthread([this](std::stop_token stop) { sync_loop(stop); });
 }
@@ -178,6 +193,24 @@ std::optional<std::string> TargetGuard::set_enabled(bool on, const std::string& 
       return std::string(
           "no write journal is configured (proxy_journal_dir): the writes target would miss "
           "could not be put back");
+  }
+  if (budget_) {
+    // Kept across restarts in the journal's directory (written whole, then renamed).
+    const fs::path file = fs::path(config_.proxy_journal_dir) / kDisabledFile;
+    std::error_code ec;
+    if (on) {
+      fs::remove(file, ec);
+    } else {
+      const fs::path tmp = file.string() + ".tmp";
+      nlohmann::json j;
+      j["by"] = who;
+      j["at_ms"] = now_ms();
+      { std::ofstream(tmp) << j.dump() << "\n"; }
+      fs::rename(tmp, file, ec);
+    }
+    if (ec)
+      return "cannot record the switch in " + file.string() + ": " + ec.message() +
+             " (it would not survive a restart)";
   }
   const bool was = enabled_.exchange(on);
   enabled_gauge_->set(on ? 1 : 0);

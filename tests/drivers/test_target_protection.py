@@ -24,6 +24,9 @@ on 127.29.2.1:9180 and 127.29.3.1:9180), proxy 127.29.1.1:9042 (metrics :14001).
   full      isolate with a 1 MiB journal and target stopped: the journal fills, writes fall
             back to fail mode (client errors, zdm_proxy_journal_full 1,
             zdm_proxy_journal_full_writes_total > 0); nothing silently dropped
+  compare   read_compare with DUAL_ASYNC_ON_SECONDARY: identical clusters → every mirrored read
+            compared, 0 mismatches; 5 rows changed directly on target → 5 mismatches for that
+            table, their partition keys logged, no cell value
 Ends with "N passed, N failed". Processes started here are stopped by pid.
 """
 import json
@@ -287,6 +290,16 @@ def scenario_switch():
     same_on_both("sw", "bg", "switch background")
     c.shutdown()
 
+    # The switch survives a restart (a rolling update while target is disabled).
+    api("POST", "/api/v1/target/disable", body={"by": "restart check"})
+    proxy("switch")
+    code, body = api("GET", "/api/v1/target")
+    check(code == 200 and body.get("enabled") is False, f"still disabled after a restart ({code} {body})")
+    api("POST", "/api/v1/target/enable")
+    proxy("switch")
+    code, body = api("GET", "/api/v1/target")
+    check(code == 200 and body.get("enabled") is True, f"enabled again, it stays so after a restart ({code} {body})")
+
     # Target as the primary: it cannot be disabled.
     proxy("switch-primary", "primary_cluster: TARGET\n")
     code, body = api("POST", "/api/v1/target/disable")
@@ -401,8 +414,43 @@ def fresh(fn):
     return run
 
 
+def scenario_compare():
+    proxy("compare", "read_mode: DUAL_ASYNC_ON_SECONDARY\nread_compare: true\n")
+    c, s = session([PROXY_IP])
+    schema(s, "rc", ["t"])
+    ins = s.prepare("INSERT INTO rc.t (k, v) VALUES (?, ?)")
+    sel = s.prepare("SELECT k, v FROM rc.t WHERE k = ?")
+    for k in range(40):
+        s.execute(ins, (k, f"v{k}"))
+
+    def read_all():
+        for k in range(40):
+            s.execute(sel, (k,))
+        time.sleep(1)  # the mirrored reads' answers
+        return (metric("zdm_proxy_read_comparisons_total", 'keyspace="rc",table="t"'),
+                metric("zdm_proxy_read_mismatches_total", 'keyspace="rc",table="t"'))
+
+    compared, mismatched = read_all()
+    check(compared == 40 and mismatched == 0, f"identical clusters: 40 reads compared, 0 mismatches ({compared:.0f}, {mismatched:.0f})")
+    ct, st = session(TARGET)
+    for k in range(5):
+        st.execute("UPDATE rc.t SET v = 'changed-on-target' WHERE k = %s", (k,))
+    ct.shutdown()
+    compared, mismatched = read_all()
+    check(compared == 80 and mismatched == 5,
+          f"5 rows changed directly on target: 5 mismatches counted for rc.t ({compared:.0f}, {mismatched:.0f})")
+    log = open(os.path.join(TMP, "proxy.log")).read()
+    keys = {f"0x{k:08x}" for k in range(5)}
+    sampled = {k for k in keys if f"rc.t differs between primary and secondary for partition key {k}" in log}
+    check(sampled == keys, f"the mismatching reads' partition keys are logged ({sorted(sampled)})")
+    check("changed-on-target" not in log and "v1" not in log.split("read_compare")[-1],
+          "no cell value in the log")
+    c.shutdown()
+
+
 SCENARIOS = [("switch", fresh(scenario_switch)), ("isolate", fresh(scenario_isolate)),
-             ("slow", fresh(scenario_slow)), ("full", fresh(scenario_full))]
+             ("slow", fresh(scenario_slow)), ("full", fresh(scenario_full)),
+             ("compare", fresh(scenario_compare))]
 
 
 if __name__ == "__main__":
