@@ -314,6 +314,12 @@ def migration():
                  "reqps", w=8)
     d.timeseries("Mirrored reads in flight", "Mirrored reads waiting for the secondary, by proxy.",
                  [target(f"sum by (instance) (zdm_async_inflight_requests_total{{{I}}})", "{{instance}}")], w=8)
+    d.timeseries("Mirrored reads that differ, by table (read_compare)",
+                 "Mirrored reads whose rows on the secondary differ from the primary's, over all compared, by table "
+                 "(read_compare: true). Above 0 the table is not ready for cutover; the proxy's log names the keys.",
+                 [target(f"sum by (keyspace, table) (rate(zdm_proxy_read_mismatches_total{{{I}}}[{RATE}])) / "
+                         f"sum by (keyspace, table) (rate(zdm_proxy_read_comparisons_total{{{I}}}[{RATE}]))",
+                         "{{keyspace}}.{{table}}")], "percentunit", w=24, h=6)
 
     d.row("Alerts")
     d.timeseries("Firing alerts", "Alerts of monitoring/alerts firing now (Prometheus' ALERTS); empty while all is well.",
