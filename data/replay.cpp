@@ -2,7 +2,7 @@
 // back on target. Writers one after another, each one's segments in name order, each segment's
 // unsettled writes in file order, one request at a time (journal order), each sent as the QUERY
 // or BATCH the client sent at the record's protocol version after a USE of its keyspace. A
-// checkpoint side file per segment (replay_plan.h) makes a rerun skip what was applied.
+// checkpoint side file per segment (journal.h's Mark) makes a rerun skip what was applied.
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -19,7 +19,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
-using replay::Mark;
+using journal::Mark;
 using replay::ReplayError;
 
 // Exit codes (options.cpp's usage lists them).
@@ -188,7 +188,7 @@ class Replay {
         for (std::size_t si = 0; si < w.segments.size() && !stopped(); ++si)
           co_await segment(ioc, target, w, si, survey_.settled_seqs[wi]);
       }
-      for (const auto& dir : o_.journals) replay::remove_orphan_marks(dir);
+      for (const auto& dir : o_.journals) journal::remove_orphan_marks(dir);
     } catch (const ReplayError& e) {
       fail(kBadJournal, e.what());
     } catch (const std::exception& e) {
@@ -207,24 +207,23 @@ class Replay {
 
   // Applies the writes of segment `si` of `w` to replay, then deletes it or records that it
   // is done. Throws ReplayError.
-  awaitable<void> segment(asio::io_context& ioc, Target& target, const replay::WriterSegments& w,
+  awaitable<void> segment(asio::io_context& ioc, Target& target, const journal::WriterSegments& w,
                           std::size_t si, std::set<uint64_t>& settled) {
     const fs::path& seg = w.segments[si];
     std::error_code ec;
     if (!fs::exists(seg, ec)) {  // the proxy deleted it meanwhile: every write in it settled
-      fs::remove(replay::mark_path(seg), ec);
+      fs::remove(journal::mark_path(seg), ec);
       co_return;
     }
-    const Mark before = replay::read_mark(seg);
-    const uint64_t from = replay::start_offset(seg, before);
-    journal::SegmentScan scan;
-    try {
-      scan = journal::read_segment(seg, from);
-    } catch (const std::runtime_error& e) {
-      throw ReplayError(e.what());
-    }
+    const auto save = [&](const Mark& m) {
+      replay::journal_call([&] { journal::write_mark(seg, m); });
+    };
+    const Mark before = replay::journal_call([&] { return journal::read_mark(seg); });
+    const uint64_t from = journal::start_offset(seg, before);
+    const journal::SegmentScan scan =
+        replay::journal_call([&] { return journal::read_segment(seg, from); });
     settled.insert(scan.settled.begin(), scan.settled.end());
-    const replay::Selection sel = replay::select(scan, before, settled);
+    const journal::Selection sel = journal::select(scan, before, settled);
     counts_.settled += sel.settled;
     counts_.replayed += sel.replayed;
     Mark progress{from, before.last_seq};
@@ -232,14 +231,14 @@ class Replay {
     uint64_t unsaved = 0;
     for (std::size_t i : sel.apply) {
       if (stop_) {
-        replay::write_mark(seg, progress);
+        save(progress);
         co_return;
       }
       const journal::Write& wr = scan.writes[i];
       try {
         check_record(seg, wr);
       } catch (const ReplayError&) {
-        replay::write_mark(seg, progress);  // what was applied before it stays applied
+        save(progress);  // what was applied before it stays applied
         throw;
       }
       if (auto wait = rate_.take(1, 0, Clock::now()); wait.count() > 0) {
@@ -253,14 +252,14 @@ class Replay {
         try {
           body = replay::with_consistency(wr.opcode, std::move(body), *consistency_);
         } catch (const ReplayError& e) {
-          replay::write_mark(seg, progress);
+          save(progress);
           throw ReplayError(seg.string() + ": seq " + std::to_string(wr.seq) + ": " + e.what());
         }
       }
       try {
         co_await target.apply(wr.version, wr.opcode, wr.keyspace, body);
       } catch (const RequestError& e) {
-        replay::write_mark(seg, progress);
+        save(progress);
         fail(kFailed, seg.string() + ": seq " + std::to_string(wr.seq) + " (" + wr.table +
                           "): target: " + e.what() +
                           " (the writes before it are applied and checkpointed: a rerun resumes "
@@ -272,7 +271,7 @@ class Replay {
       counts_.bytes += body.size();
       applied_metric_.inc();
       if (++unsaved >= 1000 || Clock::now() - saved >= std::chrono::seconds(1)) {
-        replay::write_mark(seg, progress);
+        save(progress);
         saved = Clock::now();
         unsaved = 0;
       }
@@ -288,10 +287,10 @@ class Replay {
     const bool newest = si + 1 == w.segments.size();
     if (replay::deletable(newest, w.earlier_run, o_.delete_all, scan.torn.has_value(),
                           o_.accept_torn)) {
-      replay::remove_segment(seg);
+      replay::journal_call([&] { journal::remove_segment(seg); });
       counts_.deleted++;
     } else {
-      replay::write_mark(seg, done);
+      save(done);
     }
     counts_.segments++;
   }

@@ -1,153 +1,17 @@
 #include "data/replay_plan.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace zdm::data::replay {
 
-namespace {
-
-constexpr std::string_view kMarkSuffix = ".replayed";
-constexpr std::string_view kMarkHeader = "zdm-data replayed 1";
-
-std::string errno_text() {
-  return std::strerror(errno);
-}
-
-// The run of a writer name "<run>-w<worker>": its 13-digit start time, as text (names of one
-// format sort as numbers).
-std::string run_of(const std::string& writer) {
-  const auto w = writer.rfind("-w");
-  return w == std::string::npos ? writer : writer.substr(0, w);
-}
-
-journal::SegmentScan scan(const fs::path& segment, uint64_t from) {
-  try {
-    return journal::read_segment(segment, from);
-  } catch (const std::runtime_error& e) {
-    throw ReplayError(e.what());
-  }
-}
-
-}  // namespace
-
-uint64_t start_offset(const fs::path& segment, const Mark& m) {
-  std::error_code ec;
-  const auto size = fs::file_size(segment, ec);
-  return ec || m.offset > size ? 0 : m.offset;
-}
-
-fs::path mark_path(const fs::path& segment) {
-  return fs::path(segment.string() + std::string(kMarkSuffix));
-}
-
-std::string mark_text(const Mark& m) {
-  return fmt::format("{} {} {}\n", kMarkHeader, m.offset, m.last_seq);
-}
-
-Mark parse_mark(std::string_view text, const std::string& path) {
-  std::istringstream in{std::string(text)};
-  std::string a, b, version;
-  Mark m;
-  if (!(in >> a >> b >> version >> m.offset >> m.last_seq) || a != "zdm-data" || b != "replayed" ||
-      version != "1")
-    throw ReplayError(path + " is not a zdm-data replay checkpoint (expected '" +
-                      std::string(kMarkHeader) + " <offset> <last seq>')");
-  return m;
-}
-
-Mark read_mark(const fs::path& segment) {
-  const fs::path p = mark_path(segment);
-  std::ifstream in(p, std::ios::binary);
-  if (!in) {
-    std::error_code ec;
-    if (!fs::exists(p, ec) && !ec) return {};
-    throw ReplayError("cannot read " + p.string());
-  }
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_mark(text, p.string());
-}
-
-void write_mark(const fs::path& segment, const Mark& m) {
-  const fs::path p = mark_path(segment);
-  const std::string tmp = p.string() + ".tmp";
-  const std::string text = mark_text(m);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw ReplayError("cannot write " + tmp + ": " + errno_text());
-  const ssize_t n = ::write(fd, text.data(), text.size());
-  const bool ok = n == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  const std::string why = ok ? "" : errno_text();
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), p.c_str()) != 0) {
-    const std::string what = ok ? errno_text() : why;
-    ::unlink(tmp.c_str());
-    throw ReplayError("cannot write " + p.string() + ": " + what);
-  }
-}
-
-void remove_segment(const fs::path& segment) {
-  std::error_code ec;
-  fs::remove(segment, ec);
-  if (ec) throw ReplayError("cannot delete " + segment.string() + ": " + ec.message());
-  fs::remove(mark_path(segment), ec);
-}
-
-int remove_orphan_marks(const fs::path& dir) {
-  int n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const std::string name = e.path().string();
-    if (!name.ends_with(kMarkSuffix)) continue;
-    const fs::path segment = name.substr(0, name.size() - kMarkSuffix.size());
-    std::error_code ec2;
-    if (fs::exists(segment, ec2) || ec2) continue;
-    if (fs::remove(e.path(), ec2)) ++n;
-  }
-  return n;
-}
-
-std::vector<WriterSegments> writers_of(const fs::path& dir) {
+std::vector<journal::WriterSegments> writers_of(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw ReplayError("journal directory " + dir.string() + " does not exist");
-  std::map<std::string, WriterSegments> by_writer;
-  for (const auto& seg : journal::list_segments(dir)) {  // sorted: write order per writer
-    const std::string w = journal::writer_of(seg);
-    auto& ws = by_writer[w];
-    ws.writer = w;
-    ws.dir = dir;
-    ws.segments.push_back(seg);
-  }
-  std::vector<WriterSegments> out;
-  for (auto& [name, ws] : by_writer) out.push_back(std::move(ws));
-  std::string newest;
-  for (const auto& w : out) newest = std::max(newest, run_of(w.writer));
-  for (auto& w : out) w.earlier_run = run_of(w.writer) < newest;
-  return out;
-}
-
-Selection select(const journal::SegmentScan& scan, const Mark& mark,
-                 const std::set<uint64_t>& settled) {
-  Selection s;
-  for (std::size_t i = 0; i < scan.writes.size(); ++i) {
-    const uint64_t seq = scan.writes[i].seq;
-    if (settled.count(seq)) {
-      ++s.settled;
-    } else if (seq <= mark.last_seq) {
-      ++s.replayed;
-    } else {
-      s.apply.push_back(i);
-    }
-  }
-  return s;
+  return journal::writers_of(dir);
 }
 
 bool deletable(bool newest, bool earlier_run, bool delete_all, bool torn, bool torn_accepted) {
@@ -159,30 +23,21 @@ Survey survey(const std::vector<std::string>& dirs) {
   Survey s;
   for (const auto& dir : dirs) {
     for (auto& w : writers_of(dir)) {
-      // First pass: the writer's settled seqs (a kSettled follows its kWrite, so the part of
-      // the journal past the marks holds every settlement of the writes past the marks).
-      std::set<uint64_t> settled;
-      for (const auto& seg : w.segments) {
-        const auto sc = scan(seg, start_offset(seg, read_mark(seg)));
-        settled.insert(sc.settled.begin(), sc.settled.end());
-      }
-      for (const auto& seg : w.segments) {
-        const Mark m = read_mark(seg);
-        const auto sc = scan(seg, start_offset(seg, m));
-        const Selection sel = select(sc, m, settled);
-        std::error_code ec;
-        s.segments++;
-        s.bytes += fs::file_size(seg, ec);
-        s.writes += sc.writes.size();
-        s.settled += sel.settled;
-        s.replayed += sel.replayed;
-        s.pending += sel.apply.size();
-        for (auto i : sel.apply) {
-          s.pending_by_table[sc.writes[i].table]++;
-          s.pending_by_version[sc.writes[i].version]++;
-        }
-        if (sc.torn) s.torn.push_back({seg.string(), *sc.torn});
-      }
+      auto settled = journal_call([&] {
+        return journal::survey_writer(w, [&](const journal::MarkedSegment& m) {
+          s.segments++;
+          s.bytes += m.bytes;
+          s.writes += m.scan.writes.size();
+          s.settled += m.selection.settled;
+          s.replayed += m.selection.replayed;
+          s.pending += m.selection.apply.size();
+          for (auto i : m.selection.apply) {
+            s.pending_by_table[m.scan.writes[i].table]++;
+            s.pending_by_version[m.scan.writes[i].version]++;
+          }
+          if (m.scan.torn) s.torn.push_back({m.path.string(), *m.scan.torn});
+        });
+      });
       s.writers++;
       s.writer_list.push_back(std::move(w));
       s.settled_seqs.push_back(std::move(settled));

@@ -10,9 +10,9 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
-#include <unordered_set>
 
 namespace zdm::journal {
 
@@ -327,63 +327,229 @@ std::string writer_of(const fs::path& segment) {
   return dash == std::string::npos ? name : name.substr(0, dash);
 }
 
+// ---------------------------------------------------------------------------------------------
+
 namespace {
-struct WriterState {
-  std::vector<fs::path> segments;
-  std::set<uint64_t> writes, settled;
-  uint64_t bytes = 0, torn = 0;
-};
-std::map<std::string, WriterState> scan_dir(const fs::path& dir) {
-  std::map<std::string, WriterState> by_writer;
-  for (const auto& seg : list_segments(dir)) {
-    auto& w = by_writer[writer_of(seg)];
-    w.segments.push_back(seg);
-    std::error_code ec;
-    w.bytes += fs::file_size(seg, ec);
-    try {
-      auto scan = read_segment(seg);
-      for (const auto& r : scan.writes) w.writes.insert(r.seq);
-      w.settled.insert(scan.settled.begin(), scan.settled.end());
-      if (scan.torn) w.torn++;
-    } catch (const std::runtime_error&) {
-      w.torn++;
-    }
-  }
-  return by_writer;
+
+constexpr std::string_view kMarkHeader = "zdm-data replayed 1";
+
+std::string errno_text() {
+  return std::strerror(errno);
 }
-uint64_t unsettled(const WriterState& w) {
-  uint64_t n = 0;
-  for (auto s : w.writes) n += !w.settled.count(s);
+
+// The run of a writer name "<run>-w<worker>": its 13-digit start time, as text (names of one
+// format sort as numbers).
+std::string run_of(const std::string& writer) {
+  const auto w = writer.rfind("-w");
+  return w == std::string::npos ? writer : writer.substr(0, w);
+}
+
+}  // namespace
+
+fs::path mark_path(const fs::path& segment) {
+  return fs::path(segment.string() + std::string(kMarkSuffix));
+}
+
+std::string mark_text(const Mark& m) {
+  return std::string(kMarkHeader) + " " + std::to_string(m.offset) + " " +
+         std::to_string(m.last_seq) + "\n";
+}
+
+Mark parse_mark(std::string_view text, const std::string& path) {
+  std::istringstream in{std::string(text)};
+  std::string a, b, version;
+  Mark m;
+  if (!(in >> a >> b >> version >> m.offset >> m.last_seq) || a != "zdm-data" || b != "replayed" ||
+      version != "1")
+    throw std::runtime_error(path + " is not a zdm-data replay checkpoint (expected '" +
+                             std::string(kMarkHeader) + " <offset> <last seq>')");
+  return m;
+}
+
+Mark read_mark(const fs::path& segment) {
+  const fs::path p = mark_path(segment);
+  std::ifstream in(p, std::ios::binary);
+  if (!in) {
+    std::error_code ec;
+    if (!fs::exists(p, ec) && !ec) return {};
+    throw std::runtime_error("cannot read " + p.string());
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return parse_mark(text, p.string());
+}
+
+uint64_t start_offset(const fs::path& segment, const Mark& m) {
+  std::error_code ec;
+  const auto size = fs::file_size(segment, ec);
+  return ec || m.offset > size ? 0 : m.offset;
+}
+
+void write_mark(const fs::path& segment, const Mark& m) {
+  const fs::path p = mark_path(segment);
+  const std::string tmp = p.string() + ".tmp";
+  const std::string text = mark_text(m);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot write " + tmp + ": " + errno_text());
+  const ssize_t n = ::write(fd, text.data(), text.size());
+  const bool ok = n == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  const std::string why = ok ? "" : errno_text();
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), p.c_str()) != 0) {
+    const std::string what = ok ? errno_text() : why;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot write " + p.string() + ": " + what);
+  }
+}
+
+void remove_segment(const fs::path& segment) {
+  std::error_code ec;
+  fs::remove(segment, ec);
+  if (ec) throw std::runtime_error("cannot delete " + segment.string() + ": " + ec.message());
+  fs::remove(mark_path(segment), ec);
+}
+
+int remove_orphan_marks(const fs::path& dir) {
+  int n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().string();
+    if (!name.ends_with(kMarkSuffix)) continue;
+    const fs::path segment = name.substr(0, name.size() - kMarkSuffix.size());
+    std::error_code ec2;
+    if (fs::exists(segment, ec2) || ec2) continue;
+    if (fs::remove(e.path(), ec2)) ++n;
+  }
   return n;
 }
+
+// ---------------------------------------------------------------------------------------------
+
+std::vector<WriterSegments> writers_of(const fs::path& dir) {
+  std::map<std::string, WriterSegments> by_writer;
+  for (const auto& seg : list_segments(dir)) {  // sorted: write order per writer
+    const std::string w = writer_of(seg);
+    auto& ws = by_writer[w];
+    ws.writer = w;
+    ws.segments.push_back(seg);
+  }
+  std::vector<WriterSegments> out;
+  for (auto& [name, ws] : by_writer) out.push_back(std::move(ws));
+  std::string newest;
+  for (const auto& w : out) newest = std::max(newest, run_of(w.writer));
+  for (auto& w : out) w.earlier_run = run_of(w.writer) < newest;
+  return out;
+}
+
+Selection select(const SegmentScan& scan, const Mark& mark, const std::set<uint64_t>& settled) {
+  Selection s;
+  for (std::size_t i = 0; i < scan.writes.size(); ++i) {
+    const uint64_t seq = scan.writes[i].seq;
+    if (settled.count(seq)) {
+      ++s.settled;
+    } else if (seq <= mark.last_seq) {
+      ++s.replayed;
+    } else {
+      s.apply.push_back(i);
+    }
+  }
+  return s;
+}
+
+namespace {
+
+// Reads `seg` from its mark into `m` (path, bytes, mark, scan), as `bad` says; false when it
+// tolerates and the segment is gone (nothing to report).
+bool read_marked(const fs::path& seg, BadFiles bad, MarkedSegment& m) {
+  m = {};
+  m.path = seg;
+  std::error_code ec;
+  m.bytes = fs::file_size(seg, ec);
+  if (ec) m.bytes = 0;
+  if (bad == BadFiles::kThrow) {
+    m.mark = read_mark(seg);
+    m.scan = read_segment(seg, start_offset(seg, m.mark));
+    return true;
+  }
+  try {
+    m.mark = read_mark(seg);
+  } catch (const std::runtime_error& e) {
+    m.mark_error = e.what();
+  }
+  try {
+    m.scan = read_segment(seg, start_offset(seg, m.mark));
+  } catch (const std::runtime_error& e) {
+    if (!fs::exists(seg, ec) && !ec) return false;
+    m.scan = {};
+    m.scan.torn = e.what();
+  }
+  return true;
+}
+
+// The counts of summarize for one writer.
+Summary summarize_writer(const WriterSegments& w) {
+  Summary s;
+  survey_writer(
+      w,
+      [&](const MarkedSegment& m) {
+        s.segments++;
+        s.bytes += m.bytes;
+        s.unsettled += m.selection.apply.size();
+        if (m.scan.torn) s.torn++;
+      },
+      BadFiles::kTolerate);
+  return s;
+}
+
+void add(Summary& to, const Summary& s) {
+  to.segments += s.segments;
+  to.bytes += s.bytes;
+  to.unsettled += s.unsettled;
+  to.torn += s.torn;
+}
+
 }  // namespace
+
+std::set<uint64_t> survey_writer(const WriterSegments& w,
+                                 const std::function<void(const MarkedSegment&)>& each,
+                                 BadFiles bad) {
+  std::set<uint64_t> settled;
+  MarkedSegment m;
+  for (const auto& seg : w.segments)
+    if (read_marked(seg, bad, m)) settled.insert(m.scan.settled.begin(), m.scan.settled.end());
+  for (const auto& seg : w.segments) {
+    if (!read_marked(seg, bad, m)) continue;
+    m.selection = select(m.scan, m.mark, settled);
+    each(m);
+  }
+  return settled;
+}
 
 Summary summarize(const fs::path& dir) {
   Summary s;
-  for (const auto& [name, w] : scan_dir(dir)) {
-    s.segments += w.segments.size();
-    s.bytes += w.bytes;
-    s.unsettled += unsettled(w);
-    s.torn += w.torn;
-  }
+  for (const auto& w : writers_of(dir)) add(s, summarize_writer(w));
   return s;
 }
 
 Summary prune(const fs::path& dir) {
   Summary s;
-  for (const auto& [name, w] : scan_dir(dir)) {
-    if (unsettled(w) == 0 && w.torn == 0) {
-      for (const auto& seg : w.segments) {
-        std::error_code ec;
-        fs::remove(seg, ec);
-      }
+  for (const auto& w : writers_of(dir)) {
+    const Summary ws = summarize_writer(w);
+    if (ws.unsettled != 0 || ws.torn != 0) {
+      add(s, ws);
       continue;
     }
-    s.segments += w.segments.size();
-    s.bytes += w.bytes;
-    s.unsettled += unsettled(w);
-    s.torn += w.torn;
+    for (const auto& seg : w.segments) {
+      try {
+        remove_segment(seg);
+      } catch (const std::runtime_error&) {  // still there: still counted
+        std::error_code ec;
+        const auto n = fs::file_size(seg, ec);
+        s.segments++;
+        s.bytes += ec ? 0 : n;
+      }
+    }
   }
+  remove_orphan_marks(dir);
   return s;
 }
 

@@ -57,75 +57,15 @@ std::string query_body(const std::string& q, uint16_t cl) {
 
 }  // namespace
 
-TEST_CASE("the replay checkpoint side file") {
-  SUBCASE("one line, read back") {
-    Mark m{1234, 17};
-    CHECK(mark_text(m) == "zdm-data replayed 1 1234 17\n");
-    CHECK(parse_mark(mark_text(m), "f") == m);
-    CHECK(mark_path("/j/1-w0-000001.zdmj") == fs::path("/j/1-w0-000001.zdmj.replayed"));
-  }
-  SUBCASE("anything else is refused, naming the file") {
-    CHECK_THROWS_WITH_AS(parse_mark("zdm-data replayed 1 12", "f"),
-                         "f is not a zdm-data replay checkpoint (expected 'zdm-data replayed 1 "
-                         "<offset> <last seq>')",
-                         ReplayError);
-    CHECK_THROWS_AS(parse_mark("zdm-data replayed 2 1 1\n", "f"), ReplayError);
-  }
-  SUBCASE("written atomically next to the segment, removed with it") {
-    auto d = fresh_dir("marks");
-    const fs::path seg = d / "0000000000001-w0-000001.zdmj";
-    segment(seg, "");
-    CHECK(read_mark(seg) == Mark{});
-    write_mark(seg, Mark{8, 3});
-    CHECK(read_mark(seg) == Mark{8, 3});
-    write_mark(seg, Mark{80, 9});
-    CHECK(read_mark(seg) == Mark{80, 9});
-    CHECK(!fs::exists(mark_path(seg).string() + ".tmp"));
-    CHECK(start_offset(seg, Mark{80, 9}) == 0);  // longer than the file: read from the start
-    CHECK(start_offset(seg, Mark{8, 9}) == 8);
-    remove_segment(seg);
-    CHECK(!fs::exists(seg));
-    CHECK(!fs::exists(mark_path(seg)));
-  }
-  SUBCASE("side files of segments the proxy deleted go") {
-    auto d = fresh_dir("orphans");
-    const fs::path a = d / "0000000000001-w0-000001.zdmj", b = d / "0000000000001-w0-000002.zdmj";
-    segment(a, "");
-    segment(b, "");
-    write_mark(a, Mark{8, 0});
-    write_mark(b, Mark{8, 0});
-    fs::remove(a);
-    CHECK(remove_orphan_marks(d) == 1);
-    CHECK(!fs::exists(mark_path(a)));
-    CHECK(fs::exists(mark_path(b)));
-  }
-}
-
 TEST_CASE("what to replay") {
-  SUBCASE("writes neither settled nor applied by an earlier run, in file order") {
-    journal::SegmentScan scan;
-    for (uint64_t s : {3, 4, 5, 6, 7}) scan.writes.push_back(write(s, "ks.t"));
-    auto sel = select(scan, Mark{0, 4}, {3, 6, 9});
-    CHECK(sel.apply == std::vector<std::size_t>{2, 4});  // seqs 5 and 7
-    CHECK(sel.settled == 2);
-    CHECK(sel.replayed == 1);  // 4
-  }
-  SUBCASE("segments grouped by writer, in name order; an earlier run's writers known") {
+  SUBCASE("the writers of a directory; one that is not there is an error") {
     auto d = fresh_dir("writers");
-    for (const char* n :
-         {"0000000000002-w0-000001.zdmj", "0000000000001-w10-000001.zdmj",
-          "0000000000001-w1-000002.zdmj", "0000000000001-w1-000001.zdmj", "notes.txt"})
-      segment(d / n, "");
+    segment(d / "0000000000001-w1-000001.zdmj", "");
     auto ws = writers_of(d);
-    REQUIRE(ws.size() == 3);
+    REQUIRE(ws.size() == 1);
     CHECK(ws[0].writer == "0000000000001-w1");
-    CHECK(ws[0].segments == std::vector<fs::path>{d / "0000000000001-w1-000001.zdmj",
-                                                  d / "0000000000001-w1-000002.zdmj"});
-    CHECK(ws[0].earlier_run);
-    CHECK(ws[1].writer == "0000000000001-w10");
-    CHECK(ws[2].writer == "0000000000002-w0");
-    CHECK(!ws[2].earlier_run);
-    CHECK_THROWS_AS(writers_of(d / "missing"), ReplayError);
+    CHECK_THROWS_WITH_AS(writers_of(d / "missing"), doctest::Contains("does not exist"),
+                         ReplayError);
   }
   SUBCASE("a survey: settlements across a writer's segments, the marks, torn tails") {
     auto d = fresh_dir("survey");
@@ -137,7 +77,7 @@ TEST_CASE("what to replay") {
     torn.resize(torn.size() - 3);
     segment(b, settled({2}) + writes({write(4, "ks.a")}) + torn);
     segment(c, writes({write(1, "ks.b"), write(2, "ks.b")}));
-    write_mark(c, Mark{0, 1});  // an earlier replay applied seq 1 of w1
+    journal::write_mark(c, journal::Mark{0, 1});  // an earlier replay applied seq 1 of w1
     auto s = survey({d.string()});
     CHECK(s.segments == 3);
     CHECK(s.writers == 2);
@@ -158,12 +98,23 @@ TEST_CASE("what to replay") {
         "journal J: 3 segments of 2 writers, " + std::to_string(s.bytes) +
         " bytes\nwrites: 3 to replay, 2 settled, 1 replayed earlier\n  ks.a  1 to replay\n"));
   }
+  SUBCASE("a bad side file or segment is a ReplayError naming it (exit code 2)") {
+    auto d = fresh_dir("bad");
+    const fs::path a = d / "0000000000001-w0-000001.zdmj";
+    segment(a, writes({write(1, "ks.a")}));
+    std::ofstream(journal::mark_path(a)) << "zdm-data replayed 1\n";
+    CHECK_THROWS_WITH_AS(survey({d.string()}), doctest::Contains(".zdmj.replayed"), ReplayError);
+    fs::remove(journal::mark_path(a));
+    std::ofstream(a) << "not a segment";
+    CHECK_THROWS_WITH_AS(survey({d.string()}), doctest::Contains("not a zdm journal segment"),
+                         ReplayError);
+  }
   SUBCASE("a mark past a record boundary: the next run reads from there") {
     auto d = fresh_dir("offset");
     const fs::path a = d / "0000000000001-w0-000001.zdmj";
     const std::string first = writes({write(1, "ks.a")});
     segment(a, first + writes({write(2, "ks.a")}));
-    write_mark(a, Mark{journal::kMagic.size() + first.size(), 0});
+    journal::write_mark(a, journal::Mark{journal::kMagic.size() + first.size(), 0});
     auto s = survey({d.string()});
     CHECK(s.writes == 1);
     CHECK(s.pending == 1);
