@@ -250,7 +250,7 @@ class Replay {
       std::string body = wr.body;
       if (consistency_) {
         try {
-          body = replay::with_consistency(wr.opcode, std::move(body), *consistency_);
+          body = replay::with_consistency(wr.version, wr.opcode, std::move(body), *consistency_);
         } catch (const ReplayError& e) {
           save(progress);
           throw ReplayError(seg.string() + ": seq " + std::to_string(wr.seq) + ": " + e.what());

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/cql/messages.h"
+
 namespace zdm::data::replay {
 
 std::vector<journal::WriterSegments> writers_of(const fs::path& dir) {
@@ -81,62 +83,17 @@ std::string survey_text(const Survey& s, const std::vector<std::string>& dirs) {
   return out;
 }
 
-namespace {
-// Bytes [offset, offset + n) exist in `body`.
-bool has(std::string_view body, std::size_t offset, std::size_t n) {
-  return offset <= body.size() && body.size() - offset >= n;
-}
-uint32_t be32(std::string_view b, std::size_t at) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i)
-    v = (v << 8) | static_cast<uint8_t>(b[at + static_cast<std::size_t>(i)]);
-  return v;
-}
-uint16_t be16(std::string_view b, std::size_t at) {
-  return static_cast<uint16_t>((static_cast<uint8_t>(b[at]) << 8) |
-                               static_cast<uint8_t>(b[at + 1]));
-}
-}  // namespace
-
-std::optional<std::size_t> consistency_offset(uint8_t opcode, std::string_view body) {
-  std::size_t at = 0;
-  if (opcode == 0x07) {  // QUERY: <query: long string><consistency: short>...
-    if (!has(body, 0, 4)) return std::nullopt;
-    at = 4 + be32(body, 0);
-  } else if (opcode == 0x0D) {  // BATCH: <type: byte><n: short><child>...<consistency: short>
-    if (!has(body, 0, 3)) return std::nullopt;
-    const uint16_t n = be16(body, 1);
-    at = 3;
-    for (uint16_t c = 0; c < n; ++c) {
-      // <kind: byte><query: long string | id: short bytes><n: short><value: bytes>...
-      if (!has(body, at, 1)) return std::nullopt;
-      const uint8_t kind = static_cast<uint8_t>(body[at++]);
-      if (kind == 0) {
-        if (!has(body, at, 4)) return std::nullopt;
-        at += 4 + be32(body, at);
-      } else {
-        if (!has(body, at, 2)) return std::nullopt;
-        at += 2 + be16(body, at);
-      }
-      if (!has(body, at, 2)) return std::nullopt;
-      const uint16_t values = be16(body, at);
-      at += 2;
-      for (uint16_t v = 0; v < values; ++v) {
-        if (!has(body, at, 4)) return std::nullopt;
-        const auto len = static_cast<int32_t>(be32(body, at));
-        at += 4 + (len > 0 ? static_cast<std::size_t>(len) : 0);  // null (-1), unset (-2)
-      }
-    }
-  } else {
-    return std::nullopt;
+std::string with_consistency(uint8_t version, uint8_t opcode, std::string body,
+                             uint16_t consistency) {
+  const cql::BytesView view(reinterpret_cast<const std::byte*>(body.data()), body.size());
+  std::optional<std::size_t> at;
+  try {
+    at = cql::consistency_offset(view, 0, static_cast<cql::Opcode>(opcode), version);
+  } catch (const cql::ProtocolError& e) {
+    throw ReplayError(std::string("the request body ends before its consistency level (") +
+                      e.what() + ")");
   }
-  if (!has(body, at, 2)) return std::nullopt;
-  return at;
-}
-
-std::string with_consistency(uint8_t opcode, std::string body, uint16_t consistency) {
-  const auto at = consistency_offset(opcode, body);
-  if (!at) throw ReplayError("the request body ends before its consistency level");
+  if (!at) throw ReplayError("opcode " + std::to_string(opcode) + " has no consistency level");
   body[*at] = static_cast<char>(consistency >> 8);
   body[*at + 1] = static_cast<char>(consistency & 0xff);
   return body;

@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
-#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -82,13 +81,11 @@ std::string survey_json(const Survey& s, const std::vector<std::string>& dirs);
 /// The survey as text for people (journal-status, replay --dry-run).
 std::string survey_text(const Survey& s, const std::vector<std::string>& dirs);
 
-/// Byte offset of the consistency [short] in a QUERY (0x07) or BATCH (0x0D) request body
-/// (native_protocol_v4.spec §4.1.4, §4.1.7; the same place in v5): after the query [long
-/// string] of a QUERY, after the children of a BATCH. nullopt when the body ends early.
-std::optional<std::size_t> consistency_offset(uint8_t opcode, std::string_view body);
-/// `body` with its consistency [short] set to `consistency`. Throws ReplayError when the body
-/// ends before it.
-std::string with_consistency(uint8_t opcode, std::string body, uint16_t consistency);
+/// `body` (a QUERY 0x07 or BATCH 0x0D request body of protocol `version`, no custom payload)
+/// with its consistency [short] set to `consistency` (cql::consistency_offset finds it). Throws
+/// ReplayError when the body ends before it or `opcode` has none.
+std::string with_consistency(uint8_t version, uint8_t opcode, std::string body,
+                             uint16_t consistency);
 /// A CQL quoted identifier: "ks" → "\"ks\"", a '"' doubled (CQL's quoted names).
 std::string quote_identifier(std::string_view name);
 

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 
 #include "common/cql/compression.h"
 #include "common/cql/messages.h"
@@ -27,16 +26,9 @@ int32_t error_code_of(const cql::Bytes& frame, cql::Compression compression);
 /// A new frame with `original`'s header (compression flag cleared, length set) and `body`.
 cql::Bytes with_body(const cql::Bytes& original, cql::BytesView body);
 
-/// Where the [consistency] short of request `op` sits in `body` (uncompressed, protocol
-/// `version`; `prefix_end`: where the message starts, after a custom payload): QUERY after its
-/// query string (§4.1.4), EXECUTE after its id (and, v5, its result metadata id, §4.1.6), BATCH
-/// after its statements (§4.1.7). nullopt for other opcodes. Throws cql::ProtocolError on a
-/// truncated body.
-std::optional<std::size_t> consistency_offset(cql::BytesView body, std::size_t prefix_end,
-                                              cql::Opcode op, uint8_t version);
-/// Sets the [consistency] of request `frame` (uncompressed) to `level` in place; false when
-/// `frame` is not a QUERY, EXECUTE or BATCH. Serial consistency is left as it is. Throws
-/// cql::ProtocolError on a truncated body.
+/// Sets the [consistency] of request `frame` (uncompressed) to `level` in place (found by
+/// cql::consistency_offset); false when `frame` is not a QUERY, EXECUTE or BATCH. Serial
+/// consistency is left as it is. Throws cql::ProtocolError on a truncated body.
 bool set_consistency(cql::Bytes& frame, uint16_t level);
 
 }  // namespace zdm::proxy

@@ -471,6 +471,42 @@ void skip_request_prefix(Reader& r, uint8_t flags) {
   }
 }
 
+std::optional<std::size_t> consistency_offset(BytesView body, std::size_t prefix_end, Opcode op,
+                                              uint8_t version) {
+  Reader r(body);
+  r.read_raw(prefix_end);
+  switch (op) {
+    case Opcode::kQuery:
+      r.read_raw(static_cast<std::size_t>(r.read_int()));  // [long string] query
+      break;
+    case Opcode::kExecute:
+      r.read_short_bytes_view();  // id
+      if (uses_result_metadata_id(version)) r.read_short_bytes_view();
+      break;
+    case Opcode::kBatch: {
+      r.read_byte();  // type
+      const uint16_t n = r.read_short();
+      for (uint16_t i = 0; i < n; ++i) {
+        if (r.read_byte() == 0)
+          r.read_raw(static_cast<std::size_t>(r.read_int()));  // [long string] query
+        else
+          r.read_short_bytes_view();  // id
+        const uint16_t values = r.read_short();
+        for (uint16_t v = 0; v < values; ++v) {
+          const int32_t len = r.read_int();  // [value]: < 0 is null or unset
+          if (len > 0) r.read_raw(static_cast<std::size_t>(len));
+        }
+      }
+      break;
+    }
+    default:
+      return std::nullopt;
+  }
+  const std::size_t at = r.position();
+  r.read_short();  // the consistency itself must be there
+  return at;
+}
+
 std::string error_text(const Frame& f, ErrorCode* code) {
   try {
     Reader r(f.body);

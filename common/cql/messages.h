@@ -291,6 +291,15 @@ void skip_response_prefix(Reader& r, uint8_t flags);
 /// Skips the custom payload of a request body when flag kCustomPayload is set (§2.2).
 void skip_request_prefix(Reader& r, uint8_t flags);
 
+/// Where the [consistency] short of request `op` sits in `body` (uncompressed, protocol
+/// `version`; `prefix_end`: where the message starts, after a custom payload, 0 without one):
+/// QUERY after its query string (§4.1.4), EXECUTE after its id (and, v5, its result metadata
+/// id, §4.1.6), BATCH after its statements (§4.1.7). nullopt for other opcodes. Reads lengths
+/// only: no allocation. Throws ProtocolError when the body ends before the 2 bytes of the
+/// consistency.
+std::optional<std::size_t> consistency_offset(BytesView body, std::size_t prefix_end, Opcode op,
+                                              uint8_t version);
+
 /// The message of the ERROR response `f` (body uncompressed; tracing id, warnings and custom
 /// payload skipped as its flags say, §4.2.1), and its code in `*code` when given.
 /// Never throws: a body that cannot be read gives "unreadable ERROR: <why>" and leaves `*code`

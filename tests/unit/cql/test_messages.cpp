@@ -773,3 +773,41 @@ TEST_CASE("body prefixes selected by header flags") {
     CHECK(QueryMsg::decode(r, kV4).query == "SELECT * FROM ks.t");
   }
 }
+
+TEST_CASE("consistency_offset: where a request's [consistency] sits") {
+  SUBCASE("a QUERY's follows its query string") {
+    const Bytes q = bytes({0, 0, 0, 1}) + text("Q") + bytes({0x00, 0x06, 0x00});
+    CHECK(consistency_offset(q, 0, Opcode::kQuery, kV4) == 5);
+    // After a custom payload: the offset counts from the start of the body.
+    const Bytes prefixed = bytes({0xaa, 0xbb}) + q;
+    CHECK(consistency_offset(prefixed, 2, Opcode::kQuery, kV4) == 7);
+  }
+  SUBCASE("an EXECUTE's follows its id, and in v5 its result metadata id") {
+    const Bytes e4 = bytes({0, 1, 0xab, 0x00, 0x06});
+    CHECK(consistency_offset(e4, 0, Opcode::kExecute, kV4) == 3);
+    const Bytes e5 = bytes({0, 1, 0xab, 0, 2, 0xcd, 0xcd, 0x00, 0x06});
+    CHECK(consistency_offset(e5, 0, Opcode::kExecute, kV5) == 7);
+  }
+  SUBCASE("a BATCH's follows its children, query strings and ids, values null and unset") {
+    const Bytes children = bytes({0x00, 0, 2})                       // logged, 2 children
+                           + bytes({0x00, 0, 0, 0, 1}) + text("Q")   // kind 0: a query string
+                           + bytes({0, 2})                           // 2 values
+                           + bytes({0, 0, 0, 2}) + text("ab")        // "ab"
+                           + bytes({0xff, 0xff, 0xff, 0xff})         // null
+                           + bytes({0x01, 0, 1}) + text("X")         // kind 1: a prepared id
+                           + bytes({0, 1, 0xff, 0xff, 0xff, 0xfe});  // 1 value, unset
+    const Bytes b = children + bytes({0x00, 0x06, 0x00});            // LOCAL_QUORUM, flags
+    CHECK(consistency_offset(b, 0, Opcode::kBatch, kV4) == children.size());
+    CHECK_THROWS_AS(consistency_offset(BytesView(b).first(10), 0, Opcode::kBatch, kV4),
+                    ProtocolError);
+  }
+  SUBCASE("a body that ends before the 2 bytes of its consistency is an error") {
+    const Bytes q = bytes({0, 0, 0, 1}) + text("Q") + bytes({0x00});
+    CHECK_THROWS_AS(consistency_offset(q, 0, Opcode::kQuery, kV4), ProtocolError);
+    CHECK_THROWS_AS(consistency_offset(bytes({0, 0, 0, 9}), 0, Opcode::kQuery, kV4), ProtocolError);
+  }
+  SUBCASE("other opcodes have none") {
+    CHECK_FALSE(consistency_offset(Bytes{}, 0, Opcode::kOptions, kV4));
+    CHECK_FALSE(consistency_offset(Bytes{}, 0, Opcode::kPrepare, kV4));
+  }
+}

@@ -134,33 +134,20 @@ TEST_CASE("deleting applied segments") {
 }
 
 TEST_CASE("the request bodies") {
-  SUBCASE("a QUERY's consistency follows its query string") {
+  SUBCASE("a QUERY's consistency is set, nothing else") {
     const std::string q = query_body("INSERT INTO t (a) VALUES (1)", 0x0006);
-    CHECK(consistency_offset(0x07, q) == 4 + 28);
-    const std::string one = with_consistency(0x07, q, 0x0001);
+    const std::string one = with_consistency(4, 0x07, q, 0x0001);
     CHECK(one.substr(32, 2) == std::string("\0\1", 2));
     CHECK(one.size() == q.size());
-    CHECK(!consistency_offset(0x07, q.substr(0, 33)));
+    CHECK(one.substr(0, 32) == q.substr(0, 32));
+    CHECK(one.substr(34) == q.substr(34));
   }
-  SUBCASE("a BATCH's follows its children, query strings and ids, values null and unset") {
-    std::string b;
-    b += '\0';                                // logged
-    b += std::string("\0\2", 2);              // 2 children
-    b += '\0';                                // kind 0: a query string
-    b += std::string("\0\0\0\1Q", 5);         // "Q"
-    b += std::string("\0\2", 2);              // 2 values
-    b += std::string("\0\0\0\2ab", 6);        // "ab"
-    b += std::string("\xff\xff\xff\xff", 4);  // null
-    b += '\1';                                // kind 1: a prepared id
-    b += std::string("\0\1X", 3);
-    b += std::string("\0\1", 2);
-    b += std::string("\xff\xff\xff\xfe", 4);  // unset
-    const std::size_t at = b.size();
-    b += std::string("\0\6\0", 3);  // LOCAL_QUORUM, flags
-    CHECK(consistency_offset(0x0D, b) == at);
-    CHECK(with_consistency(0x0D, b, 0x000A).substr(at, 2) == std::string("\0\x0a", 2));
-    CHECK(!consistency_offset(0x0D, b.substr(0, 10)));
-    CHECK_THROWS_AS(with_consistency(0x0D, b.substr(0, 10), 1), ReplayError);
+  SUBCASE("a body that ends before its consistency, or an opcode without one, is refused") {
+    const std::string q = query_body("INSERT INTO t (a) VALUES (1)", 0x0006);
+    CHECK_THROWS_WITH_AS(with_consistency(4, 0x07, q.substr(0, 33), 1),
+                         doctest::Contains("ends before its consistency level"), ReplayError);
+    CHECK_THROWS_WITH_AS(with_consistency(4, 0x05, q, 1), "opcode 5 has no consistency level",
+                         ReplayError);
   }
   SUBCASE("a keyspace is quoted as CQL quotes names") {
     CHECK(quote_identifier("ks") == "\"ks\"");
