@@ -111,7 +111,12 @@ void protect_outcome(PendingRequest& p, Outcome& o, TargetGuard& guard) {
     guard.target_succeeded();
     return;
   }
-  if (target_answered && p.unprepared[1]) return;  // the driver prepares again and retries
+  if (target_answered && p.unprepared[1]) {
+    // Target restarted and lost its statements: the client gets the UNPREPARED, so the driver
+    // prepares the statement again on both clusters and retries; this try stays for replay.
+    guard.missed(p.journal_table, journal::Reason::kTargetError);
+    return;
+  }
   if (target_answered) {
     guard.missed(p.journal_table, journal::Reason::kTargetError);
     guard.target_failed();

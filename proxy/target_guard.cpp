@@ -247,16 +247,41 @@ std::string TargetGuard::state_json() {
   return j.dump();
 }
 
+namespace {
+/// This worker thread's journal: its writer, the io_context its flushes are queued on, whether
+/// one is queued, the segment the sync thread watches.
+struct WorkerJournal {
+  const void* owner = nullptr;
+  std::unique_ptr<journal::Writer> writer;
+  asio::io_context* ioc = nullptr;
+  bool flush_posted = false;
+  int watched = -1;
+};
+thread_local WorkerJournal worker_journal;
+}  // namespace
+
 journal::Writer* TargetGuard::writer() {
-  thread_local std::unique_ptr<journal::Writer> w;
-  thread_local const TargetGuard* owner = nullptr;
-  if (!w || owner != this) {
+  WorkerJournal& wj = worker_journal;
+  if (!wj.writer || wj.owner != this) {
     const uint64_t segment = std::clamp<uint64_t>(budget_->max_bytes / 16, 1 << 16, 64 << 20);
-    w = std::make_unique<journal::Writer>(config_.proxy_journal_dir, run_ms_, next_worker_++,
-                                          budget_, segment);
-    owner = this;
+    wj = WorkerJournal{};
+    wj.writer = std::make_unique<journal::Writer>(config_.proxy_journal_dir, run_ms_,
+                                                  next_worker_++, budget_, segment);
+    wj.owner = this;
   }
-  return w.get();
+  return wj.writer.get();
+}
+
+void TargetGuard::post_flush() {
+  // One flush per batch of records, queued before the frames this worker sends next.
+  WorkerJournal& wj = worker_journal;
+  if (wj.flush_posted || !wj.ioc) return;
+  wj.flush_posted = true;
+  journal::Writer* w = wj.writer.get();
+  asio::post(*wj.ioc, [this, w] {
+    worker_journal.flush_posted = false;
+    flush_writer(*w);
+  });
 }
 
 void TargetGuard::flush_writer(journal::Writer& w) {
@@ -309,17 +334,9 @@ std::optional<uint64_t> TargetGuard::append(journal::Write& w, asio::io_context&
     return std::nullopt;
   }
   journaled_++;
-  thread_local int watched = -1;  // this worker's segment, as the sync thread sees it
-  watch_fd(jw->fd(), watched);
-  // One flush per batch of appends, queued before the frames this worker sends next.
-  thread_local bool flush_posted = false;
-  if (!flush_posted) {
-    flush_posted = true;
-    asio::post(ioc, [this, jw] {
-      flush_posted = false;
-      flush_writer(*jw);
-    });
-  }
+  worker_journal.ioc = &ioc;
+  watch_fd(jw->fd(), worker_journal.watched);
+  post_flush();
   return seq;
 }
 
@@ -328,6 +345,7 @@ void TargetGuard::settle(uint64_t seq, journal::Settlement how) {
   try {
     writer()->settle(seq, how);
     journaled_--;
+    post_flush();  // a settlement left in the buffer would read as a write to replay
   } catch (const std::exception& e) {
     spdlog::error("The write journal failed to settle write {}: {}", seq, e.what());
   }

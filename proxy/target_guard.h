@@ -84,6 +84,8 @@ class TargetGuard {
  private:
   journal::Writer* writer();
   void flush_writer(journal::Writer& w);
+  /// Queues this worker's flush on its io_context, once per batch of records.
+  void post_flush();
   /// proxy_journal_fsync_interval_ms > 0: fdatasync(2)s every worker's segment that often, on
   /// its own thread (a worker never waits for the disk).
   void sync_loop(std::stop_token stop);

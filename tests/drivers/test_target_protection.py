@@ -13,11 +13,16 @@ on 127.29.2.1:9180 and 127.29.3.1:9180), proxy 127.29.1.1:9042 (metrics :14001).
             enabled again, target receives writes; `zdm-data replay` then leaves origin and
             target identical, rows rewritten after the switch keeping their newer values;
             with primary_cluster TARGET, disable is refused (409)
-  isolate   target_failure_mode isolate under load (prepared writes and reads): every target
-            node stopped for OUTAGE seconds (ZDM_ISOLATE_OUTAGE_S, default 12): 0 client
-            errors, the circuit opens (zdm_proxy_target_isolated 1), every acknowledged write
-            is on origin, the journal holds what target missed; target back: writes reach it
-            again; replay → the tables are identical on both clusters (newer writes win)
+  isolate   target_failure_mode isolate on 3 proxies under load (prepared writes, unlogged
+            batches and reads, a few hundred a second): every target node stopped for OUTAGE
+            seconds (ZDM_ISOLATE_OUTAGE_S, default 60): 0 client errors, every proxy's circuit
+            opens, every acknowledged write is on origin, each journal holds exactly the writes
+            its proxy counted as missed; target back: writes reach it again; each journal
+            replayed → `zdm-data validate` finds no difference (rows written again after the
+            outage keep their newer values)
+  crash     isolate, target answering writes after 3 s with an error: the proxy is killed
+            (SIGKILL) once origin applied 50 writes; restarted, it reports them unsettled, and
+            replay puts them on target
   slow      isolate with target's writes answered after 3 s (target_write_timeout_ms 400):
             0 client errors, writes answered within ~1 s, journaled as target_timeout; replay
             → identical
@@ -39,6 +44,8 @@ import time
 import urllib.error
 import urllib.request
 
+from cassandra.query import BatchStatement, BatchType
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build")
 TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
@@ -49,7 +56,7 @@ TARGET = ["127.29.3.1", "127.29.3.2", "127.29.3.3"]
 ADMIN = {"origin": "127.29.2.1:9180", "target": "127.29.3.1:9180"}
 PROXY_IP, PORT, METRICS = "127.29.1.1", 9042, 14001
 TOKEN = "s3cret-admin"
-OUTAGE = float(os.environ.get("ZDM_ISOLATE_OUTAGE_S", "12"))
+OUTAGE = float(os.environ.get("ZDM_ISOLATE_OUTAGE_S", "60"))
 RATE = 300   # requests per second at most
 WINDOW = 16  # in flight at most
 
@@ -91,33 +98,50 @@ def clusters():
         assert wait_port(ip, PORT), f"node {ip} did not start"
 
 
-def proxy(name, extra=""):
-    stop("proxy")
-    journal = os.path.join(TMP, "journal-" + name)
-    path = os.path.join(TMP, "zdm.yml")
-    with open(path, "w") as f:
-        f.write(f"""origin_contact_points: {",".join(ORIGIN)}
+PROXIES = [PROXY_IP, "127.29.1.2", "127.29.1.3"]
+
+
+def proxies(name, extra="", n=1):
+    """n proxies (127.29.1.1-n, one topology), each with its journal TMP/journal-NAME[-i];
+    returns the journal directories once every proxy is ready."""
+    for i in range(3):
+        stop("proxy" if i == 0 else f"proxy{i + 1}")
+    journals, procs_ = [], []
+    for i in range(n):
+        ip = PROXIES[i]
+        journal = os.path.join(TMP, "journal-" + name + ("" if i == 0 else f"-{i + 1}"))
+        path = os.path.join(TMP, f"zdm-{i + 1}.yml")
+        with open(path, "w") as f:
+            f.write(f"""origin_contact_points: {",".join(ORIGIN)}
 target_contact_points: {",".join(TARGET)}
-proxy_listen_address: {PROXY_IP}
+proxy_listen_address: {ip}
 proxy_listen_port: {PORT}
-metrics_address: {PROXY_IP}
+metrics_address: {ip}
 metrics_port: {METRICS}
+proxy_topology_addresses: {",".join(PROXIES[:n])}
+proxy_topology_index: {i}
 heartbeat_retry_interval_max_ms: 500
 proxy_request_timeout_ms: 4000
 proxy_admin_token: {TOKEN}
 proxy_journal_dir: {journal}
 """ + extra)
-    p = start("proxy", [PROXY, "--config", path])
+        procs_.append((ip, start("proxy" if i == 0 else f"proxy{i + 1}", [PROXY, "--config", path])))
+        journals.append(journal)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and p.poll() is None:
-        if ready(f"{PROXY_IP}:{METRICS}")[0] == 200:
-            return journal
-        time.sleep(0.1)
-    raise AssertionError("proxy did not become ready")
+    for ip, p in procs_:
+        while time.monotonic() < deadline and p.poll() is None and ready(f"{ip}:{METRICS}")[0] != 200:
+            time.sleep(0.1)
+        if ready(f"{ip}:{METRICS}")[0] != 200:
+            raise AssertionError(f"proxy {ip} did not become ready")
+    return journals
 
 
-def metric(prefix, label=""):
-    return metric_sum(f"{PROXY_IP}:{METRICS}", prefix, label)
+def proxy(name, extra=""):
+    return proxies(name, extra, 1)[0]
+
+
+def metric(prefix, label="", ip=PROXY_IP):
+    return metric_sum(f"{ip}:{METRICS}", prefix, label)
 
 
 def session(hosts, timeout=10):
@@ -169,8 +193,8 @@ class Load:
     """Prepared writes and reads through the proxy, at most RATE/s and WINDOW in flight, until
     stopped or `seconds` pass. Records failures and the keys whose writes were acknowledged."""
 
-    def __init__(self, s, ks, table, key0, reads=True):
-        self.s, self.key0, self.reads = s, key0, reads
+    def __init__(self, s, ks, table, key0, reads=True, keys=5000, batches=False):
+        self.s, self.key0, self.reads, self.keys, self.batches = s, key0, reads, keys, batches
         self.ins = s.prepare(f"INSERT INTO {ks}.{table} (k, v) VALUES (?, ?)")
         self.sel = s.prepare(f"SELECT v FROM {ks}.{table} WHERE k = ?")
         self.ok = {"write": 0, "read": 0}
@@ -184,13 +208,23 @@ class Load:
         i = 0
         while not self.stopping and time.monotonic() < deadline and i < RATE * seconds:
             self.slots.acquire()
-            kind = "read" if self.reads and i % 3 == 2 else "write"
-            k = self.key0 + (i % 5000)
+            kind = "read" if self.reads and i % 4 == 3 else "write"  # not in step with 3 proxies
+            k = self.key0 + (i % self.keys)
             v = f"v{i}"
             t0 = time.monotonic()
-            f = (self.s.execute_async(self.sel, (k,)) if kind == "read"
-                 else self.s.execute_async(self.ins, (k, v)))
-            f.add_callbacks(self._done, self._failed, callback_args=(kind, k, v, t0), errback_args=(kind,))
+            keys = [k]
+            if kind == "read":
+                f = self.s.execute_async(self.sel, (k,))
+            elif self.batches and i % 4 == 0:
+                # An UNLOGGED batch of two rows: a batch target may be killed in the middle of.
+                keys = [k, self.key0 + (i + 1) % self.keys]
+                b = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for key in keys:
+                    b.add(self.ins, (key, v))
+                f = self.s.execute_async(b)
+            else:
+                f = self.s.execute_async(self.ins, (k, v))
+            f.add_callbacks(self._done, self._failed, callback_args=(kind, keys, v, t0), errback_args=(kind,))
             i += 1
             time.sleep(1 / RATE)
         for _ in range(WINDOW):
@@ -204,12 +238,13 @@ class Load:
         self.stopping = True
         self.thread.join()
 
-    def _done(self, _rows, kind, k, v, t0):
+    def _done(self, _rows, kind, keys, v, t0):
         with self.lock:
             self.ok[kind] += 1
             self.latencies.append(time.monotonic() - t0)
             if kind == "write":
-                self.acked[k] = v
+                for k in keys:
+                    self.acked[k] = v
         self.slots.release()
 
     def _failed(self, exc, kind):
@@ -288,6 +323,14 @@ def scenario_switch():
           "rows rewritten after the switch keep their newer value after replay")
     check(all(rows.get(k) == "during" for k in range(0, 20)), "rows rewritten while disabled have that value")
     same_on_both("sw", "bg", "switch background")
+    # The replay kept each writer's newest segment (the proxy may still append to it) with a
+    # checkpoint side file: what it applied no longer counts as unsettled (zdm-deploy reads this
+    # number before a cutover).
+    marks = sorted(f for f in os.listdir(journal) if f.endswith(".replayed"))
+    check(marks, f"the replay checkpointed the segments it kept ({os.listdir(journal)})")
+    code, body = api("GET", "/api/v1/target")
+    check(code == 200 and body["journal"]["unsettled"] == 0,
+          f"after the replay, GET /api/v1/target reports journal unsettled 0 ({code} {body})")
     c.shutdown()
 
     # The switch survives a restart (a rolling update while target is disabled).
@@ -317,43 +360,105 @@ def start_target():
             admin("target", "POST", f"/nodes/{n}/start")
 
 
+def validate(ks, table):
+    """zdm-data validate of one table: (exit code, its summary line)."""
+    r = subprocess.run([DATA, "validate", "--origin", ",".join(ORIGIN), "--target", ",".join(TARGET),
+                        "--origin-port", str(PORT), "--target-port", str(PORT), "-k", ks, "-t", table],
+                       capture_output=True, text=True, timeout=300)
+    return r.returncode, (r.stdout.strip().splitlines() or [""])[-1]
+
+
 def scenario_isolate():
-    journal = proxy("isolate", """target_failure_mode: isolate
+    journals = proxies("isolate", """target_failure_mode: isolate
 target_write_timeout_ms: 800
 target_circuit_failures: 5
 target_circuit_probe_interval_ms: 1000
-""")
-    c, s = session([PROXY_IP], timeout=12)
+""", n=3)
+    c, s = session(PROXIES[:3], timeout=12)
     schema(s, "iso", ["t"])
-    load = Load(s, "iso", "t", 0)
-    load.start(OUTAGE + 14)
-    time.sleep(3)
+    # 2000 keys: rows written during the outage are written again after it (newer writes win).
+    load = Load(s, "iso", "t", 0, keys=2000, batches=True)
+    seconds = OUTAGE + 16
+    load.start(seconds)
+    time.sleep(4)
     t0 = time.monotonic()
     stop_target()
-    isolated = 0
+    isolated = set()
     while time.monotonic() - t0 < OUTAGE:
-        isolated = max(isolated, metric("zdm_proxy_target_isolated"))
+        for ip in PROXIES:
+            if metric("zdm_proxy_target_isolated", ip=ip) == 1:
+                isolated.add(ip)
         time.sleep(0.5)
     start_target()
-    check(isolated == 1, "the circuit opened during the outage (zdm_proxy_target_isolated 1)")
+    check(len(isolated) == 3, f"every proxy's circuit opened during the outage ({sorted(isolated)})")
     seen = target_statements()
-    time.sleep(8)
+    time.sleep(10)
     check(target_statements() > seen, "target receives writes again once it is back")
     load.finish()
-    check(not load.errors, f"0 client errors through a {OUTAGE:.0f} s target outage "
-                           f"({load.ok}, {len(load.errors)} errors: {load.errors[:3]})")
+    check(not load.errors, f"0 client errors on reads and writes through a {OUTAGE:.0f} s outage of every "
+                           f"target node ({load.ok}, {len(load.errors)} errors: {load.errors[:3]})")
     on_origin("iso", "t", load.acked, "isolate")
-    missed = metric("zdm_proxy_target_divergence_writes_total", 'keyspace="iso",table="t"')
-    code, body = api("GET", "/api/v1/target")
-    check(missed > 0 and body["journal"]["unsettled"] > 0,
-          f"the journal holds what target missed ({missed:.0f} counted, {body['journal']})")
+    missed = pending = 0
+    for ip in PROXIES:
+        m = metric("zdm_proxy_target_divergence_writes_total", 'keyspace="iso",table="t"', ip=ip)
+        req = urllib.request.Request(f"http://{ip}:{METRICS}/api/v1/target",
+                                     headers={"Authorization": "Bearer " + TOKEN})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            j = json.loads(r.read())["journal"]
+        check(m > 0 and j["unsettled"] == m,
+              f"{ip}: its journal holds exactly the writes target missed ({j['unsettled']} unsettled, {m:.0f} counted)")
+        missed += m
+        pending += j["unsettled"]
     t1 = time.monotonic()
-    r = replay(journal)
-    print(f"isolate: {load.ok['write'] / (OUTAGE + 14):.0f} writes/s, outage {OUTAGE:.0f} s, "
-          f"{len(load.errors)} client errors, {missed:.0f} journaled, replay {time.monotonic() - t1:.1f} s")
-    check(r.returncode == 0, f"zdm-data replay exits 0 ({r.returncode}: {r.stderr[-300:]})")
+    codes = [replay(j).returncode for j in journals]
+    replay_s = time.monotonic() - t1
+    check(codes == [0, 0, 0], f"zdm-data replay of each proxy's journal exits 0 ({codes})")
+    code, summary = validate("iso", "t")
+    check(code == 0, f"zdm-data validate: no difference in iso.t after the replay ({code}: {summary})")
     same_on_both("iso", "t", "isolate")
+    RESULTS["isolate"] = {"writes_per_s": round(load.ok["write"] / seconds), "reads": load.ok["read"],
+                          "outage_s": OUTAGE, "client_errors": len(load.errors), "journaled": int(missed),
+                          "replay_s": round(replay_s, 1), "validate": summary}
+    print(f"isolate: {RESULTS['isolate']}")
     c.shutdown()
+
+
+def scenario_crash():
+    """A proxy killed between origin's answers and target's: the journal still knows."""
+    journal = proxy("crash", """target_failure_mode: isolate
+target_write_timeout_ms: 3500
+target_circuit_failures: 1000
+""")
+    c, s = session([PROXY_IP], timeout=12)
+    schema(s, "cr", ["t"])
+    ins = s.prepare("INSERT INTO cr.t (k, v) VALUES (?, ?)")
+    for k in range(10):
+        s.execute(ins, (k, "before"))
+    # Target answers writes after 3 s, with an error (it never applies them).
+    admin("target", "POST", "/faults", {"latency": {"min_ms": 3000, "max_ms": 3000, "statements": "writes"},
+                                        "error": {"type": "unavailable", "statements": "writes"}})
+    futures = [s.execute_async(ins, (k, "crash")) for k in range(10, 60)]
+    time.sleep(1.0)
+    origin_rows = table_rows(ORIGIN, "cr", "t")
+    check(all(k in origin_rows for k in range(10, 60)), "origin applied the 50 writes while target holds them")
+    procs.procs["proxy"].kill()  # SIGKILL: no shutdown, no flush
+    procs.procs["proxy"].wait()
+    for f in futures:
+        try:
+            f.result()
+        except Exception:  # noqa: BLE001 - the connection died with the proxy
+            pass
+    c.shutdown()
+    admin("target", "DELETE", "/faults")
+    check(not any(k in table_rows(TARGET, "cr", "t") for k in range(10, 60)), "target has none of them")
+    proxy("crash")
+    code, body = api("GET", "/api/v1/target")
+    check(body["journal"]["unsettled"] >= 50, f"restarted, the proxy reports them unsettled ({body['journal']})")
+    check("writes of earlier runs that target may not have" in open(os.path.join(TMP, "proxy.log")).read(),
+          "the restarted proxy says so in its log")
+    r = replay(journal)
+    check(r.returncode == 0, f"zdm-data replay exits 0 ({r.returncode}: {r.stderr[-300:]})")
+    same_on_both("cr", "t", "crash")
 
 
 def scenario_slow():
@@ -448,7 +553,9 @@ def scenario_compare():
     c.shutdown()
 
 
+RESULTS = {}
 SCENARIOS = [("switch", fresh(scenario_switch)), ("isolate", fresh(scenario_isolate)),
+             ("crash", fresh(scenario_crash)),
              ("slow", fresh(scenario_slow)), ("full", fresh(scenario_full)),
              ("compare", fresh(scenario_compare))]
 
