@@ -340,7 +340,7 @@ TEST_CASE("target status only reads: GET on every proxy, nothing audited") {
   CHECK(!fs::exists(fs::path(fleet.opts.state_dir) / "audit.log"));
 }
 
-TEST_CASE("the proxy's configuration carries proxy_journal_dir and target_failure_mode when set") {
+TEST_CASE("the proxy's configuration carries proxy_journal_dir and target_failure_mode") {
   Fleet fleet;
   Inventory inv = load_inventory(fleet.opts.inventory);
   Playbook pb = load_playbook(fleet.opts.playbook_dir + "/deploy_proxy.yml");
@@ -353,8 +353,9 @@ TEST_CASE("the proxy's configuration carries proxy_journal_dir and target_failur
     return render(slurp(tpl), host_scope(plan.plays[0], "p1"), Source{tpl, 1}, true);
   };
   std::string out = rendered();
-  CHECK(out.find("proxy_journal_dir") == std::string::npos);  // only when defined
-  CHECK(out.find("target_failure_mode") == std::string::npos);
+  // The journal by default under the proxy's home (zdm_deploy_proxy.yml's zdm_journal_dir).
+  CHECK(out.find("proxy_journal_dir: \"/srv/p1/journal\"\n") != std::string::npos);
+  CHECK(out.find("target_failure_mode") == std::string::npos);  // only when defined
   po.extra_vars["proxy_journal_dir"] = "/srv/p1/journal";
   po.extra_vars["target_failure_mode"] = "isolate";
   out = rendered();
