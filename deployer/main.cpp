@@ -13,6 +13,7 @@
 #include "dashboard.h"
 #include "engine/executor.h"
 #include "inventory/vault.h"
+#include "replay.h"
 #include "target_switch.h"
 
 #ifndef ZDM_SOURCE_DIR
@@ -32,7 +33,9 @@ const char* kUsage = R"(usage: zdm-deploy COMMAND -i INVENTORY [options]
 commands:
   deploy             deploy zdm-proxy; on a running fleet a rolling change: one proxy at a
                      time, its clients handed over first, readiness-gated, rolled back if not ready
-  rolling-update     the same (ZDM automation's name)
+  rolling-update     the same (ZDM automation's name). Both refuse to make primary_cluster
+                     TARGET while a proxy's write journal holds unsettled writes (run replay
+                     first; --ignore-journal overrides it, audited)
   rolling-restart    restart every proxy one at a time, handed over
   rollback [--to RELEASE]
                      back to each proxy's previous release (or RELEASE), rolling
@@ -50,6 +53,9 @@ commands:
                      target's writes back (origin only, journaled; refused while primary_cluster
                      is TARGET), enable sends them again; per proxy: enabled/disabled, isolated,
                      journal bytes and unsettled writes (--json)
+  replay [--rate N]  each proxy's write journal applied to target by zdm-data replay, on the
+                     proxy host (up to --forks at once), then what is left (journal-status);
+                     per proxy: writes applied, torn tails, exit status (--json)
   logs               every proxy's log, host-prefixed (-f, -n LINES, --since 10m)
   collect-logs       one archive of every proxy's logs and configuration, secrets redacted
   lock acquire [-m MESSAGE] | release | status
@@ -94,7 +100,8 @@ struct Cli {
   CommonOptions opts;
   DashboardOptions dash;
   LogOptions log;
-  bool help = false, version = false, yes = false;
+  bool help = false, version = false, yes = false, ignore_journal = false;
+  ReplayOptions replay;
   std::string data_group = "monitoring";
   TargetAction target_action = TargetAction::kStatus;
   std::string playbook, lock_action, message, rollback_to, dest, vault_file, known_hosts,
@@ -131,6 +138,22 @@ void playbook_options(po::options_description& desc, Cli& c) {
       "list-hosts", po::bool_switch(&c.opts.list_hosts), "list the hosts of each play")(
       "timeout", po::value(&c.opts.task_timeout_seconds)->default_value(600),
       "bound on each remote command, seconds (0: none)");
+}
+
+// deploy and rolling-update: the cutover gate's override.
+void deploy_options(po::options_description& desc, Cli& c) {
+  playbook_options(desc, c);
+  desc.add_options()("ignore-journal", po::bool_switch(&c.ignore_journal),
+                     "make primary_cluster TARGET even while a proxy's journal holds writes "
+                     "target has not got (audited)");
+}
+
+void replay_options(po::options_description& desc, Cli& c) {
+  desc.add_options()("forks,f", po::value(&c.opts.forks)->default_value(5), "parallel hosts")(
+      "timeout", po::value(&c.opts.task_timeout_seconds)->default_value(3600),
+      "bound on each host's zdm-data replay, seconds (0: none; a rerun resumes)")(
+      "rate", po::value<long long>()->notifier([&c](long long n) { c.replay.rate = n; }),
+      "writes/s at most per host (zdm-data replay --rate; 0: no limit; default zdm-data's)");
 }
 
 void rollback_options(po::options_description& desc, Cli& c) {
@@ -216,7 +239,14 @@ int target_action_argument(Cli& c) {
 
 int run_named_playbook(Cli& c);  // the command's playbook of playbooks/ (Subcommand::playbook)
 int run_given_playbook(Cli& c) {
+  // The playbooks that render primary_cluster into running proxies pass the cutover gate.
+  std::string name = fs::path(c.playbook).filename().string();
+  if (name == "deploy_proxy.yml" || name == "rolling_update.yml")
+    if (int rc = cutover_gate(c.opts, c.ignore_journal, std::cerr); rc >= 0) return rc;
   return run_playbook(c.playbook, c.opts, std::cout, std::cerr);
+}
+int run_replay(Cli& c) {
+  return replay_command_run(c.opts, c.replay, std::cout, std::cerr);
 }
 int run_status(Cli& c) {
   return status(c.opts, std::cout, std::cerr);
@@ -246,8 +276,8 @@ struct Subcommand {
   int (*run)(Cli&);                                 // returns an ExitCode
 };
 const Subcommand kCommands[] = {
-    {"deploy", "deploy_proxy.yml", playbook_options, no_arguments, run_named_playbook},
-    {"rolling-update", "rolling_update.yml", playbook_options, no_arguments, run_named_playbook},
+    {"deploy", "deploy_proxy.yml", deploy_options, no_arguments, run_named_playbook},
+    {"rolling-update", "rolling_update.yml", deploy_options, no_arguments, run_named_playbook},
     {"rolling-restart", "rolling_restart.yml", playbook_options, no_arguments, run_named_playbook},
     {"rollback", "rollback.yml", rollback_options, no_arguments, run_named_playbook},
     {"stop", "stop.yml", playbook_options, no_arguments, run_named_playbook},
@@ -256,7 +286,8 @@ const Subcommand kCommands[] = {
     {"deploy-monitoring", "deploy_monitoring.yml", playbook_options, no_arguments,
      run_named_playbook},
     {"migrate-data", "migrate_data.yml", migrate_data_options, no_arguments, run_named_playbook},
-    {"run", nullptr, playbook_options, playbook_argument, run_given_playbook},
+    {"run", nullptr, deploy_options, playbook_argument, run_given_playbook},
+    {"replay", nullptr, replay_options, no_arguments, run_replay},
     {"status", nullptr, status_options, no_arguments, run_status},
     {"target", nullptr, status_options, target_action_argument, run_target},
     {"logs", nullptr, logs_options, no_arguments, run_logs},
@@ -273,6 +304,9 @@ const Subcommand* find_command(const std::string& name) {
 
 int run_named_playbook(Cli& c) {
   const Subcommand* sc = find_command(c.command);
+  // deploy and rolling-update render primary_cluster into the running proxies: the cutover gate.
+  if (c.command == "deploy" || c.command == "rolling-update")
+    if (int rc = cutover_gate(c.opts, c.ignore_journal, std::cerr); rc >= 0) return rc;
   return run_playbook((fs::path(c.opts.playbook_dir) / sc->playbook).string(), c.opts, std::cout,
                       std::cerr);
 }

@@ -25,6 +25,8 @@ struct CommonOptions {
   bool list_hosts = false;
   int task_timeout_seconds = 0;
   std::string state_dir;  // locks, the local audit log, retry files
+  // Appended to each audit line of a playbook run ("journal_gate=ignored ..."); "" = nothing.
+  std::string audit_note;
 };
 
 }  // namespace zdm::deploy

@@ -209,6 +209,7 @@ void Run::write_audit(const Executor& ex, std::ostream& out) {
             ? facts.value("zdm_audit_config_sha256", std::string())
             : std::string(),
         o.status);
+    if (!opts_.audit_note.empty()) line += " " + opts_.audit_note;
     line = eo_.redactor->apply(line);
     lines.emplace_back(h, line);
     local_lines.push_back(line);
