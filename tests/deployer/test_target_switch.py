@@ -14,6 +14,9 @@ with a journal (proxy_journal_dir, a host variable). Checks:
   acknowledged and journaled (journal bytes and unsettled writes > 0 in target status);
   audited: one line per host, on the host and in the state directory;
 - target enable: both enabled again;
+- the cutover gate: rolling-update -e primary_cluster=TARGET is refused while the journals hold
+  the writes (naming the proxies, nothing rolled); zdm-deploy replay applies them on each proxy
+  host (exit 0, the rows read from target directly, 0 unsettled, audited); then the same rolling-update passes the gate;
 - target disable with primary_cluster TARGET in the inventory (-e): refused before any host is
   contacted, saying why; with one proxy rolled to primary_cluster TARGET (the inventory still
   ORIGIN): that proxy answers 409, the command exits 2 naming it with the proxy's text, the
@@ -239,6 +242,20 @@ def write_rows(n):
     return ok
 
 
+def rows_on_target():
+    """Rows of ts.kv read from the target stand-in directly (not through a proxy)."""
+    from cassandra.cluster import Cluster
+    cluster = Cluster([TARGET], port=CQL_PORT, connect_timeout=10, control_connection_timeout=10)
+    try:
+        s = cluster.connect()
+        return len(list(s.execute("SELECT k FROM ts.kv", timeout=20)))
+    except Exception as e:  # no table yet, target down: counted as none
+        print(f"  reading target: {e}", flush=True)
+        return -1
+    finally:
+        cluster.shutdown()
+
+
 def create_schema():
     from cassandra.cluster import Cluster
     cluster = Cluster([PROXIES[0][1]], port=CQL_PORT, connect_timeout=10, control_connection_timeout=10)
@@ -317,6 +334,35 @@ def main():
           f"target enable: both enabled (exit {r.returncode})", r.stdout + r.stderr)
     check(all(enabled(n, ip) is True for n, ip in PROXIES), "GET /api/v1/target: both enabled")
 
+    print("== the cutover gate, then zdm-deploy replay ==", flush=True)
+    r = deploy("rolling-update", *common, "--limit", "proxy2", "-e", "primary_cluster=TARGET")
+    gated = [n for n, _ in PROXIES if f"{n} (" in r.stderr and "unsettled write" in r.stderr]
+    check(r.returncode == 1 and "refusing to make TARGET the primary cluster" in r.stderr
+          and "zdm-deploy replay" in r.stderr and gated and "TASK" not in r.stdout,
+          f"rolling-update -e primary_cluster=TARGET refused while journals hold writes, naming "
+          f"{gated} (exit {r.returncode})", r.stdout + r.stderr)
+    check(all(proxy_target(n, ip)[1]["primary_cluster"] == "ORIGIN" for n, ip in PROXIES),
+          "both proxies still have primary_cluster ORIGIN")
+    check(rows_on_target() < acked, "target lacks the journaled writes before the replay")
+    r = deploy("replay", *common, "--rate", "0", timeout=180)
+    applied = sum(int(l.split("): ")[1].split(" ")[0]) for l in r.stdout.splitlines() if ": replay ok (exit 0): " in l)
+    check(r.returncode == 0 and all(f"{n}: replay ok (exit 0): " in r.stdout for n, _ in PROXIES)
+          and "left: 0 writes to replay" in r.stdout and applied >= acked,
+          f"zdm-deploy replay: exit {r.returncode}, both ok, {applied} writes applied, 0 left",
+          r.stdout + r.stderr)
+    print(r.stdout, flush=True)
+    check(all(os.access(os.path.join(home(n), "zdm-data", "zdm-data"), os.X_OK) for n, _ in PROXIES),
+          "zdm-data uploaded to <home>/zdm-data/ on each proxy host")
+    local = audit_lines(os.path.join(STATE, "audit.log"), 'command="zdm-deploy replay')
+    check(len(local) == 2 and all(" outcome=ok applied=" in l for l in local),
+          "the local audit log: one replay line per proxy", "\n".join(local))
+    n_target = rows_on_target()
+    check(n_target == acked, f"the {acked} journaled rows are on target ({n_target})")
+    r = deploy("target", "status", *common, "--json", timeout=60)
+    j = json_out(r) or {"hosts": []}
+    check(all(h["target"] and h["target"]["journal"]["unsettled"] == 0 for h in j["hosts"]),
+          "target status: 0 unsettled on both proxies", r.stdout + r.stderr)
+
     print("== refused: primary_cluster TARGET ==", flush=True)
     r = deploy("target", "disable", *common, "-e", "primary_cluster=TARGET", timeout=60)
     check(r.returncode == 1 and "primary_cluster is TARGET" in r.stderr and "source of truth" in r.stderr
@@ -325,7 +371,9 @@ def main():
     check(all(enabled(n, ip) is True for n, ip in PROXIES), "both proxies still enabled")
 
     r = deploy("rolling-update", *common, "--limit", "proxy2", "-e", "primary_cluster=TARGET")
-    if check(r.returncode == 0, f"proxy2 rolled to primary_cluster TARGET (exit {r.returncode})",
+    if check(r.returncode == 0 and "refusing" not in r.stderr,
+             f"after the replay the gate lets it through: proxy2 rolled to primary_cluster TARGET "
+             f"(exit {r.returncode})",
              r.stdout + r.stderr):
         r = deploy("target", "disable", *common, timeout=60)
         out = r.stdout + r.stderr
@@ -345,6 +393,9 @@ def main():
     print("== teardown ==", flush=True)
     r = deploy("teardown", *common, "--yes")
     check(r.returncode == 0, "teardown --yes exits 0", r.stdout + r.stderr)
+    check(not any(os.path.exists(os.path.join(home(n), "journal")) for n, _ in PROXIES)
+          and "is kept" not in r.stdout,
+          "teardown removed the journals: nothing left to replay", r.stdout + r.stderr)
 
 
 def cleanup():
