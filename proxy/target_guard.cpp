@@ -234,7 +234,8 @@ std::string TargetGuard::state_json() {
   jr["dir"] = config_.proxy_journal_dir;
   uint64_t bytes = 0, unsettled = 0;
   if (budget_) {
-    // What is on disk now (a replay deletes segments): every run's segments, read whole.
+    // What is on disk now (a replay deletes segments, and checkpoints the ones it keeps): every
+    // run's segments, read from their replay marks; `unsettled` is what is still to replay.
     const auto s = journal::summarize(config_.proxy_journal_dir);
     bytes = s.bytes;
     unsettled = s.unsettled;
