@@ -11,20 +11,20 @@ std::string as_string(cql::BytesView b) {
 }
 }  // namespace
 
-std::string replayable_query(cql::BytesView body, std::size_t prefix_end) {
-  return as_string(body.subspan(prefix_end));
-}
-
-std::string replayable_execute(cql::BytesView body, std::size_t prefix_end, uint8_t version,
-                               std::string_view query) {
+cql::BytesView execute_parameters(cql::BytesView body, std::size_t prefix_end, uint8_t version) {
   cql::Reader r(body);
   r.read_raw(prefix_end);
   r.read_short_bytes_view();                                             // <id>
   if (cql::uses_result_metadata_id(version)) r.read_short_bytes_view();  // <result_metadata_id>
+  return r.rest();
+}
+
+std::string replayable_execute(cql::BytesView body, std::size_t prefix_end, uint8_t version,
+                               std::string_view query) {
+  const auto params = execute_parameters(body, prefix_end, version);
   cql::Bytes out;
   cql::Writer w(out);
   w.write_long_string(query);
-  const auto params = body.subspan(r.position());
   out.insert(out.end(), params.begin(), params.end());
   return as_string(out);
 }

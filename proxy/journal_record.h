@@ -12,9 +12,9 @@
 
 namespace zdm::proxy {
 
-/// The QUERY body of a QUERY request `body` whose custom payload prefix ends at `prefix_end`:
-/// the rest as it is (query string and parameters).
-std::string replayable_query(cql::BytesView body, std::size_t prefix_end);
+/// The <query_parameters> of EXECUTE `body` (after its prepared id and, v5, result metadata id):
+/// a view into `body`. Throws cql::ProtocolError on a malformed body.
+cql::BytesView execute_parameters(cql::BytesView body, std::size_t prefix_end, uint8_t version);
 
 /// The QUERY body equivalent to EXECUTE `body` of statement `query`: the same <query_parameters>
 /// (consistency, bound values, default timestamp…) after the query string instead of the

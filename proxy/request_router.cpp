@@ -33,6 +33,10 @@ void RequestRouter::Request::set_body(const Bytes& b) {
 }
 
 namespace {
+std::string_view as_chars(cql::BytesView b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
 /// "ks.table" of a statement, for journal records and metrics; a BEGIN BATCH … APPLY BATCH:
 /// of its first statement.
 std::string table_label(const cql::StatementInfo& info, std::string_view query,
@@ -56,7 +60,8 @@ std::string table_label(const cql::StatementInfo& info, std::string_view query,
 Routed RequestRouter::route(const cql::Header& h, Bytes frame, cql::Compression compression,
                             Bytes& scratch, const std::string& keyspace, Outgoing& o) {
   Routed out;
-  Request req{h, o.frame, {}, 0, {}, o.pending, o.target_frame, false, false, false, {}, {}, {}};
+  Request req{h,  o.frame, {}, 0,  {}, o.pending, o.target_frame, false, false, false,
+              {}, {},      {}, {}, {}, {}};
   req.frame = std::move(frame);
   const auto max_body = static_cast<uint32_t>(config_.proxy_max_frame_size_bytes);
   // (Target's copy with another consistency is built from the whole body.)
@@ -150,13 +155,13 @@ void RequestRouter::protect_target(Request& req) {
     }
     return;
   }
-  journal::Write w;
+  journal::WriteParts w;
   w.reason = held ? *held : journal::Reason::kInFlight;
   w.version = req.h.version;
   w.opcode = static_cast<uint8_t>(req.h.opcode == Opcode::kBatch ? Opcode::kBatch : Opcode::kQuery);
-  w.keyspace = std::move(req.keyspace);
+  w.keyspace = req.keyspace;
   w.table = req.table;
-  w.body = std::move(req.replay_body);
+  w.body = req.replay_parts;
   const auto seq = guard.append(w, ioc_);
   if (!seq) return;  // the journal is full: fail mode
   req.p.journal_seq = *seq;
@@ -237,7 +242,7 @@ bool RequestRouter::route_query(Request& req, const std::string& keyspace, Bytes
     req.replayable = !scan.conditional && !scan.counter_update;
     if (req.replayable) {
       req.keyspace = keyspace;
-      req.replay_body = replayable_query(req.body, req.prefix_end);
+      req.replay_parts[0] = as_chars(req.body.subspan(req.prefix_end));
     }
   }
   return true;
@@ -307,8 +312,14 @@ bool RequestRouter::route_execute(Request& req, Bytes& answer) {
     req.table = entry->plan.table;
     req.replayable = req.write && entry->plan.timestamp_allowed;
     if (req.replayable) {
+      // QUERY body: the statement as a [long string], then the EXECUTE's parameters as they are.
+      const auto n = static_cast<uint32_t>(entry->query.size());
+      req.replay_len = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                        static_cast<char>(n >> 8), static_cast<char>(n)};
+      req.replay_parts = {std::string_view(req.replay_len.data(), 4), entry->query,
+                          as_chars(execute_parameters(req.body, req.prefix_end, h.version))};
       req.keyspace = entry->keyspace;
-      req.replay_body = replayable_execute(req.body, req.prefix_end, h.version, entry->query);
+      req.entry = entry;
     }
   }
   const Decision& d = req.d;
@@ -383,6 +394,7 @@ void RequestRouter::journal_batch(Request& req, const std::string& keyspace) {
   }
   req.keyspace = keyspace;
   req.replay_body = std::move(*body);
+  req.replay_parts[0] = req.replay_body;
 }
 
 }  // namespace zdm::proxy

@@ -4,6 +4,8 @@
 // peers, system_queries.h; UNPREPARED for ids it does not know).
 #pragma once
 
+#include <array>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,11 +67,16 @@ class RequestRouter {
     void set_body(const cql::Bytes& b);       // a rewritten body (uncompressed frame)
     // Filled in only while journaling (target_guard.h):
     bool journaling = false;
-    bool write = false;       // INSERT, UPDATE, DELETE, BATCH
-    bool replayable = false;  // not a lightweight transaction or counter update
-    std::string table;        // "ks.table"
-    std::string keyspace;     // for unqualified names when replayed
-    std::string replay_body;  // the journal's copy (journal_record.h)
+    bool write = false;         // INSERT, UPDATE, DELETE, BATCH
+    bool replayable = false;    // not a lightweight transaction or counter update
+    std::string table;          // "ks.table"
+    std::string_view keyspace;  // for unqualified names when replayed
+    // The journal's copy (journal_record.h) in parts: views into the request, the prepared
+    // statement (held by `entry`) and `replay_len`, or into `replay_body` (a BATCH, rebuilt).
+    std::array<std::string_view, 3> replay_parts{};
+    std::array<char, 4> replay_len{};
+    std::string replay_body;
+    std::shared_ptr<const PreparedEntry> entry;
   };
   // Each routes one kind of request; false when it was answered here (`answer` set).
   bool route_query(Request& req, const std::string& keyspace, cql::Bytes& answer);

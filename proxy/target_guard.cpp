@@ -128,9 +128,11 @@ void TargetGuard::sync_loop(std::stop_token stop) {
   }
 }
 
-void TargetGuard::watch_fd(int fd, int& watched) {
-  if (fd == watched || fd < 0 || !syncer_.joinable()) return;
-  const int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+void TargetGuard::watch_fd(const journal::Writer& w, int& watched_segment, int& watched) {
+  // A new segment (the descriptor's number may be the old one's: compare the segment).
+  if (w.segment_index() == watched_segment || w.fd() < 0 || !syncer_.joinable()) return;
+  watched_segment = w.segment_index();
+  const int dup = ::fcntl(w.fd(), F_DUPFD_CLOEXEC, 0);
   std::lock_guard lock(sync_mu_);
   if (watched >= 0) {
     auto it = std::find(sync_fds_.begin(), sync_fds_.end(), watched);
@@ -256,7 +258,8 @@ struct WorkerJournal {
   std::unique_ptr<journal::Writer> writer;
   asio::io_context* ioc = nullptr;
   bool flush_posted = false;
-  int watched = -1;
+  int watched_segment = 0;  // the writer's segment the sync thread has a descriptor of
+  int watched = -1;         // that descriptor (a dup)
 };
 thread_local WorkerJournal worker_journal;
 }  // namespace
@@ -301,7 +304,7 @@ void TargetGuard::flush_writer(journal::Writer& w) {
   }
 }
 
-std::optional<uint64_t> TargetGuard::append(journal::Write& w, asio::io_context& ioc) {
+std::optional<uint64_t> TargetGuard::append(journal::WriteParts& w, asio::io_context& ioc) {
   if (!budget_ || broken_.load(std::memory_order_relaxed)) {
     journal_full_writes_->inc();
     return std::nullopt;
@@ -336,7 +339,7 @@ std::optional<uint64_t> TargetGuard::append(journal::Write& w, asio::io_context&
   }
   journaled_++;
   worker_journal.ioc = &ioc;
-  watch_fd(jw->fd(), worker_journal.watched);
+  watch_fd(*jw, worker_journal.watched_segment, worker_journal.watched);
   post_flush();
   return seq;
 }

@@ -67,7 +67,7 @@ class TargetGuard {
   /// Appends `w` to this worker's journal (the write goes to the file before the frames queued
   /// on `ioc` after it: the flush is posted first). Its seq, or nullopt when the journal is full
   /// or broken: the write then gets fail mode (counted in zdm_proxy_journal_full_writes_total).
-  std::optional<uint64_t> append(journal::Write& w, asio::io_context& ioc);
+  std::optional<uint64_t> append(journal::WriteParts& w, asio::io_context& ioc);
   /// Target applied journaled write `seq`, or origin refused it: nothing to replay.
   void settle(uint64_t seq, journal::Settlement how);
   /// A journaled write target missed, by "ks.table" and why (the divergence metric).
@@ -89,9 +89,9 @@ class TargetGuard {
   /// proxy_journal_fsync_interval_ms > 0: fdatasync(2)s every worker's segment that often, on
   /// its own thread (a worker never waits for the disk).
   void sync_loop(std::stop_token stop);
-  /// A worker now appends to `fd`: the sync thread syncs a dup(2) of it (the previous one once
-  /// more, then closes it).
-  void watch_fd(int fd, int& watched);
+  /// A worker's writer `w` opened a new segment since `watched_segment`: the sync thread syncs a
+  /// dup(2) of it from now on, `watched` (the previous dup) once more, then closes it.
+  void watch_fd(const journal::Writer& w, int& watched_segment, int& watched);
   static std::string label_value(std::string_view s);
 
   const Config& config_;

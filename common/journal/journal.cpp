@@ -63,10 +63,10 @@ uint32_t crc_of(std::string_view payload) {
 void seal(std::string& out, std::size_t start) {
   const std::string_view payload(out.data() + start + kRecordHeader,
                                  out.size() - start - kRecordHeader);
-  std::string header;
-  put_le<uint32_t>(header, static_cast<uint32_t>(payload.size()));
-  put_le<uint32_t>(header, crc_of(payload));
-  std::memcpy(out.data() + start, header.data(), kRecordHeader);
+  const uint32_t fields[2] = {static_cast<uint32_t>(payload.size()), crc_of(payload)};
+  char* at = out.data() + start;
+  for (uint32_t v : fields)
+    for (int i = 0; i < 4; ++i) *at++ = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
 struct Cursor {
@@ -107,20 +107,35 @@ void write_all(int fd, std::string_view data, const fs::path& p) {
 
 }  // namespace
 
-void encode_write(const Write& w, std::string& out) {
+void encode_write(uint64_t seq, const WriteParts& w, std::string& out) {
+  std::size_t body = 0;
+  for (auto part : w.body) body += part.size();
   const std::size_t start = out.size();
+  out.reserve(start + kRecordHeader + 32 + w.keyspace.size() + w.table.size() + body);
   out.append(kRecordHeader, '\0');
   put_u8(out, static_cast<uint8_t>(RecordType::kWrite));
-  put_le<uint64_t>(out, w.seq);
+  put_le<uint64_t>(out, seq);
   put_u8(out, static_cast<uint8_t>(w.reason));
   put_u8(out, w.version);
   put_u8(out, w.opcode);
   put_le<int64_t>(out, w.journaled_at_ms);
   put_str16(out, w.keyspace);
   put_str16(out, w.table);
-  put_le<uint32_t>(out, static_cast<uint32_t>(w.body.size()));
-  out.append(w.body);
+  put_le<uint32_t>(out, static_cast<uint32_t>(body));
+  for (auto part : w.body) out.append(part);
   seal(out, start);
+}
+
+void encode_write(const Write& w, std::string& out) {
+  WriteParts p;
+  p.reason = w.reason;
+  p.version = w.version;
+  p.opcode = w.opcode;
+  p.journaled_at_ms = w.journaled_at_ms;
+  p.keyspace = w.keyspace;
+  p.table = w.table;
+  p.body[0] = w.body;
+  encode_write(w.seq, p, out);
 }
 
 void encode_settled(uint64_t seq, Settlement how, std::string& out) {
@@ -171,15 +186,28 @@ void Writer::open_segment() {
 }
 
 std::optional<uint64_t> Writer::append(Write& w) {
+  WriteParts p;
+  p.reason = w.reason;
+  p.version = w.version;
+  p.opcode = w.opcode;
+  p.journaled_at_ms = w.journaled_at_ms;
+  p.keyspace = w.keyspace;
+  p.table = w.table;
+  p.body[0] = w.body;
+  auto seq = append(p);
+  if (seq) w.seq = *seq;
+  return seq;
+}
+
+std::optional<uint64_t> Writer::append(const WriteParts& w) {
   if (segments_.empty() || segments_.back().bytes >= segment_bytes_) {
     if (!segments_.empty() && budget_->used() + kMagic.size() > budget_->max_bytes)
       return std::nullopt;
     open_segment();
     drop_settled_segments();
   }
-  w.seq = next_seq_;
   const std::size_t before = buffer_.size();
-  encode_write(w, buffer_);
+  encode_write(next_seq_, w, buffer_);
   const uint64_t n = buffer_.size() - before;
   if (budget_->used() + n > budget_->max_bytes) {
     buffer_.resize(before);

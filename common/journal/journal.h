@@ -30,6 +30,7 @@
 // match: readers stop there and report it; everything before it is intact.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
@@ -79,8 +80,21 @@ struct Write {
   std::string body;  // bytes of the request body
 };
 
+/// A write to append whose body is given in consecutive parts (the proxy passes views into the
+/// request it forwards: nothing is copied before the record is encoded).
+struct WriteParts {
+  Reason reason = Reason::kInFlight;
+  uint8_t version = 4;
+  uint8_t opcode = 0x07;
+  int64_t journaled_at_ms = 0;
+  std::string_view keyspace, table;
+  std::array<std::string_view, 3> body{};  // concatenated in order; empty parts allowed
+};
+
 /// Encodes `w` as a whole record (header included), appended to `out`.
 void encode_write(const Write& w, std::string& out);
+/// The same for write `seq` given in parts.
+void encode_write(uint64_t seq, const WriteParts& w, std::string& out);
 /// Encodes a kSettled record for `seq`, appended to `out`.
 void encode_settled(uint64_t seq, Settlement how, std::string& out);
 
@@ -111,6 +125,8 @@ class Writer {
   /// Appends `w` (its seq is set here and returned); nullopt when the budget has no room for
   /// it (the journal is full: nothing appended).
   std::optional<uint64_t> append(Write& w);
+  /// The same for a write given in parts (the proxy's path: no copy of the body before this).
+  std::optional<uint64_t> append(const WriteParts& w);
   /// Appends the settlement of `seq`; frees its segment once nothing in it awaits.
   void settle(uint64_t seq, Settlement how);
   /// Writes what was appended to the file (no fsync).
@@ -122,6 +138,8 @@ class Writer {
   /// The descriptor of the segment appended to (-1 before the first append): another thread
   /// may fdatasync(2) a dup(2) of it.
   int fd() const { return fd_; }
+  /// The segment appended to: 1 for the first, one more at each new segment (0 before any).
+  int segment_index() const { return index_; }
   /// Bytes this writer holds on disk (its live segments) plus its buffer.
   uint64_t bytes() const;
   /// Forgets closed segments that are gone from disk (a replay deleted them): their writes no
