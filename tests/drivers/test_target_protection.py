@@ -6,7 +6,8 @@ runtime, stopped, slowed; what target missed journaled and put back with `zdm-da
 usage: test_target_protection.py BUILD_DIR [--only NAME[,NAME]]
 
 Address plan (this test's own): origin 127.29.2.1-3, target 127.29.3.1-3 (CQL 9042; fault admins
-on 127.29.2.1:9180 and 127.29.3.1:9180), proxy 127.29.1.1:9042 (metrics :14001). Scenarios:
+on 127.29.2.1:9180 and 127.29.3.1:9180), proxies 127.29.1.1-3:9042 (metrics :14001);
+ZDM_TEST_NET=127.N moves it all to 127.N. Scenarios:
   switch    POST /api/v1/target/disable needs the admin token (401 without); while disabled a
             background load gets 0 errors, target receives no QUERY/EXECUTE/BATCH, and the
             divergence counter of the table written sequentially equals its writes exactly;
@@ -50,11 +51,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "build")
 TESTCLUSTER = os.path.join(BUILD, "testcluster", "zdm-testcluster")
 PROXY = os.path.join(BUILD, "proxy", "zdm-proxy")
-DATA = os.path.join(BUILD, "data", "zdm-data")
-ORIGIN = ["127.29.2.1", "127.29.2.2", "127.29.2.3"]
-TARGET = ["127.29.3.1", "127.29.3.2", "127.29.3.3"]
-ADMIN = {"origin": "127.29.2.1:9180", "target": "127.29.3.1:9180"}
-PROXY_IP, PORT, METRICS = "127.29.1.1", 9042, 14001
+# zdm-data of this build, or ZDM_DATA_BIN (the sanitizer builds have no zdm-data of their own).
+DATA = os.environ.get("ZDM_DATA_BIN", os.path.join(BUILD, "data", "zdm-data"))
+NET = os.environ.get("ZDM_TEST_NET", "127.29")
+ORIGIN = [f"{NET}.2.1", f"{NET}.2.2", f"{NET}.2.3"]
+TARGET = [f"{NET}.3.1", f"{NET}.3.2", f"{NET}.3.3"]
+ADMIN = {"origin": f"{NET}.2.1:9180", "target": f"{NET}.3.1:9180"}
+PROXY_IP, PORT, METRICS = f"{NET}.1.1", 9042, 14001
 TOKEN = "s3cret-admin"
 OUTAGE = float(os.environ.get("ZDM_ISOLATE_OUTAGE_S", "60"))
 RATE = 300   # requests per second at most
@@ -98,7 +101,7 @@ def clusters():
         assert wait_port(ip, PORT), f"node {ip} did not start"
 
 
-PROXIES = [PROXY_IP, "127.29.1.2", "127.29.1.3"]
+PROXIES = [PROXY_IP, f"{NET}.1.2", f"{NET}.1.3"]
 
 
 def proxies(name, extra="", n=1):
