@@ -98,6 +98,8 @@ Bytes client_response(PendingRequest& p, const Outcome& o, ResponseContext& ctx)
 }
 
 void protect_outcome(PendingRequest& p, Outcome& o, TargetGuard& guard) {
+  if (p.unreplayable && p.received[1] && o.error[1] && !p.unprepared[1])
+    guard.unjournaled(p.journal_table, "lwt_or_counter");
   if (p.journal_seq == 0) return;
   const bool origin_ok = p.received[0] && !o.error[0];
   if (!origin_ok) {  // an ERROR (UNPREPARED too: the driver prepares and sends it again)

@@ -53,6 +53,8 @@ struct PendingRequest {
   // read_compare: the mirrored read's "ks.table" and partition key for logs.
   std::string compare_table, compare_key;
   uint64_t journal_seq = 0;
+  bool unreplayable = false;  // a write never journaled (LWT, counter update): isolate counts
+                              // target's failure of it apart
   std::string journal_table;
   journal::Reason target_missed = journal::Reason::kInFlight;
 
@@ -101,7 +103,9 @@ struct PendingRequest {
 /// write (p.journal_seq != 0): origin refused it → settled (the client learns it failed);
 /// target applied it → settled; target failed it (an ERROR other than UNPREPARED, or given up)
 /// → its record stays for replay, counted by table, and the client gets origin's answer
-/// (o.chosen), as isolate mode promises. Nothing for other requests.
+/// (o.chosen), as isolate mode promises. A write that cannot be journaled (p.unreplayable) keeps
+/// fail mode's outcome; target's failure of it is counted in
+/// zdm_proxy_target_unjournaled_writes_total. Nothing for other requests.
 void protect_outcome(PendingRequest& p, Outcome& o, TargetGuard& guard);
 
 /// What a response needs from its client connection on the way to the client.

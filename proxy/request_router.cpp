@@ -152,6 +152,9 @@ void RequestRouter::protect_target(Request& req) {
     if (held == journal::Reason::kTargetDisabled) {
       guard.unjournaled(req.table, "lwt_or_counter");
       to_origin_only();
+    } else {
+      req.p.unreplayable = true;  // isolate: target's failure is counted (protect_outcome)
+      req.p.journal_table = std::move(req.table);
     }
     return;
   }

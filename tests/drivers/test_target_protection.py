@@ -26,7 +26,7 @@ ZDM_TEST_NET=127.N moves it all to 127.N. Scenarios:
             replay puts them on target
   slow      isolate with target's writes answered after 3 s (target_write_timeout_ms 400):
             0 client errors, writes answered within ~1 s, journaled as target_timeout; replay
-            → identical
+            → identical; an LWT target fails fails the client (never journaled), counted apart
   full      isolate with a 1 MiB journal and target stopped: the journal fills, writes fall
             back to fail mode (client errors, zdm_proxy_journal_full 1,
             zdm_proxy_journal_full_writes_total > 0); nothing silently dropped
@@ -484,6 +484,18 @@ target_circuit_failures: 1000
     r = replay(journal)
     check(r.returncode == 0, f"zdm-data replay exits 0 ({r.returncode}: {r.stderr[-300:]})")
     same_on_both("slw", "t", "slow")
+    # A lightweight transaction cannot be replayed: target's failure fails it, as in fail mode,
+    # and is counted apart.
+    admin("target", "POST", "/faults", {"error": {"type": "unavailable", "statements": "writes"}})
+    failed = None
+    try:
+        s.execute("INSERT INTO slw.t (k, v) VALUES (99999, 'lwt') IF NOT EXISTS")
+    except Exception as e:  # noqa: BLE001 - the error is what is checked
+        failed = e
+    admin("target", "DELETE", "/faults")
+    check(failed is not None, f"an LWT target fails fails the client's request ({failed!r})")
+    n = metric("zdm_proxy_target_unjournaled_writes_total", 'keyspace="slw",table="t",kind="lwt_or_counter"')
+    check(n == 1, f"counted in zdm_proxy_target_unjournaled_writes_total{{kind=lwt_or_counter}} ({n:.0f})")
     c.shutdown()
 
 
