@@ -148,7 +148,10 @@ po::options_description option_table(Options& o, std::vector<std::string>& table
       "with --repair: delete rows found only on target (a tombstone at their newest write "
       "time)")("json", po::bool_switch(&o.json), "print the report as JSON")(
       "max-examples", po::value(&o.max_examples)->default_value(20),
-      "differences listed per table");
+      "differences listed per table")(
+      "keys-from-journal", po::value(&o.keys_from_journal)->composing(),
+      "journal DIR (repeatable): check only the partitions its writes touched, every write of "
+      "every segment (settled or not), origin against target; no keyspace scan, no repair");
   po::options_description replay("replay, journal-status");
   replay.add_options()("journal", po::value(&o.journals)->composing(),
                        "journal directory (proxy_journal_dir; repeatable)")(
@@ -161,7 +164,13 @@ po::options_description option_table(Options& o, std::vector<std::string>& table
       "delete-all", po::bool_switch(&o.delete_all),
       "replay: also delete each writer's newest segment once applied (only with the proxy "
       "stopped)")("consistency", po::value(&o.replay_consistency),
-                  "replay: consistency level of every write (default: each request's own)");
+                  "replay: consistency level of every write (default: each request's own)")(
+      "validate", po::bool_switch(&o.replay_validate),
+      "replay: after each segment, read the partitions its writes touched from origin (--origin) "
+      "and target and compare them; a segment is deleted only when all are equal")(
+      "check-max-rows", po::value(&o.check_max_rows)->default_value(10000),
+      "replay --validate, validate --keys-from-journal: a partition with more rows is not "
+      "compared (counted unverifiable)");
   po::options_description general("general");
   general.add_options()("help,h", "show this help")("version", "print the version");
   po::options_description all;
@@ -233,6 +242,7 @@ void check_values(const Options& o) {
   positive(o.request_timeout_ms, "request-timeout-ms");
   positive(o.connect_timeout_ms, "connect-timeout-ms");
   positive(o.progress_interval_s, "progress-interval");
+  positive(o.check_max_rows, "check-max-rows");
   if (o.splits < 0) throw OptionsError("--splits must not be negative");
   if (o.retries < 0) throw OptionsError("--retries must not be negative");
   if (o.rate_rows < 0 || o.rate_mb < 0)
@@ -274,6 +284,8 @@ void check_command(const po::variables_map& vm, Options& o) {
       {"accept-torn", {C::kReplay}},
       {"delete-all", {C::kReplay}},
       {"consistency", {C::kReplay}},
+      {"validate", {C::kReplay}},
+      {"keys-from-journal", {C::kValidate}},
       {"keyspace", {C::kBackfill, C::kValidate}},
       {"table", {C::kBackfill, C::kValidate}},
   };
@@ -293,6 +305,10 @@ void check_command(const po::variables_map& vm, Options& o) {
   }
   if (o.command == C::kValidate && o.delete_extra && !o.repair)
     throw OptionsError("--delete-extra needs --repair");
+  if (!o.keys_from_journal.empty() && (o.repair || o.writetime || !o.keyspace.empty()))
+    throw OptionsError(
+        "--keys-from-journal checks the journal's partitions only: no --repair, --writetime or "
+        "-k (a keyspace scan does)");
 }
 
 }  // namespace
@@ -338,10 +354,12 @@ ParseResult parse_options(int argc, const char* const* argv,
   }
   const bool journal = o.command == Command::kReplay || o.command == Command::kJournalStatus;
   check_command(vm, o);
-  if (!journal) check_cluster(vm, "origin", &o.origin, getenv);
+  if (!journal || (o.command == Command::kReplay && o.replay_validate && !o.dry_run))
+    check_cluster(vm, "origin", &o.origin, getenv);
   if (o.command == Command::kReplay && !o.dry_run) check_cluster(vm, "target", &o.target, getenv);
   if (!journal) check_cluster(vm, "target", &o.target, getenv);
-  if (!journal && o.keyspace.empty()) throw OptionsError("-k/--keyspace is required");
+  if (!journal && o.keyspace.empty() && o.keys_from_journal.empty())
+    throw OptionsError("-k/--keyspace is required");
   if (journal && o.journals.empty())
     throw OptionsError("--journal is required (a journal directory)");
   if (!o.replay_consistency.empty()) parse_consistency(o.replay_consistency, "consistency");

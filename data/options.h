@@ -70,6 +70,10 @@ struct Options {
   bool accept_torn = false;
   bool delete_all = false;
   std::string replay_consistency;  // empty: each request's own
+  // replay --validate, validate --keys-from-journal: the partition check (journal_check.h)
+  bool replay_validate = false;                // replay: check the partitions of each segment
+  std::vector<std::string> keys_from_journal;  // validate: journal directories to check
+  int check_max_rows = 10000;                  // rows of a partition at most; more: unverifiable
 };
 
 /// What main does with a command line: run a job, or print text and exit with a code.

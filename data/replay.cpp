@@ -11,6 +11,7 @@
 
 #include "data/commands.h"
 #include "data/job.h"
+#include "data/journal_check.h"
 #include "data/replay_plan.h"
 
 namespace zdm::data {
@@ -159,13 +160,19 @@ struct Outcome {
   std::string error;               // the fatal problem, one line
   std::vector<replay::Torn> torn;  // torn tails found
   bool interrupted = false;
+  CheckCounts check;         // --validate: what the partition checks found
+  uint64_t unconfirmed = 0;  // --validate: segments kept because a check did not confirm them
 };
 
 class Replay {
  public:
+  /// `origin`/`origin_info`: with --validate, the cluster the partitions are compared with.
   Replay(const Options& o, replay::Survey& survey, const ClusterConfig& config,
-         const ClusterInfo& info, Stats& stats, Counts& counts, metrics::Counter& applied)
+         const ClusterInfo& info, Stats& stats, Counts& counts, metrics::Counter& applied,
+         const ClusterConfig* origin = nullptr, const ClusterInfo* origin_info = nullptr)
       : o_(o),
+        origin_config_(origin),
+        origin_info_(origin_info),
         survey_(survey),
         config_(config),
         info_(info),
@@ -182,6 +189,13 @@ class Replay {
 
   awaitable<void> run(asio::io_context& ioc) {
     Target target(ioc, config_, info_, retry_hook(stats_, "target"));
+    std::optional<Session> origin_reads, target_reads;
+    if (origin_config_) {
+      origin_reads.emplace(ioc, *origin_config_, *origin_info_, retry_hook(stats_, "origin"));
+      target_reads.emplace(ioc, config_, info_, retry_hook(stats_, "target"));
+      check_.emplace(ioc, *origin_reads, *target_reads,
+                     CheckSettings{o_.check_max_rows, o_.page_size, 16});
+    }
     try {
       for (std::size_t wi = 0; wi < survey_.writer_list.size() && !stopped(); ++wi) {
         const auto& w = survey_.writer_list[wi];
@@ -195,6 +209,9 @@ class Replay {
       fail(kFailed, e.what());
     }
     if (stop_ && !outcome_.code) outcome_.interrupted = true;
+    check_.reset();
+    if (origin_reads) origin_reads->close();
+    if (target_reads) target_reads->close();
   }
 
  private:
@@ -276,6 +293,23 @@ class Replay {
         unsaved = 0;
       }
     }
+    // --validate: the partitions of every write of the segment past its mark (applied now or
+    // by an earlier run) compared; a segment not confirmed keeps its mark where this run
+    // started (the rerun checks its writes again, without applying them again).
+    if (check_) {
+      for (const auto& wr : scan.writes)
+        if (!settled.count(wr.seq)) check_->add(wr);
+      const CheckCounts c = co_await check_->check();
+      outcome_.check.add(c);
+      if (!c.confirmed()) {
+        spdlog::warn("{}: kept: {} partitions differ, {} could not be read", seg.string(),
+                     c.differing, c.errors);
+        outcome_.unconfirmed++;
+        save(progress);
+        counts_.segments++;
+        co_return;
+      }
+    }
     // Every intact record of the segment is handled: the next run reads past them.
     Mark done{scan.valid_bytes, progress.last_seq};
     for (const auto& wr : scan.writes) done.last_seq = std::max(done.last_seq, wr.seq);
@@ -314,6 +348,9 @@ class Replay {
   }
 
   const Options& o_;
+  const ClusterConfig* origin_config_;
+  const ClusterInfo* origin_info_;
+  std::optional<PartitionCheck> check_;
   replay::Survey& survey_;
   const ClusterConfig& config_;
   const ClusterInfo& info_;
@@ -377,6 +414,16 @@ int run_replay(const Options& o) {
     throw JobError(2, e.what());
   }
   const ClusterInfo info = discover_target(config);
+  ClusterConfig origin_config;
+  ClusterInfo origin_info;
+  if (o.replay_validate) {
+    try {
+      origin_config = cluster_config(o, true);
+    } catch (const OptionsError& e) {
+      throw JobError(2, e.what());
+    }
+    origin_info = discover_target(origin_config);
+  }
   std::printf(
       "zdm-data replay: %llu segments of %llu writers, %llu writes to replay (%llu settled, "
       "%llu replayed earlier) -> target '%s' (%zu nodes, protocol v%d)\n",
@@ -390,7 +437,9 @@ int run_replay(const Options& o) {
   Counts counts;
   auto& applied = registry.counter("zdm_data_journal_writes_applied_total",
                                    "Journal writes applied to target by replay");
-  Replay job(o, s, config, info, stats, counts, applied);
+  Replay job(o, s, config, info, stats, counts, applied,
+             o.replay_validate ? &origin_config : nullptr,
+             o.replay_validate ? &origin_info : nullptr);
   Options single = o;
   single.threads = 1;  // journal order: one request at a time
   const auto started = Clock::now();
@@ -412,15 +461,21 @@ int run_replay(const Options& o) {
   for (const auto& t : out.torn)
     std::fprintf(stderr, "zdm-data: torn tail in %s: %s (every write before it applied)%s\n",
                  t.file.c_str(), t.what.c_str(), o.accept_torn ? "; accepted (--accept-torn)" : "");
+  if (o.replay_validate) std::fputs(check_report(out.check).c_str(), stdout);
   std::printf(
       "replay: segments=%llu applied=%llu skipped_settled=%llu skipped_replayed=%llu torn=%zu "
-      "deleted=%llu retries=%llu seconds=%.2f\n",
+      "deleted=%llu retries=%llu%s seconds=%.2f\n",
       static_cast<unsigned long long>(counts.segments.load()),
       static_cast<unsigned long long>(counts.applied.load()),
       static_cast<unsigned long long>(counts.settled.load()),
       static_cast<unsigned long long>(counts.replayed.load()), out.torn.size(),
       static_cast<unsigned long long>(counts.deleted.load()),
-      static_cast<unsigned long long>(stats.total_retries()), secs);
+      static_cast<unsigned long long>(stats.total_retries()),
+      o.replay_validate ? (" " + check_summary(out.check) +
+                           " kept_unconfirmed=" + std::to_string(out.unconfirmed))
+                              .c_str()
+                        : "",
+      secs);
   std::fflush(stdout);
   if (out.code) {
     std::fprintf(stderr, "zdm-data: %s\n", out.error.c_str());
@@ -429,6 +484,14 @@ int run_replay(const Options& o) {
   if (out.interrupted) {
     std::fprintf(stderr, "zdm-data: stopped by a signal; checkpoints kept: a rerun resumes\n");
     return kInterrupted;
+  }
+  if (out.unconfirmed) {
+    std::fprintf(stderr,
+                 "zdm-data: %llu segments kept: their partitions differ on target or could not be "
+                 "read (listed above); a rerun checks them again, validate --repair fixes "
+                 "target\n",
+                 static_cast<unsigned long long>(out.unconfirmed));
+    return kFailed;
   }
   if (!out.torn.empty() && !o.accept_torn) return kTorn;
   return 0;

@@ -14,6 +14,7 @@
 #include "data/async.h"
 #include "data/commands.h"
 #include "data/job.h"
+#include "data/journal_check.h"
 #include "data/range_job.h"
 #include "data/rows.h"
 
@@ -602,6 +603,7 @@ int exit_code(const std::string& fatal, const TableReport& total, std::size_t ra
 }  // namespace
 
 int run_validate(const Options& o) {
+  if (!o.keys_from_journal.empty()) return run_validate_journal(o);
   Setup s = prepare(o);
   const std::vector<std::size_t> chosen = sample_ranges(s);
   std::vector<WorkItem> items;

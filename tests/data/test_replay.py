@@ -4,7 +4,8 @@ in the format of common/journal/journal.h (the proxy's write journal); the real 
 reads target directly.
 
 Usage: /usr/bin/python3 test_replay.py [build dir]
-Address plan: target 127.24.7.1-3 (CQL 9042), fault admin on :19270.
+Address plan: target 127.24.7.1-3 (CQL 9042), fault admin on :19270; origin 127.24.8.1-3,
+admin on :19280.
 
 - journal-status (text and --json) and replay --dry-run count the writes to replay by table,
   the settled ones and the torn tail, and apply nothing.
@@ -21,6 +22,11 @@ Address plan: target 127.24.7.1-3 (CQL 9042), fault admin on :19270.
   earlier run's torn segment (exit 0).
 - A write target refuses (a table it does not have) stops the replay with exit 1 naming the file,
   seq, table and the server's message; once the table exists a rerun resumes with that write.
+- replay --validate reads exactly the partitions the segment's writes touched (a bound key, a
+  literal key, IN, a BATCH) from origin and target: all equal, the segment is deleted, a key from
+  uuid() is counted unverifiable (not blocking); a partition origin has otherwise is reported by
+  key, the segment kept (exit 1), a rerun checks it again without applying it again. A row changed
+  on target afterwards: validate --keys-from-journal names the one differing partition (exit 1).
 - A v5 record against a target limited to v4 is refused naming the file (exit 2); --rate holds
   the pace; SIGINT stops with exit 130 and a checkpoint at the last write applied, a rerun does
   the rest; a journal directory that does not exist is exit 2.
@@ -40,12 +46,14 @@ import datatest as dt  # noqa: E402
 if len(sys.argv) > 1:
     dt.set_build(sys.argv[1])
 TARGET = ["127.24.7.1", "127.24.7.2", "127.24.7.3"]
+ORIGIN = ["127.24.8.1", "127.24.8.2", "127.24.8.3"]
 check = dt.Checks()
 WORK = dt.cleanup_dir("zdm-data-replay-")
 SCHEMA = [
     "CREATE KEYSPACE rp WITH replication = {'class': 'SimpleStrategy', 'replication_factor': 1}",
     "CREATE TABLE rp.kv (k int PRIMARY KEY, v text, n int)",
     "CREATE TABLE rp.ev (p int, c int, v text, PRIMARY KEY (p, c))",
+    "CREATE TABLE rp.ku (id uuid PRIMARY KEY, v text)",
 ]
 T = int(time.time() * 1e6) - 3600 * 10**6  # write timestamps, µs
 RUN_A, RUN_B = 1700000000000, 1700000005000  # an earlier and the current run of the proxy
@@ -81,7 +89,7 @@ def segment(dir_, run, worker, index, records):
 def value(v):
     if v is None:
         return struct.pack(">i", -1)
-    b = struct.pack(">i", v) if isinstance(v, int) else v.encode()
+    b = v if isinstance(v, bytes) else struct.pack(">i", v) if isinstance(v, int) else v.encode()
     return struct.pack(">i", len(b)) + b
 
 
@@ -135,10 +143,14 @@ def summary(out):
 
 def main():
     target = dt.StandIn("target", TARGET, 19270, WORK)
+    origin = dt.StandIn("origin", ORIGIN, 19280, WORK)
+    target_handle.append(target)
     tc, t = dt.connect(TARGET)
+    oc, o = dt.connect(ORIGIN)
     try:
         for q in SCHEMA:
             t.execute(q)
+            o.execute(q)
         kv = lambda k: t.execute(f"SELECT v, n, writetime(v) AS w FROM rp.kv WHERE k = {k}").one()  # noqa: E731
         ev = lambda p, c: t.execute(f"SELECT v FROM rp.ev WHERE p = {p} AND c = {c}").one()  # noqa: E731
         # Already on target: row 1 at T+150 (between the journal's two writes of it), row 11 older
@@ -315,11 +327,88 @@ def main():
 
         rc, out, err = replay(journals=[os.path.join(WORK, "missing")])
         check(rc == 2 and "does not exist" in err, f"a journal directory that does not exist: exit {rc}")
+
+        validate_section(t, o)
     finally:
         tc.shutdown()
+        oc.shutdown()
         target.stop()
+        origin.stop()
     print(check.summary())
     return 1 if check.failures else 0
+
+
+def validate_section(t, o):
+    """replay --validate and validate --keys-from-journal against origin (the proxy wrote the
+    journal's writes there)."""
+    origin_args = ["--origin", ",".join(ORIGIN)]
+    # What origin has: the journal's writes applied (values compared, not writetimes).
+    for q in ["INSERT INTO rp.kv (k, v, n) VALUES (500, 'a', 1)",
+              "INSERT INTO rp.kv (k, v) VALUES (501, 'b')",
+              "INSERT INTO rp.ev (p, c, v) VALUES (7, 1, 'x')",
+              "INSERT INTO rp.ev (p, c, v) VALUES (7, 2, 'y')",
+              "INSERT INTO rp.kv (k, v, n) VALUES (503, 'c', 3)"]:
+        o.execute(q)
+    j6 = os.path.join(WORK, "validated")
+    os.makedirs(j6)
+    v1 = segment(j6, RUN_A, 0, 1, [
+        write_rec(1, query(INSERT_KV, [500, "a", 1], T + 300), "rp.kv"),
+        write_rec(2, query("UPDATE rp.kv USING TTL 0 AND TIMESTAMP ? SET v = ? WHERE k = 501",
+                           [struct.pack(">q", T + 300), "b"], T + 300), "rp.kv"),
+        write_rec(3, batch([("INSERT INTO rp.ev (p, c, v) VALUES (7, ?, ?)", [1, "x"]),
+                            ("INSERT INTO ev (p, c, v) VALUES (7, 2, 'y')", []),
+                            ("DELETE FROM rp.ev WHERE p IN (8, ?)", [9])], T + 300), "rp.ev", opcode=0x0D),
+        write_rec(4, query("INSERT INTO rp.ku (id, v) VALUES (uuid(), ?)", ["u"], T + 300), "rp.ku"),
+    ])
+    v2 = segment(j6, RUN_A, 0, 2, [write_rec(5, query(INSERT_KV, [503, "c", 3], T + 300), "rp.kv")])
+    rc, out, err = replay("--validate", *origin_args, journals=[j6])
+    s = summary(out)
+    print(out, err, flush=True)
+    check(rc == 0 and s.get("applied") == 5 and s.get("checked") == 6 and s.get("equal") == 6 and
+          s.get("differing") == 0 and s.get("unverifiable") == 1 and s.get("check_errors") == 0,
+          f"replay --validate: the 6 partitions touched all equal, the uuid() key unverifiable (exit {rc}, {s})")
+    check("unverifiable: 1 x rp.ku: partition key 'id' from a function call (uuid())" in out,
+          "the unverifiable write is listed by reason")
+    check(not os.path.exists(v1) and os.path.exists(v2) and os.path.exists(v2 + ".replayed"),
+          "the confirmed segment deleted (the running writer's newest kept, with its checkpoint)")
+
+    # A row changed on target after the replay: the standalone check names its partition.
+    t.execute("UPDATE rp.kv SET n = 99 WHERE k = 503")
+    rc, out, err = dt.run_data("validate", "--keys-from-journal", j6, *origin_args, "--target",
+                               ",".join(TARGET), timeout=120)
+    s = summary(out.replace("validate: ", "replay: "))
+    print(out, err, flush=True)
+    check(rc == 1 and s.get("checked") == 1 and s.get("differing") == 1 and
+          "differing partition: rp.kv k=503: 1 row differing (n)" in out and "99" not in out,
+          f"validate --keys-from-journal: 1 differing partition named by key, no value (exit {rc}, {s})")
+
+    # Origin has another version of a partition the journal writes: the segment is kept, exit 1;
+    # a rerun checks it again without applying it again; once alike, it goes.
+    o.execute("INSERT INTO rp.kv (k, v, n) VALUES (510, 'origin', 10)")
+    j7 = os.path.join(WORK, "differing")
+    os.makedirs(j7)
+    d1 = segment(j7, RUN_A, 1, 1, [write_rec(1, query(INSERT_KV, [510, "journal", 10], T + 300), "rp.kv")])
+    segment(j7, RUN_A, 1, 2, [])
+    rc, out, err = replay("--validate", *origin_args, journals=[j7])
+    s = summary(out)
+    print(out, err, flush=True)
+    check(rc == 1 and s.get("differing") == 1 and os.path.exists(d1) and os.path.exists(d1 + ".replayed") and
+          "differing partition: rp.kv k=510: 1 row differing (v)" in out and "journal" not in out,
+          f"a differing partition keeps its segment, exit 1 ({s})")
+    before = journal_requests(target_handle[0])
+    rc, out, err = replay("--validate", *origin_args, journals=[j7])
+    s = summary(out)
+    check(rc == 1 and s.get("applied") == 0 and s.get("skipped_replayed") == 1 and s.get("differing") == 1 and
+          journal_requests(target_handle[0]) == before,
+          f"the rerun checks it again, applies nothing again ({s})")
+    o.execute("INSERT INTO rp.kv (k, v, n) VALUES (510, 'journal', 10)")
+    rc, out, err = replay("--validate", *origin_args, journals=[j7])
+    s = summary(out)
+    check(rc == 0 and s.get("equal") == 1 and not os.path.exists(d1),
+          f"once alike, the segment is deleted ({s})")
+
+
+target_handle = []
 
 
 if __name__ == "__main__":
