@@ -14,7 +14,9 @@ namespace {
 
 const char* kUsage =
     R"(usage: zdm-data COMMAND --origin HOSTS --target HOSTS -k KEYSPACE [-t TABLE]... [options]
-       zdm-data replay --journal DIR [--journal DIR]... --target HOSTS [options]
+       zdm-data replay --journal DIR [--journal DIR]... --target HOSTS [--validate --origin HOSTS]
+       zdm-data validate --keys-from-journal DIR [--keys-from-journal DIR]... --origin HOSTS
+                --target HOSTS
        zdm-data journal-status --journal DIR [--journal DIR]... [--json]
 
 commands:
@@ -31,6 +33,8 @@ commands:
              checkpoint "<segment>.replayed" next to each segment); a segment all applied is
              deleted unless it is its writer's newest (the proxy may still append to it) and
              that writer's run is the directory's newest (--delete-all: the proxy is stopped)
+             --validate: after each segment, the partitions its writes touched are read from
+             origin and target and compared; the segment goes only when all are equal
   journal-status
              what the journal holds: segments, bytes, writes to replay by table, torn tails
 

@@ -117,3 +117,23 @@ TEST_CASE("the command line") {
     CHECK(parse({}).exit_code == 2);
   }
 }
+
+TEST_CASE("the partition check's options") {
+  auto r = parse({"replay", "--journal", "/j", "--target", "b", "--validate", "--origin", "a",
+                  "--check-max-rows", "50"});
+  CHECK(r.options->replay_validate);
+  CHECK(r.options->origin.contact_points == std::vector<std::string>{"a"});
+  CHECK(r.options->check_max_rows == 50);
+  CHECK_THROWS_WITH_AS(parse({"replay", "--journal", "/j", "--target", "b", "--validate"}),
+                       "--origin is required (contact points of origin)", OptionsError);
+  auto v = parse({"validate", "--keys-from-journal", "/j1", "--keys-from-journal", "/j2",
+                  "--origin", "a", "--target", "b"});
+  CHECK(v.options->keys_from_journal == std::vector<std::string>{"/j1", "/j2"});
+  CHECK(v.options->keyspace.empty());
+  CHECK_THROWS_AS(parse({"validate", "--keys-from-journal", "/j", "--origin", "a", "--target", "b",
+                         "--repair"}),
+                  OptionsError);
+  CHECK_THROWS_AS(parse({"backfill", "--keys-from-journal", "/j", "--origin", "a", "--target", "b",
+                         "-k", "ks"}),
+                  OptionsError);
+}
