@@ -53,9 +53,12 @@ commands:
                      target's writes back (origin only, journaled; refused while primary_cluster
                      is TARGET), enable sends them again; per proxy: enabled/disabled, isolated,
                      journal bytes and unsettled writes (--json)
-  replay [--rate N]  each proxy's write journal applied to target by zdm-data replay, on the
-                     proxy host (up to --forks at once), then what is left (journal-status);
-                     per proxy: writes applied, torn tails, exit status (--json)
+  replay [--rate N] [--no-validate]
+                     each proxy's write journal applied to target by zdm-data replay --validate,
+                     on the proxy host (up to --forks at once): the partitions it touched
+                     compared with origin, a segment deleted only when all are equal; then what
+                     is left (journal-status); per proxy: writes applied, torn tails, partitions
+                     checked/equal/differing, exit status (--json)
   logs               every proxy's log, host-prefixed (-f, -n LINES, --since 10m)
   collect-logs       one archive of every proxy's logs and configuration, secrets redacted
   lock acquire [-m MESSAGE] | release | status
@@ -153,7 +156,10 @@ void replay_options(po::options_description& desc, Cli& c) {
       "timeout", po::value(&c.opts.task_timeout_seconds)->default_value(3600),
       "bound on each host's zdm-data replay, seconds (0: none; a rerun resumes)")(
       "rate", po::value<long long>()->notifier([&c](long long n) { c.replay.rate = n; }),
-      "writes/s at most per host (zdm-data replay --rate; 0: no limit; default zdm-data's)");
+      "writes/s at most per host (zdm-data replay --rate; 0: no limit; default zdm-data's)")(
+      "no-validate", po::bool_switch()->notifier([&c](bool b) { c.replay.validate = !b; }),
+      "do not check the replayed partitions against origin (zdm-data replay without "
+      "--validate: each segment deleted once applied)");
 }
 
 void rollback_options(po::options_description& desc, Cli& c) {

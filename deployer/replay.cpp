@@ -74,8 +74,12 @@ std::string plural(long long n, const char* one, const char* many) {
 
 }  // namespace
 
-std::string replay_credentials_text(const std::string& password) {
-  return "ZDM_DATA_TARGET_PASSWORD=" + shell_quote(password) + "\n";
+std::string replay_credentials_text(const std::optional<std::string>& target_password,
+                                    const std::optional<std::string>& origin_password) {
+  std::string text;
+  if (target_password) text += "ZDM_DATA_TARGET_PASSWORD=" + shell_quote(*target_password) + "\n";
+  if (origin_password) text += "ZDM_DATA_ORIGIN_PASSWORD=" + shell_quote(*origin_password) + "\n";
+  return text;
 }
 
 std::string replay_command(const ReplayInvocation& r) {
@@ -90,6 +94,14 @@ std::string replay_command(const ReplayInvocation& r) {
   if (!r.tls_cert.empty()) cmd += " --target-tls-cert " + shell_quote(r.tls_cert);
   if (!r.tls_key.empty()) cmd += " --target-tls-key " + shell_quote(r.tls_key);
   if (r.rate) cmd += fmt::format(" --rate {}", *r.rate);
+  if (r.validate) {
+    cmd += fmt::format(" --validate --origin {} --origin-port {}",
+                       shell_quote(r.origin_contact_points), shell_quote(r.origin_port));
+    if (!r.origin_username.empty()) cmd += " --origin-username " + shell_quote(r.origin_username);
+    if (!r.origin_tls_ca.empty()) cmd += " --origin-tls-ca " + shell_quote(r.origin_tls_ca);
+    if (!r.origin_tls_cert.empty()) cmd += " --origin-tls-cert " + shell_quote(r.origin_tls_cert);
+    if (!r.origin_tls_key.empty()) cmd += " --origin-tls-key " + shell_quote(r.origin_tls_key);
+  }
   cmd += " --progress none";
   return cmd;
 }
@@ -115,6 +127,39 @@ std::map<std::string, std::string> parse_replay_summary(const std::string& out) 
   return m;
 }
 
+std::optional<ReplayCheck> parse_replay_check(const std::map<std::string, std::string>& summary,
+                                              const std::string& out) {
+  if (!summary.count("checked")) return std::nullopt;
+  ReplayCheck c;
+  c.checked = number_or_zero(summary, "checked");
+  c.equal = number_or_zero(summary, "equal");
+  c.differing = number_or_zero(summary, "differing");
+  c.unverifiable = number_or_zero(summary, "unverifiable");
+  c.check_errors = number_or_zero(summary, "check_errors");
+  c.kept_unconfirmed = number_or_zero(summary, "kept_unconfirmed");
+  // "differing partition: KS.TABLE KEY: WHAT" (zdm-data's check report).
+  static const std::string kDiffering = "differing partition: ";
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(kDiffering, 0) != 0) continue;
+    std::string table = line.substr(kDiffering.size());
+    table = table.substr(0, table.find_first_of(" :"));
+    if (!table.empty() && std::find(c.differing_tables.begin(), c.differing_tables.end(), table) ==
+                              c.differing_tables.end())
+      c.differing_tables.push_back(table);
+  }
+  std::sort(c.differing_tables.begin(), c.differing_tables.end());
+  return c;
+}
+
+std::string replay_check_text(const ReplayCheck& c) {
+  return fmt::format("checked {}: {} equal, {} differing, {} unverifiable, {}, {} kept",
+                     plural(c.checked, "partition", "partitions"), c.equal, c.differing,
+                     c.unverifiable, plural(c.check_errors, "check error", "check errors"),
+                     plural(c.kept_unconfirmed, "segment", "segments"));
+}
+
 JournalLeft parse_journal_status(const std::string& text) {
   Json j;
   try {
@@ -138,7 +183,11 @@ JournalLeft parse_journal_status(const std::string& text) {
   return l;
 }
 
-std::string replay_outcome(int exit_status) {
+std::string replay_outcome(int exit_status, const std::optional<ReplayCheck>& check) {
+  if (exit_status == 1 && check) {
+    if (check->differing > 0) return "differing";
+    if (check->kept_unconfirmed > 0) return "unconfirmed";
+  }
   return exit_status == 0 ? "ok" : exit_status == 4 ? "torn" : "failed";
 }
 
@@ -150,6 +199,7 @@ std::string replay_result_line(const ReplayHostResult& r) {
     line += fmt::format(" (exit {}): {} applied, {}", r.exit_status,
                         plural(r.applied, "write", "writes"),
                         plural(r.torn, "torn tail", "torn tails"));
+  if (r.check) line += "; " + replay_check_text(*r.check);
   if (r.left)
     line +=
         fmt::format("; left: {} to replay, {}, {}", plural(r.left->pending, "write", "writes"),
@@ -160,7 +210,7 @@ std::string replay_result_line(const ReplayHostResult& r) {
 
 int replay_exit_code(const std::vector<ReplayHostResult>& results) {
   bool unreachable = false, failed = false;
-  for (auto& r : results) {
+  for (auto& r : results) {  // "differing" and "unconfirmed" fail too: segments were kept
     unreachable |= r.outcome == "unreachable";
     failed |= r.outcome != "ok" && r.outcome != "skipped";
   }
@@ -176,13 +226,23 @@ Json replay_summary_json(const std::vector<ReplayHostResult>& results, int rc) {
               {"bytes", r.left->bytes},
               {"pending", r.left->pending},
               {"torn", r.left->torn}};
+    Json check = nullptr;
+    if (r.check)
+      check = {{"checked", r.check->checked},
+               {"equal", r.check->equal},
+               {"differing", r.check->differing},
+               {"unverifiable", r.check->unverifiable},
+               {"check_errors", r.check->check_errors},
+               {"kept_unconfirmed", r.check->kept_unconfirmed},
+               {"differing_tables", r.check->differing_tables}};
     hosts.push_back({{"host", r.host},
                      {"outcome", r.outcome},
                      {"exit_status", r.exit_status},
                      {"applied", r.applied},
                      {"torn", r.torn},
                      {"error", r.error},
-                     {"left", left}});
+                     {"left", left},
+                     {"check", check}});
   }
   return {{"exit_code", rc}, {"hosts", hosts}};
 }
@@ -204,7 +264,7 @@ int replay_command_run(const CommonOptions& opts, const ReplayOptions& ro, std::
   // the command before anything runs.
   struct HostPlan {
     ReplayInvocation inv;
-    std::string home, audit_dir, data_dir, password, binary;
+    std::string home, audit_dir, data_dir, password, origin_password, binary;
     std::vector<std::pair<std::string, std::string>> tls;  // local file → host path
   };
   std::vector<HostPlan> plans(proxies.size());
@@ -222,19 +282,35 @@ int replay_command_run(const CommonOptions& opts, const ReplayOptions& ro, std::
       h.inv.port = host_var(p, "target_port | default(9042)");
       h.inv.username = host_var(p, "target_username | default('')");
       h.password = host_var(p, "target_password | default('')");
-      if (!h.inv.username.empty()) h.inv.credentials = h.data_dir + "/replay.credentials";
       h.inv.rate = ro.rate;
-      const std::string tls_dir = host_var(p, "target_tls_user_dir_path | default('')");
+      h.inv.validate = ro.validate;
+      if (ro.validate) {
+        h.inv.origin_contact_points = host_var(p, "origin_contact_points | default('')");
+        h.inv.origin_port = host_var(p, "origin_port | default(9042)");
+        h.inv.origin_username = host_var(p, "origin_username | default('')");
+        h.origin_password = host_var(p, "origin_password | default('')");
+      }
+      if (!h.inv.username.empty() || !h.inv.origin_username.empty())
+        h.inv.credentials = h.data_dir + "/replay.credentials";
+      // Target's TLS files, and origin's when validating: uploaded to <data_dir>/tls/.
       const struct {
+        const char* side;
         const char* var;
         const char* file;
         std::string* field;
-      } roles[] = {{"target_tls_server_ca_filename", "target_ca.pem", &h.inv.tls_ca},
-                   {"target_tls_client_cert_filename", "target_cert.pem", &h.inv.tls_cert},
-                   {"target_tls_client_key_filename", "target_key.pem", &h.inv.tls_key}};
+      } roles[] = {
+          {"target", "target_tls_server_ca_filename", "target_ca.pem", &h.inv.tls_ca},
+          {"target", "target_tls_client_cert_filename", "target_cert.pem", &h.inv.tls_cert},
+          {"target", "target_tls_client_key_filename", "target_key.pem", &h.inv.tls_key},
+          {"origin", "origin_tls_server_ca_filename", "origin_ca.pem", &h.inv.origin_tls_ca},
+          {"origin", "origin_tls_client_cert_filename", "origin_cert.pem", &h.inv.origin_tls_cert},
+          {"origin", "origin_tls_client_key_filename", "origin_key.pem", &h.inv.origin_tls_key}};
       for (auto& role : roles) {
+        if (std::string(role.side) == "origin" && !ro.validate) continue;
         std::string f = host_var(p, std::string(role.var) + " | default('')");
         if (f.empty()) continue;
+        const std::string tls_dir =
+            host_var(p, std::string(role.side) + "_tls_user_dir_path | default('')");
         *role.field = h.data_dir + "/tls/" + role.file;
         h.tls.emplace_back(tls_dir + "/" + f, *role.field);
       }
@@ -275,6 +351,10 @@ int replay_command_run(const CommonOptions& opts, const ReplayOptions& ro, std::
       } else if (h.inv.contact_points.empty()) {
         r.outcome = "failed";
         r.error = "target_contact_points is not set";
+      } else if (h.inv.validate && h.inv.origin_contact_points.empty()) {
+        r.outcome = "failed";
+        r.error =
+            "origin_contact_points is not set (the check reads origin; --no-validate skips it)";
       } else {
         tr = connector->connect(connect_params(p.host, p.scope, opts.ssh));
         ExecResult x = tr->exec(
@@ -288,13 +368,18 @@ int replay_command_run(const CommonOptions& opts, const ReplayOptions& ro, std::
           tr->upload(binary, h.inv.zdm_data, 0755);
         for (auto& [local, remote] : h.tls) tr->upload(read_local_file(local), remote, 0600);
         if (!h.inv.credentials.empty())
-          tr->upload(replay_credentials_text(h.password), h.inv.credentials, 0600);
+          tr->upload(
+              replay_credentials_text(
+                  h.inv.username.empty() ? std::nullopt : std::optional(h.password),
+                  h.inv.origin_username.empty() ? std::nullopt : std::optional(h.origin_password)),
+              h.inv.credentials, 0600);
         x = tr->exec(replay_command(h.inv), opts.task_timeout_seconds);
         if (!h.inv.credentials.empty())  // gone already unless the shell stopped before reading it
           tr->exec("rm -f " + shell_quote(h.inv.credentials), 30);
         auto summary = parse_replay_summary(x.out);
         r.exit_status = x.rc;
-        r.outcome = replay_outcome(x.rc);
+        if (h.inv.validate) r.check = parse_replay_check(summary, x.out);
+        r.outcome = replay_outcome(x.rc, r.check);
         r.applied = number_or_zero(summary, "applied");
         r.torn = number_or_zero(summary, "torn");
         if (x.timed_out)
@@ -320,9 +405,15 @@ int replay_command_run(const CommonOptions& opts, const ReplayOptions& ro, std::
     }
     audit_lines[i] = redactor.apply(fmt::format(
         "{} user={} machine={} run={} command={} host={} release= config_sha256= outcome={} "
-        "applied={} torn={}",
+        "applied={} torn={}{}",
         util::utc_now(), user, machine, run_id, Json(command).dump(), p.host, r.outcome, r.applied,
-        r.torn));
+        r.torn,
+        r.check
+            ? fmt::format(" checked={} equal={} differing={} unverifiable={} check_errors={} "
+                          "kept_unconfirmed={}",
+                          r.check->checked, r.check->equal, r.check->differing,
+                          r.check->unverifiable, r.check->check_errors, r.check->kept_unconfirmed)
+            : std::string()));
     if (!tr) return;
     try {
       tr->exec(fmt::format("mkdir -p {0} && printf '%s\\n' {1} >> {0}/audit.log",
@@ -348,11 +439,31 @@ int replay_command_run(const CommonOptions& opts, const ReplayOptions& ro, std::
     for (auto& r : results) out << replay_result_line(r) << '\n';
   }
   out.flush();
-  std::string bad;
+  std::string bad, differing;
   size_t n_bad = 0;
-  for (auto& r : results)
-    if (r.outcome != "ok" && r.outcome != "skipped")
+  for (auto& r : results) {
+    if (r.outcome == "differing" || r.outcome == "unconfirmed") {
+      std::string what =
+          r.outcome == "differing"
+              ? plural(r.check->differing, "differing partition", "differing partitions")
+              : plural(r.check->unverifiable + r.check->check_errors, "partition not compared",
+                       "partitions not compared");
+      std::string tables;
+      for (auto& t : r.check->differing_tables) tables += (tables.empty() ? "" : ", ") + t;
+      differing += fmt::format("{}{} ({}{}, {} kept)", differing.empty() ? "" : "; ", r.host, what,
+                               tables.empty() ? "" : " in " + tables,
+                               plural(r.check->kept_unconfirmed, "segment", "segments"));
+    } else if (r.outcome != "ok" && r.outcome != "skipped") {
       bad += (n_bad++ ? ", " : "") + r.host + " (" + r.outcome + ")";
+    }
+  }
+  if (!differing.empty())
+    err << fmt::format(
+        "ERROR! replay: the partitions the journal touched are not confirmed equal on origin "
+        "and target on: {}. Those segments are kept (a rerun checks them again). Run `zdm-data "
+        "validate --repair` for the tables named, or investigate (`zdm-data validate "
+        "--keys-from-journal DIR` on the host names each partition).\n",
+        differing);
   if (n_bad)
     err << fmt::format(
         "ERROR! replay: {} of {} proxies did not finish their journal: {}{}\n", n_bad,

@@ -54,6 +54,19 @@ TargetHostResult answer(const std::string& host, int status, const std::string& 
 const char* kSummary =
     "replay: segments=3 applied=7 skipped_settled=2 skipped_replayed=0 torn=1 deleted=1 "
     "retries=2 seconds=0.22\n";
+// With --validate: the check report above the summary, the counts in it.
+const char* kValidatedSummary =
+    "differing partition: ks.users id=7: column name: origin 'a', target 'b'\n"
+    "differing partition: ks.orders id=1: missing on target\n"
+    "differing partition: ks.users id=9: missing on target\n"
+    "unverifiable: 1 x ks.big: partition over 10000 rows\n"
+    "replay: segments=3 applied=7 skipped_settled=0 skipped_replayed=0 torn=0 deleted=1 "
+    "retries=0 checked=12 equal=9 differing=3 unverifiable=1 check_errors=0 kept_unconfirmed=2 "
+    "seconds=0.40\n";
+const char* kEqualSummary =
+    "replay: segments=2 applied=5 skipped_settled=0 skipped_replayed=0 torn=0 deleted=2 "
+    "retries=0 checked=4 equal=4 differing=0 unverifiable=0 check_errors=0 kept_unconfirmed=0 "
+    "seconds=0.10\n";
 const char* kLeft =
     R"({"journals":["/j"],"segments":1,"bytes":2048,"writers":1,"writes":9,"pending":0,)"
     R"("settled":2,"replayed":7,"tables":{},"versions":{},"torn":[]})";
@@ -142,16 +155,18 @@ TEST_CASE("zdm-data's summary line and journal-status --json read back") {
 }
 
 TEST_CASE("replay_result_line and the exit code") {
-  ReplayHostResult ok{"p1", "ok", 0, 12, 0, JournalLeft{1, 1229, 0, 0}, ""};
+  ReplayHostResult ok{"p1", "ok", 0, 12, 0, JournalLeft{1, 1229, 0, 0}, "", std::nullopt};
   CHECK(replay_result_line(ok) ==
         "p1: replay ok (exit 0): 12 writes applied, 0 torn tails; left: 0 writes to replay, 1 "
         "segment, 1.2 KiB");
-  ReplayHostResult torn{"p2", "torn", 4, 1, 1, std::nullopt, "zdm-data: torn tail in x"};
+  ReplayHostResult torn{"p2",        "torn", 4, 1, 1, std::nullopt, "zdm-data: torn tail in x",
+                        std::nullopt};
   CHECK(replay_result_line(torn) ==
         "p2: replay torn (exit 4): 1 write applied, 1 torn tail; zdm-data: torn tail in x");
-  ReplayHostResult gone{"p3", "unreachable", -1, 0, 0, std::nullopt, "p3: connection refused"};
+  ReplayHostResult gone{
+      "p3", "unreachable", -1, 0, 0, std::nullopt, "p3: connection refused", std::nullopt};
   CHECK(replay_result_line(gone) == "p3: unreachable: p3: connection refused");
-  ReplayHostResult skipped{"p4", "skipped", -1, 0, 0, std::nullopt, "no journal"};
+  ReplayHostResult skipped{"p4", "skipped", -1, 0, 0, std::nullopt, "no journal", std::nullopt};
   CHECK(replay_exit_code({ok, skipped}) == kExitOk);
   CHECK(replay_exit_code({ok, torn}) == kExitHostFailed);
   CHECK(replay_exit_code({ok, torn, gone}) == kExitUnreachable);
@@ -215,7 +230,7 @@ TEST_CASE("zdm-deploy replay on fake hosts: uploads, no password on any command,
     return ExecResult{0, "", "", false};
   });
   std::ostringstream out, err;
-  int rc = replay_command_run(fleet.opts, ReplayOptions{250}, out, err, hosts);
+  int rc = replay_command_run(fleet.opts, ReplayOptions{250, true}, out, err, hosts);
   CHECK(rc == kExitHostFailed);
   auto lines = lines_of(out.str());
   REQUIRE(lines.size() == 3);
@@ -266,6 +281,184 @@ TEST_CASE("zdm-deploy replay: a failed zdm-data and an unreachable host are name
   CHECK(lines[2] == "p3: unreachable: p3: connection refused");
   CHECK(err.str().find("p1 (failed), p2 (failed), p3 (unreachable)") != std::string::npos);
   CHECK(hosts->commands_on("p1", "--rate").empty());  // zdm-data's default
+}
+
+TEST_CASE("replay_command --validate: origin's settings, both passwords only in the file") {
+  ReplayInvocation r;
+  r.zdm_data = "/srv/p1/zdm-data/zdm-data";
+  r.journal_dir = "/srv/p1/journal";
+  r.contact_points = "10.0.0.1";
+  r.username = "tu";
+  r.credentials = "/srv/p1/zdm-data/replay.credentials";
+  r.validate = true;
+  r.origin_contact_points = "10.0.1.1,10.0.1.2";
+  r.origin_port = "9044";
+  std::string c = replay_command(r);
+  CHECK(c.find(" --validate --origin 10.0.1.1,10.0.1.2 --origin-port 9044 --progress none") !=
+        std::string::npos);
+  CHECK(c.find("--origin-username") == std::string::npos);
+  CHECK(c.find("--origin-tls") == std::string::npos);
+  r.origin_username = "o u";
+  r.origin_tls_ca = "/srv/p1/zdm-data/tls/origin_ca.pem";
+  r.origin_tls_cert = "/srv/p1/zdm-data/tls/origin_cert.pem";
+  r.origin_tls_key = "/srv/p1/zdm-data/tls/origin_key.pem";
+  c = replay_command(r);
+  CHECK(c.find(" --origin-username 'o u' --origin-tls-ca /srv/p1/zdm-data/tls/origin_ca.pem "
+               "--origin-tls-cert /srv/p1/zdm-data/tls/origin_cert.pem --origin-tls-key "
+               "/srv/p1/zdm-data/tls/origin_key.pem --progress none") != std::string::npos);
+  CHECK(c.find("password") == std::string::npos);
+  CHECK(c.find("set -a && . /srv/p1/zdm-data/replay.credentials && ") == 0);
+
+  CHECK(replay_credentials_text("t", "o'") ==
+        "ZDM_DATA_TARGET_PASSWORD=t\nZDM_DATA_ORIGIN_PASSWORD='o'\"'\"''\n");
+  CHECK(replay_credentials_text(std::nullopt, "o") == "ZDM_DATA_ORIGIN_PASSWORD=o\n");
+
+  r.validate = false;  // --no-validate: the old command, origin's settings ignored
+  c = replay_command(r);
+  CHECK(c.find("--validate") == std::string::npos);
+  CHECK(c.find("--origin") == std::string::npos);
+}
+
+TEST_CASE("replay --validate's counts read back: outcome, line, JSON") {
+  auto s = parse_replay_summary(kValidatedSummary);
+  CHECK(s["applied"] == "7");
+  CHECK(s["seconds"] == "0.40");
+  auto c = parse_replay_check(s, kValidatedSummary);
+  REQUIRE(c);
+  CHECK(c->checked == 12);
+  CHECK(c->equal == 9);
+  CHECK(c->differing == 3);
+  CHECK(c->unverifiable == 1);
+  CHECK(c->check_errors == 0);
+  CHECK(c->kept_unconfirmed == 2);
+  CHECK(c->differing_tables == std::vector<std::string>{"ks.orders", "ks.users"});
+  CHECK(!parse_replay_check(parse_replay_summary(kSummary), kSummary));  // not validated
+  CHECK(!parse_replay_check({}, ""));
+
+  CHECK(replay_outcome(1, c) == "differing");
+  CHECK(replay_outcome(0, c) == "ok");
+  CHECK(replay_outcome(3, c) == "failed");
+  ReplayCheck unverified;
+  unverified.unverifiable = 2;
+  unverified.kept_unconfirmed = 1;
+  CHECK(replay_outcome(1, unverified) == "unconfirmed");
+  CHECK(replay_outcome(1, ReplayCheck{}) == "failed");  // nothing kept: a write failed
+
+  ReplayHostResult r{"p1", "differing", 1, 7, 0, JournalLeft{2, 4096, 0, 0}, "kept", c};
+  CHECK(replay_result_line(r) ==
+        "p1: replay differing (exit 1): 7 writes applied, 0 torn tails; checked 12 partitions: "
+        "9 equal, 3 differing, 1 unverifiable, 0 check errors, 2 segments kept; left: 0 writes "
+        "to replay, 2 segments, 4.0 KiB; kept");
+  CHECK(replay_exit_code({r}) == kExitHostFailed);
+  Json j = replay_summary_json({r}, 2);
+  CHECK(j["hosts"][0]["check"]["differing"] == 3);
+  CHECK(j["hosts"][0]["check"]["kept_unconfirmed"] == 2);
+  CHECK(j["hosts"][0]["check"]["differing_tables"][1] == "ks.users");
+  r.check.reset();
+  CHECK(replay_summary_json({r}, 2)["hosts"][0]["check"].is_null());
+}
+
+TEST_CASE("zdm-deploy replay validates by default: origin's settings, TLS, password file") {
+  Fleet fleet;
+  {
+    std::ofstream inv(fleet.dir / "inv.ini", std::ios::app);
+    inv << "origin_port=9045\norigin_username=ou\norigin_password=s3cret-origin\n"
+           "origin_tls_user_dir_path="
+        << (fleet.dir / "tls").string() << "\norigin_tls_server_ca_filename=ca.pem\n";
+  }
+  fs::create_directories(fleet.dir / "tls");
+  std::ofstream(fleet.dir / "tls" / "ca.pem") << "ORIGIN CA\n";
+  auto hosts = std::make_shared<FakeHosts>([](const std::string& h, const std::string& cmd) {
+    if (cmd.find(" replay --journal ") != std::string::npos) {
+      if (h == "p2")
+        return ExecResult{1, kValidatedSummary,
+                          "zdm-data: 2 segments kept: their partitions differ on target\n", false};
+      return ExecResult{0, kEqualSummary, "", false};
+    }
+    if (cmd.find(" journal-status ") != std::string::npos) return ExecResult{0, kLeft, "", false};
+    return ExecResult{0, "", "", false};
+  });
+  std::ostringstream out, err;
+  CHECK(replay_command_run(fleet.opts, ReplayOptions{}, out, err, hosts) == kExitHostFailed);
+  auto lines = lines_of(out.str());
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].find("p1: replay ok (exit 0): 5 writes applied, 0 torn tails; checked 4 "
+                      "partitions: 4 equal, 0 differing") == 0);
+  CHECK(lines[1].find("p2: replay differing (exit 1): 7 writes applied") == 0);
+  CHECK(lines[1].find("3 differing") != std::string::npos);
+  CAPTURE(err.str());
+  CHECK(err.str().find("not confirmed equal on origin and target on: p2 (3 differing partitions "
+                       "in ks.orders, ks.users, 2 segments kept)") != std::string::npos);
+  CHECK(err.str().find("zdm-data validate --repair") != std::string::npos);
+  CHECK(err.str().find("did not finish their journal") == std::string::npos);
+
+  for (auto& [h, c] : hosts->commands()) {
+    CAPTURE(c);
+    CHECK(c.find("s3cret-target") == std::string::npos);
+    CHECK(c.find("s3cret-origin") == std::string::npos);
+  }
+  auto replays = hosts->commands_on("p1", " replay --journal ");
+  REQUIRE(replays.size() == 1);
+  CHECK(replays[0].find(" --validate --origin 127.0.9.10 --origin-port 9045 --origin-username ou "
+                        "--origin-tls-ca /srv/p1/zdm-data/tls/origin_ca.pem --progress none") !=
+        std::string::npos);
+  auto up = hosts->uploads();
+  CHECK(up["p1:/srv/p1/zdm-data/replay.credentials"] ==
+        "ZDM_DATA_TARGET_PASSWORD=s3cret-target\nZDM_DATA_ORIGIN_PASSWORD=s3cret-origin\n");
+  CHECK(up["p1:/srv/p1/zdm-data/tls/origin_ca.pem"] == "ORIGIN CA\n");
+
+  auto local = lines_of(slurp(fs::path(fleet.opts.state_dir) / "audit.log"));
+  REQUIRE(local.size() == 3);
+  CHECK(local[0].find(" outcome=ok applied=5 torn=0 checked=4 equal=4 differing=0 "
+                      "unverifiable=0 check_errors=0 kept_unconfirmed=0") != std::string::npos);
+  CHECK(local[1].find(" outcome=differing applied=7 torn=0 checked=12 equal=9 differing=3 "
+                      "unverifiable=1 check_errors=0 kept_unconfirmed=2") != std::string::npos);
+}
+
+TEST_CASE("zdm-deploy replay --no-validate: no check, origin's settings and TLS untouched") {
+  Fleet fleet;
+  {
+    std::ofstream inv(fleet.dir / "inv.ini", std::ios::app);
+    inv << "origin_username=ou\norigin_password=s3cret-origin\n"
+           "origin_tls_user_dir_path=/nonexistent\norigin_tls_server_ca_filename=ca.pem\n";
+  }
+  auto hosts = std::make_shared<FakeHosts>([](const std::string&, const std::string& cmd) {
+    if (cmd.find(" replay --journal ") != std::string::npos)
+      return ExecResult{0, kSummary, "", false};
+    if (cmd.find(" journal-status ") != std::string::npos) return ExecResult{0, kLeft, "", false};
+    return ExecResult{0, "", "", false};
+  });
+  std::ostringstream out, err;
+  CHECK(replay_command_run(fleet.opts, ReplayOptions{std::nullopt, false}, out, err, hosts) ==
+        kExitOk);
+  CHECK(out.str().find("checked") == std::string::npos);
+  for (auto& [h, c] : hosts->commands()) {
+    CAPTURE(c);
+    CHECK(c.find("--validate") == std::string::npos);
+    CHECK(c.find("--origin") == std::string::npos);
+  }
+  auto up = hosts->uploads();
+  CHECK(up["p1:/srv/p1/zdm-data/replay.credentials"] == "ZDM_DATA_TARGET_PASSWORD=s3cret-target\n");
+  CHECK(up.count("p1:/srv/p1/zdm-data/tls/origin_ca.pem") == 0);
+  auto local = lines_of(slurp(fs::path(fleet.opts.state_dir) / "audit.log"));
+  REQUIRE(local.size() == 3);
+  CHECK(local[0].find("checked=") == std::string::npos);
+}
+
+TEST_CASE("zdm-deploy replay --validate without origin_contact_points: failed, saying so") {
+  Fleet fleet;
+  {
+    std::ofstream inv(fleet.dir / "inv.ini", std::ios::app);
+    inv << "origin_contact_points=\n";
+  }
+  auto hosts = std::make_shared<FakeHosts>([](const std::string&, const std::string&) {
+    return ExecResult{0, "", "", false};
+  });
+  std::ostringstream out, err;
+  CHECK(replay_command_run(fleet.opts, ReplayOptions{}, out, err, hosts) == kExitHostFailed);
+  CHECK(out.str().find("p1: replay failed: origin_contact_points is not set") == 0);
+  CHECK(out.str().find("--no-validate") != std::string::npos);
+  CHECK(hosts->commands_on("p1", " replay --journal ").empty());
 }
 
 TEST_CASE("cutover_gate: asks every proxy only when primary_cluster goes to TARGET") {
