@@ -16,7 +16,9 @@ with a journal (proxy_journal_dir, a host variable). Checks:
 - target enable: both enabled again;
 - the cutover gate: rolling-update -e primary_cluster=TARGET is refused while the journals hold
   the writes (naming the proxies, nothing rolled); zdm-deploy replay applies them on each proxy
-  host (exit 0, the rows read from target directly, 0 unsettled, audited); then the same rolling-update passes the gate;
+  host with --validate (exit 0, every replayed partition checked and equal with origin, the rows
+  read from target directly, 0 unsettled, audited with the check counts); then the same
+  rolling-update passes the gate;
 - target disable with primary_cluster TARGET in the inventory (-e): refused before any host is
   contacted, saying why; with one proxy rolled to primary_cluster TARGET (the inventory still
   ORIGIN): that proxy answers 409, the command exits 2 naming it with the proxy's text, the
@@ -26,6 +28,7 @@ Every zdm-deploy run is bounded (timeouts); everything started here is stopped b
 """
 import getpass
 import json
+import re
 import os
 import shutil
 import signal
@@ -351,11 +354,22 @@ def main():
           f"zdm-deploy replay: exit {r.returncode}, both ok, {applied} writes applied, 0 left",
           r.stdout + r.stderr)
     print(r.stdout, flush=True)
+    # --validate by default: each proxy's replayed partitions read back from origin and target.
+    counts = [re.search(r"; checked (\d+) partitions?: (\d+) equal, (\d+) differing, (\d+) unverifiable, "
+                        r"(\d+) check errors?, (\d+) segments? kept", l)
+              for l in r.stdout.splitlines() if ": replay ok (exit 0): " in l]
+    checked = sum(int(m.group(1)) for m in counts if m)
+    equal = sum(int(m.group(2)) for m in counts if m)
+    check(len(counts) == 2 and all(counts) and checked == equal >= acked
+          and all(m.group(3) == m.group(4) == m.group(5) == m.group(6) == "0" for m in counts if m),
+          f"zdm-deploy replay validated: {checked} partitions checked, {equal} equal with origin, "
+          f"0 differing, 0 kept", r.stdout + r.stderr)
     check(all(os.access(os.path.join(home(n), "zdm-data", "zdm-data"), os.X_OK) for n, _ in PROXIES),
           "zdm-data uploaded to <home>/zdm-data/ on each proxy host")
     local = audit_lines(os.path.join(STATE, "audit.log"), 'command="zdm-deploy replay')
-    check(len(local) == 2 and all(" outcome=ok applied=" in l for l in local),
-          "the local audit log: one replay line per proxy", "\n".join(local))
+    check(len(local) == 2 and all(" outcome=ok applied=" in l and " checked=" in l
+                                  and " differing=0 " in l and " kept_unconfirmed=0" in l for l in local),
+          "the local audit log: one replay line per proxy, with the check counts", "\n".join(local))
     n_target = rows_on_target()
     check(n_target == acked, f"the {acked} journaled rows are on target ({n_target})")
     r = deploy("target", "status", *common, "--json", timeout=60)
