@@ -67,7 +67,8 @@ std::string compare(const TableSchema& t, const Layout& l, const Rows& o, const 
   return out;
 }
 
-// Discovers one cluster. Throws JobError (exit 3).
+}  // namespace
+
 ClusterInfo discover_cluster(const ClusterConfig& config) {
   asio::io_context ioc;
   ClusterInfo info;
@@ -85,8 +86,6 @@ ClusterInfo discover_cluster(const ClusterConfig& config) {
   }
   return info;
 }
-
-}  // namespace
 
 void CheckCounts::add(const CheckCounts& o) {
   checked += o.checked;

@@ -92,6 +92,10 @@ class PartitionCheck {
 };
 
 /// The summary fields of a check: "checked=N equal=N differing=N unverifiable=N check_errors=N".
+/// Discovers one cluster (nodes, tokens, schema, the protocol version it speaks) on an
+/// io_context of its own. Throws JobError (exit 3) when it cannot be reached.
+ClusterInfo discover_cluster(const ClusterConfig& config);
+
 std::string check_summary(const CheckCounts& c);
 /// Its report for people: each difference and failure, then the unverifiable writes by reason.
 std::string check_report(const CheckCounts& c);

@@ -363,25 +363,6 @@ class Replay {
   Outcome outcome_;
 };
 
-// Discovers target (nodes and the protocol version it speaks). Throws JobError.
-ClusterInfo discover_target(const ClusterConfig& config) {
-  asio::io_context ioc;
-  ClusterInfo info;
-  std::exception_ptr error;
-  asio::co_spawn(
-      ioc, [&]() -> awaitable<void> { info = co_await discover(ioc, config); },
-      [&](std::exception_ptr e) { error = e; });
-  ioc.run();
-  if (error) {
-    try {
-      std::rethrow_exception(error);
-    } catch (const std::exception& e) {
-      throw JobError(kUnreachable, e.what());
-    }
-  }
-  return info;
-}
-
 replay::Survey survey_or_fail(const Options& o) {
   try {
     return replay::survey(o.journals);
@@ -413,7 +394,7 @@ int run_replay(const Options& o) {
   } catch (const OptionsError& e) {
     throw JobError(2, e.what());
   }
-  const ClusterInfo info = discover_target(config);
+  const ClusterInfo info = discover_cluster(config);
   ClusterConfig origin_config;
   ClusterInfo origin_info;
   if (o.replay_validate) {
@@ -422,7 +403,7 @@ int run_replay(const Options& o) {
     } catch (const OptionsError& e) {
       throw JobError(2, e.what());
     }
-    origin_info = discover_target(origin_config);
+    origin_info = discover_cluster(origin_config);
   }
   std::printf(
       "zdm-data replay: %llu segments of %llu writers, %llu writes to replay (%llu settled, "

@@ -19,23 +19,15 @@
 #include "ssh/lock.h"
 
 #include "common/util/clock.h"
+#include "common/util/strings.h"
 
 namespace zdm::deploy {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t b = 0;
-  while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  return s.substr(b);
-}
-
-std::string upper(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
+using util::trim;
+using util::upper;
 
 // The last `n` non-empty lines of `text`, joined with " / ".
 std::string last_lines(const std::string& text, size_t n) {

@@ -18,6 +18,7 @@
 #include "ssh/lock.h"
 
 #include "common/util/clock.h"
+#include "common/util/strings.h"
 
 namespace zdm::deploy {
 namespace {
@@ -37,17 +38,8 @@ const Json& field(const Json& j, const char* key, const std::string& path, Json:
   return *it;
 }
 
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  size_t b = 0;
-  while (b < s.size() && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  return s.substr(b);
-}
-
-std::string upper(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
+using util::trim;
+using util::upper;
 
 // The proxy's {"error": "..."}, else the body itself (trimmed, at most 300 characters).
 std::string error_text(const std::string& body) {
