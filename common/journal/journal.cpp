@@ -105,6 +105,19 @@ void write_all(int fd, std::string_view data, const fs::path& p) {
   }
 }
 
+// A read-back Write as the parts the encoder takes (views into `w`).
+WriteParts parts_of(const Write& w) {
+  WriteParts p;
+  p.reason = w.reason;
+  p.version = w.version;
+  p.opcode = w.opcode;
+  p.journaled_at_ms = w.journaled_at_ms;
+  p.keyspace = w.keyspace;
+  p.table = w.table;
+  p.body[0] = w.body;
+  return p;
+}
+
 }  // namespace
 
 void encode_write(uint64_t seq, const WriteParts& w, std::string& out) {
@@ -127,15 +140,7 @@ void encode_write(uint64_t seq, const WriteParts& w, std::string& out) {
 }
 
 void encode_write(const Write& w, std::string& out) {
-  WriteParts p;
-  p.reason = w.reason;
-  p.version = w.version;
-  p.opcode = w.opcode;
-  p.journaled_at_ms = w.journaled_at_ms;
-  p.keyspace = w.keyspace;
-  p.table = w.table;
-  p.body[0] = w.body;
-  encode_write(w.seq, p, out);
+  encode_write(w.seq, parts_of(w), out);
 }
 
 void encode_settled(uint64_t seq, Settlement how, std::string& out) {
@@ -186,15 +191,7 @@ void Writer::open_segment() {
 }
 
 std::optional<uint64_t> Writer::append(Write& w) {
-  WriteParts p;
-  p.reason = w.reason;
-  p.version = w.version;
-  p.opcode = w.opcode;
-  p.journaled_at_ms = w.journaled_at_ms;
-  p.keyspace = w.keyspace;
-  p.table = w.table;
-  p.body[0] = w.body;
-  auto seq = append(p);
+  auto seq = append(parts_of(w));
   if (seq) w.seq = *seq;
   return seq;
 }
